@@ -1,0 +1,106 @@
+"""The `agentstead` command: serve, migrate, config show|check, version."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from . import buildinfo, logs
+from .settings import ConfigError, Settings, describe, ensure_secret_key, load
+from .store.migrate import MigrationError, migrate
+
+EXIT_CONFIG = 2  # bad configuration: one line on stderr naming the setting
+EXIT_FAILURE = 1
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load()
+    if getattr(args, "host", None):
+        settings = settings.replace(host=args.host)
+    if getattr(args, "port", None):
+        settings = settings.replace(port=args.port)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import run  # imports aiohttp and the app only when serving
+
+    settings = ensure_secret_key(_settings(args))
+    logs.configure(settings.log_level, settings.log_format)
+    run(settings, unix_socket=args.unix_socket)
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    report = migrate(settings.db_file, snapshots_kept=settings.migration_snapshots)
+    if report.applied:
+        print(f"migrated {settings.db_file} from version {report.before} to {report.after}"
+              + (f"; snapshot {report.snapshot}" if report.snapshot else ""))
+    else:
+        print(f"{settings.db_file} is up to date (version {report.after})")
+    return 0
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    rows = describe(settings)
+    if args.json:
+        print(json.dumps([{"name": n, "value": v, "source": s} for n, v, s in rows], indent=2))
+    else:
+        width = max(len(n) for n, _, _ in rows)
+        for name, value, source in rows:
+            print(f"{name:<{width}}  {value}    [{source}]")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(f"configuration ok ({settings.env})")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    info = buildinfo.load()
+    print(f"agentstead {info.version} (commit {info.commit}, built {info.build_time}, Python {info.python})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="agentstead", description="Self-hosted AI agents platform.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the HTTP server (migrates the database first)")
+    serve.add_argument("--host", help="bind address (default from AGENTSTEAD_HOST)")
+    serve.add_argument("--port", type=int, help="bind port (default from AGENTSTEAD_PORT)")
+    serve.add_argument("--unix-socket", metavar="PATH", help="listen on a Unix socket instead")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+
+    config = sub.add_parser("config", help="inspect the configuration")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    show = config_sub.add_parser("show", help="print the effective settings, secrets masked")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=cmd_config_show)
+    config_sub.add_parser("check", help="validate; exit 2 naming the bad setting").set_defaults(
+        func=cmd_config_check)
+
+    sub.add_parser("version", help="print version and build").set_defaults(func=cmd_version)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"agentstead: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except MigrationError as exc:
+        print(f"agentstead: database error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130

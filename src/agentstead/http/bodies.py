@@ -1,0 +1,35 @@
+"""Reading request bodies: size limit, content type, JSON with where it broke."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..keys import SETTINGS
+from .errors import ApiError
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON document, or an ApiError (415, 413, 400) saying what is wrong."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"send the body as application/json (got {request.content_type or 'nothing'})")
+    try:
+        raw = await request.read()  # aiohttp enforces client_max_size while reading
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "payload_too_large",
+                       f"request body is larger than {request.app[SETTINGS].max_body_size} bytes") from None
+    if not raw:
+        raise ApiError(400, "malformed_json", "request body is empty; send a JSON document")
+    try:
+        text = raw.decode(request.charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        raise ApiError(400, "malformed_json", "request body is not valid UTF-8") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "malformed_json",
+                       f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+                       details={"line": exc.lineno, "column": exc.colno, "position": exc.pos}) from None

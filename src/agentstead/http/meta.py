@@ -1,0 +1,25 @@
+"""The API's own description: the OpenAPI document and the schema state."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from ..keys import DB, OPENAPI
+from ..store import health as store
+from ..store.migrate import latest_version
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
+
+
+async def schema(request: web.Request) -> web.Response:
+    """The database schema version and every applied migration."""
+    applied = await store.applied_migrations(request.app[DB])
+    return web.json_response({
+        "version": applied[-1].version if applied else 0,
+        "latest": latest_version(),
+        "migrations": [dataclasses.asdict(m) for m in applied],
+    })

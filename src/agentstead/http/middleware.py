@@ -1,0 +1,86 @@
+"""Middlewares: request id, access log and metrics, errors as JSON, body limit."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import web
+
+from ..keys import METRICS, SETTINGS
+from ..logs import request_id
+from . import errors
+
+access_log = logging.getLogger("agentstead.access")
+log = logging.getLogger("agentstead.http")
+
+# A proxy's request id is reused when it looks like one (Caddy sends none by default).
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def _route_label(request: web.Request) -> str:
+    info = request.match_info
+    if info.http_exception is not None or info.route.resource is None:
+        return "unmatched"
+    return info.route.resource.canonical
+
+
+@web.middleware
+async def observe(request: web.Request, handler):
+    """Outermost: request id, timing, metrics and one JSON access-log line."""
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+    token = request_id.set(rid)
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    start = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-ID"] = rid
+        return response
+    finally:
+        elapsed = time.perf_counter() - start
+        metrics.in_flight.dec()
+        route = _route_label(request)
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+        access_log.info("request", extra={
+            "method": request.method, "path": request.path, "route": route, "status": status,
+            "duration_ms": round(elapsed * 1000, 3), "remote": request.remote,
+            "user_agent": request.headers.get("User-Agent", ""),
+        })
+        request_id.reset(token)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler):
+    """Turn every failure into the JSON error shape; never leak a stack trace."""
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return errors.from_api_error(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # redirects and 2xx raised as exceptions pass through
+        return errors.from_http_exception(exc)
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return errors.error_response(500, "internal_error",
+                                     "internal error; quote the request id when reporting it")
+
+
+@web.middleware
+async def body_limit(request: web.Request, handler):
+    """Refuse a declared oversized body before reading a byte of it."""
+    limit = request.app[SETTINGS].max_body_size
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.ApiError(413, "payload_too_large",
+                              f"request body is {request.content_length} bytes; the limit is {limit}")
+    return await handler(request)
+
+
+MIDDLEWARES = (observe, json_errors, body_limit)

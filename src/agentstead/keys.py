@@ -1,0 +1,20 @@
+"""Typed application keys, all in one place."""
+
+from __future__ import annotations
+
+import weakref
+
+from aiohttp import web
+
+from .buildinfo import BuildInfo
+from .metrics import Metrics
+from .settings import Settings
+from .store.db import Database
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+METRICS = web.AppKey("metrics", Metrics)
+BUILD = web.AppKey("build", BuildInfo)
+STARTED_AT = web.AppKey("started_at", float)
+OPENAPI = web.AppKey("openapi", dict)
+WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)

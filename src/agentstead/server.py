@@ -1,0 +1,73 @@
+"""Running the app: listen, tell systemd, stop gracefully on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from . import sdnotify
+from .app import create_app
+from .settings import Settings
+
+log = logging.getLogger("agentstead.server")
+
+
+async def _watchdog(interval: float) -> None:
+    # The ping comes from the event loop itself: a blocked loop misses it
+    # and systemd restarts the service.
+    while True:
+        sdnotify.notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
+
+
+async def serve(settings: Settings, *, unix_socket: str | None = None) -> None:
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                           shutdown_timeout=settings.shutdown_grace_seconds)
+    await runner.setup()
+    path = unix_socket or settings.unix_socket
+    site: web.BaseSite
+    if path:
+        site = web.UnixSite(runner, path)
+    else:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise SystemExit(f"cannot listen on {path or f'{settings.host}:{settings.port}'}: {exc.strerror}")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("listening", extra={"address": path or f"http://{settings.host}:{settings.port}"})
+    sdnotify.notify("READY=1\nSTATUS=serving")
+    interval = sdnotify.watchdog_interval()
+    pinger = asyncio.create_task(_watchdog(interval)) if interval else None
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping", extra={"grace_seconds": settings.shutdown_grace_seconds})
+        sdnotify.notify("STOPPING=1\nSTATUS=draining requests")
+        # cleanup(): stop listening, close WebSockets (1001), wait for in-flight
+        # handlers up to the grace period, then close the database.
+        await runner.cleanup()
+        if pinger:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+        log.info("stopped")
+
+
+def run(settings: Settings, *, unix_socket: str | None = None) -> None:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional (not on every platform)
+        asyncio.run(serve(settings, unix_socket=unix_socket))
+    else:
+        uvloop.run(serve(settings, unix_socket=unix_socket))

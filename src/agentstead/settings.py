@@ -1,0 +1,361 @@
+"""Configuration: one declarative table, one typed object, loaded once.
+
+Sources, later ones win: defaults, the TOML file named by AGENTSTEAD_CONFIG,
+AGENTSTEAD_* environment variables, AGENTSTEAD_*_FILE twins (secrets only),
+and files in $CREDENTIALS_DIRECTORY named after the setting (systemd
+LoadCredential). Every problem is a ConfigError naming the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Callable, Mapping
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "AGENTSTEAD_"
+CONFIG_ENV = "AGENTSTEAD_CONFIG"
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """A setting is wrong. str() is one line that names it."""
+
+    def __init__(self, env: str, message: str):
+        super().__init__(f"{env}: {message}")
+        self.env = env
+
+
+# ---- parsers: str -> value, raising ValueError with a message for people ----
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(str(raw).strip().replace("_", ""))
+        except ValueError:
+            raise ValueError(f"must be an integer (got {raw!r})") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi} (got {value})")
+        return value
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"must be a number (got {raw!r})") from None
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo} and {hi} (got {value})")
+        return value
+    return parse
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2,
+               "mb": 1024**2, "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
+
+
+def _size(raw: str) -> int:
+    """'1MiB', '512k', '1048576' -> bytes (binary units)."""
+    text = str(raw).strip().lower().replace("_", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):].strip()
+    if not number or unit not in _SIZE_UNITS:
+        raise ValueError(f"must be a size like 1048576, 512KiB or 1MiB (got {raw!r})")
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise ValueError(f"must be a size like 1048576, 512KiB or 1MiB (got {raw!r})") from None
+    if value < 0:
+        raise ValueError(f"must not be negative (got {raw!r})")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false (got {raw!r})")
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        text = str(raw).strip().lower()
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)} (got {raw!r})")
+        return text
+    return parse
+
+
+def _text(raw: str) -> str:
+    return str(raw).strip()
+
+
+def _secret(raw: str) -> str:
+    # Secrets keep inner whitespace but not the trailing newline files carry.
+    return str(raw).strip("\r\n")
+
+
+def _path(raw: str) -> str:
+    text = str(raw).strip()
+    return str(Path(text).expanduser()) if text else ""
+
+
+def _host(raw: str) -> str:
+    text = str(raw).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _url(raw: str) -> str:
+    text = str(raw).strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL like https://agents.example.org (got {raw!r})")
+    if parts.path or parts.query or parts.fragment:
+        raise ValueError(f"must be an origin without a path (got {raw!r})")
+    return text
+
+
+def _origins(raw: str | list) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    out = []
+    for item in (str(i).strip().rstrip("/") for i in items):
+        if not item:
+            continue
+        if item != "*":
+            _url(item)
+        out.append(item)
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One row of the settings table."""
+
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+    example: str = ""
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("env", _choice("development", "production"), "development",
+            "development or production; production refuses unsafe settings.", example="production"),
+    Setting("host", _host, "127.0.0.1", "Address the HTTP server binds to.", example="127.0.0.1"),
+    Setting("port", _int_range(1, 65535), 47293, "TCP port the HTTP server binds to.", example="47293"),
+    Setting("unix_socket", _path, "", "Listen on this Unix socket instead of host:port when set.",
+            example=""),
+    Setting("state_dir", _path, "./var",
+            "Directory for the database, its pre-migration snapshots and generated keys.",
+            example="/var/lib/agentstead"),
+    Setting("database_path", _path, "",
+            "SQLite database file; empty means agentstead.db in the state directory.", example=""),
+    Setting("public_url", _url, "http://localhost:47294",
+            "The origin people use to reach Agentstead (through Caddy); https in production.",
+            example="https://agents.example.org"),
+    Setting("cors_origins", _origins, (),
+            "Comma-separated origins allowed to call the API from a browser; '*' is refused in production.",
+            example=""),
+    Setting("secret_key", _secret, "",
+            f"Signing key for sessions and tokens, at least {MIN_SECRET_BYTES} bytes. Required in "
+            "production; in development one is generated and kept in the state directory.",
+            secret=True, example=""),
+    Setting("max_body_size", _size, 1024 * 1024,
+            "Largest request body accepted (bytes, or with KiB/MiB).", example="1MiB"),
+    Setting("shutdown_grace_seconds", _float_range(0, 3600), 10.0,
+            "On SIGTERM, how long in-flight requests may take to finish.", example="10"),
+    Setting("db_readers", _int_range(1, 64), 4, "Read-only SQLite connections in the pool.",
+            example="4"),
+    Setting("db_busy_timeout_ms", _int_range(0, 600_000), 5000,
+            "How long a connection waits for a lock before failing.", example="5000"),
+    Setting("migration_snapshots", _int_range(0, 100), 3,
+            "Pre-migration VACUUM INTO snapshots kept beside the database.", example="3"),
+    Setting("min_free_disk", _size, 100 * 1024 * 1024,
+            "/readyz fails when the state directory has less free space than this.",
+            example="100MiB"),
+    Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
+            "Least severe log level written.", example="info"),
+    Setting("log_format", _choice("json", "text"), "json",
+            "json (one object per line, for journald) or text (for a terminal).", example="json"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+BY_ENV = {s.env: s for s in SETTINGS}
+# Environment variables that are ours but are not settings themselves.
+_META_ENV = {CONFIG_ENV} | {s.env + "_FILE" for s in SETTINGS if s.secret}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The effective configuration. Build it with load()."""
+
+    env: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 47293
+    unix_socket: str = ""
+    state_dir: str = "./var"
+    database_path: str = ""
+    public_url: str = "http://localhost:47294"
+    cors_origins: tuple[str, ...] = ()
+    secret_key: str = dataclasses.field(default="", repr=False)
+    max_body_size: int = 1024 * 1024
+    shutdown_grace_seconds: float = 10.0
+    db_readers: int = 4
+    db_busy_timeout_ms: int = 5000
+    migration_snapshots: int = 3
+    min_free_disk: int = 100 * 1024 * 1024
+    log_level: str = "info"
+    log_format: str = "json"
+    # Where each value came from, for `config show`.
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def db_file(self) -> Path:
+        return Path(self.database_path) if self.database_path else Path(self.state_dir) / "agentstead.db"
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def _read_secret_file(setting: Setting, path: str, env: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(env, f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _collect(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Raw values and their sources, before parsing."""
+    raw: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    config_path = environ.get(CONFIG_ENV, "").strip()
+    if config_path:
+        try:
+            with open(config_path, "rb") as fh:
+                table = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(CONFIG_ENV, f"cannot read {config_path}: {exc.strerror or exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(CONFIG_ENV, f"{config_path} is not valid TOML: {exc}") from None
+        for key, value in table.items():
+            setting = BY_NAME.get(key)
+            if setting is None:
+                raise ConfigError(CONFIG_ENV, f"{config_path}: unknown setting {key!r}")
+            raw[key] = value
+            sources[key] = f"file {config_path}"
+
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or key in _META_ENV:
+            continue
+        setting = BY_ENV.get(key)
+        if setting is None:
+            raise ConfigError(key, "unknown setting (see the configuration reference in README.md)")
+        raw[setting.name] = environ[key]
+        sources[setting.name] = "environment"
+
+    creds = environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    for setting in SETTINGS:
+        if not setting.secret:
+            continue
+        file_env = setting.env + "_FILE"
+        if environ.get(file_env, "").strip():
+            raw[setting.name] = _read_secret_file(setting, environ[file_env].strip(), file_env)
+            sources[setting.name] = f"file {environ[file_env].strip()}"
+        if creds:
+            cred = Path(creds) / setting.name
+            if cred.is_file():
+                raw[setting.name] = _read_secret_file(setting, str(cred), setting.env)
+                sources[setting.name] = f"credential {setting.name}"
+    return raw, sources
+
+
+def _check_production(values: dict[str, Any]) -> None:
+    if values["env"] != "production":
+        return
+    key = values["secret_key"]
+    if len(key.encode()) < MIN_SECRET_BYTES:
+        what = "is missing" if not key else f"is {len(key.encode())} bytes"
+        raise ConfigError(BY_NAME["secret_key"].env,
+                          f"{what}; production needs at least {MIN_SECRET_BYTES} bytes "
+                          "(generate one with: openssl rand -base64 48)")
+    if not values["public_url"].startswith("https://"):
+        raise ConfigError(BY_NAME["public_url"].env,
+                          f"must be https in production (got {values['public_url']!r})")
+    if "*" in values["cors_origins"]:
+        raise ConfigError(BY_NAME["cors_origins"].env, "a wildcard origin is refused in production")
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, parse and validate every source. Does not touch the state directory."""
+    environ = os.environ if environ is None else environ
+    raw, sources = _collect(environ)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in raw:
+            try:
+                values[setting.name] = setting.parse(raw[setting.name])
+            except ValueError as exc:
+                raise ConfigError(setting.env, str(exc)) from None
+        else:
+            values[setting.name] = setting.default
+            sources.setdefault(setting.name, "default")
+    _check_production(values)
+    if values["host"]:
+        try:
+            ipaddress.ip_address(values["host"])
+        except ValueError:
+            if not all(c.isalnum() or c in ".-" for c in values["host"]):
+                raise ConfigError(BY_NAME["host"].env, f"is not an address or host name ({values['host']!r})")
+    return Settings(**values, sources=sources)
+
+
+def ensure_secret_key(settings: Settings) -> Settings:
+    """Outside production, generate a secret key once and keep it (0600) in the state directory."""
+    if settings.secret_key or settings.production:
+        return settings
+    path = Path(settings.state_dir) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    key = path.read_text().strip()
+    if len(key.encode()) < MIN_SECRET_BYTES:
+        raise ConfigError(BY_NAME["secret_key"].env, f"{path} holds a key shorter than {MIN_SECRET_BYTES} bytes")
+    sources = dict(settings.sources, secret_key=f"generated {path}")
+    return dataclasses.replace(settings, secret_key=key, sources=sources)
+
+
+def describe(settings: Settings) -> list[tuple[str, str, str]]:
+    """(env var, shown value, source) rows with secrets masked, for `config show`."""
+    rows = []
+    for setting in SETTINGS:
+        value = getattr(settings, setting.name)
+        if setting.secret:
+            shown = f"****** ({len(str(value).encode())} bytes)" if value else "(unset)"
+        elif isinstance(value, tuple):
+            shown = ",".join(value)
+        else:
+            shown = str(value)
+        rows.append((setting.env, shown, settings.sources.get(setting.name, "default")))
+    return rows

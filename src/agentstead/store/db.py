@@ -1,0 +1,117 @@
+"""The database: one writer connection, a small pool of read-only readers.
+
+Every write goes through `Database.write()`, which serialises writers on an
+asyncio lock and wraps them in BEGIN IMMEDIATE, so SQLite never has two
+writers racing for the lock ("database is locked" is the usual failure of
+apps that let every task write). Readers are opened read-only (mode=ro) and
+see committed data only, through WAL.
+
+Checkpoint policy: the app never runs `PRAGMA wal_checkpoint` itself (no
+RESTART or TRUNCATE that would fight Litestream). SQLite's automatic
+checkpoint (PASSIVE, every 1000 pages) stays on: a PASSIVE checkpoint never
+blocks, never truncates the WAL, and keeps the WAL bounded when Litestream is
+stopped or its storage is down. Litestream holds a read transaction on the WAL
+while it copies frames, so a checkpoint cannot overtake it; at worst a race
+makes Litestream start a new generation with a fresh snapshot, which costs
+upload bandwidth, not data. Litestream runs its own TRUNCATE checkpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import AsyncIterator
+
+import aiosqlite
+
+
+def pragmas(busy_timeout_ms: int, *, readonly: bool) -> list[str]:
+    """The pragmas every connection gets, in the order they must run."""
+    statements = [
+        # 1. First, so that everything below waits for locks instead of failing
+        #    at once with SQLITE_BUSY (e.g. while Litestream checkpoints).
+        f"PRAGMA busy_timeout = {int(busy_timeout_ms)}",
+    ]
+    if not readonly:
+        statements += [
+            # 2. WAL: readers never block the writer and Litestream can replicate.
+            #    Persistent in the file; set by the writer only (readers cannot).
+            "PRAGMA journal_mode = WAL",
+        ]
+    statements += [
+        # 3. FULL, not NORMAL: in WAL mode NORMAL survives an application crash
+        #    but may lose the last commits on power loss. Agentstead promises
+        #    that nothing acknowledged is lost, so every commit syncs the WAL;
+        #    writes are batched (events, tokens) to keep the fsync count low.
+        "PRAGMA synchronous = FULL",
+        # 4. Enforce the REFERENCES clauses in the schema (off by default).
+        "PRAGMA foreign_keys = ON",
+    ]
+    return statements
+
+
+class Database:
+    """Owns the writer connection and the reader pool of one SQLite file."""
+
+    def __init__(self, path: Path, *, readers: int = 4, busy_timeout_ms: int = 5000):
+        self.path = Path(path)
+        self._n_readers = readers
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect(readonly=False)
+        for _ in range(self._n_readers):
+            conn = await self._connect(readonly=True)
+            self._all_readers.append(conn)
+            self._readers.put_nowait(conn)
+
+    async def _connect(self, *, readonly: bool) -> aiosqlite.Connection:
+        target = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves.
+        conn = await aiosqlite.connect(target, uri=True, isolation_level=None,
+                                       check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        for statement in pragmas(self._busy_timeout_ms, readonly=readonly):
+            await conn.execute(statement)
+        return conn
+
+    async def close(self) -> None:
+        for conn in self._all_readers:
+            await conn.close()
+        self._all_readers.clear()
+        if self._writer is not None:
+            await self._writer.close()
+            self._writer = None
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A short write transaction (BEGIN IMMEDIATE ... COMMIT), serialised.
+
+        Never await network I/O inside it: the lock is held until it ends.
+        """
+        assert self._writer is not None, "database is not open"
+        async with self._write_lock:
+            await self._writer.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._writer
+            except BaseException:
+                await self._writer.execute("ROLLBACK")
+                raise
+            else:
+                await self._writer.execute("COMMIT")
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A read-only connection from the pool."""
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            self._readers.put_nowait(conn)

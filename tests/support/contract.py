@@ -1,0 +1,74 @@
+"""A test client that validates every response it sees against openapi.yaml."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from openapi_core import OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+
+from agentstead.app import load_openapi
+
+_SPEC: OpenAPI | None = None
+
+
+def spec() -> OpenAPI:
+    global _SPEC
+    if _SPEC is None:
+        _SPEC = OpenAPI.from_dict(load_openapi())
+    return _SPEC
+
+
+def template_for(method: str, path: str) -> str | None:
+    """The documented path template that matches a concrete path and method."""
+    for template, operations in load_openapi()["paths"].items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path) and method.lower() in operations:
+            return template
+    return None
+
+
+def validate(method: str, path: str, status: int, content_type: str, body: bytes,
+             request_body: bytes | None = None, request_content_type: str = "application/json") -> None:
+    """Raise when the response does not match the documented one."""
+    request = MockRequest("http://127.0.0.1:47293", method.lower(), path,
+                          data=request_body, content_type=request_content_type)
+    response = MockResponse(body, status_code=status, content_type=content_type)
+    spec().validate_response(request, response)
+
+
+class ContractClient:
+    """Wraps aiohttp's TestClient; documented routes' responses are validated."""
+
+    def __init__(self, client: TestClient, app: web.Application):
+        self.raw = client
+        self.app = app
+        self.validated = 0
+
+    async def request(self, method: str, path: str, *, validate_contract: bool = True, **kwargs):
+        resp = await self.raw.request(method, path, **kwargs)
+        body = await resp.read()
+        if validate_contract and self._is_documented(method, path):
+            sent = kwargs.get("data") or (json.dumps(kwargs["json"]).encode() if "json" in kwargs else None)
+            validate(method, path.split("?")[0], resp.status, resp.content_type, body,
+                     request_body=sent if isinstance(sent, bytes) else None)
+            self.validated += 1
+        return resp
+
+    def _is_documented(self, method: str, path: str) -> bool:
+        return template_for(method, path.split("?")[0]) is not None
+
+    async def get(self, path: str, **kw):
+        return await self.request("GET", path, **kw)
+
+    async def post(self, path: str, **kw):
+        return await self.request("POST", path, **kw)
+
+    async def patch(self, path: str, **kw):
+        return await self.request("PATCH", path, **kw)
+
+    async def delete(self, path: str, **kw):
+        return await self.request("DELETE", path, **kw)
