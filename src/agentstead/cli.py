@@ -62,6 +62,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_reference(args: argparse.Namespace) -> int:
+    from .settings_docs import reference_table
+
+    print(reference_table(), end="")
+    return 0
+
+
+def cmd_config_example(args: argparse.Namespace) -> int:
+    from .settings_docs import env_example
+
+    print(env_example(), end="")
+    return 0
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     info = buildinfo.load()
     print(f"agentstead {info.version} (commit {info.commit}, built {info.build_time}, Python {info.python})")
@@ -87,6 +101,10 @@ def parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_config_show)
     config_sub.add_parser("check", help="validate; exit 2 naming the bad setting").set_defaults(
         func=cmd_config_check)
+    config_sub.add_parser("reference", help="print the settings table for README.md").set_defaults(
+        func=cmd_config_reference)
+    config_sub.add_parser("example", help="print .env.production.example").set_defaults(
+        func=cmd_config_example)
 
     sub.add_parser("version", help="print version and build").set_defaults(func=cmd_version)
     return p

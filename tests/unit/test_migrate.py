@@ -1,0 +1,105 @@
+"""Migrations: fresh, upgrade with a snapshot, refusal of newer or edited schemas."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from agentstead.store import migrate as M
+
+
+def shipped_plus(*extra: tuple[str, str]) -> list[M.Migration]:
+    out = list(M.available())
+    for name, sql in extra:
+        out.append(M.Migration(len(out) + 1, name, sql))
+    return out
+
+
+def version(path) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def test_fresh_database_is_created_in_wal_with_every_migration(tmp_path):
+    db = tmp_path / "a.db"
+    report = M.migrate(db)
+    assert report.before == 0 and report.after == M.latest_version() >= 1
+    assert report.snapshot is None  # nothing to protect on an empty file
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        rows = conn.execute("SELECT version, name FROM schema_migrations").fetchall()
+    assert rows[0] == (1, "init")
+
+
+def test_second_run_is_a_no_op(tmp_path):
+    db = tmp_path / "a.db"
+    M.migrate(db)
+    again = M.migrate(db)
+    assert again.applied == () and again.snapshot is None
+
+
+def test_upgrade_snapshots_first_and_keeps_the_last_three(tmp_path):
+    db = tmp_path / "a.db"
+    M.migrate(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO health_probe VALUES (1, 'before-upgrade', 'now')")
+    migrations = list(M.available())
+    for i in range(4):
+        migrations = migrations + [M.Migration(len(migrations) + 1, f"add_t{i}", f"CREATE TABLE t{i} (x);")]
+        report = M.migrate(db, migrations=migrations)
+        assert report.applied == (len(migrations),)
+        assert report.snapshot is not None and report.snapshot.exists()
+        with sqlite3.connect(report.snapshot) as snap:
+            # the snapshot is the database as it was before this migration
+            assert snap.execute("PRAGMA user_version").fetchone()[0] == len(migrations) - 1
+            assert snap.execute("SELECT token FROM health_probe").fetchone()[0] == "before-upgrade"
+            assert snap.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    snapshots = sorted(tmp_path.glob("a.db.pre-migration-v*"))
+    assert len(snapshots) == 3
+    assert version(db) == len(migrations)
+
+
+def test_failed_migration_rolls_back_entirely(tmp_path):
+    db = tmp_path / "a.db"
+    M.migrate(db)
+    bad = shipped_plus(("half", "CREATE TABLE ok_table (x); INSERT INTO missing_table VALUES (1);"))
+    with pytest.raises(M.MigrationError, match="0002_half failed and was rolled back"):
+        M.migrate(db, migrations=bad)
+    assert version(db) == 1
+    with sqlite3.connect(db) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
+    assert "ok_table" not in names
+
+
+def test_newer_database_is_refused_with_a_clear_message(tmp_path):
+    db = tmp_path / "a.db"
+    M.migrate(db, migrations=shipped_plus(("future", "CREATE TABLE future (x);")))
+    with pytest.raises(M.MigrationError, match="schema version 2, newer than this Agentstead knows"):
+        M.migrate(db)
+    assert version(db) == 2  # untouched
+
+
+def test_edited_migration_is_refused(tmp_path):
+    db = tmp_path / "a.db"
+    M.migrate(db)
+    edited = [M.Migration(1, "init", M.available()[0].sql + "\n-- edited")]
+    with pytest.raises(M.MigrationError, match="changed after it was applied"):
+        M.migrate(db, migrations=edited)
+
+
+def test_not_a_database_is_refused(tmp_path):
+    db = tmp_path / "a.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(M.MigrationError, match="not a usable SQLite database"):
+        M.migrate(db)
+
+
+def test_migration_files_are_numbered_without_gaps(tmp_path):
+    (tmp_path / "0001_a.sql").write_text("")
+    (tmp_path / "0003_c.sql").write_text("")
+    with pytest.raises(M.MigrationError, match="0002 is missing"):
+        M.available(tmp_path)
+    (tmp_path / "2_bad.sql").write_text("")
+    with pytest.raises(M.MigrationError, match="not named NNNN_name.sql"):
+        M.available(tmp_path)

@@ -1,0 +1,131 @@
+"""Settings: sources in order, parsing, production refusals, secrets masked."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from agentstead import settings as S
+from agentstead.cli import main
+
+
+def load(**env):
+    return S.load(env)
+
+
+def test_defaults_are_the_development_defaults():
+    s = load()
+    assert (s.env, s.host, s.port, s.max_body_size) == ("development", "127.0.0.1", 47293, 1024 * 1024)
+    assert s.sources["port"] == "default"
+    assert str(s.db_file).endswith("var/agentstead.db")
+
+
+def test_sources_override_in_order(tmp_path):
+    toml = tmp_path / "agentstead.toml"
+    toml.write_text('port = 5000\nlog_level = "debug"\nsecret_key = "from-toml-' + "x" * 40 + '"\n')
+    secret_file = tmp_path / "key"
+    secret_file.write_text("from-file-" + "y" * 40 + "\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "secret_key").write_text("from-credential-" + "z" * 40 + "\n")
+
+    s = load(AGENTSTEAD_CONFIG=str(toml))
+    assert s.port == 5000 and s.log_level == "debug" and s.secret_key.startswith("from-toml")
+
+    s = load(AGENTSTEAD_CONFIG=str(toml), AGENTSTEAD_PORT="6000", AGENTSTEAD_SECRET_KEY="from-env-" + "e" * 40)
+    assert s.port == 6000 and s.log_level == "debug" and s.secret_key.startswith("from-env")
+    assert s.sources["port"] == "environment"
+
+    s = load(AGENTSTEAD_SECRET_KEY="from-env-" + "e" * 40, AGENTSTEAD_SECRET_KEY_FILE=str(secret_file))
+    assert s.secret_key == "from-file-" + "y" * 40  # trailing newline stripped
+
+    s = load(AGENTSTEAD_SECRET_KEY_FILE=str(secret_file), CREDENTIALS_DIRECTORY=str(creds))
+    assert s.secret_key.startswith("from-credential") and s.sources["secret_key"] == "credential secret_key"
+
+
+@pytest.mark.parametrize("env,name,fragment", [
+    ({"AGENTSTEAD_PORT": "http"}, "AGENTSTEAD_PORT", "must be an integer"),
+    ({"AGENTSTEAD_PORT": "70000"}, "AGENTSTEAD_PORT", "between 1 and 65535"),
+    ({"AGENTSTEAD_MAX_BODY_SIZE": "lots"}, "AGENTSTEAD_MAX_BODY_SIZE", "must be a size"),
+    ({"AGENTSTEAD_ENV": "staging"}, "AGENTSTEAD_ENV", "one of development, production"),
+    ({"AGENTSTEAD_PUBLIC_URL": "agents.example.org"}, "AGENTSTEAD_PUBLIC_URL", "http(s) URL"),
+    ({"AGENTSTEAD_PUBLIC_URL": "https://a.example/x"}, "AGENTSTEAD_PUBLIC_URL", "without a path"),
+    ({"AGENTSTEAD_CORS_ORIGINS": "https://ok.example,notaurl"}, "AGENTSTEAD_CORS_ORIGINS", "http(s) URL"),
+    ({"AGENTSTEAD_PROT": "1"}, "AGENTSTEAD_PROT", "unknown setting"),
+    ({"AGENTSTEAD_SECRET_KEY_FILE": "/nonexistent/key"}, "AGENTSTEAD_SECRET_KEY_FILE", "cannot read"),
+    ({"AGENTSTEAD_CONFIG": "/nonexistent.toml"}, "AGENTSTEAD_CONFIG", "cannot read"),
+])
+def test_each_bad_value_names_its_setting(env, name, fragment):
+    with pytest.raises(S.ConfigError) as info:
+        S.load(env)
+    assert info.value.env == name
+    assert str(info.value).startswith(name + ": ") and fragment in str(info.value)
+
+
+def test_toml_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("port = = 1")
+    with pytest.raises(S.ConfigError, match="not valid TOML"):
+        load(AGENTSTEAD_CONFIG=str(bad))
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("prot = 1")
+    with pytest.raises(S.ConfigError, match="unknown setting 'prot'"):
+        load(AGENTSTEAD_CONFIG=str(unknown))
+
+
+PROD_OK = {"AGENTSTEAD_ENV": "production", "AGENTSTEAD_SECRET_KEY": "s" * 32,
+           "AGENTSTEAD_PUBLIC_URL": "https://agents.example.org"}
+
+
+@pytest.mark.parametrize("change,name,fragment", [
+    ({"AGENTSTEAD_SECRET_KEY": ""}, "AGENTSTEAD_SECRET_KEY", "is missing"),
+    ({"AGENTSTEAD_SECRET_KEY": "s" * 31}, "AGENTSTEAD_SECRET_KEY", "is 31 bytes"),
+    ({"AGENTSTEAD_PUBLIC_URL": "http://agents.example.org"}, "AGENTSTEAD_PUBLIC_URL", "https"),
+    ({"AGENTSTEAD_CORS_ORIGINS": "*"}, "AGENTSTEAD_CORS_ORIGINS", "wildcard"),
+])
+def test_production_refuses_unsafe_settings(change, name, fragment):
+    assert load(**PROD_OK).production
+    with pytest.raises(S.ConfigError) as info:
+        S.load({**PROD_OK, **change})
+    assert info.value.env == name and fragment in str(info.value)
+
+
+def test_wildcard_cors_is_allowed_in_development():
+    assert load(AGENTSTEAD_CORS_ORIGINS="*").cors_origins == ("*",)
+
+
+def test_development_secret_key_is_generated_once_with_mode_0600(tmp_path):
+    s = load(AGENTSTEAD_STATE_DIR=str(tmp_path / "state"))
+    first = S.ensure_secret_key(s)
+    path = tmp_path / "state" / "secret_key"
+    assert len(first.secret_key) >= S.MIN_SECRET_BYTES
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert S.ensure_secret_key(s).secret_key == first.secret_key  # kept across restarts
+
+
+def test_production_never_generates_a_key(tmp_path):
+    s = load(**PROD_OK, AGENTSTEAD_STATE_DIR=str(tmp_path))
+    assert S.ensure_secret_key(s).secret_key == "s" * 32
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_sizes_accept_units():
+    assert load(AGENTSTEAD_MAX_BODY_SIZE="512KiB").max_body_size == 512 * 1024
+    assert load(AGENTSTEAD_MAX_BODY_SIZE="2M").max_body_size == 2 * 1024 * 1024
+
+
+def test_config_check_exits_2_with_one_line_naming_the_setting(monkeypatch, capsys):
+    monkeypatch.setenv("AGENTSTEAD_PORT", "-1")
+    assert main(["config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "AGENTSTEAD_PORT" in err
+
+
+def test_config_show_masks_secrets(monkeypatch, capsys):
+    monkeypatch.setenv("AGENTSTEAD_SECRET_KEY", "supersecretvalue" * 3)
+    assert main(["config", "show"]) == 0
+    out = capsys.readouterr().out
+    assert "supersecretvalue" not in out
+    assert "AGENTSTEAD_SECRET_KEY" in out and "******" in out and "[environment]" in out
