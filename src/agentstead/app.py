@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -10,12 +11,15 @@ import weakref
 from importlib import resources
 from typing import AsyncIterator
 
+import aiohttp
 import yaml
 from aiohttp import WSCloseCode, web
 
 from . import buildinfo, routes
-from .http.middleware import MIDDLEWARES
-from .keys import BUILD, DB, METRICS, OPENAPI, SETTINGS, STARTED_AT, WEBSOCKETS
+from .http.middleware import middlewares
+from .auth.ratelimit import RateLimiter
+from .keys import BUILD, DB, IDENTITY, METRICS, OPENAPI, RATE_API, RATE_AUTH, SETTINGS, STARTED_AT, WEBSOCKETS
+from .services.identity import IdentityService, maintenance
 from .metrics import Metrics
 from .settings import Settings
 from .store.db import Database
@@ -45,6 +49,20 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+async def _identity(app: web.Application) -> AsyncIterator[None]:
+    """The outbound HTTP session (OIDC), the identity service and its maintenance task."""
+    settings = app[SETTINGS]
+    async with aiohttp.ClientSession(headers={"User-Agent": f"agentstead/{app[BUILD].version}"}) as http:
+        service = IdentityService(app[DB], settings, http)
+        app[IDENTITY] = service
+        task = asyncio.create_task(maintenance(service))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await service.flush_token_use()
+
+
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, open WebSockets are told the server is going away (1001)."""
     for ws in list(app[WEBSOCKETS]):
@@ -52,14 +70,17 @@ async def _close_websockets(app: web.Application) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_size)
+    app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[BUILD] = buildinfo.load()
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[RATE_AUTH] = RateLimiter(settings.rate_limit_auth_per_minute, per=60)
+    app[RATE_API] = RateLimiter(settings.rate_limit_api_per_minute, per=60)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_identity)
     app.on_shutdown.append(_close_websockets)
     routes.setup(app)
     return app

@@ -76,6 +76,55 @@ def cmd_config_example(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_identity(settings: Settings, action):
+    """Run action(service) against the database, as the running app would."""
+    import aiohttp
+
+    from .services.identity import IdentityService
+    from .store.db import Database
+
+    migrate(settings.db_file, snapshots_kept=settings.migration_snapshots)
+    db = Database(settings.db_file, readers=1, busy_timeout_ms=settings.db_busy_timeout_ms)
+    await db.open()
+    try:
+        async with aiohttp.ClientSession() as http:
+            return await action(IdentityService(db, settings, http))
+    finally:
+        await db.close()
+
+
+def _admin(args: argparse.Namespace, action) -> int:
+    import asyncio
+
+    from .services.identity import AuthError
+
+    settings = ensure_secret_key(_settings(args))
+    try:
+        print(asyncio.run(_with_identity(settings, action)))
+    except AuthError as exc:
+        print(f"agentstead: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    return 0
+
+
+def cmd_admin_create_user(args: argparse.Namespace) -> int:
+    from .services.identity import Context
+
+    async def action(service):
+        user = await service.create_user(args.email, args.role, Context(user_agent="agentstead-cli"))
+        return f"created {user.role} {user.email} (id {user.id})"
+    return _admin(args, action)
+
+
+def cmd_admin_login_link(args: argparse.Namespace) -> int:
+    from .services.identity import LOGIN_LINK_TTL, Context
+
+    async def action(service):
+        link = await service.login_link(args.email, Context(user_agent="agentstead-cli"))
+        return f"{link}\n(single use, valid {LOGIN_LINK_TTL // 60} minutes)"
+    return _admin(args, action)
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     info = buildinfo.load()
     print(f"agentstead {info.version} (commit {info.commit}, built {info.build_time}, Python {info.python})")
@@ -105,6 +154,16 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_config_reference)
     config_sub.add_parser("example", help="print .env.production.example").set_defaults(
         func=cmd_config_example)
+
+    admin = sub.add_parser("admin", help="manage users from the host (no identity provider needed)")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    create = admin_sub.add_parser("create-user", help="create a user who may then sign in")
+    create.add_argument("--email", required=True)
+    create.add_argument("--role", choices=("member", "admin"), default="member")
+    create.set_defaults(func=cmd_admin_create_user)
+    link = admin_sub.add_parser("login-link", help="print a single-use sign-in link (15 minutes)")
+    link.add_argument("--email", required=True)
+    link.set_defaults(func=cmd_admin_login_link)
 
     sub.add_parser("version", help="print version and build").set_defaults(func=cmd_version)
     return p

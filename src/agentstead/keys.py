@@ -8,6 +8,9 @@ from aiohttp import web
 
 from .buildinfo import BuildInfo
 from .metrics import Metrics
+from .auth.access import Principal
+from .auth.ratelimit import RateLimiter
+from .services.identity import IdentityService
 from .settings import Settings
 from .store.db import Database
 
@@ -18,3 +21,8 @@ BUILD = web.AppKey("build", BuildInfo)
 STARTED_AT = web.AppKey("started_at", float)
 OPENAPI = web.AppKey("openapi", dict)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
+IDENTITY = web.AppKey("identity", IdentityService)
+RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
+RATE_API = web.AppKey("rate_api", RateLimiter)
+
+PRINCIPAL = web.RequestKey("principal", Principal)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
+import re
 import secrets
 import tomllib
 from pathlib import Path
@@ -125,6 +127,20 @@ def _url(raw: str) -> str:
     return text
 
 
+def _origins_or_ips(raw: str | list) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    out = []
+    for item in (str(i).strip() for i in items):
+        if not item:
+            continue
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network") from None
+        out.append(item)
+    return tuple(out)
+
+
 def _origins(raw: str | list) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     out = []
@@ -133,6 +149,68 @@ def _origins(raw: str | list) -> tuple[str, ...]:
             continue
         if item != "*":
             _url(item)
+        out.append(item)
+    return tuple(out)
+
+
+_PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _providers(raw: str | list) -> tuple[dict, ...]:
+    """OIDC providers: a TOML array of tables, or the same as JSON in the environment."""
+    if isinstance(raw, str):
+        if not raw.strip():
+            return ()
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON array of providers ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(raw, list):
+        raise ValueError("must be a list of providers")
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ValueError(f"provider #{i + 1} must be a table/object")
+        unknown = set(item) - {"name", "issuer", "client_id", "client_secret_file", "display_name", "scopes"}
+        if unknown:
+            raise ValueError(f"provider #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
+        name = str(item.get("name", ""))
+        if not _PROVIDER_NAME.match(name):
+            raise ValueError(f"provider #{i + 1} needs a name of lower-case letters, digits, - or _ (got {name!r})")
+        if name in seen:
+            raise ValueError(f"provider name {name!r} is used twice")
+        seen.add(name)
+        try:
+            issuer = _url_with_path(str(item.get("issuer", "")))
+        except ValueError as exc:
+            raise ValueError(f"provider {name!r}: issuer {exc}") from None
+        if not str(item.get("client_id", "")).strip():
+            raise ValueError(f"provider {name!r} needs a client_id")
+        scopes = item.get("scopes", ["openid", "email", "profile"])
+        if not isinstance(scopes, list) or "openid" not in scopes:
+            raise ValueError(f"provider {name!r}: scopes must be a list that includes openid")
+        out.append({"name": name, "issuer": issuer, "client_id": str(item["client_id"]).strip(),
+                    "client_secret_file": str(item.get("client_secret_file", "")),
+                    "display_name": str(item.get("display_name", "")), "scopes": tuple(scopes)})
+    return tuple(out)
+
+
+def _url_with_path(raw: str) -> str:
+    text = raw.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError(f"must be an http(s) URL (got {raw!r})")
+    return text
+
+
+def _domains(raw: str | list) -> tuple[str, ...]:
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    out = []
+    for item in (str(i).strip().lower().lstrip("@") for i in items):
+        if not item:
+            continue
+        if "." not in item or not all(c.isalnum() or c in ".-" for c in item):
+            raise ValueError(f"{item!r} is not a domain name")
         out.append(item)
     return tuple(out)
 
@@ -188,6 +266,31 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("min_free_disk", _size, 100 * 1024 * 1024,
             "/readyz fails when the state directory has less free space than this.",
             example="100MiB"),
+    Setting("oidc_providers", _providers, (),
+            "OpenID Connect providers people sign in with: a JSON array (a TOML array of tables in "
+            "the config file) of {name, issuer, client_id, client_secret_file, display_name, scopes}. "
+            "The client secret is read from client_secret_file or the credential oidc_<name>_client_secret.",
+            example='[{"name": "google", "issuer": "https://accounts.google.com", "client_id": "123.apps.googleusercontent.com"}]'),
+    Setting("signup_policy", _choice("closed", "domains", "open"), "closed",
+            "Who may create an account by signing in: closed (only users an admin created), domains "
+            "(verified emails in AGENTSTEAD_SIGNUP_DOMAINS) or open.", example="closed"),
+    Setting("signup_domains", _domains, (), "Comma-separated email domains allowed to sign up when the "
+            "policy is domains.", example="example.org"),
+    Setting("access_token_ttl_seconds", _int_range(30, 3600), 300,
+            "Lifetime of the short-lived access token (a JWT in an httpOnly cookie).", example="300"),
+    Setting("session_ttl_days", _int_range(1, 365), 30,
+            "A browser session ends this many days after sign-in, however active.", example="30"),
+    Setting("api_token_max_days", _int_range(1, 3650), 365,
+            "Longest lifetime an API token may be given (and the default).", example="365"),
+    Setting("rate_limit_auth_per_minute", _int_range(1, 100_000), 20,
+            "Sign-in, callback, refresh and token requests allowed per client IP per minute.", example="20"),
+    Setting("rate_limit_api_per_minute", _int_range(1, 1_000_000), 1200,
+            "API requests allowed per user (or per IP when anonymous) per minute.", example="1200"),
+    Setting("audit_retention_days", _int_range(1, 36500), 365,
+            "Audit log entries older than this are deleted.", example="365"),
+    Setting("trusted_proxies", _origins_or_ips, ("127.0.0.1", "::1"),
+            "Comma-separated proxy addresses whose X-Forwarded-For is believed (Caddy on loopback).",
+            example="127.0.0.1,::1"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",
@@ -219,6 +322,16 @@ class Settings:
     db_busy_timeout_ms: int = 5000
     migration_snapshots: int = 3
     min_free_disk: int = 100 * 1024 * 1024
+    oidc_providers: tuple[dict, ...] = ()
+    signup_policy: str = "closed"
+    signup_domains: tuple[str, ...] = ()
+    access_token_ttl_seconds: int = 300
+    session_ttl_days: int = 30
+    api_token_max_days: int = 365
+    rate_limit_auth_per_minute: int = 20
+    rate_limit_api_per_minute: int = 1200
+    audit_retention_days: int = 365
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     log_level: str = "info"
     log_format: str = "json"
     # Where each value came from, for `config show`.
@@ -289,6 +402,29 @@ def _collect(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]
     return raw, sources
 
 
+def _provider_secrets(providers: tuple[dict, ...], environ: Mapping[str, str]) -> tuple[dict, ...]:
+    """Each provider's client secret, from its file or the credential oidc_<name>_client_secret."""
+    env = BY_NAME["oidc_providers"].env
+    creds = environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    out = []
+    for provider in providers:
+        candidates = [provider["client_secret_file"]] if provider["client_secret_file"] else []
+        if creds:
+            candidates.append(str(Path(creds) / f"oidc_{provider['name']}_client_secret"))
+        secret = ""
+        for path in candidates:
+            if Path(path).is_file():
+                secret = Path(path).read_text(encoding="utf-8").strip("\r\n")
+                break
+            if path == provider["client_secret_file"]:
+                raise ConfigError(env, f"provider {provider['name']!r}: cannot read client_secret_file {path}")
+        if not secret:
+            raise ConfigError(env, f"provider {provider['name']!r} has no client secret: set client_secret_file "
+                                   f"or the credential oidc_{provider['name']}_client_secret")
+        out.append({**provider, "client_secret": secret})
+    return tuple(out)
+
+
 def _check_production(values: dict[str, Any]) -> None:
     if values["env"] != "production":
         return
@@ -319,6 +455,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         else:
             values[setting.name] = setting.default
             sources.setdefault(setting.name, "default")
+    values["oidc_providers"] = _provider_secrets(values["oidc_providers"], environ)
     _check_production(values)
     if values["host"]:
         try:
@@ -353,6 +490,9 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
         value = getattr(settings, setting.name)
         if setting.secret:
             shown = f"****** ({len(str(value).encode())} bytes)" if value else "(unset)"
+        elif isinstance(value, tuple) and value and isinstance(value[0], dict):
+            shown = json.dumps([{k: ("******" if k == "client_secret" else v) for k, v in p.items()}
+                                for p in value])
         elif isinstance(value, tuple):
             shown = ",".join(value)
         else:

@@ -7,6 +7,8 @@ import sqlite3
 from agentstead.keys import DB
 from agentstead.store.migrate import latest_version
 
+from ..support.auth import token_user
+
 
 async def test_healthz_reports_the_build_and_touches_no_database(client):
     await client.app[DB].close()  # liveness must not care
@@ -84,7 +86,11 @@ async def test_unknown_routes_share_one_metrics_label(client):
     assert "random-1" not in text
 
 
-async def test_schema_endpoint_lists_applied_migrations(client):
-    body = await (await client.get("/api/system/schema")).json()
+async def test_schema_endpoint_lists_applied_migrations_to_admins(client):
+    _, member = await token_user(client, "m@example.org")
+    assert (await client.get("/api/system/schema", headers=member)).status == 403
+    assert (await client.get("/api/system/schema")).status == 401
+    _, admin = await token_user(client, "a@example.org", "admin", scopes=("admin",))
+    body = await (await client.get("/api/system/schema", headers=admin)).json()
     assert body["version"] == body["latest"] == latest_version()
     assert [m["version"] for m in body["migrations"]] == list(range(1, latest_version() + 1))

@@ -6,14 +6,17 @@ import json
 
 from aiohttp import web
 
+from agentstead.auth.access import public
 from agentstead.http.bodies import json_body
 
 
 def echo_routes(app: web.Application) -> None:
     """A test-only route that reads a JSON body through the real helper."""
+    @public
     async def echo(request: web.Request) -> web.Response:
         return web.json_response({"got": await json_body(request)})
 
+    @public
     async def boom(request: web.Request) -> web.Response:
         raise RuntimeError("secret internal detail /etc/passwd")
 

@@ -64,9 +64,10 @@ def test_failed_migration_rolls_back_entirely(tmp_path):
     db = tmp_path / "a.db"
     M.migrate(db)
     bad = shipped_plus(("half", "CREATE TABLE ok_table (x); INSERT INTO missing_table VALUES (1);"))
-    with pytest.raises(M.MigrationError, match="0002_half failed and was rolled back"):
+    latest = M.latest_version()
+    with pytest.raises(M.MigrationError, match=f"{latest + 1:04d}_half failed and was rolled back"):
         M.migrate(db, migrations=bad)
-    assert version(db) == 1
+    assert version(db) == latest
     with sqlite3.connect(db) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema")}
     assert "ok_table" not in names
@@ -75,15 +76,17 @@ def test_failed_migration_rolls_back_entirely(tmp_path):
 def test_newer_database_is_refused_with_a_clear_message(tmp_path):
     db = tmp_path / "a.db"
     M.migrate(db, migrations=shipped_plus(("future", "CREATE TABLE future (x);")))
-    with pytest.raises(M.MigrationError, match="schema version 2, newer than this Agentstead knows"):
+    newer = M.latest_version() + 1
+    with pytest.raises(M.MigrationError, match=f"schema version {newer}, newer than this Agentstead knows"):
         M.migrate(db)
-    assert version(db) == 2  # untouched
+    assert version(db) == newer  # untouched
 
 
 def test_edited_migration_is_refused(tmp_path):
     db = tmp_path / "a.db"
     M.migrate(db)
-    edited = [M.Migration(1, "init", M.available()[0].sql + "\n-- edited")]
+    shipped = M.available()
+    edited = [M.Migration(1, "init", shipped[0].sql + "\n-- edited"), *shipped[1:]]
     with pytest.raises(M.MigrationError, match="changed after it was applied"):
         M.migrate(db, migrations=edited)
 

@@ -13,11 +13,12 @@ from aiohttp import web
 from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT
 from ..store import health as store
 from ..store.migrate import latest_version
-from .errors import ApiError
+from ..auth.access import local_or_admin, public
 
 PROBE_TIMEOUT = 5.0
 
 
+@public
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers. Touches no database."""
     build = request.app[BUILD]
@@ -77,6 +78,7 @@ def _check_disk(app: web.Application) -> dict:
     return result
 
 
+@public
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: a real write+read of the database, the schema, free disk."""
     app = request.app
@@ -90,7 +92,7 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=503 if failing else 200)
 
 
-def _is_local(request: web.Request) -> bool:
+def is_local(request: web.Request) -> bool:
     """A direct loopback (or Unix socket) client, not a request relayed by a proxy."""
     if any(h in request.headers for h in ("Forwarded", "X-Forwarded-For", "X-Real-IP")):
         return False
@@ -105,9 +107,8 @@ def _is_local(request: web.Request) -> bool:
         return False
 
 
+@local_or_admin
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format; loopback clients only."""
-    if not _is_local(request):
-        raise ApiError(403, "forbidden", "metrics are served to loopback clients only")
+    """Prometheus text format; loopback clients (not relayed by a proxy) and admins."""
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

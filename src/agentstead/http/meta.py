@@ -6,15 +6,18 @@ import dataclasses
 
 from aiohttp import web
 
+from ..auth.access import public, requires
 from ..keys import DB, OPENAPI
 from ..store import health as store
 from ..store.migrate import latest_version
 
 
+@public
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
 
 
+@requires("admin")
 async def schema(request: web.Request) -> web.Response:
     """The database schema version and every applied migration."""
     applied = await store.applied_migrations(request.app[DB])

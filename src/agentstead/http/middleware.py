@@ -83,4 +83,7 @@ async def body_limit(request: web.Request, handler):
     return await handler(request)
 
 
-MIDDLEWARES = (observe, json_errors, body_limit)
+def middlewares() -> tuple:
+    from .authn import authenticate  # imported late: it needs the identity service's keys
+
+    return (observe, json_errors, body_limit, authenticate)

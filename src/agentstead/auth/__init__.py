@@ -1,0 +1,1 @@
+"""Identity and access: tokens, OIDC, the principal, authorization, rate limits."""

@@ -1,0 +1,66 @@
+"""/api/me and /api/tokens: the signed-in user's own account."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth.access import SCOPES, requires
+from ..keys import IDENTITY, SETTINGS
+from ..services.identity import AuthError
+from ..store.api_tokens import ApiToken
+from . import validate as v
+from .authn import context, principal_of, strict_rate_limit
+from .bodies import json_body
+from .errors import ApiError
+
+
+def token_json(t: ApiToken) -> dict:
+    return {"id": t.id, "name": t.name, "scopes": list(t.scopes), "created_at": t.created_at,
+            "expires_at": t.expires_at, "last_used_at": t.last_used_at}
+
+
+@requires("read")
+async def me(request: web.Request) -> web.Response:
+    p = principal_of(request)
+    service = request.app[IDENTITY]
+    user = await service.user(p.user_id)
+    assert user is not None
+    return web.json_response({
+        "user": {"id": user.id, "email": user.email, "name": user.name, "role": user.role,
+                 "created_at": user.created_at},
+        "auth": {"via": p.via, "scopes": sorted(p.scopes), "session_id": p.session_id, "token_id": p.token_id},
+        "csrf_token": service.csrf_for(p),
+    })
+
+
+@requires("read")
+async def list_tokens(request: web.Request) -> web.Response:
+    rows = await request.app[IDENTITY].list_api_tokens(principal_of(request))
+    return web.json_response({"tokens": [token_json(t) for t in rows]})
+
+
+@requires("write")
+@strict_rate_limit
+async def create_token(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"name", "scopes", "expires_in_days"})
+    name = v.string(body, "name", required=True, min_len=1, max_len=100)
+    scopes = body.get("scopes", ["read"])
+    if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
+        raise v.fail("/scopes", f"must be a non-empty list of {', '.join(SCOPES)}")
+    days = v.integer(body, "expires_in_days", lo=1, hi=request.app[SETTINGS].api_token_max_days)
+    try:
+        row, plain = await request.app[IDENTITY].create_api_token(
+            principal_of(request), name, set(scopes), days, context(request))
+    except AuthError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return web.json_response({**token_json(row), "token": plain}, status=201)
+
+
+@requires("write")
+async def revoke_token(request: web.Request) -> web.Response:
+    try:
+        await request.app[IDENTITY].revoke_api_token(principal_of(request), request.match_info["id"],
+                                                     context(request))
+    except AuthError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return web.Response(status=204)

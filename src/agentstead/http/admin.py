@@ -1,0 +1,60 @@
+"""/api/admin: users and the audit log (administrators only)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aiohttp import web
+
+from ..auth.access import requires
+from ..keys import DB, IDENTITY
+from ..services.identity import AuthError
+from ..store import audit as audit_store
+from ..store.users import User
+from . import validate as v
+from .authn import context, principal_of
+from .bodies import json_body
+from .errors import ApiError
+
+
+def user_json(u: User) -> dict:
+    return dataclasses.asdict(u)
+
+
+@requires("admin")
+async def list_users(request: web.Request) -> web.Response:
+    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
+    rows = await request.app[IDENTITY].list_users(limit=limit, after=request.query.get("after"),
+                                                  query=request.query.get("q", "")[:100])
+    return web.json_response({"users": [user_json(u) for u in rows],
+                              "next": rows[-1].email if len(rows) == limit else None})
+
+
+@requires("admin")
+async def update_user(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"role", "disabled"})
+    role = v.choice(body, "role", ("admin", "member"))
+    disabled = v.boolean(body, "disabled")
+    if role is None and disabled is None:
+        raise v.fail("", "send role and/or disabled")
+    try:
+        user = await request.app[IDENTITY].update_user(principal_of(request), request.match_info["id"],
+                                                       context(request), role=role, disabled=disabled)
+    except AuthError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return web.json_response(user_json(user))
+
+
+@requires("admin")
+async def audit(request: web.Request) -> web.Response:
+    q = request.query
+    limit = v.query_int(q.get("limit"), "limit", default=50, lo=1, hi=500)
+    before = v.query_int(q.get("before"), "before", default=0, lo=0, hi=2**62) or None
+    outcome = q.get("outcome")
+    if outcome not in (None, "success", "failure"):
+        raise ApiError(400, "bad_request", "query parameter outcome must be success or failure")
+    rows = await audit_store.page(request.app[DB], limit=limit, before_id=before, action=q.get("action"),
+                                  actor_id=q.get("actor"), outcome=outcome, since=q.get("since"),
+                                  until=q.get("until"))
+    return web.json_response({"entries": [dataclasses.asdict(r) for r in rows],
+                              "next": rows[-1].id if len(rows) == limit else None})

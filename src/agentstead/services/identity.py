@@ -1,0 +1,452 @@
+"""Identity and access: sign-in, sessions, API tokens, users, audit.
+
+The rules live here; SQL lives in store/; HTTP lives in http/. State kept in
+memory (caches of users, session families and API tokens, WebSocket tickets)
+is safe because one process owns the database: every change goes through
+this service, which updates the cache after the write commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import logging
+import time
+import uuid
+from typing import Any
+
+import aiohttp
+
+from ..auth import tokens
+from ..auth.access import ROLE_SCOPES, Principal, expand, token_scopes_allowed
+from ..auth.oidc import Identity, OIDCClient, OIDCError, ProviderConfig
+from ..settings import Settings
+from ..store import api_tokens as token_store
+from ..store import audit as audit_store
+from ..store import logins as login_store
+from ..store import sessions as session_store
+from ..store import users as user_store
+from ..store.db import Database
+from ..timeutil import iso, later_iso, now, now_iso
+
+log = logging.getLogger("agentstead.identity")
+
+LOGIN_STATE_TTL = 600          # seconds a sign-in may take at the provider
+LOGIN_LINK_TTL = 15 * 60
+WS_TICKET_TTL = 30.0
+TOUCH_INTERVAL = 60.0          # API token last-used time is written at most this often
+
+
+class AuthError(Exception):
+    """A refusal meant for the client: HTTP status, stable code, message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """Where a request came from, for the audit log."""
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class IssuedSession:
+    user: user_store.User
+    session_id: str
+    refresh_token: str
+    access_token: str
+    csrf_token: str
+    next_path: str = "/"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoginStart:
+    url: str
+    state: str
+
+
+def _safe_next(path: str | None) -> str:
+    """Only same-site absolute paths: never //host or a scheme (open redirect)."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path[:512]
+
+
+class IdentityService:
+    def __init__(self, db: Database, settings: Settings, http: aiohttp.ClientSession):
+        self.db = db
+        self.settings = settings
+        self.keys = tokens.Keys.from_secret(settings.secret_key)
+        self.issuer = settings.public_url
+        self.providers = {p["name"]: OIDCClient(ProviderConfig(
+            name=p["name"], issuer=p["issuer"], client_id=p["client_id"], client_secret=p["client_secret"],
+            display_name=p["display_name"], scopes=tuple(p["scopes"])), http)
+            for p in settings.oidc_providers}
+        self._users: dict[str, user_store.User] = {}
+        self._families: dict[str, bool] = {}          # session id -> active
+        self._api_tokens: dict[str, token_store.ApiToken] = {}
+        self._touched: dict[str, float] = {}
+        self._touch_pending: dict[str, str] = {}
+        self._ws_tickets: dict[str, tuple[Principal, float]] = {}
+
+    # ---- audit -------------------------------------------------------------
+
+    async def audit(self, action: str, ctx: Context, *, outcome: str = "success", actor_id: str | None = None,
+                    target: str = "", **details: Any) -> None:
+        async with self.db.write() as conn:
+            await audit_store.append(conn, audit_store.Record(action, outcome, actor_id, target, ctx.ip,
+                                                               ctx.user_agent, details))
+
+    # ---- OpenID Connect sign-in ------------------------------------------
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.settings.public_url}/auth/callback/{provider}"
+
+    async def start_login(self, provider: str, next_path: str | None) -> LoginStart:
+        client = self.providers.get(provider)
+        if client is None:
+            raise AuthError(404, "unknown_provider", f"no sign-in provider named {provider!r}")
+        state, nonce = tokens.opaque(), tokens.opaque()
+        verifier, challenge = tokens.pkce_pair()
+        try:
+            url = await client.authorization_url(redirect_uri=self.redirect_uri(provider), state=state,
+                                                  nonce=nonce, code_challenge=challenge)
+        except OIDCError as exc:
+            log.warning("sign-in provider unavailable", extra={"provider": provider, "detail": exc.detail})
+            raise AuthError(502, exc.code, f"the sign-in provider {provider!r} cannot be reached now") from None
+        async with self.db.write() as conn:
+            await login_store.put_state(conn, tokens.digest(state), login_store.LoginState(
+                provider, nonce, verifier, _safe_next(next_path), later_iso(LOGIN_STATE_TTL)))
+        return LoginStart(url, state)
+
+    async def finish_login(self, provider: str, *, code: str | None, state: str | None, cookie_state: str | None,
+                           error: str | None, ctx: Context) -> IssuedSession:
+        """Complete the code flow. Raises AuthError with a code safe to show; audits either way."""
+        try:
+            return await self._finish_login(provider, code, state, cookie_state, error, ctx)
+        except OIDCError as exc:
+            await self.audit("auth.signin", ctx, outcome="failure", target=provider, reason=exc.code,
+                             detail=exc.detail)
+            raise AuthError(401, exc.code, "sign-in failed") from None
+        except AuthError as exc:
+            await self.audit("auth.signin", ctx, outcome="failure", target=provider, reason=exc.code,
+                             detail=exc.message)
+            raise
+
+    async def _finish_login(self, provider, code, state, cookie_state, error, ctx) -> IssuedSession:
+        client = self.providers.get(provider)
+        if client is None:
+            raise AuthError(404, "unknown_provider", f"no sign-in provider named {provider!r}")
+        if not state or not cookie_state or not tokens.hmac_equal(state, cookie_state):
+            raise AuthError(400, "state_mismatch", "the sign-in was not started in this browser, or expired")
+        async with self.db.write() as conn:
+            pending = await login_store.take_state(conn, tokens.digest(state))
+        if pending is None or pending.provider != provider:
+            raise AuthError(400, "state_mismatch", "the sign-in state is unknown, used or expired")
+        if error:
+            raise AuthError(401, "provider_refused", f"the provider answered {error[:64]!r}")
+        if not code:
+            raise AuthError(400, "code_missing", "the provider sent no authorization code")
+        identity = await client.sign_in(code=code, code_verifier=pending.code_verifier,
+                                        redirect_uri=self.redirect_uri(provider), nonce=pending.nonce)
+        user = await self._user_for(identity, ctx)
+        issued = await self._issue(user, ctx, pending.next_path)
+        await self.audit("auth.signin", ctx, actor_id=user.id, target=provider, session_id=issued.session_id)
+        return issued
+
+    async def _user_for(self, identity: Identity, ctx: Context) -> user_store.User:
+        policy = self.settings.signup_policy
+        domain = identity.email.rsplit("@", 1)[1].lower()
+        async with self.db.write() as conn:
+            user = await user_store.by_identity(conn, identity.provider, identity.subject)
+            if user is None:
+                user = await user_store.by_email(conn, identity.email)
+                if user is None:
+                    allowed = policy == "open" or (policy == "domains" and domain in self.settings.signup_domains)
+                    if not allowed:
+                        raise AuthError(403, "signup_closed",
+                                        f"{identity.email} has no account here; ask an administrator")
+                    user = await user_store.create(conn, identity.email, name=identity.name)
+                    await audit_store.append(conn, audit_store.Record(
+                        "user.created", actor_id=user.id, target=user.id, ip=ctx.ip, user_agent=ctx.user_agent,
+                        details={"via": identity.provider, "policy": policy}))
+            if user.disabled:
+                raise AuthError(403, "account_disabled", "this account is disabled")
+            await user_store.link_identity(conn, identity.provider, identity.subject, user.id, identity.email)
+        self._users[user.id] = user
+        return user
+
+    # ---- sessions ----------------------------------------------------------
+
+    async def _issue(self, user: user_store.User, ctx: Context, next_path: str = "/") -> IssuedSession:
+        session_id = str(uuid.uuid4())
+        refresh = tokens.opaque()
+        expires = later_iso(self.settings.session_ttl_days * 86400)
+        async with self.db.write() as conn:
+            await session_store.create_family(conn, session_id, user.id, expires, ctx.ip, ctx.user_agent)
+            await session_store.add_refresh(conn, tokens.digest(refresh), session_id)
+        self._families[session_id] = True
+        return self._session_tokens(user, session_id, refresh, next_path)
+
+    def _session_tokens(self, user, session_id, refresh, next_path="/") -> IssuedSession:
+        access = tokens.issue_access(self.keys, self.issuer, user.id, session_id,
+                                     self.settings.access_token_ttl_seconds)
+        return IssuedSession(user, session_id, refresh, access, tokens.csrf_token(self.keys, session_id), next_path)
+
+    async def refresh(self, refresh_token: str | None, ctx: Context) -> IssuedSession:
+        """Rotate: the presented token is spent and a new one issued. Reuse revokes the family."""
+        if not refresh_token:
+            raise AuthError(401, "unauthorized", "no session")
+        reuse = None
+        async with self.db.write() as conn:
+            found = await session_store.find_refresh(conn, tokens.digest(refresh_token))
+            if found is None:
+                raise AuthError(401, "unauthorized", "unknown session")
+            token, family = found
+            if token.rotated_at is not None:
+                await session_store.revoke_family(conn, family.id, "refresh token reused")
+                reuse = family
+            elif not family.active:
+                raise AuthError(401, "session_ended", "the session has ended; sign in again")
+            else:
+                user = await user_store.get_in(conn, family.user_id)
+                if user is None or user.disabled:
+                    raise AuthError(401, "account_disabled", "this account is disabled")
+                new = tokens.opaque()
+                await session_store.mark_rotated(conn, token.token_hash)
+                await session_store.add_refresh(conn, tokens.digest(new), family.id)
+        if reuse is not None:
+            self._families[reuse.id] = False
+            await self.audit("session.reuse_detected", ctx, outcome="failure", actor_id=reuse.user_id,
+                             target=reuse.id)
+            raise AuthError(401, "session_revoked", "this session was revoked because its token was reused")
+        self._users[user.id] = user
+        return self._session_tokens(user, family.id, new)
+
+    async def logout(self, principal: Principal, ctx: Context) -> None:
+        if principal.session_id is None:
+            raise AuthError(400, "not_a_session", "API tokens are revoked with DELETE /api/tokens/{id}")
+        async with self.db.write() as conn:
+            await session_store.revoke_family(conn, principal.session_id, "logout")
+        self._families[principal.session_id] = False
+        await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.session_id,
+                         reason="logout")
+
+    async def logout_all(self, principal: Principal, ctx: Context) -> int:
+        async with self.db.write() as conn:
+            ids = await session_store.revoke_user_families(conn, principal.user_id, "logout everywhere")
+        for session_id in ids:
+            self._families[session_id] = False
+        await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.user_id,
+                         reason="logout everywhere", count=len(ids))
+        return len(ids)
+
+    async def sessions_of(self, principal: Principal) -> list[session_store.Family]:
+        return await session_store.active_for_user(self.db, principal.user_id)
+
+    # ---- authenticating requests -----------------------------------------
+
+    async def user(self, user_id: str) -> user_store.User | None:
+        user = self._users.get(user_id)
+        if user is None:
+            user = await user_store.get(self.db, user_id)
+            if user is not None:
+                self._users[user_id] = user
+        return user
+
+    async def from_access_token(self, token: str) -> Principal:
+        try:
+            claims = tokens.verify_access(self.keys, self.issuer, token)
+        except tokens.InvalidToken as exc:
+            code = "token_expired" if "expired" in str(exc).lower() else "unauthorized"
+            raise AuthError(401, code, "the access token is expired; POST /auth/refresh"
+                            if code == "token_expired" else "invalid access token") from None
+        active = self._families.get(claims.session_id)
+        if active is None:
+            family = await session_store.get_family(self.db, claims.session_id)
+            active = self._families[claims.session_id] = bool(family and family.active)
+        if not active:
+            raise AuthError(401, "session_ended", "the session has ended; sign in again")
+        user = await self.user(claims.user_id)
+        if user is None or user.disabled:
+            raise AuthError(401, "account_disabled", "this account is disabled")
+        return Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "session",
+                         session_id=claims.session_id)
+
+    async def from_api_token(self, token: str) -> Principal:
+        digest = tokens.digest(token)
+        row = self._api_tokens.get(digest)
+        if row is None:
+            row = await token_store.by_hash(self.db, digest)
+            if row is None:
+                raise AuthError(401, "unauthorized", "unknown API token")
+            self._api_tokens[digest] = row
+        if not row.active:
+            raise AuthError(401, "token_revoked" if row.revoked_at else "token_expired",
+                            "this API token is revoked" if row.revoked_at else "this API token has expired")
+        user = await self.user(row.user_id)
+        if user is None or user.disabled:
+            raise AuthError(401, "account_disabled", "this account is disabled")
+        self._note_use(row.id)
+        scopes = expand(row.scopes) & ROLE_SCOPES[user.role]  # a demoted owner's token loses admin
+        return Principal(user.id, user.email, user.role, scopes, "token", token_id=row.id)
+
+    def _note_use(self, token_id: str) -> None:
+        mono = time.monotonic()
+        if mono - self._touched.get(token_id, -1e9) >= TOUCH_INTERVAL:
+            self._touched[token_id] = mono
+            self._touch_pending[token_id] = now_iso()
+
+    async def flush_token_use(self) -> None:
+        """Write batched last-used times (called by a background task and on shutdown)."""
+        pending, self._touch_pending = self._touch_pending, {}
+        await token_store.touch(self.db, pending)
+
+    def csrf_ok(self, principal: Principal, presented: str) -> bool:
+        return principal.session_id is not None and tokens.csrf_ok(self.keys, principal.session_id, presented)
+
+    def csrf_for(self, principal: Principal) -> str | None:
+        return tokens.csrf_token(self.keys, principal.session_id) if principal.session_id else None
+
+    # ---- WebSocket tickets -----------------------------------------------
+
+    def issue_ws_ticket(self, principal: Principal) -> tuple[str, float]:
+        mono = time.monotonic()
+        for key in [k for k, (_, exp) in self._ws_tickets.items() if exp < mono]:
+            del self._ws_tickets[key]
+        ticket = tokens.opaque()
+        self._ws_tickets[tokens.digest(ticket)] = (principal, mono + WS_TICKET_TTL)
+        return ticket, WS_TICKET_TTL
+
+    def redeem_ws_ticket(self, ticket: str) -> Principal | None:
+        """Single use, short-lived; the principal as it was when the ticket was issued."""
+        entry = self._ws_tickets.pop(tokens.digest(ticket), None)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    # ---- API tokens ----------------------------------------------------------
+
+    async def create_api_token(self, principal: Principal, name: str, scopes: set[str], expires_in_days: int | None,
+                               ctx: Context) -> tuple[token_store.ApiToken, str]:
+        user = await self.user(principal.user_id)
+        assert user is not None
+        if not token_scopes_allowed(user.role, scopes) or not expand(scopes) <= principal.scopes:
+            raise AuthError(403, "insufficient_scope", "a token cannot have scopes its creator lacks")
+        days = expires_in_days or self.settings.api_token_max_days
+        if days > self.settings.api_token_max_days:
+            raise AuthError(422, "validation_failed",
+                            f"expires_in_days must be at most {self.settings.api_token_max_days}")
+        plain = tokens.new_api_token()
+        row = token_store.ApiToken(str(uuid.uuid4()), user.id, name, tokens.digest(plain),
+                                   tuple(sorted(scopes)), now_iso(), iso(now() + dt.timedelta(days=days)),
+                                   None, None)
+        async with self.db.write() as conn:
+            await token_store.create(conn, row)
+            await audit_store.append(conn, audit_store.Record(
+                "token.created", actor_id=user.id, target=row.id, ip=ctx.ip, user_agent=ctx.user_agent,
+                details={"name": name, "scopes": list(row.scopes), "expires_at": row.expires_at}))
+        return row, plain
+
+    async def list_api_tokens(self, principal: Principal) -> list[token_store.ApiToken]:
+        return await token_store.for_user(self.db, principal.user_id)
+
+    async def revoke_api_token(self, principal: Principal, token_id: str, ctx: Context) -> None:
+        async with self.db.write() as conn:
+            row = await token_store.get_owned(conn, token_id, principal.user_id)
+            if row is None or row.revoked_at is not None:
+                raise AuthError(404, "not_found", "no such token")
+            await token_store.revoke(conn, token_id)
+            await audit_store.append(conn, audit_store.Record(
+                "token.revoked", actor_id=principal.user_id, target=token_id, ip=ctx.ip, user_agent=ctx.user_agent))
+        self._api_tokens.pop(row.token_hash, None)
+
+    # ---- users (admin and CLI) -------------------------------------------
+
+    async def create_user(self, email: str, role: str, ctx: Context, actor_id: str | None = None) -> user_store.User:
+        async with self.db.write() as conn:
+            if await user_store.by_email(conn, email) is not None:
+                raise AuthError(409, "conflict", f"a user with email {email} exists")
+            user = await user_store.create(conn, email, role=role)
+            await audit_store.append(conn, audit_store.Record(
+                "user.created", actor_id=actor_id, target=user.id, ip=ctx.ip, user_agent=ctx.user_agent,
+                details={"email": email, "role": role}))
+        return user
+
+    async def update_user(self, actor: Principal, user_id: str, ctx: Context, *, role: str | None = None,
+                          disabled: bool | None = None) -> user_store.User:
+        revoked_hashes: list[str] = []
+        revoked_families: list[str] = []
+        async with self.db.write() as conn:
+            before = await user_store.get_in(conn, user_id)
+            if before is None:
+                raise AuthError(404, "not_found", "no such user")
+            losing_admin = before.role == "admin" and not before.disabled and (role == "member" or disabled)
+            if losing_admin and await user_store.count_admins(conn) <= 1:
+                raise AuthError(409, "last_admin", "this is the last active administrator")
+            after = await user_store.update(conn, user_id, role=role, disabled=disabled)
+            if disabled:
+                revoked_families = await session_store.revoke_user_families(conn, user_id, "account disabled")
+                revoked_hashes = await token_store.revoke_for_user(conn, user_id)
+            changes = {k: {"from": getattr(before, k), "to": v} for k, v in
+                       (("role", role), ("disabled", disabled)) if v is not None and getattr(before, k) != v}
+            await audit_store.append(conn, audit_store.Record(
+                "user.updated", actor_id=actor.user_id, target=user_id, ip=ctx.ip, user_agent=ctx.user_agent,
+                details={"changes": changes, "sessions_revoked": len(revoked_families),
+                         "tokens_revoked": len(revoked_hashes)}))
+        assert after is not None
+        self._users[user_id] = after
+        for family_id in revoked_families:
+            self._families[family_id] = False
+        for digest in revoked_hashes:
+            self._api_tokens.pop(digest, None)
+        return after
+
+    async def list_users(self, *, limit: int, after: str | None, query: str) -> list[user_store.User]:
+        return await user_store.page(self.db, limit=limit, after=after, query=query)
+
+    async def login_link(self, email: str, ctx: Context) -> str:
+        token = tokens.opaque()
+        async with self.db.write() as conn:
+            user = await user_store.by_email(conn, email)
+            if user is None:
+                raise AuthError(404, "not_found", f"no user with email {email}; create it first")
+            if user.disabled:
+                raise AuthError(409, "account_disabled", f"{email} is disabled")
+            await login_store.put_link(conn, tokens.digest(token), user.id, later_iso(LOGIN_LINK_TTL))
+            await audit_store.append(conn, audit_store.Record(
+                "login_link.created", target=user.id, ip=ctx.ip, user_agent=ctx.user_agent))
+        return f"{self.settings.public_url}/auth/link/{token}"
+
+    async def use_login_link(self, token: str, ctx: Context) -> IssuedSession:
+        async with self.db.write() as conn:
+            user_id = await login_store.use_link(conn, tokens.digest(token))
+            user = await user_store.get_in(conn, user_id) if user_id else None
+        if user is None or user.disabled:
+            await self.audit("auth.signin", ctx, outcome="failure", target="login-link", reason="link_invalid")
+            raise AuthError(401, "link_invalid", "this sign-in link is invalid, used or expired")
+        issued = await self._issue(user, ctx)
+        await self.audit("auth.signin", ctx, actor_id=user.id, target="login-link", session_id=issued.session_id)
+        return issued
+
+    async def purge_audit(self) -> int:
+        cutoff = iso(now() - dt.timedelta(days=self.settings.audit_retention_days))
+        return await audit_store.purge_before(self.db, cutoff)
+
+
+async def maintenance(service: IdentityService, interval: float = 30.0) -> None:
+    """Background: flush token last-used times; purge old audit entries hourly."""
+    last_purge = 0.0
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await service.flush_token_use()
+            if time.monotonic() - last_purge > 3600:
+                await service.purge_audit()
+                last_purge = time.monotonic()
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("identity maintenance failed")
