@@ -93,6 +93,8 @@ async def authenticate(request: web.Request, handler):
                            headers={"WWW-Authenticate": f'Bearer error="invalid_token"'}) from None
         principal, via_cookie = None, False  # a stale cookie does not break public pages
 
+    if principal is not None and via_cookie and request.method in UNSAFE and policy == access.PUBLIC:
+        principal = None  # public unsafe routes (refresh) guard themselves; never act on cookie identity
     if principal is not None and via_cookie and request.method in UNSAFE:
         if not _allowed_origin(request, request.headers.get("Origin")):
             raise ApiError(403, "csrf_failed", "cross-origin request refused (Origin is not allowed)")
