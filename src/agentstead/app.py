@@ -16,6 +16,7 @@ import yaml
 from aiohttp import WSCloseCode, web
 
 from . import buildinfo, routes
+from .http import cors
 from .http.middleware import middlewares
 from .auth.ratelimit import RateLimiter
 from .keys import BUILD, DB, IDENTITY, METRICS, OPENAPI, RATE_API, RATE_AUTH, SETTINGS, STARTED_AT, WEBSOCKETS
@@ -83,4 +84,5 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_identity)
     app.on_shutdown.append(_close_websockets)
     routes.setup(app)
+    cors.setup(app, settings)
     return app
