@@ -184,3 +184,12 @@ async def test_unknown_provider_is_404(oidc_app):
     client = await oidc_app()
     resp = await client.get("/auth/login/nope", allow_redirects=False)
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "unknown_provider"
+
+
+async def test_mix_up_defence_rejects_a_response_from_another_issuer(oidc_app, provider):
+    client = await oidc_app(signup_policy="open")
+    start = await client.get("/auth/login/test", allow_redirects=False)
+    async with aiohttp.ClientSession() as idp:
+        back = (await idp.get(start.headers["Location"], allow_redirects=False)).headers["Location"]
+    resp = await client.get("/" + back.split("/", 3)[3] + "&iss=https://evil.example", allow_redirects=False)
+    assert error_of(resp) == "issuer_mismatch"

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 ACCESS_ALGORITHMS = ["HS256"]  # the allow-list: nothing else is ever accepted
 AUDIENCE = "agentstead"
+ACCESS_TYP = "at+jwt"  # RFC 9068: an access token, never to be confused with an ID token
 API_TOKEN_PREFIX = "ast_"
 
 
@@ -58,7 +59,7 @@ def issue_access(keys: Keys, issuer: str, user_id: str, session_id: str, ttl: fl
     now = time.time() if now is None else now
     claims = {"iss": issuer, "aud": AUDIENCE, "sub": user_id, "sid": session_id,
               "iat": int(now), "exp": int(now + ttl), "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, keys.access, algorithm="HS256", headers={"kid": keys.access_kid})
+    return jwt.encode(claims, keys.access, algorithm="HS256", headers={"kid": keys.access_kid, "typ": ACCESS_TYP})
 
 
 def verify_access(keys: Keys, issuer: str, token: str) -> AccessClaims:
@@ -66,6 +67,8 @@ def verify_access(keys: Keys, issuer: str, token: str) -> AccessClaims:
         header = jwt.get_unverified_header(token)
         if header.get("kid") != keys.access_kid:
             raise InvalidToken("unknown key id")
+        if header.get("typ") != ACCESS_TYP:
+            raise InvalidToken("not an access token")
         claims = jwt.decode(token, keys.access, algorithms=ACCESS_ALGORITHMS, audience=AUDIENCE,
                             issuer=issuer, options={"require": ["exp", "iat", "sub", "sid", "aud", "iss"]})
     except jwt.PyJWTError as exc:

@@ -62,7 +62,8 @@ async def callback(request: web.Request) -> web.Response:
     try:
         issued = await service.finish_login(
             request.match_info["provider"], code=q.get("code"), state=q.get("state"),
-            cookie_state=cookies.get(request, "login"), error=q.get("error"), ctx=context(request))
+            cookie_state=cookies.get(request, "login"), error=q.get("error"), ctx=context(request),
+            iss=q.get("iss"))
     except AuthError as exc:
         return _to_signin_page(request, exc.code)
     resp = redirect(f"{request.app[SETTINGS].public_url}{issued.next_path}")

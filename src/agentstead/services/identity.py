@@ -124,10 +124,10 @@ class IdentityService:
         return LoginStart(url, state)
 
     async def finish_login(self, provider: str, *, code: str | None, state: str | None, cookie_state: str | None,
-                           error: str | None, ctx: Context) -> IssuedSession:
+                           error: str | None, ctx: Context, iss: str | None = None) -> IssuedSession:
         """Complete the code flow. Raises AuthError with a code safe to show; audits either way."""
         try:
-            return await self._finish_login(provider, code, state, cookie_state, error, ctx)
+            return await self._finish_login(provider, code, state, cookie_state, error, ctx, iss)
         except OIDCError as exc:
             await self.audit("auth.signin", ctx, outcome="failure", target=provider, reason=exc.code,
                              detail=exc.detail)
@@ -137,7 +137,7 @@ class IdentityService:
                              detail=exc.message)
             raise
 
-    async def _finish_login(self, provider, code, state, cookie_state, error, ctx) -> IssuedSession:
+    async def _finish_login(self, provider, code, state, cookie_state, error, ctx, iss) -> IssuedSession:
         client = self.providers.get(provider)
         if client is None:
             raise AuthError(404, "unknown_provider", f"no sign-in provider named {provider!r}")
@@ -147,6 +147,9 @@ class IdentityService:
             pending = await login_store.take_state(conn, tokens.digest(state))
         if pending is None or pending.provider != provider:
             raise AuthError(400, "state_mismatch", "the sign-in state is unknown, used or expired")
+        if iss is not None and iss.rstrip("/") != client.config.issuer.rstrip("/"):
+            # RFC 9207 mix-up defence: the response must come from the provider the flow started with.
+            raise AuthError(400, "issuer_mismatch", "the authorization response came from another issuer")
         if error:
             raise AuthError(401, "provider_refused", f"the provider answered {error[:64]!r}")
         if not code:
