@@ -129,3 +129,61 @@ def test_config_show_masks_secrets(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "supersecretvalue" not in out
     assert "AGENTSTEAD_SECRET_KEY" in out and "******" in out and "[environment]" in out
+
+
+def test_oidc_providers_from_toml_with_secret_file_and_credential(tmp_path):
+    secret = tmp_path / "google"
+    secret.write_text("g-secret\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "oidc_sso_client_secret").write_text("sso-secret")
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'''
+[[oidc_providers]]
+name = "google"
+issuer = "https://accounts.google.com/"
+client_id = "123.apps.googleusercontent.com"
+client_secret_file = "{secret}"
+
+[[oidc_providers]]
+name = "sso"
+display_name = "Company SSO"
+issuer = "https://sso.example.org/realms/main"
+client_id = "agentstead"
+''')
+    s = load(AGENTSTEAD_CONFIG=str(toml), CREDENTIALS_DIRECTORY=str(creds))
+    google, sso = s.oidc_providers
+    assert google["issuer"] == "https://accounts.google.com" and google["client_secret"] == "g-secret"
+    assert sso["client_secret"] == "sso-secret" and sso["display_name"] == "Company SSO"
+    shown = dict((n, v) for n, v, _ in S.describe(s))["AGENTSTEAD_OIDC_PROVIDERS"]
+    assert "g-secret" not in shown and "sso-secret" not in shown
+
+
+@pytest.mark.parametrize("value,fragment", [
+    ("not json", "must be a JSON array"),
+    ('{"name": "x"}', "must be a list"),
+    ('[{"name": "Bad Name", "issuer": "https://a.example", "client_id": "c"}]', "needs a name"),
+    ('[{"name": "a", "issuer": "ftp://a.example", "client_id": "c"}]', "issuer must be an http(s) URL"),
+    ('[{"name": "a", "issuer": "https://a.example"}]', "needs a client_id"),
+    ('[{"name": "a", "issuer": "https://a.example", "client_id": "c", "scopes": ["email"]}]', "includes openid"),
+    ('[{"name": "a", "issuer": "https://a.example", "client_id": "c", "secret": "x"}]', "unknown keys: secret"),
+    ('[{"name": "a", "issuer": "https://a.example", "client_id": "c"}]', "has no client secret"),
+    ('[{"name": "a", "issuer": "https://a.example", "client_id": "c", "client_secret_file": "/nope"}]',
+     "cannot read client_secret_file"),
+])
+def test_bad_oidc_providers_name_the_setting(value, fragment):
+    with pytest.raises(S.ConfigError) as info:
+        load(AGENTSTEAD_OIDC_PROVIDERS=value)
+    assert info.value.env == "AGENTSTEAD_OIDC_PROVIDERS" and fragment in str(info.value)
+
+
+@pytest.mark.parametrize("env,fragment", [
+    ({"AGENTSTEAD_SIGNUP_POLICY": "sometimes"}, "one of closed, domains, open"),
+    ({"AGENTSTEAD_SIGNUP_DOMAINS": "example.org,not a domain"}, "is not a domain name"),
+    ({"AGENTSTEAD_TRUSTED_PROXIES": "caddy"}, "not an IP address"),
+    ({"AGENTSTEAD_ACCESS_TOKEN_TTL_SECONDS": "5"}, "between 30 and 3600"),
+])
+def test_bad_identity_settings(env, fragment):
+    with pytest.raises(S.ConfigError) as info:
+        load(**env)
+    assert info.value.env == next(iter(env)) and fragment in str(info.value)
