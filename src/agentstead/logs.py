@@ -5,7 +5,10 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import json
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -53,12 +56,30 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class _DeferredQueueHandler(logging.handlers.QueueHandler):
+    """Hands the record to the writer thread unformatted: formatting and the
+    write to stderr happen off the event loop (the access log is on the hot path)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
+    atexit.register(_listener.stop)  # drains what is queued at exit
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_DeferredQueueHandler(records)]
     root.setLevel(level.upper())

@@ -7,7 +7,7 @@ import dataclasses
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database
+from .db import Database, fetch_all, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,22 +47,21 @@ async def create(conn: aiosqlite.Connection, token: ApiToken) -> None:
 
 async def by_hash(db: Database, token_hash: str) -> ApiToken | None:
     async with db.read() as conn:
-        async with conn.execute(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = ?", (token_hash,)) as cur:
-            return _token(await cur.fetchone())
+        return _token(await fetch_one(conn, f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = ?", (token_hash,)))
 
 
 async def for_user(db: Database, user_id: str) -> list[ApiToken]:
     async with db.read() as conn:
-        async with conn.execute(
+        return [_token(r) for r in await fetch_all(
+            conn,
                 f"SELECT {_COLUMNS} FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL "
-                "ORDER BY created_at DESC", (user_id,)) as cur:
-            return [_token(r) for r in await cur.fetchall()]
+                "ORDER BY created_at DESC", (user_id,))]
 
 
 async def get_owned(conn: aiosqlite.Connection, token_id: str, user_id: str) -> ApiToken | None:
-    async with conn.execute(
-            f"SELECT {_COLUMNS} FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)) as cur:
-        return _token(await cur.fetchone())
+    return _token(await fetch_one(
+            conn,
+            f"SELECT {_COLUMNS} FROM api_tokens WHERE id = ? AND user_id = ?", (token_id, user_id)))
 
 
 async def revoke(conn: aiosqlite.Connection, token_id: str) -> None:
@@ -71,9 +70,9 @@ async def revoke(conn: aiosqlite.Connection, token_id: str) -> None:
 
 
 async def revoke_for_user(conn: aiosqlite.Connection, user_id: str) -> list[str]:
-    async with conn.execute(
-            "SELECT token_hash FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL", (user_id,)) as cur:
-        hashes = [r[0] for r in await cur.fetchall()]
+    hashes = [r[0] for r in await fetch_all(
+            conn,
+            "SELECT token_hash FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL", (user_id,))]
     await conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                        (now_iso(), user_id))
     return hashes

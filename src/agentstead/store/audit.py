@@ -8,7 +8,7 @@ import json
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database
+from .db import Database, fetch_all, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +57,7 @@ async def page(db: Database, *, limit: int, before_id: int | None = None, action
     sql = ("SELECT id, at, action, outcome, actor_id, target, ip, user_agent, details FROM audit_log"
            + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC LIMIT ?")
     async with db.read() as conn:
-        async with conn.execute(sql, (*args, limit)) as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(conn, sql, (*args, limit))
     return [AuditEntry(*r[:8], json.loads(r[8])) for r in rows]
 
 

@@ -115,3 +115,13 @@ class Database:
             yield conn
         finally:
             self._readers.put_nowait(conn)
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, args: tuple = ()) -> sqlite3.Row | None:
+    """One round trip to the connection's thread (execute + fetch together)."""
+    rows = await conn.execute_fetchall(sql, args)
+    return rows[0] if rows else None
+
+
+async def fetch_all(conn: aiosqlite.Connection, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    return list(await conn.execute_fetchall(sql, args))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from .db import Database
+from .db import Database, fetch_all, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,21 +29,19 @@ async def write_probe(db: Database, token: str) -> None:
 async def read_probe(db: Database) -> str | None:
     """Read the probe row back through a reader connection."""
     async with db.read() as conn:
-        async with conn.execute("SELECT token FROM health_probe WHERE id = 1") as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(conn, "SELECT token FROM health_probe WHERE id = 1")
     return row["token"] if row else None
 
 
 async def schema_version(db: Database) -> int:
     async with db.read() as conn:
-        async with conn.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await fetch_one(conn, "PRAGMA user_version")
     return row[0]
 
 
 async def applied_migrations(db: Database) -> list[AppliedMigration]:
     async with db.read() as conn:
-        async with conn.execute(
-                "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version") as cur:
-            rows = await cur.fetchall()
+        rows = await fetch_all(
+            conn,
+                "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
     return [AppliedMigration(*row) for row in rows]

@@ -6,6 +6,8 @@ import dataclasses
 
 import aiosqlite
 
+from .db import fetch_all, fetch_one
+
 from ..timeutil import now_iso
 
 
@@ -28,10 +30,10 @@ async def put_state(conn: aiosqlite.Connection, state_hash: str, state: LoginSta
 
 async def take_state(conn: aiosqlite.Connection, state_hash: str) -> LoginState | None:
     """Single use: the row is deleted whether or not it is still valid."""
-    async with conn.execute(
+    row = await fetch_one(
+            conn,
             "DELETE FROM login_states WHERE state_hash = ? "
-            "RETURNING provider, nonce, code_verifier, next_path, expires_at", (state_hash,)) as cur:
-        row = await cur.fetchone()
+            "RETURNING provider, nonce, code_verifier, next_path, expires_at", (state_hash,))
     if row is None:
         return None
     state = LoginState(*row)
@@ -47,8 +49,8 @@ async def put_link(conn: aiosqlite.Connection, token_hash: str, user_id: str, ex
 async def use_link(conn: aiosqlite.Connection, token_hash: str) -> str | None:
     """The user id of a valid, unused link, marking it used; None otherwise."""
     now = now_iso()
-    async with conn.execute(
+    row = await fetch_one(
+            conn,
             "UPDATE login_links SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? "
-            "RETURNING user_id", (now, token_hash, now)) as cur:
-        row = await cur.fetchone()
+            "RETURNING user_id", (now, token_hash, now))
     return row[0] if row else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import re
 import sqlite3
@@ -43,7 +44,16 @@ class MigrationReport:
 
 
 def available(directory: Path | None = None) -> list[Migration]:
-    """The migrations shipped with the package, in order; gaps are a packaging bug."""
+    """The migrations shipped with the package (read once), or those in `directory`, in order."""
+    return list(_shipped()) if directory is None else _load(directory)
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped() -> tuple[Migration, ...]:
+    return tuple(_load(None))
+
+
+def _load(directory: Path | None) -> list[Migration]:
     if directory is None:
         files = [(f.name, f.read_text(encoding="utf-8"))
                  for f in resources.files("agentstead.store").joinpath("migrations").iterdir()

@@ -7,7 +7,7 @@ import dataclasses
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database
+from .db import Database, fetch_all, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +53,10 @@ async def add_refresh(conn: aiosqlite.Connection, token_hash: str, family_id: st
 
 
 async def find_refresh(conn: aiosqlite.Connection, token_hash: str) -> tuple[RefreshToken, Family] | None:
-    async with conn.execute(
+    row = await fetch_one(
+            conn,
             "SELECT token_hash, family_id, issued_at, rotated_at FROM refresh_tokens WHERE token_hash = ?",
-            (token_hash,)) as cur:
-        row = await cur.fetchone()
+            (token_hash,))
     if row is None:
         return None
     family = await get_family_in(conn, row["family_id"])
@@ -73,8 +73,7 @@ async def mark_rotated(conn: aiosqlite.Connection, token_hash: str) -> None:
 
 
 async def get_family_in(conn: aiosqlite.Connection, family_id: str) -> Family | None:
-    async with conn.execute(f"SELECT {_FAMILY} FROM session_families WHERE id = ?", (family_id,)) as cur:
-        row = await cur.fetchone()
+    row = await fetch_one(conn, f"SELECT {_FAMILY} FROM session_families WHERE id = ?", (family_id,))
     return Family(*row) if row else None
 
 
@@ -90,9 +89,9 @@ async def revoke_family(conn: aiosqlite.Connection, family_id: str, reason: str)
 
 
 async def revoke_user_families(conn: aiosqlite.Connection, user_id: str, reason: str) -> list[str]:
-    async with conn.execute(
-            "SELECT id FROM session_families WHERE user_id = ? AND revoked_at IS NULL", (user_id,)) as cur:
-        ids = [r[0] for r in await cur.fetchall()]
+    ids = [r[0] for r in await fetch_all(
+            conn,
+            "SELECT id FROM session_families WHERE user_id = ? AND revoked_at IS NULL", (user_id,))]
     await conn.execute(
         "UPDATE session_families SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
         (now_iso(), reason, user_id))
@@ -101,7 +100,7 @@ async def revoke_user_families(conn: aiosqlite.Connection, user_id: str, reason:
 
 async def active_for_user(db: Database, user_id: str) -> list[Family]:
     async with db.read() as conn:
-        async with conn.execute(
+        return [Family(*r) for r in await fetch_all(
+            conn,
                 f"SELECT {_FAMILY} FROM session_families WHERE user_id = ? AND revoked_at IS NULL "
-                "AND expires_at > ? ORDER BY last_used_at DESC", (user_id, now_iso())) as cur:
-            return [Family(*r) for r in await cur.fetchall()]
+                "AND expires_at > ? ORDER BY last_used_at DESC", (user_id, now_iso()))]

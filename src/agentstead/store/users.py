@@ -8,7 +8,7 @@ import uuid
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database
+from .db import Database, fetch_all, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,26 +44,23 @@ async def create(conn: aiosqlite.Connection, email: str, *, name: str = "", role
 
 async def get(db: Database, user_id: str) -> User | None:
     async with db.read() as conn:
-        async with conn.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)) as cur:
-            return _user(await cur.fetchone())
+        return _user(await fetch_one(conn, f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)))
 
 
 async def get_in(conn: aiosqlite.Connection, user_id: str) -> User | None:
-    async with conn.execute(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)) as cur:
-        return _user(await cur.fetchone())
+    return _user(await fetch_one(conn, f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)))
 
 
 async def by_email(conn: aiosqlite.Connection, email: str) -> User | None:
-    async with conn.execute(f"SELECT {_COLUMNS} FROM users WHERE email = ?", (email.strip(),)) as cur:
-        return _user(await cur.fetchone())
+    return _user(await fetch_one(conn, f"SELECT {_COLUMNS} FROM users WHERE email = ?", (email.strip(),)))
 
 
 async def by_identity(conn: aiosqlite.Connection, provider: str, subject: str) -> User | None:
-    async with conn.execute(
+    return _user(await fetch_one(
+            conn,
             f"SELECT {', '.join('u.' + c.strip() for c in _COLUMNS.split(','))} FROM identities i "
             "JOIN users u ON u.id = i.user_id WHERE i.provider = ? AND i.subject = ?",
-            (provider, subject)) as cur:
-        return _user(await cur.fetchone())
+            (provider, subject)))
 
 
 async def link_identity(conn: aiosqlite.Connection, provider: str, subject: str, user_id: str,
@@ -91,8 +88,7 @@ async def update(conn: aiosqlite.Connection, user_id: str, *, role: str | None =
 
 
 async def count_admins(conn: aiosqlite.Connection) -> int:
-    async with conn.execute("SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0") as cur:
-        return (await cur.fetchone())[0]
+    return (await fetch_one(conn, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0"))[0]
 
 
 async def page(db: Database, *, limit: int, after: str | None = None, query: str = "") -> list[User]:
@@ -107,5 +103,4 @@ async def page(db: Database, *, limit: int, after: str | None = None, query: str
         args += [pattern, pattern]
     sql = f"SELECT {_COLUMNS} FROM users" + (f" WHERE {' AND '.join(where)}" if where else "")
     async with db.read() as conn:
-        async with conn.execute(sql + " ORDER BY email LIMIT ?", (*args, limit)) as cur:
-            return [_user(r) for r in await cur.fetchall()]
+        return [_user(r) for r in await fetch_all(conn, sql + " ORDER BY email LIMIT ?", (*args, limit))]
