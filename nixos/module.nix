@@ -8,8 +8,11 @@
 #   - secrets are file paths handed over with LoadCredential= (the app reads
 #     $CREDENTIALS_DIRECTORY/<name>), never values, never in the Nix store;
 #   - Caddy gets the site, the upstream and the SPA through the Caddyfile's
-#     environment placeholders.
-# It never redefines ExecStart or the unit's hardening.
+#     environment placeholders;
+#   - backup.* enables the package's Litestream, restore and drill units
+#     (systemd/agentstead-{litestream,restore,backup-drill}.*) and gives them
+#     the backup settings, the S3 keys and the replica directory.
+# It never redefines ExecStart or the units' hardening.
 #
 # Outside the flake, `package` defaults to building this checkout
 # (./package.nix with the host's nixpkgs); the flake's nixosModules.default
@@ -26,33 +29,17 @@ let
     literalExpression
     mkEnableOption
     mkIf
+    mkMerge
     mkOption
     types
     ;
 
   cfg = config.services.agentstead;
+  backup = cfg.backup;
 
   # Caddy's site address when there is no domain: plain HTTP on loopback,
   # the same address scripts/run uses.
   localAddress = "http://localhost:47294";
-
-  # Secret options and their systemd credential names. The names are the
-  # setting names in src/agentstead/settings.py.
-  secrets = [
-    {
-      option = "secretKeyFile";
-      credential = "secret_key";
-    }
-    {
-      option = "openaiApiKeyFile";
-      credential = "openai_api_key";
-    }
-    {
-      option = "oidcClientSecretFile";
-      credential = "oidc_client_secret";
-    }
-  ];
-  givenSecrets = lib.filter (secret: cfg.${secret.option} != null) secrets;
 
   # A secret is named by its path on the host, as a string. A Nix path
   # (./secret) is refused by the type: using it would copy the secret into the
@@ -64,25 +51,137 @@ let
       description = "absolute path of a file outside the Nix store, as a string (not a Nix path like ./secret)";
     };
 
+  absolutePath =
+    types.addCheck types.str (path: lib.hasPrefix "/" path)
+    // {
+      description = "absolute path, as a string";
+    };
+
   isStorePath = path: lib.hasPrefix "${builtins.storeDir}/" path || builtins.hasContext path;
 
-  # Values of the environment: lists are comma-separated (the app's list
-  # settings split on commas), booleans are true/false, floats are written
-  # without the trailing zeros of toString.
+  # Secrets and their systemd credential names: the setting names in
+  # src/agentstead/settings.py, or the per-provider names the app looks for
+  # (oidc_<name>_client_secret, llm_<name>_api_key). `option` and `example`
+  # are for messages.
+  appSecrets =
+    lib.optional (cfg.secretKeyFile != null) {
+      option = "secretKeyFile";
+      credential = "secret_key";
+      path = cfg.secretKeyFile;
+      example = "/var/lib/secrets/agentstead/secret_key";
+    }
+    ++ lib.mapAttrsToList (name: path: {
+      option = "oidcClientSecretFiles.${name}";
+      credential = "oidc_${name}_client_secret";
+      inherit path;
+      example = "/run/secrets/agentstead-${name}-oidc";
+    }) cfg.oidcClientSecretFiles
+    ++ lib.mapAttrsToList (name: path: {
+      option = "llmApiKeyFiles.${name}";
+      credential = "llm_${name}_api_key";
+      inherit path;
+      example = "/run/secrets/agentstead-${name}-api-key";
+    }) cfg.llmApiKeyFiles;
+
+  # One KEY=value file, loaded under both names: the app's parser takes the
+  # AWS_ACCESS_KEY_ID= line for one and AWS_SECRET_ACCESS_KEY= for the other.
+  backupSecrets = lib.optionals (backup.credentialsFile != null) (
+    map
+      (credential: {
+        option = "backup.credentialsFile";
+        inherit credential;
+        path = backup.credentialsFile;
+        example = "/run/secrets/agentstead-s3";
+      })
+      [
+        "backup_s3_access_key_id"
+        "backup_s3_secret_access_key"
+      ]
+  );
+
+  loadCredential = map (secret: "${secret.credential}:${secret.path}");
+
+  # Settings that are secrets: never in `settings` (they would be in the store).
+  secretSettings = [
+    "secret_key"
+    "backup_s3_access_key_id"
+    "backup_s3_secret_access_key"
+  ];
+
+  # Values of the environment: lists of strings are comma-separated (the
+  # app's list settings split on commas), lists of attribute sets (the
+  # providers) are JSON, booleans are true/false, floats are written without
+  # the trailing zeros of toString.
   toEnvValue =
     value:
     if builtins.isBool value then
       lib.boolToString value
     else if builtins.isList value then
-      lib.concatMapStringsSep "," toString value
+      if lib.any builtins.isAttrs value then
+        builtins.toJSON value
+      else
+        lib.concatMapStringsSep "," toString value
     else if builtins.isFloat value then
       builtins.toJSON value
     else
       toString value;
 
+  providerSettings = [
+    "oidc_providers"
+    "llm_providers"
+  ];
+
   environment = lib.mapAttrs' (
     name: value: lib.nameValuePair "AGENTSTEAD_${lib.toUpper name}" (toEnvValue value)
-  ) (lib.filterAttrs (_: value: value != null) cfg.settings);
+  ) (lib.filterAttrs (name: value: value != null && !(lib.elem name providerSettings && value == [ ])) cfg.settings);
+
+  # What the backup units get: the backup settings and where the database is,
+  # nothing else. Not the providers (the backup commands would demand their
+  # secrets) and none of the app's secrets.
+  backupEnvironment = lib.filterAttrs (
+    name: _:
+    lib.hasPrefix "AGENTSTEAD_BACKUP_" name
+    || lib.elem name [
+      "AGENTSTEAD_STATE_DIR"
+      "AGENTSTEAD_DATABASE_PATH"
+      "AGENTSTEAD_LOG_LEVEL"
+      "AGENTSTEAD_LOG_FORMAT"
+    ]
+  ) environment;
+
+  # backup.* as settings (so they reach every unit through `environment`).
+  # An S3 replica when a bucket is set, else the local directory.
+  backupSettings = {
+    backup_enabled = true;
+    backup_sync_interval = backup.syncInterval;
+    backup_litestream = "${pkgs.litestream}/bin/litestream";
+  }
+  // (
+    if backup.s3.bucket != null then
+      {
+        backup_s3_bucket = backup.s3.bucket;
+        backup_s3_path = backup.s3.path;
+        backup_s3_region = backup.s3.region;
+      }
+      // lib.optionalAttrs (backup.s3.endpoint != null) { backup_s3_endpoint = backup.s3.endpoint; }
+      // lib.optionalAttrs (backup.s3.forcePathStyle != null) {
+        backup_s3_force_path_style = lib.boolToString backup.s3.forcePathStyle;
+      }
+    else
+      lib.optionalAttrs (backup.localPath != null) { backup_local_path = backup.localPath; }
+  );
+
+  # The drop-in every backup unit gets (see the header of
+  # systemd/agentstead-litestream.service).
+  backupUnit = {
+    environment = backupEnvironment;
+    serviceConfig =
+      lib.optionalAttrs (backupSecrets != [ ]) { LoadCredential = loadCredential backupSecrets; }
+      // lib.optionalAttrs (backup.s3.bucket == null && backup.localPath != null) {
+        # ProtectSystem=strict: the replica directory is the one more place it writes.
+        ReadWritePaths = [ backup.localPath ];
+      };
+  };
 
   # IPv6 addresses need brackets in host:port.
   upstream =
@@ -91,7 +190,55 @@ let
     else
       "${cfg.listenAddress}:${toString cfg.port}";
 
-  secretNames = map (secret: secret.credential) secrets;
+  # Providers: a list of attribute sets, passed to the app as JSON. `name` is
+  # checked here (it names the credential); the app checks the rest and
+  # refuses unknown keys, naming them.
+  providerType =
+    { what, example }:
+    types.submodule {
+      freeformType =
+        with types;
+        attrsOf (oneOf [
+          str
+          (listOf str)
+        ]);
+      options.name = mkOption {
+        type = types.strMatching "[a-z][a-z0-9_-]{0,31}";
+        inherit example;
+        description = "Name of the ${what}: lower-case letters, digits, - or _. It names its secret's credential.";
+      };
+    };
+
+  oidcNames = map (provider: provider.name) cfg.settings.oidc_providers;
+  llmNames = map (provider: provider.name) cfg.settings.llm_providers;
+  # A file the app reads itself, named in a provider entry.
+  providerFiles =
+    map (provider: {
+      option = "settings.oidc_providers (${provider.name}).client_secret_file";
+      path = provider.client_secret_file or "";
+    }) cfg.settings.oidc_providers
+    ++ map (provider: {
+      option = "settings.llm_providers (${provider.name}).api_key_file";
+      path = provider.api_key_file or "";
+    }) cfg.settings.llm_providers;
+  oidcWithoutSecret = lib.filter (
+    provider: !(cfg.oidcClientSecretFiles ? ${provider.name}) && (provider.client_secret_file or "") == ""
+  ) cfg.settings.oidc_providers;
+  providersWithSecretValues = lib.filter (provider: provider ? client_secret || provider ? api_key) (
+    cfg.settings.oidc_providers ++ cfg.settings.llm_providers
+  );
+
+  unknownKeys =
+    option: names: given: listName:
+    let
+      unknown = lib.filter (name: !lib.elem name names) (lib.attrNames given);
+    in
+    {
+      assertion = unknown == [ ];
+      message = "services.agentstead.${option} has ${lib.concatMapStringsSep ", " (n: "`${n}`") unknown}, which services.agentstead.settings.${listName} does not list (it lists: ${
+        if names == [ ] then "none" else lib.concatStringsSep ", " names
+      }); add the provider there or remove the file.";
+    };
 in
 {
   options.services.agentstead = {
@@ -191,6 +338,54 @@ in
             default = "json";
             description = "json: one object per line in the journal.";
           };
+          oidc_providers = mkOption {
+            type = types.listOf (providerType {
+              what = "OpenID Connect provider";
+              example = "google";
+            });
+            default = [ ];
+            example = literalExpression ''
+              [
+                {
+                  name = "google";
+                  issuer = "https://accounts.google.com";
+                  client_id = "123-abc.apps.googleusercontent.com";
+                  display_name = "Google";
+                }
+              ]
+            '';
+            description = ''
+              OpenID Connect providers people sign in with, passed to the app
+              as JSON (`AGENTSTEAD_OIDC_PROVIDERS`). Keys: `name`, `issuer`,
+              `client_id`, `display_name`, `scopes`. Each provider's client
+              secret goes in {option}`services.agentstead.oidcClientSecretFiles`
+              under its name.
+            '';
+          };
+          llm_providers = mkOption {
+            type = types.listOf (providerType {
+              what = "model provider";
+              example = "openai";
+            });
+            default = [ ];
+            example = literalExpression ''
+              [
+                {
+                  name = "openai";
+                  base_url = "https://api.openai.com/v1";
+                  models = [ "gpt-4o-mini" ];
+                }
+              ]
+            '';
+            description = ''
+              OpenAI-compatible model providers agents may use, passed to the
+              app as JSON (`AGENTSTEAD_LLM_PROVIDERS`). Keys: `name`,
+              `base_url`, `models` (empty allows any), `default_model`. Each
+              provider's API key goes in
+              {option}`services.agentstead.llmApiKeyFiles` under its name (a
+              local server may need none).
+            '';
+          };
         };
       };
       default = { };
@@ -204,12 +399,14 @@ in
       description = ''
         Agentstead settings, each passed to the unit as the environment
         variable `AGENTSTEAD_<NAME>` (`max_body_size` -> `AGENTSTEAD_MAX_BODY_SIZE`);
-        lists are joined with commas, booleans are `true`/`false`. See the
+        lists of strings are joined with commas, lists of attribute sets
+        (the providers) become JSON, booleans are `true`/`false`. See the
         configuration reference in README.md or `agentstead config show`.
         The app refuses names it does not know, naming them.
-        `host` and `port` come from `listenAddress` and `port`. Secrets
-        never go here (they would be in the Nix store): use the `*File`
-        options.
+        `host` and `port` come from `listenAddress` and `port`, the
+        `backup_*` settings that `backup` sets from it. Secrets never go here
+        (they would be in the Nix store): use `secretKeyFile`,
+        `oidcClientSecretFiles`, `llmApiKeyFiles` and `backup.credentialsFile`.
       '';
     };
 
@@ -224,18 +421,31 @@ in
       '';
     };
 
-    openaiApiKeyFile = mkOption {
-      type = types.nullOr secretFile;
-      default = null;
-      example = "/run/secrets/openai_api_key";
-      description = "File holding the API key of the OpenAI-compatible LLM endpoint.";
+    oidcClientSecretFiles = mkOption {
+      type = types.attrsOf secretFile;
+      default = { };
+      example = {
+        google = "/run/secrets/agentstead-google-oidc";
+      };
+      description = ''
+        Client secret file of each OIDC provider in
+        {option}`services.agentstead.settings.oidc_providers`, by provider
+        name; given to the app as the credential `oidc_<name>_client_secret`.
+        Every provider needs one.
+      '';
     };
 
-    oidcClientSecretFile = mkOption {
-      type = types.nullOr secretFile;
-      default = null;
-      example = "/run/secrets/oidc_client_secret";
-      description = "File holding the OIDC client secret for sign-in.";
+    llmApiKeyFiles = mkOption {
+      type = types.attrsOf secretFile;
+      default = { };
+      example = {
+        openai = "/run/secrets/openai-api-key";
+      };
+      description = ''
+        API key file of each model provider in
+        {option}`services.agentstead.settings.llm_providers`, by provider
+        name; given to the app as the credential `llm_<name>_api_key`.
+      '';
     };
 
     openFirewall = mkOption {
@@ -244,10 +454,108 @@ in
       description = "Open TCP ports 80 and 443 (and UDP 443 for HTTP/3) for Caddy. Needs `domain`.";
     };
 
-    # services.agentstead.backup: continuous Litestream replication of the
-    # database (S3-compatible bucket or a local replica) and the restore
-    # drill timer. Another issue; its options go here, its units come from
-    # the package like agentstead.service and run as the agentstead user.
+    backup = {
+      enable = mkEnableOption ''
+        continuous backups: Litestream (agentstead-litestream.service)
+        replicates the database to an S3-compatible bucket or a local
+        directory, a daily drill proves that the replica restores, and /readyz
+        reports the lag and the last drill
+      '';
+
+      s3 = {
+        endpoint = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "https://s3.eu-central-003.backblazeb2.com";
+          description = "S3-compatible endpoint URL (MinIO, Garage, Backblaze, R2, ...); `null` means AWS S3. Needs `bucket`.";
+        };
+        bucket = mkOption {
+          type = types.nullOr types.str;
+          default = null;
+          example = "agentstead-backups";
+          description = "Bucket of the replica. Set this or {option}`services.agentstead.backup.localPath`.";
+        };
+        path = mkOption {
+          type = types.str;
+          default = "agentstead";
+          description = "Key prefix of the replica inside the bucket (one directory per database).";
+        };
+        region = mkOption {
+          type = types.str;
+          default = "us-east-1";
+          example = "eu-central-003";
+          description = "Region of the bucket.";
+        };
+        forcePathStyle = mkOption {
+          type = types.nullOr types.bool;
+          default = null;
+          description = "Path-style URLs (endpoint/bucket/key). `null`: yes with a custom endpoint, no on AWS.";
+        };
+      };
+
+      credentialsFile = mkOption {
+        type = types.nullOr secretFile;
+        default = null;
+        example = "/run/secrets/agentstead-s3";
+        description = ''
+          File with the bucket's keys, one `KEY=value` per line:
+          `AWS_ACCESS_KEY_ID=...` and `AWS_SECRET_ACCESS_KEY=...`. Given to
+          the Litestream, restore and drill units (not to the app) as the
+          credentials `backup_s3_access_key_id` and
+          `backup_s3_secret_access_key`. `null` means the AWS default chain
+          (e.g. an instance role).
+        '';
+      };
+
+      localPath = mkOption {
+        type = types.nullOr absolutePath;
+        default = null;
+        example = "/mnt/backup/agentstead";
+        description = ''
+          Directory of a file replica, instead of a bucket. Put it on another
+          disk: a replica on the database's own disk does not survive losing
+          that disk. Created (owned by `agentstead`) if missing.
+        '';
+      };
+
+      syncInterval = mkOption {
+        type = types.oneOf [
+          (types.strMatching "[0-9]*[.]?[0-9]+ *(ms|s|m|h|d)?")
+          (types.numbers.between 0.1 3600)
+        ];
+        default = "1s";
+        example = "10s";
+        description = ''
+          How often Litestream ships new WAL to the replica: about the most
+          writes a lost disk can cost. A duration (`500ms`, `1s`, `5m`) or
+          seconds, from 100ms to 1h. Each interval with writes is one upload
+          request (1s: up to 86,400 a day).
+        '';
+      };
+
+      restoreOnFirstBoot = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Before the app starts, restore the database from the replica when
+          the database file is missing (a new machine, a lost disk). The app
+          does not start while the replica is unreachable: starting empty
+          would replicate an empty database over the real history.
+        '';
+      };
+
+      drill.schedule = mkOption {
+        type = types.str;
+        default = "daily";
+        example = "*-*-* 04:00:00";
+        description = ''
+          When the restore drill runs (systemd OnCalendar=, with up to an
+          hour of random delay). /readyz reports the backup as degraded when
+          the last good drill is older than the setting backup_drill_max_age
+          (36h by default): keep the two in step.
+        '';
+      };
+    };
   };
 
   config = mkIf cfg.enable {
@@ -273,19 +581,48 @@ in
         message = "services.agentstead.settings.public_url must be https in production (set services.agentstead.domain).";
       }
       {
-        assertion = !lib.any (name: cfg.settings ? ${name}) secretNames;
-        message = "services.agentstead.settings must not hold secrets (${lib.concatStringsSep ", " secretNames}): they would be in the Nix store; use the *File options.";
+        assertion = !lib.any (name: cfg.settings ? ${name}) secretSettings && providersWithSecretValues == [ ];
+        message = "services.agentstead.settings must not hold secrets (${lib.concatStringsSep ", " secretSettings}, a provider's client_secret or api_key): they would be in the Nix store; use secretKeyFile, oidcClientSecretFiles, llmApiKeyFiles or backup.credentialsFile.";
+      }
+      (unknownKeys "oidcClientSecretFiles" oidcNames cfg.oidcClientSecretFiles "oidc_providers")
+      (unknownKeys "llmApiKeyFiles" llmNames cfg.llmApiKeyFiles "llm_providers")
+      {
+        # The app refuses to start without it; say so here, with the fix.
+        assertion = oidcWithoutSecret == [ ];
+        message = lib.concatMapStringsSep "\n" (
+          provider:
+          "services.agentstead.settings.oidc_providers: provider `${provider.name}` has no client secret; set services.agentstead.oidcClientSecretFiles.${provider.name} = \"/run/secrets/agentstead-${provider.name}-oidc\"; (a file outside the Nix store) or the provider's client_secret_file."
+        ) oidcWithoutSecret;
+      }
+      {
+        assertion = backup.enable -> backup.s3.bucket != null || backup.localPath != null;
+        message = "services.agentstead.backup needs a replica: set backup.s3.bucket (an S3-compatible bucket) or backup.localPath (a directory, ideally on another disk).";
+      }
+      {
+        assertion = backup.enable -> backup.s3.bucket == null || backup.localPath == null;
+        message = "services.agentstead.backup has two replicas (backup.s3.bucket = \"${toString backup.s3.bucket}\" and backup.localPath = \"${toString backup.localPath}\"); set only one.";
+      }
+      {
+        assertion = backup.enable -> backup.s3.endpoint != null -> backup.s3.bucket != null;
+        message = "services.agentstead.backup.s3.endpoint needs services.agentstead.backup.s3.bucket.";
       }
     ]
     ++ map (secret: {
-      assertion = !isStorePath cfg.${secret.option};
-      message = "services.agentstead.${secret.option} is in the Nix store (${cfg.${secret.option}}), which every user can read; give the path of a file outside it as a string, e.g. \"/run/secrets/${secret.credential}\".";
-    }) givenSecrets;
+      assertion = !isStorePath secret.path;
+      message = "services.agentstead.${secret.option} is in the Nix store (${secret.path}), which every user can read; give the path of a file outside it as a string, e.g. \"${secret.example}\".";
+    }) (appSecrets ++ lib.take 1 backupSecrets) # one message for the one credentials file
+    ++ map (file: {
+      assertion = !isStorePath file.path;
+      message = "services.agentstead.${file.option} is in the Nix store (${file.path}), which every user can read; use services.agentstead.oidcClientSecretFiles or llmApiKeyFiles with a path outside it.";
+    }) providerFiles;
 
-    services.agentstead.settings = {
-      host = cfg.listenAddress;
-      inherit (cfg) port;
-    };
+    services.agentstead.settings = mkMerge [
+      {
+        host = cfg.listenAddress;
+        inherit (cfg) port;
+      }
+      (mkIf backup.enable backupSettings)
+    ];
 
     users.users.agentstead = {
       isSystemUser = true;
@@ -295,15 +632,39 @@ in
     };
     users.groups.agentstead = { };
 
-    # agentstead.service comes from the package; this extends it.
+    # The units come from the package; this extends them with drop-ins.
     systemd.packages = [ cfg.package ];
     systemd.services.agentstead = {
       wantedBy = [ "multi-user.target" ];
       inherit environment;
-      serviceConfig.LoadCredential = map (
-        secret: "${secret.credential}:${cfg.${secret.option}}"
-      ) givenSecrets;
+      # Not the S3 keys: the app only asks Litestream's control socket
+      # (src/agentstead/backup/status.py); it never talks to the bucket.
+      serviceConfig.LoadCredential = loadCredential appSecrets;
     };
+
+    # Backups. NixOS ignores the [Install] sections of packaged units, so
+    # wantedBy/requiredBy here do what they say there.
+    systemd.services.agentstead-litestream = mkIf backup.enable (
+      backupUnit // { wantedBy = [ "multi-user.target" ]; }
+    );
+    systemd.services.agentstead-restore = mkIf backup.enable (
+      # Without restoreOnFirstBoot it is only there to start by hand.
+      backupUnit // lib.optionalAttrs backup.restoreOnFirstBoot { requiredBy = [ "agentstead.service" ]; }
+    );
+    systemd.services.agentstead-backup-drill = mkIf backup.enable backupUnit;
+    systemd.timers.agentstead-backup-drill = mkIf backup.enable {
+      wantedBy = [ "timers.target" ];
+      # In the drop-in, an empty OnCalendar= clears the packaged "daily";
+      # the list becomes one OnCalendar= line per item.
+      timerConfig.OnCalendar = [
+        ""
+        backup.drill.schedule
+      ];
+    };
+    systemd.tmpfiles.rules = lib.optional (backup.enable && backup.localPath != null) (
+      # ReadWritePaths= needs it to exist when the units start.
+      "d ${backup.localPath} 0700 agentstead agentstead - -"
+    );
 
     services.caddy = {
       enable = true;

@@ -21,12 +21,56 @@
     #   install -d -m 700 /var/lib/secrets/agentstead
     #   openssl rand -base64 48 > /var/lib/secrets/agentstead/secret_key
     secretKeyFile = "/var/lib/secrets/agentstead/secret_key";
-    # Written by sops-nix or agenix, for example:
-    openaiApiKeyFile = "/run/secrets/openai_api_key";
+    # The others are written by sops-nix or agenix, for example. Each is
+    # named after its provider in `settings` below.
+    oidcClientSecretFiles.google = "/run/secrets/agentstead-google-oidc";
+    llmApiKeyFiles.openai = "/run/secrets/agentstead-openai-api-key";
 
     settings = {
       max_body_size = "2MiB";
       log_level = "info";
+
+      # Sign-in. The redirect URI to register with Google is
+      # https://agents.example.org/auth/callback/google.
+      oidc_providers = [
+        {
+          name = "google";
+          issuer = "https://accounts.google.com";
+          client_id = "123456789012-abcdefghijklmnop.apps.googleusercontent.com"; # CHANGE
+          display_name = "Google";
+        }
+      ];
+      # Who may create an account by signing in (the rest need an admin:
+      # `agentstead admin create-user`).
+      signup_policy = "domains";
+      signup_domains = [ "example.org" ]; # CHANGE
+
+      # The models agents may use; any OpenAI-compatible endpoint works.
+      llm_providers = [
+        {
+          name = "openai";
+          base_url = "https://api.openai.com/v1";
+          models = [
+            "gpt-4o-mini"
+            "gpt-4o"
+          ];
+        }
+      ];
+    };
+
+    # Continuous backups of the database to an S3-compatible bucket (here
+    # Backblaze B2), a restore on a fresh machine before the app starts, and
+    # a daily restore drill. The credentials file holds two lines:
+    #   AWS_ACCESS_KEY_ID=...
+    #   AWS_SECRET_ACCESS_KEY=...
+    backup = {
+      enable = true;
+      s3 = {
+        endpoint = "https://s3.eu-central-003.backblazeb2.com"; # CHANGE
+        bucket = "agentstead-backups"; # CHANGE
+        region = "eu-central-003"; # CHANGE
+      };
+      credentialsFile = "/run/secrets/agentstead-s3";
     };
   };
 

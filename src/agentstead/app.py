@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -19,7 +20,14 @@ from . import buildinfo, routes
 from .http import cors
 from .http.middleware import middlewares
 from .auth.ratelimit import RateLimiter
-from .keys import BUILD, DB, IDENTITY, METRICS, OPENAPI, RATE_API, RATE_AUTH, SETTINGS, STARTED_AT, WEBSOCKETS
+from .bus.bus import Bus
+from .bus.retention import retention
+from .bus.topics import Authorizer
+from .logs import AccessLog
+from .keys import (ACCESS_LOG, BUILD, BUS, CHAT, DB, IDENTITY, METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, SETTINGS,
+                   STARTED_AT, TOPICS, WEBSOCKETS)
+from .runner.runner import Runner
+from .services.chat import ChatService, can_read_run, can_read_thread
 from .services.identity import IdentityService, maintenance
 from .metrics import Metrics
 from .settings import Settings
@@ -29,9 +37,15 @@ from .store.migrate import migrate
 log = logging.getLogger("agentstead")
 
 
+@functools.lru_cache(maxsize=1)
+def _openapi_text() -> str:
+    return resources.files("agentstead.contracts").joinpath("openapi.yaml").read_text(encoding="utf-8")
+
+
 def load_openapi() -> dict:
-    text = resources.files("agentstead.contracts").joinpath("openapi.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    """The OpenAPI document (parsed with libyaml when available; the file is read once)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(_openapi_text(), Loader=loader)
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -50,11 +64,24 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+async def _bus(app: web.Application) -> AsyncIterator[None]:
+    """The event bus and its log; on shutdown everything queued is appended first."""
+    bus = Bus(app[DB])
+    await bus.start()
+    app[BUS] = bus
+    task = asyncio.create_task(retention(bus, app[SETTINGS]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await bus.stop()
+
+
 async def _identity(app: web.Application) -> AsyncIterator[None]:
     """The outbound HTTP session (OIDC), the identity service and its maintenance task."""
     settings = app[SETTINGS]
     async with aiohttp.ClientSession(headers={"User-Agent": f"agentstead/{app[BUILD].version}"}) as http:
-        service = IdentityService(app[DB], settings, http)
+        service = IdentityService(app[DB], settings, http, bus=app[BUS])
         app[IDENTITY] = service
         task = asyncio.create_task(maintenance(service))
         yield
@@ -64,24 +91,47 @@ async def _identity(app: web.Application) -> AsyncIterator[None]:
         await service.flush_token_use()
 
 
+async def _runs(app: web.Application) -> AsyncIterator[None]:
+    """The runner (supervised run tasks) and the chat service; topics runs/ and threads/ are
+    readable by their owners, the same check the REST routes make."""
+    db, settings = app[DB], app[SETTINGS]
+    runner = Runner(db, app[BUS], settings)
+    app[RUNNER] = runner
+    app[CHAT] = ChatService(db, app[BUS], settings, runner)
+    app[TOPICS].register("runs", lambda p, run_id: can_read_run(db, p, run_id))
+    app[TOPICS].register("threads", lambda p, thread_id: can_read_thread(db, p, thread_id))
+    await runner.start()
+    yield
+    await runner.stop()
+
+
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, open WebSockets are told the server is going away (1001)."""
     for ws in list(app[WEBSOCKETS]):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
 
+async def _flush(access_log: AccessLog) -> None:
+    access_log.flush()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[ACCESS_LOG] = AccessLog(settings.log_format, enabled=settings.log_level in ("debug", "info"))
+    app.on_cleanup.append(lambda app: _flush(app[ACCESS_LOG]))
     app[BUILD] = buildinfo.load()
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[TOPICS] = Authorizer()
     app[RATE_AUTH] = RateLimiter(settings.rate_limit_auth_per_minute, per=60)
     app[RATE_API] = RateLimiter(settings.rate_limit_api_per_minute, per=60)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_bus)
     app.cleanup_ctx.append(_identity)
+    app.cleanup_ctx.append(_runs)
     app.on_shutdown.append(_close_websockets)
     routes.setup(app)
     cors.setup(app, settings)

@@ -8,6 +8,8 @@ import sys
 from typing import Sequence
 
 from . import buildinfo, logs
+from .backup import BackupError
+from .backup import commands as backup_commands
 from .settings import ConfigError, Settings, describe, ensure_secret_key, load
 from .store.migrate import MigrationError, migrate
 
@@ -125,6 +127,22 @@ def cmd_admin_login_link(args: argparse.Namespace) -> int:
     return _admin(args, action)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .doctor import render, run_all
+
+    settings = ensure_secret_key(_settings(args))
+    findings = asyncio.run(run_all(settings))
+    if args.json:
+        import dataclasses
+
+        print(json.dumps([dataclasses.asdict(f) for f in findings], indent=2))
+    else:
+        print(render(findings))
+    return 0 if all(f.ok for f in findings) else EXIT_FAILURE
+
+
 def cmd_version(args: argparse.Namespace) -> int:
     info = buildinfo.load()
     print(f"agentstead {info.version} (commit {info.commit}, built {info.build_time}, Python {info.python})")
@@ -165,6 +183,12 @@ def parser() -> argparse.ArgumentParser:
     link.add_argument("--email", required=True)
     link.set_defaults(func=cmd_admin_login_link)
 
+    backup_commands.register(sub)  # backup config|replicate|status|drill|restore
+
+    doctor = sub.add_parser("doctor", help="check settings, database, models, sign-in, the public URL; say how to fix")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(func=cmd_doctor)
+
     sub.add_parser("version", help="print version and build").set_defaults(func=cmd_version)
     return p
 
@@ -178,6 +202,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except MigrationError as exc:
         print(f"agentstead: database error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BackupError as exc:
+        print(f"agentstead: backup: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130

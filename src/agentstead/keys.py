@@ -7,14 +7,20 @@ import weakref
 from aiohttp import web
 
 from .buildinfo import BuildInfo
+from .logs import AccessLog
 from .metrics import Metrics
 from .auth.access import Principal
 from .auth.ratelimit import RateLimiter
+from .bus.bus import Bus
+from .bus.topics import Authorizer
+from .runner.runner import Runner
+from .services.chat import ChatService
 from .services.identity import IdentityService
 from .settings import Settings
 from .store.db import Database
 
 SETTINGS = web.AppKey("settings", Settings)
+ACCESS_LOG = web.AppKey("access_log", AccessLog)
 DB = web.AppKey("db", Database)
 METRICS = web.AppKey("metrics", Metrics)
 BUILD = web.AppKey("build", BuildInfo)
@@ -22,6 +28,10 @@ STARTED_AT = web.AppKey("started_at", float)
 OPENAPI = web.AppKey("openapi", dict)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
 IDENTITY = web.AppKey("identity", IdentityService)
+BUS = web.AppKey("bus", Bus)
+TOPICS = web.AppKey("topics", Authorizer)
+RUNNER = web.AppKey("runner", Runner)
+CHAT = web.AppKey("chat", ChatService)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)
 

@@ -26,5 +26,43 @@ class Metrics:
             "agentstead_db_probe_success", "1 when the last database probe succeeded.",
             registry=self.registry)
 
+        self._backup: _BackupGauges | None = None
+
+    def set_backup(self, report) -> None:
+        """Export a backup.status.Report. The gauges exist only once backups are enabled."""
+        if self._backup is None:
+            self._backup = _BackupGauges(self.registry)
+        self._backup.update(report)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _BackupGauges:
+    """agentstead_backup_*: refreshed from the backup report on each scrape and /readyz."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lag = Gauge(
+            "agentstead_backup_replication_lag_seconds",
+            "Seconds since Litestream last brought the replica level with the database; NaN when unknown.",
+            registry=registry)
+        self.up = Gauge(
+            "agentstead_backup_litestream_up", "1 when Litestream answers on its control socket.",
+            registry=registry)
+        self.ok = Gauge(
+            "agentstead_backup_ok", "1 when the /readyz backup check passes (lag, drill, Litestream).",
+            registry=registry)
+        self.drill_success = Gauge(
+            "agentstead_backup_drill_success", "1 when the last restore drill passed, 0 when it failed; "
+            "NaN before the first drill.", registry=registry)
+        self.drill_timestamp = Gauge(
+            "agentstead_backup_drill_timestamp_seconds", "Unix time of the last restore drill; 0 before the first.",
+            registry=registry)
+
+    def update(self, report) -> None:
+        nan = float("nan")
+        self.lag.set(nan if report.lag_seconds is None else report.lag_seconds)
+        self.up.set(1 if report.litestream_up else 0)
+        self.ok.set(1 if report.ok else 0)
+        self.drill_success.set(nan if report.drill_ok is None else int(report.drill_ok))
+        self.drill_timestamp.set(report.drill_timestamp or 0)

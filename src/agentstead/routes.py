@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, auth, health, meta
+from .http import account, admin, auth, chat, health, meta, sse, ws
 
 
 def setup(app: web.Application) -> None:
@@ -25,10 +25,32 @@ def setup(app: web.Application) -> None:
     r.add_post("/auth/logout-all", auth.logout_all, name="auth_logout_all")
     r.add_post("/auth/ws-ticket", auth.ws_ticket, name="auth_ws_ticket")
 
+    r.add_get("/ws", ws.websocket, name="ws")
+
     r.add_get("/api/me", account.me, name="me")
     r.add_get("/api/tokens", account.list_tokens, name="tokens")
     r.add_post("/api/tokens", account.create_token, name="tokens_create")
     r.add_delete("/api/tokens/{id}", account.revoke_token, name="token_revoke")
+
+    r.add_get("/api/models", chat.models, name="models")
+    r.add_get("/api/agents", chat.list_agents, name="agents")
+    r.add_post("/api/agents", chat.create_agent, name="agents_create")
+    r.add_get("/api/agents/{id}", chat.get_agent, name="agent")
+    r.add_patch("/api/agents/{id}", chat.update_agent, name="agent_update")
+    r.add_delete("/api/agents/{id}", chat.delete_agent, name="agent_delete")
+    r.add_get("/api/threads", chat.list_threads, name="threads")
+    r.add_post("/api/threads", chat.create_thread, name="threads_create")
+    r.add_get("/api/threads/{id}", chat.get_thread, name="thread")
+    r.add_delete("/api/threads/{id}", chat.delete_thread, name="thread_delete")
+    r.add_post("/api/threads/{id}/messages", chat.post_message, name="thread_message")
+    r.add_get("/api/threads/{id}/stream", sse.thread_stream, name="thread_stream")
+    r.add_get("/api/runs", chat.list_runs, name="runs")
+    r.add_get("/api/runs/{id}", chat.get_run, name="run")
+    r.add_post("/api/runs/{id}/cancel", chat.cancel_run, name="run_cancel")
+    r.add_post("/api/runs/{id}/resume", chat.resume_run, name="run_resume")
+    r.add_get("/api/runs/{id}/stream", sse.run_stream, name="run_stream")
+    r.add_get("/api/usage", chat.usage, name="usage")
+    r.add_get("/api/admin/usage", chat.admin_usage, name="admin_usage")
 
     r.add_get("/api/admin/users", admin.list_users, name="admin_users")
     r.add_patch("/api/admin/users/{id}", admin.update_user, name="admin_user_update")

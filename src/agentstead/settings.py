@@ -110,6 +110,38 @@ def _path(raw: str) -> str:
     return str(Path(text).expanduser()) if text else ""
 
 
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(lo: float, hi: float) -> Callable[[str], float]:
+    """'500ms', '90s', '30m', '24h', '7d' or plain seconds -> seconds."""
+    def parse(raw: str) -> float:
+        text = str(raw).strip().lower().replace("_", "")
+        match = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(ms|s|m|h|d)?", text)
+        if not match:
+            raise ValueError(f"must be a duration like 500ms, 90s, 30m, 24h or 7d (got {raw!r})")
+        value = float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+        if not lo <= value <= hi:
+            raise ValueError(f"must be between {lo:g}s and {hi:g}s (got {raw!r})")
+        return value
+    return parse
+
+
+def _access_key(*names: str) -> Callable[[str], str]:
+    """A secret that may also come from a KEY=value file (LITESTREAM_/AWS_ env file format),
+    so one credentials file can be loaded as both S3 secrets."""
+    def parse(raw: str) -> str:
+        text = _secret(raw)
+        for line in text.splitlines():
+            key, sep, value = line.strip().removeprefix("export ").partition("=")
+            if sep and key.strip() in names:
+                return value.strip().strip("'\"")
+        if any(re.match(r"^\s*(export\s+)?[A-Z_]+_(ACCESS_KEY_ID|SECRET_ACCESS_KEY)=", ln) for ln in text.splitlines()):
+            raise ValueError(f"the credentials file has no {' or '.join(names)} line")
+        return text.strip()
+    return parse
+
+
 def _host(raw: str) -> str:
     text = str(raw).strip()
     if not text:
@@ -215,6 +247,40 @@ def _domains(raw: str | list) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _llm_providers(raw: str | list) -> tuple[dict, ...]:
+    """OpenAI-compatible model providers, like oidc_providers: TOML tables or a JSON array."""
+    if isinstance(raw, str):
+        if not raw.strip():
+            return ()
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON array of providers ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(raw, list):
+        raise ValueError("must be a list of providers")
+    out, seen = [], set()
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise ValueError(f"provider #{i + 1} must be a table/object")
+        unknown = set(item) - {"name", "base_url", "api_key_file", "models", "default_model"}
+        if unknown:
+            raise ValueError(f"provider #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
+        name = str(item.get("name", ""))
+        if not _PROVIDER_NAME.match(name) or name in seen:
+            raise ValueError(f"provider #{i + 1} needs a unique name of lower-case letters, digits, - or _")
+        seen.add(name)
+        try:
+            base_url = _url_with_path(str(item.get("base_url", "")))
+        except ValueError as exc:
+            raise ValueError(f"provider {name!r}: base_url {exc}") from None
+        models = item.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise ValueError(f"provider {name!r}: models must be a list of model names (empty allows any)")
+        out.append({"name": name, "base_url": base_url, "api_key_file": str(item.get("api_key_file", "")),
+                    "models": tuple(models), "default_model": str(item.get("default_model", models[0] if models else ""))})
+    return tuple(out)
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One row of the settings table."""
@@ -291,10 +357,92 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_proxies", _origins_or_ips, ("127.0.0.1", "::1"),
             "Comma-separated proxy addresses whose X-Forwarded-For is believed (Caddy on loopback).",
             example="127.0.0.1,::1"),
+    Setting("ws_max_message_size", _size, 64 * 1024,
+            "Largest WebSocket message a client may send; bigger closes the socket with 1009.",
+            example="64KiB"),
+    Setting("ws_max_subscriptions", _int_range(1, 100_000), 200,
+            "Topics one WebSocket may subscribe to at once.", example="200"),
+    Setting("ws_send_queue", _int_range(16, 1_000_000), 2000,
+            "Messages queued for one WebSocket before it counts as a slow consumer and is closed (4008).",
+            example="2000"),
+    Setting("ws_heartbeat_seconds", _float_range(1, 3600), 30.0,
+            "Server pings every this many seconds; a client that does not answer is closed.", example="30"),
+    Setting("ws_idle_timeout_seconds", _float_range(5, 86400), 300.0,
+            "A WebSocket that sends nothing (not even pong) for this long is closed.", example="300"),
+    Setting("ws_max_errors", _int_range(1, 1000), 20,
+            "Invalid messages one WebSocket may send before it is closed with 1008.", example="20"),
+    Setting("event_retention_days", _int_range(1, 3650), 30,
+            "Events older than this leave the log; older cursors get cursor_expired.", example="30"),
+    Setting("event_retention_max", _int_range(1000, 1_000_000_000), 5_000_000,
+            "At most this many events are kept in the log.", example="5000000"),
+    Setting("llm_providers", _llm_providers, (),
+            "OpenAI-compatible model providers agents may use: a JSON array (a TOML array of tables in the "
+            "config file) of {name, base_url, api_key_file, models, default_model}. The API key is read "
+            "from api_key_file or the credential llm_<name>_api_key; an empty models list allows any model.",
+            example='[{"name": "openai", "base_url": "https://api.openai.com/v1", "models": ["gpt-4o-mini"]}]'),
+    Setting("runs_max_concurrent", _int_range(1, 1000), 16, "Runs executing at once, for everyone.",
+            example="16"),
+    Setting("runs_max_per_user", _int_range(1, 1000), 4, "Runs executing at once for one user; "
+            "the rest wait in the queue, served fairly across users.", example="4"),
+    Setting("run_timeout_seconds", _float_range(1, 86400), 900.0, "A run that takes longer fails with "
+            "run_timeout.", example="900"),
+    Setting("tool_timeout_seconds", _float_range(0.1, 3600), 20.0, "Longest a tool call may take.",
+            example="20"),
+    Setting("llm_max_retries", _int_range(0, 20), 4, "Retries (with backoff, honouring Retry-After) for "
+            "provider 429/5xx and connection errors.", example="4"),
+    Setting("daily_token_budget", _int_range(0, 10**12), 0, "Tokens a user may use per UTC day (0 = "
+            "unlimited); admins can set a per-user budget.", example="2000000"),
+    Setting("http_get_allowed_hosts", _domains, (), "Hosts the http_get tool may fetch (exact names); "
+            "private, loopback and link-local addresses are refused whatever the name.",
+            example="en.wikipedia.org,api.github.com"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",
             "json (one object per line, for journald) or text (for a terminal).", example="json"),
+    # ---- Backups: Litestream, rendered by `agentstead backup config` (src/agentstead/backup/). ----
+    Setting("backup_enabled", _bool, False,
+            "Litestream replicates the database (agentstead-litestream.service, or `agentstead backup "
+            "replicate`); /readyz and /metrics report its lag and the last restore drill.", example="true"),
+    Setting("backup_s3_bucket", _text, "",
+            "S3 bucket of the replica; empty means a file replica in AGENTSTEAD_BACKUP_LOCAL_PATH.",
+            example="agentstead-backups"),
+    Setting("backup_s3_endpoint", _text, "",
+            "S3-compatible endpoint URL (MinIO, Garage, Backblaze, R2, ...); empty means AWS S3.",
+            example="https://s3.eu-central-003.backblazeb2.com"),
+    Setting("backup_s3_path", _text, "agentstead",
+            "Key prefix of the replica inside the bucket (one directory per database).", example="agentstead"),
+    Setting("backup_s3_region", _text, "us-east-1", "Region of the bucket.", example="eu-central-003"),
+    Setting("backup_s3_force_path_style", _choice("auto", "true", "false"), "auto",
+            "Path-style URLs (endpoint/bucket/key): auto means yes with a custom endpoint, no on AWS.",
+            example="auto"),
+    Setting("backup_s3_access_key_id", _access_key("AWS_ACCESS_KEY_ID", "LITESTREAM_ACCESS_KEY_ID"), "",
+            "Access key id for the bucket. A KEY=value file with AWS_ACCESS_KEY_ID= works too. Empty "
+            "means the AWS default chain (instance role, ~/.aws).", secret=True),
+    Setting("backup_s3_secret_access_key",
+            _access_key("AWS_SECRET_ACCESS_KEY", "LITESTREAM_SECRET_ACCESS_KEY"), "",
+            "Secret access key for the bucket. A KEY=value file with AWS_SECRET_ACCESS_KEY= works too.",
+            secret=True),
+    Setting("backup_local_path", _path, "./var/replica",
+            "Directory of a file replica, used when no bucket is set. Put it on another disk: a replica "
+            "on the database's own disk does not survive losing that disk.", example="/mnt/backup/agentstead"),
+    Setting("backup_sync_interval", _duration(0.1, 3600), 1.0,
+            "How often Litestream ships new WAL to the replica: the loss window (about one interval). "
+            "Each interval with writes costs one upload request (1s: up to 86,400 PUTs a day).",
+            example="1s"),
+    Setting("backup_snapshot_interval", _duration(60, 365 * 86400), 86400.0,
+            "How often Litestream writes a full snapshot to the replica (bounds restore time).",
+            example="24h"),
+    Setting("backup_retention", _duration(3600, 3650 * 86400), 7 * 86400.0,
+            "How long snapshots (and so point-in-time restore) are kept in the replica.", example="7d"),
+    Setting("backup_max_lag", _duration(1, 86400), 60.0,
+            "/readyz reports the backup degraded when the replica is further behind than this.",
+            example="60s"),
+    Setting("backup_drill_max_age", _duration(3600, 365 * 86400), 36 * 3600.0,
+            "/readyz reports the backup degraded when the last successful restore drill is older.",
+            example="36h"),
+    Setting("backup_litestream", _path, "",
+            "The litestream binary; empty means the one beside the agentstead command, then $PATH.",
+            example=""),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -332,8 +480,39 @@ class Settings:
     rate_limit_api_per_minute: int = 1200
     audit_retention_days: int = 365
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    ws_max_message_size: int = 64 * 1024
+    ws_max_subscriptions: int = 200
+    ws_send_queue: int = 2000
+    ws_heartbeat_seconds: float = 30.0
+    ws_idle_timeout_seconds: float = 300.0
+    ws_max_errors: int = 20
+    event_retention_days: int = 30
+    event_retention_max: int = 5_000_000
+    llm_providers: tuple[dict, ...] = ()
+    runs_max_concurrent: int = 16
+    runs_max_per_user: int = 4
+    run_timeout_seconds: float = 900.0
+    tool_timeout_seconds: float = 20.0
+    llm_max_retries: int = 4
+    daily_token_budget: int = 0
+    http_get_allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "json"
+    backup_enabled: bool = False
+    backup_s3_bucket: str = ""
+    backup_s3_endpoint: str = ""
+    backup_s3_path: str = "agentstead"
+    backup_s3_region: str = "us-east-1"
+    backup_s3_force_path_style: str = "auto"
+    backup_s3_access_key_id: str = dataclasses.field(default="", repr=False)
+    backup_s3_secret_access_key: str = dataclasses.field(default="", repr=False)
+    backup_local_path: str = "./var/replica"
+    backup_sync_interval: float = 1.0
+    backup_snapshot_interval: float = 86400.0
+    backup_retention: float = 7 * 86400.0
+    backup_max_lag: float = 60.0
+    backup_drill_max_age: float = 36 * 3600.0
+    backup_litestream: str = ""
     # Where each value came from, for `config show`.
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
@@ -425,6 +604,26 @@ def _provider_secrets(providers: tuple[dict, ...], environ: Mapping[str, str]) -
     return tuple(out)
 
 
+def _llm_keys(providers: tuple[dict, ...], environ: Mapping[str, str]) -> tuple[dict, ...]:
+    """Each model provider's API key, from api_key_file or the credential llm_<name>_api_key.
+    A provider without a key is allowed (local Ollama, llama.cpp)."""
+    env = BY_NAME["llm_providers"].env
+    creds = environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    out = []
+    for provider in providers:
+        key = ""
+        if provider["api_key_file"]:
+            try:
+                key = Path(provider["api_key_file"]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(env, f"provider {provider['name']!r}: cannot read api_key_file "
+                                       f"{provider['api_key_file']}: {exc.strerror}") from None
+        elif creds and (Path(creds) / f"llm_{provider['name']}_api_key").is_file():
+            key = (Path(creds) / f"llm_{provider['name']}_api_key").read_text(encoding="utf-8").strip()
+        out.append({**provider, "api_key": key})
+    return tuple(out)
+
+
 def _check_production(values: dict[str, Any]) -> None:
     if values["env"] != "production":
         return
@@ -439,6 +638,25 @@ def _check_production(values: dict[str, Any]) -> None:
                           f"must be https in production (got {values['public_url']!r})")
     if "*" in values["cors_origins"]:
         raise ConfigError(BY_NAME["cors_origins"].env, "a wildcard origin is refused in production")
+
+
+def _check_backup(values: dict[str, Any]) -> None:
+    """The replica settings must make sense together (checked even when backups are off)."""
+    key_id, secret = values["backup_s3_access_key_id"], values["backup_s3_secret_access_key"]
+    if bool(key_id) != bool(secret):
+        missing = "backup_s3_secret_access_key" if key_id else "backup_s3_access_key_id"
+        raise ConfigError(BY_NAME[missing].env, "is missing; give both S3 keys or neither")
+    if values["backup_s3_endpoint"] and not values["backup_s3_bucket"]:
+        raise ConfigError(BY_NAME["backup_s3_bucket"].env, "is required when AGENTSTEAD_BACKUP_S3_ENDPOINT is set")
+    if values["backup_s3_endpoint"]:
+        try:
+            _url_with_path(values["backup_s3_endpoint"])
+        except ValueError as exc:
+            raise ConfigError(BY_NAME["backup_s3_endpoint"].env, str(exc)) from None
+    if values["backup_s3_bucket"] and not values["backup_s3_path"].strip("/"):
+        raise ConfigError(BY_NAME["backup_s3_path"].env, "must not be empty (one prefix per database)")
+    if not values["backup_s3_bucket"] and not values["backup_local_path"]:
+        raise ConfigError(BY_NAME["backup_local_path"].env, "must be set when no S3 bucket is configured")
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
@@ -456,7 +674,9 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             values[setting.name] = setting.default
             sources.setdefault(setting.name, "default")
     values["oidc_providers"] = _provider_secrets(values["oidc_providers"], environ)
+    values["llm_providers"] = _llm_keys(values["llm_providers"], environ)
     _check_production(values)
+    _check_backup(values)
     if values["host"]:
         try:
             ipaddress.ip_address(values["host"])
@@ -491,7 +711,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
         if setting.secret:
             shown = f"****** ({len(str(value).encode())} bytes)" if value else "(unset)"
         elif isinstance(value, tuple) and value and isinstance(value[0], dict):
-            shown = json.dumps([{k: ("******" if k == "client_secret" else v) for k, v in p.items()}
+            shown = json.dumps([{k: ("******" if k in ("client_secret", "api_key") else v) for k, v in p.items()}
                                 for p in value])
         elif isinstance(value, tuple):
             shown = ",".join(value)

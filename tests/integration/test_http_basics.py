@@ -117,9 +117,17 @@ async def test_unhandled_error_is_500_without_internals(make_client, settings, c
     assert logged[0].request_id == err["request_id"]
 
 
-async def test_every_request_is_access_logged_with_its_id(client, caplog):
-    caplog.set_level("INFO", logger="agentstead.access")
+async def test_every_request_is_access_logged_with_its_id(client):
+    import io
+
+    from agentstead.keys import ACCESS_LOG
+    log = client.app[ACCESS_LOG]
+    log.fmt, log.stream = "json", io.StringIO()
     resp = await client.get("/healthz")
-    lines = [r for r in caplog.records if r.name == "agentstead.access"]
-    assert lines[-1].request_id == resp.headers["X-Request-ID"]
-    assert (lines[-1].method, lines[-1].route, lines[-1].status) == ("GET", "/healthz", 200)
+    await client.get("/auth/link/secret-token-value", allow_redirects=False)
+    log.flush()
+    lines = [json.loads(line) for line in log.stream.getvalue().splitlines()]
+    assert lines[0]["request_id"] == resp.headers["X-Request-ID"]
+    assert (lines[0]["method"], lines[0]["route"], lines[0]["status"]) == ("GET", "/healthz", 200)
+    assert "secret-token-value" not in log.stream.getvalue()  # secrets in paths never reach the log
+    assert lines[1]["path"] == "/auth/link/{token}"

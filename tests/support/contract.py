@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -22,9 +23,14 @@ def spec() -> OpenAPI:
     return _SPEC
 
 
+@functools.lru_cache(maxsize=1)
+def _paths() -> dict:
+    return load_openapi()["paths"]
+
+
 def template_for(method: str, path: str) -> str | None:
     """The documented path template that matches a concrete path and method."""
-    for template, operations in load_openapi()["paths"].items():
+    for template, operations in _paths().items():
         pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
         if re.match(pattern, path) and method.lower() in operations:
             return template

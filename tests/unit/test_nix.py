@@ -127,13 +127,24 @@ STUBS = r"""
 { lib, pkgs }:
 let
   t = lib.types;
+  # As nixos/lib/systemd-unit-options.nix: lists (repeated lines) concatenate,
+  # single values must agree, a mix is an error.
   unitOption = lib.mkOptionType {
     name = "systemd option";
     merge = loc: defs:
       let defs' = lib.filterOverrides defs; in
-      if lib.any (def: lib.isList def.value) defs'
-      then lib.concatMap (def: lib.toList def.value) defs'
+      if lib.isList (lib.head defs').value
+      then lib.concatMap (def:
+        if lib.isList def.value then def.value
+        else throw "${lib.showOption loc}: a mix of list and non-list definitions") defs'
       else lib.mergeEqualOption loc defs';
+  };
+  unit = extra: t.submodule {
+    freeformType = t.attrsOf t.anything;
+    options = {
+      wantedBy = lib.mkOption { type = t.listOf t.str; default = [ ]; };
+      requiredBy = lib.mkOption { type = t.listOf t.str; default = [ ]; };
+    } // extra;
   };
 in
 {
@@ -146,13 +157,18 @@ in
     systemd.packages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
     systemd.services = lib.mkOption {
       default = { };
-      type = t.attrsOf (t.submodule {
-        freeformType = t.attrsOf t.anything;
-        options.environment = lib.mkOption { type = t.attrsOf t.str; default = { }; };
-        options.wantedBy = lib.mkOption { type = t.listOf t.str; default = [ ]; };
-        options.serviceConfig = lib.mkOption { type = t.attrsOf unitOption; default = { }; };
+      type = t.attrsOf (unit {
+        environment = lib.mkOption { type = t.attrsOf t.str; default = { }; };
+        serviceConfig = lib.mkOption { type = t.attrsOf unitOption; default = { }; };
       });
     };
+    systemd.timers = lib.mkOption {
+      default = { };
+      type = t.attrsOf (unit {
+        timerConfig = lib.mkOption { type = t.attrsOf unitOption; default = { }; };
+      });
+    };
+    systemd.tmpfiles.rules = lib.mkOption { type = t.listOf t.str; default = [ ]; };
     users.users = lib.mkOption { type = t.attrsOf (t.attrsOf t.anything); default = { }; };
     users.groups = lib.mkOption { type = t.attrsOf (t.attrsOf t.anything); default = { }; };
     networking.firewall.allowedTCPPorts = lib.mkOption { type = t.listOf t.port; default = [ ]; };
@@ -173,13 +189,28 @@ let
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
   package = fake "agentstead-0.1.0" // { frontend = fake "agentstead-frontend-0.1.0"; };
-  stubs = import stubsPath { inherit lib; pkgs = { callPackage = _: _: package; }; };
+  litestream = fake "litestream-0.5.15";
+  pkgs = {
+    callPackage = _: _: package;
+    inherit litestream;
+    # For the VM test's node (nixos/tests/appliance.nix): its scripts keep their text.
+    writeShellApplication = args: fake args.name // { inherit (args) text; };
+  } // lib.genAttrs [ "curl" "coreutils" "gnugrep" "systemd" ] fake;
+  stubs = import stubsPath { inherit lib pkgs; };
   config = (lib.evalModules { modules = [ stubs modulePath host ]; }).config;
+  service = name: config.systemd.services.${name} or null;
 in
 {
   packageOut = package.outPath;
   frontend = package.frontend.outPath;
-  agentstead = config.systemd.services.agentstead or null;
+  litestreamOut = litestream.outPath;
+  agentstead = service "agentstead";
+  litestream = service "agentstead-litestream";
+  restore = service "agentstead-restore";
+  drill = service "agentstead-backup-drill";
+  drillTimer = config.systemd.timers.agentstead-backup-drill or null;
+  tmpfiles = config.systemd.tmpfiles.rules;
+  scripts = lib.listToAttrs (map (p: lib.nameValuePair p.name (p.text or null)) (config.environment.systemPackages or [ ]));
   caddyEnvironment = (config.systemd.services.caddy or { }).environment or null;
   caddy =
     if config.services.caddy.enable
@@ -273,20 +304,89 @@ def test_settings_become_agentstead_environment_variables(evaluate):
     assert out["caddyEnvironment"]["CADDY_MAX_BODY_SIZE"] == "2MiB"
 
 
+GOOGLE = '{ name = "google"; issuer = "https://accounts.google.com"; client_id = "123.apps.googleusercontent.com"; }'
+GITHUB = '{ name = "git-hub"; issuer = "https://token.actions.example.org/gh"; client_id = "gh"; scopes = [ "openid" "email" ]; }'
+OPENAI = '{ name = "openai"; base_url = "https://api.openai.com/v1"; models = [ "gpt-4o-mini" "gpt-4o" ]; }'
+OLLAMA = '{ name = "ollama"; base_url = "http://127.0.0.1:11434/v1"; }'
+PROVIDERS = f"settings.oidc_providers = [ {GOOGLE} {GITHUB} ]; settings.llm_providers = [ {OPENAI} {OLLAMA} ];"
+PROVIDER_SECRETS = '''
+    oidcClientSecretFiles = { google = "/run/secrets/google-oidc"; git-hub = "/var/lib/secrets/gh"; };
+    llmApiKeyFiles.openai = "/run/secrets/openai";
+'''
+
+
 @needs_lib
 def test_secrets_are_load_credential_lines(evaluate):
     only_key = evaluate(enabled())
     assert only_key["agentstead"]["serviceConfig"]["LoadCredential"] == [
         "secret_key:/run/secrets/agentstead_secret_key"]
-    every = evaluate(enabled('''
-        openaiApiKeyFile = "/run/secrets/openai";
-        oidcClientSecretFile = "/var/lib/secrets/oidc";
-    '''))
+    every = evaluate(enabled(PROVIDERS + PROVIDER_SECRETS))
+    assert every["failedAssertions"] == []
+    # One credential per provider, named as the app looks for it (oidc_<name>_client_secret,
+    # llm_<name>_api_key); attribute names come sorted. ollama needs no key.
     assert every["agentstead"]["serviceConfig"]["LoadCredential"] == [
         "secret_key:/run/secrets/agentstead_secret_key",
-        "openai_api_key:/run/secrets/openai",
-        "oidc_client_secret:/var/lib/secrets/oidc",
+        "oidc_git-hub_client_secret:/var/lib/secrets/gh",
+        "oidc_google_client_secret:/run/secrets/google-oidc",
+        "llm_openai_api_key:/run/secrets/openai",
     ]
+    assert not any("SECRET" in name or "API_KEY" in name for name in every["agentstead"]["environment"])
+
+
+@needs_lib
+def test_providers_are_json_in_the_environment_and_the_app_accepts_them(evaluate):
+    out = evaluate(enabled(PROVIDERS + PROVIDER_SECRETS + 'settings.http_get_allowed_hosts = [ "a.example.org" "b.example.org" ];'))
+    env = out["agentstead"]["environment"]
+    oidc = json.loads(env["AGENTSTEAD_OIDC_PROVIDERS"])
+    assert [p["name"] for p in oidc] == ["google", "git-hub"]  # the order given
+    assert oidc[0] == {"name": "google", "issuer": "https://accounts.google.com",
+                       "client_id": "123.apps.googleusercontent.com"}
+    assert oidc[1]["scopes"] == ["openid", "email"]
+    llm = json.loads(env["AGENTSTEAD_LLM_PROVIDERS"])
+    assert llm[0] == {"name": "openai", "base_url": "https://api.openai.com/v1", "models": ["gpt-4o-mini", "gpt-4o"]}
+    # The app's own parsers take what the module wrote.
+    assert [p["name"] for p in app_settings._providers(env["AGENTSTEAD_OIDC_PROVIDERS"])] == ["google", "git-hub"]
+    assert [p["name"] for p in app_settings._llm_providers(env["AGENTSTEAD_LLM_PROVIDERS"])] == ["openai", "ollama"]
+    # A list of strings is still comma-joined.
+    assert env["AGENTSTEAD_HTTP_GET_ALLOWED_HOSTS"] == "a.example.org,b.example.org"
+    # No providers: no variable at all (not an empty one).
+    env = evaluate(enabled())["agentstead"]["environment"]
+    assert "AGENTSTEAD_OIDC_PROVIDERS" not in env and "AGENTSTEAD_LLM_PROVIDERS" not in env
+
+
+@needs_lib
+def test_a_provider_name_must_fit_a_credential_name(evaluation_error):
+    stderr = evaluation_error(enabled('settings.oidc_providers = [ { name = "Google Accounts"; issuer = "https://a"; client_id = "x"; } ];'))
+    assert "services.agentstead.settings.oidc_providers" in stderr and "is not of type" in stderr, stderr
+
+
+@needs_lib
+def test_a_secret_for_an_unknown_provider_or_a_provider_without_secret_fail_assertions(evaluate):
+    out = evaluate(enabled(f'settings.oidc_providers = [ {GOOGLE} ];'
+                           ' oidcClientSecretFiles = { google = "/run/g"; gogle = "/run/typo"; };'
+                           ' llmApiKeyFiles.openai = "/run/o";'))
+    failed = "\n".join(out["failedAssertions"])
+    assert "services.agentstead.oidcClientSecretFiles has `gogle`, which services.agentstead.settings.oidc_providers" \
+        " does not list (it lists: google)" in failed, failed
+    assert "services.agentstead.llmApiKeyFiles has `openai`, which services.agentstead.settings.llm_providers" \
+        " does not list (it lists: none)" in failed, failed
+    assert len(out["failedAssertions"]) == 2, failed
+    # The app refuses to start with an OIDC provider that has no secret: say so at build time.
+    out = evaluate(enabled(f'settings.oidc_providers = [ {GOOGLE} {GITHUB} ]; oidcClientSecretFiles.google = "/run/g";'))
+    assert out["failedAssertions"] == [
+        "services.agentstead.settings.oidc_providers: provider `git-hub` has no client secret; set "
+        'services.agentstead.oidcClientSecretFiles.git-hub = "/run/secrets/agentstead-git-hub-oidc"; '
+        "(a file outside the Nix store) or the provider's client_secret_file."]
+    # client_secret_file in the entry is the app's other way; it is accepted (outside the store).
+    out = evaluate(enabled('settings.oidc_providers = [ { name = "google"; issuer = "https://a.example.org";'
+                           ' client_id = "x"; client_secret_file = "/etc/agentstead/google"; } ];'))
+    assert out["failedAssertions"] == []
+    out = evaluate(enabled('settings.oidc_providers = [ { name = "google"; issuer = "https://a.example.org";'
+                           ' client_id = "x"; client_secret_file = "/nix/store/cccc-google"; } ];'))
+    assert any("client_secret_file is in the Nix store" in m for m in out["failedAssertions"])
+    # A secret value in a provider entry would be in the store.
+    out = evaluate(enabled('settings.llm_providers = [ { name = "openai"; base_url = "https://a"; api_key = "sk-x"; } ];'))
+    assert any("must not hold secrets" in m for m in out["failedAssertions"])
 
 
 @needs_lib
@@ -294,18 +394,23 @@ def test_a_nix_path_literal_secret_is_refused(evaluation_error):
     # ./secret would be copied into the world-readable store if accepted.
     stderr = evaluation_error("{ services.agentstead = { enable = true; secretKeyFile = ./secret; }; }")
     assert "services.agentstead.secretKeyFile" in stderr and "is not of type" in stderr, stderr
-    stderr = evaluation_error(enabled("openaiApiKeyFile = ./openai-key;"))
-    assert "services.agentstead.openaiApiKeyFile" in stderr, stderr
+    stderr = evaluation_error(enabled("llmApiKeyFiles.openai = ./openai-key;"))
+    assert "services.agentstead.llmApiKeyFiles.openai" in stderr and "is not of type" in stderr, stderr
+    stderr = evaluation_error(enabled("oidcClientSecretFiles.google = ./google;"))
+    assert "services.agentstead.oidcClientSecretFiles.google" in stderr, stderr
+    stderr = evaluation_error(enabled("backup.credentialsFile = ./s3-keys;"))
+    assert "services.agentstead.backup.credentialsFile" in stderr and "is not of type" in stderr, stderr
 
 
 @needs_lib
 def test_secret_paths_in_the_store_or_missing_fail_assertions(evaluate):
     out = evaluate(
         '{ services.agentstead = { enable = true; secretKeyFile = "/nix/store/aaaa-key";'
-        ' oidcClientSecretFile = "/nix/store/bbbb-oidc"; }; }')
+        f' settings.oidc_providers = [ {GOOGLE} ]; oidcClientSecretFiles.google = "/nix/store/bbbb-oidc"; }}; }}')
     failed = "\n".join(out["failedAssertions"])
     assert "secretKeyFile is in the Nix store" in failed
-    assert "oidcClientSecretFile is in the Nix store" in failed
+    assert "oidcClientSecretFiles.google is in the Nix store (/nix/store/bbbb-oidc)" in failed
+    assert len(out["failedAssertions"]) == 2, failed
     out = evaluate("{ services.agentstead.enable = true; }")
     assert any("secretKeyFile must name a file" in m for m in out["failedAssertions"])
     out = evaluate(enabled('settings.secret_key = "' + "x" * 40 + '";'))
@@ -392,29 +497,244 @@ def test_disabled_sets_nothing(evaluate):
 def test_the_example_host_evaluates_without_failed_assertions(evaluate):
     out = evaluate(f"import {EXAMPLE}")
     assert out["failedAssertions"] == []
-    assert out["agentstead"]["environment"]["AGENTSTEAD_PUBLIC_URL"].startswith("https://")
+    env = out["agentstead"]["environment"]
+    assert env["AGENTSTEAD_PUBLIC_URL"].startswith("https://")
     assert out["firewall"]["allowedTCPPorts"] == [80, 443]
-    assert all(":/nix/store" not in line for line in out["agentstead"]["serviceConfig"]["LoadCredential"])
+    # Sign-in with google and one model provider, each with its secret as a credential.
+    assert [p["name"] for p in app_settings._providers(env["AGENTSTEAD_OIDC_PROVIDERS"])] == ["google"]
+    assert len(app_settings._llm_providers(env["AGENTSTEAD_LLM_PROVIDERS"])) == 1
+    credentials = [line.split(":", 1)[0] for line in out["agentstead"]["serviceConfig"]["LoadCredential"]]
+    assert "oidc_google_client_secret" in credentials
+    assert any(c.startswith("llm_") and c.endswith("_api_key") for c in credentials)
+    # Backups to a bucket, with the keys on the backup units.
+    assert env["AGENTSTEAD_BACKUP_ENABLED"] == "true" and env["AGENTSTEAD_BACKUP_S3_BUCKET"]
+    assert out["litestream"]["wantedBy"] == ["multi-user.target"]
+    assert out["drillTimer"]["wantedBy"] == ["timers.target"]
+    lines = [line for unit in ("agentstead", "litestream", "restore", "drill")
+             for line in out[unit]["serviceConfig"].get("LoadCredential", [])]
+    assert {line.split(":", 1)[0] for line in out["litestream"]["serviceConfig"]["LoadCredential"]} == {
+        "backup_s3_access_key_id", "backup_s3_secret_access_key"}
+    assert all(":/nix/store" not in line for line in lines)
+
+
+# ---- backups: the package's Litestream, restore and drill units, extended ----
+
+S3_BACKUP = """
+    backup = {
+      enable = true;
+      s3 = { bucket = "agentstead-backups"; endpoint = "https://s3.example.org"; region = "eu-central-003"; };
+      credentialsFile = "/run/secrets/agentstead-s3";
+    };
+"""
+LOCAL_BACKUP = 'backup = { enable = true; localPath = "/mnt/backup/agentstead"; };'
+BACKUP_UNITS = ("litestream", "restore", "drill")
+
+
+@needs_lib
+def test_backups_disabled_set_no_backup_environment_and_want_nothing(evaluate):
+    out = evaluate(enabled(
+        'backup = { s3.bucket = "b"; credentialsFile = "/run/s3"; localPath = "/mnt/b"; };'))
+    assert out["failedAssertions"] == []
+    assert not [name for name in out["agentstead"]["environment"] if name.startswith("AGENTSTEAD_BACKUP_")]
+    assert out["agentstead"]["serviceConfig"]["LoadCredential"] == ["secret_key:/run/secrets/agentstead_secret_key"]
+    # The units are installed by the package, but nothing wants or extends them.
+    assert out["litestream"] is None and out["restore"] is None and out["drill"] is None
+    assert out["drillTimer"] is None and out["tmpfiles"] == []
+
+
+@needs_lib
+def test_backups_to_s3_extend_the_backup_units(evaluate):
+    out = evaluate(enabled('domain = "agents.example.org";' + PROVIDERS + PROVIDER_SECRETS + S3_BACKUP))
+    assert out["failedAssertions"] == []
+    backup_env = {
+        "AGENTSTEAD_BACKUP_ENABLED": "true",
+        "AGENTSTEAD_BACKUP_S3_BUCKET": "agentstead-backups",
+        "AGENTSTEAD_BACKUP_S3_ENDPOINT": "https://s3.example.org",
+        "AGENTSTEAD_BACKUP_S3_PATH": "agentstead",
+        "AGENTSTEAD_BACKUP_S3_REGION": "eu-central-003",
+        "AGENTSTEAD_BACKUP_SYNC_INTERVAL": "1s",
+        "AGENTSTEAD_BACKUP_LITESTREAM": out["litestreamOut"] + "/bin/litestream",
+    }
+    app_env = out["agentstead"]["environment"]
+    assert {k: v for k, v in app_env.items() if k.startswith("AGENTSTEAD_BACKUP_")} == backup_env
+    for unit in BACKUP_UNITS:
+        # The backup settings and where the database is; not the app's other settings
+        # (the providers would make the backup commands demand their secrets).
+        assert out[unit]["environment"] == backup_env | {
+            "AGENTSTEAD_STATE_DIR": "/var/lib/agentstead", "AGENTSTEAD_LOG_FORMAT": "json"}, unit
+        # One credentials file, loaded under both names, on the units that talk to the bucket.
+        assert out[unit]["serviceConfig"] == {"LoadCredential": [
+            "backup_s3_access_key_id:/run/secrets/agentstead-s3",
+            "backup_s3_secret_access_key:/run/secrets/agentstead-s3",
+        ]}, unit
+    # The app only asks Litestream's control socket: it gets no S3 key.
+    assert not any(line.startswith("backup_s3") for line in out["agentstead"]["serviceConfig"]["LoadCredential"])
+    assert out["litestream"]["wantedBy"] == ["multi-user.target"]
+    # restoreOnFirstBoot (the default): the app needs the restore to have run (or found nothing).
+    assert out["restore"]["requiredBy"] == ["agentstead.service"] and out["restore"]["wantedBy"] == []
+    assert out["drill"]["wantedBy"] == [] and out["drill"]["requiredBy"] == []
+    timer = out["drillTimer"]
+    assert timer["wantedBy"] == ["timers.target"]
+    # An empty OnCalendar= first clears the packaged "daily" in the drop-in.
+    assert timer["timerConfig"] == {"OnCalendar": ["", "daily"]}
+    assert out["tmpfiles"] == []
+    # The module only adds: no ExecStart, User or hardening on any unit.
+    for unit in ("agentstead",) + BACKUP_UNITS:
+        assert not {"ExecStart", "User", "ProtectSystem"} & set(out[unit]["serviceConfig"]), unit
+
+
+@needs_lib
+def test_backup_options_and_their_settings(evaluate):
+    out = evaluate(enabled("""
+        backup = {
+          enable = true;
+          s3 = { bucket = "b"; path = "hosts/agents"; region = "auto"; forcePathStyle = false; };
+          syncInterval = 0.5;
+          restoreOnFirstBoot = false;
+          drill.schedule = "Sun *-*-* 04:00:00";
+        };
+    """))
+    assert out["failedAssertions"] == []
+    env = out["litestream"]["environment"]
+    assert env["AGENTSTEAD_BACKUP_S3_PATH"] == "hosts/agents"
+    assert env["AGENTSTEAD_BACKUP_S3_REGION"] == "auto"
+    assert env["AGENTSTEAD_BACKUP_S3_FORCE_PATH_STYLE"] == "false"
+    assert env["AGENTSTEAD_BACKUP_SYNC_INTERVAL"] == "0.5"
+    assert "AGENTSTEAD_BACKUP_S3_ENDPOINT" not in env and "AGENTSTEAD_BACKUP_LOCAL_PATH" not in env
+    # No credentials file: the AWS default chain (instance role); no LoadCredential at all.
+    assert "LoadCredential" not in out["litestream"]["serviceConfig"]
+    # Without restoreOnFirstBoot nothing pulls the restore in; it keeps its settings for a start by hand.
+    assert out["restore"]["requiredBy"] == [] and out["restore"]["wantedBy"] == []
+    assert out["restore"]["environment"] == env
+    assert out["drillTimer"]["timerConfig"] == {"OnCalendar": ["", "Sun *-*-* 04:00:00"]}
+    # The app parses every value the module wrote.
+    for name, value in out["agentstead"]["environment"].items():
+        app_settings.BY_ENV[name].parse(value)
+    assert app_settings.BY_ENV["AGENTSTEAD_BACKUP_SYNC_INTERVAL"].parse("0.5") == 0.5
+    assert evaluate(enabled(LOCAL_BACKUP + 'backup.syncInterval = 10;'))["litestream"]["environment"][
+        "AGENTSTEAD_BACKUP_SYNC_INTERVAL"] == "10"
+
+
+@needs_lib
+@pytest.mark.parametrize("value", ['"1 minute"', '"-1s"', '"fast"', "0", "7200"])
+def test_a_sync_interval_the_app_would_refuse_is_refused(evaluation_error, value):
+    stderr = evaluation_error(enabled(LOCAL_BACKUP + f"backup.syncInterval = {value};"))
+    assert "services.agentstead.backup.syncInterval" in stderr and "is not of type" in stderr, stderr
+
+
+@needs_lib
+def test_a_local_replica_is_writable_for_the_backup_units(evaluate, evaluation_error):
+    out = evaluate(enabled(LOCAL_BACKUP))
+    assert out["failedAssertions"] == []
+    for unit in BACKUP_UNITS:
+        env = out[unit]["environment"]
+        assert env["AGENTSTEAD_BACKUP_LOCAL_PATH"] == "/mnt/backup/agentstead", unit
+        assert not [name for name in env if name.startswith("AGENTSTEAD_BACKUP_S3_")], unit
+        assert out[unit]["serviceConfig"] == {"ReadWritePaths": ["/mnt/backup/agentstead"]}, unit
+    # The app writes nowhere else: its unit stays as it was.
+    assert "ReadWritePaths" not in out["agentstead"]["serviceConfig"]
+    # ReadWritePaths= fails a unit whose directory is missing: tmpfiles makes it.
+    assert out["tmpfiles"] == ["d /mnt/backup/agentstead 0700 agentstead agentstead - -"]
+    # The replica directory must be absolute (the units' working directory is /).
+    stderr = evaluation_error(enabled('backup = { enable = true; localPath = "backup"; };'))
+    assert "services.agentstead.backup.localPath" in stderr and "is not of type" in stderr, stderr
+
+
+@needs_lib
+@pytest.mark.parametrize("backup, message", [
+    ("backup.enable = true;", "services.agentstead.backup needs a replica: set backup.s3.bucket"),
+    ('backup = { enable = true; s3.bucket = "b"; localPath = "/mnt/b"; };',
+     'services.agentstead.backup has two replicas (backup.s3.bucket = "b" and backup.localPath = "/mnt/b"); set only one.'),
+    ('backup = { enable = true; s3.endpoint = "https://s3.example.org"; localPath = "/mnt/b"; };',
+     "services.agentstead.backup.s3.endpoint needs services.agentstead.backup.s3.bucket."),
+    ('backup = { enable = true; s3.bucket = "b"; credentialsFile = "/nix/store/dddd-s3"; };',
+     "services.agentstead.backup.credentialsFile is in the Nix store (/nix/store/dddd-s3)"),
+    ('backup.enable = true; backup.s3.bucket = "b"; settings.backup_s3_secret_access_key = "x";',
+     "services.agentstead.settings must not hold secrets"),
+], ids=["neither", "both", "endpoint-without-bucket", "keys-in-store", "keys-in-settings"])
+def test_backup_assertions(evaluate, backup, message):
+    failed = evaluate(enabled(backup))["failedAssertions"]
+    assert len([m for m in failed if message in m]) == 1, failed
+    assert len(failed) == 1, failed
+
+
+@needs_lib
+def test_the_vm_test_node_evaluates_with_a_local_replica(evaluate):
+    """nixos/tests/appliance.nix needs KVM to run; its node is checked here against the module."""
+    test = REPO / "nixos" / "tests" / "appliance.nix"
+    out = evaluate(f"(import {test} {{ agentsteadModule = {{ }}; }}).nodes.machine")
+    assert out["failedAssertions"] == []
+    assert out["litestream"]["serviceConfig"] == {"ReadWritePaths": ["/var/backup/agentstead"]}
+    assert out["restore"]["requiredBy"] == ["agentstead.service"]
+    assert out["drillTimer"]["timerConfig"] == {"OnCalendar": ["", "*-*-* 03:00:00"]}
+    # The test's CLI wrapper runs the app's command with the app unit's settings.
+    wrapper = out["scripts"]["agentstead-as-app"]
+    for name, value in out["agentstead"]["environment"].items():
+        assert f"'--setenv={name}={value}'" in wrapper, name
+    assert "LoadCredential=secret_key:/var/lib/secrets/agentstead-secret-key" in wrapper
+    assert out["packageOut"] + "/bin/agentstead" in wrapper
 
 
 # ---- 4. the module and the app agree on names ----
 
 @needs_lib
-def test_every_setting_the_module_sets_is_an_app_setting(evaluate):
-    out = evaluate(enabled('domain = "agents.example.org";'))
-    unknown = set(out["agentstead"]["environment"]) - set(app_settings.BY_ENV)
-    assert not unknown, f"the app would refuse {sorted(unknown)} (not in agentstead.settings)"
+@pytest.mark.parametrize("backup", [S3_BACKUP, LOCAL_BACKUP], ids=["s3", "local"])
+def test_every_setting_the_module_sets_is_an_app_setting(evaluate, backup):
+    out = evaluate(enabled('domain = "agents.example.org";' + PROVIDERS + PROVIDER_SECRETS + backup))
+    for unit in ("agentstead", "litestream", "restore", "drill"):
+        unknown = set(out[unit]["environment"]) - set(app_settings.BY_ENV)
+        assert not unknown, f"the app would refuse {sorted(unknown)} in {unit} (not in agentstead.settings)"
 
 
 @needs_lib
 def test_every_secret_setting_can_be_given_as_a_credential(evaluate):
-    out = evaluate(enabled('openaiApiKeyFile = "/run/a"; oidcClientSecretFile = "/run/b";'))
-    credentials = {line.split(":", 1)[0] for line in out["agentstead"]["serviceConfig"]["LoadCredential"]}
+    # secret_key through secretKeyFile, backup_s3_* through backup.credentialsFile; the
+    # per-provider secrets are not rows of SETTINGS (see the provider tests above).
+    out = evaluate(enabled(PROVIDERS + PROVIDER_SECRETS + S3_BACKUP))
+    lines = [line for unit in ("agentstead", "litestream", "restore", "drill")
+             for line in out[unit]["serviceConfig"].get("LoadCredential", [])]
+    credentials = {line.split(":", 1)[0] for line in lines}
     secret_settings = {s.name for s in app_settings.SETTINGS if s.secret}
     assert secret_settings <= credentials, (
         f"secret settings without a services.agentstead.*File option: {sorted(secret_settings - credentials)}")
     for name in credentials & set(app_settings.BY_NAME):
         assert app_settings.BY_NAME[name].secret, f"credential {name} is a setting not marked secret"
+    per_provider = credentials - set(app_settings.BY_NAME)
+    assert per_provider == {"oidc_google_client_secret", "oidc_git-hub_client_secret", "llm_openai_api_key"}
+
+
+@needs_lib
+def test_the_app_loads_what_the_module_gives_each_unit(evaluate, tmp_path):
+    """The example host's environment and credentials, as systemd would hand them over,
+    through the app's own settings loader: the names on both sides agree."""
+    out = evaluate(f"import {EXAMPLE}")
+    files = {
+        "/var/lib/secrets/agentstead/secret_key": "k" * 48 + "\n",
+        "/run/secrets/agentstead-google-oidc": "google-client-secret\n",
+        "/run/secrets/agentstead-openai-api-key": "sk-test\n",
+        "/run/secrets/agentstead-s3": "AWS_ACCESS_KEY_ID=AKIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=s3-secret\n",
+    }
+
+    def environ(unit: str) -> dict:
+        credentials = tmp_path / unit
+        credentials.mkdir()
+        for line in out[unit]["serviceConfig"].get("LoadCredential", []):
+            name, path = line.split(":", 1)
+            (credentials / name).write_text(files[path])
+        return out[unit]["environment"] | {"CREDENTIALS_DIRECTORY": str(credentials)}
+
+    app = app_settings.load(environ("agentstead"))
+    assert app.production and len(app.secret_key) == 48
+    assert [(p["name"], p["client_secret"]) for p in app.oidc_providers] == [("google", "google-client-secret")]
+    assert [(p["name"], p["api_key"]) for p in app.llm_providers] == [("openai", "sk-test")]
+    assert app.backup_enabled and app.backup_s3_bucket == "agentstead-backups"
+    assert app.backup_s3_access_key_id == ""  # the app never gets the bucket's keys
+    for unit in BACKUP_UNITS:
+        backup = app_settings.load(environ(unit))
+        # One KEY=value file, read as both keys.
+        assert (backup.backup_s3_access_key_id, backup.backup_s3_secret_access_key) == ("AKIAEXAMPLE", "s3-secret")
+        assert backup.db_file == app.db_file and backup.backup_s3_endpoint == app.backup_s3_endpoint, unit
+        assert backup.oidc_providers == () and backup.secret_key == "", unit
 
 
 def test_the_unit_runs_as_the_user_the_module_creates():

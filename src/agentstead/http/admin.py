@@ -10,6 +10,7 @@ from ..auth.access import requires
 from ..keys import DB, IDENTITY
 from ..services.identity import AuthError
 from ..store import audit as audit_store
+from ..store import runs as run_store
 from ..store.users import User
 from . import validate as v
 from .authn import context, principal_of
@@ -32,16 +33,28 @@ async def list_users(request: web.Request) -> web.Response:
 
 @requires("admin")
 async def update_user(request: web.Request) -> web.Response:
-    body = v.document(await json_body(request), {"role", "disabled"})
+    body = v.document(await json_body(request), {"role", "disabled", "daily_token_budget"})
     role = v.choice(body, "role", ("admin", "member"))
     disabled = v.boolean(body, "disabled")
-    if role is None and disabled is None:
-        raise v.fail("", "send role and/or disabled")
+    has_budget = "daily_token_budget" in body
+    budget = v.integer(body, "daily_token_budget", lo=0, hi=10**12)
+    if role is None and disabled is None and not has_budget:
+        raise v.fail("", "send role, disabled and/or daily_token_budget")
+    service, user_id = request.app[IDENTITY], request.match_info["id"]
     try:
-        user = await request.app[IDENTITY].update_user(principal_of(request), request.match_info["id"],
-                                                       context(request), role=role, disabled=disabled)
+        if role is not None or disabled is not None:
+            user = await service.update_user(principal_of(request), user_id, context(request), role=role,
+                                             disabled=disabled)
+        else:
+            user = await service.user(user_id)
+            if user is None:
+                raise AuthError(404, "not_found", "no such user")
     except AuthError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
+    if has_budget:
+        await run_store.set_budget(request.app[DB], user.id, budget)
+        await service.audit("user.budget", context(request), actor_id=principal_of(request).user_id,
+                            target=user.id, daily_token_budget=budget)
     return web.json_response(user_json(user))
 
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import secrets
 import shutil
 import time
 
 from aiohttp import web
 
+from ..backup import status as backup_status
 from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT
 from ..store import health as store
 from ..store.migrate import latest_version
 from ..auth.access import local_or_admin, public
 
 PROBE_TIMEOUT = 5.0
+log = logging.getLogger("agentstead.health")
 
 
 @public
@@ -78,17 +81,45 @@ def _check_disk(app: web.Application) -> dict:
     return result
 
 
+# Checks that report a problem without failing readiness: when the replica
+# storage is down the app must keep serving (a 503 would make a proxy's health
+# check take the site down). They show as status "degraded", still 200.
+DEGRADE_ONLY = frozenset({"backup"})
+
+
+async def _backup_report(app: web.Application):
+    """The backup report (cached ~1 s, gathered off the loop), also exported to /metrics."""
+    report = await backup_status.app_report(app[SETTINGS])
+    app[METRICS].set_backup(report)
+    return report
+
+
+async def _check_backup(app: web.Application) -> dict | None:
+    """Replication lag and the last restore drill; None when backups are off."""
+    if not app[SETTINGS].backup_enabled:
+        return None
+    try:
+        return (await _backup_report(app)).check
+    except Exception as exc:  # a broken status source is a finding, not a 500
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
 @public
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: a real write+read of the database, the schema, free disk."""
+    """Readiness: a real write+read of the database, the schema, free disk; backups (degrade only)."""
     app = request.app
     checks = {
         "database": await _check_database(app),
         "schema": await _check_schema(app),
         "disk": _check_disk(app),
     }
-    failing = sorted(name for name, check in checks.items() if not check["ok"])
-    body = {"status": "fail" if failing else "ok", "failing": failing, "checks": checks}
+    backup = await _check_backup(app)
+    if backup is not None:
+        checks["backup"] = backup
+    failing = sorted(name for name, check in checks.items() if not check["ok"] and name not in DEGRADE_ONLY)
+    degraded = sorted(name for name, check in checks.items() if not check["ok"] and name in DEGRADE_ONLY)
+    status = "fail" if failing else "degraded" if degraded else "ok"
+    body = {"status": status, "failing": failing, "degraded": degraded, "checks": checks}
     return web.json_response(body, status=503 if failing else 200)
 
 
@@ -110,5 +141,10 @@ def is_local(request: web.Request) -> bool:
 @local_or_admin
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text format; loopback clients (not relayed by a proxy) and admins."""
+    if request.app[SETTINGS].backup_enabled:
+        try:
+            await _backup_report(request.app)  # refreshes the agentstead_backup_* gauges
+        except Exception:
+            log.exception("backup status for /metrics failed")
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 import time
@@ -9,11 +10,14 @@ import uuid
 
 from aiohttp import web
 
-from ..keys import METRICS, SETTINGS
+from ..keys import ACCESS_LOG, METRICS, SETTINGS
 from ..logs import request_id
 from . import errors
 
-access_log = logging.getLogger("agentstead.access")
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
 log = logging.getLogger("agentstead.http")
 
 # A proxy's request id is reused when it looks like one (Caddy sends none by default).
@@ -25,6 +29,13 @@ def _route_label(request: web.Request) -> str:
     if info.http_exception is not None or info.route.resource is None:
         return "unmatched"
     return info.route.resource.canonical
+
+
+def _loggable_path(request: web.Request) -> str:
+    # Secrets in paths (single-use sign-in links) never reach the logs.
+    if "token" in request.match_info:
+        return _route_label(request)
+    return request.path
 
 
 @web.middleware
@@ -48,9 +59,10 @@ async def observe(request: web.Request, handler):
         route = _route_label(request)
         metrics.requests.labels(request.method, route, str(status)).inc()
         metrics.latency.labels(request.method, route).observe(elapsed)
-        access_log.info("request", extra={
-            "method": request.method, "path": request.path, "route": route, "status": status,
-            "duration_ms": round(elapsed * 1000, 3), "remote": request.remote,
+        request.app[ACCESS_LOG].write({
+            "time": _now(), "level": "info", "logger": "agentstead.access", "msg": "request",
+            "request_id": rid, "method": request.method, "path": _loggable_path(request), "route": route,
+            "status": status, "duration_ms": round(elapsed * 1000, 3), "remote": request.remote,
             "user_agent": request.headers.get("User-Agent", ""),
         })
         request_id.reset(token)

@@ -22,6 +22,9 @@ from ..auth import tokens
 from ..auth.access import ROLE_SCOPES, Principal, expand, token_scopes_allowed
 from ..auth.oidc import Identity, OIDCClient, OIDCError, ProviderConfig
 from ..settings import Settings
+from ..bus import events as ev
+from ..bus.bus import Bus
+from ..bus.events import Event
 from ..store import api_tokens as token_store
 from ..store import audit as audit_store
 from ..store import logins as login_store
@@ -77,8 +80,9 @@ def _safe_next(path: str | None) -> str:
 
 
 class IdentityService:
-    def __init__(self, db: Database, settings: Settings, http: aiohttp.ClientSession):
+    def __init__(self, db: Database, settings: Settings, http: aiohttp.ClientSession, bus: Bus | None = None):
         self.db = db
+        self.bus = bus
         self.settings = settings
         self.keys = tokens.Keys.from_secret(settings.secret_key)
         self.issuer = settings.public_url
@@ -93,7 +97,12 @@ class IdentityService:
         self._touch_pending: dict[str, str] = {}
         self._ws_tickets: dict[str, tuple[Principal, float]] = {}
 
-    # ---- audit -------------------------------------------------------------
+    # ---- audit and events --------------------------------------------------
+
+    async def notify(self, topic: str, event: Event) -> None:
+        """Publish after the write committed (the bus appends it to the log first)."""
+        if self.bus is not None:
+            await self.bus.publish(topic, event)
 
     async def audit(self, action: str, ctx: Context, *, outcome: str = "success", actor_id: str | None = None,
                     target: str = "", **details: Any) -> None:
@@ -164,6 +173,7 @@ class IdentityService:
     async def _user_for(self, identity: Identity, ctx: Context) -> user_store.User:
         policy = self.settings.signup_policy
         domain = identity.email.rsplit("@", 1)[1].lower()
+        created = None
         async with self.db.write() as conn:
             user = await user_store.by_identity(conn, identity.provider, identity.subject)
             if user is None:
@@ -174,6 +184,7 @@ class IdentityService:
                         raise AuthError(403, "signup_closed",
                                         f"{identity.email} has no account here; ask an administrator")
                     user = await user_store.create(conn, identity.email, name=identity.name)
+                    created = user
                     await audit_store.append(conn, audit_store.Record(
                         "user.created", actor_id=user.id, target=user.id, ip=ctx.ip, user_agent=ctx.user_agent,
                         details={"via": identity.provider, "policy": policy}))
@@ -181,6 +192,8 @@ class IdentityService:
                 raise AuthError(403, "account_disabled", "this account is disabled")
             await user_store.link_identity(conn, identity.provider, identity.subject, user.id, identity.email)
         self._users[user.id] = user
+        if created is not None:
+            await self.notify("system", ev.UserCreated(created.id, created.email, created.role))
         return user
 
     # ---- sessions ----------------------------------------------------------
@@ -226,6 +239,7 @@ class IdentityService:
             self._families[reuse.id] = False
             await self.audit("session.reuse_detected", ctx, outcome="failure", actor_id=reuse.user_id,
                              target=reuse.id)
+            await self.notify(f"users/{reuse.user_id}", ev.SessionRevoked([reuse.id], "refresh token reused"))
             raise AuthError(401, "session_revoked", "this session was revoked because its token was reused")
         self._users[user.id] = user
         return self._session_tokens(user, family.id, new)
@@ -238,6 +252,7 @@ class IdentityService:
         self._families[principal.session_id] = False
         await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.session_id,
                          reason="logout")
+        await self.notify(f"users/{principal.user_id}", ev.SessionRevoked([principal.session_id], "logout"))
 
     async def logout_all(self, principal: Principal, ctx: Context) -> int:
         async with self.db.write() as conn:
@@ -246,6 +261,7 @@ class IdentityService:
             self._families[session_id] = False
         await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.user_id,
                          reason="logout everywhere", count=len(ids))
+        await self.notify(f"users/{principal.user_id}", ev.SessionRevoked(ids, "logout everywhere"))
         return len(ids)
 
     async def sessions_of(self, principal: Principal) -> list[session_store.Family]:
@@ -353,6 +369,7 @@ class IdentityService:
             await audit_store.append(conn, audit_store.Record(
                 "token.created", actor_id=user.id, target=row.id, ip=ctx.ip, user_agent=ctx.user_agent,
                 details={"name": name, "scopes": list(row.scopes), "expires_at": row.expires_at}))
+        await self.notify(f"users/{user.id}", ev.TokenCreated(row.id, name, list(row.scopes)))
         return row, plain
 
     async def list_api_tokens(self, principal: Principal) -> list[token_store.ApiToken]:
@@ -367,6 +384,7 @@ class IdentityService:
             await audit_store.append(conn, audit_store.Record(
                 "token.revoked", actor_id=principal.user_id, target=token_id, ip=ctx.ip, user_agent=ctx.user_agent))
         self._api_tokens.pop(row.token_hash, None)
+        await self.notify(f"users/{principal.user_id}", ev.TokenRevoked(token_id))
 
     # ---- users (admin and CLI) -------------------------------------------
 
@@ -378,6 +396,7 @@ class IdentityService:
             await audit_store.append(conn, audit_store.Record(
                 "user.created", actor_id=actor_id, target=user.id, ip=ctx.ip, user_agent=ctx.user_agent,
                 details={"email": email, "role": role}))
+        await self.notify("system", ev.UserCreated(user.id, user.email, user.role))
         return user
 
     async def update_user(self, actor: Principal, user_id: str, ctx: Context, *, role: str | None = None,
@@ -407,6 +426,9 @@ class IdentityService:
             self._families[family_id] = False
         for digest in revoked_hashes:
             self._api_tokens.pop(digest, None)
+        await self.notify(f"users/{user_id}", ev.AccountUpdated(after.role, after.disabled))
+        if revoked_families:
+            await self.notify(f"users/{user_id}", ev.SessionRevoked(revoked_families, "account disabled"))
         return after
 
     async def list_users(self, *, limit: int, after: str | None, query: str) -> list[user_store.User]:

@@ -46,8 +46,8 @@ async def create(conn: aiosqlite.Connection, token: ApiToken) -> None:
 
 
 async def by_hash(db: Database, token_hash: str) -> ApiToken | None:
-    async with db.read() as conn:
-        return _token(await fetch_one(conn, f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = ?", (token_hash,)))
+    rows = await db.small(f"SELECT {_COLUMNS} FROM api_tokens WHERE token_hash = ?", (token_hash,))
+    return _token(rows[0] if rows else None)
 
 
 async def for_user(db: Database, user_id: str) -> list[ApiToken]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -52,6 +53,9 @@ def pragmas(busy_timeout_ms: int, *, readonly: bool) -> list[str]:
     return statements
 
 
+INLINE_BUDGET = 0.002  # seconds a read may hold the event loop before it moves to a thread
+
+
 class Database:
     """Owns the writer connection and the reader pool of one SQLite file."""
 
@@ -63,10 +67,18 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        self._inline: sqlite3.Connection | None = None
+        self.inline_fallbacks = 0
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._connect(readonly=False)
+        self._inline = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                       check_same_thread=False)
+        self._inline.row_factory = sqlite3.Row
+        # On the event loop nothing may wait: no busy timeout, and a budget per query (below).
+        for statement in pragmas(0, readonly=True):
+            self._inline.execute(statement)
         for _ in range(self._n_readers):
             conn = await self._connect(readonly=True)
             self._all_readers.append(conn)
@@ -83,6 +95,9 @@ class Database:
         return conn
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
@@ -98,14 +113,54 @@ class Database:
         """
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
                 yield self._writer
             except BaseException:
-                await self._writer.execute("ROLLBACK")
+                await self._control("ROLLBACK")
                 raise
             else:
-                await self._writer.execute("COMMIT")
+                await self._control("COMMIT")
+
+    async def _control(self, sql: str) -> None:
+        """BEGIN/COMMIT/ROLLBACK run to completion even when the caller is cancelled:
+        a half-done transaction left on the shared writer would break every later write."""
+        assert self._writer is not None
+        done = asyncio.ensure_future(self._writer.execute(sql))
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            await done
+            raise
+
+    async def _begin(self) -> None:
+        try:
+            await self._control("BEGIN IMMEDIATE")
+        except asyncio.CancelledError:
+            if self._writer is not None and self._writer.in_transaction:
+                await self._control("ROLLBACK")
+            raise
+
+    async def small(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        """A small indexed read run inline on the event loop (microseconds, no thread hop).
+
+        Guarded: a query that takes longer than INLINE_BUDGET, or finds the database
+        busy, is abandoned and re-run on the reader pool, so the loop is never held up.
+        Only for point lookups and short pages; everything else uses read()."""
+        conn = self._inline
+        if conn is not None:
+            deadline = time.perf_counter() + INLINE_BUDGET
+            conn.set_progress_handler(lambda: int(time.perf_counter() > deadline), 500)
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "interrupted" not in str(exc) and "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                self.inline_fallbacks += 1
+            finally:
+                conn.set_progress_handler(None, 0)
+        async with self.read() as pooled:
+            return list(await pooled.execute_fetchall(sql, args))
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
@@ -125,3 +180,38 @@ async def fetch_one(conn: aiosqlite.Connection, sql: str, args: tuple = ()) -> s
 
 async def fetch_all(conn: aiosqlite.Connection, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
     return list(await conn.execute_fetchall(sql, args))
+
+
+class _TransactionLock:
+    """Used by the LangGraph checkpointer in place of its own lock: the shared
+    write lock plus one BEGIN IMMEDIATE transaction, so checkpoint writes are
+    serialised with every other write instead of racing them ("database is locked")."""
+
+    def __init__(self, db: "Database"):
+        self.db = db
+
+    async def __aenter__(self) -> None:
+        await self.db._write_lock.acquire()
+        try:
+            await self.db._begin()
+        except BaseException:
+            self.db._write_lock.release()
+            raise
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.db._writer.in_transaction:   # the saver may have committed already
+                await self.db._control("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.db._write_lock.release()
+
+
+def checkpoint_saver(db: Database):
+    """LangGraph's SQLite saver on our writer connection and write discipline.
+    Its tables come from migration 0004, so its own setup() is skipped."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    saver = AsyncSqliteSaver(db._writer)
+    saver.lock = _TransactionLock(db)
+    saver.is_setup = True
+    return saver

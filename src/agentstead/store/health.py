@@ -40,8 +40,5 @@ async def schema_version(db: Database) -> int:
 
 
 async def applied_migrations(db: Database) -> list[AppliedMigration]:
-    async with db.read() as conn:
-        rows = await fetch_all(
-            conn,
-                "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
+    rows = await db.small("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
     return [AppliedMigration(*row) for row in rows]

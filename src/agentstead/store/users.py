@@ -43,8 +43,8 @@ async def create(conn: aiosqlite.Connection, email: str, *, name: str = "", role
 
 
 async def get(db: Database, user_id: str) -> User | None:
-    async with db.read() as conn:
-        return _user(await fetch_one(conn, f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,)))
+    rows = await db.small(f"SELECT {_COLUMNS} FROM users WHERE id = ?", (user_id,))
+    return _user(rows[0] if rows else None)
 
 
 async def get_in(conn: aiosqlite.Connection, user_id: str) -> User | None:

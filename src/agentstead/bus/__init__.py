@@ -1,0 +1,1 @@
+"""The event bus: typed events on topics, appended to the log, fanned out live."""

@@ -1,0 +1,180 @@
+"""The in-process bus: publish appends to the event log (batched), then fans out.
+
+One interface (publish, subscribe, unsubscribe) so that a NATS JetStream
+adapter (subjects = topics, the stream = the log) can replace it when several
+app instances must share live events; nothing outside bus/ knows which it is.
+
+Batching: events queue up while the previous batch commits, and the next
+batch takes everything queued (up to `batch_max`) in one transaction. At low
+load an event waits for nothing; under load one fsync covers hundreds.
+Subscribers see an event only after it is durable and has its sequence number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+from typing import Callable
+
+from ..store import events as store
+from ..store.db import Database
+from ..timeutil import now_iso
+from .events import Event
+
+log = logging.getLogger("agentstead.bus")
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    """An event as subscribers receive it."""
+    seq: int
+    topic: str
+    type: str
+    data: dict
+    at: str
+
+    @functools.cached_property
+    def wire(self) -> str:
+        """The WebSocket/SSE message, serialised once for every subscriber."""
+        return json.dumps({"op": "event", "topic": self.topic, "seq": self.seq, "type": self.type,
+                           "data": self.data, "at": self.at}, separators=(",", ":"))
+
+    @classmethod
+    def from_stored(cls, ev: store.StoredEvent) -> "Delivery":
+        return cls(ev.seq, ev.topic, ev.type, ev.data, ev.at)
+
+
+class Subscription:
+    def __init__(self, topic: str, deliver: Callable[[Delivery], None]):
+        self.topic = topic
+        self.deliver = deliver
+        self.pattern_kind = topic[:-2] if topic.endswith("/*") else None
+
+
+@dataclasses.dataclass
+class _Pending:
+    topic: str
+    type: str
+    data: dict
+    future: asyncio.Future
+
+
+class Bus:
+    def __init__(self, db: Database, *, batch_max: int = 1000):
+        self.db = db
+        self.batch_max = batch_max
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
+        self._exact: dict[str, set[Subscription]] = {}
+        self._patterns: dict[str, set[Subscription]] = {}
+        self._task: asyncio.Task | None = None
+        self.appended = 0
+        self.batches = 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="event-log-appender")
+
+    async def stop(self) -> None:
+        """Append everything queued so far, then stop (nothing acknowledged is dropped)."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(None)
+        await self._task
+        self._task = None
+
+    # ---- publishing --------------------------------------------------------
+
+    def publish_nowait(self, topic: str, event: Event) -> asyncio.Future:
+        """Queue an event; the future resolves to its Delivery once it is durable."""
+        future = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(topic, event.type, event.data(), future))
+        return future
+
+    async def publish(self, topic: str, event: Event) -> Delivery:
+        """Append to the log (durable, with a sequence number), then fan out."""
+        return await self.publish_nowait(topic, event)
+
+    async def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch: list[_Pending] = []
+            item = await self._queue.get()
+            while True:
+                if item is None:
+                    stopping = True
+                else:
+                    batch.append(item)
+                if len(batch) >= self.batch_max:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+            if batch:
+                await self._append(batch)
+
+    async def _append(self, batch: list[_Pending]) -> None:
+        at = now_iso()
+        rows = [(p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at) for p in batch]
+        try:
+            async with self.db.write() as conn:
+                first = await store.append_many(conn, rows)
+        except Exception as exc:  # the publishers learn it; nothing was acknowledged
+            log.exception("event log append failed")
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        self.appended += len(batch)
+        self.batches += 1
+        for offset, p in enumerate(batch):
+            delivery = Delivery(first + offset, p.topic, p.type, p.data, at)
+            self._fanout(delivery)
+            if not p.future.done():
+                p.future.set_result(delivery)
+
+    # ---- subscribing -------------------------------------------------------
+
+    def subscribe(self, topic: str, deliver: Callable[[Delivery], None]) -> Subscription:
+        """`deliver` is called synchronously for each event; it must not block."""
+        sub = Subscription(topic, deliver)
+        index = self._patterns if sub.pattern_kind else self._exact
+        index.setdefault(sub.pattern_kind or topic, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        index = self._patterns if sub.pattern_kind else self._exact
+        key = sub.pattern_kind or sub.topic
+        subs = index.get(key)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del index[key]
+
+    def _fanout(self, delivery: Delivery) -> None:
+        targets = list(self._exact.get(delivery.topic, ()))
+        if self._patterns:
+            kind = delivery.topic.split("/", 1)[0]
+            targets += self._patterns.get(kind, ())
+        for sub in targets:
+            try:
+                sub.deliver(delivery)
+            except Exception:  # one bad subscriber never affects the others
+                log.exception("subscriber failed", extra={"topic": delivery.topic})
+
+    # ---- reading the log ---------------------------------------------------
+
+    async def replay(self, topic: str, after: int, *, limit: int) -> list[Delivery]:
+        if topic.endswith("/*"):
+            rows = await store.after_prefix(self.db, topic[:-1], after, limit=limit)
+        else:
+            rows = await store.after(self.db, [topic], after, limit=limit)
+        return [Delivery.from_stored(r) for r in rows]
+
+    async def floor(self) -> int:
+        return await store.floor(self.db)
+
+    async def head(self) -> int:
+        return await store.head(self.db)

@@ -1,0 +1,171 @@
+"""Typed events. Each has a name (its `type` on the wire), a docstring, and a payload.
+
+Every type here is described in contracts/asyncapi.yaml; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+REGISTRY: dict[str, type["Event"]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    type: ClassVar[str] = ""
+
+    def data(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def event(name: str):
+    """Register an event class under its wire name."""
+    def register(cls: type[Event]) -> type[Event]:
+        assert name not in REGISTRY, name
+        cls.type = name
+        REGISTRY[name] = cls
+        return dataclasses.dataclass(frozen=True)(cls)
+    return register
+
+
+# ---- users/{id}: things that happened to your account ---------------------
+
+@event("token.created")
+class TokenCreated(Event):
+    """An API token of yours was created (its value is never in an event)."""
+    token_id: str
+    name: str
+    scopes: list[str]
+
+
+@event("token.revoked")
+class TokenRevoked(Event):
+    """An API token of yours was revoked."""
+    token_id: str
+
+
+@event("session.revoked")
+class SessionRevoked(Event):
+    """One or more of your sessions ended (logout, logout everywhere, reuse detected, disabled)."""
+    session_ids: list[str]
+    reason: str
+
+
+@event("account.updated")
+class AccountUpdated(Event):
+    """An administrator changed your role or disabled your account."""
+    role: str
+    disabled: bool
+
+
+# ---- system: for administrators -----------------------------------------
+
+@event("system.user_created")
+class UserCreated(Event):
+    """A user was created (by an administrator, the CLI, or sign-up)."""
+    user_id: str
+    email: str
+    role: str
+
+
+@event("system.readiness")
+class Readiness(Event):
+    """The result of a readiness check changed (ok <-> failing)."""
+    status: str
+    failing: list[str]
+
+
+# ---- runs/{id} and threads/{id}: a run's life -------------------------------
+
+@event("run.queued")
+class RunQueued(Event):
+    """A run was accepted and waits for a slot."""
+    run_id: str
+    thread_id: str
+    agent_id: str
+
+
+@event("run.started")
+class RunStarted(Event):
+    """The runner started (or resumed) the run."""
+    run_id: str
+    thread_id: str
+    resumed: bool
+
+
+@event("message.delta")
+class MessageDelta(Event):
+    """Streamed text of the assistant's reply, as the model produces it."""
+    run_id: str
+    thread_id: str
+    text: str
+
+
+@event("message.created")
+class MessageCreated(Event):
+    """A message was stored in the thread (complete; replaces the deltas before it)."""
+    run_id: str
+    thread_id: str
+    message: dict
+
+
+@event("tool.call")
+class ToolCalled(Event):
+    """The agent called a tool."""
+    run_id: str
+    thread_id: str
+    call_id: str
+    name: str
+    arguments: dict
+
+
+@event("tool.result")
+class ToolResult(Event):
+    """A tool returned (ok false: it failed and the model was told why)."""
+    run_id: str
+    thread_id: str
+    call_id: str
+    name: str
+    ok: bool
+    output: str
+
+
+@event("run.waiting")
+class RunWaiting(Event):
+    """The agent asked the user a question (ask_human); answer with POST /api/runs/{id}/resume."""
+    run_id: str
+    thread_id: str
+    question: str
+
+
+@event("run.succeeded")
+class RunSucceeded(Event):
+    """The run finished."""
+    run_id: str
+    thread_id: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@event("run.failed")
+class RunFailed(Event):
+    """The run failed; `code` says why (provider_auth_failed, model_not_found, run_timeout, …)."""
+    run_id: str
+    thread_id: str
+    code: str
+    message: str
+
+
+@event("run.cancelled")
+class RunCancelled(Event):
+    """The run was cancelled; partial output is kept and marked partial."""
+    run_id: str
+    thread_id: str
+
+
+@event("run.interrupted")
+class RunInterrupted(Event):
+    """The server stopped while the run was running; resume it with POST /api/runs/{id}/resume."""
+    run_id: str
+    thread_id: str

@@ -1,0 +1,266 @@
+"""/api/models, /api/agents, /api/threads, /api/runs, /api/usage: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import aiohttp
+from aiohttp import web
+
+from ..agents.tools import REGISTRY
+from ..auth.access import requires
+from ..keys import CHAT, DB, SETTINGS
+from ..runner.runner import message_json
+from ..services.chat import ChatError
+from ..store import runs as run_store
+from ..store import threads as thread_store
+from ..store.agents import Agent
+from ..store.threads import Thread
+from . import validate as v
+from .authn import principal_of
+from .bodies import json_body
+from .errors import ApiError
+
+
+def _error(exc: ChatError) -> ApiError:
+    details = {"errors": [{"pointer": exc.pointer, "message": exc.message}]} if exc.pointer else None
+    message = f"{exc.pointer}: {exc.message}" if exc.pointer else exc.message
+    return ApiError(exc.status, exc.code, message, details=details)
+
+
+def agent_json(a: Agent) -> dict:
+    c = a.current
+    return {"id": a.id, "version": c.version, "name": c.name, "instructions": c.instructions,
+            "provider": c.provider, "model": c.model, "temperature": c.temperature, "tools": list(c.tools),
+            "max_steps": c.max_steps, "created_at": a.created_at, "updated_at": a.updated_at}
+
+
+def thread_json(t: Thread) -> dict:
+    return {"id": t.id, "agent_id": t.agent_id, "title": t.title, "created_at": t.created_at,
+            "updated_at": t.updated_at}
+
+
+def run_json(r: run_store.Run) -> dict:
+    d = dataclasses.asdict(r)
+    d.pop("owner_id")
+    d["error"] = {"code": d.pop("error_code"), "message": d.pop("error_message")} if r.error_code else None
+    return d
+
+
+# ---- models ------------------------------------------------------------------
+
+@requires("read")
+async def models(request: web.Request) -> web.Response:
+    out = []
+    for p in request.app[SETTINGS].llm_providers:
+        entry = {"provider": p["name"], "base_url": p["base_url"], "configured_models": list(p["models"]),
+                 "default_model": p["default_model"], "available_models": None, "reachable": None}
+        try:
+            headers = {"Authorization": f"Bearer {p['api_key']}"} if p["api_key"] else {}
+            async with aiohttp.ClientSession() as http:
+                async with http.get(p["base_url"] + "/models", headers=headers,
+                                    timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                    entry["reachable"] = resp.status == 200
+                    if resp.status == 200:
+                        body = await resp.json(content_type=None)
+                        entry["available_models"] = sorted(m.get("id", "") for m in body.get("data", []))
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            entry["reachable"] = False
+        out.append(entry)
+    return web.json_response({"providers": out, "tools": [
+        {"name": t.name, "description": t.description, "parameters": t.parameters} for t in REGISTRY.values()]})
+
+
+# ---- agents -------------------------------------------------------------------
+
+_AGENT_FIELDS = {"name", "instructions", "provider", "model", "temperature", "tools", "max_steps"}
+
+
+def _agent_body(body, *, create: bool) -> dict:
+    body = v.document(body, _AGENT_FIELDS)
+    out = {"name": v.string(body, "name", required=create, min_len=1, max_len=100),
+           "instructions": v.string(body, "instructions", max_len=20_000),
+           "provider": v.string(body, "provider", min_len=1, max_len=32),
+           "model": v.string(body, "model", min_len=1, max_len=200),
+           "max_steps": v.integer(body, "max_steps", lo=1, hi=100)}
+    temp = body.get("temperature")
+    if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 2):
+        raise v.fail("/temperature", "must be a number from 0 to 2")
+    out["temperature"] = float(temp) if temp is not None else None
+    tools = body.get("tools")
+    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, str) for t in tools)):
+        raise v.fail("/tools", "must be a list of tool names")
+    out["tools"] = tuple(tools) if tools is not None else None
+    return out
+
+
+@requires("read")
+async def list_agents(request: web.Request) -> web.Response:
+    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
+    rows = await request.app[CHAT].list_agents(principal_of(request), limit=limit, before=request.query.get("before"))
+    return web.json_response({"agents": [agent_json(a) for a in rows],
+                              "next": rows[-1].created_at if len(rows) == limit else None})
+
+
+@requires("write")
+async def create_agent(request: web.Request) -> web.Response:
+    body = _agent_body(await json_body(request), create=True)
+    try:
+        agent = await request.app[CHAT].create_agent(principal_of(request), body)
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(agent_json(agent), status=201)
+
+
+@requires("read")
+async def get_agent(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(agent_json(await request.app[CHAT].get_agent(principal_of(request),
+                                                                              request.match_info["id"])))
+    except ChatError as exc:
+        raise _error(exc) from None
+
+
+@requires("write")
+async def update_agent(request: web.Request) -> web.Response:
+    body = _agent_body(await json_body(request), create=False)
+    if all(value is None for value in body.values()):
+        raise v.fail("", "send at least one field to change")
+    try:
+        agent = await request.app[CHAT].update_agent(principal_of(request), request.match_info["id"], body)
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(agent_json(agent))
+
+
+@requires("write")
+async def delete_agent(request: web.Request) -> web.Response:
+    try:
+        await request.app[CHAT].delete_agent(principal_of(request), request.match_info["id"])
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.Response(status=204)
+
+
+# ---- threads --------------------------------------------------------------------
+
+@requires("read")
+async def list_threads(request: web.Request) -> web.Response:
+    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
+    rows = await thread_store.list_owned(request.app[DB], principal_of(request).user_id, limit=limit,
+                                         before=request.query.get("before"))
+    return web.json_response({"threads": [thread_json(t) for t in rows],
+                              "next": rows[-1].updated_at if len(rows) == limit else None})
+
+
+@requires("write")
+async def create_thread(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"agent_id", "title"})
+    agent_id = v.string(body, "agent_id", required=True, min_len=1, max_len=64)
+    title = v.string(body, "title", max_len=200) or "New conversation"
+    try:
+        thread = await request.app[CHAT].create_thread(principal_of(request), agent_id, title)
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(thread_json(thread), status=201)
+
+
+@requires("read")
+async def get_thread(request: web.Request) -> web.Response:
+    try:
+        thread = await request.app[CHAT].get_thread(principal_of(request), request.match_info["id"])
+    except ChatError as exc:
+        raise _error(exc) from None
+    after = v.query_int(request.query.get("after"), "after", default=0, lo=0, hi=2**62)
+    limit = v.query_int(request.query.get("limit"), "limit", default=200, lo=1, hi=1000)
+    rows = await thread_store.messages(request.app[DB], thread.id, after_seq=after, limit=limit)
+    return web.json_response({**thread_json(thread), "messages": [message_json(m) for m in rows],
+                              "next": rows[-1].seq if len(rows) == limit else None})
+
+
+@requires("write")
+async def delete_thread(request: web.Request) -> web.Response:
+    try:
+        await request.app[CHAT].delete_thread(principal_of(request), request.match_info["id"])
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.Response(status=204)
+
+
+@requires("write")
+async def post_message(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"content"})
+    content = v.string(body, "content", required=True, min_len=1, max_len=100_000)
+    try:
+        run = await request.app[CHAT].post_message(principal_of(request), request.match_info["id"], content)
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(run_json(run), status=202, headers={"Location": f"/api/runs/{run.id}"})
+
+
+# ---- runs ---------------------------------------------------------------------------
+
+@requires("read")
+async def list_runs(request: web.Request) -> web.Response:
+    q = request.query
+    status = q.get("status")
+    if status is not None and status not in run_store.ACTIVE + run_store.FINISHED + ("interrupted",):
+        raise ApiError(400, "bad_request", "unknown status filter")
+    limit = v.query_int(q.get("limit"), "limit", default=50, lo=1, hi=200)
+    rows = await run_store.list_owned(request.app[DB], principal_of(request).user_id, status=status,
+                                      agent_id=q.get("agent_id"), thread_id=q.get("thread_id"), limit=limit,
+                                      before=q.get("before"))
+    return web.json_response({"runs": [run_json(r) for r in rows],
+                              "next": rows[-1].created_at if len(rows) == limit else None})
+
+
+@requires("read")
+async def get_run(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(run_json(await request.app[CHAT].get_run(principal_of(request),
+                                                                          request.match_info["id"])))
+    except ChatError as exc:
+        raise _error(exc) from None
+
+
+@requires("write")
+async def cancel_run(request: web.Request) -> web.Response:
+    try:
+        run = await request.app[CHAT].cancel_run(principal_of(request), request.match_info["id"])
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(run_json(run))
+
+
+@requires("write")
+async def resume_run(request: web.Request) -> web.Response:
+    answer = None
+    if request.can_read_body:
+        body = v.document(await json_body(request), {"answer"})
+        answer = v.string(body, "answer", max_len=20_000)
+    try:
+        run = await request.app[CHAT].resume_run(principal_of(request), request.match_info["id"], answer)
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(run_json(run), status=202)
+
+
+# ---- usage ----------------------------------------------------------------------
+
+def _since(request: web.Request) -> str:
+    days = v.query_int(request.query.get("days"), "days", default=30, lo=1, hi=366)
+    return (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days - 1)).strftime("%Y-%m-%d")
+
+
+@requires("read")
+async def usage(request: web.Request) -> web.Response:
+    rows = await run_store.usage(request.app[DB], principal_of(request).user_id, since=_since(request))
+    for row in rows:
+        row.pop("user_id")
+    return web.json_response({"usage": rows})
+
+
+@requires("admin")
+async def admin_usage(request: web.Request) -> web.Response:
+    return web.json_response({"usage": await run_store.usage(request.app[DB], None, since=_since(request))})

@@ -1,0 +1,310 @@
+"""GET /ws: the WebSocket protocol (contracts/asyncapi.yaml is its source of truth).
+
+Client: subscribe {topic, after?}, unsubscribe {topic}, ping.
+Server: event {topic, seq, type, data, at}, subscribed {topic, seq}, unsubscribed {topic},
+        error {code, message}, pong. Every client message may carry an `id`, echoed back.
+
+Replay without gap or duplicate: on subscribe the live subscription is made
+first and its events are held; the log is read after the cursor; then the held
+events newer than the last replayed one are sent, and live delivery begins.
+A socket whose send queue overflows is closed with 4008 and resumes from its
+cursor on reconnect; it never slows the publisher or other sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import struct
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..auth.access import Principal, public
+from ..bus.bus import Bus, Delivery, Subscription
+from ..bus.topics import Authorizer, TopicError
+from ..keys import BUS, IDENTITY, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
+from ..settings import Settings
+from .authn import _allowed_origin
+from .errors import ApiError
+
+log = logging.getLogger("agentstead.ws")
+
+CLOSE_SLOW_CONSUMER = 4008   # resume with subscribe {after: last seq}
+CLOSE_SESSION_ENDED = 4001   # sign in again
+REPLAY_PAGE = 500
+REPLAY_STALL = 10.0
+
+
+class _Topic:
+    """One subscription of one socket."""
+
+    def __init__(self, conn: "Connection", topic: str):
+        self.conn = conn
+        self.topic = topic
+        self.replaying = True
+        self.held: list[Delivery] = []
+        self.last_seq = 0
+        self.sub: Subscription | None = None
+
+    def deliver(self, delivery: Delivery) -> None:
+        if self.replaying:
+            self.held.append(delivery)
+            if len(self.held) > self.conn.settings.ws_send_queue:
+                self.conn.too_slow()
+        elif delivery.seq > self.last_seq:
+            self.last_seq = delivery.seq
+            self.conn.send_text(delivery.wire)
+
+
+class Connection:
+    def __init__(self, ws: web.WebSocketResponse, principal: Principal, bus: Bus, authorizer: Authorizer,
+                 settings: Settings, identity):
+        self.ws = ws
+        self.principal = principal
+        self.bus = bus
+        self.authorizer = authorizer
+        self.settings = settings
+        self.identity = identity
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=settings.ws_send_queue)
+        self.topics: dict[str, _Topic] = {}
+        self.errors = 0
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self.closer: asyncio.Task | None = None
+        self.watch: Subscription | None = None
+
+    # ---- sending -----------------------------------------------------------
+
+    def send_text(self, text: str) -> None:
+        if self.close_code is not None:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.too_slow()
+
+    async def send_replayed(self, text: str) -> None:
+        """Replay waits for room in the queue (the log is not going anywhere),
+        but a client that reads nothing for REPLAY_STALL seconds is a slow consumer."""
+        if self.close_code is not None:
+            return
+        try:
+            await asyncio.wait_for(self.queue.put(text), REPLAY_STALL)
+        except asyncio.TimeoutError:
+            self.too_slow()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message, separators=(",", ":")))
+
+    def too_slow(self) -> None:
+        self.close_soon(CLOSE_SLOW_CONSUMER, "slow consumer: reconnect and resume with your last seq")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+            self.closer = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        if self.close_code != CLOSE_SLOW_CONSUMER:
+            # Let queued replies (the error that explains the close) reach the client first.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drain(), 1)
+        try:
+            await asyncio.wait_for(self.ws.close(code=self.close_code, message=self.close_reason.encode()), 2)
+        except (asyncio.TimeoutError, ConnectionError):
+            # The peer stopped reading: its TCP window is full, so no close frame fits.
+            # Reset the connection (linger 0) so the kernel drops the unsent buffer too.
+            transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001
+            if transport is not None:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+
+    async def _drain(self) -> None:
+        while not self.queue.empty():
+            await asyncio.sleep(0.005)
+
+    async def writer(self) -> None:
+        while True:
+            text = await self.queue.get()
+            await self.ws.send_str(text)
+
+    # ---- the session behind the socket ----------------------------------
+
+    def _on_own_user_event(self, delivery: Delivery) -> None:
+        p = self.principal
+        if delivery.type == "session.revoked" and (p.session_id in delivery.data.get("session_ids", ())):
+            self.close_soon(CLOSE_SESSION_ENDED, "session ended")
+        elif delivery.type == "account.updated" and delivery.data.get("disabled"):
+            self.close_soon(CLOSE_SESSION_ENDED, "account disabled")
+        elif delivery.type == "token.revoked" and delivery.data.get("token_id") == p.token_id:
+            self.close_soon(CLOSE_SESSION_ENDED, "token revoked")
+
+    def start(self) -> None:
+        self.watch = self.bus.subscribe(f"users/{self.principal.user_id}", self._on_own_user_event)
+
+    def stop(self) -> None:
+        for state in self.topics.values():
+            if state.sub is not None:
+                self.bus.unsubscribe(state.sub)
+        self.topics.clear()
+        if self.watch is not None:
+            self.bus.unsubscribe(self.watch)
+
+    # ---- client messages ---------------------------------------------------
+
+    def error(self, code: str, message: str, ref: Any = None, *, count: bool = True) -> None:
+        reply: dict[str, Any] = {"op": "error", "code": code, "message": message}
+        if ref is not None:
+            reply["id"] = ref
+        self.send(reply)
+        if count:
+            self.errors += 1
+            if self.errors >= self.settings.ws_max_errors:
+                self.close_soon(WSCloseCode.POLICY_VIOLATION, "too many invalid messages")
+
+    async def handle(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.error("invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
+            return
+        if not isinstance(message, dict):
+            self.error("invalid_message", "a message is a JSON object with an op")
+            return
+        ref = message.get("id")
+        if ref is not None and (not isinstance(ref, (str, int)) or isinstance(ref, bool) or len(str(ref)) > 64):
+            self.error("invalid_message", "id must be a string or integer (at most 64 characters)")
+            return
+        op = message.get("op")
+        if op == "ping":
+            self.send({"op": "pong", **({"id": ref} if ref is not None else {})})
+        elif op == "subscribe":
+            await self.subscribe(message, ref)
+        elif op == "unsubscribe":
+            self.unsubscribe(message, ref)
+        else:
+            self.error("unknown_op", f"unknown op {op!r}; use subscribe, unsubscribe or ping", ref)
+
+    async def subscribe(self, message: dict, ref: Any) -> None:
+        topic, after = message.get("topic"), message.get("after")
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
+            self.error("invalid_message", "after must be a non-negative integer (a seq you received)", ref)
+            return
+        try:
+            await self.authorizer.check(self.principal, topic)
+        except TopicError as exc:
+            self.error(exc.code, exc.message, ref)
+            return
+        if topic in self.topics:
+            self.error("already_subscribed", f"already subscribed to {topic}", ref, count=False)
+            return
+        if len(self.topics) >= self.settings.ws_max_subscriptions:
+            self.error("too_many_subscriptions",
+                       f"at most {self.settings.ws_max_subscriptions} subscriptions per socket", ref)
+            return
+        state = self.topics[topic] = _Topic(self, topic)
+        state.sub = self.bus.subscribe(topic, state.deliver)   # live first: nothing can fall between
+        try:
+            if after is None:
+                state.last_seq = await self.bus.head()
+            else:
+                if after < await self.bus.floor():
+                    self._drop(topic)
+                    self.error("cursor_expired", "events after that seq were deleted by retention; "
+                               "fetch the current state over REST and subscribe without after", ref,
+                               count=False)
+                    return
+                state.last_seq = after
+                while self.close_code is None:
+                    page = await self.bus.replay(topic, state.last_seq, limit=REPLAY_PAGE)
+                    for delivery in page:
+                        state.last_seq = delivery.seq
+                        await self.send_replayed(delivery.wire)
+                    if len(page) < REPLAY_PAGE:
+                        break
+        except Exception:
+            self._drop(topic)
+            raise
+        if topic not in self.topics:
+            return  # unsubscribed meanwhile
+        held, state.held, state.replaying = state.held, [], False
+        for delivery in held:
+            state.deliver(delivery)    # only those newer than the replay reach the client
+        self.send({"op": "subscribed", "topic": topic, "seq": state.last_seq,
+                   **({"id": ref} if ref is not None else {})})
+
+    def _drop(self, topic: str) -> None:
+        state = self.topics.pop(topic, None)
+        if state is not None and state.sub is not None:
+            self.bus.unsubscribe(state.sub)
+
+    def unsubscribe(self, message: dict, ref: Any) -> None:
+        topic = message.get("topic")
+        if not isinstance(topic, str) or topic not in self.topics:
+            self.error("not_subscribed", f"not subscribed to {topic!r}", ref, count=False)
+            return
+        self._drop(topic)
+        self.send({"op": "unsubscribed", "topic": topic, **({"id": ref} if ref is not None else {})})
+
+
+async def _principal(request: web.Request) -> Principal:
+    settings = request.app[SETTINGS]
+    origin = request.headers.get("Origin")
+    if origin is not None and not _allowed_origin(request, origin):
+        # Cross-site WebSocket hijacking: a foreign page cannot use the visitor's cookie.
+        raise ApiError(403, "forbidden_origin", "WebSocket connections from this Origin are refused")
+    ticket = request.query.get("ticket")
+    if ticket:
+        principal = request.app[IDENTITY].redeem_ws_ticket(ticket)
+        if principal is None:
+            raise ApiError(401, "unauthorized", "the ticket is unknown, used or expired; get one from /auth/ws-ticket")
+        return principal
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "sign in, or connect with ?ticket= from POST /auth/ws-ticket")
+    if principal.via == "session" and origin is None:
+        raise ApiError(403, "forbidden_origin", "a cookie-authenticated WebSocket needs an allowed Origin")
+    del settings
+    return principal
+
+
+@public  # authenticates itself: cookie, Bearer header or a single-use ticket, plus the Origin check
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    principal = await _principal(request)
+    settings = request.app[SETTINGS]
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.ws_max_message_size,
+                               receive_timeout=settings.ws_idle_timeout_seconds, timeout=5.0, compress=False)
+    await ws.prepare(request)
+    conn = Connection(ws, principal, request.app[BUS], request.app[TOPICS], settings, request.app[IDENTITY])
+    request.app[WEBSOCKETS].add(ws)
+    conn.start()
+    writer = asyncio.create_task(conn.writer())
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                await conn.handle(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                conn.error("invalid_message", "binary messages are not supported; send JSON text")
+            if conn.close_code is not None:
+                break
+    except asyncio.TimeoutError:
+        conn.close_soon(WSCloseCode.GOING_AWAY, "idle timeout")
+    finally:
+        conn.stop()
+        if conn.closer is not None:
+            with contextlib.suppress(Exception):
+                await conn.closer
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError, Exception):
+            await writer
+        if not ws.closed:
+            await ws.close()
+    return ws

@@ -1,0 +1,50 @@
+"""The agent as a LangGraph graph: a model node and a tools node in a loop.
+
+The model is langchain-openai's ChatOpenAI against any OpenAI-compatible
+endpoint; the tools node runs our registry's tools (with their limits) and
+pauses the graph for `ask_human` with LangGraph's `interrupt`.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable
+
+from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+from langchain_openai import ChatOpenAI
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+from ..agents.tools import Tool
+
+ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
+
+
+def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, max_retries: int,
+               timeout: float = 120.0) -> ChatOpenAI:
+    # The openai SDK retries 429/5xx/connection errors with backoff and honours Retry-After.
+    return ChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model, temperature=temperature,
+                      streaming=True, stream_usage=True, max_retries=max_retries, timeout=timeout)
+
+
+def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer):
+    bound = llm.bind_tools([t.openai_schema() for t in tools]) if tools else llm
+
+    async def agent(state: MessagesState) -> dict:
+        prompt = ([SystemMessage(instructions)] if instructions else []) + state["messages"]
+        reply = await bound.ainvoke(prompt)
+        return {"messages": [reply]}
+
+    async def run_tools(state: MessagesState) -> dict:
+        last = state["messages"][-1]
+        return {"messages": [await execute_tool(call) for call in last.tool_calls]}
+
+    def route(state: MessagesState) -> str:
+        last = state["messages"][-1]
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", run_tools)
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", route, ["tools", END])
+    graph.add_edge("tools", "agent")
+    return graph.compile(checkpointer=checkpointer)

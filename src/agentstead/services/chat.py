@@ -1,0 +1,186 @@
+"""Agents, threads and runs: the rules. Every query is scoped by owner."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+
+from ..agents.tools import REGISTRY
+from ..auth.access import Principal
+from ..bus import events as ev
+from ..bus.bus import Bus
+from ..runner.runner import Runner
+from ..settings import Settings
+from ..store import agents as agent_store
+from ..store import runs as run_store
+from ..store import threads as thread_store
+from ..store.db import Database
+from ..timeutil import now_iso
+
+
+class ChatError(Exception):
+    def __init__(self, status: int, code: str, message: str, pointer: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.pointer = status, code, message, pointer
+
+
+AGENT_DEFAULTS = {"instructions": "", "temperature": 0.7, "tools": (), "max_steps": 10}
+
+
+class ChatService:
+    def __init__(self, db: Database, bus: Bus, settings: Settings, runner: Runner):
+        self.db = db
+        self.bus = bus
+        self.settings = settings
+        self.runner = runner
+        self.providers = {p["name"]: p for p in settings.llm_providers}
+
+    # ---- agents ---------------------------------------------------------------
+
+    def _check_model(self, provider: str | None, model: str | None) -> tuple[str, str]:
+        if not self.providers:
+            # Agents can be defined before a provider exists; their runs fail with provider_not_configured.
+            return provider or "default", model or "default"
+        name = provider or next(iter(self.providers))
+        chosen = self.providers.get(name)
+        if chosen is None:
+            raise ChatError(422, "validation_failed", f"unknown provider {name!r}", "/provider")
+        model = model or chosen["default_model"]
+        if not model:
+            raise ChatError(422, "validation_failed", "choose a model", "/model")
+        if chosen["models"] and model not in chosen["models"]:
+            raise ChatError(422, "validation_failed",
+                            f"model {model!r} is not allowed for {name}; allowed: {', '.join(chosen['models'])}",
+                            "/model")
+        return name, model
+
+    def _fields(self, body: dict, base: dict) -> dict:
+        fields = {**base, **{k: v for k, v in body.items() if v is not None}}
+        unknown = [t for t in fields["tools"] if t not in REGISTRY]
+        if unknown:
+            raise ChatError(422, "validation_failed", f"unknown tool {unknown[0]!r}; available: "
+                            f"{', '.join(sorted(REGISTRY))}", "/tools")
+        fields["provider"], fields["model"] = self._check_model(body.get("provider") or base.get("provider"),
+                                                                body.get("model") or base.get("model"))
+        fields["tools"] = tuple(dict.fromkeys(fields["tools"]))
+        return fields
+
+    async def create_agent(self, p: Principal, body: dict) -> agent_store.Agent:
+        fields = self._fields(body, {**AGENT_DEFAULTS, "provider": None, "model": None})
+        agent_id = str(uuid.uuid4())
+        async with self.db.write() as conn:
+            await agent_store.create(conn, agent_id, p.user_id, fields)
+        return await self.get_agent(p, agent_id)
+
+    async def get_agent(self, p: Principal, agent_id: str) -> agent_store.Agent:
+        agent = await agent_store.get(self.db, agent_id, p.user_id)
+        if agent is None:
+            raise ChatError(404, "not_found", "no such agent")
+        return agent
+
+    async def update_agent(self, p: Principal, agent_id: str, body: dict) -> agent_store.Agent:
+        async with self.db.write() as conn:
+            agent = await agent_store.get_owned(conn, agent_id, p.user_id)
+            if agent is None:
+                raise ChatError(404, "not_found", "no such agent")
+            base = dataclasses.asdict(agent.current)
+            await agent_store.new_version(conn, agent, self._fields(body, base))
+        return await self.get_agent(p, agent_id)
+
+    async def delete_agent(self, p: Principal, agent_id: str) -> None:
+        async with self.db.write() as conn:
+            if await agent_store.get_owned(conn, agent_id, p.user_id) is None:
+                raise ChatError(404, "not_found", "no such agent")
+            await agent_store.soft_delete(conn, agent_id)
+
+    async def list_agents(self, p: Principal, *, limit: int, before: str | None) -> list[agent_store.Agent]:
+        return await agent_store.list_owned(self.db, p.user_id, limit=limit, before=before)
+
+    # ---- threads and messages -------------------------------------------------
+
+    async def create_thread(self, p: Principal, agent_id: str, title: str) -> thread_store.Thread:
+        async with self.db.write() as conn:
+            if await agent_store.get_owned(conn, agent_id, p.user_id) is None:
+                raise ChatError(422, "validation_failed", "no such agent", "/agent_id")
+            return await thread_store.create(conn, p.user_id, agent_id, title)
+
+    async def get_thread(self, p: Principal, thread_id: str) -> thread_store.Thread:
+        thread = await thread_store.get(self.db, thread_id, p.user_id)
+        if thread is None:
+            raise ChatError(404, "not_found", "no such thread")
+        return thread
+
+    async def delete_thread(self, p: Principal, thread_id: str) -> None:
+        thread = await self.get_thread(p, thread_id)
+        for run in await run_store.list_owned(self.db, p.user_id, status=None, agent_id=None, thread_id=thread.id,
+                                              limit=1000, before=None):
+            if run.status in run_store.ACTIVE:
+                await self.runner.cancel(run)
+        async with self.db.write() as conn:
+            await thread_store.delete(conn, thread.id)
+
+    async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
+        """The user's message and a queued run, in one transaction; then the run is announced."""
+        async with self.db.write() as conn:
+            thread = await thread_store.get_owned(conn, thread_id, p.user_id)
+            if thread is None:
+                raise ChatError(404, "not_found", "no such thread")
+            agent = await agent_store.get_owned(conn, thread.agent_id, p.user_id)
+            if agent is None:
+                raise ChatError(409, "agent_deleted", "the thread's agent was deleted")
+            active = await run_store.list_owned(self.db, p.user_id, status=None, agent_id=None,
+                                                thread_id=thread.id, limit=1, before=None)
+            if active and active[0].status in run_store.ACTIVE + ("interrupted",):
+                raise ChatError(409, "run_in_progress", "wait for the current run (or cancel it) before sending more")
+            message = await thread_store.add_message(conn, thread.id, "user", content)
+            run = run_store.Run(str(uuid.uuid4()), thread.id, p.user_id, agent.id, agent.current.version, "queued",
+                                message.id, None, None, None, 0, 0, agent.current.model, now_iso(), None, None)
+            await run_store.create(conn, run)
+        self.bus.publish_nowait(f"runs/{run.id}", ev.RunQueued(run.id, thread.id, agent.id))
+        await self.bus.publish(f"threads/{thread.id}", ev.RunQueued(run.id, thread.id, agent.id))
+        self.runner.wake()
+        return run
+
+    # ---- runs -------------------------------------------------------------------
+
+    async def get_run(self, p: Principal, run_id: str) -> run_store.Run:
+        run = await run_store.get(self.db, run_id)
+        if run is None or run.owner_id != p.user_id:
+            raise ChatError(404, "not_found", "no such run")
+        return run
+
+    async def cancel_run(self, p: Principal, run_id: str) -> run_store.Run:
+        run = await self.get_run(p, run_id)
+        if run.status not in run_store.ACTIVE + ("interrupted",):
+            raise ChatError(409, "run_finished", f"the run is already {run.status}")
+        await self.runner.cancel(run)
+        return await self.get_run(p, run_id)
+
+    async def resume_run(self, p: Principal, run_id: str, answer: str | None) -> run_store.Run:
+        run = await self.get_run(p, run_id)
+        if run.status == "waiting_for_input":
+            if answer is None:
+                raise ChatError(422, "validation_failed", "answer the agent's question", "/answer")
+        elif run.status == "interrupted":
+            answer = None
+        else:
+            raise ChatError(409, "not_resumable", f"only interrupted or waiting runs resume (this one is {run.status})")
+        task = self.runner.tasks.get(run.id)
+        if task is not None:
+            # The task that recorded "waiting" may still be wrapping up; it ends on its own.
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 5)
+            except (asyncio.TimeoutError, Exception):
+                raise ChatError(409, "not_resumable", "the run is still running") from None
+        await self.runner.resume(run, answer)
+        return await self.get_run(p, run_id)
+
+
+async def can_read_run(db: Database, p: Principal, run_id: str) -> bool:
+    run = await run_store.get(db, run_id)
+    return run is not None and run.owner_id == p.user_id
+
+
+async def can_read_thread(db: Database, p: Principal, thread_id: str) -> bool:
+    return await thread_store.get(db, thread_id, p.user_id) is not None

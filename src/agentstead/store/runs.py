@@ -1,0 +1,179 @@
+"""SQL for runs, their tool calls, token usage and budgets."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import aiosqlite
+
+from ..timeutil import now_iso
+from .db import Database, fetch_all, fetch_one
+
+ACTIVE = ("queued", "running", "waiting_for_input")
+FINISHED = ("succeeded", "failed", "cancelled")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    id: str
+    thread_id: str
+    owner_id: str
+    agent_id: str
+    agent_version: int
+    status: str
+    input_message_id: str
+    error_code: str | None
+    error_message: str | None
+    waiting_prompt: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+_R = ("id, thread_id, owner_id, agent_id, agent_version, status, input_message_id, error_code, error_message, "
+      "waiting_prompt, prompt_tokens, completion_tokens, model, created_at, started_at, finished_at")
+
+
+async def create(conn: aiosqlite.Connection, run: Run) -> None:
+    await conn.execute(f"INSERT INTO runs ({_R}) VALUES ({', '.join('?' * 16)})", dataclasses.astuple(run))
+
+
+async def get_in(conn: aiosqlite.Connection, run_id: str) -> Run | None:
+    row = await fetch_one(conn, f"SELECT {_R} FROM runs WHERE id = ?", (run_id,))
+    return Run(*row) if row else None
+
+
+async def get(db: Database, run_id: str) -> Run | None:
+    rows = await db.small(f"SELECT {_R} FROM runs WHERE id = ?", (run_id,))
+    return Run(*rows[0]) if rows else None
+
+
+async def list_owned(db: Database, owner_id: str, *, status: str | None, agent_id: str | None,
+                     thread_id: str | None, limit: int, before: str | None) -> list[Run]:
+    sql, args = f"SELECT {_R} FROM runs WHERE owner_id = ?", [owner_id]
+    for clause, value in (("status = ?", status), ("agent_id = ?", agent_id), ("thread_id = ?", thread_id),
+                          ("created_at < ?", before)):
+        if value is not None:
+            sql += f" AND {clause}"
+            args.append(value)
+    async with db.read() as conn:
+        rows = await fetch_all(conn, sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
+    return [Run(*r) for r in rows]
+
+
+async def queued(db: Database, limit: int = 500) -> list[Run]:
+    async with db.read() as conn:
+        rows = await fetch_all(conn, f"SELECT {_R} FROM runs WHERE status = 'queued' ORDER BY created_at LIMIT ?",
+                               (limit,))
+    return [Run(*r) for r in rows]
+
+
+async def set_status(conn: aiosqlite.Connection, run_id: str, status: str, *, error: tuple[str, str] | None = None,
+                     waiting_prompt: str | None = None, started: bool = False, finished: bool = False) -> None:
+    now = now_iso()
+    await conn.execute(
+        "UPDATE runs SET status = ?, error_code = ?, error_message = ?, waiting_prompt = ?, "
+        "started_at = CASE WHEN ? THEN coalesce(started_at, ?) ELSE started_at END, "
+        "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+        (status, error[0] if error else None, error[1] if error else None, waiting_prompt,
+         int(started), now, int(finished), now, run_id))
+
+
+async def add_usage(conn: aiosqlite.Connection, run: Run, prompt: int, completion: int) -> None:
+    await conn.execute("UPDATE runs SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? "
+                       "WHERE id = ?", (prompt, completion, run.id))
+    await conn.execute(
+        "INSERT INTO usage_daily (user_id, day, model, prompt_tokens, completion_tokens, runs) VALUES (?, ?, ?, ?, ?, 0) "
+        "ON CONFLICT (user_id, day, model) DO UPDATE SET prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+        "completion_tokens = completion_tokens + excluded.completion_tokens",
+        (run.owner_id, now_iso()[:10], run.model, prompt, completion))
+
+
+async def count_run(conn: aiosqlite.Connection, run: Run) -> None:
+    await conn.execute(
+        "INSERT INTO usage_daily (user_id, day, model, runs) VALUES (?, ?, ?, 1) "
+        "ON CONFLICT (user_id, day, model) DO UPDATE SET runs = runs + 1", (run.owner_id, now_iso()[:10], run.model))
+
+
+async def tokens_today(db: Database, user_id: str) -> int:
+    async with db.read() as conn:
+        row = await fetch_one(conn, "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage_daily "
+                                    "WHERE user_id = ? AND day = ?", (user_id, now_iso()[:10]))
+    return row[0]
+
+
+async def budget_of(db: Database, user_id: str) -> int | None:
+    async with db.read() as conn:
+        row = await fetch_one(conn, "SELECT daily_tokens FROM user_budgets WHERE user_id = ?", (user_id,))
+    return row[0] if row else None
+
+
+async def usage(db: Database, user_id: str | None, *, since: str) -> list[dict]:
+    sql = ("SELECT user_id, day, model, prompt_tokens, completion_tokens, runs FROM usage_daily WHERE day >= ?")
+    args: list = [since]
+    if user_id is not None:
+        sql += " AND user_id = ?"
+        args.append(user_id)
+    async with db.read() as conn:
+        rows = await fetch_all(conn, sql + " ORDER BY day, user_id, model", tuple(args))
+    return [dict(zip(("user_id", "day", "model", "prompt_tokens", "completion_tokens", "runs"), r)) for r in rows]
+
+
+async def interrupt_running(conn: aiosqlite.Connection) -> list[str]:
+    """At startup: runs the rows say were running did not finish; they become interrupted."""
+    rows = await fetch_all(conn, "SELECT id FROM runs WHERE status = 'running'")
+    ids = [r[0] for r in rows]
+    await conn.execute("UPDATE runs SET status = 'interrupted', error_code = 'interrupted', "
+                       "error_message = 'the server stopped while this run was running; resume it' "
+                       "WHERE status = 'running'")
+    await conn.execute("UPDATE tool_calls SET status = 'unverified' WHERE status = 'started'")
+    return ids
+
+
+# ---- tool calls ------------------------------------------------------------
+
+async def tool_started(conn: aiosqlite.Connection, call_id: str, run_id: str, name: str, arguments: dict) -> None:
+    await conn.execute("INSERT OR REPLACE INTO tool_calls (id, run_id, name, arguments, status, result, started_at, "
+                       "finished_at) VALUES (?, ?, ?, ?, 'started', NULL, ?, NULL)",
+                       (call_id, run_id, name, json.dumps(arguments), now_iso()))
+
+
+async def tool_finished(conn: aiosqlite.Connection, call_id: str, result: str, ok: bool) -> None:
+    await conn.execute("UPDATE tool_calls SET status = ?, result = ?, finished_at = ? WHERE id = ?",
+                       ("finished" if ok else "failed", result, now_iso(), call_id))
+
+
+async def tool_call(db: Database, call_id: str) -> dict | None:
+    async with db.read() as conn:
+        row = await fetch_one(conn, "SELECT id, run_id, name, arguments, status, result FROM tool_calls WHERE id = ?",
+                              (call_id,))
+    return dict(zip(("id", "run_id", "name", "arguments", "status", "result"), row)) if row else None
+
+
+async def unverified_calls(db: Database, run_id: str) -> list[dict]:
+    async with db.read() as conn:
+        rows = await fetch_all(conn, "SELECT id, name, arguments FROM tool_calls WHERE run_id = ? AND status = 'unverified'",
+                               (run_id,))
+    return [dict(zip(("id", "name", "arguments"), r)) for r in rows]
+
+
+# ---- checkpoints -------------------------------------------------------------
+
+async def drop_checkpoints(conn: aiosqlite.Connection, graph_thread: str) -> None:
+    """A finished run needs no checkpoint: resume is only for unfinished runs."""
+    await conn.execute("DELETE FROM checkpoints WHERE thread_id = ?", (graph_thread,))
+    await conn.execute("DELETE FROM writes WHERE thread_id = ?", (graph_thread,))
+
+
+async def set_budget(db: Database, user_id: str, daily_tokens: int | None) -> None:
+    """A per-user daily token budget; None falls back to the global setting."""
+    async with db.write() as conn:
+        if daily_tokens is None:
+            await conn.execute("DELETE FROM user_budgets WHERE user_id = ?", (user_id,))
+        else:
+            await conn.execute("INSERT INTO user_budgets (user_id, daily_tokens) VALUES (?, ?) ON CONFLICT (user_id) "
+                               "DO UPDATE SET daily_tokens = excluded.daily_tokens", (user_id, daily_tokens))

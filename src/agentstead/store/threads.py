@@ -1,0 +1,122 @@
+"""SQL for threads and their messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+
+import aiosqlite
+
+from ..timeutil import now_iso
+from .db import Database, fetch_all, fetch_one
+
+
+@dataclasses.dataclass(frozen=True)
+class Thread:
+    id: str
+    owner_id: str
+    agent_id: str
+    title: str
+    created_at: str
+    updated_at: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    seq: int
+    id: str
+    thread_id: str
+    run_id: str | None
+    role: str
+    content: str
+    tool_calls: list | None
+    tool_call_id: str | None
+    partial: bool
+    created_at: str
+
+
+_T = "id, owner_id, agent_id, title, created_at, updated_at"
+_M = "seq, id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at"
+
+
+def _message(row) -> Message:
+    values = list(row)
+    values[6] = json.loads(values[6]) if values[6] else None
+    values[8] = bool(values[8])
+    return Message(*values)
+
+
+async def create(conn: aiosqlite.Connection, owner_id: str, agent_id: str, title: str) -> Thread:
+    now = now_iso()
+    thread = Thread(str(uuid.uuid4()), owner_id, agent_id, title, now, now)
+    await conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?)",
+                       (thread.id, owner_id, agent_id, title, now, now))
+    return thread
+
+
+async def get_owned(conn: aiosqlite.Connection, thread_id: str, owner_id: str) -> Thread | None:
+    row = await fetch_one(conn, f"SELECT {_T} FROM threads WHERE id = ? AND owner_id = ?", (thread_id, owner_id))
+    return Thread(*row) if row else None
+
+
+async def get(db: Database, thread_id: str, owner_id: str) -> Thread | None:
+    async with db.read() as conn:
+        return await get_owned(conn, thread_id, owner_id)
+
+
+async def list_owned(db: Database, owner_id: str, *, limit: int, before: str | None) -> list[Thread]:
+    sql, args = f"SELECT {_T} FROM threads WHERE owner_id = ?", [owner_id]
+    if before:
+        sql += " AND updated_at < ?"
+        args.append(before)
+    async with db.read() as conn:
+        rows = await fetch_all(conn, sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit))
+    return [Thread(*r) for r in rows]
+
+
+async def delete(conn: aiosqlite.Connection, thread_id: str) -> None:
+    await conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+
+
+async def add_message(conn: aiosqlite.Connection, thread_id: str, role: str, content: str, *,
+                      run_id: str | None = None, tool_calls: list | None = None, tool_call_id: str | None = None,
+                      partial: bool = False) -> Message:
+    now = now_iso()
+    message_id = str(uuid.uuid4())
+    await conn.execute(
+        "INSERT INTO messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, thread_id, run_id, role, content, json.dumps(tool_calls) if tool_calls else None,
+         tool_call_id, int(partial), now))
+    await conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
+    row = await fetch_one(conn, f"SELECT {_M} FROM messages WHERE id = ?", (message_id,))
+    return _message(row)
+
+
+async def messages(db: Database, thread_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Message]:
+    async with db.read() as conn:
+        rows = await fetch_all(conn, f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                               (thread_id, after_seq, limit))
+    return [_message(r) for r in rows]
+
+
+async def run_messages(conn: aiosqlite.Connection, run_id: str) -> list[Message]:
+    rows = await fetch_all(conn, f"SELECT {_M} FROM messages WHERE run_id = ? ORDER BY seq", (run_id,))
+    return [_message(r) for r in rows]
+
+
+async def add_run_message(conn: aiosqlite.Connection, message_id: str, thread_id: str, run_id: str, role: str,
+                          content: str, *, tool_calls: list | None = None, tool_call_id: str | None = None,
+                          partial: bool = False) -> Message | None:
+    """Insert a run's message under a stable id; None when it is already stored (idempotent)."""
+    if await fetch_one(conn, "SELECT 1 FROM messages WHERE id = ?", (message_id,)):
+        return None
+    now = now_iso()
+    await conn.execute(
+        "INSERT INTO messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, thread_id, run_id, role, content, json.dumps(tool_calls) if tool_calls else None,
+         tool_call_id, int(partial), now))
+    await conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
+    return _message(await fetch_one(conn, f"SELECT {_M} FROM messages WHERE id = ?", (message_id,)))

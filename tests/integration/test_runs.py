@@ -1,0 +1,362 @@
+"""Agents, threads and runs through the real langchain-openai client and LangGraph,
+against the tests' own OpenAI-compatible server over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from ..support.auth import token_user
+from ..support.live import Live
+from ..support.llm_server import Fault, LLMServer, ToolCall, Turn
+
+N_RUNS = int(__import__("os").environ.get("AGENTSTEAD_TEST_RUNS", "50"))
+FINAL = {"succeeded", "failed", "cancelled", "waiting_for_input", "interrupted"}
+
+
+@pytest.fixture
+async def llm():
+    server = LLMServer(api_key="sk-test", models=("gpt-test", "gpt-other"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def chat(make_client, settings, llm):
+    """make(**overrides) -> (client, headers of a member with an API token)."""
+    async def make(api_key: str = "sk-test", providers=None, **overrides):
+        if providers is None:
+            providers = ({"name": "local", "base_url": llm.base_url, "api_key_file": "", "api_key": api_key,
+                          "models": ("gpt-test", "gpt-other"), "default_model": "gpt-test"},)
+        client = await make_client(settings.replace(llm_providers=providers, llm_max_retries=2,
+                                                    http_get_allowed_hosts=("localhost",), **overrides))
+        _, headers = await token_user(client, "ada@example.org")
+        return client, headers
+    return make
+
+
+async def agent_and_thread(client, headers, **agent_fields) -> tuple[dict, dict]:
+    body = {"name": "Helper", "instructions": "Be brief.", "tools": ["calculator", "http_get", "ask_human",
+                                                                     "current_time"], **agent_fields}
+    resp = await client.post("/api/agents", json=body, headers=headers)
+    assert resp.status == 201, await resp.text()
+    agent = await resp.json()
+    resp = await client.post("/api/threads", json={"agent_id": agent["id"], "title": "Test"}, headers=headers)
+    assert resp.status == 201, await resp.text()
+    return agent, await resp.json()
+
+
+async def send(client, headers, thread_id: str, content: str) -> dict:
+    resp = await client.post(f"/api/threads/{thread_id}/messages", json={"content": content}, headers=headers)
+    assert resp.status == 202, await resp.text()
+    return await resp.json()
+
+
+async def settle(client, headers, run_id: str, timeout: float = 20.0, until=FINAL) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            # polling is not validated against the contract (openapi-core costs ~20 ms a response)
+            resp = await client.get(f"/api/runs/{run_id}", headers=headers, validate_contract=False)
+            run = await resp.json()
+            if run["status"] in until:
+                return run
+            await asyncio.sleep(0.05)
+
+
+async def thread_messages(client, headers, thread_id: str) -> list[dict]:
+    return (await (await client.get(f"/api/threads/{thread_id}", headers=headers)).json())["messages"]
+
+
+async def test_streamed_chat_turn_end_to_end(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn("Hello there, Ada! How can I help?")]
+    _, thread = await agent_and_thread(client, headers)
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
+    await live.until("subscribed")
+    run = await send(client, headers, thread["id"], "Hi!")
+    assert run["status"] == "queued" and run["agent_version"] == 1
+    types, deltas = [], []
+    async with asyncio.timeout(20):
+        while not types or types[-1] != "run.succeeded":
+            event = await live.until("event")
+            types.append(event["type"])
+            if event["type"] == "message.delta":
+                deltas.append(event["data"]["text"])
+    assert types[0] == "run.queued" and types[1] == "run.started"
+    assert types.index("message.created") > types.index("message.delta")
+    assert len(deltas) > 3 and "".join(deltas) == "Hello there, Ada! How can I help?"
+    messages = await thread_messages(client, headers, thread["id"])
+    assert [(m["role"], m["content"]) for m in messages] == [
+        ("user", "Hi!"), ("assistant", "Hello there, Ada! How can I help?")]
+    done = await settle(client, headers, run["id"])
+    assert done["status"] == "succeeded" and done["completion_tokens"] > 0 and done["prompt_tokens"] > 0
+    # the model saw the instructions and the user's message
+    sent = llm.requests[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Be brief."} and sent[-1]["content"] == "Hi!"
+    usage = (await (await client.get("/api/usage", headers=headers)).json())["usage"]
+    assert usage[0]["model"] == "gpt-test" and usage[0]["runs"] == 1
+
+
+async def test_tool_call_round_trip(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn(tool_calls=[ToolCall("calculator", {"expression": "6 * 7"})]), Turn("It is 42.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "6 times 7?"))["id"])
+    assert run["status"] == "succeeded", run
+    messages = await thread_messages(client, headers, thread["id"])
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    assert messages[1]["tool_calls"][0]["name"] == "calculator" and messages[2]["content"] == "42"
+    assert llm.requests[0]["tools"][0]["function"]["name"] in {"calculator", "http_get", "ask_human", "current_time"}
+    tool_msg = [m for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert tool_msg and tool_msg[0]["content"] == "42"
+
+
+async def test_http_get_refuses_a_private_address(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn(tool_calls=[ToolCall("http_get", {"url": f"http://localhost:{llm.port}/v1/models"})]),
+                  Turn("Could not fetch it.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "fetch"))["id"])
+    assert run["status"] == "succeeded"
+    tool = [m for m in await thread_messages(client, headers, thread["id"]) if m["role"] == "tool"][0]
+    assert "non-public address" in tool["content"] and "127.0.0.1" in tool["content"]
+    assert not any(r for r in llm.requests if "models" in str(r.get("path", "")))
+
+
+async def test_http_get_refuses_hosts_off_the_allow_list(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn(tool_calls=[ToolCall("http_get", {"url": "https://example.com/"})]), Turn("ok")]
+    _, thread = await agent_and_thread(client, headers)
+    await settle(client, headers, (await send(client, headers, thread["id"], "fetch"))["id"])
+    tool = [m for m in await thread_messages(client, headers, thread["id"]) if m["role"] == "tool"][0]
+    assert "not on the administrator's allow-list" in tool["content"]
+
+
+async def test_ask_human_waits_then_resumes_with_the_answer(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn(tool_calls=[ToolCall("ask_human", {"question": "Which city?"})]), Turn("Paris it is.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await send(client, headers, thread["id"], "Book a trip")
+    waiting = await settle(client, headers, run["id"])
+    assert waiting["status"] == "waiting_for_input" and waiting["waiting_prompt"] == "Which city?"
+    resp = await client.post(f"/api/runs/{run['id']}/resume", json={}, headers=headers)
+    assert resp.status == 422  # an answer is needed
+    resp = await client.post(f"/api/runs/{run['id']}/resume", json={"answer": "Paris"}, headers=headers)
+    assert resp.status == 202
+    done = await settle(client, headers, run["id"], until={"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    messages = await thread_messages(client, headers, thread["id"])
+    assert [(m["role"], m["content"]) for m in messages][-2:] == [("tool", "Paris"), ("assistant", "Paris it is.")]
+    assert len(llm.requests) == 2
+
+
+async def test_cancel_mid_stream_keeps_partial_output(chat, llm):
+    client, headers = await chat()
+    llm.tokens_per_second = 20
+    llm.script = [Turn(" ".join(f"word{i}" for i in range(200)))]
+    _, thread = await agent_and_thread(client, headers)
+    run = await send(client, headers, thread["id"], "Talk a lot")
+    async with asyncio.timeout(10):
+        while not any(m["role"] == "assistant" for m in await thread_messages(client, headers, thread["id"])):
+            if (await settle(client, headers, run["id"], until={"running"}))["status"] == "running":
+                await asyncio.sleep(0.3)
+                break
+    resp = await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)
+    assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
+    await llm.wait_cancelled(1, timeout=1.0)  # the stream to the provider stopped within 1 s
+    partial = [m for m in await thread_messages(client, headers, thread["id"]) if m["role"] == "assistant"]
+    assert len(partial) == 1 and partial[0]["partial"] is True and partial[0]["content"].startswith("word0")
+    assert (await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)).status == 409
+
+
+async def test_429_then_success(chat, llm):
+    client, headers = await chat()
+    llm.faults = [Fault("status", status=429, retry_after=0.2)]
+    llm.script = [Turn("fine now")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert run["status"] == "succeeded" and len(llm.requests) == 2
+
+
+@pytest.mark.parametrize("setup,code", [
+    ({"api_key": "sk-wrong"}, "provider_auth_failed"),
+    ({"providers": ()}, "provider_not_configured"),
+])
+async def test_provider_failures_are_clear(chat, llm, setup, code):
+    client, headers = await chat(**setup)
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert run["status"] == "failed" and run["error"]["code"] == code
+    assert "Traceback" not in run["error"]["message"]
+
+
+async def test_unknown_model_fails_clearly(chat, llm):
+    client, headers = await chat()
+    _, thread = await agent_and_thread(client, headers, model="gpt-other")
+    llm.models = ("gpt-test",)  # the provider no longer offers it
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert run["status"] == "failed" and run["error"]["code"] == "model_not_found"
+
+
+async def test_budget_exceeded_fails_before_calling_the_provider(chat, llm):
+    client, headers = await chat(daily_token_budget=5)
+    _, thread = await agent_and_thread(client, headers)
+    first = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert first["status"] == "succeeded"
+    calls = len(llm.requests)
+    second = await settle(client, headers, (await send(client, headers, thread["id"], "again"))["id"])
+    assert second["status"] == "failed" and second["error"]["code"] == "budget_exceeded"
+    assert len(llm.requests) == calls
+
+
+async def test_agent_versions_and_validation(chat, llm):
+    client, headers = await chat()
+    agent, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    resp = await client.patch(f"/api/agents/{agent['id']}", json={"instructions": "Be verbose."}, headers=headers)
+    assert resp.status == 200 and (await resp.json())["version"] == 2
+    assert (await (await client.get(f"/api/runs/{run['id']}", headers=headers)).json())["agent_version"] == 1
+    bad = [({"name": "x", "tools": ["rm_rf"]}, "/tools"), ({"name": "x", "model": "gpt-9"}, "/model"),
+           ({"name": "x", "provider": "nope"}, "/provider"), ({"name": ""}, "/name"),
+           ({"name": "x", "temperature": 5}, "/temperature"), ({"name": "x", "max_steps": 0}, "/max_steps"),
+           ({"name": "x", "colour": 1}, "/colour")]
+    for body, pointer in bad:
+        resp = await client.post("/api/agents", json=body, headers=headers)
+        assert resp.status == 422, body
+        assert (await resp.json())["error"]["details"]["errors"][0]["pointer"] == pointer
+    agents = (await (await client.get("/api/agents", headers=headers)).json())["agents"]
+    assert len(agents) == 1
+
+
+async def test_one_run_at_a_time_per_thread(chat, llm):
+    client, headers = await chat()
+    llm.tokens_per_second = 20
+    llm.script = [Turn(" ".join(["slow"] * 50))]
+    _, thread = await agent_and_thread(client, headers)
+    run = await send(client, headers, thread["id"], "one")
+    resp = await client.post(f"/api/threads/{thread['id']}/messages", json={"content": "two"}, headers=headers)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "run_in_progress"
+    await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)
+
+
+async def test_other_users_cannot_see_agents_threads_or_runs(chat, llm):
+    client, headers = await chat()
+    agent, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "secret"))["id"])
+    _, mallory = await token_user(client, "mallory@example.org")
+    for method, path, body in [
+        ("GET", f"/api/agents/{agent['id']}", None), ("PATCH", f"/api/agents/{agent['id']}", {"name": "x"}),
+        ("DELETE", f"/api/agents/{agent['id']}", None), ("GET", f"/api/threads/{thread['id']}", None),
+        ("DELETE", f"/api/threads/{thread['id']}", None),
+        ("POST", f"/api/threads/{thread['id']}/messages", {"content": "x"}),
+        ("GET", f"/api/runs/{run['id']}", None), ("POST", f"/api/runs/{run['id']}/cancel", None),
+        ("POST", f"/api/runs/{run['id']}/resume", {"answer": "x"}), ("GET", f"/api/runs/{run['id']}/stream", None),
+        ("GET", f"/api/threads/{thread['id']}/stream", None),
+    ]:
+        resp = await client.request(method, path, json=body, headers=mallory)
+        assert resp.status == 404, (method, path, resp.status)
+    assert (await (await client.get("/api/runs", headers=mallory)).json())["runs"] == []
+    assert (await (await client.get("/api/threads", headers=mallory)).json())["threads"] == []
+    resp = await client.post("/api/threads", json={"agent_id": agent["id"]}, headers=mallory)
+    assert resp.status == 422
+    live = Live(await client.raw.ws_connect("/ws", headers=mallory))
+    for topic in (f"runs/{run['id']}", f"threads/{thread['id']}"):
+        await live.send({"op": "subscribe", "topic": topic})
+        assert (await live.until("error"))["code"] == "forbidden"
+
+
+async def test_fifty_concurrent_runs_without_lock_errors(chat, llm, caplog):
+    client, headers = await chat(runs_max_concurrent=50, runs_max_per_user=50, rate_limit_api_per_minute=10**6)
+    llm.tokens_per_second = 200
+    llm.script = lambda body: Turn("a short answer from the model " * 3)
+    agent, _ = await agent_and_thread(client, headers)
+    threads = []
+    for i in range(N_RUNS):
+        resp = await client.post("/api/threads", json={"agent_id": agent["id"]}, headers=headers)
+        threads.append((await resp.json())["id"])
+    runs = await asyncio.gather(*(send(client, headers, t, f"hello {i}") for i, t in enumerate(threads)))
+    done = await asyncio.gather(*(settle(client, headers, r["id"], timeout=60) for r in runs))
+    assert [d["status"] for d in done] == ["succeeded"] * N_RUNS
+    assert "database is locked" not in caplog.text
+
+
+async def test_sse_stream_with_last_event_id(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn("one two three four")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await send(client, headers, thread["id"], "count")
+    await settle(client, headers, run["id"])
+    resp = await client.get(f"/api/runs/{run['id']}/stream", headers={**headers, "Last-Event-ID": "0"},
+                            validate_contract=False)
+    text = await resp.text()
+    assert resp.headers["Content-Type"].startswith("text/event-stream")
+    ids = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
+    assert ids == sorted(ids) and "event: run.succeeded" in text
+    resume_from = ids[1]
+    resp = await client.get(f"/api/runs/{run['id']}/stream", headers={**headers, "Last-Event-ID": str(resume_from)},
+                            validate_contract=False)
+    later = [int(line[4:]) for line in (await resp.text()).splitlines() if line.startswith("id: ")]
+    assert later == [i for i in ids if i > resume_from]
+    bad = await client.get(f"/api/runs/{run['id']}/stream", headers={**headers, "Last-Event-ID": "abc"})
+    assert bad.status == 400
+
+
+async def test_startup_marks_running_runs_interrupted(make_client, settings, llm, chat):
+    client, headers = await chat()
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    with sqlite3.connect(settings.db_file) as conn:
+        conn.execute("UPDATE runs SET status = 'running' WHERE id = ?", (run["id"],))
+    from agentstead.keys import RUNNER
+    await client.app[RUNNER].start()  # what a restart does
+    again = await (await client.get(f"/api/runs/{run['id']}", headers=headers)).json()
+    assert again["status"] == "interrupted" and again["error"]["code"] == "interrupted"
+
+
+async def test_admin_sets_a_per_user_budget(chat, llm):
+    client, headers = await chat()
+    me = await (await client.get("/api/me", headers=headers)).json()
+    _, admin = await token_user(client, "root@example.org", "admin", scopes=("admin",))
+    resp = await client.patch(f"/api/admin/users/{me['user']['id']}", json={"daily_token_budget": 1}, headers=admin)
+    assert resp.status == 200
+    _, thread = await agent_and_thread(client, headers)
+    assert (await settle(client, headers, (await send(client, headers, thread["id"], "a"))["id"]))["status"] == "succeeded"
+    second = await settle(client, headers, (await send(client, headers, thread["id"], "b"))["id"])
+    assert second["error"]["code"] == "budget_exceeded"
+    resp = await client.patch(f"/api/admin/users/{me['user']['id']}", json={"daily_token_budget": None}, headers=admin)
+    assert resp.status == 200
+    third = await settle(client, headers, (await send(client, headers, thread["id"], "c"))["id"])
+    assert third["status"] == "succeeded"  # back to the global setting (unlimited)
+    resp = await client.patch(f"/api/admin/users/{me['user']['id']}", json={"daily_token_budget": -1}, headers=admin)
+    assert resp.status == 422
+
+
+async def test_models_lists_configured_and_offered_models(chat, llm):
+    client, headers = await chat()
+    body = await (await client.get("/api/models", headers=headers)).json()
+    provider = body["providers"][0]
+    assert provider["provider"] == "local" and provider["reachable"] is True
+    assert provider["configured_models"] == ["gpt-test", "gpt-other"]
+    assert provider["available_models"] == ["gpt-other", "gpt-test"]
+    assert {t["name"] for t in body["tools"]} == {"current_time", "calculator", "http_get", "ask_human"}
+    llm.api_key = "sk-rotated"  # the provider no longer accepts our key
+    body = await (await client.get("/api/models", headers=headers)).json()
+    assert body["providers"][0]["reachable"] is False and body["providers"][0]["available_models"] is None
+
+
+async def test_graceful_shutdown_interrupts_runs_instead_of_cancelling(chat, llm, settings):
+    client, headers = await chat()
+    llm.tokens_per_second = 10
+    llm.script = [Turn(" ".join(["slow"] * 100))]
+    _, thread = await agent_and_thread(client, headers)
+    run = await send(client, headers, thread["id"], "go")
+    await settle(client, headers, run["id"], until={"running"})
+    from agentstead.keys import RUNNER
+    await client.app[RUNNER].stop()
+    with sqlite3.connect(settings.db_file) as conn:
+        status = conn.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()[0]
+    assert status == "interrupted"
