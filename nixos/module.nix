@@ -403,9 +403,10 @@ in
         (the providers) become JSON, booleans are `true`/`false`. See the
         configuration reference in README.md or `agentstead config show`.
         The app refuses names it does not know, naming them.
-        `host` and `port` come from `listenAddress` and `port`, the
-        `backup_*` settings that `backup` sets from it. Secrets never go here
-        (they would be in the Nix store): use `secretKeyFile`,
+        `host` and `port` come from `listenAddress` and `port`; `backup`
+        sets the replica's `backup_*` settings (the others, such as
+        `backup_max_lag` or `backup_retention`, may go here). Secrets never go
+        here (they would be in the Nix store): use `secretKeyFile`,
         `oidcClientSecretFiles`, `llmApiKeyFiles` and `backup.credentialsFile`.
       '';
     };
