@@ -296,6 +296,8 @@ async def test_sse_stream_with_last_event_id(chat, llm):
     assert resp.headers["Content-Type"].startswith("text/event-stream")
     ids = [int(line[4:]) for line in text.splitlines() if line.startswith("id: ")]
     assert ids == sorted(ids) and "event: run.succeeded" in text
+    # the run finished, so its deltas were compacted; the stored message carries the whole text
+    assert "event: message.delta" not in text and '"content":"one two three four"' in text
     resume_from = ids[1]
     resp = await client.get(f"/api/runs/{run['id']}/stream", headers={**headers, "Last-Event-ID": str(resume_from)},
                             validate_contract=False)

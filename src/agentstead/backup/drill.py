@@ -119,6 +119,8 @@ def check_restored(path: Path) -> tuple[list[str], dict[str, int]]:
     try:
         problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)").fetchall()]
         return problems, row_counts(conn) if problems == ["ok"] else {}
+    except sqlite3.DatabaseError as exc:  # too damaged to even check
+        return [str(exc)], {}
     finally:
         conn.close()
 

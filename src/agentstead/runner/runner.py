@@ -28,6 +28,7 @@ from ..bus import events as ev
 from ..bus.bus import Bus
 from ..settings import Settings
 from ..store import agents as agent_store
+from ..store import events as event_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store.db import Database, checkpoint_saver
@@ -307,8 +308,15 @@ class Runner:
         async with self.db.write() as conn:
             await run_store.set_status(conn, run.id, "succeeded", finished=True)
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
+            await self._compact(conn, run)
         done = await run_store.get(self.db, run.id)
         await self._publish(run, ev.RunSucceeded(run.id, run.thread_id, done.prompt_tokens, done.completion_tokens))
+
+    async def _compact(self, conn, run: run_store.Run) -> None:
+        """Deltas of a finished run are redundant once its messages are stored and announced;
+        a client replaying later gets message.created with the complete text instead.
+        Done in the transaction that finishes the run, so a finished run never has deltas."""
+        await event_store.compact_deltas(conn, run.id, (f"runs/{run.id}", f"threads/{run.thread_id}"))
 
     async def _store(self, run: run_store.Run, message: BaseMessage, known: set[str]) -> None:
         """Store a message of the run once (ids are stable across checkpoint and resume)."""
@@ -376,14 +384,24 @@ class Runner:
             await graph.aupdate_state(config, {"messages": results}, as_node="tools")
 
     async def _finish_cancelled(self, run: run_store.Run) -> None:
-        live = self.live.get(run.id)
-        partial = "".join(live.partial) if live else ""
+        stored = None
         async with self.db.write() as conn:
-            if partial:
-                await thread_store.add_run_message(conn, str(uuid.uuid4()), run.thread_id, run.id, "assistant", partial, partial=True)
+            stored = await self._keep_partial(conn, run)
             await run_store.set_status(conn, run.id, "cancelled", finished=True)
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
+            await self._compact(conn, run)
+        if stored is not None:
+            await self._publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
         await self._publish(run, ev.RunCancelled(run.id, run.thread_id))
+
+    async def _keep_partial(self, conn, run: run_store.Run) -> thread_store.Message | None:
+        """What was streamed before a cancel or failure, stored and marked partial."""
+        live = self.live.get(run.id)
+        partial = "".join(live.partial) if live else ""
+        if not partial:
+            return None
+        return await thread_store.add_run_message(conn, str(uuid.uuid4()), run.thread_id, run.id, "assistant",
+                                                  partial, partial=True)
 
     async def _finish_interrupted(self, run: run_store.Run) -> None:
         async with self.db.write() as conn:
@@ -392,10 +410,10 @@ class Runner:
         await self._publish(run, ev.RunInterrupted(run.id, run.thread_id))
 
     async def _finish_failed(self, run: run_store.Run, failure: RunFailure) -> None:
-        live = self.live.get(run.id)
-        partial = "".join(live.partial) if live else ""
         async with self.db.write() as conn:
-            if partial:
-                await thread_store.add_run_message(conn, str(uuid.uuid4()), run.thread_id, run.id, "assistant", partial, partial=True)
+            stored = await self._keep_partial(conn, run)
             await run_store.set_status(conn, run.id, "failed", error=(failure.code, failure.message), finished=True)
+            await self._compact(conn, run)
+        if stored is not None:
+            await self._publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
         await self._publish(run, ev.RunFailed(run.id, run.thread_id, failure.code, failure.message))

@@ -83,3 +83,12 @@ async def delete_where(conn: aiosqlite.Connection, topic: str, types: tuple[str,
     marks = ",".join("?" * len(types))
     cur = await conn.execute(f"DELETE FROM events WHERE topic = ? AND type IN ({marks})", (topic, *types))
     return cur.rowcount
+
+
+async def compact_deltas(conn: aiosqlite.Connection, run_id: str, topics: tuple[str, ...]) -> int:
+    """Drop a finished run's streamed deltas; its stored messages (message.created) carry the text."""
+    marks = ",".join("?" * len(topics))
+    cur = await conn.execute(
+        f"DELETE FROM events WHERE topic IN ({marks}) AND type = 'message.delta' "
+        "AND json_extract(data, '$.run_id') = ?", (*topics, run_id))
+    return cur.rowcount
