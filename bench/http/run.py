@@ -17,6 +17,25 @@ Nothing is pinned. wrk and the server share the machine; the default `-t1`
 leaves one core for the generator and one for the server (plus its SQLite
 threads). Whatever is chosen is used for both sides.
 
+Authentication. From 2d0bd82 on, Agentstead's `/api/system/schema` needs an
+administrator. When the endpoint answers 401 without credentials (the working
+tree, or such a --rev), run.py signs in as a real client would, once, before
+any measurement: `agentstead admin create-user --email bench@example.org
+--role admin` and `agentstead admin login-link` on the same state directory,
+GET of that link with a cookie jar (the redirect to the public URL is not
+followed), `GET /api/me` for the CSRF token, and `POST /api/tokens
+{"name": "bench", "scopes": ["admin"]}` with Origin = the public URL and
+X-CSRF-Token. wrk then sends `Authorization: Bearer <that token>` to
+Agentstead's database endpoint. The baseline does the same SQLite work with no
+authentication at all, so this only handicaps Agentstead. `/healthz` is
+measured without credentials on both sides.
+
+Rate limiting. Revisions that know AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE limit
+API requests per client IP (anonymous) or per user, and wrk is one address and
+one user; run.py sets it to its maximum, 1000000 per minute (a bucket of 1M
+requests refilled at 16,667/s, far above what either server can do here), for
+the Agentstead server only, unless --agentstead-env sets it.
+
 Usage:
   .venv/bin/python bench/http/run.py [--duration 10] [--connections 64] [--threads 1]
                                      [--rounds 3] [--warmup 3] [--rev REV] [--output bench/out/http.md]
@@ -27,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.cookiejar
 import json
 import os
 import platform
@@ -154,8 +174,12 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
-def run_wrk(url: str, *, threads: int, connections: int, duration: int, pid: int) -> WrkResult:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url]
+def run_wrk(url: str, *, threads: int, connections: int, duration: int, pid: int,
+            headers: dict[str, str] | None = None) -> WrkResult:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    for name, value in (headers or {}).items():
+        cmd += ["-H", f"{name}: {value}"]
+    cmd.append(url)
     cpu0 = proc_cpu_seconds(pid)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     cpu1 = proc_cpu_seconds(pid)
@@ -204,9 +228,18 @@ class Server:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready after {timeout}s; see {self.log}")
 
-    def get_json(self, path: str) -> dict:
-        with urllib.request.urlopen(self.base + path, timeout=5) as r:
+    def get_json(self, path: str, headers: dict[str, str] | None = None) -> dict:
+        req = urllib.request.Request(self.base + path, headers=headers or {})
+        with urllib.request.urlopen(req, timeout=5) as r:
             return json.loads(r.read())
+
+    def status_of(self, path: str, headers: dict[str, str] | None = None) -> int:
+        req = urllib.request.Request(self.base + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -232,6 +265,74 @@ def prepare_databases(tmp: Path, agentstead_bin: list[str], env: dict[str, str])
     conn.execute("PRAGMA journal_mode = WAL")  # as Agentstead's writer leaves its file
     conn.close()
     return dst
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """The sign-in link redirects to the public URL (http://localhost:47294/ by
+    default), where nothing listens: keep the cookies, do not follow."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+BENCH_ADMIN_EMAIL = "bench@example.org"
+
+
+def admin_api_token(server: Server, cmd: list[str], env: dict[str, str]) -> str:
+    """Sign in to a running `agentstead serve` as a new admin; return an admin-scoped API token.
+
+    Uses only the documented paths: the admin CLI on the same state directory, the
+    sign-in link, /api/me and POST /api/tokens (cookie session + Origin + X-CSRF-Token)."""
+    def cli(*argv: str) -> str:
+        proc = subprocess.run(cmd + list(argv), env=env, capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"agentstead {' '.join(argv)} failed ({proc.returncode}): "
+                               f"{proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
+    cli("admin", "create-user", "--email", BENCH_ADMIN_EMAIL, "--role", "admin")
+    out = cli("admin", "login-link", "--email", BENCH_ADMIN_EMAIL)
+    m = re.search(r"(https?://\S+?)(/auth/link/\S+)", out)
+    if not m:
+        raise RuntimeError(f"no sign-in link in the output of agentstead admin login-link: {out!r}")
+    public_url, link_path = m.group(1), m.group(2)   # the link is built on AGENTSTEAD_PUBLIC_URL
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect())
+    try:
+        with opener.open(server.base + link_path, timeout=10) as r:
+            status = r.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    if status not in (302, 303, 307) or not len(jar):
+        raise RuntimeError(f"GET of the sign-in link answered {status} and set {len(jar)} cookies")
+    with opener.open(server.base + "/api/me", timeout=10) as r:
+        me = json.loads(r.read())
+    if me["user"]["role"] != "admin" or not me.get("csrf_token"):
+        raise RuntimeError(f"/api/me after sign-in: role {me['user']['role']!r}, csrf_token "
+                           f"{'present' if me.get('csrf_token') else 'missing'}")
+    req = urllib.request.Request(
+        server.base + "/api/tokens", method="POST",
+        data=json.dumps({"name": "bench", "scopes": ["admin"]}).encode(),
+        headers={"Content-Type": "application/json", "Origin": public_url,
+                 "X-CSRF-Token": me["csrf_token"]})
+    try:
+        with opener.open(req, timeout=10) as r:
+            created = json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"POST /api/tokens answered {exc.code}: "
+                           f"{exc.read().decode(errors='replace')[:500]}") from None
+    if "admin" not in created.get("scopes", []) or not created.get("token"):
+        raise RuntimeError(f"POST /api/tokens did not return an admin token: scopes {created.get('scopes')}")
+    return created["token"]
+
+
+def knows_setting(src_dir: Path, name: str) -> bool:
+    """Whether this revision's settings.py defines a setting (older ones reject unknown AGENTSTEAD_*)."""
+    try:
+        return f'"{name}"' in (src_dir / "agentstead" / "settings.py").read_text()
+    except OSError:
+        return False
 
 
 def agentstead_command() -> list[str]:
@@ -270,7 +371,8 @@ def fmt_ms(v: float) -> str:
     return f"{v:.2f}"
 
 
-def build_report(args, facts, results, started, finished, logs_lines) -> str:
+def build_report(args, facts, results, started, finished, logs_lines, auth_note: str = "",
+                 a_extra_env: dict[str, str] | None = None) -> str:
     """results[endpoint][server] -> list of WrkResult, one per round."""
     cmd = ("python bench/http/run.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in (
@@ -292,6 +394,12 @@ def build_report(args, facts, results, started, finished, logs_lines) -> str:
                "on uvicorn, uvloop + httptools, 1 worker, uvicorn access log on, same "
                f"{args.readers}-connection read-only aiosqlite pool, copy of the same database). "
                "Both log to a file. wrk and the server share the cores; nothing is pinned.\n")
+    if auth_note:
+        out.append(auth_note + "\n")
+    if a_extra_env:
+        out.append("Set by run.py for the Agentstead server only: "
+                   + ", ".join(f"`{k}={v}`" for k, v in a_extra_env.items())
+                   + " (wrk is one client address and one user; the default would answer 429).\n")
 
     out.append("### Summary (medians over rounds)\n")
     out.append("| endpoint | A req/s | B req/s | **req/s A/B** | A p50 ms | B p50 ms | A p99 ms | B p99 ms "
@@ -375,9 +483,9 @@ def main() -> int:
                    help="measure this git revision of src/ (extracted with git archive) instead of "
                         "the working tree, e.g. --rev HEAD or a commit")
     p.add_argument("--agentstead-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for agentstead serve, repeatable (e.g. "
-                        "AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE=1000000 on revisions that rate-limit "
-                        "per client address: wrk is one address)")
+                   help="extra environment for agentstead serve, repeatable (run.py already sets "
+                        "AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE=1000000 on revisions that know it; "
+                        "this overrides it)")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
     args = p.parse_args()
     endpoints = [e.strip() for e in args.endpoints.split(",") if e.strip()]
@@ -409,21 +517,28 @@ def main() -> int:
                      AGENTSTEAD_PORT=str(free_port()), AGENTSTEAD_LOG_FORMAT="json",
                      AGENTSTEAD_LOG_LEVEL="info", AGENTSTEAD_DB_READERS=str(args.readers),
                      AGENTSTEAD_SHUTDOWN_GRACE_SECONDS="2")
+        user_env = {}
         for item in args.agentstead_env:
             name, sep, value = item.partition("=")
             if not sep or not name:
                 raise RuntimeError(f"--agentstead-env wants NAME=VALUE, got {item!r}")
-            a_env[name] = value
-        migrations_dir = ROOT / "src" / "agentstead" / "store" / "migrations"
+            user_env[name] = value
+        src = ROOT / "src"
         if args.rev:
             # Run a pinned revision: its src/ first on the path, ahead of the venv's editable install.
             src = extract_rev(args.rev, tmp / "rev")
             a_env["PYTHONPATH"] = str(src) + (os.pathsep + base_env["PYTHONPATH"]
                                               if base_env.get("PYTHONPATH") else "")
             cmd = [sys.executable, "-m", "agentstead"]
-            migrations_dir = src / "agentstead" / "store" / "migrations"
         else:
             cmd = agentstead_command()
+        migrations_dir = src / "agentstead" / "store" / "migrations"
+        a_extra_env = {}
+        if knows_setting(src, "rate_limit_api_per_minute") and \
+                "AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE" not in user_env:
+            a_extra_env["AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE"] = "1000000"   # the maximum it accepts
+        a_env.update(a_extra_env)
+        a_env.update(user_env)
         baseline_db = prepare_databases(tmp, cmd, a_env)
         servers["agentstead"] = Server("agentstead", cmd + ["serve"], a_env, int(a_env["AGENTSTEAD_PORT"]),
                                        tmp / "agentstead.log")
@@ -440,14 +555,37 @@ def main() -> int:
             s.wait_ready()
             print(f"{s.name}: {s.base} (pid {s.proc.pid})")
 
+        # Agentstead's database endpoint may need an admin (from 2d0bd82 on): sign in once.
+        a_headers: dict[str, dict[str, str]] = {ep: {} for ep in ENDPOINTS}
+        auth_note = ""
+        if "schema" in endpoints:
+            anonymous = servers["agentstead"].status_of(ENDPOINTS["schema"])
+            if anonymous in (401, 403):
+                token = admin_api_token(servers["agentstead"], cmd, a_env)
+                a_headers["schema"] = {"Authorization": f"Bearer {token}"}
+                if servers["agentstead"].status_of(ENDPOINTS["schema"], a_headers["schema"]) != 200:
+                    raise RuntimeError("the admin API token does not open the database endpoint")
+                auth_note = (f"Authentication: Agentstead's `{ENDPOINTS['schema']}` answers {anonymous} "
+                             "without credentials (it needs an administrator), so wrk sends "
+                             "`Authorization: Bearer <admin API token>` to it, and Agentstead "
+                             "authenticates every request (token lookup, user, scopes, rate limit). The "
+                             "token was made through the API before the run: `agentstead admin "
+                             "create-user --role admin`, `admin login-link`, `GET /api/me` for the CSRF "
+                             "token, `POST /api/tokens {\"scopes\": [\"admin\"]}`. The baseline runs the "
+                             "same SQLite query with no authentication at all, which only handicaps "
+                             "Agentstead. `/healthz` is unauthenticated on both sides.")
+                print("agentstead: signed in as an admin; the database endpoint is measured with an "
+                      "admin API token (Authorization: Bearer)")
+            elif anonymous != 200:
+                raise RuntimeError(f"GET {ENDPOINTS['schema']} answered {anonymous} without credentials")
+            else:
+                auth_note = (f"Authentication: none on either side (`{ENDPOINTS['schema']}` is public "
+                             "in this revision).")
+
         # Same payload shape from both, or the comparison is meaningless.
         if "schema" in endpoints:
-            try:
-                a_schema, b_schema = (servers[n].get_json(ENDPOINTS["schema"]) for n in SERVERS)
-            except urllib.error.HTTPError as exc:
-                raise RuntimeError(f"GET {ENDPOINTS['schema']} answered {exc.code} without credentials; "
-                                   "this benchmark compares the unauthenticated foundation endpoint — pick "
-                                   "a revision where it is public with --rev") from None
+            a_schema = servers["agentstead"].get_json(ENDPOINTS["schema"], a_headers["schema"])
+            b_schema = servers["baseline"].get_json(ENDPOINTS["schema"])
             strip = lambda d: [{k: m[k] for k in ("version", "name", "checksum")} for m in d["migrations"]]
             if (a_schema["version"], a_schema["latest"], strip(a_schema)) != \
                     (b_schema["version"], b_schema["latest"], strip(b_schema)):
@@ -463,7 +601,8 @@ def main() -> int:
                 for name in SERVERS:
                     s = servers[name]
                     run_wrk(s.base + ENDPOINTS[ep], threads=args.threads, connections=args.connections,
-                            duration=args.warmup, pid=s.proc.pid)
+                            duration=args.warmup, pid=s.proc.pid,
+                            headers=a_headers[ep] if name == "agentstead" else None)
 
         results: dict[str, dict[str, list[WrkResult]]] = {ep: {n: [] for n in SERVERS} for ep in endpoints}
         for i in range(args.rounds):
@@ -472,7 +611,8 @@ def main() -> int:
                 for name in order:
                     s = servers[name]
                     r = run_wrk(s.base + ENDPOINTS[ep], threads=args.threads, connections=args.connections,
-                                duration=args.duration, pid=s.proc.pid)
+                                duration=args.duration, pid=s.proc.pid,
+                                headers=a_headers[ep] if name == "agentstead" else None)
                     results[ep][name].append(r)
                     print(f"round {i + 1} {ep:8} {name:10} {r.rps:8.0f} req/s  p50 {r.p50_ms:7.2f} ms  "
                           f"p99 {r.p99_ms:7.2f} ms  errors {r.errors + r.non_2xx}  "
@@ -487,7 +627,7 @@ def main() -> int:
         for name, s in servers.items():
             with open(s.log, "rb") as fh:
                 logs_lines[name] = sum(1 for _ in fh)
-        report = build_report(args, facts, results, started, finished, logs_lines)
+        report = build_report(args, facts, results, started, finished, logs_lines, auth_note, a_extra_env)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
         print()
