@@ -12,7 +12,7 @@ from ..support.auth import token_user
 from ..support.live import Live
 from ..support.llm_server import Fault, LLMServer, ToolCall, Turn
 
-N_RUNS = int(__import__("os").environ.get("AGENTSTEAD_TEST_RUNS", "50"))
+N_RUNS = int(__import__("os").environ.get("TEST_CONCURRENT_RUNS", "50"))
 FINAL = {"succeeded", "failed", "cancelled", "waiting_for_input", "interrupted"}
 
 

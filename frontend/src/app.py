@@ -1,0 +1,219 @@
+"""The application: routes (History API), the signed-in user, the live socket,
+and the current page (each page module owns its Model, init, update and view)."""
+
+import runtime
+from runtime import Msg, Http, Navigate, Socket, h
+import signin
+import agents
+import chat
+
+
+class UrlChanged(Msg):
+    def __init__(self, url):
+        self.url = url
+
+
+class GotMe(Msg):
+    def __init__(self, me):
+        self.me = me
+
+
+class MeFailed(Msg):
+    def __init__(self, error):
+        self.error = error
+
+
+class Unauthorized(Msg):
+    pass
+
+
+class SignOut(Msg):
+    pass
+
+
+class SignedOut(Msg):
+    def __init__(self, _=None):
+        pass
+
+
+class WsOpened(Msg):
+    pass
+
+
+class WsClosed(Msg):
+    def __init__(self, code):
+        self.code = code
+
+
+class WsMessage(Msg):
+    def __init__(self, data):
+        self.data = data
+
+
+PAGES = {"signin": signin, "agents": agents, "chat": chat}
+
+
+def parse_query(qs):
+    out = {}
+    for part in qs.split("&"):
+        if part:
+            k, _, v = part.partition("=")
+            out[_unquote(k)] = _unquote(v)
+    return out
+
+
+def _unquote(s):
+    s = s.replace("+", " ")
+    if "%" not in s:
+        return s
+    raw, i = bytearray(), 0
+    b = s.encode()
+    while i < len(b):
+        if b[i] == 37 and i + 2 < len(b):
+            try:
+                raw.append(int(b[i + 1:i + 3], 16))
+                i += 3
+                continue
+            except ValueError:
+                pass
+        raw.append(b[i])
+        i += 1
+    return raw.decode()
+
+
+def route(url):
+    """(page name, argument) for a URL; ("redirect", path) for paths that live elsewhere."""
+    path, _, qs = url.partition("?")
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        return "redirect", "/agents"
+    if parts == ["signin"]:
+        return "signin", parse_query(qs)
+    if parts == ["agents"]:
+        return "agents", None
+    if parts[0] == "chat" and len(parts) <= 2:
+        return "chat", parts[1] if len(parts) == 2 else None
+    return "notfound", path
+
+
+class Model:
+    def __init__(self):
+        self.url = "/"
+        self.page = None             # name of the current page
+        self.sub = None              # the current page's model
+        self.me = None               # the signed-in user, once /api/me answered
+        self.online = False          # the live socket is open
+        self.ever_online = False
+        self.session_ended = False
+
+    def but(self, **changes):
+        m = Model()
+        for k, v in self.__dict__.items():
+            setattr(m, k, v)
+        for k, v in changes.items():
+            setattr(m, k, v)
+        return m
+
+
+def init(url):
+    model, effects = goto(Model(), url)
+    return model, [Http("GET", "/api/me", None, GotMe, MeFailed)] + effects
+
+
+def goto(model, url):
+    page, arg = route(url)
+    if page == "redirect":
+        return model, [Navigate(arg, replace=True)]
+    effects = []
+    if model.page == "chat":
+        effects += chat.leave(model.sub)
+    if page == "signin":
+        sub, fx = signin.init(arg)
+    elif page == "agents":
+        sub, fx = agents.init()
+    elif page == "chat":
+        sub, fx = chat.init(arg, model.online)
+    else:
+        sub, fx = arg, []
+    return model.but(url=url, page=page, sub=sub), effects + fx
+
+
+def update(msg, model):
+    if isinstance(msg, UrlChanged):
+        if msg.url == model.url and model.page is not None:
+            return model, []
+        return goto(model, msg.url)
+    if isinstance(msg, GotMe):
+        return model.but(me=msg.me["user"], session_ended=False), []
+    if isinstance(msg, MeFailed):
+        return model, []
+    if isinstance(msg, Unauthorized):
+        if model.page == "signin":
+            return model.but(me=None), []
+        path = model.url.partition("?")[0]
+        return model.but(me=None), [Navigate("/signin?next=" + signin._quote(path), replace=True)]
+    if isinstance(msg, SignOut):
+        return model, [Http("POST", "/auth/logout", None, SignedOut, SignedOut)]
+    if isinstance(msg, SignedOut):
+        return model.but(me=None), [Navigate("/signin")]
+    if isinstance(msg, WsOpened):
+        return _to_page(chat.Connected(), model.but(online=True, ever_online=True))
+    if isinstance(msg, WsClosed):
+        m = model.but(online=False)
+        if msg.code == 4001:     # the session ended (logout elsewhere, revoked)
+            m = m.but(me=None, session_ended=True)
+            m, fx = _to_page(chat.Disconnected(), m)
+            return m, fx + [Navigate("/signin?error=session_ended", replace=True)]
+        return _to_page(chat.Disconnected(), m)
+    if isinstance(msg, WsMessage):
+        return _to_page(chat.Live(msg.data), model)
+    return _to_page(msg, model)
+
+
+def _to_page(msg, model):
+    """Hand a page's own message to the page's update; others' (late replies) are dropped."""
+    module = PAGES.get(model.page)
+    if module is None or not isinstance(msg, module.Msg):
+        return model, []
+    sub, effects = module.update(msg, model.sub)
+    return model.but(sub=sub), effects
+
+
+def subscriptions(model):
+    if model.me is None:
+        return []
+    return [Socket("/ws", WsOpened, WsClosed, WsMessage)]
+
+
+def view(model):
+    page = PAGES.get(model.page)
+    content = page.view(model.sub) if page else h("section", {"class": "card narrow"}, [
+        h("h1", {}, "Not found"), h("p", {}, ["Nothing lives at ", h("code", {}, str(model.sub)), "."]),
+        h("p", {}, h("a", {"href": "/agents"}, "Go to your agents"))])
+    offline = model.me is not None and model.ever_online and not model.online
+    return h("div", {"class": "shell"}, [
+        h("a", {"class": "skip", "href": "#main"}, "Skip to content"),
+        h("header", {"class": "top"}, [
+            h("a", {"class": "brand", "href": "/agents"}, "Agentstead"),
+            model.me and h("nav", {"aria-label": "Main"}, h("ul", {}, [
+                h("li", {}, h("a", _current({"href": "/agents"}, model.page == "agents"), "Agents")),
+                h("li", {}, h("a", _current({"href": "/chat"}, model.page == "chat"), "Chat")),
+            ])),
+            model.me and h("div", {"class": "who"}, [
+                h("span", {"class": "muted"}, model.me.get("email", "")),
+                h("button", {"type": "button", "class": "link", "onclick": SignOut()}, "Sign out")]),
+        ]),
+        offline and h("div", {"class": "banner", "role": "status"},
+                      "Offline: reconnecting… Replies will continue where they left off."),
+        h("main", {"id": "main", "tabindex": "-1", "data-page": model.page or ""}, content),
+    ])
+
+
+def _current(attrs, current):
+    if current:
+        attrs["aria-current"] = "page"
+    return attrs
+
+
+def main():
+    return runtime.start(init, update, view, subscriptions, UrlChanged, Unauthorized)
