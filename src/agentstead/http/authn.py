@@ -101,7 +101,8 @@ async def authenticate(request: web.Request, handler):
         if not request.app[IDENTITY].csrf_ok(principal, request.headers.get("X-CSRF-Token", "")):
             raise ApiError(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
 
-    refused = access.decide(policy, principal, local=is_local(request))
+    refused = access.decide(policy, principal,
+                            local=policy == access.LOCAL_OR_ADMIN and is_local(request))
     if refused is not None:
         status, code, message = refused
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -38,6 +38,11 @@ log = logging.getLogger("agentstead.runner")
 _NS = uuid.UUID("6f1c3f4e-7d0a-4c55-9a59-5d4d2b3c1a10")
 
 
+def _logged(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("event append failed", extra={"error": repr(future.exception())})
+
+
 class RunFailure(Exception):
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -142,8 +147,14 @@ class Runner:
         self._wake.set()
 
     async def _publish(self, run: run_store.Run, event: ev.Event) -> None:
-        self.bus.publish_nowait(f"runs/{run.id}", event)
+        self.bus.publish_nowait(f"runs/{run.id}", event).add_done_callback(_logged)
         await self.bus.publish(f"threads/{run.thread_id}", event)
+
+    def _stream(self, run: run_store.Run, event: ev.Event) -> None:
+        """Deltas are not awaited one by one: the bus keeps their order and batches them,
+        and the next awaited event (message.created, run.*) is appended after them."""
+        for topic in (f"runs/{run.id}", f"threads/{run.thread_id}"):
+            self.bus.publish_nowait(topic, event).add_done_callback(_logged)
 
     # ---- scheduling -------------------------------------------------------------
 
@@ -289,7 +300,7 @@ class Runner:
                     text = _text(piece.content)
                     if text:
                         live.partial.append(text)
-                        await self._publish(run, ev.MessageDelta(run.id, run.thread_id, text))
+                        self._stream(run, ev.MessageDelta(run.id, run.thread_id, text))
             elif "__interrupt__" in chunk:
                 question = str(chunk["__interrupt__"][0].value.get("question", ""))
                 async with self.db.write() as conn:

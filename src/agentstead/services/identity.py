@@ -96,6 +96,7 @@ class IdentityService:
         self._touched: dict[str, float] = {}
         self._touch_pending: dict[str, str] = {}
         self._ws_tickets: dict[str, tuple[Principal, float]] = {}
+        self._verified: dict[str, tokens.AccessClaims] = {}
 
     # ---- audit and events --------------------------------------------------
 
@@ -278,8 +279,18 @@ class IdentityService:
         return user
 
     async def from_access_token(self, token: str) -> Principal:
+        claims = self._verified.get(token)
+        if claims is not None and claims.expires_at <= time.time():
+            claims = None
+            self._verified.pop(token, None)
         try:
-            claims = tokens.verify_access(self.keys, self.issuer, token)
+            if claims is None:
+                claims = tokens.verify_access(self.keys, self.issuer, token)
+                # A verified token is remembered until it expires: the signature check
+                # was half the cost of a cookie-authenticated request (bench/RESULTS.md).
+                if len(self._verified) >= 10_000:
+                    self._verified.clear()
+                self._verified[token] = claims
         except tokens.InvalidToken as exc:
             code = "token_expired" if "expired" in str(exc).lower() else "unauthorized"
             raise AuthError(401, code, "the access token is expired; POST /auth/refresh"
