@@ -42,6 +42,20 @@ class Delivery:
         return json.dumps({"op": "event", "topic": self.topic, "seq": self.seq, "type": self.type,
                            "data": self.data, "at": self.at}, separators=(",", ":"))
 
+    @functools.cached_property
+    def frame(self) -> bytes:
+        """The same message as a complete WebSocket text frame (server frames are not
+        masked), built once and written as is to every subscribed socket."""
+        payload = self.wire.encode()
+        n = len(payload)
+        if n < 126:
+            head = bytes((0x81, n))
+        elif n < 65536:
+            head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+        else:
+            head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+        return head + payload
+
     @classmethod
     def from_stored(cls, ev: store.StoredEvent) -> "Delivery":
         return cls(ev.seq, ev.topic, ev.type, ev.data, ev.at)
