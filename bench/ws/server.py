@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""`agentstead serve`, unchanged, plus bench-only routes — for bench/ws and bench/runs.
+
+This runs the production entry point (`agentstead.cli.main(["serve"])`: settings from
+AGENTSTEAD_* variables, JSON logs, uvloop, `create_app` + `web.AppRunner`, graceful stop on
+SIGTERM). The only difference: `agentstead.server.create_app` is wrapped, in this process
+only, to add the routes below to the real application before it starts. Nothing in src/
+changes, and these routes exist nowhere else.
+
+Bench routes (all answer JSON; public, so the benchmark needs no extra credentials):
+
+  POST /bench/publish {topic, n, rate}      publish `n` bench.tick events with
+       `app[BUS].publish_nowait`, paced at `rate` events/s (0 = as fast as possible), each
+       carrying `t` = time.monotonic() at publish (CLOCK_MONOTONIC is system-wide on Linux,
+       so a client process on this machine can subtract it from its own receive time).
+       Answers once every future resolved.
+  POST /bench/append {mode, n, topic, max_seconds}
+       mode "bus": `n` publish_nowait calls at once; time until the last future resolves.
+       mode "single": one plain INSERT INTO events per `Database.write()` transaction, one
+       after the other (the same row the bus writes), until `n` or `max_seconds`.
+  GET  /bench/lag[?reset=1]                 event-loop lag: a task sleeps 10 ms in a loop and
+       records how late it wakes up; percentiles since the last reset.
+  POST /bench/gc                            gc.collect() (before an RSS reading).
+
+Ablations (what-if experiments for the report, never the default): BENCH_VARIANTS=a,b
+monkeypatches this process only, as bench/http/ablate.py does:
+  ws-direct-write       a live event goes to the socket as a pre-built frame (built once per
+                        event, shared by all sockets) with one transport.write() from the
+                        bus's fan-out loop, when that socket has nothing queued and its
+                        transport buffer is under aiohttp's limit; otherwise the queue as before.
+                        Skips per socket and event: queue put/get, a writer-task wake-up,
+                        send_str's encode and the frame header.
+  runner-nowait-deltas  message.delta events are queued (publish_nowait) on both topics and
+                        not awaited: the run does not wait for a commit per token (order is
+                        kept: the bus appends in queue order; later awaited events still wait).
+  db-synchronous-normal PRAGMA synchronous=NORMAL instead of FULL (no fsync per commit in WAL
+                        mode): how much of a cost is the fsync. Breaks the durability promise.
+  runner-memory-checkpointer  LangGraph's InMemorySaver instead of the SQLite saver: the cost of
+                        persisting checkpoints. Breaks resume after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import math
+import os
+import resource
+import sys
+import time
+
+from aiohttp import web
+
+from agentstead import cli
+from agentstead import server as agentstead_server
+from agentstead.auth.access import public
+from agentstead.bus.events import Event, event
+from agentstead.keys import BUS, DB
+from agentstead.timeutil import now_iso
+
+LAG_INTERVAL = 0.010
+LAG_KEY = web.AppKey("bench_lag", list)
+
+
+@event("bench.tick")
+class Tick(Event):
+    """Bench only: a numbered tick with its publish time (time.monotonic())."""
+    i: int
+    t: float
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, math.ceil(q / 100 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+@public
+async def bench_publish(request: web.Request) -> web.Response:
+    body = await request.json()
+    topic, n, rate = body["topic"], int(body["n"]), float(body.get("rate", 0))
+    bus = request.app[BUS]
+    loop = asyncio.get_running_loop()
+    batches0, appended0 = bus.batches, bus.appended
+    start = loop.time()
+    futures = []
+    for i in range(n):
+        if rate > 0:
+            delay = start + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        futures.append(bus.publish_nowait(topic, Tick(i, time.monotonic())))
+    published = loop.time()
+    await asyncio.gather(*futures)
+    done = loop.time()
+    return web.json_response({"n": n, "publish_seconds": published - start, "durable_seconds": done - start,
+                              "batches": bus.batches - batches0, "appended": bus.appended - appended0})
+
+
+@public
+async def bench_append(request: web.Request) -> web.Response:
+    body = await request.json()
+    mode, n, topic = body["mode"], int(body["n"]), body["topic"]
+    max_seconds = float(body.get("max_seconds", 1e9))
+    bus, db = request.app[BUS], request.app[DB]
+    batches0 = bus.batches
+    done = 0
+    start = time.perf_counter()
+    if mode == "bus":
+        futures = [bus.publish_nowait(topic, Tick(i, 0.0)) for i in range(n)]
+        await futures[-1]                      # batches commit in order: the last one resolves last
+        await asyncio.gather(*futures)
+        done = n
+    elif mode == "single":
+        sql = "INSERT INTO events (topic, type, data, at) VALUES (?, ?, ?, ?)"
+        for i in range(n):
+            if time.perf_counter() - start > max_seconds:
+                break
+            data = json.dumps(Tick(i, 0.0).data(), separators=(",", ":"))
+            async with db.write() as conn:
+                await conn.execute(sql, (topic, Tick.type, data, now_iso()))
+            done += 1
+    else:
+        raise web.HTTPBadRequest(text="mode must be bus or single")
+    seconds = time.perf_counter() - start
+    return web.json_response({"mode": mode, "events": done, "seconds": seconds, "per_second": done / seconds,
+                              "transactions": (bus.batches - batches0) if mode == "bus" else done})
+
+
+@public
+async def bench_lag(request: web.Request) -> web.Response:
+    samples = request.app[LAG_KEY]
+    values = sorted(samples)
+    if request.query.get("reset"):
+        samples.clear()
+    return web.json_response({
+        "samples": len(values), "interval_ms": LAG_INTERVAL * 1000,
+        "p50_ms": _percentile(values, 50) * 1000, "p99_ms": _percentile(values, 99) * 1000,
+        "max_ms": (values[-1] * 1000) if values else float("nan"),
+        "over_20ms": sum(1 for v in values if v > 0.020)})
+
+
+@public
+async def bench_gc(request: web.Request) -> web.Response:
+    return web.json_response({"collected": gc.collect()})
+
+
+async def _lag_monitor(samples: list) -> None:
+    # perf_counter, not loop.time(): uvloop's clock has millisecond resolution.
+    while True:
+        t = time.perf_counter()
+        await asyncio.sleep(LAG_INTERVAL)
+        samples.append(max(0.0, time.perf_counter() - t - LAG_INTERVAL))
+        if len(samples) > 200_000:       # bounded: the oldest half goes
+            del samples[:100_000]
+
+
+def _with_bench_routes(create_app):
+    def create(settings):
+        app = create_app(settings)
+        app.router.add_post("/bench/publish", bench_publish)
+        app.router.add_post("/bench/append", bench_append)
+        app.router.add_get("/bench/lag", bench_lag)
+        app.router.add_post("/bench/gc", bench_gc)
+        app[LAG_KEY] = []
+
+        async def lag_ctx(app):
+            task = asyncio.create_task(_lag_monitor(app[LAG_KEY]), name="bench-lag-monitor")
+            yield
+            task.cancel()
+        app.cleanup_ctx.append(lag_ctx)
+        return app
+    return create
+
+
+def _variant_ws_direct_write() -> None:
+    import functools
+
+    from agentstead.bus.bus import Delivery
+    from agentstead.http import ws as ws_module
+
+    def frame(self) -> bytes:
+        data = self.wire.encode()
+        n = len(data)
+        if n < 126:
+            header = bytes((0x81, n))
+        elif n < 65536:
+            header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+        else:
+            header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+        return header + data
+    prop = functools.cached_property(frame)
+    prop.__set_name__(Delivery, "frame")
+    Delivery.frame = prop
+    original = ws_module._Topic.deliver
+
+    def deliver(self, delivery) -> None:
+        conn = self.conn
+        if self.replaying or delivery.seq <= self.last_seq or conn.close_code is not None or not conn.queue.empty():
+            return original(self, delivery)
+        writer = conn.ws._writer
+        transport = writer.transport if writer is not None else None
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size() > writer._limit:
+            return original(self, delivery)
+        self.last_seq = delivery.seq
+        transport.write(delivery.frame)
+    ws_module._Topic.deliver = deliver
+
+
+def _variant_runner_nowait_deltas() -> None:
+    from agentstead.bus import events as ev
+    from agentstead.runner import runner as runner_module
+
+    original = runner_module.Runner._publish
+
+    async def publish(self, run, event) -> None:
+        if isinstance(event, ev.MessageDelta):
+            for topic in (f"runs/{run.id}", f"threads/{run.thread_id}"):
+                self.bus.publish_nowait(topic, event).add_done_callback(_ignore_result)
+            return
+        await original(self, run, event)
+    runner_module.Runner._publish = publish
+
+
+def _ignore_result(future) -> None:
+    if not future.cancelled():
+        future.exception()   # retrieved: the bus has logged any failure already
+
+
+def _variant_db_synchronous_normal() -> None:
+    from agentstead.store import db as db_module
+
+    original = db_module.pragmas
+
+    def pragmas(busy_timeout_ms, *, readonly):
+        return [p.replace("synchronous = FULL", "synchronous = NORMAL") for p in original(busy_timeout_ms,
+                                                                                         readonly=readonly)]
+    db_module.pragmas = pragmas
+
+
+def _variant_runner_memory_checkpointer() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agentstead.runner import runner as runner_module
+    runner_module.checkpoint_saver = lambda db: InMemorySaver()
+
+
+VARIANTS = {"ws-direct-write": _variant_ws_direct_write, "runner-nowait-deltas": _variant_runner_nowait_deltas,
+            "db-synchronous-normal": _variant_db_synchronous_normal,
+            "runner-memory-checkpointer": _variant_runner_memory_checkpointer}
+
+
+def main() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    for name in filter(None, os.environ.get("BENCH_VARIANTS", "").split(",")):
+        VARIANTS[name]()       # KeyError on an unknown name: refuse rather than measure the wrong thing
+    agentstead_server.create_app = _with_bench_routes(agentstead_server.create_app)
+    return cli.main(["serve"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
