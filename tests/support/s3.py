@@ -1,8 +1,12 @@
 """A real S3-compatible server for tests: `rclone serve s3` over a temp directory.
 
 Buckets are top-level directories of the root; objects are files below them,
-so a test can damage the replica with plain file operations. The server signs
-requests with an access key pair (SigV4), like any S3 provider.
+so a test can read the replica with plain file operations. Change objects
+through the S3 API (delete()): rclone caches directory listings for 5 minutes,
+so a file removed behind its back would still be listed. (--dir-cache-time 0
+avoids that but makes every request re-read the directories: Litestream's lag
+went from 1 s to 15 s and restores 30x slower.) The server signs requests with
+an access key pair (SigV4), like any S3 provider.
 """
 
 from __future__ import annotations
@@ -24,8 +28,10 @@ SECRET_ACCESS_KEY = "agentstead/test/secret/key/0123456789abcd"
 class S3Server:
     """rclone serve s3 on 127.0.0.1; stop() and start() again keep the port and the data."""
 
-    def __init__(self, root: pathlib.Path, bucket: str = "backups", port: int | None = None):
+    def __init__(self, root: pathlib.Path, bucket: str = "backups", port: int | None = None,
+                 dir_cache_time: str | None = None):
         self.root = pathlib.Path(root)
+        self.dir_cache_time = dir_cache_time
         self.bucket = bucket
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
@@ -44,9 +50,8 @@ class S3Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            # --dir-cache-time 0s: listings always show the directory as it is
-            # now, as real S3 does (rclone would cache them for 5 minutes).
-            [str(VENV_BIN / "rclone"), "serve", "s3", "--config", "", "--dir-cache-time", "0s",
+            [str(VENV_BIN / "rclone"), "serve", "s3", "--config", "",
+             *(["--dir-cache-time", self.dir_cache_time] if self.dir_cache_time else []),
              "--auth-key", f"{ACCESS_KEY_ID},{SECRET_ACCESS_KEY}",
              "--addr", f"127.0.0.1:{self.port}", str(self.root)],
             env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -528,7 +528,12 @@ def test_scripts_run_starts_both_and_stops_both(tmp_path, how):
         assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
         assert fetch(f"http://localhost:{caddy_port}/healthz").json()["status"] == "ok"
         children = _children(proc.pid)
-        assert len(children) == 2, children  # the app and Caddy
+        assert len(children) == 3, children  # the app, Caddy and Litestream
+        # Litestream replicates to the local file replica under the state dir.
+        wait_until = time.monotonic() + 30
+        while not any((tmp_path / "var" / "replica").rglob("*.ltx")):
+            assert time.monotonic() < wait_until, (tmp_path / "run.log").read_text()
+            time.sleep(0.2)
         # Caddy's state went to the state dir, not to ~.
         assert (tmp_path / "var" / "caddy" / "caddy.log").exists()
         if how == "ctrl-c":

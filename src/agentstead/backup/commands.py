@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from urllib.parse import quote
-
-import os
 
 from ..settings import Settings
 from ..settings import load as load_settings
@@ -45,11 +44,12 @@ def _status(settings: Settings) -> dict:
     report = collect(settings)
     db = databases(settings)[0]
     out = {"ok": report.ok, "database": str(db), "replica": replica_location(settings),
-           "backup": report.check}
+           "backup": report.check, "local_position": None, "replica_reachable": False,
+           "replica_position": None, "replica_written_at": None, "replica_files": None, "replica_error": None}
     try:
         out["local_position"] = f"{int(control(settings, 'GET', f'/txid?path={quote(str(db))}')['txid']):016x}"
     except BackupError:
-        out["local_position"] = None
+        pass  # Litestream is not running: the backup check says so
     try:
         files = replica_files(settings, timeout=30)
         newest = max(files, key=lambda f: (f.get("max_txid", ""), f.get("timestamp", "")), default=None)

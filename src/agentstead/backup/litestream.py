@@ -110,7 +110,13 @@ def exec_replicate(settings: Settings) -> None:
     args = [exe, "replicate", *config_args(settings)]
     sock = paths(settings).socket
     if sock.is_socket():
-        sock.unlink()  # left by a killed Litestream; it refuses to bind otherwise
+        try:
+            info = control(settings, "GET", "/info", timeout=2.0)
+        except LitestreamDown:
+            sock.unlink()  # left by a killed Litestream; it refuses to bind otherwise
+        else:
+            raise BackupError(f"litestream is already running for this state directory (pid {info.get('pid')}, "
+                              f"control socket {sock})")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(exe, args, child_env(settings))

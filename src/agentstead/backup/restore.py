@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import shutil
 import sqlite3
 import time
 from pathlib import Path
