@@ -188,11 +188,12 @@ def _origins(raw: str | list) -> tuple[str, ...]:
 _PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
-def _providers(raw: str | list) -> tuple[dict, ...]:
-    """OIDC providers: a TOML array of tables, or the same as JSON in the environment."""
+def _named_entries(raw: str | list, keys: set[str]) -> list[tuple[str, dict]]:
+    """A list of provider tables (TOML) or the same as a JSON array (environment):
+    each a table with known keys only and a unique, well-formed name."""
     if isinstance(raw, str):
         if not raw.strip():
-            return ()
+            return []
         try:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -203,7 +204,7 @@ def _providers(raw: str | list) -> tuple[dict, ...]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise ValueError(f"provider #{i + 1} must be a table/object")
-        unknown = set(item) - {"name", "issuer", "client_id", "client_secret_file", "display_name", "scopes"}
+        unknown = set(item) - keys - {"name"}
         if unknown:
             raise ValueError(f"provider #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
         name = str(item.get("name", ""))
@@ -212,6 +213,14 @@ def _providers(raw: str | list) -> tuple[dict, ...]:
         if name in seen:
             raise ValueError(f"provider name {name!r} is used twice")
         seen.add(name)
+        out.append((name, item))
+    return out
+
+
+def _providers(raw: str | list) -> tuple[dict, ...]:
+    """OIDC providers: a TOML array of tables, or the same as JSON in the environment."""
+    out = []
+    for name, item in _named_entries(raw, {"issuer", "client_id", "client_secret_file", "display_name", "scopes"}):
         try:
             issuer = _url_with_path(str(item.get("issuer", "")))
         except ValueError as exc:
@@ -249,26 +258,8 @@ def _domains(raw: str | list) -> tuple[str, ...]:
 
 def _llm_providers(raw: str | list) -> tuple[dict, ...]:
     """OpenAI-compatible model providers, like oidc_providers: TOML tables or a JSON array."""
-    if isinstance(raw, str):
-        if not raw.strip():
-            return ()
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"must be a JSON array of providers ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(raw, list):
-        raise ValueError("must be a list of providers")
-    out, seen = [], set()
-    for i, item in enumerate(raw):
-        if not isinstance(item, dict):
-            raise ValueError(f"provider #{i + 1} must be a table/object")
-        unknown = set(item) - {"name", "base_url", "api_key_file", "models", "default_model"}
-        if unknown:
-            raise ValueError(f"provider #{i + 1} has unknown keys: {', '.join(sorted(unknown))}")
-        name = str(item.get("name", ""))
-        if not _PROVIDER_NAME.match(name) or name in seen:
-            raise ValueError(f"provider #{i + 1} needs a unique name of lower-case letters, digits, - or _")
-        seen.add(name)
+    out = []
+    for name, item in _named_entries(raw, {"base_url", "api_key_file", "models", "default_model"}):
         try:
             base_url = _url_with_path(str(item.get("base_url", "")))
         except ValueError as exc:

@@ -187,3 +187,23 @@ def test_bad_identity_settings(env, fragment):
     with pytest.raises(S.ConfigError) as info:
         load(**env)
     assert info.value.env == next(iter(env)) and fragment in str(info.value)
+
+
+@pytest.mark.parametrize("value,fragment", [
+    ('[{"name": "a", "base_url": "http://x.example/v1"}, {"name": "a", "base_url": "http://y.example/v1"}]',
+     "used twice"),
+    ('[{"name": "a", "base_url": "nope"}]', "base_url must be an http(s) URL"),
+    ('[{"name": "a", "base_url": "http://x.example/v1", "models": "gpt"}]', "models must be a list"),
+    ('[{"name": "a", "base_url": "http://x.example/v1", "api_key_file": "/nonexistent"}]', "cannot read api_key_file"),
+])
+def test_bad_llm_providers_name_the_setting(value, fragment):
+    with pytest.raises(S.ConfigError) as info:
+        load(AGENTSTEAD_LLM_PROVIDERS=value)
+    assert info.value.env == "AGENTSTEAD_LLM_PROVIDERS" and fragment in str(info.value)
+
+
+def test_llm_provider_key_from_a_credential(tmp_path):
+    (tmp_path / "llm_local_api_key").write_text("sk-from-cred\n")
+    s = load(AGENTSTEAD_LLM_PROVIDERS='[{"name": "local", "base_url": "http://127.0.0.1:1/v1", "models": ["m"]}]',
+             CREDENTIALS_DIRECTORY=str(tmp_path))
+    assert s.llm_providers[0]["api_key"] == "sk-from-cred" and s.llm_providers[0]["default_model"] == "m"
