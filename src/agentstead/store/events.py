@@ -78,13 +78,6 @@ async def purge(db: Database, *, older_than: str, keep_max: int) -> int:
         return cur.rowcount
 
 
-async def delete_where(conn: aiosqlite.Connection, topic: str, types: tuple[str, ...]) -> int:
-    """Compaction: drop some event types of one topic (inside a write transaction)."""
-    marks = ",".join("?" * len(types))
-    cur = await conn.execute(f"DELETE FROM events WHERE topic = ? AND type IN ({marks})", (topic, *types))
-    return cur.rowcount
-
-
 async def compact_deltas(conn: aiosqlite.Connection, run_id: str, topics: tuple[str, ...]) -> int:
     """Drop a finished run's streamed deltas; its stored messages (message.created) carry the text."""
     marks = ",".join("?" * len(topics))

@@ -6,7 +6,7 @@ import dataclasses
 
 import aiosqlite
 
-from .db import fetch_all, fetch_one
+from .db import fetch_one
 
 from ..timeutil import now_iso
 
