@@ -572,47 +572,39 @@ def _collect(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]
     return raw, sources
 
 
-def _provider_secrets(providers: tuple[dict, ...], environ: Mapping[str, str]) -> tuple[dict, ...]:
-    """Each provider's client secret, from its file or the credential oidc_<name>_client_secret."""
-    env = BY_NAME["oidc_providers"].env
+def _provider_secret(provider: dict, file_key: str, credential: str, setting: str,
+                     environ: Mapping[str, str]) -> str:
+    """A provider's secret: from the file its entry names, else the systemd credential; '' if neither."""
+    path = provider[file_key]
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(BY_NAME[setting].env, f"provider {provider['name']!r}: cannot read {file_key} "
+                                                   f"{path}: {exc.strerror}") from None
     creds = environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    if creds and (Path(creds) / credential).is_file():
+        return (Path(creds) / credential).read_text(encoding="utf-8").strip()
+    return ""
+
+
+def _provider_secrets(providers: tuple[dict, ...], environ: Mapping[str, str]) -> tuple[dict, ...]:
+    """Each OIDC provider's client secret (required): client_secret_file or oidc_<name>_client_secret."""
     out = []
-    for provider in providers:
-        candidates = [provider["client_secret_file"]] if provider["client_secret_file"] else []
-        if creds:
-            candidates.append(str(Path(creds) / f"oidc_{provider['name']}_client_secret"))
-        secret = ""
-        for path in candidates:
-            if Path(path).is_file():
-                secret = Path(path).read_text(encoding="utf-8").strip("\r\n")
-                break
-            if path == provider["client_secret_file"]:
-                raise ConfigError(env, f"provider {provider['name']!r}: cannot read client_secret_file {path}")
+    for p in providers:
+        credential = f"oidc_{p['name']}_client_secret"
+        secret = _provider_secret(p, "client_secret_file", credential, "oidc_providers", environ)
         if not secret:
-            raise ConfigError(env, f"provider {provider['name']!r} has no client secret: set client_secret_file "
-                                   f"or the credential oidc_{provider['name']}_client_secret")
-        out.append({**provider, "client_secret": secret})
+            raise ConfigError(BY_NAME["oidc_providers"].env, f"provider {p['name']!r} has no client secret: set "
+                                                              f"client_secret_file or the credential {credential}")
+        out.append({**p, "client_secret": secret})
     return tuple(out)
 
 
 def _llm_keys(providers: tuple[dict, ...], environ: Mapping[str, str]) -> tuple[dict, ...]:
-    """Each model provider's API key, from api_key_file or the credential llm_<name>_api_key.
-    A provider without a key is allowed (local Ollama, llama.cpp)."""
-    env = BY_NAME["llm_providers"].env
-    creds = environ.get("CREDENTIALS_DIRECTORY", "").strip()
-    out = []
-    for provider in providers:
-        key = ""
-        if provider["api_key_file"]:
-            try:
-                key = Path(provider["api_key_file"]).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ConfigError(env, f"provider {provider['name']!r}: cannot read api_key_file "
-                                       f"{provider['api_key_file']}: {exc.strerror}") from None
-        elif creds and (Path(creds) / f"llm_{provider['name']}_api_key").is_file():
-            key = (Path(creds) / f"llm_{provider['name']}_api_key").read_text(encoding="utf-8").strip()
-        out.append({**provider, "api_key": key})
-    return tuple(out)
+    """Each model provider's API key: api_key_file or llm_<name>_api_key. Optional (local Ollama, llama.cpp)."""
+    return tuple({**p, "api_key": _provider_secret(p, "api_key_file", f"llm_{p['name']}_api_key", "llm_providers",
+                                                   environ)} for p in providers)
 
 
 def _check_production(values: dict[str, Any]) -> None:

@@ -193,7 +193,7 @@ async def _raw_ws_that_never_reads(client, headers):
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     key = base64.b64encode(os.urandom(16)).decode()
-    lines = [f"GET /ws HTTP/1.1", f"Host: {client.raw.host}:{client.raw.port}", "Upgrade: websocket",
+    lines = ["GET /ws HTTP/1.1", f"Host: {client.raw.host}:{client.raw.port}", "Upgrade: websocket",
              "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())

@@ -11,13 +11,10 @@ import pathlib
 import signal
 import ssl
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
 import brotli
 
-from .procs import VENV_BIN, clean_env, free_port
+from .procs import VENV_BIN, clean_env, free_port, wait_http
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CADDYFILE = ROOT / "caddy" / "Caddyfile"
@@ -84,21 +81,8 @@ class Caddy:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"caddy exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
-            try:
-                context = self.ssl_context() if self.scheme == "https" else None
-                with urllib.request.urlopen(self.url + "/", timeout=2, context=context):
-                    return
-            except urllib.error.HTTPError:
-                return  # it answered
-            except Exception as exc:  # not listening yet, or no certificate yet
-                last = exc
-            time.sleep(0.05)
-        raise TimeoutError(f"caddy at {self.url} not ready within {timeout}s: {last}\n{self.logs()[-3000:]}")
+        wait_http(self.url + "/", timeout, self.proc, context=self.ssl_context if self.scheme == "https" else None,
+                  detail=lambda: self.logs()[-3000:])
 
     def reload(self) -> None:
         """`caddy reload --force`: a full config reload, as systemctl reload does."""

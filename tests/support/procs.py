@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -28,20 +29,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
+def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None, *,
+              context=None, detail=lambda: "") -> None:
+    """Poll until the URL answers (any status below 500, or any HTTP error page).
+    `context` builds the TLS context per try (a local CA may appear only once the server runs)."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered\n{detail()}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
+            with urllib.request.urlopen(url, timeout=2, context=context() if context else None) as resp:
                 if resp.status < 500:
                     return
-        except Exception as exc:  # not up yet
+        except urllib.error.HTTPError:
+            return  # it answered
+        except Exception as exc:  # not listening yet, or no certificate yet
             last = exc
         time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}\n{detail()}")
 
 
 class Server:

@@ -90,7 +90,7 @@ async def authenticate(request: web.Request, handler):
     except AuthError as exc:
         if policy not in (access.PUBLIC, access.LOCAL_OR_ADMIN):
             raise ApiError(exc.status, exc.code, exc.message,
-                           headers={"WWW-Authenticate": f'Bearer error="invalid_token"'}) from None
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         principal, via_cookie = None, False  # a stale cookie does not break public pages
 
     if principal is not None and via_cookie and request.method in UNSAFE and policy == access.PUBLIC:

@@ -8,7 +8,7 @@ import json
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database, fetch_all, fetch_one
+from .db import Database, fetch_all
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from .db import Database, fetch_all, fetch_one
+from .db import Database, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
