@@ -15,7 +15,7 @@ import aiohttp
 import yaml
 from aiohttp import WSCloseCode, web
 
-from . import buildinfo, routes
+from . import buildinfo, contracts, routes
 from .http import cors
 from .http.middleware import middlewares
 from .auth.ratelimit import RateLimiter
@@ -24,10 +24,11 @@ from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
 from .keys import (ACCESS_LOG, BUILD, BUS, CHAT, DB, IDENTITY, METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, SETTINGS,
-                   STARTED_AT, TOPICS, WEBSOCKETS)
+                   STARTED_AT, TOPICS, WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.chat import ChatService, can_read_run, can_read_thread
 from .services.identity import IdentityService, maintenance
+from .services.workflows import WorkflowService
 from .metrics import Metrics
 from .settings import Settings
 from .store.db import Database
@@ -44,7 +45,7 @@ def _openapi_text() -> str:
 def load_openapi() -> dict:
     """The OpenAPI document (parsed with libyaml when available; the file is read once)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(_openapi_text(), Loader=loader)
+    return contracts.bundle(yaml.load(_openapi_text(), Loader=loader))  # workflow.schema.json inlined
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -97,6 +98,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     runner = Runner(db, app[BUS], settings)
     app[RUNNER] = runner
     app[CHAT] = ChatService(db, app[BUS], settings, runner)
+    app[WORKFLOWS] = WorkflowService(db, app[BUS], runner)
     app[TOPICS].register("runs", lambda p, run_id: can_read_run(db, p, run_id))
     app[TOPICS].register("threads", lambda p, thread_id: can_read_thread(db, p, thread_id))
     await runner.start()

@@ -16,6 +16,7 @@ from .bus.topics import Authorizer
 from .runner.runner import Runner
 from .services.chat import ChatService
 from .services.identity import IdentityService
+from .services.workflows import WorkflowService
 from .settings import Settings
 from .store.db import Database
 
@@ -32,6 +33,7 @@ BUS = web.AppKey("bus", Bus)
 TOPICS = web.AppKey("topics", Authorizer)
 RUNNER = web.AppKey("runner", Runner)
 CHAT = web.AppKey("chat", ChatService)
+WORKFLOWS = web.AppKey("workflows", WorkflowService)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, auth, chat, health, meta, sse, ws
+from .http import account, admin, auth, chat, health, meta, sse, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -44,6 +44,12 @@ def setup(app: web.Application) -> None:
     r.add_delete("/api/threads/{id}", chat.delete_thread, name="thread_delete")
     r.add_post("/api/threads/{id}/messages", chat.post_message, name="thread_message")
     r.add_get("/api/threads/{id}/stream", sse.thread_stream, name="thread_stream")
+    r.add_get("/api/workflows", workflows.list_workflows, name="workflows")
+    r.add_post("/api/workflows", workflows.create_workflow, name="workflows_create")
+    r.add_get("/api/workflows/{id}", workflows.get_workflow, name="workflow")
+    r.add_patch("/api/workflows/{id}", workflows.update_workflow, name="workflow_update")
+    r.add_delete("/api/workflows/{id}", workflows.delete_workflow, name="workflow_delete")
+    r.add_post("/api/workflows/{id}/runs", workflows.start_run, name="workflow_run")
     r.add_get("/api/runs", chat.list_runs, name="runs")
     r.add_get("/api/runs/{id}", chat.get_run, name="run")
     r.add_post("/api/runs/{id}/cancel", chat.cancel_run, name="run_cancel")
@@ -52,6 +58,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/usage", chat.usage, name="usage")
     r.add_get("/api/admin/usage", chat.admin_usage, name="admin_usage")
 
+    r.add_get("/api/admin/health", health.admin_health, name="admin_health")
     r.add_get("/api/admin/users", admin.list_users, name="admin_users")
     r.add_patch("/api/admin/users/{id}", admin.update_user, name="admin_user_update")
     r.add_get("/api/admin/audit", admin.audit, name="admin_audit")

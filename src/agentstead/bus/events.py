@@ -169,3 +169,61 @@ class RunInterrupted(Event):
     """The server stopped while the run was running; resume it with POST /api/runs/{id}/resume."""
     run_id: str
     thread_id: str
+
+
+# ---- runs/{id} of workflow runs: each step's life ---------------------------
+
+@event("step.started")
+class StepStarted(Event):
+    """A workflow step started (an agent or tool step's attempt, or a parallel group)."""
+    run_id: str
+    step: str
+    kind: str
+    attempt: int
+    started_at: str
+
+
+@event("step.succeeded")
+class StepSucceeded(Event):
+    """A workflow step finished; `output` is what later steps see (cut at 16 KiB when `output_truncated`)."""
+    run_id: str
+    step: str
+    kind: str
+    attempt: int
+    started_at: str
+    finished_at: str
+    duration_ms: float
+    output: Any
+    output_truncated: bool
+
+
+@event("step.retrying")
+class StepRetrying(Event):
+    """An attempt of a workflow step failed; the next starts after `retry_in_seconds`."""
+    run_id: str
+    step: str
+    kind: str
+    attempt: int
+    error: str
+    retry_in_seconds: float
+
+
+@event("step.failed")
+class StepFailed(Event):
+    """A workflow step failed on its last attempt; the run fails with code step_failed."""
+    run_id: str
+    step: str
+    kind: str
+    attempt: int
+    started_at: str
+    finished_at: str
+    duration_ms: float
+    error: str
+
+
+@event("step.waiting")
+class StepWaiting(Event):
+    """An approval step waits for a person: POST /api/runs/{id}/resume with {"answer": {"approved", "comment"}}."""
+    run_id: str
+    step: str
+    prompt: str

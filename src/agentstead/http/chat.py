@@ -44,7 +44,14 @@ def thread_json(t: Thread) -> dict:
 def run_json(r: run_store.Run) -> dict:
     d = dataclasses.asdict(r)
     d.pop("owner_id")
+    d["pinned_agents"] = d.pop("pins")
     d["error"] = {"code": d.pop("error_code"), "message": d.pop("error_message")} if r.error_code else None
+    return d
+
+
+def step_json(s: run_store.RunStep) -> dict:
+    d = dataclasses.asdict(s)
+    d.pop("run_id")
     return d
 
 
@@ -207,10 +214,13 @@ async def list_runs(request: web.Request) -> web.Response:
     status = q.get("status")
     if status is not None and status not in run_store.ACTIVE + run_store.FINISHED + ("interrupted",):
         raise ApiError(400, "bad_request", "unknown status filter")
+    kind = q.get("kind")
+    if kind is not None and kind not in ("chat", "workflow"):
+        raise ApiError(400, "bad_request", "unknown kind filter; use chat or workflow")
     limit = v.query_int(q.get("limit"), "limit", default=50, lo=1, hi=200)
     rows = await run_store.list_owned(request.app[DB], principal_of(request).user_id, status=status,
                                       agent_id=q.get("agent_id"), thread_id=q.get("thread_id"), limit=limit,
-                                      before=q.get("before"))
+                                      before=q.get("before"), kind=kind, workflow_id=q.get("workflow_id"))
     return web.json_response({"runs": [run_json(r) for r in rows],
                               "next": rows[-1].created_at if len(rows) == limit else None})
 
@@ -218,10 +228,11 @@ async def list_runs(request: web.Request) -> web.Response:
 @requires("read")
 async def get_run(request: web.Request) -> web.Response:
     try:
-        return web.json_response(run_json(await request.app[CHAT].get_run(principal_of(request),
-                                                                          request.match_info["id"])))
+        run = await request.app[CHAT].get_run(principal_of(request), request.match_info["id"])
     except ChatError as exc:
         raise _error(exc) from None
+    steps = await run_store.steps(request.app[DB], run.id) if run.kind == "workflow" else []
+    return web.json_response({**run_json(run), "steps": [step_json(s) for s in steps]})
 
 
 @requires("write")
@@ -238,7 +249,10 @@ async def resume_run(request: web.Request) -> web.Response:
     answer = None
     if request.can_read_body:
         body = v.document(await json_body(request), {"answer"})
-        answer = v.string(body, "answer", max_len=20_000)
+        if isinstance(body.get("answer"), dict):
+            answer = body["answer"]  # a workflow approval: the service checks its fields
+        else:
+            answer = v.string(body, "answer", max_len=20_000)
     try:
         run = await request.app[CHAT].resume_run(principal_of(request), request.match_info["id"], answer)
     except ChatError as exc:

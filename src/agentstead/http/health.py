@@ -15,7 +15,7 @@ from ..backup import status as backup_status
 from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT
 from ..store import health as store
 from ..store.migrate import latest_version
-from ..auth.access import local_or_admin, public
+from ..auth.access import local_or_admin, public, requires
 
 PROBE_TIMEOUT = 5.0
 log = logging.getLogger("agentstead.health")
@@ -104,10 +104,9 @@ async def _check_backup(app: web.Application) -> dict | None:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
 
 
-@public
-async def readyz(request: web.Request) -> web.Response:
-    """Readiness: a real write+read of the database, the schema, free disk; backups (degrade only)."""
-    app = request.app
+async def readiness(app: web.Application) -> dict:
+    """The readiness report: a real write+read of the database, the schema, free disk;
+    backups (degrade only). Served by /readyz and, for the admin page, /api/admin/health."""
     checks = {
         "database": await _check_database(app),
         "schema": await _check_schema(app),
@@ -119,8 +118,21 @@ async def readyz(request: web.Request) -> web.Response:
     failing = sorted(name for name, check in checks.items() if not check["ok"] and name not in DEGRADE_ONLY)
     degraded = sorted(name for name, check in checks.items() if not check["ok"] and name in DEGRADE_ONLY)
     status = "fail" if failing else "degraded" if degraded else "ok"
-    body = {"status": status, "failing": failing, "degraded": degraded, "checks": checks}
-    return web.json_response(body, status=503 if failing else 200)
+    return {"status": status, "failing": failing, "degraded": degraded, "checks": checks}
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness for probes and proxies: 503 when a check in `failing` fails."""
+    body = await readiness(request.app)
+    return web.json_response(body, status=503 if body["failing"] else 200)
+
+
+@requires("admin")
+async def admin_health(request: web.Request) -> web.Response:
+    """The same report for administrators through /api (Caddy keeps /readyz private);
+    always 200: the body's status says whether the app is ready."""
+    return web.json_response(await readiness(request.app))
 
 
 def is_local(request: web.Request) -> bool:

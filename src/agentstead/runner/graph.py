@@ -7,7 +7,7 @@ pauses the graph for `ask_human` with LangGraph's `interrupt`.
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
@@ -16,6 +16,15 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from ..agents.tools import Tool
 
 ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
+
+
+def content_text(content: Any) -> str:
+    """A message's content as plain text (content may be a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
 
 
 def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, max_retries: int,

@@ -18,9 +18,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
-from langgraph.errors import GraphRecursionError
 from langgraph.types import Command, interrupt
 
 from ..agents.tools import ASK_HUMAN, REGISTRY, ToolContext, run_tool
@@ -33,6 +31,8 @@ from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store.db import Database, checkpoint_saver
 from . import graph as graphs
+from .failures import RunFailure, failure_of  # noqa: F401  (RunFailure is re-exported)
+from .workflow_run import WorkflowRuns
 
 log = logging.getLogger("agentstead.runner")
 _NS = uuid.UUID("6f1c3f4e-7d0a-4c55-9a59-5d4d2b3c1a10")
@@ -41,35 +41,6 @@ _NS = uuid.UUID("6f1c3f4e-7d0a-4c55-9a59-5d4d2b3c1a10")
 def _logged(future) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("event append failed", extra={"error": repr(future.exception())})
-
-
-class RunFailure(Exception):
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
-def failure_of(exc: BaseException) -> RunFailure:
-    """A clear reason for the client; never a stack trace."""
-    if isinstance(exc, RunFailure):
-        return exc
-    if isinstance(exc, openai.AuthenticationError):
-        return RunFailure("provider_auth_failed", "the model provider refused the API key")
-    if isinstance(exc, openai.NotFoundError):
-        return RunFailure("model_not_found", "the model provider does not know this model")
-    if isinstance(exc, openai.RateLimitError):
-        return RunFailure("provider_rate_limited", "the model provider kept answering 429 after retries")
-    if isinstance(exc, openai.APITimeoutError):
-        return RunFailure("provider_timeout", "the model provider did not answer in time")
-    if isinstance(exc, openai.APIConnectionError):
-        return RunFailure("provider_unreachable", "the model provider cannot be reached")
-    if isinstance(exc, openai.APIStatusError):
-        return RunFailure("provider_error", f"the model provider answered {exc.status_code}")
-    if isinstance(exc, GraphRecursionError):
-        return RunFailure("max_steps_exceeded", "the agent used all its steps without finishing")
-    if isinstance(exc, asyncio.TimeoutError):
-        return RunFailure("run_timeout", "the run took longer than the configured limit")
-    return RunFailure("internal_error", "the run failed; the server log has the details")
 
 
 def message_json(m: thread_store.Message) -> dict:
@@ -87,12 +58,7 @@ def _to_langchain(m: thread_store.Message) -> BaseMessage:
     return AIMessage(m.content, tool_calls=calls, id=m.id)
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return str(content)
+_text = graphs.content_text
 
 
 @dataclasses.dataclass
@@ -116,6 +82,7 @@ class Runner:
         self._saver = None
         self._last_served: dict[str, float] = {}
         self._stopping = False
+        self.workflows = WorkflowRuns(self)  # workflow runs: their own module, same lifecycle
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -147,6 +114,9 @@ class Runner:
         self._wake.set()
 
     async def _publish(self, run: run_store.Run, event: ev.Event) -> None:
+        if run.thread_id is None:  # a workflow run has no thread
+            await self.bus.publish(f"runs/{run.id}", event)
+            return
         self.bus.publish_nowait(f"runs/{run.id}", event).add_done_callback(_logged)
         await self.bus.publish(f"threads/{run.thread_id}", event)
 
@@ -217,6 +187,7 @@ class Runner:
             if current is None or current.status not in ("queued", "waiting_for_input", "interrupted"):
                 return False
             await run_store.set_status(conn, run.id, "cancelled", finished=True)
+            await run_store.steps_ended(conn, run.id, "cancelled")  # a workflow's waiting approval
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
         await self._publish(run, ev.RunCancelled(run.id, run.thread_id))
         return True
@@ -232,6 +203,9 @@ class Runner:
     # ---- executing a run -------------------------------------------------------
 
     async def _supervise(self, run: run_store.Run, *, resume: Any, resumed: bool) -> None:
+        if run.kind == "workflow":  # the one dispatch: workflow runs live in workflow_run.py
+            await self.workflows.supervise(run, resume=resume, resumed=resumed)
+            return
         try:
             async with asyncio.timeout(self.settings.run_timeout_seconds):
                 await self._execute(run, resume=resume, resumed=resumed)

@@ -157,11 +157,18 @@ class ChatService:
         await self.runner.cancel(run)
         return await self.get_run(p, run_id)
 
-    async def resume_run(self, p: Principal, run_id: str, answer: str | None) -> run_store.Run:
+    async def resume_run(self, p: Principal, run_id: str, answer: str | dict | None) -> run_store.Run:
+        """An interrupted run goes on from its checkpoint; a waiting one needs the answer: text
+        for a chat run's question, {"approved": bool, "comment": str} for a workflow's approval."""
         run = await self.get_run(p, run_id)
         if run.status == "waiting_for_input":
-            if answer is None:
+            if run.kind == "workflow":
+                answer = approval_answer(answer)
+            elif answer is None:
                 raise ChatError(422, "validation_failed", "answer the agent's question", "/answer")
+            elif not isinstance(answer, str):
+                raise ChatError(422, "validation_failed", "must be a string: the answer to the agent's question",
+                                "/answer")
         elif run.status == "interrupted":
             answer = None
         else:
@@ -175,6 +182,24 @@ class ChatService:
                 raise ChatError(409, "not_resumable", "the run is still running") from None
         await self.runner.resume(run, answer)
         return await self.get_run(p, run_id)
+
+
+def approval_answer(answer: object) -> dict:
+    """The answer to a workflow's approval step, checked field by field."""
+    if not isinstance(answer, dict):
+        raise ChatError(422, "validation_failed", 'answer the approval: {"approved": true|false, "comment": "…"}',
+                        "/answer")
+    unknown = sorted(set(answer) - {"approved", "comment"})
+    if unknown:
+        raise ChatError(422, "validation_failed", "is not a known field", f"/answer/{unknown[0]}")
+    if not isinstance(answer.get("approved"), bool):
+        raise ChatError(422, "validation_failed", "must be true or false", "/answer/approved")
+    comment = answer.get("comment")
+    if comment is None:
+        comment = ""
+    if not isinstance(comment, str) or len(comment) > 20_000:
+        raise ChatError(422, "validation_failed", "must be a string of at most 20000 characters", "/answer/comment")
+    return {"approved": answer["approved"], "comment": comment}
 
 
 async def can_read_run(db: Database, p: Principal, run_id: str) -> bool:

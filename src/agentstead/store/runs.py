@@ -16,60 +16,81 @@ FINISHED = ("succeeded", "failed", "cancelled")
 
 @dataclasses.dataclass(frozen=True)
 class Run:
+    """A chat run (thread, agent, input message, model) or a workflow run
+    (workflow version, input, output, pinned agent versions); `kind` says which."""
     id: str
-    thread_id: str
+    thread_id: str | None
     owner_id: str
-    agent_id: str
-    agent_version: int
+    agent_id: str | None
+    agent_version: int | None
     status: str
-    input_message_id: str
+    input_message_id: str | None
     error_code: str | None
     error_message: str | None
     waiting_prompt: str | None
     prompt_tokens: int
     completion_tokens: int
-    model: str
+    model: str | None
     created_at: str
     started_at: str | None
     finished_at: str | None
+    kind: str = "chat"
+    workflow_id: str | None = None
+    workflow_version: int | None = None
+    input: dict | None = None
+    output: dict | None = None
+    pins: dict | None = None
 
 
 _R = ("id, thread_id, owner_id, agent_id, agent_version, status, input_message_id, error_code, error_message, "
-      "waiting_prompt, prompt_tokens, completion_tokens, model, created_at, started_at, finished_at")
+      "waiting_prompt, prompt_tokens, completion_tokens, model, created_at, started_at, finished_at, "
+      "kind, workflow_id, workflow_version, input, output, pins")
+_JSON = (19, 20, 21)  # input, output, pins
+
+
+def _run(row) -> Run:
+    values = list(row)
+    for i in _JSON:
+        values[i] = json.loads(values[i]) if values[i] is not None else None
+    return Run(*values)
 
 
 async def create(conn: aiosqlite.Connection, run: Run) -> None:
-    await conn.execute(f"INSERT INTO runs ({_R}) VALUES ({', '.join('?' * 16)})", dataclasses.astuple(run))
+    values = list(dataclasses.astuple(run))
+    for i in _JSON:
+        values[i] = json.dumps(values[i]) if values[i] is not None else None
+    await conn.execute(f"INSERT INTO runs ({_R}) VALUES ({', '.join('?' * 22)})", values)
 
 
 async def get_in(conn: aiosqlite.Connection, run_id: str) -> Run | None:
     row = await fetch_one(conn, f"SELECT {_R} FROM runs WHERE id = ?", (run_id,))
-    return Run(*row) if row else None
+    return _run(row) if row else None
 
 
 async def get(db: Database, run_id: str) -> Run | None:
     rows = await db.small(f"SELECT {_R} FROM runs WHERE id = ?", (run_id,))
-    return Run(*rows[0]) if rows else None
+    return _run(rows[0]) if rows else None
 
 
 async def list_owned(db: Database, owner_id: str, *, status: str | None, agent_id: str | None,
-                     thread_id: str | None, limit: int, before: str | None) -> list[Run]:
+                     thread_id: str | None, limit: int, before: str | None, kind: str | None = None,
+                     workflow_id: str | None = None) -> list[Run]:
     sql, args = f"SELECT {_R} FROM runs WHERE owner_id = ?", [owner_id]
     for clause, value in (("status = ?", status), ("agent_id = ?", agent_id), ("thread_id = ?", thread_id),
-                          ("created_at < ?", before)):
+                          ("kind = ?", kind), ("workflow_id = ?", workflow_id), ("created_at < ?", before)):
         if value is not None:
             sql += f" AND {clause}"
             args.append(value)
     async with db.read() as conn:
         rows = await fetch_all(conn, sql + " ORDER BY created_at DESC LIMIT ?", (*args, limit))
-    return [Run(*r) for r in rows]
+    return [_run(r) for r in rows]
 
 
 async def queued(db: Database, limit: int = 500) -> list[Run]:
     async with db.read() as conn:
         rows = await fetch_all(conn, f"SELECT {_R} FROM runs WHERE status = 'queued' ORDER BY created_at LIMIT ?",
                                (limit,))
-    return [Run(*r) for r in rows]
+    return [_run(r) for r in rows]
 
 
 async def set_status(conn: aiosqlite.Connection, run_id: str, status: str, *, error: tuple[str, str] | None = None,
@@ -83,20 +104,28 @@ async def set_status(conn: aiosqlite.Connection, run_id: str, status: str, *, er
          int(started), now, int(finished), now, run_id))
 
 
-async def add_usage(conn: aiosqlite.Connection, run: Run, prompt: int, completion: int) -> None:
+async def add_usage(conn: aiosqlite.Connection, run: Run, prompt: int, completion: int, *,
+                    model: str | None = None) -> None:
+    """Tokens of one model call: on the run and on the owner's daily usage under `model`
+    (default: the run's model; a workflow run's agent steps name their agent's)."""
     await conn.execute("UPDATE runs SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? "
                        "WHERE id = ?", (prompt, completion, run.id))
     await conn.execute(
         "INSERT INTO usage_daily (user_id, day, model, prompt_tokens, completion_tokens, runs) VALUES (?, ?, ?, ?, ?, 0) "
         "ON CONFLICT (user_id, day, model) DO UPDATE SET prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
         "completion_tokens = completion_tokens + excluded.completion_tokens",
-        (run.owner_id, now_iso()[:10], run.model, prompt, completion))
+        (run.owner_id, now_iso()[:10], model or run.model, prompt, completion))
+
+
+# Daily usage counts a workflow run under this model name (its tokens go under the agents' models).
+WORKFLOW_USAGE_MODEL = "workflow"
 
 
 async def count_run(conn: aiosqlite.Connection, run: Run) -> None:
     await conn.execute(
         "INSERT INTO usage_daily (user_id, day, model, runs) VALUES (?, ?, ?, 1) "
-        "ON CONFLICT (user_id, day, model) DO UPDATE SET runs = runs + 1", (run.owner_id, now_iso()[:10], run.model))
+        "ON CONFLICT (user_id, day, model) DO UPDATE SET runs = runs + 1",
+        (run.owner_id, now_iso()[:10], run.model or WORKFLOW_USAGE_MODEL))
 
 
 async def tokens_today(db: Database, user_id: str) -> int:
@@ -131,7 +160,73 @@ async def interrupt_running(conn: aiosqlite.Connection) -> list[str]:
                        "error_message = 'the server stopped while this run was running; resume it' "
                        "WHERE status = 'running'")
     await conn.execute("UPDATE tool_calls SET status = 'unverified' WHERE status = 'started'")
+    await conn.execute("UPDATE run_steps SET status = 'interrupted', finished_at = ? "
+                       "WHERE status IN ('running', 'retrying')", (now_iso(),))
     return ids
+
+
+async def set_output(conn: aiosqlite.Connection, run_id: str, output: dict) -> None:
+    await conn.execute("UPDATE runs SET output = ? WHERE id = ?", (json.dumps(output, default=str), run_id))
+
+
+# ---- steps of workflow runs ---------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class RunStep:
+    run_id: str
+    step: str
+    kind: str
+    status: str
+    attempt: int
+    started_at: str
+    finished_at: str | None
+    output: object
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+_S = ("run_id, step, kind, status, attempt, started_at, finished_at, output, error, prompt_tokens, "
+      "completion_tokens")
+
+
+async def step_started(conn: aiosqlite.Connection, run_id: str, step: str, kind: str, attempt: int,
+                       started_at: str, status: str = "running") -> None:
+    await conn.execute(
+        f"INSERT INTO run_steps ({_S}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0, 0) "
+        "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, "
+        "started_at = excluded.started_at, finished_at = NULL, error = NULL",
+        (run_id, step, kind, status, attempt, started_at))
+
+
+async def step_finished(conn: aiosqlite.Connection, run_id: str, step: str, kind: str, status: str, *,
+                        attempt: int = 1, started_at: str, finished_at: str, output: object = None,
+                        error: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    """The outcome of a step (an upsert: branch, approval and group steps have no start row)."""
+    await conn.execute(
+        f"INSERT INTO run_steps ({_S}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, "
+        "finished_at = excluded.finished_at, output = excluded.output, error = excluded.error, "
+        "prompt_tokens = run_steps.prompt_tokens + excluded.prompt_tokens, "
+        "completion_tokens = run_steps.completion_tokens + excluded.completion_tokens",
+        (run_id, step, kind, status, attempt, started_at, finished_at,
+         json.dumps(output, default=str) if output is not None else None, error, prompt_tokens, completion_tokens))
+
+
+async def steps_ended(conn: aiosqlite.Connection, run_id: str, status: str) -> None:
+    """Steps still running or waiting when the run ended (cancelled, interrupted, failed elsewhere)."""
+    await conn.execute("UPDATE run_steps SET status = ?, finished_at = ? WHERE run_id = ? "
+                       "AND status IN ('running', 'retrying', 'waiting')", (status, now_iso(), run_id))
+
+
+async def steps(db: Database, run_id: str) -> list[RunStep]:
+    rows = await db.small(f"SELECT {_S} FROM run_steps WHERE run_id = ? ORDER BY started_at, step", (run_id,))
+    out = []
+    for row in rows:
+        values = list(row)
+        values[7] = json.loads(values[7]) if values[7] is not None else None
+        out.append(RunStep(*values))
+    return out
 
 
 # ---- tool calls ------------------------------------------------------------

@@ -38,11 +38,33 @@ class WorkflowError(Exception):
         self.step = step
 
 
+class StepError(Exception):
+    """A failure `execute_step` explains in its own words (no exception class name in
+    the message). `retryable=False` ends the step at once (e.g. a used-up budget)."""
+
+    def __init__(self, message: str, *, code: str = "step_failed", retryable: bool = True):
+        super().__init__(message)
+        self.code, self.retryable = code, retryable
+
+
+def reason_of(cause: BaseException) -> str:
+    if isinstance(cause, TimeoutError):
+        return "timed out"
+    if isinstance(cause, StepError):
+        return str(cause)
+    return f"{type(cause).__name__}: {cause}"
+
+
+# on_attempt_failed(step name, step, attempt, exception, retry_in): awaited after each failed
+# attempt; retry_in is the backoff before the next attempt, or None when the step has failed.
+AttemptFailed = Callable[[str, Step, int, BaseException, "float | None"], Awaitable[None]]
+
+
 class StepFailed(WorkflowError):
     """An agent or tool step failed on every attempt."""
 
     def __init__(self, step: str, attempts: int, cause: BaseException):
-        reason = "timed out" if isinstance(cause, TimeoutError) else f"{type(cause).__name__}: {cause}"
+        reason = reason_of(cause)
         super().__init__(step, f"failed after {attempts} attempt{'s' if attempts != 1 else ''} ({reason})")
         self.attempts, self.cause = attempts, cause
 
@@ -67,16 +89,18 @@ def join_node(group: str) -> str:
 
 
 def compile_workflow(definition: Definition, execute_step: ExecuteStep, *, checkpointer=None,
-                     default_timeout: float | None = None, sleep=asyncio.sleep):
+                     default_timeout: float | None = None, sleep=asyncio.sleep,
+                     on_attempt_failed: AttemptFailed | None = None):
     """The compiled graph; invoke it with `initial_state(input)` and a thread id.
-    `default_timeout` bounds agent and tool steps that set no `timeout_seconds`."""
+    `default_timeout` bounds agent and tool steps that set no `timeout_seconds`;
+    `on_attempt_failed` hears of every failed attempt (for retry and failure events)."""
     graph = StateGraph(WorkflowState)
     members = {m for s in definition.steps.values() if isinstance(s, ParallelStep) for m in s.steps}
 
     # Nodes first: a multiple-source edge needs all its sources to exist.
     for name, step in definition.steps.items():
         if isinstance(step, (AgentStep, ToolStep)):
-            graph.add_node(name, _work_node(name, step, execute_step, default_timeout, sleep))
+            graph.add_node(name, _work_node(name, step, execute_step, default_timeout, sleep, on_attempt_failed))
         elif isinstance(step, BranchStep):
             graph.add_node(name, _branch_node(name, step))
         elif isinstance(step, ApprovalStep):
@@ -109,7 +133,7 @@ def _context(state: Mapping[str, Any]) -> dict:
 
 
 def _work_node(name: str, step: AgentStep | ToolStep, execute_step: ExecuteStep, default_timeout: float | None,
-               sleep):
+               sleep, on_attempt_failed: AttemptFailed | None = None):
     timeout = step.timeout_seconds or default_timeout
 
     async def node(state: WorkflowState) -> dict:
@@ -127,10 +151,14 @@ def _work_node(name: str, step: AgentStep | ToolStep, execute_step: ExecuteStep,
             except GraphBubbleUp:
                 raise  # an interrupt inside the step (e.g. an agent asking a human) is not a failure
             except Exception as exc:
-                if attempt == attempts:
-                    raise StepFailed(name, attempt, exc) from exc
+                final = attempt == attempts or (isinstance(exc, StepError) and not exc.retryable)
                 # Exponential backoff: backoff, 2×backoff, 4×backoff, …
-                await sleep(step.retry.backoff_seconds * 2 ** (attempt - 1))
+                delay = None if final else step.retry.backoff_seconds * 2 ** (attempt - 1)
+                if on_attempt_failed is not None:
+                    await on_attempt_failed(name, step, attempt, exc, delay)
+                if delay is None:
+                    raise StepFailed(name, attempt, exc) from exc
+                await sleep(delay)
         raise AssertionError("unreachable")
 
     return node
