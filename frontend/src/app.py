@@ -2,10 +2,13 @@
 and the current page (each page module owns its Model, init, update and view)."""
 
 import runtime
-from runtime import Msg, Http, Navigate, Socket, h
+from runtime import Msg, Http, Navigate, Socket, Every, h
 import signin
 import agents
 import chat
+import runs
+import account
+import admin
 
 
 class UrlChanged(Msg):
@@ -50,7 +53,9 @@ class WsMessage(Msg):
         self.data = data
 
 
-PAGES = {"signin": signin, "agents": agents, "chat": chat}
+PAGES = {"signin": signin, "agents": agents, "chat": chat, "runs": runs, "account": account, "admin": admin}
+NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("runs", "/runs", "Runs"),
+       ("account", "/account", "Account"))
 
 
 def parse_query(qs):
@@ -93,6 +98,12 @@ def route(url):
         return "agents", None
     if parts[0] == "chat" and len(parts) <= 2:
         return "chat", parts[1] if len(parts) == 2 else None
+    if parts == ["runs"]:
+        return "runs", parse_query(qs)
+    if parts == ["account"]:
+        return "account", None
+    if parts == ["admin"]:
+        return "admin", None
     return "notfound", path
 
 
@@ -125,14 +136,19 @@ def goto(model, url):
     if page == "redirect":
         return model, [Navigate(arg, replace=True)]
     effects = []
-    if model.page == "chat":
-        effects += chat.leave(model.sub)
+    old = PAGES.get(model.page)
+    if old is not None and hasattr(old, "leave"):
+        effects += old.leave(model.sub)
     if page == "signin":
         sub, fx = signin.init(arg)
     elif page == "agents":
         sub, fx = agents.init()
     elif page == "chat":
         sub, fx = chat.init(arg, model.online)
+    elif page == "runs":
+        sub, fx = runs.init(arg, model.online)
+    elif page in ("account", "admin"):
+        sub, fx = PAGES[page].init()
     else:
         sub, fx = arg, []
     return model.but(url=url, page=page, sub=sub), effects + fx
@@ -156,18 +172,29 @@ def update(msg, model):
         return model, [Http("POST", "/auth/logout", None, SignedOut, SignedOut)]
     if isinstance(msg, SignedOut):
         return model.but(me=None), [Navigate("/signin")]
+    if isinstance(msg, account.SessionEnded):
+        return model.but(me=None, online=False), [Navigate("/signin", replace=True)]
     if isinstance(msg, WsOpened):
-        return _to_page(chat.Connected(), model.but(online=True, ever_online=True))
+        return _live(model.but(online=True, ever_online=True), "Connected")
     if isinstance(msg, WsClosed):
         m = model.but(online=False)
         if msg.code == 4001:     # the session ended (logout elsewhere, revoked)
             m = m.but(me=None, session_ended=True)
-            m, fx = _to_page(chat.Disconnected(), m)
+            m, fx = _live(m, "Disconnected")
             return m, fx + [Navigate("/signin?error=session_ended", replace=True)]
-        return _to_page(chat.Disconnected(), m)
+        return _live(m, "Disconnected")
     if isinstance(msg, WsMessage):
-        return _to_page(chat.Live(msg.data), model)
+        return _live(model, "Live", msg.data)
     return _to_page(msg, model)
+
+
+def _live(model, name, *args):
+    """Hand a socket happening to the current page, if it follows live events."""
+    module = PAGES.get(model.page)
+    cls = getattr(module, name, None) if module is not None else None
+    if cls is None:
+        return model, []
+    return _to_page(cls(*args), model)
 
 
 def _to_page(msg, model):
@@ -182,7 +209,10 @@ def _to_page(msg, model):
 def subscriptions(model):
     if model.me is None:
         return []
-    return [Socket("/ws", WsOpened, WsClosed, WsMessage)]
+    subs = [Socket("/ws", WsOpened, WsClosed, WsMessage)]
+    if model.page == "runs" and runs.has_active(model.sub):
+        subs.append(Every(1000, runs.Tick))      # durations of active runs count up
+    return subs
 
 
 def view(model):
@@ -196,9 +226,9 @@ def view(model):
         h("header", {"class": "top"}, [
             h("a", {"class": "brand", "href": "/agents"}, "Agentstead"),
             model.me and h("nav", {"aria-label": "Main"}, h("ul", {}, [
-                h("li", {}, h("a", _current({"href": "/agents"}, model.page == "agents"), "Agents")),
-                h("li", {}, h("a", _current({"href": "/chat"}, model.page == "chat"), "Chat")),
-            ])),
+                h("li", {}, h("a", _current({"href": href}, model.page == page), label)) for page, href, label in NAV
+            ] + ([h("li", {}, h("a", _current({"href": "/admin"}, model.page == "admin"), "Admin"))]
+                 if model.me.get("role") == "admin" else []))),
             model.me and h("div", {"class": "who"}, [
                 h("span", {"class": "muted"}, model.me.get("email", "")),
                 h("button", {"type": "button", "class": "link", "onclick": SignOut()}, "Sign out")]),

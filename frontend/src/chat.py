@@ -1,5 +1,6 @@
 """The chat page: your threads, one thread's transcript with replies streamed
-token by token over the WebSocket, and a composer."""
+token by token over the WebSocket, tool calls and their results, questions the
+agent asks (answered inline), cancel and resume, and a composer."""
 
 from runtime import Msg, Http, Send, h, memo
 
@@ -42,6 +43,45 @@ class PostFailed(Msg):
         self.error = error
 
 
+class GotRuns(Msg):
+    """The thread's recent runs over REST: statuses, questions and errors after a reload."""
+
+    def __init__(self, body):
+        self.body = body
+
+
+class Cancel(Msg):
+    def __init__(self, run_id):
+        self.run_id = run_id
+
+
+class Resume(Msg):
+    def __init__(self, run_id):
+        self.run_id = run_id
+
+
+class SetAnswer(Msg):
+    def __init__(self, run_id, value):
+        self.run_id, self.value = run_id, value
+
+
+class Answer(Msg):
+    def __init__(self, run_id):
+        self.run_id = run_id
+
+
+class RunChanged(Msg):
+    """A cancel / resume / answer was accepted: the run as the server now has it."""
+
+    def __init__(self, run):
+        self.run = run
+
+
+class ActionFailed(Msg):
+    def __init__(self, run_id, error):
+        self.run_id, self.error = run_id, error
+
+
 class Connected(Msg):
     """The live WebSocket (re)opened: (re)subscribe from the last seq seen."""
 
@@ -57,7 +97,10 @@ class Live(Msg):
         self.data = data
 
 
-TERMINAL = ("succeeded", "failed", "cancelled", "interrupted")
+ACTIVE = ("queued", "running", "waiting_for_input")
+EVENT_STATUS = {"run.queued": "queued", "run.started": "running", "run.waiting": "waiting_for_input",
+                "run.succeeded": "succeeded", "run.failed": "failed", "run.cancelled": "cancelled",
+                "run.interrupted": "interrupted"}
 
 
 class Model:
@@ -70,10 +113,16 @@ class Model:
         self.loaded = False
         self.streams = {}            # run id -> text streamed so far (message.delta)
         self.runs = {}               # run id -> status
-        self.run_errors = {}         # run id -> why it failed
+        self.run_inputs = {}         # run id -> id of the user message that started it
+        self.run_errors = {}         # run id -> why it failed / was interrupted
+        self.prompts = {}            # run id -> the ask_human question it waits on
+        self.answers = {}            # run id -> the answer being typed
+        self.busy = {}               # run id -> True while a cancel / resume / answer is on its way
+        self.tools = {}              # call id -> {run_id, name, arguments, ok, output} (live tool events)
         self.composer = ""
         self.sending = False
         self.last_seq = None         # newest event seq seen on threads/<id>; None: not yet subscribed
+        self.replayed = False        # the first subscribe asked for the whole retained log
         self.subscribed = False
         self.error = None
         self.local = 0               # counter for ids of messages not yet stored
@@ -92,21 +141,31 @@ def topic(model):
 
 
 def subscribe(model):
-    """The subscribe message for this thread: replay from last_seq when we have one."""
+    """The subscribe message for this thread. The first one replays the thread's retained log
+    (after 0): a reply that was streaming before a reload comes back whole; messages the REST
+    load also returned are merged by id, events by seq. Later ones resume from last_seq."""
     if not model.thread_id or not model.online:
         return []
     message = {"op": "subscribe", "topic": topic(model)}
     if model.last_seq is not None:
         message["after"] = model.last_seq
+    elif not model.replayed:
+        message["after"] = 0
     return [Send(message)]
+
+
+def thread_request(thread_id):
+    return Http("GET", "/api/threads/%s?limit=1000" % thread_id, None, GotThread, LoadFailed)
 
 
 def init(thread_id, online):
     model = Model(thread_id, online)
     effects = [Http("GET", "/api/threads?limit=100", None, lambda d: GotThreads(d["threads"]), LoadFailed)]
     if thread_id:
-        effects.append(Http("GET", "/api/threads/%s?limit=1000" % thread_id, None, GotThread, LoadFailed))
+        effects.append(thread_request(thread_id))
+        effects.append(Http("GET", "/api/runs?limit=50&thread_id=" + thread_id, None, GotRuns, LoadFailed))
         effects += subscribe(model)
+        model.replayed = online
     return model, effects
 
 
@@ -124,6 +183,15 @@ def _merge(stored, known):
     return sorted(stored + extra, key=lambda m: m.get("seq") or 0) + [m for m in known if m.get("pending")]
 
 
+def _with(d, key, value):
+    d = dict(d)
+    if value is None:
+        d.pop(key, None)
+    else:
+        d[key] = value
+    return d
+
+
 def apply_event(model, event):
     """One event of threads/<id>, in seq order; events already seen are ignored."""
     seq = event.get("seq") or 0
@@ -133,39 +201,50 @@ def apply_event(model, event):
     run_id = data.get("run_id")
     m = model.but(last_seq=seq)
     if kind == "message.delta":
-        streams = dict(m.streams)
-        streams[run_id] = streams.get(run_id, "") + data.get("text", "")
-        runs = dict(m.runs)
-        runs[run_id] = "running"
-        return m.but(streams=streams, runs=runs)
+        return m.but(streams=_with(m.streams, run_id, m.streams.get(run_id, "") + data.get("text", "")),
+                     runs=_with(m.runs, run_id, "running"))
     if kind == "message.created":
         message = dict(data["message"])
         message.setdefault("run_id", run_id)
-        streams = dict(m.streams)
-        streams.pop(run_id, None)
         messages = m.messages
         if not any(x["id"] == message["id"] for x in messages):
             messages = _merge([x for x in messages if not x.get("pending")] + [message], messages)
-        return m.but(streams=streams, messages=messages)
-    if kind and kind.startswith("run."):
-        status = {"run.queued": "queued", "run.started": "running", "run.waiting": "waiting_for_input",
-                  "run.succeeded": "succeeded", "run.failed": "failed", "run.cancelled": "cancelled",
-                  "run.interrupted": "interrupted"}.get(kind)
-        if status is None:
-            return m
-        runs = dict(m.runs)
-        runs[run_id] = status
-        changes = {"runs": runs}
-        if status == "failed":
-            errors = dict(m.run_errors)
-            errors[run_id] = data.get("message") or data.get("code") or "The run failed."
-            changes["run_errors"] = errors
-        if status == "waiting_for_input":
-            errors = dict(m.run_errors)
-            errors[run_id] = "The agent asks: " + (data.get("question") or "")
-            changes["run_errors"] = errors
-        return m.but(**changes)
-    return m
+        return m.but(streams=_with(m.streams, run_id, None), messages=messages)
+    if kind == "tool.call":
+        call = {"run_id": run_id, "name": data.get("name"), "arguments": data.get("arguments") or {},
+                "ok": None, "output": None}
+        return m.but(tools=_with(m.tools, data.get("call_id"), call))
+    if kind == "tool.result":
+        call = dict(m.tools.get(data.get("call_id")) or {"run_id": run_id, "name": data.get("name"),
+                                                         "arguments": {}})
+        call["ok"], call["output"] = data.get("ok"), data.get("output")
+        return m.but(tools=_with(m.tools, data.get("call_id"), call))
+    status = EVENT_STATUS.get(kind)
+    if status is None:
+        return m
+    changes = {"runs": _with(m.runs, run_id, status), "busy": _with(m.busy, run_id, None)}
+    if kind == "run.queued" or (kind == "run.started" and data.get("resumed")):
+        # a resumed run streams its reply again from the start: drop the interrupted attempt's text
+        changes["streams"] = _with(m.streams, run_id, None)
+        changes["run_errors"] = _with(m.run_errors, run_id, None)
+    if status != "waiting_for_input":
+        changes["prompts"] = _with(m.prompts, run_id, None)
+    if status == "waiting_for_input":
+        changes["prompts"] = _with(m.prompts, run_id, data.get("question") or "")
+    elif status == "failed":
+        changes["run_errors"] = _with(m.run_errors, run_id, data.get("message") or data.get("code")
+                                      or "The run failed.")
+    elif status == "interrupted":
+        changes["run_errors"] = _with(m.run_errors, run_id, "The server stopped while this reply was being "
+                                                             "written. Resume it to continue.")
+    elif status == "cancelled":
+        changes["streams"] = _with(m.streams, run_id, None)
+    return m.but(**changes)
+
+
+def _run_action(model, run_id, url, body=None):
+    return (model.but(busy=_with(model.busy, run_id, True), error=None),
+            [Http("POST", url, body, RunChanged, lambda e, r=run_id: ActionFailed(r, e))])
 
 
 def update(msg, model):
@@ -177,6 +256,20 @@ def update(msg, model):
             return model, []
         return model.but(title=t.get("title") or "Untitled chat", loaded=True,
                          messages=_merge(t.get("messages") or [], model.messages)), []
+    if isinstance(msg, GotRuns):
+        runs, inputs, errors, prompts = dict(model.runs), dict(model.run_inputs), dict(model.run_errors), dict(model.prompts)
+        for r in msg.body.get("runs") or ():
+            if r.get("thread_id") != model.thread_id:
+                continue
+            inputs.setdefault(r["id"], r.get("input_message_id"))
+            if r["id"] in runs:
+                continue              # events already told us more recent news
+            runs[r["id"]] = r.get("status")
+            if r.get("status") == "waiting_for_input":
+                prompts[r["id"]] = r.get("waiting_prompt") or ""
+            elif r.get("status") in ("failed", "interrupted") and r.get("error"):
+                errors[r["id"]] = r["error"].get("message") or r["error"].get("code")
+        return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts), []
     if isinstance(msg, LoadFailed):
         return model.but(error=msg.error.message, loaded=True, threads=model.threads or []), []
     if isinstance(msg, SetComposer):
@@ -190,18 +283,54 @@ def update(msg, model):
         return (model.but(composer="", sending=True, local=local, error=None, messages=model.messages + [pending]),
                 [Http("POST", "/api/threads/%s/messages" % model.thread_id, {"content": content}, Posted, PostFailed)])
     if isinstance(msg, Posted):
+        run = msg.run
         runs = dict(model.runs)
-        runs.setdefault(msg.run["id"], msg.run.get("status", "queued"))
-        messages = [dict(m, pending=False) if m.get("pending") else m for m in model.messages]
-        return model.but(sending=False, runs=runs, messages=messages), []
+        runs.setdefault(run["id"], run.get("status", "queued"))
+        input_id = run.get("input_message_id")
+        messages = []
+        for m in model.messages:
+            if m.get("pending"):
+                m = dict(m, pending=False, id=input_id or m["id"])
+            messages.append(m)
+        return model.but(sending=False, runs=runs, messages=messages,
+                         run_inputs=_with(model.run_inputs, run["id"], input_id)), []
     if isinstance(msg, PostFailed):
         failed = [m for m in model.messages if m.get("pending")]
         return (model.but(sending=False, error=msg.error.message,
                           composer=failed[-1]["content"] if failed else model.composer,
                           messages=[m for m in model.messages if not m.get("pending")]), [])
+    if isinstance(msg, Cancel):
+        if model.busy.get(msg.run_id):
+            return model, []
+        return _run_action(model, msg.run_id, "/api/runs/%s/cancel" % msg.run_id)
+    if isinstance(msg, Resume):
+        if model.busy.get(msg.run_id):
+            return model, []
+        return _run_action(model, msg.run_id, "/api/runs/%s/resume" % msg.run_id)
+    if isinstance(msg, SetAnswer):
+        return model.but(answers=_with(model.answers, msg.run_id, msg.value)), []
+    if isinstance(msg, Answer):
+        answer = (model.answers.get(msg.run_id) or "").strip()
+        if not answer or model.busy.get(msg.run_id):
+            return model, []
+        m, fx = _run_action(model, msg.run_id, "/api/runs/%s/resume" % msg.run_id, {"answer": answer})
+        return m.but(answers=_with(m.answers, msg.run_id, None)), fx
+    if isinstance(msg, RunChanged):
+        run = msg.run or {}
+        rid = run.get("id")
+        if not rid:
+            return model, []
+        changes = {"busy": _with(model.busy, rid, None)}
+        if model.runs.get(rid) in ("waiting_for_input", "interrupted") and run.get("status") in ACTIVE:
+            changes["prompts"] = _with(model.prompts, rid, None)
+            changes["run_errors"] = _with(model.run_errors, rid, None)
+            changes["runs"] = _with(model.runs, rid, run.get("status"))
+        return model.but(**changes), []
+    if isinstance(msg, ActionFailed):
+        return model.but(busy=_with(model.busy, msg.run_id, None), error=msg.error.message), []
     if isinstance(msg, Connected):
         m = model.but(online=True, subscribed=False)
-        return m, subscribe(m)
+        return m.but(replayed=True), subscribe(m)
     if isinstance(msg, Disconnected):
         return model.but(online=False, subscribed=False), []
     if isinstance(msg, Live):
@@ -222,8 +351,8 @@ def live(model, data):
         code = data.get("code")
         if code == "cursor_expired":
             # too far behind the log: reload the thread over REST, then follow live events
-            m = model.but(last_seq=None, subscribed=False)
-            return m, [Http("GET", "/api/threads/%s?limit=1000" % m.thread_id, None, GotThread, LoadFailed)] + subscribe(m)
+            m = model.but(last_seq=None, subscribed=False, replayed=True)
+            return m, [thread_request(m.thread_id)] + subscribe(m)
         if code == "already_subscribed":
             return model.but(subscribed=True), []
         if code == "forbidden":
@@ -233,14 +362,26 @@ def live(model, data):
 
 # ---------------------------------------------------------------- view
 
+def _args(arguments):
+    if not isinstance(arguments, dict):
+        return str(arguments)
+    return ", ".join("%s: %s" % (k, arguments[k]) for k in sorted(arguments))
+
+
 def _message(m):
     role = m.get("role", "assistant")
-    if role == "assistant" and not m.get("content"):
-        return h("li", {"class": "msg note"}, "Used a tool")
-    label = {"user": "You", "assistant": "Agent", "tool": "Tool"}.get(role, role)
+    if role == "tool":
+        return h("li", {"class": "msg tool"}, h("details", {}, [
+            h("summary", {}, "Tool result"),
+            h("pre", {"class": "body"}, m.get("content", ""))]))
+    calls = m.get("tool_calls") or ()
+    label = {"user": "You", "assistant": "Agent"}.get(role, role)
     return h("li", {"class": "msg " + role + (" pending" if m.get("pending") else "")}, [
         h("span", {"class": "who"}, label),
-        h("div", {"class": "body"}, m.get("content", "")),
+        m.get("content") and h("div", {"class": "body"}, m.get("content", "")),
+        calls and h("ul", {"class": "calls"}, [
+            h("li", {}, ["Called ", h("code", {}, c.get("name", "")), "(" + _args(c.get("args")) + ")"])
+            for c in calls]),
         m.get("partial") and h("span", {"class": "muted"}, " (cut short)"),
     ])
 
@@ -252,17 +393,96 @@ def _thread_link(t, current):
     return h("li", {}, h("a", attrs, t.get("title") or "Untitled chat"))
 
 
+def _stored_results(model):
+    return {m.get("tool_call_id") for m in model.messages if m.get("role") == "tool"}
+
+
+def run_block(model, run_id, stored_results):
+    """What a run adds below its messages: streamed text, tools at work, a question, buttons."""
+    status = model.runs.get(run_id)
+    streamed = model.streams.get(run_id)
+    busy = model.busy.get(run_id)
+    items = []
+    if streamed:
+        items.append(h("li", {"key": "stream-" + run_id,
+                              "class": "msg assistant streaming" + (" stopped" if status == "interrupted" else "")},
+                       [h("span", {"class": "who"}, "Agent"), h("div", {"class": "body"}, streamed)]))
+    for call_id in sorted(model.tools):
+        call = model.tools[call_id]
+        if call.get("run_id") != run_id or call_id in stored_results or call.get("name") == "ask_human":
+            continue
+        done = call.get("output") is not None
+        items.append(h("li", {"key": "tool-" + call_id, "class": "msg tool live"}, [
+            h("span", {"class": "who"}, "Tool"),
+            h("div", {}, [h("code", {}, call.get("name") or ""), "(" + _args(call.get("arguments")) + ") ",
+                          h("span", {"class": "muted"}, ("returned" if call.get("ok") else "failed") if done
+                            else "running…")]),
+            done and h("pre", {"class": "body"}, call.get("output")),
+        ]))
+    if status in ("queued", "running"):
+        items.append(h("li", {"key": "state-" + run_id, "class": "msg note run-state"}, [
+            h("span", {}, "Queued…" if status == "queued" else ("Writing…" if streamed else "Thinking…")), " ",
+            h("button", {"type": "button", "class": "secondary small", "disabled": busy,
+                         "onclick": Cancel(run_id)}, "Cancel"),
+        ]))
+    elif status == "waiting_for_input":
+        fid = "answer-" + run_id
+        items.append(h("li", {"key": "ask-" + run_id, "class": "msg ask"}, h("form", {
+            "onsubmit": Answer(run_id), "aria-label": "Answer the agent"}, [
+            h("p", {"class": "question", "id": fid + "-q"}, ["The agent asks: ", h("strong", {}, model.prompts.get(run_id, ""))]),
+            h("label", {"for": fid}, "Your answer"),
+            h("textarea", {"id": fid, "rows": "2", "value": model.answers.get(run_id, ""),
+                           "aria-describedby": fid + "-q",
+                           "oninput": lambda ev, r=run_id: SetAnswer(r, ev.target.value)}),
+            h("div", {"class": "row"}, [
+                h("button", {"type": "submit", "disabled": busy or not (model.answers.get(run_id) or "").strip()},
+                  "Answer"),
+                h("button", {"type": "button", "class": "secondary", "disabled": busy, "onclick": Cancel(run_id)},
+                  "Cancel run")]),
+        ])))
+    elif status == "interrupted":
+        items.append(h("li", {"key": "state-" + run_id, "class": "msg note alert run-state"}, [
+            h("span", {}, model.run_errors.get(run_id) or "This run was interrupted."), " ",
+            h("button", {"type": "button", "class": "small", "disabled": busy, "onclick": Resume(run_id)},
+              "Resume")]))
+    elif status == "failed":
+        items.append(h("li", {"key": "err-" + run_id, "class": "msg note alert"},
+                       model.run_errors.get(run_id) or "The run failed."))
+    elif status == "cancelled":
+        items.append(h("li", {"key": "state-" + run_id, "class": "msg note"}, "Cancelled."))
+    return items
+
+
+def _anchors(model):
+    """{message index: [run ids]}: each run's block goes after its last message (or its input)."""
+    by_input = {}
+    for rid, mid in model.run_inputs.items():
+        if mid:
+            by_input[mid] = rid
+    last = {}
+    for i, m in enumerate(model.messages):
+        rid = m.get("run_id") if m.get("role") != "user" else by_input.get(m["id"])
+        if rid:
+            last[rid] = i
+    out, tail = {}, []
+    for rid in model.runs:
+        if rid in last:
+            out.setdefault(last[rid], []).append(rid)
+        else:
+            tail.append(rid)
+    return out, tail
+
+
 def transcript(model):
-    items = [memo(_message, m, key=m["id"]) for m in model.messages]
-    for run_id, status in model.runs.items():
-        streamed = model.streams.get(run_id)
-        if streamed:
-            items.append(h("li", {"key": "stream-" + run_id, "class": "msg assistant streaming"}, [
-                h("span", {"class": "who"}, "Agent"), h("div", {"class": "body"}, streamed)]))
-        elif status in ("queued", "running"):
-            items.append(h("li", {"key": "wait-" + run_id, "class": "msg note"}, "Thinking…"))
-        if run_id in model.run_errors:
-            items.append(h("li", {"key": "err-" + run_id, "class": "msg note alert"}, model.run_errors[run_id]))
+    anchors, tail = _anchors(model)
+    stored = _stored_results(model) if model.tools else ()
+    items = []
+    for i, m in enumerate(model.messages):
+        items.append(memo(_message, m, key=m["id"]))
+        for rid in anchors.get(i, ()):
+            items += run_block(model, rid, stored)
+    for rid in tail:
+        items += run_block(model, rid, stored)
     return h("ol", {"class": "transcript", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, items)
 
 

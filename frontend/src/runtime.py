@@ -73,8 +73,9 @@ class Delay(Effect):
 class ApiError:
     """What an Http effect's on_err receives: the API's {"error": {...}} as fields."""
 
-    def __init__(self, status, code, message, details=None):
+    def __init__(self, status, code, message, details=None, body=None):
         self.status, self.code, self.message, self.details = status, code, message, details or {}
+        self.body = body          # the whole parsed body (e.g. /readyz answers 503 with its checks)
 
     def field_errors(self):
         """{json pointer: message} from error.details.errors (validation_failed)."""
@@ -100,6 +101,14 @@ class Socket:
     def __init__(self, url, on_open, on_close, on_message):
         self.key = "ws:" + url
         self.url, self.on_open, self.on_close, self.on_message = url, on_open, on_close, on_message
+
+
+class Every:
+    """Dispatch to_msg(now_ms) every ms milliseconds while subscribed (clocks for durations)."""
+
+    def __init__(self, ms, to_msg):
+        self.key = "every:%d" % ms
+        self.ms, self.to_msg = ms, to_msg
 
 
 def backoff_ms(attempt, base=500, cap=15000):
@@ -326,6 +335,7 @@ def _ensure(n):
 # ---------------------------------------------------------------- applier (touches a DOM)
 
 PROPS = ("value", "checked", "selected")
+SVG_NS = "http://www.w3.org/2000/svg"
 
 
 class Applier:
@@ -338,22 +348,26 @@ class Applier:
         self.listening = set()
         self.next_id = 1
 
-    def build(self, node):
+    def build(self, node, svg=False):
         if node.tag is None:
             node.el = self.doc.createTextNode(node.text)
             return node.el
-        el = node.el = self.doc.createElement(node.tag)
+        svg = svg or node.tag == "svg"   # SVG elements need their namespace to render
+        el = node.el = self.doc.createElementNS(SVG_NS, node.tag) if svg else self.doc.createElement(node.tag)
         for name, value in node.attrs.items():
             if name.startswith("on"):
                 self.set_event(node, name, value)
             else:
-                self.set_attr(el, name, value)
+                self.set_attr(el, name, value, svg)
         for c in node.children:
-            el.appendChild(self.build(_ensure(c)))
+            el.appendChild(self.build(_ensure(c), svg))
         return el
 
-    def set_attr(self, el, name, value):
-        if name in PROPS:
+    def _in_svg(self, parent_el):
+        return parent_el is not None and getattr(parent_el, "namespaceURI", None) == SVG_NS
+
+    def set_attr(self, el, name, value, svg=False):
+        if name in PROPS and not svg:
             if name == "value":
                 value = "" if value is None else str(value)
             if getattr(el, name) != value:
@@ -413,7 +427,8 @@ class Applier:
             elif kind == "text":
                 op[1].el.nodeValue = op[2]
             elif kind == "create":
-                op[1].el.insertBefore(self.build(op[2]), op[3].el if op[3] is not None else None)
+                op[1].el.insertBefore(self.build(op[2], self._in_svg(op[1].el)),
+                                      op[3].el if op[3] is not None else None)
             elif kind == "move":
                 op[1].el.insertBefore(op[2].el, op[3].el if op[3] is not None else None)
             elif kind == "remove":
@@ -423,7 +438,7 @@ class Applier:
                 old, new = op[1], op[2]
                 parent = old.el.parentNode
                 self.forget(old)
-                parent.replaceChild(self.build(new), old.el)
+                parent.replaceChild(self.build(new, self._in_svg(parent)), old.el)
 
 
 # ---------------------------------------------------------------- the program (browser only)
@@ -553,7 +568,8 @@ class Program:
             return
         err = (data or {}).get("error") if isinstance(data, dict) else None
         err = ApiError(status, (err or {}).get("code") or "http_%d" % status,
-                       (err or {}).get("message") or "The request failed (%d)." % status, (err or {}).get("details"))
+                       (err or {}).get("message") or "The request failed (%d)." % status, (err or {}).get("details"),
+                       data)
         if status == 401 and err.code == "token_expired" and not retried and fx.url != "/auth/refresh":
             self._fetch(Http("POST", "/auth/refresh", None,
                              lambda _: self._fetch(fx, retried=True),
@@ -574,11 +590,17 @@ class Program:
             if key not in wanted:
                 s = self.sockets.pop(key)
                 s["closed_by_us"] = True
+                if s.get("timer") is not None:
+                    js.clearInterval(s["timer"])
                 if s["ws"] is not None:
                     s["ws"].close(1000)
         for key, sub in wanted.items():
             if key in self.sockets:
                 self.sockets[key]["sub"] = sub
+            elif isinstance(sub, Every):
+                self.sockets[key] = s = {"sub": sub, "ws": None, "open": False, "closed_by_us": False}
+                s["timer"] = js.setInterval(jsffi.create_proxy(
+                    lambda *_, s=s: self.dispatch(s["sub"].to_msg(js.Date.now()))), sub.ms)
             else:
                 self.sockets[key] = {"sub": sub, "ws": None, "open": False, "attempt": 0, "closed_by_us": False}
                 self._connect(self.sockets[key])

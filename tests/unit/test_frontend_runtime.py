@@ -8,17 +8,12 @@ import sys
 
 import pytest
 
-SRC = pathlib.Path(__file__).resolve().parents[2] / "frontend" / "src"
-sys.path.insert(0, str(SRC))
+from .test_frontend_pages import load_spa
 
-import agents  # noqa: E402
-import app  # noqa: E402
-import chat  # noqa: E402
-import runtime  # noqa: E402
-import signin  # noqa: E402
-from runtime import ApiError, Applier, Http, Navigate, Send, diff, h, memo, text  # noqa: E402
-
-sys.path.remove(str(SRC))
+_spa = load_spa()      # the SPA's modules under unique names (spa.app, spa.chat, ...)
+agents, app, chat, runtime, signin = _spa.agents, _spa.app, _spa.chat, _spa.runtime, _spa.signin
+ApiError, Applier, Http, Navigate, Send = runtime.ApiError, runtime.Applier, runtime.Http, runtime.Navigate, runtime.Send
+diff, h, memo, text = runtime.diff, runtime.h, runtime.memo, runtime.text
 
 
 # ---------------------------------------------------------------- a fake DOM with the browser's method names
@@ -245,7 +240,7 @@ def _event(seq, kind, **data):
 
 def test_chat_streams_deltas_then_the_stored_message():
     model, effects = chat.init("t1", online=True)
-    assert Send({"op": "subscribe", "topic": "threads/t1"}) in effects
+    assert Send({"op": "subscribe", "topic": "threads/t1", "after": 0}) in effects   # replay: a reload mid-stream loses nothing
     model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 10}), model)
     model, _ = chat.update(_event(11, "run.started", resumed=False), model)
     model, _ = chat.update(_event(12, "message.delta", text="Hel"), model)

@@ -1,0 +1,69 @@
+"""The account page: API tokens shown once and revoked; log out here or everywhere."""
+
+import account
+from runtime import Http, ApiError
+from kit import find, find_all, text_of, fire, effects_of
+
+TOK = {"id": "k1", "name": "ci", "scopes": ["read"], "created_at": "2026-01-01T00:00:00Z",
+       "expires_at": "2026-01-31T00:00:00Z", "last_used_at": None}
+
+
+def loaded(tokens=()):
+    model, fx = account.init()
+    assert fx[0].url == "/api/tokens"
+    model, _ = account.update(account.GotTokens({"tokens": list(tokens)}), model)
+    return model
+
+
+def test_create_with_scopes_and_expiry_shows_the_value_once():
+    model = loaded()
+    tree = account.view(model)
+    assert "No API tokens." in text_of(tree)
+    model, _ = account.update(fire(find(tree, "input", id="token-name"), "input", "deploy"), model)
+    model, _ = account.update(account.ToggleScope("write"), model)
+    model, _ = account.update(fire(find(account.view(model), "select", id="token-expiry"), "change", "90"), model)
+    model, fx = account.update(fire(find(account.view(model), "form", aria_labelledby="new-token"), "submit"), model)
+    assert fx[0].method == "POST" and fx[0].body == {"name": "deploy", "scopes": ["read", "write"], "expires_in_days": 90}
+    created = dict(TOK, id="k2", name="deploy", scopes=["read", "write"], token="ast_secret")
+    model, _ = account.update(fx[0].on_ok(created), model)
+    tree = account.view(model)
+    assert find(tree, "input", id="new-token-value").attrs["value"] == "ast_secret"
+    assert "ast_secret" not in str([t for t in model.tokens])
+    model, _ = account.update(account.DismissNew(), model)
+    assert not find_all(account.view(model), "input", id="new-token-value")
+    assert "ast_secret" not in text_of(account.view(model))
+
+
+def test_validation():
+    model = loaded()
+    model, fx = account.update(account.Create(), model)
+    assert fx == [] and find(account.view(model), "p", id="token-name-error")
+    model, _ = account.update(account.SetName("x"), model)
+    model, _ = account.update(account.ToggleScope("read"), model)
+    model, fx = account.update(account.Create(), model)
+    assert fx == [] and "at least one scope" in text_of(account.view(model))
+    model, _ = account.update(account.ToggleScope("admin"), model)
+    model, fx = account.update(account.Create(), model)
+    err = ApiError(403, "forbidden", "Only administrators can create admin tokens.")
+    model, _ = account.update(fx[0].on_err(err), model)
+    assert find(account.view(model), "p", "Only administrators", role="alert") and not model.saving
+
+
+def test_revoke_asks_first():
+    model = loaded([TOK])
+    tree = account.view(model)
+    model, fx = account.update(fire(find(tree, "button", aria_label="Revoke token ci"), "click"), model)
+    assert fx == []
+    model, fx = account.update(fire(find(account.view(model), "button", "Yes, revoke"), "click"), model)
+    assert fx[0].method == "DELETE" and fx[0].url == "/api/tokens/k1"
+    model, _ = account.update(fx[0].on_ok(None), model)
+    assert model.tokens == [] and "No API tokens." in text_of(account.view(model))
+
+
+def test_log_out_everywhere():
+    model = loaded()
+    model, fx = account.update(fire(find(account.view(model), "button", "Log out everywhere"), "click"), model)
+    assert fx[0].url == "/auth/logout-all"
+    assert isinstance(fx[0].on_ok({"sessions_revoked": 2}), account.SessionEnded)
+    model, fx = account.update(account.LogOutHere(), model)
+    assert fx[0].url == "/auth/logout"

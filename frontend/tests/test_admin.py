@@ -1,0 +1,91 @@
+"""The admin page: health and backups, users and roles, audit paging, the usage chart."""
+
+import admin
+from runtime import Http, ApiError
+from kit import find, find_all, text_of, fire, effects_of
+
+HEALTH = {"status": "degraded", "failing": [], "degraded": ["backup"], "checks": {
+    "database": {"ok": True, "latency_ms": 1.2}, "schema": {"ok": True, "version": 7, "expected": 7},
+    "disk": {"ok": True, "free_bytes": 1000},
+    "backup": {"ok": False, "replica": "file:///r", "litestream": "not running", "lag_seconds": None,
+               "last_drill": {"ok": True, "at": "2026-01-01T03:00:00Z"}}}}
+USER = {"id": "u1", "email": "ada@example.org", "name": "Ada", "role": "member", "disabled": False,
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
+
+
+def loaded():
+    model, fx = admin.init()
+    urls = [e.url for e in fx]
+    assert urls == ["/api/admin/health", "/api/admin/users?limit=200", "/api/admin/audit?limit=25",
+                    "/api/admin/usage?days=30"]
+    return model, fx
+
+
+def test_health_and_backups():
+    model, fx = loaded()
+    model, _ = admin.update(fx[0].on_ok(HEALTH), model)
+    text = text_of(admin.view(model))
+    assert "Degraded: backup" in text and "not running" in text and "last drill: ok" in text
+    # 503 with a readiness body still shows the checks
+    failing = dict(HEALTH, status="fail", failing=["disk"])
+    model, _ = admin.update(fx[0].on_err(ApiError(503, "http_503", "x", None, failing)), model)
+    assert "Not ready: disk" in text_of(admin.view(model))
+    model, _ = admin.update(fx[0].on_err(ApiError(403, "forbidden", "no")), model)
+    assert "Only administrators" in text_of(admin.view(model))
+
+
+def test_users_roles_and_disable():
+    model, fx = loaded()
+    model, _ = admin.update(fx[1].on_ok({"users": [USER], "next": None}), model)
+    tree = admin.view(model)
+    model, efx = admin.update(fire(find(tree, "select", aria_label="Role of ada@example.org"), "change", "admin"), model)
+    assert efx[0].method == "PATCH" and efx[0].url == "/api/admin/users/u1" and efx[0].body == {"role": "admin"}
+    model, _ = admin.update(efx[0].on_ok(dict(USER, role="admin")), model)
+    assert model.users[0]["role"] == "admin"
+    model, efx = admin.update(fire(find(admin.view(model), "button", aria_label="Disable ada@example.org"), "click"), model)
+    assert efx[0].body == {"disabled": True}
+    model, _ = admin.update(efx[0].on_err(ApiError(409, "conflict", "You cannot disable yourself.")), model)
+    assert find(admin.view(model), "p", "You cannot disable yourself.", role="alert")
+    model, _ = admin.update(admin.SetUserQuery("ad"), model)
+    model, efx = admin.update(admin.SearchUsers(), model)
+    assert efx[0].url == "/api/admin/users?limit=200&q=ad"
+
+
+def entries(start, n):
+    return [{"id": i, "at": "2026-01-01T00:00:00Z", "action": "auth.signin", "outcome": "success", "actor_id": "u1",
+             "target": "user:u1", "ip": "127.0.0.1", "user_agent": "x", "details": {}} for i in range(start, start - n, -1)]
+
+
+def test_audit_filters_and_pages():
+    model, fx = loaded()
+    model, _ = admin.update(fx[2].on_ok({"entries": entries(100, 25), "next": 75}), model)
+    assert len(find_all(find(admin.view(model), "table", aria_label="Audit log"), "tr")) == 26
+    model, efx = admin.update(fire(find(admin.view(model), "button", "Older"), "click"), model)
+    assert efx[0].url == "/api/admin/audit?before=75&limit=25"
+    model, _ = admin.update(efx[0].on_ok({"entries": entries(75, 25), "next": 50}), model)
+    model, efx = admin.update(admin.AuditPage(None), model)
+    assert efx[0].url == "/api/admin/audit?limit=25"
+    model, _ = admin.update(efx[0].on_ok({"entries": entries(100, 25), "next": 75}), model)
+    assert find(admin.view(model), "button", "Newer").attrs["disabled"] is True
+    model, _ = admin.update(admin.SetAuditFilter("outcome", "failure"), model)
+    model, _ = admin.update(admin.SetAuditFilter("action", "token.created"), model)
+    model, efx = admin.update(admin.FilterAudit(), model)
+    assert efx[0].url == "/api/admin/audit?action=token.created&limit=25&outcome=failure"
+
+
+def test_usage_chart_is_svg_with_a_text_alternative():
+    usage = [{"day": "2026-01-01", "model": "a", "prompt_tokens": 100, "completion_tokens": 50, "runs": 1, "user_id": "u"},
+             {"day": "2026-01-01", "model": "b", "prompt_tokens": 10, "completion_tokens": 5, "runs": 1, "user_id": "v"},
+             {"day": "2026-01-03", "model": "a", "prompt_tokens": 1000, "completion_tokens": 0, "runs": 2, "user_id": "u"}]
+    points = admin.daily(usage, 30)
+    assert points == [("2026-01-01", 110, 55), ("2026-01-02", 0, 0), ("2026-01-03", 1000, 0)]
+    svg = admin.chart(points)
+    assert svg.tag == "svg" and svg.attrs["role"] == "img"
+    assert len(find_all(svg, "rect")) == 6
+    assert "1,165 tokens over 3 days" in text_of(find(svg, "desc"))
+    assert admin._day(0) == "1970-01-01" and admin._day(951782400000) == "2000-02-29"
+    model, fx = loaded()
+    model, _ = admin.update(fx[3].on_ok({"usage": usage}), model)
+    assert find(admin.view(model), "svg")
+    model, _ = admin.update(fx[3].on_ok({"usage": []}), model)
+    assert "No tokens used" in text_of(admin.view(model))

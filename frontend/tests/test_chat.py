@@ -1,0 +1,204 @@
+"""The chat page: streamed deltas, replay after reload or reconnect without loss or
+duplication, tool calls, ask_human answered inline, cancel and resume."""
+
+import chat
+from runtime import Http, Send, ApiError
+from kit import find, find_all, text_of, fire, effects_of
+
+T = "t1"
+
+
+def ev(seq, kind, **data):
+    data.setdefault("thread_id", T)
+    return {"op": "event", "topic": "threads/" + T, "seq": seq, "type": kind, "at": "2026-01-01T00:00:00Z",
+            "data": data}
+
+
+def live(model, *events):
+    for e in events:
+        model, _ = chat.update(chat.Live(e), model)
+    return model
+
+
+def opened(online=True):
+    model, fx = chat.init(T, online)
+    return model, fx
+
+
+def stream_events(words, run="r1", start=10):
+    out = [ev(start, "run.queued", run_id=run, agent_id="a"), ev(start + 1, "run.started", run_id=run, resumed=False)]
+    for i, w in enumerate(words):
+        out.append(ev(start + 2 + i, "message.delta", run_id=run, text=w))
+    return out
+
+
+def test_init_loads_thread_runs_and_replays_the_log():
+    model, fx = opened()
+    urls = [e.url for e in effects_of(fx, Http)]
+    assert "/api/threads/t1?limit=1000" in urls and "/api/runs?limit=50&thread_id=t1" in urls
+    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 0}
+    # offline: nothing is sent; the first Connected replays from 0, later ones from the cursor
+    model, fx = opened(False)
+    assert effects_of(fx, Send) == []
+    model, fx = chat.update(chat.Connected(), model)
+    assert fx[0].message["after"] == 0
+    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 42}), model)
+    model, _ = chat.update(chat.Disconnected(), model)
+    model, fx = chat.update(chat.Connected(), model)
+    assert fx[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 42}
+
+
+def test_deltas_stream_and_a_replay_does_not_duplicate():
+    model, _ = opened()
+    events = stream_events(["Hel", "lo ", "there"])
+    model = live(model, *events)
+    assert model.streams == {"r1": "Hello there"}
+    # the same events again (overlap of replay and live) change nothing
+    model = live(model, *events)
+    assert model.streams == {"r1": "Hello there"}
+    tree = chat.view(model)
+    assert find(tree, "li", "Hello there", **{"class": "msg assistant streaming"})
+    assert find(tree, "button", "Cancel")
+
+
+def test_reload_mid_stream_then_message_created():
+    # a reload: REST messages and the replayed log arrive in either order
+    user = {"id": "m1", "seq": 1, "role": "user", "content": "Hi", "run_id": None}
+    reply = {"id": "m2", "seq": 2, "role": "assistant", "content": "Hello there", "run_id": "r1", "partial": False}
+    for rest_first in (True, False):
+        model, _ = opened()
+        if rest_first:
+            model, _ = chat.update(chat.GotThread({"id": T, "title": "x", "messages": [user]}), model)
+        model = live(model, *stream_events(["Hello", " there"]))
+        if not rest_first:
+            model, _ = chat.update(chat.GotThread({"id": T, "title": "x", "messages": [user]}), model)
+        model = live(model, ev(20, "message.created", run_id="r1", message=reply),
+                     ev(21, "run.succeeded", run_id="r1", prompt_tokens=3, completion_tokens=2))
+        assert model.streams == {}
+        assert [m["id"] for m in model.messages] == ["m1", "m2"]
+        assert text_of(chat.transcript(model)).count("Hello there") == 1
+
+
+def test_resumed_run_restreams_from_scratch():
+    model, _ = opened()
+    model = live(model, *stream_events(["Hello", " wor"]))
+    model = live(model, ev(30, "run.interrupted", run_id="r1"))
+    tree = chat.view(model)
+    assert find(tree, "button", "Resume")
+    assert "Hello wor" in text_of(tree)
+    model = live(model, ev(31, "run.started", run_id="r1", resumed=True),
+                 ev(32, "message.delta", run_id="r1", text="Hello"), ev(33, "message.delta", run_id="r1", text=" world"))
+    assert model.streams["r1"] == "Hello world"
+    assert not find_all(chat.view(model), "button", "Resume")
+
+
+def test_resume_and_cancel_effects():
+    model, _ = opened()
+    model = live(model, *stream_events(["x"]))
+    model, fx = chat.update(fire(find(chat.view(model), "button", "Cancel"), "click"), model)
+    assert fx[0].method == "POST" and fx[0].url == "/api/runs/r1/cancel"
+    assert find(chat.view(model), "button", "Cancel", disabled=True)
+    model, fx2 = chat.update(chat.Cancel("r1"), model)
+    assert fx2 == []        # one request at a time
+    model, _ = chat.update(fx[0].on_ok({"id": "r1", "status": "cancelled"}), model)
+    model = live(model, ev(40, "run.cancelled", run_id="r1"))
+    assert "Cancelled." in text_of(chat.view(model))
+    model, fx = chat.update(chat.Resume("r2"), model)
+    assert fx[0].url == "/api/runs/r2/resume" and fx[0].body is None
+    model, _ = chat.update(fx[0].on_err(ApiError(409, "conflict", "The run cannot be resumed.")), model)
+    assert model.error == "The run cannot be resumed." and not model.busy
+
+
+def test_ask_human_is_answered_inline():
+    model, _ = opened()
+    model = live(model, ev(10, "run.started", run_id="r1", resumed=False),
+                 ev(11, "run.waiting", run_id="r1", question="Which city?"))
+    tree = chat.view(model)
+    form = find(tree, "form", aria_label="Answer the agent")
+    assert "Which city?" in text_of(form)
+    box = find(form, "textarea")
+    assert find(tree, "label", "Your answer").attrs["for"] == box.attrs["id"]
+    model, _ = chat.update(fire(box, "input", "Paris"), model)
+    assert find(chat.view(model), "button", "Answer").attrs.get("disabled") in (False, None)
+    model, fx = chat.update(fire(find(chat.view(model), "form", aria_label="Answer the agent"), "submit"), model)
+    assert fx[0].url == "/api/runs/r1/resume" and fx[0].body == {"answer": "Paris"}
+    model, _ = chat.update(fx[0].on_ok({"id": "r1", "status": "running"}), model)
+    assert model.runs["r1"] == "running" and "r1" not in model.prompts
+    assert not find_all(chat.view(model), "form", aria_label="Answer the agent")
+
+
+def test_empty_answer_is_not_sent():
+    model, _ = opened()
+    model = live(model, ev(11, "run.waiting", run_id="r1", question="?"))
+    model, fx = chat.update(chat.Answer("r1"), model)
+    assert fx == []
+
+
+def test_waiting_run_after_reload_comes_from_rest():
+    model, _ = opened()
+    model, _ = chat.update(chat.GotRuns({"runs": [
+        {"id": "r1", "thread_id": T, "status": "waiting_for_input", "waiting_prompt": "Sure?", "input_message_id": "m1"},
+        {"id": "r0", "thread_id": T, "status": "interrupted", "error": {"code": "interrupted", "message": "stopped"},
+         "input_message_id": "m0"}]}), model)
+    tree = chat.view(model)
+    assert "Sure?" in text_of(tree) and find(tree, "button", "Resume")
+    # events are newer than the REST snapshot: a later GotRuns does not undo them
+    model = live(model, ev(50, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1))
+    model, _ = chat.update(chat.GotRuns({"runs": [{"id": "r1", "thread_id": T, "status": "waiting_for_input",
+                                                   "waiting_prompt": "Sure?"}]}), model)
+    assert model.runs["r1"] == "succeeded"
+
+
+def test_tool_calls_and_results():
+    model, _ = opened()
+    model = live(model, ev(10, "run.started", run_id="r1", resumed=False),
+                 ev(11, "message.created", run_id="r1", message={
+                     "id": "m2", "seq": 2, "role": "assistant", "content": "", "partial": False, "run_id": "r1",
+                     "tool_calls": [{"id": "c1", "name": "calculator", "args": {"expression": "2+2"}}]}),
+                 ev(12, "tool.call", run_id="r1", call_id="c1", name="calculator", arguments={"expression": "2+2"}))
+    text = text_of(chat.view(model))
+    assert "Called calculator(expression: 2+2)" in text and "running…" in text
+    model = live(model, ev(13, "tool.result", run_id="r1", call_id="c1", name="calculator", ok=True, output="4"))
+    assert "returned" in text_of(chat.view(model))
+    model = live(model, ev(14, "message.created", run_id="r1", message={
+        "id": "m3", "seq": 3, "role": "tool", "content": "4", "partial": False, "run_id": "r1", "tool_call_id": "c1"}))
+    tree = chat.view(model)
+    assert find(tree, "summary", "Tool result") and "running…" not in text_of(tree)
+    assert not find_all(tree, "li", **{"class": "msg tool live"})
+
+
+def test_failed_run_and_cursor_expired():
+    model, _ = opened()
+    model = live(model, ev(10, "run.failed", run_id="r1", code="llm_error", message="The model is unreachable."))
+    assert "The model is unreachable." in text_of(chat.view(model))
+    model, fx = chat.update(chat.Live({"op": "error", "code": "cursor_expired", "message": "x"}), model)
+    assert effects_of(fx, Http)[0].url == "/api/threads/t1?limit=1000"
+    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1"}
+
+
+def test_send_and_post_failure_keeps_the_text():
+    model, _ = opened()
+    model, _ = chat.update(fire(find(chat.view(model), "textarea", id="composer"), "input", "Hello"), model)
+    model, fx = chat.update(fire(find(chat.view(model), "textarea", id="composer"), "keydown", key="Enter"), model)
+    assert fx[0].body == {"content": "Hello"} and model.composer == ""
+    assert model.messages[-1]["pending"]
+    model, _ = chat.update(fx[0].on_err(ApiError(429, "rate_limited", "Slow down.")), model)
+    assert model.composer == "Hello" and model.error == "Slow down." and model.messages == []
+    model, fx = chat.update(chat.SendMessage(), model)
+    model, _ = chat.update(fx[0].on_ok({"id": "r9", "status": "queued", "input_message_id": "m9"}), model)
+    assert model.messages[-1]["id"] == "m9" and model.runs["r9"] == "queued"
+    assert "Queued" in text_of(chat.view(model))
+
+
+def test_events_of_other_topics_are_ignored():
+    model, _ = opened()
+    other = dict(ev(10, "message.delta", run_id="r1", text="x"), topic="threads/other")
+    assert live(model, other).streams == {}
+
+
+def test_long_thread_renders_messages_once():
+    model, _ = opened()
+    msgs = [{"id": "m%d" % i, "seq": i, "role": "user" if i % 2 else "assistant", "content": "message %d" % i,
+             "run_id": None} for i in range(200)]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": msgs}), model)
+    assert len(find_all(chat.transcript(model), "li")) == 200

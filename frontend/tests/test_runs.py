@@ -1,0 +1,99 @@
+"""The runs page: table, status filter in the URL, live updates from thread topics."""
+
+import runs
+from runtime import Http, Send, Navigate, ApiError
+from fmt import iso_ms
+from kit import find, find_all, text_of, fire, effects_of
+
+
+def run(i, status="succeeded", thread="t1", **kw):
+    r = {"id": "r%d-aaaaaaaa" % i, "thread_id": thread, "status": status, "created_at": "2026-01-01T00:00:%02dZ" % i,
+         "started_at": "2026-01-01T00:00:%02dZ" % i, "finished_at": None, "prompt_tokens": 10, "completion_tokens": 5,
+         "model": "gpt-test", "error": None}
+    r.update(kw)
+    return r
+
+
+def loaded(rs, status=None, online=True):
+    model, fx = runs.init({"status": status} if status else {}, online)
+    model, fx = runs.update(runs.GotRuns({"runs": rs, "next": None}), model)
+    return model, fx
+
+
+def test_init_filters_from_the_url():
+    model, fx = runs.init({"status": "failed"}, False)
+    assert fx[0].url == "/api/runs?limit=100&status=failed"
+    model, fx = runs.init({"status": "bogus"}, False)
+    assert fx[0].url == "/api/runs?limit=100" and model.status is None
+
+
+def test_table_and_filter():
+    model, fx = loaded([run(2, finished_at="2026-01-01T00:00:04Z"), run(1, "failed", error={"code": "x", "message": "boom"})])
+    tree = runs.view(model)
+    table = find(tree, "table", aria_label="Runs")
+    assert len(find_all(table, "tr")) == 3
+    assert "Succeeded" in text_of(table) and "2.0 s" in text_of(table) and "15" in text_of(table) and "boom" in text_of(table)
+    msg = fire(find(tree, "select", id="runs-filter"), "change", "failed")
+    model, fx = runs.update(msg, model)
+    assert effects_of(fx, Navigate)[0].path == "/runs?status=failed"
+    assert find(tree, "label", "Status").attrs["for"] == "runs-filter"
+
+
+def test_follows_each_thread_once_and_resumes_from_cursors():
+    model, fx = loaded([run(1, thread="t1"), run(2, thread="t2"), run(3, thread="t1")])
+    assert [e.message for e in effects_of(fx, Send)] == [{"op": "subscribe", "topic": "threads/t1"},
+                                                         {"op": "subscribe", "topic": "threads/t2"}]
+    model, _ = runs.update(runs.Live({"op": "subscribed", "topic": "threads/t1", "seq": 7}), model)
+    model, _ = runs.update(runs.Disconnected(), model)
+    model, fx = runs.update(runs.Connected(), model)
+    assert {"op": "subscribe", "topic": "threads/t1", "after": 7} in [e.message for e in fx]
+    assert runs.leave(model) == [Send({"op": "unsubscribe", "topic": "threads/t1"}),
+                                 Send({"op": "unsubscribe", "topic": "threads/t2"})]
+
+
+def event(seq, kind, run_id, thread="t1", **data):
+    data.update(run_id=run_id, thread_id=thread)
+    return runs.Live({"op": "event", "topic": "threads/" + thread, "seq": seq, "type": kind,
+                      "at": "2026-01-01T00:01:00Z", "data": data})
+
+
+def test_live_status_tokens_and_new_runs():
+    r = run(1, "running")
+    model, _ = loaded([r])
+    model, _ = runs.update(event(5, "run.succeeded", r["id"], prompt_tokens=100, completion_tokens=20), model)
+    row = model.runs[0]
+    assert row["status"] == "succeeded" and row["completion_tokens"] == 20 and row["finished_at"]
+    assert "120" in text_of(runs.view(model))
+    # replayed again: ignored
+    model2, fx = runs.update(event(5, "run.failed", r["id"]), model)
+    assert model2.runs[0]["status"] == "succeeded"
+    # an unknown run in a followed thread is fetched and shown on top
+    model, fx = runs.update(event(6, "run.queued", "r9-new", agent_id="a"), model)
+    assert fx[0].url == "/api/runs/r9-new"
+    model, _ = runs.update(fx[0].on_ok(run(9, "queued", id="r9-new")), model)
+    assert model.runs[0]["id"] == "r9-new"
+
+
+def test_filtered_table_drops_runs_that_leave_the_filter():
+    r = run(1, "running")
+    model, _ = loaded([r], status="running")
+    model, _ = runs.update(event(5, "run.succeeded", r["id"], prompt_tokens=1, completion_tokens=1), model)
+    assert model.runs == []
+    model, _ = runs.update(runs.GotRun(run(2, "failed")), model)
+    assert model.runs == []
+
+
+def test_active_durations_tick():
+    model, _ = loaded([run(1, "running", started_at="2026-01-01T00:00:00Z")])
+    assert runs.has_active(model)
+    model, _ = runs.update(runs.Tick(iso_ms("2026-01-01T00:00:30Z")), model)
+    assert "30.0 s" in text_of(runs.view(model))
+
+
+def test_empty_and_error_states():
+    model, _ = loaded([], status="failed")
+    assert "No failed runs." in text_of(runs.view(model))
+    model, _ = runs.init({}, False)
+    assert "Loading" in text_of(runs.view(model))
+    model, _ = runs.update(runs.LoadFailed(ApiError(500, "internal", "Something broke.")), model)
+    assert find(runs.view(model), "p", "Something broke.", role="alert")

@@ -1,0 +1,137 @@
+"""The runtime: virtual nodes, the keyed diff checked by applying it to a fake DOM, memo, SVG."""
+
+import runtime
+from runtime import h, text, memo, diff, ApiError, backoff_ms, Every
+import fakedom
+
+
+def render(v):
+    return fakedom.mount(v)
+
+
+def same_dom(v):
+    _, root = fakedom.mount(v)
+    return root.html()
+
+
+def check_patch(old, new):
+    applier, root = fakedom.mount(old)
+    applier.apply(diff(old, new))
+    # a fresh tree of the same virtual node must look the same
+    fresh = rebuild(new)
+    assert root.html() == fresh, (root.html(), fresh)
+    return applier, root
+
+
+def rebuild(v):
+    def clone(n):
+        n = runtime._ensure(n)
+        if n.tag is None:
+            return text(n.text)
+        a = dict(n.attrs)
+        if n.key is not None:
+            a["key"] = n.key
+        return h(n.tag, a, [clone(c) for c in n.children])
+    return same_dom(clone(v))
+
+
+def ul(keys):
+    return h("ul", {}, [h("li", {"key": k, "class": "c" + str(k)}, str(k)) for k in keys])
+
+
+def test_h_flattens_and_drops_none():
+    v = h("p", {"id": "x"}, ["a", None, False, ["b", [h("b", {}, "c")]], 3])
+    assert [c.text if c.tag is None else c.tag for c in v.children] == ["a", "b", "b", "3"]
+    assert v.attrs == {"id": "x"}
+
+
+def test_keyed_reorders_keep_elements():
+    perms = [[1, 2, 3, 4, 5], [5, 4, 3, 2, 1], [2, 3, 4, 5, 1], [1, 3, 5], [6, 1, 7, 3, 8], [], [9, 8, 1, 2]]
+    for a in perms:
+        for b in perms:
+            old, new = ul(a), ul(b)
+            applier, root = check_patch(old, new)
+
+
+def test_keyed_move_reuses_element():
+    old = ul([1, 2, 3])
+    applier, root = fakedom.mount(old)
+    first = root.childNodes[0].childNodes[0]
+    new = ul([3, 1, 2])
+    applier.apply(diff(old, new))
+    assert root.childNodes[0].childNodes[1] is first
+    ops = diff(ul([1, 2, 3]), ul([3, 1, 2]))
+    assert len([o for o in ops if o[0] == "move"]) == 1
+
+
+def test_attrs_added_changed_removed():
+    check_patch(h("a", {"href": "/x", "title": "t"}, "x"), h("a", {"href": "/y", "rel": "r"}, "x"))
+    old = h("button", {"disabled": True}, "b")
+    applier, root = fakedom.mount(old)
+    assert root.childNodes[0].attrs["disabled"] == ""
+    applier.apply(diff(old, h("button", {"disabled": False}, "b")))
+    assert "disabled" not in root.childNodes[0].attrs
+
+
+def test_replace_on_tag_change_and_text_change():
+    check_patch(h("div", {}, [h("p", {}, "a"), "t"]), h("div", {}, [h("span", {}, "a"), "u"]))
+    check_patch(h("div", {}, "a"), h("div", {}, [h("i", {}, "x"), "y", h("b", {}, "z")]))
+
+
+def test_value_is_a_property():
+    v = h("input", {"value": "hi"})
+    _, root = fakedom.mount(v)
+    assert root.childNodes[0].value == "hi" and "value" not in root.childNodes[0].attrs
+
+
+def test_memo_reuses_rendering_with_same_args():
+    calls = []
+
+    def row(item):
+        calls.append(item["id"])
+        return h("li", {}, item["name"])
+    a, b = {"id": 1, "name": "a"}, {"id": 2, "name": "b"}
+    old = h("ul", {}, [memo(row, a, key=1), memo(row, b, key=2)])
+    applier, root = fakedom.mount(old)
+    assert calls == [1, 2]
+    b2 = dict(b, name="B")
+    new = h("ul", {}, [memo(row, a, key=1), memo(row, b2, key=2)])
+    applier.apply(diff(old, new))
+    assert calls == [1, 2, 2]
+    assert root.text() == "aB"
+
+
+def test_svg_children_get_the_svg_namespace():
+    old = h("div", {}, [])
+    applier, root = fakedom.mount(old)
+    new = h("div", {}, [h("svg", {"viewBox": "0 0 1 1"}, [h("rect", {"width": 1}), h("text", {}, "t")])])
+    applier.apply(diff(old, new))
+    svg = root.childNodes[0].childNodes[0]
+    assert svg.namespaceURI == fakedom.SVG_NS and svg.childNodes[0].namespaceURI == fakedom.SVG_NS
+    newer = h("div", {}, [h("svg", {"viewBox": "0 0 1 1"}, [h("circle", {"r": 1}), h("text", {}, "t")])])
+    applier.apply(diff(new, newer))
+    assert svg.childNodes[0].tag == "circle" and svg.childNodes[0].namespaceURI == fakedom.SVG_NS
+    assert root.childNodes[0].namespaceURI != fakedom.SVG_NS
+
+
+def test_events_are_tracked_and_forgotten():
+    old = h("div", {}, [h("button", {"key": "b", "onclick": "x"}, "b")])
+    applier, root = fakedom.mount(old)
+    assert len(applier.handlers) == 1
+    applier.apply(diff(old, h("div", {}, [])))
+    assert applier.handlers == {}
+
+
+def test_big_list_patch_is_small():
+    items = list(range(200))
+    old = ul(items)
+    new = ul(items + [200])
+    ops = diff(old, new)
+    assert [o[0] for o in ops] == ["create"], ops
+
+
+def test_api_error_fields_and_backoff():
+    e = ApiError(422, "validation_failed", "bad", {"errors": [{"pointer": "/name", "message": "too short"}]})
+    assert e.field_errors() == {"/name": "too short"}
+    assert backoff_ms(0) == 500 and backoff_ms(1) == 1000 and backoff_ms(30) == 15000
+    assert Every(1000, None).key == "every:1000"
