@@ -133,8 +133,7 @@ class Bus:
         at = now_iso()
         rows = [(p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at) for p in batch]
         try:
-            async with self.db.write() as conn:
-                first = await store.append_many(conn, rows)
+            first = await self.db.transact(store.append_rows, rows)
         except Exception as exc:  # the publishers learn it; nothing was acknowledged
             log.exception("event log append failed")
             for p in batch:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 from typing import Iterable
 
 import aiosqlite
@@ -20,12 +21,13 @@ class StoredEvent:
     at: str
 
 
-async def append_many(conn: aiosqlite.Connection, rows: list[tuple[str, str, str, str]]) -> int:
-    """Insert (topic, type, data_json, at) rows in one transaction; returns the first seq.
+def append_rows(conn: sqlite3.Connection, rows: list[tuple[str, str, str, str]]) -> int:
+    """Insert (topic, type, data_json, at) rows; returns the first seq. Runs inside
+    `Database.transact` (the writer's thread, one round trip for the whole batch).
 
     One writer and AUTOINCREMENT make the batch's sequence numbers contiguous."""
-    await conn.executemany("INSERT INTO events (topic, type, data, at) VALUES (?, ?, ?, ?)", rows)
-    last = (await fetch_one(conn, "SELECT last_insert_rowid()"))[0]
+    conn.executemany("INSERT INTO events (topic, type, data, at) VALUES (?, ?, ?, ?)", rows)
+    last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
     return last - len(rows) + 1
 
 
