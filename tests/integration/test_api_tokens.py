@@ -50,9 +50,50 @@ async def test_expired_token_is_refused(client, settings):
     _, headers = await token_user(client, "ada@example.org")
     with sqlite3.connect(settings.db_file) as conn:
         conn.execute("UPDATE api_tokens SET expires_at = '2000-01-01T00:00:00.000000Z'")
-    client.app[IDENTITY]._api_tokens.clear()  # as after a restart
     resp = await client.get("/api/me", headers=headers)
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "token_expired"
+
+
+async def test_token_expiring_while_remembered_is_refused_on_the_next_request(client, settings):
+    """The resolved principal is kept in memory until the token's expiry (an epoch compare):
+    after that instant the very next request is refused, without a restart or a write."""
+    import asyncio
+    import datetime as dt
+
+    from agentstead.timeutil import iso
+    _, headers = await token_user(client, "ada@example.org")
+    soon = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=1.5)
+    with sqlite3.connect(settings.db_file) as conn:
+        conn.execute("UPDATE api_tokens SET expires_at = ?", (iso(soon),))
+    for _ in range(3):  # first use loads it; later ones are served from memory
+        assert (await client.get("/api/me", headers=headers)).status == 200
+    await asyncio.sleep(max(0.0, (soon - dt.datetime.now(dt.timezone.utc)).total_seconds()) + 0.05)
+    resp = await client.get("/api/me", headers=headers)
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == "token_expired"
+
+
+async def test_revoked_token_is_refused_while_its_twin_still_works(client):
+    """Revocation drops every remembered principal; other tokens resolve again and still work."""
+    user, setup = await token_user(client, "ada@example.org")
+    from ..support.auth import api_token
+    twin = bearer(await api_token(client.app, user))
+    for _ in range(2):
+        assert (await client.get("/api/me", headers=setup)).status == 200
+        assert (await client.get("/api/me", headers=twin)).status == 200
+    token_id = (await (await client.get("/api/me", headers=setup)).json())["auth"]["token_id"]
+    assert (await client.delete(f"/api/tokens/{token_id}", headers=twin)).status == 204
+    resp = await client.get("/api/me", headers=setup)
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == "token_revoked"
+    assert (await client.get("/api/me", headers=twin)).status == 200
+
+
+async def test_api_token_sent_as_the_access_cookie_is_refused(client):
+    """Tokens and sessions are remembered in separate maps: a warm API token in the cookie is no session."""
+    _, headers = await token_user(client, "ada@example.org")
+    assert (await client.get("/api/me", headers=headers)).status == 200
+    token = headers["Authorization"].split()[1]
+    resp = await client.get("/api/me", headers={"Cookie": f"as_access={token}"})
+    assert resp.status == 401
 
 
 async def test_token_in_query_string_is_never_accepted(client):

@@ -191,3 +191,90 @@ async def test_access_token_expiry_then_refresh(make_client, settings):
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "token_expired"
     assert (await client.post("/auth/refresh", headers={"Origin": ORIGIN})).status == 200
     assert (await client.get("/api/me")).status == 200
+
+
+async def _warm(client, times: int = 3) -> None:
+    """Requests that leave the session's principal remembered in memory (the fast path)."""
+    for _ in range(times):
+        assert (await client.get("/api/me")).status == 200
+
+
+async def test_revocation_of_a_remembered_session_takes_effect_on_the_next_request(client):
+    """Every path that ends a session, tried while the session is served from memory."""
+    from agentstead.keys import IDENTITY
+
+    async def logout(headers, jar):
+        assert (await client.post("/auth/logout", headers=headers)).status == 204
+
+    async def logout_all(headers, jar):
+        assert (await client.post("/auth/logout-all", headers=headers)).status == 200
+
+    async def refresh_reuse(headers, jar):
+        assert (await client.post("/auth/refresh", headers={"Origin": ORIGIN})).status == 200
+        put_cookie(client, "as_refresh", jar["as_refresh"])  # the rotated one, replayed
+        assert (await client.post("/auth/refresh", headers={"Origin": ORIGIN})).status == 401
+
+    async def disable(headers, jar):
+        me = await (await client.get("/api/me")).json()
+        _, admin = await token_user(client, f"root-{me['user']['id'][:8]}@example.org", "admin", scopes=("admin",))
+        assert (await client.patch(f"/api/admin/users/{me['user']['id']}", json={"disabled": True},
+                                   headers=admin)).status == 200
+
+    for i, end in enumerate((logout, logout_all, refresh_reuse, disable)):
+        client.raw.session.cookie_jar.clear()
+        headers = await browser_session(client, f"user{i}@example.org")
+        jar = {c.key: c.value for c in client.raw.session.cookie_jar}
+        await _warm(client)
+        assert client.app[IDENTITY].cached_session(jar["as_access"]) is not None, "not served from memory"
+        await end(headers, jar)
+        put_jar(client, {"as_access": jar["as_access"]})  # the browser (or a thief) kept the old cookie
+        resp = await client.get("/api/me")
+        assert resp.status == 401, end.__name__
+        assert (await resp.json())["error"]["code"] in ("session_ended", "account_disabled"), end.__name__
+
+
+async def test_role_change_of_a_remembered_session_applies_to_the_next_request(client):
+    headers = await browser_session(client, "boss@example.org", role="admin")
+    await _warm(client)
+    assert (await client.get("/api/admin/users")).status == 200
+    me = await (await client.get("/api/me")).json()
+    _, root = await token_user(client, "root@example.org", "admin", scopes=("admin",))
+    resp = await client.patch(f"/api/admin/users/{me['user']['id']}", json={"role": "member"}, headers=root)
+    assert resp.status == 200
+    assert (await client.get("/api/admin/users")).status == 403
+    assert (await (await client.get("/api/me")).json())["user"]["role"] == "member"
+    resp = await client.patch(f"/api/admin/users/{me['user']['id']}", json={"role": "admin"}, headers=headers)
+    assert resp.status == 403  # and it cannot promote itself back
+
+
+async def test_remembered_access_token_is_refused_once_expired(client):
+    """A principal is remembered only until its access token's `exp` (an epoch compare)."""
+    import asyncio
+    import time
+
+    from agentstead.auth import tokens
+    from agentstead.keys import IDENTITY
+    await browser_session(client, "ada@example.org")
+    service = client.app[IDENTITY]
+    me = await (await client.get("/api/me")).json()
+    exp = int(time.time()) + 2
+    short = tokens.issue_access(service.keys, service.issuer, me["user"]["id"], me["auth"]["session_id"],
+                                ttl=exp - time.time(), now=time.time())
+    put_cookie(client, "as_access", short)
+    await _warm(client)
+    assert service.cached_session(short) is not None
+    await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
+    resp = await client.get("/api/me")
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == "token_expired"
+
+
+async def test_quoted_cookie_cannot_smuggle_an_access_token(client):
+    """`other="x; as_access=<valid>; y=z"` is one quoted cookie, not a second one (RFC 6265)."""
+    await browser_session(client, "ada@example.org")
+    token = cookie(client, "as_access")
+    await _warm(client)
+    client.raw.session.cookie_jar.clear()
+    resp = await client.get("/api/me", headers={"Cookie": f'other="x; as_access={token}; y=z"'})
+    assert resp.status == 401
+    resp = await client.get("/api/me", headers={"Cookie": f"theme=dark; as_access={token}; lang=en"})
+    assert resp.status == 200

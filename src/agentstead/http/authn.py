@@ -16,6 +16,7 @@ from ..auth.clientip import client_ip
 from ..auth.tokens import API_TOKEN_PREFIX
 from ..keys import IDENTITY, PRINCIPAL, RATE_API, RATE_AUTH, SETTINGS
 from ..services.identity import AuthError, Context
+from . import cookies
 from .errors import ApiError
 from .health import is_local
 
@@ -52,23 +53,19 @@ def _throttle(limiter, key: str) -> None:
                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
-async def _principal(request: web.Request) -> tuple[access.Principal | None, bool]:
-    """(principal, came_from_cookie). Raises AuthError for bad credentials."""
-    service = request.app[IDENTITY]
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, value = header.partition(" ")
-        value = value.strip()
-        if scheme.lower() != "bearer" or not value:
-            raise AuthError(401, "unauthorized", "use Authorization: Bearer <API token>")
-        if not value.startswith(API_TOKEN_PREFIX):
-            raise AuthError(401, "unauthorized", "unknown API token")
-        return await service.from_api_token(value), False
-    from .cookies import get as cookie
-    token = cookie(request, "access")
-    if token:
-        return await service.from_access_token(token), True
-    return None, False
+def _bearer(header: str) -> str:
+    scheme, _, value = header.partition(" ")
+    value = value.strip()
+    if scheme.lower() != "bearer" or not value:
+        raise AuthError(401, "unauthorized", "use Authorization: Bearer <API token>")
+    if not value.startswith(API_TOKEN_PREFIX):
+        raise AuthError(401, "unauthorized", "unknown API token")
+    return value
+
+
+def _client_key(request: web.Request) -> str:
+    settings = request.app[SETTINGS]
+    return "ip:" + client_ip(request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies)
 
 
 @web.middleware
@@ -79,36 +76,50 @@ async def authenticate(request: web.Request, handler):
     policy = access.policy_of(info.handler)
     if policy is None:
         raise ApiError(500, "internal_error", "this route declares no access policy")
-    if any(key.lower() in TOKEN_PARAMS for key in request.query):
+    if request.query_string and any(key.lower() in TOKEN_PARAMS for key in request.query):
         raise ApiError(400, "token_in_url", "credentials in the URL are refused; send Authorization: Bearer")
-    ctx = context(request)
     if getattr(info.handler, "__strict_rate_limit__", False):
-        _throttle(request.app[RATE_AUTH], "ip:" + ctx.ip)
+        _throttle(request.app[RATE_AUTH], _client_key(request))
 
+    # Credentials: a principal resolved earlier comes from the identity service's in-memory map
+    # (no await, no database, no JWT check); the service drops that map on every revocation.
+    service = request.app[IDENTITY]
+    header = request.headers.get("Authorization")
+    principal, via_cookie = None, False
     try:
-        principal, via_cookie = await _principal(request)
+        if header is not None:
+            token = _bearer(header)
+            principal = service.cached_api_token(token) or await service.from_api_token(token)
+        else:
+            token = cookies.get(request, "access")
+            if token:
+                via_cookie = True
+                principal = service.cached_session(token) or await service.from_access_token(token)
     except AuthError as exc:
         if policy not in (access.PUBLIC, access.LOCAL_OR_ADMIN):
             raise ApiError(exc.status, exc.code, exc.message,
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         principal, via_cookie = None, False  # a stale cookie does not break public pages
 
-    if principal is not None and via_cookie and request.method in UNSAFE and policy == access.PUBLIC:
-        principal = None  # public unsafe routes (refresh) guard themselves; never act on cookie identity
     if principal is not None and via_cookie and request.method in UNSAFE:
-        if not _allowed_origin(request, request.headers.get("Origin")):
+        if policy == access.PUBLIC:
+            principal = None  # public unsafe routes (refresh) guard themselves; never act on cookie identity
+        elif not _allowed_origin(request, request.headers.get("Origin")):
             raise ApiError(403, "csrf_failed", "cross-origin request refused (Origin is not allowed)")
-        if not request.app[IDENTITY].csrf_ok(principal, request.headers.get("X-CSRF-Token", "")):
+        elif not service.csrf_ok(principal, request.headers.get("X-CSRF-Token", "")):
             raise ApiError(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
 
-    refused = access.decide(policy, principal,
-                            local=policy == access.LOCAL_OR_ADMIN and is_local(request))
-    if refused is not None:
-        status, code, message = refused
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        raise ApiError(status, code, message, headers=headers)
+    if policy != access.PUBLIC:
+        refused = access.decide(policy, principal,
+                                local=policy == access.LOCAL_OR_ADMIN and is_local(request))
+        if refused is not None:
+            status, code, message = refused
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            raise ApiError(status, code, message, headers=headers)
 
-    _throttle(request.app[RATE_API], principal.user_id if principal else "ip:" + ctx.ip)
     if principal is not None:
+        _throttle(request.app[RATE_API], principal.user_id)
         request[PRINCIPAL] = principal
+    else:
+        _throttle(request.app[RATE_API], _client_key(request))
     return await handler(request)

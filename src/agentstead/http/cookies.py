@@ -14,14 +14,16 @@ from aiohttp import web
 from ..keys import SETTINGS
 
 
+_SECURE_NAMES = {"access": "__Host-as_access", "refresh": "__Secure-as_refresh", "login": "__Secure-as_login"}
+_PLAIN_NAMES = {"access": "as_access", "refresh": "as_refresh", "login": "as_login"}
+
+
 def _secure(request: web.Request) -> bool:
     return request.app[SETTINGS].public_url.startswith("https://")
 
 
 def names(request: web.Request) -> dict[str, str]:
-    if _secure(request):
-        return {"access": "__Host-as_access", "refresh": "__Secure-as_refresh", "login": "__Secure-as_login"}
-    return {"access": "as_access", "refresh": "as_refresh", "login": "as_login"}
+    return _SECURE_NAMES if _secure(request) else _PLAIN_NAMES
 
 
 def set_session(request: web.Request, response: web.StreamResponse, *, access: str, refresh: str) -> None:
@@ -50,4 +52,24 @@ def clear_login(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def get(request: web.Request, which: str) -> str | None:
-    return request.cookies.get(names(request)[which])
+    header = request.headers.get("Cookie")
+    if not header:
+        return None
+    if '"' in header:
+        # Quoted values may hide "; name=" inside them: leave those to aiohttp's full parser.
+        return request.cookies.get(names(request)[which])
+    return find(header, names(request)[which])
+
+
+def find(header: str, name: str) -> str | None:
+    """The value of cookie `name` in a Cookie header without quoted values (RFC 6265 5.4:
+    pairs separated by ";"). The last one wins, as in aiohttp's parser. Per request, this
+    replaces building a Morsel for every cookie the browser sends."""
+    if name not in header:
+        return None
+    value = None
+    for pair in header.split(";"):
+        key, eq, rest = pair.partition("=")
+        if eq and key.strip() == name:
+            value = rest.strip()
+    return value

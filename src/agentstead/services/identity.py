@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -31,7 +32,7 @@ from ..store import logins as login_store
 from ..store import sessions as session_store
 from ..store import users as user_store
 from ..store.db import Database
-from ..timeutil import iso, later_iso, now, now_iso
+from ..timeutil import iso, later_iso, now, now_iso, parse
 
 log = logging.getLogger("agentstead.identity")
 
@@ -39,6 +40,12 @@ LOGIN_STATE_TTL = 600          # seconds a sign-in may take at the provider
 LOGIN_LINK_TTL = 15 * 60
 WS_TICKET_TTL = 30.0
 TOUCH_INTERVAL = 60.0          # API token last-used time is written at most this often
+PRINCIPAL_CACHE_SIZE = 10_000  # entries per in-memory map before it starts over
+
+
+def _epoch(stored: str) -> float:
+    """A stored timestamp (timeutil format) as epoch seconds: parsed once, when cached."""
+    return parse(stored).timestamp()
 
 
 class AuthError(Exception):
@@ -90,13 +97,22 @@ class IdentityService:
             name=p["name"], issuer=p["issuer"], client_id=p["client_id"], client_secret=p["client_secret"],
             display_name=p["display_name"], scopes=tuple(p["scopes"])), http)
             for p in settings.oidc_providers}
+        # In-memory state, filled from the database on first use. Every change to who may do
+        # what (revoke, disable, role, logout) goes through _invalidate() after its write commits.
         self._users: dict[str, user_store.User] = {}
-        self._families: dict[str, bool] = {}          # session id -> active
-        self._api_tokens: dict[str, token_store.ApiToken] = {}
+        self._families: dict[str, float] = {}         # session id -> end (epoch seconds; 0: ended)
+        self._api_tokens: dict[str, tuple[token_store.ApiToken, float]] = {}  # digest -> (row, expiry)
         self._touched: dict[str, float] = {}
         self._touch_pending: dict[str, str] = {}
         self._ws_tickets: dict[str, tuple[Principal, float]] = {}
         self._verified: dict[str, tokens.AccessClaims] = {}
+        # The per-request fast path: credential digest -> (principal, valid until epoch seconds).
+        # Separate maps, so an API token sent as the access cookie never matches (or vice versa).
+        self._session_principals: dict[str, tuple[Principal, float]] = {}
+        self._token_principals: dict[str, tuple[Principal, float]] = {}
+        self._csrf: dict[str, str] = {}
+        # Bumped by every invalidation: a database read that started before it must not be cached.
+        self._generation = 0
 
     # ---- audit and events --------------------------------------------------
 
@@ -192,7 +208,7 @@ class IdentityService:
             if user.disabled:
                 raise AuthError(403, "account_disabled", "this account is disabled")
             await user_store.link_identity(conn, identity.provider, identity.subject, user.id, identity.email)
-        self._users[user.id] = user
+        self._users[user.id] = user  # read inside the write: the current row
         if created is not None:
             await self.notify("system", ev.UserCreated(created.id, created.email, created.role))
         return user
@@ -206,7 +222,7 @@ class IdentityService:
         async with self.db.write() as conn:
             await session_store.create_family(conn, session_id, user.id, expires, ctx.ip, ctx.user_agent)
             await session_store.add_refresh(conn, tokens.digest(refresh), session_id)
-        self._families[session_id] = True
+        self._families[session_id] = _epoch(expires)
         return self._session_tokens(user, session_id, refresh, next_path)
 
     def _session_tokens(self, user, session_id, refresh, next_path="/") -> IssuedSession:
@@ -237,7 +253,8 @@ class IdentityService:
                 await session_store.mark_rotated(conn, token.token_hash)
                 await session_store.add_refresh(conn, tokens.digest(new), family.id)
         if reuse is not None:
-            self._families[reuse.id] = False
+            self._families[reuse.id] = 0.0
+            self._invalidate()
             await self.audit("session.reuse_detected", ctx, outcome="failure", actor_id=reuse.user_id,
                              target=reuse.id)
             await self.notify(f"users/{reuse.user_id}", ev.SessionRevoked([reuse.id], "refresh token reused"))
@@ -250,7 +267,8 @@ class IdentityService:
             raise AuthError(400, "not_a_session", "API tokens are revoked with DELETE /api/tokens/{id}")
         async with self.db.write() as conn:
             await session_store.revoke_family(conn, principal.session_id, "logout")
-        self._families[principal.session_id] = False
+        self._families[principal.session_id] = 0.0
+        self._invalidate()
         await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.session_id,
                          reason="logout")
         await self.notify(f"users/{principal.user_id}", ev.SessionRevoked([principal.session_id], "logout"))
@@ -259,7 +277,8 @@ class IdentityService:
         async with self.db.write() as conn:
             ids = await session_store.revoke_user_families(conn, principal.user_id, "logout everywhere")
         for session_id in ids:
-            self._families[session_id] = False
+            self._families[session_id] = 0.0
+        self._invalidate()
         await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.user_id,
                          reason="logout everywhere", count=len(ids))
         await self.notify(f"users/{principal.user_id}", ev.SessionRevoked(ids, "logout everywhere"))
@@ -270,15 +289,58 @@ class IdentityService:
 
     # ---- authenticating requests -----------------------------------------
 
+    def _invalidate(self) -> None:
+        """Forget every resolved principal. Called after each write that changes who may do
+        what (logout, logout everywhere, refresh-token reuse, token revocation, role change,
+        disable): the very next request is resolved again from the updated state."""
+        self._generation += 1
+        self._session_principals.clear()
+        self._token_principals.clear()
+
+    @staticmethod
+    def _remember(cache: dict, key: str, value) -> None:
+        if len(cache) >= PRINCIPAL_CACHE_SIZE:
+            cache.clear()
+        cache[key] = value
+
     async def user(self, user_id: str) -> user_store.User | None:
         user = self._users.get(user_id)
         if user is None:
+            generation = self._generation
             user = await user_store.get(self.db, user_id)
-            if user is not None:
+            if user is not None and generation == self._generation:
                 self._users[user_id] = user
         return user
 
+    def cached_session(self, token: str) -> Principal | None:
+        """The fast path for an access cookie: a principal resolved earlier, still valid
+        (token and session not expired, nothing invalidated since). None: use from_access_token."""
+        entry = self._session_principals.get(tokens.digest(token))
+        if entry is not None and entry[1] > time.time():
+            return entry[0]
+        return None
+
+    def cached_api_token(self, token: str) -> Principal | None:
+        """The fast path for `Authorization: Bearer ast_...`; None: use from_api_token."""
+        entry = self._token_principals.get(tokens.digest(token))
+        if entry is not None and entry[1] > time.time():
+            principal = entry[0]
+            self._note_use(principal.token_id)
+            return principal
+        return None
+
+    async def _family_end(self, session_id: str) -> float:
+        end = self._families.get(session_id)
+        if end is None:
+            generation = self._generation
+            family = await session_store.get_family(self.db, session_id)
+            end = _epoch(family.expires_at) if family is not None and family.revoked_at is None else 0.0
+            if generation == self._generation:
+                self._families[session_id] = end
+        return end
+
     async def from_access_token(self, token: str) -> Principal:
+        generation = self._generation
         claims = self._verified.get(token)
         if claims is not None and claims.expires_at <= time.time():
             claims = None
@@ -288,42 +350,49 @@ class IdentityService:
                 claims = tokens.verify_access(self.keys, self.issuer, token)
                 # A verified token is remembered until it expires: the signature check
                 # was half the cost of a cookie-authenticated request (bench/RESULTS.md).
-                if len(self._verified) >= 10_000:
-                    self._verified.clear()
-                self._verified[token] = claims
+                self._remember(self._verified, token, claims)
         except tokens.InvalidToken as exc:
             code = "token_expired" if "expired" in str(exc).lower() else "unauthorized"
             raise AuthError(401, code, "the access token is expired; POST /auth/refresh"
                             if code == "token_expired" else "invalid access token") from None
-        active = self._families.get(claims.session_id)
-        if active is None:
-            family = await session_store.get_family(self.db, claims.session_id)
-            active = self._families[claims.session_id] = bool(family and family.active)
-        if not active:
+        session_end = await self._family_end(claims.session_id)
+        if session_end <= time.time():
             raise AuthError(401, "session_ended", "the session has ended; sign in again")
         user = await self.user(claims.user_id)
         if user is None or user.disabled:
             raise AuthError(401, "account_disabled", "this account is disabled")
-        return Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "session",
-                         session_id=claims.session_id)
+        principal = Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "session",
+                              session_id=claims.session_id)
+        if generation == self._generation:  # nothing changed while this was being read
+            self._remember(self._session_principals, tokens.digest(token),
+                           (principal, min(claims.expires_at, session_end)))
+        return principal
 
     async def from_api_token(self, token: str) -> Principal:
+        generation = self._generation
         digest = tokens.digest(token)
-        row = self._api_tokens.get(digest)
-        if row is None:
+        entry = self._api_tokens.get(digest)
+        if entry is None:
             row = await token_store.by_hash(self.db, digest)
             if row is None:
                 raise AuthError(401, "unauthorized", "unknown API token")
-            self._api_tokens[digest] = row
-        if not row.active:
-            raise AuthError(401, "token_revoked" if row.revoked_at else "token_expired",
-                            "this API token is revoked" if row.revoked_at else "this API token has expired")
+            entry = (row, _epoch(row.expires_at) if row.expires_at else math.inf)
+            if generation == self._generation:
+                self._api_tokens[digest] = entry
+        row, expires = entry
+        if row.revoked_at is not None:
+            raise AuthError(401, "token_revoked", "this API token is revoked")
+        if expires <= time.time():
+            raise AuthError(401, "token_expired", "this API token has expired")
         user = await self.user(row.user_id)
         if user is None or user.disabled:
             raise AuthError(401, "account_disabled", "this account is disabled")
         self._note_use(row.id)
         scopes = expand(row.scopes) & ROLE_SCOPES[user.role]  # a demoted owner's token loses admin
-        return Principal(user.id, user.email, user.role, scopes, "token", token_id=row.id)
+        principal = Principal(user.id, user.email, user.role, scopes, "token", token_id=row.id)
+        if generation == self._generation:
+            self._remember(self._token_principals, digest, (principal, expires))
+        return principal
 
     def _note_use(self, token_id: str) -> None:
         mono = time.monotonic()
@@ -336,11 +405,19 @@ class IdentityService:
         pending, self._touch_pending = self._touch_pending, {}
         await token_store.touch(self.db, pending)
 
+    def _csrf_token(self, session_id: str) -> str:
+        value = self._csrf.get(session_id)
+        if value is None:
+            value = tokens.csrf_token(self.keys, session_id)
+            self._remember(self._csrf, session_id, value)
+        return value
+
     def csrf_ok(self, principal: Principal, presented: str) -> bool:
-        return principal.session_id is not None and tokens.csrf_ok(self.keys, principal.session_id, presented)
+        return (principal.session_id is not None and bool(presented)
+                and tokens.hmac_equal(self._csrf_token(principal.session_id), presented))
 
     def csrf_for(self, principal: Principal) -> str | None:
-        return tokens.csrf_token(self.keys, principal.session_id) if principal.session_id else None
+        return self._csrf_token(principal.session_id) if principal.session_id else None
 
     # ---- WebSocket tickets -----------------------------------------------
 
@@ -395,6 +472,7 @@ class IdentityService:
             await audit_store.append(conn, audit_store.Record(
                 "token.revoked", actor_id=principal.user_id, target=token_id, ip=ctx.ip, user_agent=ctx.user_agent))
         self._api_tokens.pop(row.token_hash, None)
+        self._invalidate()
         await self.notify(f"users/{principal.user_id}", ev.TokenRevoked(token_id))
 
     # ---- users (admin and CLI) -------------------------------------------
@@ -434,9 +512,10 @@ class IdentityService:
         assert after is not None
         self._users[user_id] = after
         for family_id in revoked_families:
-            self._families[family_id] = False
+            self._families[family_id] = 0.0
         for digest in revoked_hashes:
             self._api_tokens.pop(digest, None)
+        self._invalidate()
         await self.notify(f"users/{user_id}", ev.AccountUpdated(after.role, after.disabled))
         if revoked_families:
             await self.notify(f"users/{user_id}", ev.SessionRevoked(revoked_families, "account disabled"))
