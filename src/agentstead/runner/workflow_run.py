@@ -121,7 +121,9 @@ class WorkflowRuns:
         else:
             graph_input = initial_state(run.input or {})
 
-        async for chunk in graph.astream(graph_input, config, stream_mode="updates"):
+        # durability "sync": a step's checkpoint is committed before the next step starts, so a
+        # crash at any moment resumes after the last completed step (and never repeats it).
+        async for chunk in graph.astream(graph_input, config, stream_mode="updates", durability="sync"):
             if "__interrupt__" in chunk:
                 await self._waiting(state, chunk["__interrupt__"][0].value)
                 return
@@ -243,8 +245,10 @@ class WorkflowRuns:
                              execute_tool=lambda call: self._agent_tool(run, call, ctx, allowed),
                              checkpointer=False)
         try:
+            # durability given explicitly: the workflow graph's "sync" would otherwise be inherited,
+            # and this graph keeps no checkpoints.
             final = await graph.ainvoke({"messages": [HumanMessage(text)]},
-                                        {"recursion_limit": version.max_steps * 2 + 1})
+                                        {"recursion_limit": version.max_steps * 2 + 1}, durability="async")
         except Exception as exc:
             failure = failure_of(exc)
             if failure.code == "internal_error":
