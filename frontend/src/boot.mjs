@@ -23,13 +23,20 @@ try {
                       stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),
     fetch(BUNDLE, { credentials: "same-origin" }).then((r) => {
       if (!r.ok) throw new Error(`${BUNDLE}: HTTP ${r.status}`);
-      return r.json();
+      return r.arrayBuffer();
     }),
   ]);
   performance.mark("agentstead:runtime-ready");
   mp.FS.mkdir("/app");
-  for (const [name, source] of Object.entries(bundle.files)) {
-    mp.FS.writeFile(`/app/${name}`, source);
+  // the bundle (frontend/build.py): u16 name length, name, u32 body length, body; .mpy or .py
+  const view = new DataView(bundle), bytes = new Uint8Array(bundle), utf8 = new TextDecoder();
+  for (let at = 0; at < bytes.length;) {
+    const n = view.getUint16(at, true);
+    const name = utf8.decode(bytes.subarray(at + 2, at + 2 + n));
+    const size = view.getUint32(at + 2 + n, true);
+    at += 6 + n;
+    mp.FS.writeFile(`/app/${name}`, bytes.subarray(at, at + size));
+    at += size;
   }
   mp.runPython("import sys\nsys.path.insert(0, '/app')\nimport app\napp.main()");
 } catch (error) {

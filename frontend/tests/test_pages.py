@@ -37,3 +37,29 @@ def test_agents_create_with_field_errors_then_chat():
     assert fx[0].body == {"agent_id": "a1"}
     model, fx = agents.update(fx[0].on_ok({"id": "t1"}), model)
     assert fx == [Navigate("/chat/t1")]
+
+
+def test_agents_tools_model_and_edit():
+    model, fx = agents.init()
+    assert fx[1].url == "/api/models"
+    model, _ = agents.update(fx[1].on_ok({"providers": [{"provider": "local", "default_model": "m1",
+                                                           "configured_models": ["m1", "m2"]}],
+                                            "tools": [{"name": "ask_human", "description": "Ask"}]}), model)
+    agent = {"id": "a1", "name": "Helper", "instructions": "Be brief.", "provider": "local", "model": "m2",
+             "version": 1, "tools": ["calculator"]}
+    model, _ = agents.update(agents.GotAgents([agent]), model)
+    model, _ = agents.update(fire(find(agents.view(model), "button", aria_label="Edit Helper"), "click"), model)
+    tree = agents.view(model)
+    assert find(tree, "h2", "Edit agent") and find(tree, "option", "m2 (local)").attrs["selected"] is True
+    model, _ = agents.update(fire(find(tree, "input", value="ask_human"), "change"), model)
+    model, fx = agents.update(agents.Submit(), model)
+    assert fx[0].method == "PATCH" and fx[0].url == "/api/agents/a1"
+    assert fx[0].body == {"name": "Helper", "instructions": "Be brief.", "provider": "local", "model": "m2",
+                          "tools": ["calculator", "ask_human"]}
+    err = ApiError(422, "validation_failed", "bad", {"errors": [{"pointer": "/tools/1", "message": "unknown tool"}]})
+    model, _ = agents.update(fx[0].on_err(err), model)
+    assert "unknown tool" in text_of(agents.view(model))
+    model, fx = agents.update(agents.Submit(), model)
+    model, _ = agents.update(fx[0].on_ok(dict(agent, version=2, tools=["calculator", "ask_human"])), model)
+    assert model.editing is None and model.agents[0]["version"] == 2 and len(model.agents) == 1
+    assert "Tools: calculator, ask_human" in text_of(agents.view(model))

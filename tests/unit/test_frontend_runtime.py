@@ -216,7 +216,7 @@ def test_signin_explains_error_codes():
 def test_agents_validation_error_lands_at_the_field():
     model, _ = agents.init()
     model, effects = agents.update(agents.Submit(), model)
-    assert effects == [Http("POST", "/api/agents", {"name": ""}, agents.Created, agents.CreateFailed)]
+    assert effects == [Http("POST", "/api/agents", {"name": "", "tools": []}, agents.Created, agents.CreateFailed)]
     err = ApiError(422, "validation_failed", "/name: must be 1 to 100 characters",
                    {"errors": [{"pointer": "/name", "message": "must be 1 to 100 characters"}]})
     model, _ = agents.update(agents.CreateFailed(err), model)
@@ -229,8 +229,8 @@ def test_agents_validation_error_lands_at_the_field():
 
 
 def test_agents_unknown_pointer_is_a_form_error():
-    err = ApiError(422, "validation_failed", "x", {"errors": [{"pointer": "/model", "message": "is unknown"}]})
-    assert agents.field_errors(err) == ({}, "/model: is unknown")
+    err = ApiError(422, "validation_failed", "x", {"errors": [{"pointer": "/provider", "message": "is unknown"}]})
+    assert agents.field_errors(err) == ({}, "/provider: is unknown")
 
 
 def _event(seq, kind, **data):
