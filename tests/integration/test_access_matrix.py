@@ -47,9 +47,26 @@ async def test_one_user_cannot_touch_anothers_resources(client):
     _, a = await token_user(client, "a@example.org")
     b_user, b = await token_user(client, "b@example.org")
     b_token = (await (await client.get("/api/tokens", headers=b)).json())["tokens"][0]
+    agent = await (await client.post("/api/agents", json={"name": "B's"}, headers=b)).json()
+    definition = {"name": "B's", "start": "a", "steps": {"a": {"kind": "agent", "agent_id": agent["id"],
+                                                               "input": "x"}}}
+    workflow = await (await client.post("/api/workflows", json={"definition": definition}, headers=b)).json()
+    gate = {"name": "Gate", "start": "g", "steps": {"g": {"kind": "approval", "prompt": "?", "on_approve": "a"},
+                                                    "a": definition["steps"]["a"]}}
+    waiting = await (await client.post("/api/workflows", json={"definition": gate}, headers=b)).json()
+    run = await (await client.post(f"/api/workflows/{waiting['id']}/runs", json={}, headers=b)).json()
     cases = [
         ("DELETE", f"/api/tokens/{b_token['id']}", None, 404),
         ("PATCH", f"/api/admin/users/{b_user.id}", {"disabled": True}, 403),
+        ("GET", "/api/admin/health", None, 403),
+        ("GET", f"/api/workflows/{workflow['id']}", None, 404),
+        ("PATCH", f"/api/workflows/{workflow['id']}", {"definition": definition}, 404),
+        ("DELETE", f"/api/workflows/{workflow['id']}", None, 404),
+        ("POST", f"/api/workflows/{workflow['id']}/runs", {"input": {}}, 404),
+        ("POST", "/api/workflows", {"definition": definition}, 422),  # B's agent is unknown to A
+        ("GET", f"/api/runs/{run['id']}", None, 404),
+        ("POST", f"/api/runs/{run['id']}/resume", {"answer": {"approved": True}}, 404),
+        ("POST", f"/api/runs/{run['id']}/cancel", None, 404),
     ]
     for method, path, body, status in cases:
         resp = await client.request(method, path, json=body, headers=a)
@@ -58,6 +75,12 @@ async def test_one_user_cannot_touch_anothers_resources(client):
     assert (await client.get("/api/me", headers=b)).status == 200
     mine = (await (await client.get("/api/tokens", headers=a)).json())["tokens"]
     assert b_token["id"] not in {t["id"] for t in mine}
+    assert (await (await client.get("/api/workflows", headers=a)).json())["workflows"] == []
+    assert (await (await client.get("/api/runs?kind=workflow", headers=a)).json())["runs"] == []
+    # B's workflow and run are untouched
+    assert (await (await client.get(f"/api/workflows/{workflow['id']}", headers=b)).json())["version"] == 1
+    assert (await (await client.get(f"/api/runs/{run['id']}", headers=b)).json())["status"] in ("queued", "running",
+                                                                                               "waiting_for_input")
 
 
 @pytest.mark.parametrize("path", ["/auth/login/test", "/auth/link/nope"])

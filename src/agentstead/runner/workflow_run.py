@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.types import Command
 
 from ..agents.tools import ASK_HUMAN, REGISTRY, ToolContext, run_tool
@@ -245,10 +246,14 @@ class WorkflowRuns:
                              execute_tool=lambda call: self._agent_tool(run, call, ctx, allowed),
                              checkpointer=False)
         try:
-            # durability given explicitly: the workflow graph's "sync" would otherwise be inherited,
-            # and this graph keeps no checkpoints.
-            final = await graph.ainvoke({"messages": [HumanMessage(text)]},
-                                        {"recursion_limit": version.max_steps * 2 + 1}, durability="async")
+            # The agent's graph is not a subgraph of the workflow's: it starts from a clean config
+            # (no inherited thread, checkpointer or durability) and keeps no checkpoints.
+            outer = var_child_runnable_config.set(None)
+            try:
+                final = await graph.ainvoke({"messages": [HumanMessage(text)]},
+                                            {"recursion_limit": version.max_steps * 2 + 1})
+            finally:
+                var_child_runnable_config.reset(outer)
         except Exception as exc:
             failure = failure_of(exc)
             if failure.code == "internal_error":
