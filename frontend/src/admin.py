@@ -248,7 +248,7 @@ def chart(points, width=640, height=220):
     n = max(1, len(points))
     peak = max([p + c for _, p, c in points] + [1])
     plot_h, plot_w = height - bottom - top, width - left - 8
-    bar_w = plot_w / n
+    bar_w = min(plot_w / n, 48.0)             # a few days do not make slabs
     total = sum(p + c for _, p, c in points)
     kids = [h("title", {"id": "usage-title"}, "Tokens per day"),
             h("desc", {"id": "usage-desc"}, "%s tokens over %d days; the highest day used %s." % (
