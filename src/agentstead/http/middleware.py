@@ -31,11 +31,21 @@ def _route_label(request: web.Request) -> str:
     return info.route.resource.canonical
 
 
+_SECRET_PREFIXES = ("auth/link/",)  # single-use sign-in links: /auth/link/<token>
+
+
 def _loggable_path(request: web.Request) -> str:
-    # Secrets in paths (single-use sign-in links) never reach the logs.
+    """The path as logged: secrets in paths never reach the logs, whether the route matched
+    or not (405, a trailing slash, other case). Query strings are never logged at all (OIDC
+    callback code/state, WebSocket tickets)."""
     if "token" in request.match_info:
         return _route_label(request)
-    return request.path
+    path = request.path
+    bare = path.lstrip("/").lower()
+    for prefix in _SECRET_PREFIXES:
+        if bare.startswith(prefix):
+            return "/" + prefix + "{token}"
+    return path
 
 
 @web.middleware
@@ -80,7 +90,7 @@ async def json_errors(request: web.Request, handler):
             raise  # redirects and 2xx raised as exceptions pass through
         return errors.from_http_exception(exc)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", request.method, _loggable_path(request))
         return errors.error_response(500, "internal_error",
                                      "internal error; quote the request id when reporting it")
 
