@@ -193,3 +193,86 @@ async def test_mix_up_defence_rejects_a_response_from_another_issuer(oidc_app, p
         back = (await idp.get(start.headers["Location"], allow_redirects=False)).headers["Location"]
     resp = await client.get("/" + back.split("/", 3)[3] + "&iss=https://evil.example", allow_redirects=False)
     assert error_of(resp) == "issuer_mismatch"
+
+
+# ---- account linking: a first sign-in at a provider joins an existing account by email ----
+
+def identities(settings) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(settings.db_file) as conn:
+        return conn.execute("SELECT provider, subject, user_id FROM identities ORDER BY created_at").fetchall()
+
+
+async def test_first_sign_in_attaches_to_the_existing_account_by_verified_email(oidc_app, provider, settings):
+    client = await oidc_app()  # closed: only the account an admin created
+    ada = await make_user(client.app, "ada@example.org", "admin")
+    assert error_of(await sign_in(client)) is None
+    me = await (await client.get("/api/me")).json()
+    assert me["user"]["id"] == ada.id and me["user"]["role"] == "admin"
+    assert identities(settings) == [("test", "user-1", ada.id)]
+    assert user_count(settings) == 1
+
+
+async def test_unverified_email_never_attaches_to_an_existing_account(oidc_app, provider, settings):
+    client = await oidc_app(signup_policy="open")
+    await make_user(client.app, "ada@example.org", "admin")
+    provider.knobs = Knobs(email_verified=False)
+    resp = await sign_in(client)
+    assert error_of(resp) == "email_not_verified" and "as_access" not in resp.cookies
+    assert identities(settings) == [] and user_count(settings) == 1
+
+
+async def test_second_subject_with_the_same_email_at_the_same_provider_is_refused(oidc_app, provider, settings):
+    """The provider's account was recreated, or its address given to someone else: a new `sub`
+    with a known address does not inherit the account that address already signs in to."""
+    client = await oidc_app(signup_policy="open")
+    assert error_of(await sign_in(client)) is None
+    first = identities(settings)
+    client.raw.session.cookie_jar.clear()
+    provider.user = {**provider.user, "sub": "someone-else"}
+    resp = await sign_in(client)
+    assert error_of(resp) == "identity_conflict" and "as_access" not in resp.cookies
+    assert (await client.get("/api/me")).status == 401
+    assert identities(settings) == first and user_count(settings) == 1  # nothing changed
+    outcome, details = audit_rows(settings)[-1]
+    assert outcome == "failure" and "identity_conflict" in details
+    provider.user = {**provider.user, "sub": "user-1"}  # the original subject still signs in
+    assert error_of(await sign_in(client)) is None
+
+
+async def test_same_verified_email_at_a_second_provider_attaches(aiohttp_client, provider, settings, tmp_path):
+    """Several providers at once: the same person's verified address at another provider
+    joins the account (once per provider; the rule above still holds at each)."""
+    from aiohttp.test_utils import TestServer
+
+    from agentstead.app import create_app
+
+    from ..support.contract import ContractClient
+    from ..support.oidc_provider import OIDCProvider
+    from ..support.procs import free_port
+
+    other = OIDCProvider(client_id="agentstead-other", client_secret="other-secret")
+    await other.start()
+    try:
+        port = free_port()
+        public = f"http://127.0.0.1:{port}"
+        provider.redirect_uris = [f"{public}/auth/callback/test"]
+        other.redirect_uris = [f"{public}/auth/callback/other"]
+        other.user = {**other.user, "sub": "other-77"}
+        configured = settings.replace(public_url=public, signup_policy="open", oidc_providers=tuple(
+            {"name": name, "issuer": p.issuer, "client_id": p.client_id, "client_secret": p.client_secret,
+             "client_secret_file": "", "display_name": name, "scopes": ("openid", "email", "profile")}
+            for name, p in (("test", provider), ("other", other))))
+        app = create_app(configured)
+        client = ContractClient(await aiohttp_client(TestServer(app, host="127.0.0.1", port=port)), app)
+        assert error_of(await sign_in(client)) is None
+        ada = (await (await client.get("/api/me")).json())["user"]["id"]
+        client.raw.session.cookie_jar.clear()
+        start = await client.get("/auth/login/other", allow_redirects=False)
+        async with aiohttp.ClientSession() as idp:
+            back = (await idp.get(start.headers["Location"], allow_redirects=False)).headers["Location"]
+        done = await client.get("/" + back.split("/", 3)[3], allow_redirects=False)
+        assert error_of(done) is None and done.cookies.get("as_access") is not None
+        assert (await (await client.get("/api/me")).json())["user"]["id"] == ada
+        assert sorted(identities(settings)) == [("other", "other-77", ada), ("test", "user-1", ada)]
+    finally:
+        await other.stop()

@@ -56,6 +56,7 @@ class Identity:
     subject: str
     email: str
     name: str
+    email_verified: bool = False   # the provider asserted email_verified: true (required to sign in)
 
 
 def _unverified_kid(token: str) -> str:
@@ -195,4 +196,5 @@ class OIDCClient:
             raise OIDCError("email_missing", "the ID token carries no email; request the email scope")
         if claims.get("email_verified") is not True:
             raise OIDCError("email_not_verified", f"{email} is not verified at {self.config.name}")
-        return Identity(self.config.name, str(claims["sub"]), email, str(claims.get("name") or ""))
+        return Identity(self.config.name, str(claims["sub"]), email, str(claims.get("name") or ""),
+                        email_verified=True)

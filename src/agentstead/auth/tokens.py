@@ -96,10 +96,6 @@ def csrf_token(keys: Keys, session_id: str) -> str:
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def csrf_ok(keys: Keys, session_id: str, presented: str) -> bool:
-    return bool(presented) and hmac.compare_digest(csrf_token(keys, session_id), presented)
-
-
 def pkce_pair() -> tuple[str, str]:
     """(code_verifier, S256 code_challenge)."""
     from authlib.oauth2.rfc7636 import create_s256_code_challenge

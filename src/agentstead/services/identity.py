@@ -195,6 +195,8 @@ class IdentityService:
             user = await user_store.by_identity(conn, identity.provider, identity.subject)
             if user is None:
                 user = await user_store.by_email(conn, identity.email)
+                if user is not None:
+                    await self._may_attach(conn, user, identity)
                 if user is None:
                     allowed = policy == "open" or (policy == "domains" and domain in self.settings.signup_domains)
                     if not allowed:
@@ -212,6 +214,19 @@ class IdentityService:
         if created is not None:
             await self.notify("system", ev.UserCreated(created.id, created.email, created.role))
         return user
+
+    @staticmethod
+    async def _may_attach(conn, user: user_store.User, identity: Identity) -> None:
+        """A first sign-in at a provider joins an existing account by email only when the
+        provider asserted the address verified, and only when the account has no identity at
+        that provider yet. A second subject at the same provider with the same address is a
+        different account there (deleted and recreated, or the address was given to someone
+        else); it must not inherit this one. docs/security.md, "Account linking"."""
+        if not identity.email_verified:
+            raise AuthError(403, "email_not_verified", f"{identity.email} is not verified at {identity.provider}")
+        if await user_store.has_identity(conn, user.id, identity.provider):
+            raise AuthError(409, "identity_conflict",
+                            f"{identity.email} is already linked to another {identity.provider} account")
 
     # ---- sessions ----------------------------------------------------------
 

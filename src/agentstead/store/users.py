@@ -63,6 +63,12 @@ async def by_identity(conn: aiosqlite.Connection, provider: str, subject: str) -
             (provider, subject)))
 
 
+async def has_identity(conn: aiosqlite.Connection, user_id: str, provider: str) -> bool:
+    """Whether the user already signs in with some subject at this provider."""
+    return await fetch_one(conn, "SELECT 1 FROM identities WHERE user_id = ? AND provider = ? LIMIT 1",
+                           (user_id, provider)) is not None
+
+
 async def link_identity(conn: aiosqlite.Connection, provider: str, subject: str, user_id: str,
                         email: str) -> None:
     now = now_iso()
