@@ -12,8 +12,10 @@ tool step calls the tool registry with its limits. Every step writes its row in
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import contextvars
 import dataclasses
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -29,16 +31,30 @@ from ..store import runs as run_store
 from ..store import workflows as workflow_store
 from ..timeutil import now_iso
 from ..workflows.compile import StepError, StepFailed, WorkflowError, compile_workflow, initial_state, reason_of
-from ..workflows.definition import AgentStep, ApprovalStep, BranchStep, Definition, ParallelStep, Step, ToolStep
+from ..workflows.definition import AgentStep, Definition, ParallelStep, Step, ToolStep
 from . import graph as graphs
 from .failures import RunFailure, failure_of
+from .step_journal import Finished, Journal, StepSaver
 
 if TYPE_CHECKING:
     from .runner import Runner
 
 log = logging.getLogger("agentstead.runner.workflows")
+GRAPH_CACHE = 64  # compiled workflow versions kept
+_CURRENT: contextvars.ContextVar["_Run"] = contextvars.ContextVar("workflow_run")
 
-MAX_EVENT_OUTPUT = 16 * 1024
+
+def _remember(cache: collections.OrderedDict, key, value) -> None:
+    """A bounded cache (least recently added goes first)."""
+    cache[key] = value
+    while len(cache) > GRAPH_CACHE:
+        cache.popitem(last=False)
+
+
+def _logged(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("event append failed", extra={"error": repr(future.exception())})
+
 # Provider failures that another attempt cannot fix.
 _FINAL_CODES = frozenset({"provider_auth_failed", "model_not_found", "budget_exceeded", "provider_not_configured",
                           "agent_missing"})
@@ -46,30 +62,60 @@ ASK_HUMAN_REFUSED = ("error: ask_human is not available inside a workflow step; 
                      "are the way to ask a person")
 
 
-def event_output(output: Any) -> tuple[Any, bool]:
-    """A step's output for an event: as it is, or cut to MAX_EVENT_OUTPUT characters of text."""
-    text = output if isinstance(output, str) else json.dumps(output, default=str)
-    if len(text) <= MAX_EVENT_OUTPUT:
-        return output, False
-    return text[:MAX_EVENT_OUTPUT], True
-
-
 @dataclasses.dataclass
 class _Run:
     """One execution of a workflow run (a resume is a new one)."""
     run: run_store.Run
     definition: Definition
+    journal: Journal
     attempts: dict[str, int] = dataclasses.field(default_factory=dict)
-    started: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)  # step -> (iso, perf)
+    running: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)  # step -> (iso, perf)
+    starting: dict[str, asyncio.Task] = dataclasses.field(default_factory=dict)  # rows of starts being written
+    group_of: dict[str, str] = dataclasses.field(default_factory=dict)  # parallel member -> its group
 
 
 class WorkflowRuns:
     def __init__(self, runner: "Runner"):
         self.runner = runner
+        self.states: dict[str, _Run] = {}  # run id -> the execution under way
+        self._saver: StepSaver | None = None
+        # Compiling costs ~2.5 ms a step (LangGraph inspects every node function), so each
+        # workflow version is compiled once; its nodes find their run through _CURRENT.
+        self._graphs: collections.OrderedDict[tuple[str, int], Any] = collections.OrderedDict()
+        self._agent_graphs: collections.OrderedDict[tuple, Any] = collections.OrderedDict()
+        self._versions: collections.OrderedDict[tuple[str, int], agent_store.AgentVersion] = collections.OrderedDict()
+
+    def saver(self) -> StepSaver:
+        if self._saver is None:
+            self._saver = StepSaver(self.runner.db)
+        return self._saver
+
+    def _graph(self, run: run_store.Run, definition: Definition):
+        key = (run.workflow_id, run.workflow_version)
+        graph = self._graphs.get(key)
+        if graph is None:
+            graph = compile_workflow(
+                definition, lambda name, step, rendered: self._step(_CURRENT.get(), name, step, rendered),
+                checkpointer=self.saver(),
+                on_attempt_failed=lambda *a: self._attempt_failed(_CURRENT.get(), *a))
+            _remember(self._graphs, key, graph)
+        return graph
+
+    def _emit(self, run: run_store.Run, event: ev.Event) -> None:
+        """Step events are queued in order (the bus appends them in batches); run.* events are awaited."""
+        self.runner.bus.publish_nowait(f"runs/{run.id}", event).add_done_callback(_logged)
 
     # ---- the run's life ------------------------------------------------------------
 
     async def supervise(self, run: run_store.Run, *, resume: Any, resumed: bool) -> None:
+        try:
+            await self._supervise(run, resume=resume, resumed=resumed)
+        finally:
+            self.states.pop(run.id, None)
+            if self._saver is not None:
+                self._saver.journals.pop(f"run:{run.id}", None)
+
+    async def _supervise(self, run: run_store.Run, *, resume: Any, resumed: bool) -> None:
         r = self.runner
         try:
             async with asyncio.timeout(r.settings.run_timeout_seconds):
@@ -102,7 +148,15 @@ class WorkflowRuns:
         version = await workflow_store.version(r.db, run.workflow_id, run.workflow_version)
         if version is None:
             raise RunFailure("workflow_missing", "the workflow version this run uses no longer exists")
-        state = _Run(run, Definition.from_dict(version.definition))
+        definition = Definition.from_dict(version.definition)
+        journal = Journal(run, lambda event: self._emit(run, event),
+                          {name: step.kind for name, step in definition.steps.items()})
+        state = self.states[run.id] = _Run(run, definition, journal)
+        for name, step in definition.steps.items():
+            if isinstance(step, ParallelStep):
+                state.group_of.update((member, name) for member in step.steps)
+        for row in await run_store.steps(r.db, run.id):  # a resumed approval keeps when it began
+            journal.started_at[row.step] = (row.started_at, time.perf_counter())
         await r._budget_left(run)
         async with r.db.write() as conn:
             await run_store.set_status(conn, run.id, "running", started=True)
@@ -110,11 +164,10 @@ class WorkflowRuns:
                 await run_store.count_run(conn, run)
         await r._publish(run, ev.RunStarted(run.id, None, resumed))
 
-        graph = compile_workflow(state.definition, lambda name, step, rendered: self._step(state, name, step, rendered),
-                                 checkpointer=r._saver,
-                                 on_attempt_failed=lambda *a: self._attempt_failed(state, *a))
-        config = {"configurable": {"thread_id": f"run:{run.id}"},
-                  "recursion_limit": 2 * len(state.definition.steps) + 10}
+        graph = self._graph(run, definition)
+        self.saver().journals[f"run:{run.id}"] = journal
+        _CURRENT.set(state)  # the node tasks LangGraph starts below inherit it
+        config = {"configurable": {"thread_id": f"run:{run.id}"}, "recursion_limit": 2 * len(definition.steps) + 10}
         if resume is not None:
             graph_input: Any = Command(resume=resume)
         elif resumed and (await graph.aget_state(config)).values:
@@ -128,14 +181,13 @@ class WorkflowRuns:
             if "__interrupt__" in chunk:
                 await self._waiting(state, chunk["__interrupt__"][0].value)
                 return
-            for node, update in chunk.items():
-                await self._observe(state, node, update or {})
-
         outputs = (await graph.aget_state(config)).values.get("outputs", {})
         async with r.db.write() as conn:
+            taken = await journal.write(conn)
             await run_store.set_output(conn, run.id, outputs)
             await run_store.set_status(conn, run.id, "succeeded", finished=True)
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
+        journal.committed(taken)
         done = await run_store.get(r.db, run.id)
         await r._publish(run, ev.RunSucceeded(run.id, None, done.prompt_tokens, done.completion_tokens))
 
@@ -144,89 +196,75 @@ class WorkflowRuns:
         r, run = self.runner, state.run
         step, prompt = str(value.get("step", "")), str(value.get("prompt", ""))
         async with r.db.write() as conn:
+            taken = await state.journal.write(conn)
             await run_store.step_started(conn, run.id, step, "approval", 1, now_iso(), status="waiting")
             await run_store.set_status(conn, run.id, "waiting_for_input", waiting_prompt=prompt)
-        await r._publish(run, ev.StepWaiting(run.id, step, prompt))
+        state.journal.committed(taken)
+        self._emit(run, ev.StepWaiting(run.id, step, prompt))
         await r._publish(run, ev.RunWaiting(run.id, None, prompt))
-
-    async def _observe(self, state: _Run, node: str, update: dict) -> None:
-        """Steps that do no work of their own (branch, approval, a parallel group) report
-        here, from the graph's updates; agent and tool steps report in _step."""
-        steps = state.definition.steps
-        if node.endswith("-join") and node[:-5] in steps:
-            name = node[:-5]
-        elif isinstance(steps.get(node), ParallelStep):
-            await self._started(state, node, "parallel", 1)
-            return
-        elif isinstance(steps.get(node), (BranchStep, ApprovalStep)):
-            name = node
-        else:
-            return
-        output = (update.get("outputs") or {}).get(name)
-        started_iso, started = state.started.pop(name, (now_iso(), time.perf_counter()))
-        await self._succeeded(state, name, steps[name].kind, 1, started_iso, started, output)
 
     # ---- steps ---------------------------------------------------------------------
 
-    async def _started(self, state: _Run, name: str, kind: str, attempt: int) -> None:
+    async def _write_started(self, state: _Run, name: str, kind: str, attempt: int, started_at: str) -> None:
+        """The start's row, then its event (a parallel group starts with its first member)."""
         r, run = self.runner, state.run
-        started_iso = now_iso()
-        state.started[name] = (started_iso, time.perf_counter())
+        group = state.group_of.get(name)
+        opens_group = group is not None and group not in state.journal.started_at
+        if opens_group:
+            state.journal.started_at[group] = (started_at, time.perf_counter())
         async with r.db.write() as conn:
-            await run_store.step_started(conn, run.id, name, kind, attempt, started_iso)
-        await r._publish(run, ev.StepStarted(run.id, name, kind, attempt, started_iso))
+            if opens_group:
+                await run_store.step_started(conn, run.id, group, "parallel", 1, started_at)
+            await run_store.step_started(conn, run.id, name, kind, attempt, started_at)
+        if opens_group:
+            self._emit(run, ev.StepStarted(run.id, group, "parallel", 1, started_at))
+        self._emit(run, ev.StepStarted(run.id, name, kind, attempt, started_at))
 
-    async def _succeeded(self, state: _Run, name: str, kind: str, attempt: int, started_iso: str, started: float,
-                         output: Any, usage: tuple[int, int, str | None] = (0, 0, None)) -> None:
-        r, run = self.runner, state.run
-        finished_iso, duration = now_iso(), round((time.perf_counter() - started) * 1000, 3)
-        prompt, completion, model = usage
-        async with r.db.write() as conn:
-            await run_store.step_finished(conn, run.id, name, kind, "succeeded", attempt=attempt,
-                                          started_at=started_iso, finished_at=finished_iso, output=output,
-                                          prompt_tokens=prompt, completion_tokens=completion)
-            if prompt or completion:
-                await run_store.add_usage(conn, run, prompt, completion, model=model)
-        shown, truncated = event_output(output)
-        await r._publish(run, ev.StepSucceeded(run.id, name, kind, attempt, started_iso, finished_iso, duration,
-                                               shown, truncated))
+    async def _start_written(self, state: _Run, name: str) -> None:
+        task = state.starting.pop(name, None)
+        if task is not None:
+            await asyncio.shield(task)
 
     async def _step(self, state: _Run, name: str, step: Step, rendered: Any) -> Any:
-        """execute_step for the compiled graph: one attempt of an agent or tool step."""
+        """execute_step for the compiled graph: one attempt of an agent or tool step. The start's
+        row is written while the step works; the outcome's row goes with LangGraph's writes."""
         attempt = state.attempts[name] = state.attempts.get(name, 0) + 1
-        await self._started(state, name, step.kind, attempt)
-        started_iso, started = state.started[name]
+        started_at, began = state.running[name] = (now_iso(), time.perf_counter())
+        state.starting[name] = asyncio.create_task(self._write_started(state, name, step.kind, attempt, started_at))
         usage: tuple[int, int, str | None] = (0, 0, None)
         if isinstance(step, AgentStep):
             output, usage = await self._agent(state.run, step, rendered)
         else:
             output = await self._tool(step, rendered)
-        state.started.pop(name, None)
-        await self._succeeded(state, name, step.kind, attempt, started_iso, started, output, usage)
+        await self._start_written(state, name)
+        state.running.pop(name, None)
+        state.journal.finished[name] = Finished(step.kind, attempt, started_at,
+                                                round((time.perf_counter() - began) * 1000, 3), usage)
         return output
 
     async def _attempt_failed(self, state: _Run, name: str, step: Step, attempt: int, exc: BaseException,
                               retry_in: float | None) -> None:
         r, run = self.runner, state.run
         error = reason_of(exc)
-        started_iso, started = state.started.pop(name, (now_iso(), time.perf_counter()))
-        finished_iso = now_iso()
+        await self._start_written(state, name)
+        started_at, began = state.running.pop(name, (now_iso(), time.perf_counter()))
+        finished_at = now_iso()
         async with r.db.write() as conn:
             await run_store.step_finished(conn, run.id, name, step.kind, "retrying" if retry_in is not None else "failed",
-                                          attempt=attempt, started_at=started_iso, finished_at=finished_iso,
+                                          attempt=attempt, started_at=started_at, finished_at=finished_at,
                                           error=error)
         if retry_in is not None:
-            await r._publish(run, ev.StepRetrying(run.id, name, step.kind, attempt, error, retry_in))
+            self._emit(run, ev.StepRetrying(run.id, name, step.kind, attempt, error, retry_in))
         else:
-            await r._publish(run, ev.StepFailed(run.id, name, step.kind, attempt, started_iso, finished_iso,
-                                                round((time.perf_counter() - started) * 1000, 3), error))
+            self._emit(run, ev.StepFailed(run.id, name, step.kind, attempt, started_at, finished_at,
+                                          round((time.perf_counter() - began) * 1000, 3), error))
 
     async def _agent(self, run: run_store.Run, step: AgentStep, text: str) -> tuple[str, tuple[int, int, str]]:
         """The pinned agent version's graph on a fresh message list; no checkpoints of its own
         (a step interrupted by a crash runs again from its start)."""
         r = self.runner
         number = (run.pins or {}).get(step.agent_id)
-        version = await agent_store.version(r.db, step.agent_id, number) if number else None
+        version = await self._agent_version(step.agent_id, number) if number else None
         if version is None:
             raise StepError("the agent version this run uses no longer exists", code="agent_missing", retryable=False)
         provider = r.providers.get(version.provider)
@@ -237,14 +275,7 @@ class WorkflowRuns:
             await r._budget_left(run)
         except RunFailure as exc:
             raise StepError(exc.message, code=exc.code, retryable=False) from None
-        tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n != ASK_HUMAN]
-        llm = graphs.chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
-                                temperature=version.temperature, max_retries=r.settings.llm_max_retries)
-        ctx = ToolContext(allowed_hosts=r.settings.http_get_allowed_hosts)
-        allowed = {t.name for t in tools}
-        graph = graphs.build(llm=llm, instructions=version.instructions, tools=tools,
-                             execute_tool=lambda call: self._agent_tool(run, call, ctx, allowed),
-                             checkpointer=False)
+        graph = self._agent_graph(version, provider)
         try:
             # The agent's graph is not a subgraph of the workflow's: it starts from a clean config
             # (no inherited thread, checkpointer or durability) and keeps no checkpoints.
@@ -265,17 +296,45 @@ class WorkflowRuns:
         completion = sum((m.usage_metadata or {}).get("output_tokens", 0) for m in replies)
         return (graphs.content_text(replies[-1].content) if replies else ""), (prompt, completion, version.model)
 
+    async def _agent_version(self, agent_id: str, number: int) -> agent_store.AgentVersion | None:
+        """A pinned agent version (immutable, so kept once read)."""
+        key = (agent_id, number)
+        version = self._versions.get(key)
+        if version is None:
+            version = await agent_store.version(self.runner.db, agent_id, number)
+            if version is not None:
+                _remember(self._versions, key, version)
+        return version
+
+    def _agent_graph(self, version: agent_store.AgentVersion, provider: dict):
+        """The agent version's graph (runner/graph.py), built once per version and provider and
+        shared by the steps and runs that use it; its tool calls find their run through _CURRENT."""
+        key = (version.agent_id, version.version, provider["name"], provider["base_url"], provider["api_key"])
+        graph = self._agent_graphs.get(key)
+        if graph is None:
+            r = self.runner
+            tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n != ASK_HUMAN]
+            llm = graphs.chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
+                                    temperature=version.temperature, max_retries=r.settings.llm_max_retries)
+            ctx = ToolContext(allowed_hosts=r.settings.http_get_allowed_hosts)
+            allowed = {t.name for t in tools}
+            graph = graphs.build(llm=llm, instructions=version.instructions, tools=tools,
+                                 execute_tool=lambda call: self._agent_tool(_CURRENT.get().run, call, ctx, allowed),
+                                 checkpointer=False)
+            _remember(self._agent_graphs, key, graph)
+        return graph
+
     async def _agent_tool(self, run: run_store.Run, call: dict, ctx: ToolContext, allowed: set[str]) -> ToolMessage:
         r = self.runner
         call_id, name, args = call["id"], call["name"], call.get("args") or {}
-        await r._publish(run, ev.ToolCalled(run.id, None, call_id, name, args if isinstance(args, dict) else {}))
+        self._emit(run, ev.ToolCalled(run.id, None, call_id, name, args if isinstance(args, dict) else {}))
         if name == ASK_HUMAN:
             ok, output = False, ASK_HUMAN_REFUSED
         elif name not in allowed:
             ok, output = False, f"error: no tool named {name!r} is available to this agent"
         else:
             ok, output = await run_tool(REGISTRY[name], args, ctx, r.settings.tool_timeout_seconds)
-        await r._publish(run, ev.ToolResult(run.id, None, call_id, name, ok, output))
+        self._emit(run, ev.ToolResult(run.id, None, call_id, name, ok, output))
         return ToolMessage(output, tool_call_id=call_id, name=name, status="success" if ok else "error")
 
     async def _tool(self, step: ToolStep, arguments: Any) -> str:
@@ -291,9 +350,23 @@ class WorkflowRuns:
 
     # ---- endings -------------------------------------------------------------------
 
+    async def _settle(self, run: run_store.Run):
+        """Before a final status: starts still being written land first; the journal's rows go
+        into the caller's transaction (returns the journal, or None)."""
+        state = self.states.get(run.id)
+        if state is None:
+            return None
+        for task in list(state.starting.values()):
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
+        state.starting.clear()
+        return state.journal
+
     async def _finish_stopped(self, run: run_store.Run, *, interrupted: bool) -> None:
         r = self.runner
+        journal = await self._settle(run)
         async with r.db.write() as conn:
+            taken = await journal.write(conn) if journal else None
             if interrupted:  # shutdown: resumable from the checkpoint
                 await run_store.steps_ended(conn, run.id, "interrupted")
                 await run_store.set_status(conn, run.id, "interrupted", error=(
@@ -302,12 +375,18 @@ class WorkflowRuns:
                 await run_store.steps_ended(conn, run.id, "cancelled")
                 await run_store.set_status(conn, run.id, "cancelled", finished=True)
                 await run_store.drop_checkpoints(conn, f"run:{run.id}")
+        if journal and taken:
+            journal.committed(taken)
         await r._publish(run, ev.RunInterrupted(run.id, None) if interrupted else ev.RunCancelled(run.id, None))
 
     async def _finish_failed(self, run: run_store.Run, failure: RunFailure) -> None:
         r = self.runner
+        journal = await self._settle(run)
         async with r.db.write() as conn:
+            taken = await journal.write(conn) if journal else None
             await run_store.steps_ended(conn, run.id, "cancelled")  # e.g. a parallel sibling cut short
             await run_store.set_status(conn, run.id, "failed", error=(failure.code, failure.message), finished=True)
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
+        if journal and taken:
+            journal.committed(taken)
         await r._publish(run, ev.RunFailed(run.id, None, failure.code, failure.message))

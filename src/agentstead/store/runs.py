@@ -104,17 +104,24 @@ async def set_status(conn: aiosqlite.Connection, run_id: str, status: str, *, er
          int(started), now, int(finished), now, run_id))
 
 
-async def add_usage(conn: aiosqlite.Connection, run: Run, prompt: int, completion: int, *,
-                    model: str | None = None) -> None:
+def usage_statements(run: Run, prompt: int, completion: int, *, model: str | None = None) -> list[tuple[str, tuple]]:
     """Tokens of one model call: on the run and on the owner's daily usage under `model`
     (default: the run's model; a workflow run's agent steps name their agent's)."""
-    await conn.execute("UPDATE runs SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? "
-                       "WHERE id = ?", (prompt, completion, run.id))
-    await conn.execute(
-        "INSERT INTO usage_daily (user_id, day, model, prompt_tokens, completion_tokens, runs) VALUES (?, ?, ?, ?, ?, 0) "
-        "ON CONFLICT (user_id, day, model) DO UPDATE SET prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-        "completion_tokens = completion_tokens + excluded.completion_tokens",
-        (run.owner_id, now_iso()[:10], model or run.model, prompt, completion))
+    return [
+        ("UPDATE runs SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ? WHERE id = ?",
+         (prompt, completion, run.id)),
+        ("INSERT INTO usage_daily (user_id, day, model, prompt_tokens, completion_tokens, runs) "
+         "VALUES (?, ?, ?, ?, ?, 0) "
+         "ON CONFLICT (user_id, day, model) DO UPDATE SET prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+         "completion_tokens = completion_tokens + excluded.completion_tokens",
+         (run.owner_id, now_iso()[:10], model or run.model, prompt, completion)),
+    ]
+
+
+async def add_usage(conn: aiosqlite.Connection, run: Run, prompt: int, completion: int, *,
+                    model: str | None = None) -> None:
+    for sql, args in usage_statements(run, prompt, completion, model=model):
+        await conn.execute(sql, args)
 
 
 # Daily usage counts a workflow run under this model name (its tokens go under the agents' models).
@@ -129,16 +136,15 @@ async def count_run(conn: aiosqlite.Connection, run: Run) -> None:
 
 
 async def tokens_today(db: Database, user_id: str) -> int:
-    async with db.read() as conn:
-        row = await fetch_one(conn, "SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage_daily "
-                                    "WHERE user_id = ? AND day = ?", (user_id, now_iso()[:10]))
-    return row[0]
+    # Indexed by the primary key's prefix (user_id, day): a handful of rows, read inline.
+    rows = await db.small("SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage_daily "
+                          "WHERE user_id = ? AND day = ?", (user_id, now_iso()[:10]))
+    return rows[0][0]
 
 
 async def budget_of(db: Database, user_id: str) -> int | None:
-    async with db.read() as conn:
-        row = await fetch_one(conn, "SELECT daily_tokens FROM user_budgets WHERE user_id = ?", (user_id,))
-    return row[0] if row else None
+    rows = await db.small("SELECT daily_tokens FROM user_budgets WHERE user_id = ?", (user_id,))
+    return rows[0][0] if rows else None
 
 
 async def usage(db: Database, user_id: str | None, *, since: str) -> list[dict]:
@@ -199,18 +205,24 @@ async def step_started(conn: aiosqlite.Connection, run_id: str, step: str, kind:
         (run_id, step, kind, status, attempt, started_at))
 
 
-async def step_finished(conn: aiosqlite.Connection, run_id: str, step: str, kind: str, status: str, *,
-                        attempt: int = 1, started_at: str, finished_at: str, output: object = None,
-                        error: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+def step_finished_statements(run_id: str, step: str, kind: str, status: str, *, attempt: int = 1,
+                             started_at: str, finished_at: str, output: object = None, error: str | None = None,
+                             prompt_tokens: int = 0, completion_tokens: int = 0) -> list[tuple[str, tuple]]:
     """The outcome of a step (an upsert: branch, approval and group steps have no start row)."""
-    await conn.execute(
+    return [(
         f"INSERT INTO run_steps ({_S}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, "
         "finished_at = excluded.finished_at, output = excluded.output, error = excluded.error, "
         "prompt_tokens = run_steps.prompt_tokens + excluded.prompt_tokens, "
         "completion_tokens = run_steps.completion_tokens + excluded.completion_tokens",
         (run_id, step, kind, status, attempt, started_at, finished_at,
-         json.dumps(output, default=str) if output is not None else None, error, prompt_tokens, completion_tokens))
+         json.dumps(output, default=str) if output is not None else None, error, prompt_tokens, completion_tokens))]
+
+
+async def step_finished(conn: aiosqlite.Connection, run_id: str, step: str, kind: str, status: str,
+                        **fields) -> None:
+    for sql, args in step_finished_statements(run_id, step, kind, status, **fields):
+        await conn.execute(sql, args)
 
 
 async def steps_ended(conn: aiosqlite.Connection, run_id: str, status: str) -> None:
