@@ -6,9 +6,13 @@ Same endpoint, three ways, in one run on one server: `GET /healthz`
   B with `Authorization: Bearer ast_…` (a valid API token),
   C with `Cookie: as_access=…` (the access JWT from a sign-in link).
 /healthz is public, but the auth middleware authenticates whenever credentials are sent
-(principal attached to the request), so B and C pay the full authentication: for B the
-token's SHA-256, the in-memory token and user caches and the scope computation; for C the
-HS256 JWT verification (PyJWT), the session-family and user caches.
+(principal attached to the request), so B and C pay the authentication as every request of
+a signed-in client does: reading the credential (the Authorization header; for C the
+Cookie header), its SHA-256, and the identity service's map of remembered principals
+(valid until the token's or session's end, dropped by every revocation). The first request
+of each credential after the server starts or after an invalidation resolves it fully
+(for C the HS256 JWT check, session family and user; for B the token row and user); the
+warm-up runs those.
 
 The server is the production entry point with its JSON access log (to a file). Two settings
 differ from the defaults: AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE=1000000 (wrk is one address /
