@@ -349,6 +349,12 @@ async def test_a_failing_step_retries_then_fails_the_run_naming_it(app, llm):
     assert done["status"] == "failed" and done["error"]["code"] == "step_failed"
     assert done["steps"][0]["status"] == "failed" and done["steps"][0]["attempt"] == 3
     assert "Traceback" not in done["error"]["message"]
+    # scripts following the run over SSE get the same step events, then the stream ends
+    resp = await client.get(f"/api/runs/{run['id']}/stream", headers={**headers, "Last-Event-ID": "0"},
+                            validate_contract=False)
+    text = await resp.text()
+    names = [line[7:] for line in text.splitlines() if line.startswith("event: ")]
+    assert names.count("step.retrying") == 2 and names[-2:] == ["step.failed", "run.failed"], names
 
 
 async def test_cancel_in_the_middle_stops_the_model_call(app, llm):
