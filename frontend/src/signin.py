@@ -43,7 +43,8 @@ def error_text(code):
     return ERRORS.get(code, "Sign-in failed (%s). Please try again." % code)
 
 
-def init(query):
+def init(query=None):
+    query = query or {}
     model = Model(error=query.get("error"), next_path=query.get("next"))
     return model, [Http("GET", "/auth/providers", None, lambda d: GotProviders(d.get("providers") or []),
                         ProvidersFailed)]

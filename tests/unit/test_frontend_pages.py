@@ -36,6 +36,8 @@ def load_spa() -> types.SimpleNamespace:
             if module is not None:
                 sys.modules["spa." + n] = module
         sys.modules.update(saved)
+    # app imports page modules on first use by their short names; hand it the renamed ones
+    loaded["app"]._modules.update({n: loaded[n] for n in loaded["app"].PAGE_NAMES})
     package = types.ModuleType("spa")
     package.loaded = types.SimpleNamespace(**loaded)
     sys.modules["spa"] = package

