@@ -455,3 +455,42 @@ async def test_served_openapi_resolves_the_workflow_schema(app, llm):
     assert schema["title"] == "Agentstead workflow definition"
     refs = json.dumps(doc)
     assert '"workflow.schema.json"' not in refs and "#/components/schemas/WorkflowDefinition/$defs/step" in refs
+
+
+async def test_graceful_shutdown_interrupts_and_resume_skips_completed_steps(app, llm, settings):
+    from agentstead.keys import RUNNER
+
+    client, headers = await app()
+    fast = await agent(client, headers, "Fast.")
+    slow = await agent(client, headers, "Slow.")
+    llm.tokens_per_second = 20
+    llm.script = lambda body: Turn("done" if body["messages"][0]["content"] == "Fast." else
+                                   " ".join(f"w{i}" for i in range(100)))
+    wf = await save(client, headers, {"name": "W", "start": "a", "steps": {
+        "a": {"kind": "agent", "agent_id": fast["id"], "input": "one", "next": "b"},
+        "b": {"kind": "agent", "agent_id": slow["id"], "input": "{{ steps.a.output }}"}}})
+    run = await start(client, headers, wf["id"])
+    await _started_at(client, headers, run["id"], "b")
+    await asyncio.sleep(0.2)  # b is streaming (about 5 s of tokens)
+    await client.app[RUNNER].stop()
+    stopped = await (await client.get(f"/api/runs/{run['id']}", headers=headers)).json()
+    assert stopped["status"] == "interrupted"
+    assert {s["step"]: s["status"] for s in stopped["steps"]} == {"a": "succeeded", "b": "interrupted"}
+    llm.tokens_per_second = 0
+    await client.app[RUNNER].start()  # what a restart does
+    resp = await client.post(f"/api/runs/{run['id']}/resume", headers=headers)
+    assert resp.status == 202, await resp.text()
+    done = await settle(client, headers, run["id"], until={"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    prompts = [r["messages"][0]["content"] for r in llm.requests]
+    assert prompts.count("Fast.") == 1 and prompts.count("Slow.") == 2  # a ran once; b again after the stop
+
+
+async def _started_at(client, headers, run_id: str, step: str) -> str:
+    async with asyncio.timeout(10):
+        while True:
+            run = await (await client.get(f"/api/runs/{run_id}", headers=headers, validate_contract=False)).json()
+            rows = {s["step"]: s for s in run["steps"]}
+            if step in rows:
+                return rows[step]["started_at"]
+            await asyncio.sleep(0.02)
