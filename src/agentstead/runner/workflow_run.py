@@ -6,7 +6,9 @@ the runner's saver (the single writer), so after a crash a resumed run goes on
 from the last completed step and never repeats one. An agent step runs the
 pinned agent version's own graph (runner/graph.py) on a fresh message list; a
 tool step calls the tool registry with its limits. Every step writes its row in
-`run_steps` first, then publishes step.* on `runs/{id}`.
+`run_steps` first, then publishes step.* on `runs/{id}`: the start's row in a
+transaction of its own (while the step works), the outcome's row together with
+LangGraph's writes of the step (step_journal.py).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def _remember(cache: collections.OrderedDict, key, value) -> None:
 def _logged(future) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("event append failed", extra={"error": repr(future.exception())})
+
 
 # Provider failures that another attempt cannot fix.
 _FINAL_CODES = frozenset({"provider_auth_failed", "model_not_found", "budget_exceeded", "provider_not_configured",
