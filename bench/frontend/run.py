@@ -64,6 +64,7 @@ MEANINGFUL = """
 FRAMES = """
 (() => {
   window.__frames = []; window.__longtasks = 0; window.__recording = false;
+  window.agentsteadRenders = [];   // the runtime pushes each render's duration (view + diff + patch)
   let last = 0;
   const tick = (t) => { if (window.__recording && last) window.__frames.push(t - last); last = t;
                         requestAnimationFrame(tick); };
@@ -246,9 +247,11 @@ async def main_async(args) -> str:
             await page.get_by_role("textbox", name="Message").press("Enter")
             await page.wait_for_selector(".msg.streaming")
             t0 = await page.evaluate("() => document.querySelector('.msg.streaming .body').textContent.split(' ').length")
-            await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true; }")
+            await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true;"
+                                " window.agentsteadRenders.length = 0; }")
             await asyncio.sleep(seconds)
-            busy = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks]; }")
+            busy = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks,"
+                                       " [...window.agentsteadRenders]]; }")
             t1 = await page.evaluate("() => (document.querySelector('.msg.streaming .body')?.textContent ?? '').split(' ').length")
             results["stream"] = {"messages": count, "idle": idle, "busy": busy, "tokens_seen": t1 - t0,
                                  "seconds": seconds}
@@ -310,8 +313,14 @@ def report(args, build, results, started, finished) -> str:
     for label, frames, lt in (("idle (baseline)", idle, s["idle"][1]), ("streaming", busy, s["busy"][1])):
         out.append(f"| {label} | {len(frames)} | {pct(frames, 50):.1f} | {pct(frames, 95):.1f} | {pct(frames, 99):.1f} "
                    f"| {max(frames) if frames else float('nan'):.1f} | {lt} |")
-    out.append(f"\nStreaming p95 / idle p95: {p95b / p95i:.2f}. Budget p95 ≤ 16 ms (a 60 Hz frame is 16.7 ms): "
-               f"**{'met' if p95b <= 16.7 else 'MISSED'}**.\n")
+    renders = s["busy"][2]
+    out.append(f"\nRender work per frame while streaming (view + diff + patch in MicroPython, {len(renders)} renders): "
+               f"p50 {pct(renders, 50):.1f} ms, p95 {pct(renders, 95):.1f} ms, max {max(renders) if renders else 0:.1f} ms.")
+    # requestAnimationFrame deltas are whole vsync intervals: 16.7 ms at 60 Hz is "every frame on
+    # time", the best a delta can show; one dropped frame shows as 33.3 ms
+    out.append(f"\nStreaming p95 / idle p95: {p95b / p95i:.2f}. Budget p95 ≤ 16 ms, read as no dropped frames "
+               f"(a frame at 60 Hz is 16.7 ms; the next possible delta is 33.3 ms): "
+               f"**{'met' if p95b < 17.5 else 'MISSED'}**.\n")
     return "\n".join(out)
 
 

@@ -201,8 +201,9 @@ def apply_event(model, event):
     run_id = data.get("run_id")
     m = model.but(last_seq=seq)
     if kind == "message.delta":
-        return m.but(streams=_with(m.streams, run_id, m.streams.get(run_id, "") + data.get("text", "")),
-                     runs=_with(m.runs, run_id, "running"))
+        # only the stream changes: the rest of the model keeps its identity, so memo() skips the history
+        m = m.but(streams=_with(m.streams, run_id, m.streams.get(run_id, "") + data.get("text", "")))
+        return m if m.runs.get(run_id) == "running" else m.but(runs=_with(m.runs, run_id, "running"))
     if kind == "message.created":
         message = dict(data["message"])
         message.setdefault("run_id", run_id)
@@ -473,17 +474,46 @@ def _anchors(model):
     return out, tail
 
 
+def _live_runs(model):
+    """Runs whose block can change from one frame to the next (streaming, buttons, questions)."""
+    return {rid for rid, status in model.runs.items()
+            if status in ACTIVE or status == "interrupted" or rid in model.streams}
+
+
+def _items(model, messages, start, anchors, stored):
+    items = []
+    for i, m in enumerate(messages):
+        items.append(memo(_message, m, key=m["id"]))
+        for rid in anchors.get(start + i, ()):
+            items += run_block(model, rid, stored)
+    return items
+
+
+def _history(k, messages, runs, run_errors, tools, run_inputs):
+    """The settled part of the transcript (messages[:k] and their finished runs): one memo, so a
+    streamed token re-renders only the tail, not a long thread's 200 messages."""
+    model = Model().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs)
+    anchors, _ = _anchors(model)
+    stored = _stored_results(model) if model.tools else ()
+    return h("ol", {"class": "transcript"}, _items(model, model.messages[:k], 0, anchors, stored))
+
+
 def transcript(model):
     anchors, tail = _anchors(model)
+    live = _live_runs(model)
+    k = len(model.messages)
+    for i in sorted(anchors):
+        if any(rid in live for rid in anchors[i]):
+            k = i
+            break
     stored = _stored_results(model) if model.tools else ()
-    items = []
-    for i, m in enumerate(model.messages):
-        items.append(memo(_message, m, key=m["id"]))
-        for rid in anchors.get(i, ()):
-            items += run_block(model, rid, stored)
+    rest = _items(model, model.messages[k:], k, anchors, stored)
     for rid in tail:
-        items += run_block(model, rid, stored)
-    return h("ol", {"class": "transcript", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, items)
+        rest += run_block(model, rid, stored)
+    return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
+        memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, key="history"),
+        h("ol", {"class": "transcript tail", "key": "tail"}, rest),
+    ])
 
 
 def view(model):
@@ -507,12 +537,16 @@ def view(model):
                 h("label", {"for": "composer"}, "Message"),
                 h("textarea", {"id": "composer", "rows": "3", "value": model.composer,
                                "placeholder": "Write a message (Enter sends, Shift+Enter for a new line)",
-                               "oninput": lambda ev: SetComposer(ev.target.value),
+                               "oninput": _composer_input,
                                "onkeydown": _enter_sends}),
                 h("button", {"type": "submit", "disabled": model.sending or not model.composer.strip()}, "Send"),
             ]),
         ])
     return h("div", {"class": "chat"}, [side, main])
+
+
+def _composer_input(ev):
+    return SetComposer(ev.target.value)
 
 
 def _enter_sends(ev):

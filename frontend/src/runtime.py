@@ -473,6 +473,7 @@ class Program:
         self.refreshing = None
         self.sockets = {}         # key -> live socket state
         self.first_render = True
+        self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self._frame = jsffi.create_proxy(self._render)
         js.window.addEventListener("popstate", jsffi.create_proxy(lambda e: self.dispatch(self.on_url(_here()))))
         js.document.addEventListener("click", jsffi.create_proxy(self._on_link))
@@ -501,12 +502,15 @@ class Program:
 
     def _render(self, *_):
         self.frame_pending = False
+        t0 = js.performance.now() if self.timings is not None else 0
         new = h("div", {"id": "app-root"}, [self.view_fn(self.model)])
         if self.vroot is None:
             self.root.replaceChildren(self.applier.build(new))
         else:
             self.applier.apply(diff(self.vroot, new))
         self.vroot = new
+        if self.timings is not None:
+            self.timings.push(js.performance.now() - t0)
         if self.first_render:
             self.first_render = False
             js.performance.mark("agentstead:first-render")

@@ -2,7 +2,8 @@
 duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
-from runtime import Http, Send, ApiError
+import fakedom
+from runtime import Http, Send, ApiError, diff
 from kit import find, find_all, text_of, fire, effects_of
 
 T = "t1"
@@ -202,3 +203,20 @@ def test_long_thread_renders_messages_once():
              "run_id": None} for i in range(200)]
     model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": msgs}), model)
     assert len(find_all(chat.transcript(model), "li")) == 200
+
+
+def test_a_streamed_token_into_a_long_thread_patches_one_text_node():
+    model, _ = opened()
+    msgs = [{"id": "m%d" % i, "seq": i, "role": "user" if i % 2 else "assistant", "content": "message %d" % i,
+             "run_id": None} for i in range(200)]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": msgs}), model)
+    model = live(model, *stream_events(["Hel"], start=300))
+    old = chat.view(model)
+    applier, root = fakedom.mount(old)
+    model = live(model, ev(400, "message.delta", run_id="r1", text="lo"))
+    new = chat.view(model)
+    ops = diff(old, new)
+    # the new text, and the composer's value re-checked against what the person typed
+    assert sorted((op[0], op[2] if op[0] == "attr" else "") for op in ops) == [("attr", "value"), ("text", "")], ops
+    applier.apply(ops)
+    assert "Hello" in root.text() and root.text().count("message 199") == 1
