@@ -494,3 +494,46 @@ async def _started_at(client, headers, run_id: str, step: str) -> str:
             if step in rows:
                 return rows[step]["started_at"]
             await asyncio.sleep(0.02)
+
+
+async def test_an_approval_nobody_answers_in_time_fails_the_run_also_across_a_restart(app, llm):
+    from agentstead.keys import RUNNER
+
+    client, headers = await app()
+    a = await agent(client, headers, "A.")
+
+    def gated(timeout):
+        return {"name": "W", "start": "gate", "steps": {
+            "gate": {"kind": "approval", "prompt": "Go?", "on_approve": "a", "timeout_seconds": timeout},
+            "a": {"kind": "agent", "agent_id": a["id"], "input": "x"}}}
+    quick = await save(client, headers, gated(0.3))
+    run = await start(client, headers, quick["id"])
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"runs/{run['id']}", "after": 0})
+    events = await events_until(live, {"run.failed", "run.succeeded"})
+    assert [e["type"] for e in events][-3:] == ["run.waiting", "step.failed", "run.failed"]
+    failed = await (await client.get(f"/api/runs/{run['id']}", headers=headers)).json()
+    assert failed["status"] == "failed" and failed["error"] == {
+        "code": "approval_timed_out", "message": "step 'gate': no answer within 0.3 s"}
+    assert failed["steps"][0]["status"] == "failed"
+    resp = await client.post(f"/api/runs/{run['id']}/resume", json={"answer": {"approved": True}}, headers=headers)
+    assert resp.status == 409
+
+    # answered in time: the deadline does nothing
+    patient = await save(client, headers, gated(1.0))
+    answered = await start(client, headers, patient["id"])
+    await settle(client, headers, answered["id"])
+    resp = await client.post(f"/api/runs/{answered['id']}/resume", json={"answer": {"approved": False}},
+                             headers=headers)
+    assert resp.status == 202
+    await asyncio.sleep(1.3)
+    assert (await settle(client, headers, answered["id"]))["status"] == "succeeded"
+
+    # the deadline survives a restart of the runner
+    later = await start(client, headers, patient["id"])
+    assert (await settle(client, headers, later["id"]))["status"] == "waiting_for_input"
+    await client.app[RUNNER].stop()
+    await client.app[RUNNER].start()
+    done = await settle(client, headers, later["id"], until={"failed", "succeeded"}, timeout=10)
+    assert done["error"]["code"] == "approval_timed_out"
+    assert llm.requests == []

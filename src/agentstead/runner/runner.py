@@ -94,12 +94,14 @@ class Runner:
             run = await run_store.get(self.db, run_id)
             if run is not None:
                 await self._publish(run, ev.RunInterrupted(run.id, run.thread_id))
+        await self.workflows.start()  # approvals waiting with a timeout get their deadlines back
         self._loop_task = asyncio.create_task(self._scheduler(), name="run-scheduler")
         self.wake()
 
     async def stop(self) -> None:
         """On shutdown running runs become `interrupted` (resumable), not cancelled."""
         self._stopping = True
+        self.workflows.stop()
         if self._loop_task:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -31,9 +31,10 @@ from ..bus import events as ev
 from ..store import agents as agent_store
 from ..store import runs as run_store
 from ..store import workflows as workflow_store
+from .. import timeutil
 from ..timeutil import now_iso
 from ..workflows.compile import StepError, StepFailed, WorkflowError, compile_workflow, initial_state, reason_of
-from ..workflows.definition import AgentStep, Definition, ParallelStep, Step, ToolStep
+from ..workflows.definition import AgentStep, ApprovalStep, Definition, ParallelStep, Step, ToolStep
 from . import graph as graphs
 from .failures import RunFailure, failure_of
 from .step_journal import Finished, Journal, StepSaver
@@ -82,6 +83,8 @@ class WorkflowRuns:
         self.runner = runner
         self.states: dict[str, _Run] = {}  # run id -> the execution under way
         self._saver: StepSaver | None = None
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}  # run id -> its approval's timeout
+        self._expiring: set[asyncio.Task] = set()
         # Compiling costs ~2.5 ms a step (LangGraph inspects every node function), so each
         # workflow version is compiled once; its nodes find their run through _CURRENT.
         self._graphs: collections.OrderedDict[tuple[str, int], Any] = collections.OrderedDict()
@@ -198,13 +201,68 @@ class WorkflowRuns:
         """An approval step paused the graph: the row says so first, then the events."""
         r, run = self.runner, state.run
         step, prompt = str(value.get("step", "")), str(value.get("prompt", ""))
+        started_at = now_iso()
         async with r.db.write() as conn:
             taken = await state.journal.write(conn)
-            await run_store.step_started(conn, run.id, step, "approval", 1, now_iso(), status="waiting")
+            await run_store.step_started(conn, run.id, step, "approval", 1, started_at, status="waiting")
             await run_store.set_status(conn, run.id, "waiting_for_input", waiting_prompt=prompt)
         state.journal.committed(taken)
         self._emit(run, ev.StepWaiting(run.id, step, prompt))
         await r._publish(run, ev.RunWaiting(run.id, None, prompt))
+        approval = state.definition.steps.get(step)
+        if isinstance(approval, ApprovalStep) and approval.timeout_seconds:
+            self._arm(run.id, step, started_at, approval.timeout_seconds)
+
+    # ---- approvals that wait too long ------------------------------------------------
+
+    async def start(self) -> None:
+        """At startup: waiting approvals that have a timeout get their deadlines back."""
+        r = self.runner
+        for run_id, step, started_at in await run_store.waiting_steps(r.db):
+            run = await run_store.get(r.db, run_id)
+            version = await workflow_store.version(r.db, run.workflow_id, run.workflow_version) if run else None
+            approval = Definition.from_dict(version.definition).steps.get(step) if version else None
+            if isinstance(approval, ApprovalStep) and approval.timeout_seconds:
+                self._arm(run_id, step, started_at, approval.timeout_seconds)
+
+    def stop(self) -> None:
+        for handle in self._deadlines.values():
+            handle.cancel()
+        self._deadlines.clear()
+
+    def _arm(self, run_id: str, step: str, started_at: str, timeout: float) -> None:
+        waited = (timeutil.now() - timeutil.parse(started_at)).total_seconds()
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            self._deadlines.pop(run_id, None)
+            task = loop.create_task(self._expire(run_id, step, started_at, timeout), name=f"approval-timeout-{run_id}")
+            self._expiring.add(task)
+            task.add_done_callback(self._expiring.discard)
+
+        old = self._deadlines.pop(run_id, None)
+        if old is not None:
+            old.cancel()
+        self._deadlines[run_id] = loop.call_later(max(0.0, timeout - waited), expire)
+
+    async def _expire(self, run_id: str, step: str, started_at: str, timeout: float) -> None:
+        """Nobody answered in time: the run fails, unless it was answered or cancelled meanwhile."""
+        r = self.runner
+        error = f"no answer within {timeout:g} s"
+        finished_at = timeutil.now_iso()
+        async with r.db.write() as conn:
+            run = await run_store.get_in(conn, run_id)
+            if run is None or run.status != "waiting_for_input" or \
+                    await run_store.step_status_in(conn, run_id, step) != ("waiting", started_at):
+                return
+            await run_store.step_finished(conn, run_id, step, "approval", "failed", started_at=started_at,
+                                          finished_at=finished_at, error=error)
+            await run_store.set_status(conn, run_id, "failed", finished=True,
+                                       error=("approval_timed_out", f"step '{step}': {error}"))
+            await run_store.drop_checkpoints(conn, f"run:{run_id}")
+        duration = round((timeutil.parse(finished_at) - timeutil.parse(started_at)).total_seconds() * 1000, 3)
+        self._emit(run, ev.StepFailed(run_id, step, "approval", 1, started_at, finished_at, duration, error))
+        await r._publish(run, ev.RunFailed(run_id, None, "approval_timed_out", f"step '{step}': {error}"))
 
     # ---- steps ---------------------------------------------------------------------
 

@@ -231,6 +231,21 @@ async def steps_ended(conn: aiosqlite.Connection, run_id: str, status: str) -> N
                        "AND status IN ('running', 'retrying', 'waiting')", (status, now_iso(), run_id))
 
 
+async def waiting_steps(db: Database) -> list[tuple[str, str, str]]:
+    """(run id, step, started_at) of every approval waiting in a waiting workflow run."""
+    async with db.read() as conn:
+        rows = await fetch_all(conn, "SELECT s.run_id, s.step, s.started_at FROM run_steps s JOIN runs r "
+                                     "ON r.id = s.run_id WHERE r.status = 'waiting_for_input' AND s.status = 'waiting'")
+    return [tuple(r) for r in rows]
+
+
+async def step_status_in(conn: aiosqlite.Connection, run_id: str, step: str) -> tuple[str, str] | None:
+    """(status, started_at) of one step of a run, inside the caller's transaction."""
+    row = await fetch_one(conn, "SELECT status, started_at FROM run_steps WHERE run_id = ? AND step = ?",
+                          (run_id, step))
+    return (row[0], row[1]) if row else None
+
+
 async def steps(db: Database, run_id: str) -> list[RunStep]:
     rows = await db.small(f"SELECT {_S} FROM run_steps WHERE run_id = ? ORDER BY started_at, step", (run_id,))
     out = []

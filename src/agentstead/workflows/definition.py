@@ -88,7 +88,7 @@ class ApprovalStep:
     prompt: str  # a template
     on_approve: str
     on_reject: Target = None
-    # Kept for the runner (how long a wait may last); the compiled graph only pauses.
+    # How long a wait may last: the runner fails the run after it (the compiled graph only pauses).
     timeout_seconds: float | None = None
     kind = "approval"
 
