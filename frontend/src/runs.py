@@ -93,11 +93,20 @@ def init(query, online=False):
     return model, [Http("GET", "/api/runs" + fmt.query({"limit": 100, "status": status}), None, GotRuns, LoadFailed)]
 
 
+def topic_of(run):
+    """Chat runs are followed on their thread (it also announces new runs); workflow runs on themselves."""
+    if run.get("thread_id"):
+        return "threads/" + run["thread_id"]
+    if run.get("status") in ACTIVE or run.get("status") == "interrupted":
+        return "runs/" + run["id"]
+    return None
+
+
 def topics(model):
     seen, out = set(), []
     for r in model.runs or ():
-        t = "threads/" + r["thread_id"]
-        if t not in seen:
+        t = topic_of(r)
+        if t and t not in seen:
             seen.add(t)
             out.append(t)
     return out[:MAX_TOPICS]
@@ -211,8 +220,13 @@ def _row(run, now):
     status = run.get("status", "")
     tokens = (run.get("prompt_tokens") or 0) + (run.get("completion_tokens") or 0)
     err = run.get("error") or {}
+    if run.get("thread_id"):
+        link, kind = "/chat/" + run["thread_id"], "Chat"
+    else:
+        link, kind = "/workflows/%s?run=%s" % (run.get("workflow_id"), run["id"]), "Workflow"
     return h("tr", {"data-status": status}, [
-        h("td", {}, h("a", {"href": "/chat/" + run["thread_id"]}, run["id"][:8])),
+        h("td", {}, [h("a", {"href": link, "aria-label": "%s run %s" % (kind, run["id"][:8])}, run["id"][:8]),
+                     h("span", {"class": "muted small"}, " " + kind.lower())]),
         h("td", {}, h("span", {"class": "status s-" + status}, LABELS.get(status, status))),
         h("td", {"class": "num"}, fmt.duration(fmt.run_duration(run, now))),
         h("td", {"class": "num", "title": "prompt %s + completion %s" % (

@@ -97,3 +97,16 @@ def test_empty_and_error_states():
     assert "Loading" in text_of(runs.view(model))
     model, _ = runs.update(runs.LoadFailed(ApiError(500, "internal", "Something broke.")), model)
     assert find(runs.view(model), "p", "Something broke.", role="alert")
+
+
+def test_workflow_runs_are_followed_on_their_own_topic_and_link_to_the_workflow():
+    wf = run(3, "running", thread="x", thread_id=None, workflow_id="w1", kind="workflow")
+    done = run(4, "succeeded", thread="x", thread_id=None, workflow_id="w1", kind="workflow")
+    model, fx = loaded([wf, done])
+    assert [e.message for e in effects_of(fx, Send)] == [{"op": "subscribe", "topic": "runs/" + wf["id"]}]
+    link = find(runs.view(model), "a", aria_label="Workflow run r3-aaaaa")
+    assert link.attrs["href"] == "/workflows/w1?run=" + wf["id"]
+    model, _ = runs.update(runs.Live({"op": "event", "topic": "runs/" + wf["id"], "seq": 9, "type": "run.succeeded",
+                                      "at": "2026-01-01T00:01:00Z",
+                                      "data": {"run_id": wf["id"], "prompt_tokens": 1, "completion_tokens": 2}}), model)
+    assert model.runs[0]["status"] == "succeeded"
