@@ -31,7 +31,7 @@ from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store.db import Database, checkpoint_saver
 from . import graph as graphs
-from .failures import RunFailure, failure_of  # noqa: F401  (RunFailure is re-exported)
+from .failures import RunFailure, failure_of
 from .workflow_run import WorkflowRuns
 
 log = logging.getLogger("agentstead.runner")
