@@ -537,3 +537,20 @@ async def test_an_approval_nobody_answers_in_time_fails_the_run_also_across_a_re
     done = await settle(client, headers, later["id"], until={"failed", "succeeded"}, timeout=10)
     assert done["error"]["code"] == "approval_timed_out"
     assert llm.requests == []
+
+
+async def test_tokens_of_failed_attempts_count_towards_usage(app, llm):
+    client, headers = await app()
+    looper = await agent(client, headers, "Loop.", tools=["calculator"], max_steps=2)
+    llm.script = lambda body: Turn(tool_calls=[ToolCall("calculator", {"expression": "1 + 1"})])
+    wf = await save(client, headers, {"name": "W", "start": "a", "steps": {
+        "a": {"kind": "agent", "agent_id": looper["id"], "input": "loop forever", "retry": {"max_attempts": 2}}}})
+    done = await settle(client, headers, (await start(client, headers, wf["id"]))["id"])
+    assert done["status"] == "failed" and "used all its steps" in done["error"]["message"]
+    assert done["error"]["message"].startswith("step 'a': failed after 2 attempts")
+    calls = len(llm.requests)
+    assert calls == 6  # three model calls per attempt (max_steps 2, as for chat runs), two attempts
+    assert done["prompt_tokens"] > 0 and done["completion_tokens"] > 0
+    assert done["steps"][0]["completion_tokens"] > 0
+    usage = (await (await client.get("/api/usage", headers=headers)).json())["usage"]
+    assert sum(u["completion_tokens"] for u in usage) == done["completion_tokens"]

@@ -22,7 +22,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
 from langgraph.types import Command
 
@@ -64,6 +66,20 @@ _FINAL_CODES = frozenset({"provider_auth_failed", "model_not_found", "budget_exc
                           "agent_missing"})
 ASK_HUMAN_REFUSED = ("error: ask_human is not available inside a workflow step; the workflow's approval steps "
                      "are the way to ask a person")
+
+
+class _Usage(AsyncCallbackHandler):
+    """Tokens of every model call of one agent step, also when the step then fails."""
+
+    def __init__(self) -> None:
+        self.prompt = self.completion = 0
+
+    async def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None) or {}
+                self.prompt += usage.get("input_tokens", 0)
+                self.completion += usage.get("output_tokens", 0)
 
 
 @dataclasses.dataclass
@@ -310,10 +326,13 @@ class WorkflowRuns:
         await self._start_written(state, name)
         started_at, began = state.running.pop(name, (now_iso(), time.perf_counter()))
         finished_at = now_iso()
+        prompt, completion, model = getattr(exc, "usage", None) or (0, 0, None)
         async with r.db.write() as conn:
             await run_store.step_finished(conn, run.id, name, step.kind, "retrying" if retry_in is not None else "failed",
                                           attempt=attempt, started_at=started_at, finished_at=finished_at,
-                                          error=error)
+                                          error=error, prompt_tokens=prompt, completion_tokens=completion)
+            if prompt or completion:  # a failed attempt's model calls count towards usage and budgets
+                await run_store.add_usage(conn, run, prompt, completion, model=model)
         if retry_in is not None:
             self._emit(run, ev.StepRetrying(run.id, name, step.kind, attempt, error, retry_in))
         else:
@@ -337,25 +356,26 @@ class WorkflowRuns:
         except RunFailure as exc:
             raise StepError(exc.message, code=exc.code, retryable=False) from None
         graph = self._agent_graph(version, provider)
+        counted = _Usage()
         try:
             # The agent's graph is not a subgraph of the workflow's: it starts from a clean config
             # (no inherited thread, checkpointer or durability) and keeps no checkpoints.
             outer = var_child_runnable_config.set(None)
             try:
                 final = await graph.ainvoke({"messages": [HumanMessage(text)]},
-                                            {"recursion_limit": version.max_steps * 2 + 1})
+                                            {"recursion_limit": version.max_steps * 2 + 1, "callbacks": [counted]})
             finally:
                 var_child_runnable_config.reset(outer)
         except Exception as exc:
             failure = failure_of(exc)
             if failure.code == "internal_error":
                 log.exception("agent step failed", extra={"run_id": run.id})
-            raise StepError(failure.message, code=failure.code,
-                            retryable=failure.code not in _FINAL_CODES) from exc
+            error = StepError(failure.message, code=failure.code, retryable=failure.code not in _FINAL_CODES)
+            error.usage = (counted.prompt, counted.completion, version.model)  # spent all the same
+            raise error from exc
         replies = [m for m in final["messages"] if isinstance(m, AIMessage)]
-        prompt = sum((m.usage_metadata or {}).get("input_tokens", 0) for m in replies)
-        completion = sum((m.usage_metadata or {}).get("output_tokens", 0) for m in replies)
-        return (graphs.content_text(replies[-1].content) if replies else ""), (prompt, completion, version.model)
+        return (graphs.content_text(replies[-1].content) if replies else ""), \
+            (counted.prompt, counted.completion, version.model)
 
     async def _agent_version(self, agent_id: str, number: int) -> agent_store.AgentVersion | None:
         """A pinned agent version (immutable, so kept once read)."""
