@@ -554,3 +554,35 @@ async def test_tokens_of_failed_attempts_count_towards_usage(app, llm):
     assert done["steps"][0]["completion_tokens"] > 0
     usage = (await (await client.get("/api/usage", headers=headers)).json())["usage"]
     assert sum(u["completion_tokens"] for u in usage) == done["completion_tokens"]
+
+
+async def test_a_step_timeout_fails_the_attempt_and_stops_the_model_call(app, llm):
+    client, headers = await app()
+    slow = await agent(client, headers, "Slow.")
+    llm.tokens_per_second = 10
+    llm.script = lambda body: Turn(" ".join(f"w{i}" for i in range(100)))
+    wf = await save(client, headers, {"name": "W", "start": "a", "steps": {
+        "a": {"kind": "agent", "agent_id": slow["id"], "input": "talk", "timeout_seconds": 0.5}}})
+    done = await settle(client, headers, (await start(client, headers, wf["id"]))["id"])
+    assert done["status"] == "failed" and done["error"] == {
+        "code": "step_failed", "message": "step 'a': failed after 1 attempt (timed out)"}
+    await llm.wait_cancelled(1, timeout=1.0)
+
+
+async def test_many_workflow_runs_at_once_without_lock_errors(app, llm, caplog):
+    client, headers = await app(runs_max_concurrent=20, runs_max_per_user=20)
+    a = await agent(client, headers, "A.")
+    b = await agent(client, headers, "B.")
+    llm.tokens_per_second = 200
+    llm.script = lambda body: Turn("a short answer " * 3)
+    wf = await save(client, headers, {"name": "W", "start": "both", "steps": {
+        "both": {"kind": "parallel", "steps": ["x", "y"], "next": "z"},
+        "x": {"kind": "agent", "agent_id": a["id"], "input": "x"},
+        "y": {"kind": "tool", "tool": "calculator", "arguments": {"expression": "2 ** 10"}},
+        "z": {"kind": "agent", "agent_id": b["id"], "input": "{{ steps.x.output }} {{ steps.y.output }}"}}})
+    runs = await asyncio.gather(*(start(client, headers, wf["id"]) for _ in range(20)))
+    done = await asyncio.gather(*(settle(client, headers, r["id"], timeout=60) for r in runs))
+    assert [d["status"] for d in done] == ["succeeded"] * 20
+    assert all(d["output"]["y"] == "1024" and len(d["steps"]) == 4 for d in done)
+    assert len(llm.requests) == 40
+    assert "database is locked" not in caplog.text
