@@ -586,3 +586,40 @@ async def test_many_workflow_runs_at_once_without_lock_errors(app, llm, caplog):
     assert all(d["output"]["y"] == "1024" and len(d["steps"]) == 4 for d in done)
     assert len(llm.requests) == 40
     assert "database is locked" not in caplog.text
+
+
+async def test_edit_and_run_refuse_bad_bodies_and_change_nothing(app, llm):
+    client, headers = await app(max_body_size=4096)
+    a = await agent(client, headers, "A.")
+    doc = {"name": "W", "start": "gate", "steps": {"gate": {"kind": "approval", "prompt": "Go?", "on_approve": "a"},
+                                                   "a": {"kind": "agent", "agent_id": a["id"], "input": "x"}}}
+    wf = await save(client, headers, doc)
+    reader = await make_user(client.app, "reader@example.org")
+    read_only = bearer(await api_token(client.app, reader, scopes=("read",)))
+    json_headers = {**headers, "Content-Type": "application/json"}
+    for path, method in [(f"/api/workflows/{wf['id']}", "PATCH"), (f"/api/workflows/{wf['id']}/runs", "POST")]:
+        for kwargs, status, code in [
+            (dict(data=b"{oops", headers=json_headers), 400, "malformed_json"),
+            (dict(data=b"{}", headers={**headers, "Content-Type": "text/plain"}), 415, "unsupported_media_type"),
+            (dict(data=json.dumps({"x": "y" * 5000}).encode(), headers=json_headers), 413, "payload_too_large"),
+            (dict(json=["not", "an", "object"], headers=headers), 422, "validation_failed"),
+            (dict(json={"definition": doc, "input": {}}, headers=headers), 422, "validation_failed"),
+            (dict(json={}, headers=read_only), 403, "insufficient_scope"),
+            (dict(json={}), 401, "unauthorized"),
+        ]:
+            resp = await client.request(method, path, **kwargs)
+            assert resp.status == status, (method, kwargs, await resp.text())
+            assert (await resp.json())["error"]["code"] == code
+    assert (await (await client.get(f"/api/workflows/{wf['id']}", headers=headers)).json())["version"] == 1
+    assert (await (await client.get("/api/runs?kind=workflow", headers=headers)).json())["runs"] == []
+
+    run = await start(client, headers, wf["id"])
+    await settle(client, headers, run["id"])
+    for kwargs, status in [(dict(data=b"{oops", headers=json_headers), 400),
+                           (dict(json={"answer": {"approved": True}, "extra": 1}, headers=headers), 422),
+                           (dict(json={"answer": ["yes"]}, headers=headers), 422),
+                           (dict(headers=headers), 422)]:  # a waiting approval needs its answer
+        resp = await client.post(f"/api/runs/{run['id']}/resume", **kwargs)
+        assert resp.status == status, (kwargs, await resp.text())
+    still = await (await client.get(f"/api/runs/{run['id']}", headers=headers)).json()
+    assert still["status"] == "waiting_for_input" and [s["status"] for s in still["steps"]] == ["waiting"]
