@@ -51,7 +51,7 @@ class WsMessage(Msg):
         self.data = data
 
 
-PAGE_NAMES = ("signin", "agents", "chat", "runs", "account", "admin")
+PAGE_NAMES = ("signin", "agents", "chat", "runs", "workflows", "account", "admin")
 _modules = {}
 
 
@@ -63,8 +63,8 @@ def page_module(name):
     if module is None:
         module = _modules[name] = __import__(name)
     return module
-NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("runs", "/runs", "Runs"),
-       ("account", "/account", "Account"))
+NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("workflows", "/workflows", "Workflows"),
+       ("runs", "/runs", "Runs"), ("account", "/account", "Account"))
 
 
 def parse_query(qs):
@@ -109,6 +109,8 @@ def route(url):
         return "chat", parts[1] if len(parts) == 2 else None
     if parts == ["runs"]:
         return "runs", parse_query(qs)
+    if parts[0] == "workflows" and len(parts) <= 2:
+        return "workflows", (parts[1] if len(parts) == 2 else None, parse_query(qs))
     if parts == ["account"]:
         return "account", None
     if parts == ["admin"]:
@@ -146,6 +148,8 @@ def goto(model, url):
         return model, [Navigate(arg, replace=True)]
     effects = []
     old = page_module(model.page)
+    if page == model.page and hasattr(old, "same_page") and old.same_page(model.sub, arg):
+        return model.but(url=url), []           # the page put what it shows into the URL
     if old is not None and hasattr(old, "leave"):
         effects += old.leave(model.sub)
     module = page_module(page)
@@ -153,7 +157,7 @@ def goto(model, url):
         sub, fx = module.init(arg)
     elif page == "agents":
         sub, fx = module.init()
-    elif page in ("chat", "runs"):
+    elif page in ("chat", "runs", "workflows"):
         sub, fx = module.init(arg, model.online)
     else:
         sub, fx = arg, []

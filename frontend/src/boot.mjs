@@ -29,6 +29,7 @@ function early() {
   else if (path === "/chat") urls.push("/api/threads?limit=100");
   else if (path === "/runs" && !q.get("status")) urls.push("/api/runs?limit=100");
   else if (path === "/account") urls.push("/api/tokens");
+  else if (path === "/workflows") urls.push("/api/agents?limit=200", "/api/workflows?limit=200");
   else if (path === "/signin") urls.push("/auth/providers");
   const started = new Map(urls.map((u) => [u, fetch(u, {
     credentials: "same-origin", headers: { Accept: "application/json" } })]));

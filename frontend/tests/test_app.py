@@ -39,6 +39,7 @@ def test_nav_shows_admin_only_to_admins():
 
 def test_every_page_renders_signed_in():
     for url in ("/agents", "/chat", "/chat/t1", "/runs", "/runs?status=failed", "/account", "/admin", "/signin",
+                "/workflows", "/workflows/w1?run=r1",
                 "/missing"):
         model, fx = signed_in(url, ADMIN)
         tree = app.view(model)
