@@ -155,7 +155,8 @@ class Track:
     """One run as seen on the WebSocket."""
     done: asyncio.Future
     times: dict = dataclasses.field(default_factory=dict)
-    deltas: int = 0
+    deltas: int = 0          # tokens received (the runner may coalesce several into one event)
+    events: int = 0          # message.delta events received
     first_delta: float | None = None
     last_delta: float | None = None
     status: str | None = None
@@ -197,10 +198,13 @@ class Watcher:
                 continue
             kind = data["type"]
             if kind == "message.delta":
-                track.deltas += 1
+                # Tokens are " wN" words: count words, not events (deltas coalesce under load).
+                tokens = len(data["data"]["text"].split())
+                track.deltas += tokens
+                track.events += 1
                 track.first_delta = track.first_delta or now
                 track.last_delta = now
-                self.delta_times.append(now)
+                self.delta_times.extend([now] * tokens)
             else:
                 track.times.setdefault(kind, now)
             if kind in ("run.succeeded", "run.failed", "run.cancelled") and not track.done.done():
@@ -232,7 +236,8 @@ async def agentstead_run(http, base: str, watcher: Watcher, agent_id: str, timeo
     end = await asyncio.wait_for(track.done, timeout)
     del watcher.tracks[thread]
     tm = track.times
-    return {"ms": (end - t0) * 1000, "status": track.status, "deltas": track.deltas, "thread": thread,
+    return {"ms": (end - t0) * 1000, "status": track.status, "deltas": track.deltas, "events": track.events,
+            "thread": thread,
             "accepted": (t_accepted - t0) * 1000,
             "started": (tm.get("run.started", end) - t0) * 1000,
             "first_delta": ((track.first_delta or end) - t0) * 1000,
