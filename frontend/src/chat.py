@@ -405,7 +405,7 @@ def run_block(model, run_id, stored_results):
     busy = model.busy.get(run_id)
     items = []
     if streamed:
-        items.append(h("li", {"key": "stream-" + run_id,
+        items.append(h("li", {"key": "stream-" + run_id, "aria-busy": "true" if status == "running" else None,
                               "class": "msg assistant streaming" + (" stopped" if status == "interrupted" else "")},
                        [h("span", {"class": "who"}, "Agent"), h("div", {"class": "body"}, streamed)]))
     for call_id in sorted(model.tools):
@@ -529,7 +529,7 @@ def view(model):
         main = h("div", {"class": "thread"}, [h("h1", {}, "Chat"),
                                               h("p", {"class": "muted"}, "Pick a thread, or start one from the Agents page.")])
     else:
-        main = h("div", {"class": "thread"}, [
+        main = h("div", {"class": "thread", "data-follow": "bottom"}, [
             h("h1", {"id": "thread-title"}, model.title or "Loading…"),
             model.error and h("p", {"class": "alert", "role": "alert"}, model.error),
             transcript(model),

@@ -504,11 +504,17 @@ class Program:
         self.frame_pending = False
         t0 = js.performance.now() if self.timings is not None else 0
         new = h("div", {"id": "app-root"}, [self.view_fn(self.model)])
+        follow = False
         if self.vroot is None:
             self.root.replaceChildren(self.applier.build(new))
         else:
+            # a view that marks an element data-follow (the chat) stays scrolled to the bottom
+            # while the person is at the bottom, so streamed text stays in sight
+            follow = js.document.querySelector("[data-follow]") is not None and _at_bottom()
             self.applier.apply(diff(self.vroot, new))
         self.vroot = new
+        if follow:
+            js.window.scrollTo(0, js.document.documentElement.scrollHeight)
         if self.timings is not None:
             self.timings.push(js.performance.now() - t0)
         if self.first_render:
@@ -649,6 +655,10 @@ class Program:
         ws.onopen = jsffi.create_proxy(opened)
         ws.onmessage = jsffi.create_proxy(message)
         ws.onclose = jsffi.create_proxy(closed)
+
+
+def _at_bottom():
+    return js.window.innerHeight + js.window.scrollY >= js.document.documentElement.scrollHeight - 80
 
 
 def _here():

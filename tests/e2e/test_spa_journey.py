@@ -243,6 +243,8 @@ async def test_spa_journey(dist, tmp_path):
                 has_text="again0 ")).to_have_text(RESTART, timeout=30000)
             texts = await assistant_texts(page)
             assert texts.count(RESTART) == 1 and sum("again1 " in t for t in texts) == 1, texts
+            assert await page.evaluate(      # the transcript followed the reply down the page
+                "() => innerHeight + scrollY >= document.documentElement.scrollHeight - 80")
             await page.reload()                         # and the stored transcript agrees
             await expect(page.get_by_role("log", name="Transcript").get_by_text("You chose Paris.")).to_be_visible()
             texts = await assistant_texts(page)
