@@ -21,11 +21,10 @@ import time
 from typing import Any, Callable, Sequence
 
 import aiosqlite
-from langgraph.checkpoint.base import WRITES_IDX_MAP
 
 from ..bus import events as ev
 from ..store import runs as run_store
-from ..store.checkpoints import _WRITES, Saver
+from ..store.checkpoints import Saver
 from ..store.db import Database
 from ..timeutil import now_iso
 
@@ -133,15 +132,10 @@ class StepSaver(Saver):
             await super().aput_writes(config, writes, task_id, task_path)
             return
         journal.outputs_written(writes)
-        # The library's rule (as in Saver): special channels replace, ordinary ones never overwrite.
-        verb = "INSERT OR REPLACE " if all(w[0] in WRITES_IDX_MAP for w in writes) else "INSERT OR IGNORE "
-        c = config["configurable"]
-        rows = [(str(c["thread_id"]), str(c["checkpoint_ns"]), str(c["checkpoint_id"]), task_id, task_path,
-                 WRITES_IDX_MAP.get(channel, idx), channel, *self.serde.dumps_typed(value))
-                for idx, (channel, value) in enumerate(writes)]
+        sql, rows = self.writes_statement(config, writes, task_id, task_path)
         taken = journal.take()
         try:
-            await self.db.transact(_writes_and_rows, verb + _WRITES, rows, taken[0])
+            await self.db.transact(_writes_and_rows, sql, rows, taken[0])
         except BaseException:
             journal.rolled_back(taken)
             raise

@@ -124,15 +124,21 @@ class Saver(AsyncSqliteSaver):
                                       type_, blob, meta))
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
-    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
-                          task_path: str = "") -> None:
+    def writes_statement(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                         task_path: str = "") -> tuple[str, list[tuple]]:
+        """The SQL and serialised rows of `aput_writes`, for savers that add their own rows
+        to the same transaction (runner/step_journal.py)."""
         # The library's rule: special channels replace, ordinary ones never overwrite.
         verb = "INSERT OR REPLACE " if all(w[0] in WRITES_IDX_MAP for w in writes) else "INSERT OR IGNORE "
         c = config["configurable"]
         rows = [(str(c["thread_id"]), str(c["checkpoint_ns"]), str(c["checkpoint_id"]), task_id, task_path,
                  WRITES_IDX_MAP.get(channel, idx), channel, *self.serde.dumps_typed(value))
                 for idx, (channel, value) in enumerate(writes)]
-        await self.db.transact(_put_writes, verb + _WRITES, rows)
+        return verb + _WRITES, rows
+
+    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
+                          task_path: str = "") -> None:
+        await self.db.transact(_put_writes, *self.writes_statement(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self.db.transact(_delete, str(thread_id))
