@@ -2,7 +2,7 @@
 token by token over the WebSocket, tool calls and their results, questions the
 agent asks (answered inline), cancel and resume, and a composer."""
 
-from runtime import Msg, Http, Send, h, memo
+from runtime import Msg, Http, Send, Remember, Recall, h, memo
 
 
 class Msg(Msg):
@@ -82,6 +82,13 @@ class ActionFailed(Msg):
         self.run_id, self.error = run_id, error
 
 
+class GotReplayFrom(Msg):
+    """The cursor this browser kept for the thread when it last had no run going (or None)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 class Connected(Msg):
     """The live WebSocket (re)opened: (re)subscribe from the last seq seen."""
 
@@ -122,7 +129,10 @@ class Model:
         self.composer = ""
         self.sending = False
         self.last_seq = None         # newest event seq seen on threads/<id>; None: not yet subscribed
-        self.replayed = False        # the first subscribe asked for the whole retained log
+        self.replayed = False        # the first subscribe (from replay_from) has been sent
+        self.recalled = False        # replay_from has been read from the browser's storage
+        self.replay_from = None      # a seq before every run still going: the first subscribe replays from it
+        self.kept = None             # the idle cursor last written to storage
         self.subscribed = False
         self.error = None
         self.local = 0               # counter for ids of messages not yet stored
@@ -140,18 +150,35 @@ def topic(model):
     return "threads/" + model.thread_id
 
 
+def storage_key(thread_id):
+    return "agentstead:replay:" + thread_id
+
+
 def subscribe(model):
-    """The subscribe message for this thread. The first one replays the thread's retained log
-    (after 0): a reply that was streaming before a reload comes back whole; messages the REST
-    load also returned are merged by id, events by seq. Later ones resume from last_seq."""
-    if not model.thread_id or not model.online:
+    """The subscribe message for this thread. The first one replays from a cursor taken while the
+    thread had no run going (kept in this browser; else 0, the whole retained log), so a reply that
+    was streaming before a reload comes back whole; messages the REST load also returned are
+    merged by id, events by seq. Later ones resume from last_seq."""
+    if not model.thread_id or not model.online or not model.recalled:
         return []
     message = {"op": "subscribe", "topic": topic(model)}
     if model.last_seq is not None:
         message["after"] = model.last_seq
     elif not model.replayed:
-        message["after"] = 0
+        message["after"] = model.replay_from if model.replay_from is not None else 0
     return [Send(message)]
+
+
+def idle(model):
+    """No run of the thread is going (or resumable): nothing before last_seq is needed to show it."""
+    return not model.streams and not any(s in ACTIVE or s == "interrupted" for s in model.runs.values())
+
+
+def keep_cursor(model):
+    """Remember last_seq for the next load while the thread is idle (written only when it moved)."""
+    if model.last_seq is None or model.last_seq == model.kept or not idle(model) or not model.thread_id:
+        return model, []
+    return model.but(kept=model.last_seq), [Remember(storage_key(model.thread_id), model.last_seq)]
 
 
 def thread_request(thread_id):
@@ -164,8 +191,7 @@ def init(thread_id, online):
     if thread_id:
         effects.append(thread_request(thread_id))
         effects.append(Http("GET", "/api/runs?limit=50&thread_id=" + thread_id, None, GotRuns, LoadFailed))
-        effects += subscribe(model)
-        model.replayed = online
+        effects.append(Recall(storage_key(thread_id), GotReplayFrom))
     return model, effects
 
 
@@ -329,9 +355,16 @@ def update(msg, model):
         return model.but(**changes), []
     if isinstance(msg, ActionFailed):
         return model.but(busy=_with(model.busy, msg.run_id, None), error=msg.error.message), []
+    if isinstance(msg, GotReplayFrom):
+        try:
+            seq = int(msg.value) if msg.value is not None else None
+        except ValueError:
+            seq = None
+        m = model.but(recalled=True, replay_from=seq if seq is not None and seq >= 0 else None)
+        return m.but(replayed=m.online), subscribe(m)
     if isinstance(msg, Connected):
         m = model.but(online=True, subscribed=False)
-        return m.but(replayed=True), subscribe(m)
+        return m.but(replayed=m.recalled), subscribe(m)
     if isinstance(msg, Disconnected):
         return model.but(online=False, subscribed=False), []
     if isinstance(msg, Live):
@@ -340,6 +373,14 @@ def update(msg, model):
 
 
 def live(model, data):
+    m, fx = _live(model, data)
+    if m is model:
+        return m, fx
+    m, kept = keep_cursor(m)
+    return m, fx + kept
+
+
+def _live(model, data):
     op = data.get("op")
     if data.get("topic") not in (None, topic(model) if model.thread_id else None):
         return model, []
@@ -352,8 +393,8 @@ def live(model, data):
         code = data.get("code")
         if code == "cursor_expired":
             # too far behind the log: reload the thread over REST, then follow live events
-            m = model.but(last_seq=None, subscribed=False, replayed=True)
-            return m, [thread_request(m.thread_id)] + subscribe(m)
+            m = model.but(last_seq=None, subscribed=False, replayed=True, replay_from=None)
+            return m, [thread_request(m.thread_id), Remember(storage_key(m.thread_id), None)] + subscribe(m)
         if code == "already_subscribed":
             return model.but(subscribed=True), []
         if code == "forbidden":

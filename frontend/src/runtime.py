@@ -77,6 +77,20 @@ class Delay(Effect):
         self.ms, self.msg = ms, msg
 
 
+class Remember(Effect):
+    """Keep a small string in the browser (localStorage) under key; value None forgets it."""
+
+    def __init__(self, key, value):
+        self.key, self.value = key, value
+
+
+class Recall(Effect):
+    """Dispatch to_msg(the string kept under key, or None)."""
+
+    def __init__(self, key, to_msg):
+        self.key, self.to_msg = key, to_msg
+
+
 class ApiError:
     """What an Http effect's on_err receives: the API's {"error": {...}} as fields."""
 
@@ -558,6 +572,20 @@ class Program:
                     s["ws"].send(json.dumps(fx.message))
         elif isinstance(fx, Delay):
             js.setTimeout(jsffi.create_proxy(lambda *_: self.dispatch(fx.msg)), fx.ms)
+        elif isinstance(fx, Remember):
+            try:                 # storage can be full or switched off: remembering is best effort
+                if fx.value is None:
+                    js.localStorage.removeItem(fx.key)
+                else:
+                    js.localStorage.setItem(fx.key, str(fx.value))
+            except Exception:
+                pass
+        elif isinstance(fx, Recall):
+            try:
+                value = js.localStorage.getItem(fx.key)
+            except Exception:
+                value = None
+            self.dispatch(fx.to_msg(value))
 
     def _fetch(self, fx, retried):
         headers = {"Accept": "application/json"}

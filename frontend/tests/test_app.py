@@ -4,7 +4,7 @@ import app
 import chat
 import runs
 import account
-from runtime import Http, Navigate, Send, Socket, Every
+from runtime import Http, Navigate, Send, Socket, Every, Recall
 from kit import find, find_all, text_of, effects_of
 
 ME = {"user": {"id": "u1", "email": "ada@example.org", "name": "Ada", "role": "member"}}
@@ -60,6 +60,8 @@ def test_socket_only_when_signed_in_and_clock_only_for_active_runs():
 
 def test_live_events_reach_the_current_page():
     model, fx = signed_in("/chat/t1")
+    recall = [e for e in fx if isinstance(e, Recall)][0]
+    model, _ = app.update(recall.to_msg(None), model)
     model, fx = app.update(app.WsOpened(), model)
     assert model.online and effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 0}
     ev = {"op": "event", "topic": "threads/t1", "seq": 5, "type": "message.delta", "at": "",

@@ -3,7 +3,7 @@ duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
 import fakedom
-from runtime import Http, Send, ApiError, diff
+from runtime import Http, Send, ApiError, Recall, Remember, diff
 from kit import find, find_all, text_of, fire, effects_of
 
 T = "t1"
@@ -21,9 +21,13 @@ def live(model, *events):
     return model
 
 
-def opened(online=True):
+def opened(online=True, kept=None):
+    """The page as the runtime starts it: init, then the answer to its Recall of the kept cursor."""
     model, fx = chat.init(T, online)
-    return model, fx
+    recall = effects_of(fx, Recall)[0]
+    assert recall.key == "agentstead:replay:t1"
+    model, more = chat.update(recall.to_msg(kept), model)
+    return model, fx + more
 
 
 def stream_events(words, run="r1", start=10):
@@ -38,6 +42,14 @@ def test_init_loads_thread_runs_and_replays_the_log():
     urls = [e.url for e in effects_of(fx, Http)]
     assert "/api/threads/t1?limit=1000" in urls and "/api/runs?limit=50&thread_id=t1" in urls
     assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 0}
+    # a cursor this browser kept while the thread was idle: the replay starts there
+    model, fx = opened(kept="57")
+    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 57}
+    model, fx = opened(kept="garbage")
+    assert effects_of(fx, Send)[0].message["after"] == 0
+    # nothing is sent before the kept cursor is known
+    model, fx = chat.init(T, True)
+    assert effects_of(fx, Send) == []
     # offline: nothing is sent; the first Connected replays from 0, later ones from the cursor
     model, fx = opened(False)
     assert effects_of(fx, Send) == []
@@ -174,6 +186,7 @@ def test_failed_run_and_cursor_expired():
     assert "The model is unreachable." in text_of(chat.view(model))
     model, fx = chat.update(chat.Live({"op": "error", "code": "cursor_expired", "message": "x"}), model)
     assert effects_of(fx, Http)[0].url == "/api/threads/t1?limit=1000"
+    assert Remember("agentstead:replay:t1", None) in fx          # the kept cursor is too old: forget it
     assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1"}
 
 
@@ -220,3 +233,21 @@ def test_a_streamed_token_into_a_long_thread_patches_one_text_node():
     assert sorted((op[0], op[2] if op[0] == "attr" else "") for op in ops) == [("attr", "value"), ("text", "")], ops
     applier.apply(ops)
     assert "Hello" in root.text() and root.text().count("message 199") == 1
+
+
+def test_the_cursor_is_kept_only_while_no_run_is_going():
+    model, _ = opened()
+    model, fx = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 9}), model)
+    assert fx == [Remember("agentstead:replay:t1", 9)]
+    model, fx = chat.update(chat.Live(ev(10, "run.queued", run_id="r1", agent_id="a")), model)
+    assert effects_of(fx, Remember) == []
+    for e in stream_events(["a", "b"], start=11)[1:]:
+        model, fx = chat.update(chat.Live(e), model)
+        assert effects_of(fx, Remember) == []      # mid-stream: a reload must replay from before the run
+    model, fx = chat.update(chat.Live(ev(20, "message.created", run_id="r1", message={
+        "id": "m2", "seq": 2, "role": "assistant", "content": "ab", "partial": False})), model)
+    assert effects_of(fx, Remember) == []          # still running until run.succeeded
+    model, fx = chat.update(chat.Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
+    assert fx == [Remember("agentstead:replay:t1", 21)]
+    model, fx = chat.update(chat.Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
+    assert fx == []                                # nothing new: nothing written
