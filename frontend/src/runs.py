@@ -73,6 +73,7 @@ class Model:
         self.cursors = {}             # topic -> last seq seen
         self.subscribed = ()          # topics asked for on the current socket
         self.now = 0                  # ms, from the clock subscription (durations of active runs)
+        self.was_online = online      # a Connected after this is a reconnect
 
     def but(self, **changes):
         m = Model()
@@ -181,6 +182,7 @@ def apply_event(model, data):
 
 def update(msg, model):
     if isinstance(msg, GotRuns):
+        # a reload of the list keeps the topics already followed (and their cursors)
         return follow(model.but(runs=msg.body.get("runs") or [], error=None))
     if isinstance(msg, LoadFailed):
         return model.but(runs=[], error=msg.error.message), []
@@ -194,7 +196,12 @@ def update(msg, model):
     if isinstance(msg, Tick):
         return model.but(now=msg.now), []
     if isinstance(msg, Connected):
-        return follow(model.but(online=True, subscribed=()))
+        m, fx = follow(model.but(online=True, subscribed=(), was_online=True))
+        if model.runs is not None and model.was_online:
+            # back after a drop: runs started meanwhile in threads not followed yet come with the list
+            fx = fx + [Http("GET", "/api/runs" + fmt.query({"limit": 100, "status": model.status}), None,
+                            GotRuns, LoadFailed)]
+        return m, fx
     if isinstance(msg, Disconnected):
         return model.but(online=False, subscribed=()), []
     if isinstance(msg, Live):

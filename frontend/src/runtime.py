@@ -487,6 +487,7 @@ class Program:
         self.refreshing = None
         self.sockets = {}         # key -> live socket state
         self.first_render = True
+        self.focus_main = False   # after an in-app navigation, focus moves to <main> (screen readers follow)
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self._frame = jsffi.create_proxy(self._render)
         js.window.addEventListener("popstate", jsffi.create_proxy(lambda e: self.dispatch(self.on_url(_here()))))
@@ -529,6 +530,11 @@ class Program:
         self.vroot = new
         if follow:
             js.window.scrollTo(0, js.document.documentElement.scrollHeight)
+        if self.focus_main:
+            self.focus_main = False
+            main = js.document.getElementById("main")
+            if main is not None:
+                main.focus()
         if self.timings is not None:
             self.timings.push(js.performance.now() - t0)
         if self.first_render:
@@ -563,6 +569,7 @@ class Program:
                 else:
                     js.history.pushState(None, "", fx.path)
                     js.window.scrollTo(0, 0)
+                    self.focus_main = True
             self.dispatch(self.on_url(_here()))
         elif isinstance(fx, Http):
             self._fetch(fx, retried=False)

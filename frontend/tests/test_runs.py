@@ -46,7 +46,7 @@ def test_follows_each_thread_once_and_resumes_from_cursors():
     model, _ = runs.update(runs.Live({"op": "subscribed", "topic": "threads/t1", "seq": 7}), model)
     model, _ = runs.update(runs.Disconnected(), model)
     model, fx = runs.update(runs.Connected(), model)
-    assert {"op": "subscribe", "topic": "threads/t1", "after": 7} in [e.message for e in fx]
+    assert {"op": "subscribe", "topic": "threads/t1", "after": 7} in [e.message for e in effects_of(fx, Send)]
     assert runs.leave(model) == [Send({"op": "unsubscribe", "topic": "threads/t1"}),
                                  Send({"op": "unsubscribe", "topic": "threads/t2"})]
 
@@ -110,3 +110,16 @@ def test_workflow_runs_are_followed_on_their_own_topic_and_link_to_the_workflow(
                                       "at": "2026-01-01T00:01:00Z",
                                       "data": {"run_id": wf["id"], "prompt_tokens": 1, "completion_tokens": 2}}), model)
     assert model.runs[0]["status"] == "succeeded"
+
+
+def test_a_reconnect_reloads_the_list_and_resumes_topics():
+    model, fx = loaded([run(1, thread="t1")], online=False)
+    model, fx = runs.update(runs.Connected(), model)
+    assert [e.url for e in effects_of(fx, Http)] == []          # the first connection: the list is fresh
+    model, _ = runs.update(runs.Live({"op": "subscribed", "topic": "threads/t1", "seq": 3}), model)
+    model, _ = runs.update(runs.Disconnected(), model)
+    model, fx = runs.update(runs.Connected(), model)
+    assert [e.url for e in effects_of(fx, Http)] == ["/api/runs?limit=100"]
+    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 3}
+    model, fx = runs.update(fx[-1].on_ok({"runs": [run(2, thread="t2"), run(1, thread="t1")]}), model)
+    assert [e.message for e in effects_of(fx, Send)] == [{"op": "subscribe", "topic": "threads/t2"}]

@@ -173,6 +173,7 @@ async def test_spa_journey(dist, tmp_path):
             # ---- create an agent with tools
             await nav.get_by_role("link", name="Agents").click()
             await expect(page.get_by_text("No agents yet")).to_be_visible()
+            assert await page.evaluate("() => document.activeElement.id") == "main"   # focus follows navigation
             await page.get_by_label("Name").fill("Helper")
             await page.get_by_label("Instructions").fill("Be brief.")
             await page.get_by_role("checkbox", name="ask_human").check()
