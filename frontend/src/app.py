@@ -194,7 +194,8 @@ def update(msg, model):
             return m, fx + [Navigate("/signin?error=session_ended", replace=True)]
         return _live(m, "Disconnected")
     if isinstance(msg, WsMessage):
-        return _live(model, "Live", msg.data)
+        data = runtime.live_message(msg.data)
+        return _live(model, "Live", data) if data is not None else (model, [])
     return _to_page(msg, model)
 
 

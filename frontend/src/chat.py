@@ -2,7 +2,7 @@
 token by token over the WebSocket, tool calls and their results, questions the
 agent asks (answered inline), cancel and resume, and a composer."""
 
-from runtime import Msg, Http, Send, Remember, Recall, h, memo
+from runtime import Msg, Http, Send, Remember, Recall, h, memo, text_of
 
 
 class Msg(Msg):
@@ -220,32 +220,44 @@ def _with(d, key, value):
 
 def apply_event(model, event):
     """One event of threads/<id>, in seq order; events already seen are ignored."""
-    seq = event.get("seq") or 0
+    seq = event.get("seq")
+    if type(seq) is not int or not isinstance(event.get("data"), dict):
+        return model
     if model.last_seq is not None and seq <= model.last_seq:
         return model
     kind, data = event.get("type"), event.get("data") or {}
     run_id = data.get("run_id")
     m = model.but(last_seq=seq)
+    if not isinstance(run_id, str):
+        return m                      # every event this page shows names its run
     if kind == "message.delta":
+        if not isinstance(data.get("text"), str):
+            return m
         # only the stream changes: the rest of the model keeps its identity, so memo() skips the history
-        m = m.but(streams=_with(m.streams, run_id, m.streams.get(run_id, "") + data.get("text", "")))
+        m = m.but(streams=_with(m.streams, run_id, m.streams.get(run_id, "") + data["text"]))
         return m if m.runs.get(run_id) == "running" else m.but(runs=_with(m.runs, run_id, "running"))
     if kind == "message.created":
+        if not isinstance(data.get("message"), dict) or not isinstance(data["message"].get("id"), str):
+            return m
         message = dict(data["message"])
+        message["content"] = text_of(message.get("content"))
         message.setdefault("run_id", run_id)
         messages = m.messages
         if not any(x["id"] == message["id"] for x in messages):
             messages = _merge([x for x in messages if not x.get("pending")] + [message], messages)
         return m.but(streams=_with(m.streams, run_id, None), messages=messages)
+    if kind in ("tool.call", "tool.result") and not isinstance(data.get("call_id"), str):
+        return m
     if kind == "tool.call":
-        call = {"run_id": run_id, "name": data.get("name"), "arguments": data.get("arguments") or {},
+        args = data.get("arguments")
+        call = {"run_id": run_id, "name": text_of(data.get("name")), "arguments": args if isinstance(args, dict) else {},
                 "ok": None, "output": None}
-        return m.but(tools=_with(m.tools, data.get("call_id"), call))
+        return m.but(tools=_with(m.tools, data["call_id"], call))
     if kind == "tool.result":
-        call = dict(m.tools.get(data.get("call_id")) or {"run_id": run_id, "name": data.get("name"),
-                                                         "arguments": {}})
-        call["ok"], call["output"] = data.get("ok"), data.get("output")
-        return m.but(tools=_with(m.tools, data.get("call_id"), call))
+        call = dict(m.tools.get(data["call_id"]) or {"run_id": run_id, "name": text_of(data.get("name")),
+                                                     "arguments": {}})
+        call["ok"], call["output"] = data.get("ok") is True, str(data.get("output"))
+        return m.but(tools=_with(m.tools, data["call_id"], call))
     status = EVENT_STATUS.get(kind)
     if status is None:
         return m
@@ -257,9 +269,9 @@ def apply_event(model, event):
     if status != "waiting_for_input":
         changes["prompts"] = _with(m.prompts, run_id, None)
     if status == "waiting_for_input":
-        changes["prompts"] = _with(m.prompts, run_id, data.get("question") or "")
+        changes["prompts"] = _with(m.prompts, run_id, text_of(data.get("question")))
     elif status == "failed":
-        changes["run_errors"] = _with(m.run_errors, run_id, data.get("message") or data.get("code")
+        changes["run_errors"] = _with(m.run_errors, run_id, text_of(data.get("message")) or text_of(data.get("code"))
                                       or "The run failed.")
     elif status == "interrupted":
         changes["run_errors"] = _with(m.run_errors, run_id, "The server stopped while this reply was being "
@@ -385,7 +397,7 @@ def _live(model, data):
     if data.get("topic") not in (None, topic(model) if model.thread_id else None):
         return model, []
     if op == "subscribed":
-        seq = data.get("seq") or 0
+        seq = data.get("seq") if type(data.get("seq")) is int else 0
         return model.but(subscribed=True, last_seq=max(seq, model.last_seq or 0)), []
     if op == "event":
         return apply_event(model, data), []

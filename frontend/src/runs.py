@@ -148,8 +148,14 @@ def _put(model, run):
     return model.but(runs=runs)
 
 
+def _int(value, default):
+    return value if type(value) is int and value >= 0 else default
+
+
 def apply_event(model, data):
-    topic, seq = data.get("topic"), data.get("seq") or 0
+    topic, seq = data.get("topic"), data.get("seq")
+    if type(seq) is not int or not isinstance(data.get("data"), dict):
+        return model, []
     if topic in model.cursors and seq <= model.cursors[topic]:
         return model, []                     # already seen (replay overlap)
     cursors = dict(model.cursors)
@@ -158,7 +164,7 @@ def apply_event(model, data):
     status = EVENT_STATUS.get(data.get("type"))
     ev = data.get("data") or {}
     run_id = ev.get("run_id")
-    if status is None or not run_id:
+    if status is None or not isinstance(run_id, str) or not run_id:
         return model, []
     known = [r for r in model.runs or () if r["id"] == run_id]
     if not known:
@@ -170,10 +176,10 @@ def apply_event(model, data):
     if status in ("succeeded", "failed", "cancelled"):
         run["finished_at"] = run.get("finished_at") or at
     if status == "succeeded":
-        run["prompt_tokens"] = ev.get("prompt_tokens", run.get("prompt_tokens"))
-        run["completion_tokens"] = ev.get("completion_tokens", run.get("completion_tokens"))
+        run["prompt_tokens"] = _int(ev.get("prompt_tokens"), run.get("prompt_tokens"))
+        run["completion_tokens"] = _int(ev.get("completion_tokens"), run.get("completion_tokens"))
     if status == "failed":
-        run["error"] = {"code": ev.get("code") or "failed", "message": ev.get("message") or ""}
+        run["error"] = {"code": str(ev.get("code") or "failed"), "message": str(ev.get("message") or "")}
     runs = [run if r["id"] == run_id else r for r in model.runs]
     if not _matches(model, run):
         runs = [r for r in runs if r["id"] != run_id]
@@ -210,9 +216,9 @@ def update(msg, model):
             return model, []
         if op == "event":
             return apply_event(model, msg.data)
-        if op == "subscribed":
+        if op == "subscribed" and type(msg.data.get("seq")) is int:
             cursors = dict(model.cursors)
-            cursors[msg.data["topic"]] = max(msg.data.get("seq") or 0, cursors.get(msg.data["topic"], 0))
+            cursors[msg.data["topic"]] = max(msg.data["seq"], cursors.get(msg.data["topic"], 0))
             return model.but(cursors=cursors), []
     return model, []
 

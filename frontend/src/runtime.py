@@ -132,6 +132,30 @@ class Every:
         self.ms, self.to_msg = ms, to_msg
 
 
+def live_message(data):
+    """A socket message in the shape asyncapi.yaml promises (op, topic, an int seq, a dict data),
+    or None: the app ignores anything else rather than let a page's update trip over it."""
+    if not isinstance(data, dict) or not isinstance(data.get("op"), str):
+        return None
+    if data.get("topic") is not None and not isinstance(data.get("topic"), str):
+        return None
+    op = data["op"]
+    if op in ("event", "subscribed"):
+        seq = data.get("seq")
+        if type(seq) is not int or seq < 0:
+            return None
+    if op == "event" and (not isinstance(data.get("type"), str) or not isinstance(data.get("data"), dict)):
+        return None
+    if op == "error" and not isinstance(data.get("code"), str):
+        return None
+    return data
+
+
+def text_of(value):
+    """value if it is a string, else '' (event fields shown as text)."""
+    return value if isinstance(value, str) else ""
+
+
 def backoff_ms(attempt, base=500, cap=15000):
     """Reconnect delay: doubling from base, capped; attempt 0 is the first retry."""
     return min(cap, base * (2 ** min(attempt, 16)))

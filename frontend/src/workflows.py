@@ -4,7 +4,7 @@ run's steps live over the WebSocket (runs/{id}), approvals answered inline."""
 
 import json
 
-from runtime import Msg, Http, Navigate, Send, h, memo
+from runtime import Msg, Http, Navigate, Send, h, memo, text_of
 import fmt
 
 ACTIVE = ("queued", "running", "waiting_for_input")
@@ -287,15 +287,20 @@ def coerce_inputs(spec, typed):
     return values, errors
 
 
+def _number(value):
+    return value if type(value) in (int, float) and value >= 0 else None
+
+
 def _step_from_event(kind, data, at):
-    out = {"step": data.get("step"), "kind": data.get("kind"), "status": STEP_STATUS[kind],
-           "attempt": data.get("attempt") or 1}
+    attempt = data.get("attempt")
+    out = {"step": data.get("step"), "kind": text_of(data.get("kind")), "status": STEP_STATUS[kind],
+           "attempt": attempt if type(attempt) is int and attempt > 0 else 1}
     if kind == "step.succeeded":
         out["output"] = data.get("output")
-        out["duration_ms"] = data.get("duration_ms")
+        out["duration_ms"] = _number(data.get("duration_ms"))
     elif kind in ("step.failed", "step.retrying"):
-        out["error"] = data.get("error")
-        out["duration_ms"] = data.get("duration_ms")
+        out["error"] = text_of(data.get("error")) or "failed"
+        out["duration_ms"] = _number(data.get("duration_ms"))
     elif kind == "step.waiting":
         out["output"] = None
     return out
@@ -316,26 +321,30 @@ def _put_step(steps, step):
 
 def apply_event(model, data):
     """One event of runs/<id>: (model, effects); events already seen are ignored."""
-    seq = data.get("seq") or 0
+    seq = data.get("seq")
+    if type(seq) is not int or not isinstance(data.get("data"), dict):
+        return model, []
     if model.cursor is not None and seq <= model.cursor:
         return model, []
-    kind, ev = data.get("type"), data.get("data") or {}
+    kind, ev = data.get("type"), data["data"]
     m = model.but(cursor=seq)
     if kind in STEP_STATUS:
+        if not isinstance(ev.get("step"), str):
+            return m, []
         m = m.but(steps=_put_step(m.steps, _step_from_event(kind, ev, data.get("at"))))
         if kind == "step.waiting":
-            m = m.but(waiting={"step": ev.get("step"), "prompt": ev.get("prompt") or ""})
+            m = m.but(waiting={"step": ev["step"], "prompt": text_of(ev.get("prompt"))})
         return m, []
     status = EVENT_STATUS.get(kind)
     if status and m.run is not None:
         run = dict(m.run, status=status)
         if status == "failed":
-            run["error"] = {"code": ev.get("code") or "failed", "message": ev.get("message") or ""}
+            run["error"] = {"code": str(ev.get("code") or "failed"), "message": text_of(ev.get("message"))}
         changes = {"run": run, "busy": False, "runs": _with_run(m.runs, run)}
         if status != "waiting_for_input":
             changes["waiting"] = None
         if status == "waiting_for_input" and m.waiting is None:
-            changes["waiting"] = {"step": "", "prompt": ev.get("question") or ""}
+            changes["waiting"] = {"step": "", "prompt": text_of(ev.get("question"))}
         m = m.but(**changes)
         if status in ("succeeded", "failed"):
             return m, [run_request(m.run_id)]      # the final output and every step's, whole
@@ -456,7 +465,7 @@ def update(msg, model):
             return model, []
         if data.get("op") == "event":
             return apply_event(model, data)
-        if data.get("op") == "subscribed" and model.cursor is None:
+        if data.get("op") == "subscribed" and model.cursor is None and type(data.get("seq")) is int:
             # live from here on; the snapshot covers what happened before the subscription
             return model.but(cursor=data.get("seq")), [run_request(model.run_id)]
         if data.get("op") == "error" and data.get("code") == "cursor_expired":
