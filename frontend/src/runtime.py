@@ -156,6 +156,17 @@ def text_of(value):
     return value if isinstance(value, str) else ""
 
 
+def reply_message(fx, status, data):
+    """The message for a 2xx answer: on_ok(body), or on_err(ApiError) when the body is not what
+    on_ok expects (e.g. a proxy's HTML page, or a field missing): the page shows an error
+    instead of the update failing."""
+    try:
+        return fx.on_ok(data)
+    except Exception:
+        err = ApiError(status, "bad_response", "The server's answer could not be read. Please try again.")
+        return fx.on_err(err) if fx.on_err is not None else None
+
+
 def backoff_ms(attempt, base=500, cap=15000):
     """Reconnect delay: doubling from base, capped; attempt 0 is the first retry."""
     return min(cap, base * (2 ** min(attempt, 16)))
@@ -643,7 +654,8 @@ class Program:
             if isinstance(data, dict) and data.get("csrf_token") and fx.url in ("/api/me", "/auth/refresh"):
                 self.csrf = data["csrf_token"]   # every later unsafe request carries it
             if fx.on_ok is not None:
-                self.dispatch(fx.on_ok(data))
+                msg = reply_message(fx, status, data)
+                self.dispatch(msg)
             return
         err = (data or {}).get("error") if isinstance(data, dict) else None
         err = ApiError(status, (err or {}).get("code") or "http_%d" % status,

@@ -1,7 +1,8 @@
 """The runtime: virtual nodes, the keyed diff checked by applying it to a fake DOM, memo, SVG."""
 
 import runtime
-from runtime import h, text, memo, diff, ApiError, backoff_ms, Every
+from runtime import h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message
+import chat
 import fakedom
 
 
@@ -135,3 +136,12 @@ def test_api_error_fields_and_backoff():
     assert e.field_errors() == {"/name": "too short"}
     assert backoff_ms(0) == 500 and backoff_ms(1) == 1000 and backoff_ms(30) == 15000
     assert Every(1000, None).key == "every:1000"
+
+
+def test_a_reply_on_ok_cannot_read_becomes_an_error_message():
+    model, fx = chat.init("t1", False)
+    threads = fx[0]
+    assert reply_message(threads, 200, {"threads": []}) == chat.GotThreads([])
+    bad = reply_message(threads, 200, "<html>proxy error</html>")
+    assert isinstance(bad, chat.LoadFailed) and bad.error.code == "bad_response"
+    assert reply_message(Http("GET", "/x", None, lambda d: d["nope"]), 200, {}) is None
