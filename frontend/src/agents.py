@@ -59,6 +59,23 @@ class CancelEdit(Msg):
     pass
 
 
+class AskDelete(Msg):
+    """Ask to confirm deleting an agent (None: never mind)."""
+
+    def __init__(self, agent_id):
+        self.agent_id = agent_id
+
+
+class Delete(Msg):
+    def __init__(self, agent_id):
+        self.agent_id = agent_id
+
+
+class Deleted(Msg):
+    def __init__(self, agent_id):
+        self.agent_id = agent_id
+
+
 class StartChat(Msg):
     def __init__(self, agent_id):
         self.agent_id = agent_id
@@ -89,6 +106,7 @@ class Model:
         self.editing = None                       # id of the agent being edited; None: a new one
         self.models = ()                          # (provider, model) pairs offered
         self.tools = {}                           # tool name -> description (from /api/models)
+        self.confirm = None                       # id of the agent whose deletion awaits a yes
 
     def but(self, **changes):
         m = Model()
@@ -172,6 +190,16 @@ def update(msg, model):
     if isinstance(msg, CreateFailed):
         fields, form_error = field_errors(msg.error)
         return model.but(saving=False, errors=fields, form_error=form_error), []
+    if isinstance(msg, AskDelete):
+        return model.but(confirm=msg.agent_id), []
+    if isinstance(msg, Delete):
+        return model.but(confirm=None), [Http("DELETE", "/api/agents/" + msg.agent_id, None,
+                                              lambda _, i=msg.agent_id: Deleted(i), ChatFailed)]
+    if isinstance(msg, Deleted):
+        changes = {"agents": [a for a in model.agents or () if a["id"] != msg.agent_id]}
+        if model.editing == msg.agent_id:
+            changes.update(editing=None, form=blank(), errors={})
+        return model.but(**changes), []
     if isinstance(msg, StartChat):
         return model, [Http("POST", "/api/threads", {"agent_id": msg.agent_id}, ThreadCreated, ChatFailed)]
     if isinstance(msg, ThreadCreated):
@@ -196,17 +224,27 @@ def _field(model, name, label, multiline=False):
     ])
 
 
-def _agent_row(agent):
+def _agent_row(agent, confirming=False):
     tools = agent.get("tools") or ()
+    name = agent["name"]
+    if confirming:
+        actions = [h("span", {}, "Delete %s? Its past runs stay. " % name),
+                   h("button", {"type": "button", "class": "danger", "onclick": Delete(agent["id"]),
+                                "aria-label": "Confirm: delete " + name}, "Yes, delete"),
+                   h("button", {"type": "button", "class": "secondary", "onclick": AskDelete(None)}, "Keep")]
+    else:
+        actions = [
+            h("button", {"type": "button", "class": "secondary", "onclick": Edit(agent["id"]),
+                         "aria-label": "Edit " + name}, "Edit"),
+            h("button", {"type": "button", "class": "secondary", "onclick": AskDelete(agent["id"]),
+                         "aria-label": "Delete " + name}, "Delete"),
+            h("button", {"type": "button", "onclick": StartChat(agent["id"]),
+                         "aria-label": "Chat with " + name}, "Chat")]
     return h("li", {"class": "agent"}, [
         h("div", {}, [h("strong", {}, agent["name"]),
                       h("span", {"class": "muted"}, " · %s · v%d" % (agent["model"], agent["version"])),
                       tools and h("div", {"class": "muted small"}, "Tools: " + ", ".join(tools))]),
-        h("div", {"class": "row"}, [
-            h("button", {"type": "button", "class": "secondary", "onclick": Edit(agent["id"]),
-                         "aria-label": "Edit " + agent["name"]}, "Edit"),
-            h("button", {"type": "button", "onclick": StartChat(agent["id"]),
-                         "aria-label": "Chat with " + agent["name"]}, "Chat")]),
+        h("div", {"class": "row"}, actions),
     ])
 
 
@@ -241,7 +279,7 @@ def view(model):
         listing = h("p", {"class": "muted"}, "Loading agents…")
     elif model.agents:
         listing = h("ul", {"class": "list", "aria-label": "Agents"},
-                    [memo(_agent_row, a, key=a["id"]) for a in model.agents])
+                    [memo(_agent_row, a, model.confirm == a["id"], key=a["id"]) for a in model.agents])
     else:
         listing = h("p", {"class": "muted"}, "No agents yet. Create your first one below.")
     return h("section", {"aria-labelledby": "agents-title"}, [

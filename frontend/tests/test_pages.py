@@ -63,3 +63,18 @@ def test_agents_tools_model_and_edit():
     model, _ = agents.update(fx[0].on_ok(dict(agent, version=2, tools=["calculator", "ask_human"])), model)
     assert model.editing is None and model.agents[0]["version"] == 2 and len(model.agents) == 1
     assert "Tools: calculator, ask_human" in text_of(agents.view(model))
+
+
+def test_agents_delete_asks_first():
+    model, _ = agents.init()
+    agent = {"id": "a1", "name": "Helper", "model": "m", "version": 1, "tools": []}
+    model, _ = agents.update(agents.GotAgents([agent]), model)
+    model, fx = agents.update(fire(find(agents.view(model), "button", aria_label="Delete Helper"), "click"), model)
+    assert fx == [] and "Its past runs stay." in text_of(agents.view(model))
+    model, _ = agents.update(fire(find(agents.view(model), "button", "Keep"), "click"), model)
+    assert not find_all(agents.view(model), "button", "Yes, delete")
+    model, _ = agents.update(agents.AskDelete("a1"), model)
+    model, fx = agents.update(fire(find(agents.view(model), "button", aria_label="Confirm: delete Helper"), "click"), model)
+    assert fx[0].method == "DELETE" and fx[0].url == "/api/agents/a1"
+    model, _ = agents.update(fx[0].on_ok(None), model)
+    assert model.agents == [] and "No agents yet" in text_of(agents.view(model))

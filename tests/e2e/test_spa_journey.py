@@ -38,6 +38,13 @@ RESTART = " ".join(f"again{i}" for i in range(90))
 PAGES = ("agents", "chat", "workflows", "runs", "account", "admin")
 
 
+# every form control needs an accessible name: a <label>, aria-label(ledby), or a button's text
+UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea, button')]
+  .filter(e => !(e.labels?.length || e.getAttribute('aria-label') || e.getAttribute('aria-labelledby')
+                 || (e.tagName === 'BUTTON' && e.textContent.trim())))
+  .map(e => e.outerHTML.slice(0, 100))"""
+
+
 def reply(body: dict) -> Turn:
     """The model: a question for 'ask me', a long story to cancel, a reply to restart in."""
     messages = body.get("messages") or []
@@ -353,6 +360,8 @@ async def test_spa_journey(dist, tmp_path):
                     await expect(p.locator(f"main[data-page={name}]")).to_be_visible()
                     await expect(p.locator("main").get_by_text(re.compile("Loading|Checking"))).to_have_count(0)
                     await shoot(p, f"{prefix}-{name}")
+                    unlabelled = await p.evaluate(UNLABELLED)
+                    assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
                     if prefix == "phone":
                         width = await p.evaluate("() => document.documentElement.scrollWidth")
                         assert width <= 375, f"{name} scrolls sideways at 375 px ({width} px)"
