@@ -124,7 +124,7 @@ def fill(template: str, names: dict[str, str]) -> str:
 
 def main() -> None:
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "dist"
-    mpy_cross = None if os.environ.get("AGENTSTEAD_FRONTEND_SOURCE") == "1" else find_mpy_cross()
+    mpy_cross = None if os.environ.get("MPY_CROSS") == "off" else find_mpy_cross()
     names = build(out.resolve(), mpy_cross)
     kind = "bytecode (.mpy)" if mpy_cross else "source (.py; no mpy-cross v%s found)" % runtime_version()
     sizes = sum((out / "assets" / n).with_name(n + ".gz").stat().st_size for n in names.values())

@@ -142,8 +142,10 @@ async def main_async(args) -> str:
     started = dt.datetime.now(dt.timezone.utc)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench-frontend-"))
     dist = tmp / "dist"
-    env = dict(os.environ, AGENTSTEAD_FRONTEND_SOURCE="1" if args.source else "0")
-    if args.mpy_cross:
+    env = dict(os.environ)
+    if args.source:
+        env["MPY_CROSS"] = "off"
+    elif args.mpy_cross:
         env["MPY_CROSS"] = args.mpy_cross
     build = subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(dist)], check=True, capture_output=True,
                            text=True, env=env).stdout.strip()
