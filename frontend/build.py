@@ -126,7 +126,8 @@ def main() -> None:
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "dist"
     mpy_cross = None if os.environ.get("MPY_CROSS") == "off" else find_mpy_cross()
     names = build(out.resolve(), mpy_cross)
-    kind = "bytecode (.mpy)" if mpy_cross else "source (.py; no mpy-cross v%s found)" % runtime_version()
+    kind = "bytecode (.mpy)" if mpy_cross else "source (.py; %s)" % (
+        "MPY_CROSS=off" if os.environ.get("MPY_CROSS") == "off" else "no mpy-cross v%s found" % runtime_version())
     sizes = sum((out / "assets" / n).with_name(n + ".gz").stat().st_size for n in names.values())
     index_gz = (out / "index.html.gz").stat().st_size
     print(f"build-frontend: {out} ({len(names)} assets, {(sizes + index_gz) / 1024:.0f} KiB gzipped; Python as {kind})")
