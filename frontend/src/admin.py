@@ -1,7 +1,7 @@
 """The admin page: system health and backups, users and roles, the audit log, and usage
 over time drawn as an SVG chart. Every part loads on its own; a 403 says who may look."""
 
-from runtime import Msg, Http, h, memo
+from runtime import Msg, Http, Send, h, memo
 import fmt
 
 AUDIT_PAGE = 25
@@ -97,6 +97,19 @@ class UsageFailed(Msg):
         self.error = error
 
 
+class Connected(Msg):
+    pass
+
+
+class Disconnected(Msg):
+    pass
+
+
+class Live(Msg):
+    def __init__(self, data):
+        self.data = data
+
+
 class Model:
     def __init__(self):
         self.health = None            # the readiness body; None while loading
@@ -113,6 +126,7 @@ class Model:
         self.audit_error = None
         self.usage = None
         self.usage_error = None
+        self.following = False        # subscribed to the `system` topic (readiness changes, new users)
 
     def but(self, **changes):
         m = Model()
@@ -133,10 +147,18 @@ def users_request(q):
     return Http("GET", "/api/admin/users" + fmt.query({"limit": 200, "q": q}), None, GotUsers, UsersFailed)
 
 
+def health_request():
+    return Http("GET", "/api/admin/health", None, GotHealth, HealthFailed)
+
+
+def leave(model):
+    return [Send({"op": "unsubscribe", "topic": "system"})] if model.following else []
+
+
 def init(_=None):
     model = Model()
     return model, [
-        Http("GET", "/api/admin/health", None, GotHealth, HealthFailed),
+        health_request(),
         users_request(""),
         audit_request(model),
         Http("GET", "/api/admin/usage" + fmt.query({"days": USAGE_DAYS}), None, GotUsage, UsageFailed),
@@ -198,6 +220,22 @@ def update(msg, model):
             pages = model.audit_pages + (model.audit_before,)
             before = msg.before
         return model.but(audit_pages=pages), [audit_request(model, before)]
+    if isinstance(msg, Connected):
+        # `system` carries readiness changes and new users (administrators only; others get forbidden)
+        return model.but(following=True), [Send({"op": "subscribe", "topic": "system"})]
+    if isinstance(msg, Disconnected):
+        return model.but(following=False), []
+    if isinstance(msg, Live):
+        data = msg.data
+        if data.get("topic") != "system":
+            return model, []
+        if data.get("op") == "error" and data.get("code") == "forbidden":
+            return model.but(following=False), []
+        if data.get("op") == "event" and data.get("type") == "system.readiness":
+            return model, [health_request()]
+        if data.get("op") == "event" and data.get("type") == "system.user_created":
+            return model, [users_request(model.user_query.strip())]
+        return model, []
     if isinstance(msg, GotUsage):
         return model.but(usage=msg.body.get("usage") or [], usage_error=None), []
     if isinstance(msg, UsageFailed):

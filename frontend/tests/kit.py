@@ -1,5 +1,7 @@
 """Helpers for the frontend's tests: walk virtual trees, find elements, fire handlers.
-Plain asserts, no pytest: the same modules run under MicroPython (run.mjs) and CPython."""
+Plain asserts, no pytest: the same modules run under MicroPython (run.mjs) and CPython
+(tests/unit/test_frontend_pages.py). Import at the top of a module only: the CPython loader
+renames the SPA's modules once they are imported, so an import inside a test finds nothing."""
 
 import runtime
 

@@ -1,7 +1,7 @@
 """The admin page: health and backups, users and roles, audit paging, the usage chart."""
 
 import admin
-from runtime import Http, ApiError
+from runtime import Http, ApiError, Send
 from kit import find, find_all, text_of, fire, effects_of
 
 HEALTH = {"status": "degraded", "failing": [], "degraded": ["backup"], "checks": {
@@ -89,3 +89,21 @@ def test_usage_chart_is_svg_with_a_text_alternative():
     assert find(admin.view(model), "svg")
     model, _ = admin.update(fx[3].on_ok({"usage": []}), model)
     assert "No tokens used" in text_of(admin.view(model))
+
+
+def test_health_and_users_follow_the_system_topic():
+    model, _ = loaded()
+    model, fx = admin.update(admin.Connected(), model)
+    assert fx == [Send({"op": "subscribe", "topic": "system"})]
+    ev = {"op": "event", "topic": "system", "seq": 4, "at": "", "type": "system.readiness",
+          "data": {"status": "fail", "failing": ["disk"]}}
+    model, fx = admin.update(admin.Live(ev), model)
+    assert fx[0].url == "/api/admin/health"
+    model, fx = admin.update(admin.Live(dict(ev, type="system.user_created", data={"user_id": "u9", "email": "x",
+                                                                                   "role": "member"})), model)
+    assert fx[0].url == "/api/admin/users?limit=200"
+    model, fx = admin.update(admin.Live(dict(ev, topic="threads/x")), model)
+    assert fx == []
+    assert admin.leave(model) == [Send({"op": "unsubscribe", "topic": "system"})]
+    model, _ = admin.update(admin.Live({"op": "error", "topic": "system", "code": "forbidden", "message": ""}), model)
+    assert admin.leave(model) == []
