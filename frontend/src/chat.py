@@ -202,11 +202,21 @@ def leave(model):
     return []
 
 
+def _seq(m):
+    return m.get("seq") or 0
+
+
 def _merge(stored, known):
-    """Stored messages plus those we already knew (from events) that the page of stored ones lacks."""
+    """Stored messages plus those we already knew (from events, or sent from here) that the page of
+    stored ones lacks, in seq order (a message sent from here has a provisional seq until reload)."""
     ids = {m["id"] for m in stored}
-    extra = [m for m in known if m["id"] not in ids and not m.get("pending")]
-    return sorted(stored + extra, key=lambda m: m.get("seq") or 0) + [m for m in known if m.get("pending")]
+    return sorted(stored + [m for m in known if m["id"] not in ids], key=_seq)
+
+
+def next_seq(messages):
+    """A provisional seq for a message sent now: after every message known, before any reply
+    (replies are stored after it, so their seqs are at least two higher than the last known)."""
+    return max([_seq(m) for m in messages] + [0]) + 0.5
 
 
 def _with(d, key, value):
@@ -244,7 +254,7 @@ def apply_event(model, event):
         message.setdefault("run_id", run_id)
         messages = m.messages
         if not any(x["id"] == message["id"] for x in messages):
-            messages = _merge([x for x in messages if not x.get("pending")] + [message], messages)
+            messages = sorted(messages + [message], key=_seq)
         return m.but(streams=_with(m.streams, run_id, None), messages=messages)
     if kind in ("tool.call", "tool.result") and not isinstance(data.get("call_id"), str):
         return m
@@ -318,7 +328,8 @@ def update(msg, model):
         if not content or model.sending or not model.thread_id:
             return model, []
         local = model.local + 1
-        pending = {"id": "local-%d" % local, "seq": None, "role": "user", "content": content, "pending": True}
+        pending = {"id": "local-%d" % local, "seq": next_seq(model.messages), "role": "user", "content": content,
+                   "pending": True}
         return (model.but(composer="", sending=True, local=local, error=None, messages=model.messages + [pending]),
                 [Http("POST", "/api/threads/%s/messages" % model.thread_id, {"content": content}, Posted, PostFailed)])
     if isinstance(msg, Posted):

@@ -251,3 +251,29 @@ def test_the_cursor_is_kept_only_while_no_run_is_going():
     assert fx == [Remember("agentstead:replay:t1", 21)]
     model, fx = chat.update(chat.Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
     assert fx == []                                # nothing new: nothing written
+
+
+def test_a_sent_message_keeps_its_place_among_replies():
+    model, _ = opened()
+    stored = [{"id": "m%d" % i, "seq": i, "role": "user" if i % 2 else "assistant", "content": "c%d" % i,
+               "run_id": None} for i in range(1, 11)]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "x", "messages": stored}), model)
+    model, fx = chat.update(chat.SetComposer("first"), model)
+    model, fx = chat.update(chat.SendMessage(), model)
+    # the reply is stored and announced before the POST's answer comes back
+    reply = {"id": "m12", "seq": 12, "role": "assistant", "content": "answer", "partial": False}
+    model = live(model, ev(100, "message.created", run_id="r1", message=reply))
+    assert [m["content"] for m in model.messages[-2:]] == ["first", "answer"]
+    model, _ = chat.update(fx[0].on_ok({"id": "r1", "status": "queued", "input_message_id": "m11"}), model)
+    model, _ = chat.update(chat.SetComposer("second"), model)
+    model, fx = chat.update(chat.SendMessage(), model)
+    model = live(model, ev(101, "message.created", run_id="r2", message=dict(reply, id="m14", seq=14, content="again")))
+    assert [m["content"] for m in model.messages[-4:]] == ["first", "answer", "second", "again"]
+    # the REST page after a reload has the real seqs: same order, nothing twice
+    real = stored + [{"id": "m11", "seq": 11, "role": "user", "content": "first", "run_id": None}, reply,
+                     {"id": "m13", "seq": 13, "role": "user", "content": "second", "run_id": None},
+                     dict(reply, id="m14", seq=14, content="again")]
+    model, _ = chat.update(fx[0].on_ok({"id": "r2", "status": "queued", "input_message_id": "m13"}), model)
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "x", "messages": real}), model)
+    assert [m["content"] for m in model.messages[-4:]] == ["first", "answer", "second", "again"]
+    assert len(model.messages) == 14

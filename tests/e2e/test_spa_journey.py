@@ -232,6 +232,10 @@ async def test_spa_journey(dist, tmp_path):
             await llm.wait_cancelled(timeout=5)
             cut = [t for t in await assistant_texts(page) if t.startswith("story0")]
             assert len(cut) == 1 and len(cut[0].split()) < 400, cut
+            firsts = await page.evaluate(           # each question above its answer, in the order sent
+                "() => [...document.querySelectorAll('.transcript .msg.user .body, .transcript .msg.assistant .body')]"
+                ".map(e => e.textContent.split(' ')[0])")
+            assert firsts == ["Hello", "hello0", "Please", "You", "Tell", "story0"], firsts
             await shoot(page, "light-chat")
 
             # ---- restart the server mid-stream: the page goes offline, comes back, resumes whole
