@@ -570,7 +570,7 @@ def _step_row(s):
         h("td", {}, _badge(s.get("status", ""))),
         h("td", {"class": "num"}, str(s.get("attempt", 1))),
         h("td", {"class": "num"}, fmt.duration(took) if took is not None else "—"),
-        h("td", {}, h("pre", {"class": "out"}, out) if out else ""),
+        h("td", {"class": "wide"}, h("pre", {"class": "out"}, out) if out else ""),
     ])
 
 
@@ -600,7 +600,7 @@ def _run_panel(model):
             status == "interrupted" and h("button", {"type": "button", "disabled": model.busy,
                                                      "onclick": ResumeRun()}, "Resume run"),
         ]),
-        h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Steps"}, [
+        h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Steps", "class": "stack"}, [
             h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in
                                         ("Step", "Kind", "Status", "Attempt", "Took", "Output")])),
             h("tbody", {}, [memo(_step_row, s, key=s.get("step")) for s in model.steps]),
