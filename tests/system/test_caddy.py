@@ -299,6 +299,7 @@ def test_access_logs_never_record_url_secrets(site, app):
     }
     signed_in = _no_redirect(site.url + "/auth/link/" + used)
     assert signed_in.status == 302 and "as_access=" in str(signed_in.headers)  # the link still works
+    assert signed_in.headers.get_all("Referrer-Policy") == ["no-referrer"]  # the app's, not Caddy's default
     requests = [
         ("POST", "/auth/link/" + refused, "/auth/link/REDACTED"),
         ("GET", f"/auth/callback/test?code={secrets['code']}&state={secrets['state']}&iss=x",
