@@ -7,6 +7,8 @@ ERRORS = {
     "id_token_invalid": "The identity provider's answer could not be verified. Please try again.",
     "email_not_verified": "Your identity provider has not verified your email address yet.",
     "signup_closed": "There is no account for you here. Ask an administrator to create one.",
+    "identity_conflict": ("This email address belongs to an account that signs in with another account "
+                          "at this provider. Ask an administrator."),
     "account_disabled": "Your account is disabled. Ask an administrator to enable it.",
     "token_exchange_failed": "The identity provider refused to finish the sign-in. Please try again.",
     "provider_unavailable": "The identity provider could not be reached. Please try again in a moment.",
