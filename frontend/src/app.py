@@ -161,6 +161,10 @@ def goto(model, url):
         sub, fx = module.init(arg, model.online)
     else:
         sub, fx = arg, []
+    know = getattr(module, "KnowUser", None) if module is not None else None
+    if know is not None and model.me is not None:
+        sub, more = module.update(know(model.me.get("id")), sub)
+        fx = fx + more
     return model.but(url=url, page=page, sub=sub), effects + fx
 
 
@@ -170,7 +174,8 @@ def update(msg, model):
             return model, []
         return goto(model, msg.url)
     if isinstance(msg, GotMe):
-        return model.but(me=msg.me["user"], session_ended=False), []
+        m = model.but(me=msg.me["user"], session_ended=False)
+        return _live(m, "KnowUser", m.me.get("id"))
     if isinstance(msg, MeFailed):
         return model, []
     if isinstance(msg, Unauthorized):

@@ -1,8 +1,9 @@
 """The runs page: a live table of your runs (status, duration, tokens), filtered by status.
 
-Live updates come over the one WebSocket: the page follows `threads/{id}` of the
-threads its runs belong to (run.* events name the run; a run it has not seen is
-fetched), resubscribing from its cursors after a drop."""
+Live updates come over the one WebSocket: the page follows `users/{id}` (every
+run.* status event of the user's runs, so runs started anywhere appear at once) and,
+for their streamed detail, `threads/{id}` of the threads its runs belong to; a run it
+has not seen is fetched. It resubscribes from its cursors after a drop."""
 
 from runtime import Msg, Http, Navigate, Send, h, memo
 import fmt
@@ -64,6 +65,12 @@ class Live(Msg):
         self.data = data
 
 
+class KnowUser(Msg):
+    """The signed-in user's id (from /api/me): the page then follows users/{id}."""
+    def __init__(self, user_id):
+        self.user_id = user_id
+
+
 class Model:
     def __init__(self, status=None, online=False):
         self.status = status          # the filter; None: every status
@@ -74,6 +81,7 @@ class Model:
         self.subscribed = ()          # topics asked for on the current socket
         self.now = 0                  # ms, from the clock subscription (durations of active runs)
         self.was_online = online      # a Connected after this is a reconnect
+        self.user_id = None           # users/{id} is followed once known
 
     def but(self, **changes):
         m = Model()
@@ -105,6 +113,8 @@ def topic_of(run):
 
 def topics(model):
     seen, out = set(), []
+    if isinstance(model.user_id, str) and model.user_id:
+        out.append("users/" + model.user_id)
     for r in model.runs or ():
         t = topic_of(r)
         if t and t not in seen:
@@ -199,6 +209,8 @@ def update(msg, model):
         if not msg.run or not _matches(model, msg.run):
             return model, []
         return follow(_put(model, msg.run))
+    if isinstance(msg, KnowUser):
+        return follow(model.but(user_id=msg.user_id))
     if isinstance(msg, Tick):
         return model.but(now=msg.now), []
     if isinstance(msg, Connected):

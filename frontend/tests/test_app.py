@@ -100,3 +100,15 @@ def test_unauthorized_goes_to_signin_with_next():
     model, _ = app.init("/runs?status=failed")
     model, fx = app.update(app.Unauthorized(), model)
     assert effects_of(fx, Navigate)[0].path == "/signin?next=/runs"
+
+
+def test_the_runs_page_learns_who_is_signed_in():
+    model, _ = app.init("/runs")
+    model, _ = app.update(app.GotMe(ME), model)
+    assert model.sub.user_id == "u1"
+    # arriving on the page when the user is already known
+    model, _ = app.update(app.UrlChanged("/account"), model)
+    model, _ = app.update(app.UrlChanged("/runs"), model)
+    assert model.sub.user_id == "u1"
+    model, fx = app.update(app.WsOpened(), model)
+    assert model.sub.user_id == "u1"

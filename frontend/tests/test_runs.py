@@ -123,3 +123,26 @@ def test_a_reconnect_reloads_the_list_and_resumes_topics():
     assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 3}
     model, fx = runs.update(fx[-1].on_ok({"runs": [run(2, thread="t2"), run(1, thread="t1")]}), model)
     assert [e.message for e in effects_of(fx, Send)] == [{"op": "subscribe", "topic": "threads/t2"}]
+
+
+def test_the_users_topic_brings_runs_started_anywhere():
+    model, fx = loaded([run(1, thread="t1")])
+    model, fx = runs.update(runs.KnowUser("u1"), model)
+    assert [e.message for e in effects_of(fx, Send)] == [{"op": "subscribe", "topic": "users/u1"}]
+    assert runs.topics(model)[0] == "users/u1"
+    # a run in a thread the page does not follow, announced on users/u1, is fetched and shown
+    ev = runs.Live({"op": "event", "topic": "users/u1", "seq": 3, "type": "run.queued", "at": "x",
+                    "data": {"run_id": "r7-other", "thread_id": "t9", "agent_id": "a"}})
+    model, fx = runs.update(ev, model)
+    assert fx[0].url == "/api/runs/r7-other"
+    model, fx = runs.update(fx[0].on_ok(run(7, "queued", id="r7-other", thread="t9")), model)
+    assert model.runs[0]["id"] == "r7-other"
+    assert {"op": "subscribe", "topic": "threads/t9"} in [e.message for e in effects_of(fx, Send)]
+    # account events on the same topic are not runs: ignored
+    model2, fx = runs.update(runs.Live({"op": "event", "topic": "users/u1", "seq": 4, "type": "token.revoked",
+                                        "at": "x", "data": {"token_id": "k"}}), model)
+    assert fx == [] and model2.runs == model.runs
+    # another user's topic is not followed, its events are dropped
+    model3, fx = runs.update(runs.Live({"op": "event", "topic": "users/u2", "seq": 9, "type": "run.queued",
+                                        "at": "x", "data": {"run_id": "zz", "thread_id": None}}), model)
+    assert fx == [] and model3.runs == model.runs

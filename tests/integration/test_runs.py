@@ -70,6 +70,32 @@ async def thread_messages(client, headers, thread_id: str) -> list[dict]:
     return (await (await client.get(f"/api/threads/{thread_id}", headers=headers)).json())["messages"]
 
 
+async def test_the_owners_user_topic_carries_every_run_status_but_no_deltas(chat, llm):
+    """users/{id} is one subscription for all of a user's runs (the runs page): run.* events
+    of a thread the subscriber never opened, in order, and nothing for another user."""
+    client, headers = await chat()
+    me = await (await client.get("/api/me", headers=headers)).json()
+    user_id = me["user"]["id"]
+    _, other = await token_user(client, "bob@example.org")
+    bob = Live(await client.raw.ws_connect("/ws", headers=other))
+    await bob.send({"op": "subscribe", "topic": f"users/{user_id}"})
+    assert (await bob.until("error"))["code"] == "forbidden"
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"users/{user_id}"})
+    await live.until("subscribed")
+    llm.script = [Turn("Fine, thanks.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await send(client, headers, thread["id"], "How are you?")
+    types = []
+    async with asyncio.timeout(20):
+        while not types or types[-1] != "run.succeeded":
+            event = await live.until("event")
+            assert event["topic"] == f"users/{user_id}"
+            if event["data"].get("run_id") == run["id"]:
+                types.append(event["type"])
+    assert types == ["run.queued", "run.started", "run.succeeded"]
+
+
 async def test_slow_tokens_stream_one_delta_each(chat, llm):
     """Coalescing adds no latency: when tokens come slower than appends commit, every
     token goes out as its own delta as soon as it arrives."""

@@ -130,6 +130,8 @@ class Runner:
 
     async def _publish(self, run: run_store.Run, event: ev.Event) -> None:
         self._flush_deltas(run)  # streamed text always precedes the run's next event
+        if event.type.startswith("run."):  # the owner's one topic for all their runs' statuses
+            self.bus.publish_nowait(f"users/{run.owner_id}", event).add_done_callback(_logged)
         if run.thread_id is None:  # a workflow run has no thread
             await self.bus.publish(f"runs/{run.id}", event)
             return
