@@ -2,8 +2,9 @@
 
 Static files, headers, the proxy to `agentstead serve`, limits, an app restart
 under load, and scripts/run. WebSocket pass-through and "a reload keeps an open
-WebSocket" run against a throwaway aiohttp upstream until the app has /ws: they
-test the Caddyfile's proxy settings, which is what matters here.
+WebSocket" run against a small aiohttp upstream (an echo with controllable
+timing): they test the Caddyfile's proxy settings; the app's own /ws through Caddy
+is covered by the doctor's upgrade check and the browser tests.
 """
 
 from __future__ import annotations

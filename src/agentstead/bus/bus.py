@@ -27,6 +27,11 @@ from .events import Event
 log = logging.getLogger("agentstead.bus")
 
 
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 @dataclasses.dataclass(frozen=True)
 class Delivery:
     """An event as subscribers receive it."""
@@ -103,6 +108,9 @@ class Bus:
     def publish_nowait(self, topic: str, event: Event) -> asyncio.Future:
         """Queue an event; the future resolves to its Delivery once it is durable."""
         future = asyncio.get_running_loop().create_future()
+        # A failed append is logged once by the appender; fire-and-forget publishers need
+        # not look at the future (no "exception was never retrieved" noise).
+        future.add_done_callback(_consume)
         self._queue.put_nowait(_Pending(topic, event.type, event.data(), future))
         return future
 
