@@ -72,7 +72,6 @@ class _Live:
     inflight: asyncio.Future | None = None
 
 
-_AWAITED = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.interrupted", "run.waiting"})
 _EXECUTE_TOOL = "__agentstead_execute_tool"  # "__": never copied into checkpoint metadata
 
 
@@ -130,18 +129,14 @@ class Runner:
         self._wake.set()
 
     async def _publish(self, run: run_store.Run, event: ev.Event) -> None:
-        """Queue the event on the run's topics (the bus keeps their order). Only a run's
-        end and its wait for input are awaited until durable: the caller goes on to the
-        next step of the run meanwhile, and an API call that ends a run answers after it."""
         self._flush_deltas(run)  # streamed text always precedes the run's next event
-        topics = [f"runs/{run.id}"] + ([f"threads/{run.thread_id}"] if run.thread_id else [])
         if event.type.startswith("run."):  # the owner's one topic for all their runs' statuses
-            topics.append(f"users/{run.owner_id}")
-        futures = [self.bus.publish_nowait(topic, event) for topic in topics]
-        for future in futures:
-            future.add_done_callback(_logged)
-        if event.type in _AWAITED:
-            await asyncio.gather(*futures)
+            self.bus.publish_nowait(f"users/{run.owner_id}", event).add_done_callback(_logged)
+        if run.thread_id is None:  # a workflow run has no thread
+            await self.bus.publish(f"runs/{run.id}", event)
+            return
+        self.bus.publish_nowait(f"runs/{run.id}", event).add_done_callback(_logged)
+        await self.bus.publish(f"threads/{run.thread_id}", event)
 
     def _stream(self, run: run_store.Run, text: str) -> None:
         """Stream a piece of the reply. Adaptive coalescing: a piece goes out at once when
