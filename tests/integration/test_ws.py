@@ -259,9 +259,16 @@ async def test_cursor_older_than_retention_is_expired(make_client, settings):
     assert await purge_once(bus, client.app[SETTINGS]) > 0
     live = await connect(client, bearer)
     await live.send({"op": "subscribe", "topic": topic, "after": first.seq})
-    assert (await live.until("error"))["code"] == "cursor_expired"
-    await live.send({"op": "subscribe", "topic": topic})
-    assert (await live.until("subscribed"))["topic"] == topic
+    expired = await live.until("error")
+    assert expired["code"] == "cursor_expired" and expired["floor"] > first.seq
+    # from the floor on, everything still in the log replays, ending with the last event
+    await live.send({"op": "subscribe", "topic": topic, "after": expired["floor"]})
+    replayed = []
+    while (message := await live.recv())["op"] != "subscribed":
+        replayed.append(message)
+    assert replayed[0]["seq"] == expired["floor"] + 1
+    assert [e["seq"] for e in replayed] == sorted(e["seq"] for e in replayed)
+    assert replayed[-1]["data"] == {"token_id": "last"} and message["seq"] == replayed[-1]["seq"]
 
 
 async def test_revoked_session_closes_its_socket_4001(client):

@@ -174,8 +174,8 @@ class Connection:
 
     # ---- client messages ---------------------------------------------------
 
-    def error(self, code: str, message: str, ref: Any = None, *, count: bool = True) -> None:
-        reply: dict[str, Any] = {"op": "error", "code": code, "message": message}
+    def error(self, code: str, message: str, ref: Any = None, *, count: bool = True, **extra: Any) -> None:
+        reply: dict[str, Any] = {"op": "error", "code": code, "message": message, **extra}
         if ref is not None:
             reply["id"] = ref
         self.send(reply)
@@ -230,11 +230,12 @@ class Connection:
             if after is None:
                 state.last_seq = await self.bus.head()
             else:
-                if after < await self.bus.floor():
+                floor = await self.bus.floor()
+                if after < floor:
                     self._drop(topic)
                     self.error("cursor_expired", "events after that seq were deleted by retention; "
-                               "fetch the current state over REST and subscribe without after", ref,
-                               count=False)
+                               "fetch the current state over REST, then subscribe with after = floor "
+                               "(or without after)", ref, count=False, floor=floor)
                     return
                 state.last_seq = after
                 while self.close_code is None:
