@@ -1,7 +1,8 @@
 """The account page: API tokens (create with scopes and expiry, value shown once, revoke)
-and sessions (log out here, log out everywhere)."""
+and sessions (log out here, log out everywhere). Follows `users/{id}`: a token created
+or revoked in another tab or by a script shows here at once."""
 
-from runtime import Msg, Http, SessionEnded, h, memo
+from runtime import Msg, Http, Send, SessionEnded, h, memo
 import fmt
 
 SCOPES = ("read", "write", "admin")
@@ -88,6 +89,24 @@ class LogOutFailed(Msg):
         self.error = error
 
 
+class KnowUser(Msg):
+    def __init__(self, user_id):
+        self.user_id = user_id
+
+
+class Connected(Msg):
+    pass
+
+
+class Disconnected(Msg):
+    pass
+
+
+class Live(Msg):
+    def __init__(self, data):
+        self.data = data
+
+
 class Model:
     def __init__(self):
         self.tokens = None            # None while loading
@@ -100,6 +119,10 @@ class Model:
         self.new_token = None         # the created token, value included; shown once
         self.confirm = None           # id of the token whose revoke awaits confirmation
         self.error = None
+        self.user_id = None           # users/{id} is followed once known
+        self.online = False
+        self.subscribed = False
+        self.was_online = False       # a Connected after this is a reconnect
 
     def but(self, **changes):
         m = Model()
@@ -110,8 +133,38 @@ class Model:
         return m
 
 
-def init(_=None):
-    return Model(), [Http("GET", "/api/tokens", None, GotTokens, LoadFailed)]
+def init(_=None, online=False):
+    return Model().but(online=online, was_online=online), [_load()]
+
+
+def _load():
+    return Http("GET", "/api/tokens", None, GotTokens, LoadFailed)
+
+
+def _topic(model):
+    return "users/" + model.user_id if isinstance(model.user_id, str) and model.user_id else None
+
+
+def follow(model):
+    if not model.online or model.subscribed or _topic(model) is None:
+        return model, []
+    return model.but(subscribed=True), [Send({"op": "subscribe", "topic": _topic(model)})]
+
+
+def leave(model):
+    return [Send({"op": "unsubscribe", "topic": _topic(model)})] if model.online and model.subscribed else []
+
+
+def _live(model, data):
+    if data.get("op") != "event" or data.get("topic") != _topic(model) or not isinstance(data.get("data"), dict):
+        return model, []
+    kind, token_id = data.get("type"), data["data"].get("token_id")
+    if kind == "token.created":
+        return model, [_load()]           # the list shows fields the event does not carry
+    if kind == "token.revoked" and isinstance(token_id, str):
+        new = model.new_token if model.new_token and model.new_token.get("id") != token_id else None
+        return model.but(tokens=[t for t in model.tokens or () if t["id"] != token_id], new_token=new), []
+    return model, []
 
 
 def update(msg, model):
@@ -163,6 +216,16 @@ def update(msg, model):
         return model, [Http("POST", "/auth/logout", None, SessionEnded, LogOutFailed)]
     if isinstance(msg, LogOutFailed):
         return model.but(error=msg.error.message), []
+    if isinstance(msg, KnowUser):
+        return follow(model.but(user_id=msg.user_id))
+    if isinstance(msg, Connected):
+        # back after a drop: what changed meanwhile comes with the list
+        m, fx = follow(model.but(online=True, subscribed=False, was_online=True))
+        return m, fx + ([_load()] if model.tokens is not None and model.was_online else [])
+    if isinstance(msg, Disconnected):
+        return model.but(online=False, subscribed=False), []
+    if isinstance(msg, Live):
+        return _live(model, msg.data)
     return model, []
 
 

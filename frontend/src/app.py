@@ -153,11 +153,11 @@ def goto(model, url):
     if old is not None and hasattr(old, "leave"):
         effects += old.leave(model.sub)
     module = page_module(page)
-    if page in ("signin", "account", "admin"):
+    if page in ("signin", "admin"):
         sub, fx = module.init(arg)
     elif page == "agents":
         sub, fx = module.init()
-    elif page in ("chat", "runs", "workflows"):
+    elif page in ("chat", "runs", "workflows", "account"):
         sub, fx = module.init(arg, model.online)
     else:
         sub, fx = arg, []
