@@ -2,7 +2,7 @@
 and sessions (log out here, log out everywhere). Follows `users/{id}`: a token created
 or revoked in another tab or by a script shows here at once."""
 
-from runtime import Msg, Http, Send, SessionEnded, h, memo
+from runtime import Msg, Http, Send, SessionEnded, h, memo, Record
 import fmt
 
 SCOPES = ("read", "write", "admin")
@@ -107,7 +107,7 @@ class Live(Msg):
         self.data = data
 
 
-class Model:
+class Model(Record):
     def __init__(self):
         self.tokens = None            # None while loading
         self.name = ""
@@ -123,14 +123,6 @@ class Model:
         self.online = False
         self.subscribed = False
         self.was_online = False       # a Connected after this is a reconnect
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def init(_=None, online=False):

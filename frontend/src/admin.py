@@ -1,7 +1,7 @@
 """The admin page: system health and backups, users and roles, the audit log, and usage
 over time drawn as an SVG chart. Every part loads on its own; a 403 says who may look."""
 
-from runtime import Msg, Http, Send, h, memo
+from runtime import Msg, Http, Send, h, memo, Record
 import fmt
 
 AUDIT_PAGE = 25
@@ -110,7 +110,7 @@ class Live(Msg):
         self.data = data
 
 
-class Model:
+class Model(Record):
     def __init__(self):
         self.health = None            # the readiness body; None while loading
         self.health_error = None
@@ -127,14 +127,6 @@ class Model:
         self.usage = None
         self.usage_error = None
         self.following = False        # subscribed to the `system` topic (readiness changes, new users)
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def audit_request(model, before=None):

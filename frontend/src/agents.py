@@ -1,7 +1,7 @@
 """The agents page: your agents, a form to create or edit one (instructions, model, tools),
 and a button to chat with each."""
 
-from runtime import Msg, Http, Navigate, h, text, memo
+from runtime import Msg, Http, Navigate, h, text, memo, Record
 
 FIELDS = ("name", "instructions", "model", "tools")
 TOOLS = ("current_time", "calculator", "http_get", "ask_human")
@@ -95,7 +95,7 @@ def blank():
     return {"name": "", "instructions": "", "model": "", "tools": ()}
 
 
-class Model:
+class Model(Record):
     def __init__(self, agents=None, form=None, errors=None, form_error=None, saving=False, load_error=None):
         self.agents = agents                      # None while loading
         self.form = form or blank()
@@ -107,14 +107,6 @@ class Model:
         self.models = ()                          # (provider, model) pairs offered
         self.tools = {}                           # tool name -> description (from /api/models)
         self.confirm = None                       # id of the agent whose deletion awaits a yes
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def init():

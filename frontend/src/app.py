@@ -5,7 +5,7 @@ Page modules are imported when first shown: compiling or loading every page befo
 the first render would put the admin page's code between a person and their chat."""
 
 import runtime
-from runtime import Msg, Http, Navigate, Socket, Every, SessionEnded, h
+from runtime import Msg, Http, Navigate, Socket, Every, SessionEnded, h, Record
 import fmt
 
 
@@ -118,7 +118,7 @@ def route(url):
     return "notfound", path
 
 
-class Model:
+class Model(Record):
     def __init__(self):
         self.url = "/"
         self.page = None             # name of the current page
@@ -127,14 +127,6 @@ class Model:
         self.online = False          # the live socket is open
         self.ever_online = False
         self.session_ended = False
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def init(url):

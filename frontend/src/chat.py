@@ -2,7 +2,7 @@
 token by token over the WebSocket, tool calls and their results, questions the
 agent asks (answered inline), cancel and resume, and a composer."""
 
-from runtime import Msg, Http, Send, Remember, Recall, h, memo, text_of
+from runtime import Msg, Http, Send, Remember, Recall, h, memo, text_of, Record
 
 
 class Msg(Msg):
@@ -110,7 +110,7 @@ EVENT_STATUS = {"run.queued": "queued", "run.started": "running", "run.waiting":
                 "run.interrupted": "interrupted"}
 
 
-class Model:
+class Model(Record):
     def __init__(self, thread_id=None, online=False):
         self.thread_id = thread_id
         self.online = online
@@ -136,14 +136,6 @@ class Model:
         self.subscribed = False
         self.error = None
         self.local = 0               # counter for ids of messages not yet stored
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def topic(model):

@@ -5,7 +5,7 @@ run.* status event of the user's runs, so runs started anywhere appear at once) 
 for their streamed detail, `threads/{id}` of the threads its runs belong to; a run it
 has not seen is fetched. It resubscribes from its cursors after a drop."""
 
-from runtime import Msg, Http, Navigate, Send, h, memo
+from runtime import Msg, Http, Navigate, Send, h, memo, Record
 import fmt
 
 STATUSES = ("queued", "running", "waiting_for_input", "succeeded", "failed", "cancelled", "interrupted")
@@ -71,7 +71,7 @@ class KnowUser(Msg):
         self.user_id = user_id
 
 
-class Model:
+class Model(Record):
     def __init__(self, status=None, online=False):
         self.status = status          # the filter; None: every status
         self.online = online
@@ -82,14 +82,6 @@ class Model:
         self.now = 0                  # ms, from the clock subscription (durations of active runs)
         self.was_online = online      # a Connected after this is a reconnect
         self.user_id = None           # users/{id} is followed once known
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def url(status):

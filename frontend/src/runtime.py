@@ -32,6 +32,19 @@ class Msg:
         return type(self).__name__ + repr(tuple(self.__dict__.values()))
 
 
+class Record:
+    """A page's model: immutable by convention; `but(**changes)` is a changed copy.
+    (Subclasses need an __init__ whose arguments all have defaults.)"""
+
+    def but(self, **changes):
+        m = type(self)()
+        for k, v in self.__dict__.items():
+            setattr(m, k, v)
+        for k, v in changes.items():
+            setattr(m, k, v)
+        return m
+
+
 class SessionEnded(Msg):
     """The session is over (log out, log out everywhere): the app forgets the user."""
 

@@ -4,7 +4,7 @@ run's steps live over the WebSocket (runs/{id}), approvals answered inline."""
 
 import json
 
-from runtime import Msg, Http, Navigate, Send, h, memo, text_of
+from runtime import Msg, Http, Navigate, Send, h, memo, text_of, Record
 import fmt
 
 ACTIVE = ("queued", "running", "waiting_for_input")
@@ -128,7 +128,7 @@ class Live(Msg):
         self.data = data
 
 
-class Model:
+class Model(Record):
     def __init__(self, workflow_id=None, run_id=None, online=False):
         self.workflow_id = workflow_id
         self.online = online
@@ -151,14 +151,6 @@ class Model:
         self.cursor = None             # last seq seen on runs/<run_id>
         self.subscribed = None         # the topic asked for on this socket
         self.error = None
-
-    def but(self, **changes):
-        m = Model()
-        for k, v in self.__dict__.items():
-            setattr(m, k, v)
-        for k, v in changes.items():
-            setattr(m, k, v)
-        return m
 
 
 def example(agent_id):
