@@ -30,7 +30,7 @@ from ..store import agents as agent_store
 from ..store import events as event_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
-from ..store.db import Database, checkpoint_saver
+from ..store.db import Database, checkpoint_saver, execute_statements
 from . import graph as graphs
 from .failures import RunFailure, failure_of
 from .workflow_run import WorkflowRuns
@@ -289,10 +289,9 @@ class Runner:
                              f"no model provider named {version.provider!r} is configured; add it to "
                              "AGENTSTEAD_LLM_PROVIDERS (see README, Models)")
         await self._budget_left(run)
-        async with self.db.write() as conn:
-            await run_store.set_status(conn, run.id, "running", started=True)
-            if not resumed:
-                await run_store.count_run(conn, run)
+        # The hot path's transactions are single round trips (Database.transact).
+        await self.db.transact(execute_statements, [run_store.status_statement(run.id, "running", started=True)]
+                               + ([] if resumed else [run_store.count_run_statement(run)]))
         await self._publish(run, ev.RunStarted(run.id, run.thread_id, resumed))
 
         graph = self._graph(version, provider)
@@ -336,10 +335,10 @@ class Runner:
         state = await graph.aget_state(config)
         for message in state.values.get("messages", []):  # reconcile: nothing streamed is lost
             await self._store(run, message, known)
-        async with self.db.write() as conn:
-            await run_store.set_status(conn, run.id, "succeeded", finished=True)
-            await run_store.drop_checkpoints(conn, f"run:{run.id}")
-            await self._compact(conn, run)
+        await self.db.transact(execute_statements, [
+            run_store.status_statement(run.id, "succeeded", finished=True),
+            *run_store.drop_checkpoints_statements(f"run:{run.id}"),
+            self._compact_statement(run)])
         done = await run_store.get(self.db, run.id)
         await self._publish(run, ev.RunSucceeded(run.id, run.thread_id, done.prompt_tokens, done.completion_tokens))
 
@@ -365,7 +364,11 @@ class Runner:
         """Deltas of a finished run are redundant once its messages are stored and announced;
         a client replaying later gets message.created with the complete text instead.
         Done in the transaction that finishes the run, so a finished run never has deltas."""
-        await event_store.compact_deltas(conn, run.id, (f"runs/{run.id}", f"threads/{run.thread_id}"))
+        await conn.execute(*self._compact_statement(run))
+
+    @staticmethod
+    def _compact_statement(run: run_store.Run):
+        return event_store.compact_deltas_statement(run.id, (f"runs/{run.id}", f"threads/{run.thread_id}"))
 
     async def _store(self, run: run_store.Run, message: BaseMessage, known: set[str]) -> None:
         """Store a message of the run once (ids are stable across checkpoint and resume)."""

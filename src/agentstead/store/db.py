@@ -54,6 +54,13 @@ def pragmas(busy_timeout_ms: int, *, readonly: bool) -> list[str]:
 
 
 T = TypeVar("T")
+Statement = tuple[str, tuple]   # SQL and its parameters, for Database.transact(execute_statements, …)
+
+
+def execute_statements(conn: sqlite3.Connection, statements: list[Statement]) -> None:
+    """Runs inside `Database.transact`: several writes, one round trip."""
+    for sql, args in statements:
+        conn.execute(sql, args)
 
 
 def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple) -> T:

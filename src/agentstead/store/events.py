@@ -7,9 +7,8 @@ import json
 import sqlite3
 from typing import Iterable
 
-import aiosqlite
 
-from .db import Database, fetch_all, fetch_one
+from .db import Database, Statement, fetch_all, fetch_one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +79,8 @@ async def purge(db: Database, *, older_than: str, keep_max: int) -> int:
         return cur.rowcount
 
 
-async def compact_deltas(conn: aiosqlite.Connection, run_id: str, topics: tuple[str, ...]) -> int:
+def compact_deltas_statement(run_id: str, topics: tuple[str, ...]) -> Statement:
     """Drop a finished run's streamed deltas; its stored messages (message.created) carry the text."""
     marks = ",".join("?" * len(topics))
-    cur = await conn.execute(
-        f"DELETE FROM events WHERE topic IN ({marks}) AND type = 'message.delta' "
-        "AND json_extract(data, '$.run_id') = ?", (*topics, run_id))
-    return cur.rowcount
+    return (f"DELETE FROM events WHERE topic IN ({marks}) AND type = 'message.delta' "
+            "AND json_extract(data, '$.run_id') = ?", (*topics, run_id))

@@ -8,7 +8,7 @@ import json
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database, fetch_all, fetch_one
+from .db import Database, Statement, fetch_all, fetch_one
 
 ACTIVE = ("queued", "running", "waiting_for_input")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -93,15 +93,20 @@ async def queued(db: Database, limit: int = 500) -> list[Run]:
     return [_run(r) for r in rows]
 
 
+def status_statement(run_id: str, status: str, *, error: tuple[str, str] | None = None,
+                     waiting_prompt: str | None = None, started: bool = False, finished: bool = False) -> Statement:
+    now = now_iso()
+    return ("UPDATE runs SET status = ?, error_code = ?, error_message = ?, waiting_prompt = ?, "
+            "started_at = CASE WHEN ? THEN coalesce(started_at, ?) ELSE started_at END, "
+            "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            (status, error[0] if error else None, error[1] if error else None, waiting_prompt,
+             int(started), now, int(finished), now, run_id))
+
+
 async def set_status(conn: aiosqlite.Connection, run_id: str, status: str, *, error: tuple[str, str] | None = None,
                      waiting_prompt: str | None = None, started: bool = False, finished: bool = False) -> None:
-    now = now_iso()
-    await conn.execute(
-        "UPDATE runs SET status = ?, error_code = ?, error_message = ?, waiting_prompt = ?, "
-        "started_at = CASE WHEN ? THEN coalesce(started_at, ?) ELSE started_at END, "
-        "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
-        (status, error[0] if error else None, error[1] if error else None, waiting_prompt,
-         int(started), now, int(finished), now, run_id))
+    await conn.execute(*status_statement(run_id, status, error=error, waiting_prompt=waiting_prompt,
+                                         started=started, finished=finished))
 
 
 def usage_statements(run: Run, prompt: int, completion: int, *, model: str | None = None) -> list[tuple[str, tuple]]:
@@ -128,11 +133,14 @@ async def add_usage(conn: aiosqlite.Connection, run: Run, prompt: int, completio
 WORKFLOW_USAGE_MODEL = "workflow"
 
 
+def count_run_statement(run: Run) -> Statement:
+    return ("INSERT INTO usage_daily (user_id, day, model, runs) VALUES (?, ?, ?, 1) "
+            "ON CONFLICT (user_id, day, model) DO UPDATE SET runs = runs + 1",
+            (run.owner_id, now_iso()[:10], run.model or WORKFLOW_USAGE_MODEL))
+
+
 async def count_run(conn: aiosqlite.Connection, run: Run) -> None:
-    await conn.execute(
-        "INSERT INTO usage_daily (user_id, day, model, runs) VALUES (?, ?, ?, 1) "
-        "ON CONFLICT (user_id, day, model) DO UPDATE SET runs = runs + 1",
-        (run.owner_id, now_iso()[:10], run.model or WORKFLOW_USAGE_MODEL))
+    await conn.execute(*count_run_statement(run))
 
 
 async def tokens_today(db: Database, user_id: str) -> int:
@@ -285,10 +293,15 @@ async def unverified_calls(db: Database, run_id: str) -> list[dict]:
 
 # ---- checkpoints -------------------------------------------------------------
 
-async def drop_checkpoints(conn: aiosqlite.Connection, graph_thread: str) -> None:
+def drop_checkpoints_statements(graph_thread: str) -> list[Statement]:
     """A finished run needs no checkpoint: resume is only for unfinished runs."""
-    await conn.execute("DELETE FROM checkpoints WHERE thread_id = ?", (graph_thread,))
-    await conn.execute("DELETE FROM writes WHERE thread_id = ?", (graph_thread,))
+    return [("DELETE FROM checkpoints WHERE thread_id = ?", (graph_thread,)),
+            ("DELETE FROM writes WHERE thread_id = ?", (graph_thread,))]
+
+
+async def drop_checkpoints(conn: aiosqlite.Connection, graph_thread: str) -> None:
+    for statement in drop_checkpoints_statements(graph_thread):
+        await conn.execute(*statement)
 
 
 async def set_budget(db: Database, user_id: str, daily_tokens: int | None) -> None:
