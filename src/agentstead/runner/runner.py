@@ -39,11 +39,6 @@ log = logging.getLogger("agentstead.runner")
 _NS = uuid.UUID("6f1c3f4e-7d0a-4c55-9a59-5d4d2b3c1a10")
 
 
-def _logged(future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("event append failed", extra={"error": repr(future.exception())})
-
-
 def message_json(m: thread_store.Message) -> dict:
     return {"id": m.id, "seq": m.seq, "thread_id": m.thread_id, "run_id": m.run_id, "role": m.role,
             "content": m.content, "tool_calls": m.tool_calls, "tool_call_id": m.tool_call_id,
@@ -106,7 +101,7 @@ class Runner:
         for run_id in interrupted:
             run = await run_store.get(self.db, run_id)
             if run is not None:
-                await self._publish(run, ev.RunInterrupted(run.id, run.thread_id))
+                await self.publish(run, ev.RunInterrupted(run.id, run.thread_id))
         await self.workflows.start()  # approvals waiting with a timeout get their deadlines back
         self._loop_task = asyncio.create_task(self._scheduler(), name="run-scheduler")
         self.wake()
@@ -128,14 +123,17 @@ class Runner:
     def wake(self) -> None:
         self._wake.set()
 
-    async def _publish(self, run: run_store.Run, event: ev.Event) -> None:
+    async def publish(self, run: run_store.Run, event: ev.Event) -> None:
+        """The one place that knows a run event's topics: runs/{id}, threads/{id} for chat
+        runs, and the owner's users/{id} for run.* (the services announce run.queued here too).
+        A failed append is logged by the bus; the awaited topic raises it to the caller."""
         self._flush_deltas(run)  # streamed text always precedes the run's next event
         if event.type.startswith("run."):  # the owner's one topic for all their runs' statuses
-            self.bus.publish_nowait(f"users/{run.owner_id}", event).add_done_callback(_logged)
+            self.bus.publish_nowait(f"users/{run.owner_id}", event)
         if run.thread_id is None:  # a workflow run has no thread
             await self.bus.publish(f"runs/{run.id}", event)
             return
-        self.bus.publish_nowait(f"runs/{run.id}", event).add_done_callback(_logged)
+        self.bus.publish_nowait(f"runs/{run.id}", event)
         await self.bus.publish(f"threads/{run.thread_id}", event)
 
     def _stream(self, run: run_store.Run, text: str) -> None:
@@ -155,12 +153,9 @@ class Runner:
         """Deltas are not awaited: the bus keeps their order and batches them, and the
         run's next awaited event is appended after them."""
         event = ev.MessageDelta(run.id, run.thread_id, text)
-        future = None
-        for topic in (f"runs/{run.id}", f"threads/{run.thread_id}"):
-            future = self.bus.publish_nowait(topic, event)
-            future.add_done_callback(_logged)
-        live.inflight = future
-        future.add_done_callback(lambda _: self._drain(run, live))
+        self.bus.publish_nowait(f"runs/{run.id}", event)
+        live.inflight = self.bus.publish_nowait(f"threads/{run.thread_id}", event)
+        live.inflight.add_done_callback(lambda _: self._drain(run, live))
 
     def _drain(self, run: run_store.Run, live: _Live) -> None:
         if live.pending and self.live.get(run.id) is live:
@@ -238,7 +233,7 @@ class Runner:
             await run_store.set_status(conn, run.id, "cancelled", finished=True)
             await run_store.steps_ended(conn, run.id, "cancelled")  # a workflow's waiting approval
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
-        await self._publish(run, ev.RunCancelled(run.id, run.thread_id))
+        await self.publish(run, ev.RunCancelled(run.id, run.thread_id))
         return True
 
     async def resume(self, run: run_store.Run, answer: str | None) -> None:
@@ -292,7 +287,7 @@ class Runner:
         # The hot path's transactions are single round trips (Database.transact).
         await self.db.transact(execute_statements, [run_store.status_statement(run.id, "running", started=True)]
                                + ([] if resumed else [run_store.count_run_statement(run)]))
-        await self._publish(run, ev.RunStarted(run.id, run.thread_id, resumed))
+        await self.publish(run, ev.RunStarted(run.id, run.thread_id, resumed))
 
         graph = self._graph(version, provider)
         ctx = ToolContext(allowed_hosts=self.settings.http_get_allowed_hosts)
@@ -324,7 +319,7 @@ class Runner:
                 question = str(chunk["__interrupt__"][0].value.get("question", ""))
                 async with self.db.write() as conn:
                     await run_store.set_status(conn, run.id, "waiting_for_input", waiting_prompt=question)
-                await self._publish(run, ev.RunWaiting(run.id, run.thread_id, question))
+                await self.publish(run, ev.RunWaiting(run.id, run.thread_id, question))
                 return
             else:
                 for update in chunk.values():
@@ -340,7 +335,7 @@ class Runner:
             *run_store.drop_checkpoints_statements(f"run:{run.id}"),
             self._compact_statement(run)])
         done = await run_store.get(self.db, run.id)
-        await self._publish(run, ev.RunSucceeded(run.id, run.thread_id, done.prompt_tokens, done.completion_tokens))
+        await self.publish(run, ev.RunSucceeded(run.id, run.thread_id, done.prompt_tokens, done.completion_tokens))
 
     def _graph(self, version, provider: dict):
         """The compiled graph of an agent version on a provider, built once: compiling
@@ -389,7 +384,7 @@ class Runner:
         else:
             return
         if stored is not None:
-            await self._publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
+            await self.publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
 
     async def _tool(self, run: run_store.Run, call: dict, ctx: ToolContext, allowed: set[str]) -> ToolMessage:
         call_id, name, args = call["id"], call["name"], call.get("args") or {}
@@ -405,12 +400,12 @@ class Runner:
             async with self.db.write() as conn:
                 await run_store.tool_started(conn, call_id, run.id, name, args)
                 await run_store.tool_finished(conn, call_id, str(answer), True)
-            await self._publish(run, ev.ToolResult(run.id, run.thread_id, call_id, name, True, str(answer)))
+            await self.publish(run, ev.ToolResult(run.id, run.thread_id, call_id, name, True, str(answer)))
             return ToolMessage(str(answer), tool_call_id=call_id, name=name)
         tool = REGISTRY.get(name)
         async with self.db.write() as conn:
             await run_store.tool_started(conn, call_id, run.id, name, args if isinstance(args, dict) else {})
-        await self._publish(run, ev.ToolCalled(run.id, run.thread_id, call_id, name,
+        await self.publish(run, ev.ToolCalled(run.id, run.thread_id, call_id, name,
                                                args if isinstance(args, dict) else {}))
         if tool is None or tool.name not in allowed:
             ok, output = False, f"error: no tool named {name!r} is available to this agent"
@@ -418,7 +413,7 @@ class Runner:
             ok, output = await run_tool(tool, args, ctx, self.settings.tool_timeout_seconds)
         async with self.db.write() as conn:
             await run_store.tool_finished(conn, call_id, output, ok)
-        await self._publish(run, ev.ToolResult(run.id, run.thread_id, call_id, name, ok, output))
+        await self.publish(run, ev.ToolResult(run.id, run.thread_id, call_id, name, ok, output))
         return ToolMessage(output, tool_call_id=call_id, name=name, status="success" if ok else "error")
 
     async def _settle_unverified(self, run: run_store.Run, graph, config: dict) -> None:
@@ -443,8 +438,8 @@ class Runner:
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
             await self._compact(conn, run)
         if stored is not None:
-            await self._publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
-        await self._publish(run, ev.RunCancelled(run.id, run.thread_id))
+            await self.publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
+        await self.publish(run, ev.RunCancelled(run.id, run.thread_id))
 
     async def _keep_partial(self, conn, run: run_store.Run) -> thread_store.Message | None:
         """What was streamed before a cancel or failure, stored and marked partial."""
@@ -459,7 +454,7 @@ class Runner:
         async with self.db.write() as conn:
             await run_store.set_status(conn, run.id, "interrupted",
                                        error=("interrupted", "the server stopped while this run was running; resume it"))
-        await self._publish(run, ev.RunInterrupted(run.id, run.thread_id))
+        await self.publish(run, ev.RunInterrupted(run.id, run.thread_id))
 
     async def _finish_failed(self, run: run_store.Run, failure: RunFailure) -> None:
         async with self.db.write() as conn:
@@ -467,5 +462,5 @@ class Runner:
             await run_store.set_status(conn, run.id, "failed", error=(failure.code, failure.message), finished=True)
             await self._compact(conn, run)
         if stored is not None:
-            await self._publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
-        await self._publish(run, ev.RunFailed(run.id, run.thread_id, failure.code, failure.message))
+            await self.publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
+        await self.publish(run, ev.RunFailed(run.id, run.thread_id, failure.code, failure.message))

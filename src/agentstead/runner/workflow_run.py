@@ -56,11 +56,6 @@ def _remember(cache: collections.OrderedDict, key, value) -> None:
         cache.popitem(last=False)
 
 
-def _logged(future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("event append failed", extra={"error": repr(future.exception())})
-
-
 # Provider failures that another attempt cannot fix.
 _FINAL_CODES = frozenset({"provider_auth_failed", "model_not_found", "budget_exceeded", "provider_not_configured",
                           "agent_missing"})
@@ -125,7 +120,7 @@ class WorkflowRuns:
 
     def _emit(self, run: run_store.Run, event: ev.Event) -> None:
         """Step events are queued in order (the bus appends them in batches); run.* events are awaited."""
-        self.runner.bus.publish_nowait(f"runs/{run.id}", event).add_done_callback(_logged)
+        self.runner.bus.publish_nowait(f"runs/{run.id}", event)
 
     # ---- the run's life ------------------------------------------------------------
 
@@ -184,7 +179,7 @@ class WorkflowRuns:
             await run_store.set_status(conn, run.id, "running", started=True)
             if not resumed:
                 await run_store.count_run(conn, run)
-        await r._publish(run, ev.RunStarted(run.id, None, resumed))
+        await r.publish(run, ev.RunStarted(run.id, None, resumed))
 
         graph = self._graph(run, definition)
         self.saver().journals[f"run:{run.id}"] = journal
@@ -211,7 +206,7 @@ class WorkflowRuns:
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
         journal.committed(taken)
         done = await run_store.get(r.db, run.id)
-        await r._publish(run, ev.RunSucceeded(run.id, None, done.prompt_tokens, done.completion_tokens))
+        await r.publish(run, ev.RunSucceeded(run.id, None, done.prompt_tokens, done.completion_tokens))
 
     async def _waiting(self, state: _Run, value: dict) -> None:
         """An approval step paused the graph: the row says so first, then the events."""
@@ -224,7 +219,7 @@ class WorkflowRuns:
             await run_store.set_status(conn, run.id, "waiting_for_input", waiting_prompt=prompt)
         state.journal.committed(taken)
         self._emit(run, ev.StepWaiting(run.id, step, prompt))
-        await r._publish(run, ev.RunWaiting(run.id, None, prompt))
+        await r.publish(run, ev.RunWaiting(run.id, None, prompt))
         approval = state.definition.steps.get(step)
         if isinstance(approval, ApprovalStep) and approval.timeout_seconds:
             self._arm(run.id, step, started_at, approval.timeout_seconds)
@@ -278,7 +273,7 @@ class WorkflowRuns:
             await run_store.drop_checkpoints(conn, f"run:{run_id}")
         duration = round((timeutil.parse(finished_at) - timeutil.parse(started_at)).total_seconds() * 1000, 3)
         self._emit(run, ev.StepFailed(run_id, step, "approval", 1, started_at, finished_at, duration, error))
-        await r._publish(run, ev.RunFailed(run_id, None, "approval_timed_out", f"step '{step}': {error}"))
+        await r.publish(run, ev.RunFailed(run_id, None, "approval_timed_out", f"step '{step}': {error}"))
 
     # ---- steps ---------------------------------------------------------------------
 
@@ -458,7 +453,7 @@ class WorkflowRuns:
                 await run_store.drop_checkpoints(conn, f"run:{run.id}")
         if journal and taken:
             journal.committed(taken)
-        await r._publish(run, ev.RunInterrupted(run.id, None) if interrupted else ev.RunCancelled(run.id, None))
+        await r.publish(run, ev.RunInterrupted(run.id, None) if interrupted else ev.RunCancelled(run.id, None))
 
     async def _finish_failed(self, run: run_store.Run, failure: RunFailure) -> None:
         r = self.runner
@@ -470,4 +465,4 @@ class WorkflowRuns:
             await run_store.drop_checkpoints(conn, f"run:{run.id}")
         if journal and taken:
             journal.committed(taken)
-        await r._publish(run, ev.RunFailed(run.id, None, failure.code, failure.message))
+        await r.publish(run, ev.RunFailed(run.id, None, failure.code, failure.message))

@@ -137,9 +137,7 @@ class ChatService:
             run = run_store.Run(str(uuid.uuid4()), thread.id, p.user_id, agent.id, agent.current.version, "queued",
                                 message.id, None, None, None, 0, 0, agent.current.model, now_iso(), None, None)
             await run_store.create(conn, run)
-        self.bus.publish_nowait(f"users/{p.user_id}", ev.RunQueued(run.id, thread.id, agent.id))
-        self.bus.publish_nowait(f"runs/{run.id}", ev.RunQueued(run.id, thread.id, agent.id))
-        await self.bus.publish(f"threads/{thread.id}", ev.RunQueued(run.id, thread.id, agent.id))
+        await self.runner.publish(run, ev.RunQueued(run.id, thread.id, agent.id))
         self.runner.wake()
         return run
 

@@ -104,7 +104,6 @@ class WorkflowService:
                                 None, now_iso(), None, None, kind="workflow", workflow_id=workflow.id,
                                 workflow_version=workflow.current.version, input=dict(run_input), pins=pins)
             await run_store.create(conn, run)
-        self.bus.publish_nowait(f"users/{p.user_id}", ev.RunQueued(run.id, None, None))
-        await self.bus.publish(f"runs/{run.id}", ev.RunQueued(run.id, None, None))
+        await self.runner.publish(run, ev.RunQueued(run.id, None, None))
         self.runner.wake()
         return run
