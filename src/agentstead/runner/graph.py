@@ -14,7 +14,7 @@ from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from ..agents.tools import Tool
+from ..agents.tools import REGISTRY, Tool
 
 ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
 
@@ -37,6 +37,22 @@ def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, m
     # The openai SDK retries 429/5xx/connection errors with backoff and honours Retry-After.
     return ChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model, temperature=temperature,
                       streaming=True, stream_usage=True, max_retries=max_retries, timeout=timeout)
+
+
+def for_version(version, provider: dict, *, max_retries: int, execute_tool: ExecuteTool, checkpointer,
+                leave_out: frozenset[str] = frozenset()):
+    """An agent version's graph on a provider: its model, instructions and tools (less
+    `leave_out`). Built once per version by the callers, who keep it (runner, workflow runs)."""
+    llm = chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
+                     temperature=version.temperature, max_retries=max_retries)
+    tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n not in leave_out]
+    return build(llm=llm, instructions=version.instructions, tools=tools, execute_tool=execute_tool,
+                 checkpointer=checkpointer)
+
+
+def version_key(version, provider: dict) -> tuple:
+    """What a cached graph depends on."""
+    return (version.agent_id, version.version, provider["name"], provider["base_url"], provider["api_key"])
 
 
 def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer):

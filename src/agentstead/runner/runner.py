@@ -341,15 +341,11 @@ class Runner:
         """The compiled graph of an agent version on a provider, built once: compiling
         costs ~1 ms and the model client ~3.6 ms of CPU. Graphs hold no run state (the
         checkpointer keys it by run, the tool executor comes with each run's config)."""
-        key = (version.agent_id, version.version, provider["name"], provider["base_url"], provider["api_key"])
+        key = graphs.version_key(version, provider)
         graph = self._graphs.get(key)
         if graph is None:
-            llm = graphs.chat_model(base_url=provider["base_url"], api_key=provider["api_key"],
-                                    model=version.model, temperature=version.temperature,
-                                    max_retries=self.settings.llm_max_retries)
-            tools = [REGISTRY[name] for name in version.tools if name in REGISTRY]
-            graph = graphs.build(llm=llm, instructions=version.instructions, tools=tools,
-                                 execute_tool=_execute_tool_of_run, checkpointer=self._saver)
+            graph = graphs.for_version(version, provider, max_retries=self.settings.llm_max_retries,
+                                       execute_tool=_execute_tool_of_run, checkpointer=self._saver)
             if len(self._graphs) >= 256:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = graph

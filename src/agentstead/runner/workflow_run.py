@@ -385,18 +385,16 @@ class WorkflowRuns:
     def _agent_graph(self, version: agent_store.AgentVersion, provider: dict):
         """The agent version's graph (runner/graph.py), built once per version and provider and
         shared by the steps and runs that use it; its tool calls find their run through _CURRENT."""
-        key = (version.agent_id, version.version, provider["name"], provider["base_url"], provider["api_key"])
+        key = graphs.version_key(version, provider)
         graph = self._agent_graphs.get(key)
         if graph is None:
             r = self.runner
-            tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n != ASK_HUMAN]
-            llm = graphs.chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
-                                    temperature=version.temperature, max_retries=r.settings.llm_max_retries)
             ctx = ToolContext(allowed_hosts=r.settings.http_get_allowed_hosts)
-            allowed = {t.name for t in tools}
-            graph = graphs.build(llm=llm, instructions=version.instructions, tools=tools,
-                                 execute_tool=lambda call: self._agent_tool(_CURRENT.get().run, call, ctx, allowed),
-                                 checkpointer=False)
+            allowed = {n for n in version.tools if n in REGISTRY and n != ASK_HUMAN}
+            graph = graphs.for_version(
+                version, provider, max_retries=r.settings.llm_max_retries, checkpointer=False,
+                leave_out=frozenset({ASK_HUMAN}),
+                execute_tool=lambda call: self._agent_tool(_CURRENT.get().run, call, ctx, allowed))
             _remember(self._agent_graphs, key, graph)
         return graph
 
