@@ -195,12 +195,7 @@ def main() -> int:
         print(f"auth/run.py: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        if server is not None:
-            server.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        kit.clean_up(tmp, args.keep, server)
 
 
 if __name__ == "__main__":

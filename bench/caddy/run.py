@@ -190,15 +190,7 @@ def main() -> int:
         print(f"caddy/run.py: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        for c in (caddy, caddy1):
-            if c is not None:
-                c.stop()
-        if server is not None:
-            server.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        kit.clean_up(tmp, args.keep, caddy, caddy1, server)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -686,14 +685,7 @@ def main() -> int:
         print(f"runs/run.py: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        if server is not None:
-            server.stop()
-        if llm is not None:
-            llm.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        kit.clean_up(tmp, args.keep, server, llm)
 
 
 if __name__ == "__main__":

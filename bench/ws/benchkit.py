@@ -12,6 +12,7 @@ import importlib.util
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +88,18 @@ def source_description() -> str:
         return f"working tree at {head}" + (" with uncommitted changes in src/" if dirty else " (clean)")
     except (OSError, subprocess.SubprocessError):
         return "working tree"
+
+
+def clean_up(tmp: Path, keep: bool, *procs) -> None:
+    """The end of every bench's main(): stop what was started (None: never started), in
+    the order given, then keep the scratch directory (--keep) or remove it."""
+    for proc in procs:
+        if proc is not None:
+            proc.stop()
+    if keep:
+        print(f"kept {tmp}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def raise_nofile() -> None:

@@ -42,7 +42,6 @@ import datetime as dt
 import json
 import math
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -490,17 +489,7 @@ def main() -> int:
         print(f"ws/run.py: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        for cs in clients.values():
-            for c in cs:
-                c.stop()
-        if caddy is not None:
-            caddy.stop()
-        if server is not None:
-            server.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        kit.clean_up(tmp, args.keep, *(c for cs in clients.values() for c in cs), caddy, server)
 
 
 if __name__ == "__main__":
