@@ -4,6 +4,7 @@ against the tests' own OpenAI-compatible server over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 
 import pytest
@@ -96,17 +97,8 @@ async def test_the_owners_user_topic_carries_every_run_status_but_no_deltas(chat
     assert types == ["run.queued", "run.started", "run.succeeded"]
 
 
-async def test_slow_tokens_stream_one_delta_each(chat, llm):
-    """Coalescing adds no latency: when tokens come slower than appends commit, every
-    token goes out as its own delta as soon as it arrives."""
-    client, headers = await chat()
-    llm.tokens_per_second = 40.0
-    llm.script = [Turn("one two three four five six")]
-    _, thread = await agent_and_thread(client, headers)
-    live = Live(await client.raw.ws_connect("/ws", headers=headers))
-    await live.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
-    await live.until("subscribed")
-    await send(client, headers, thread["id"], "Count")
+async def deltas_until_done(live: Live) -> list[str]:
+    """The texts of the message.delta events on a subscription, until run.succeeded."""
     deltas = []
     async with asyncio.timeout(20):
         while True:
@@ -114,9 +106,43 @@ async def test_slow_tokens_stream_one_delta_each(chat, llm):
             if event["type"] == "message.delta":
                 deltas.append(event["data"]["text"])
             if event["type"] == "run.succeeded":
-                break
+                return deltas
+
+
+async def test_slow_tokens_stream_one_delta_each(chat, llm):
+    """Coalescing adds no latency: when tokens come slower than one per DELTA_GAP (50 ms),
+    every token goes out as its own delta as soon as it arrives."""
+    client, headers = await chat()
+    llm.tokens_per_second = 12.0
+    llm.script = [Turn("one two three four five six")]
+    _, thread = await agent_and_thread(client, headers)
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
+    await live.until("subscribed")
+    await send(client, headers, thread["id"], "Count")
+    deltas = await deltas_until_done(live)
     assert "".join(deltas) == "one two three four five six"
     assert len(deltas) >= 5, deltas
+
+
+async def test_fast_tokens_coalesce_into_few_deltas(chat, llm):
+    """A provider sending as fast as it can: at most one delta per run per DELTA_GAP, and
+    the deltas together are the whole text, in order."""
+    from agentstead.runner.runner import DELTA_GAP
+    client, headers = await chat()
+    words = [f"w{i}" for i in range(300)]
+    llm.tokens_per_second = 0
+    llm.script = [Turn(" ".join(words))]
+    _, thread = await agent_and_thread(client, headers)
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
+    await live.until("subscribed")
+    t0 = asyncio.get_running_loop().time()
+    await send(client, headers, thread["id"], "Talk")
+    deltas = await deltas_until_done(live)
+    elapsed = asyncio.get_running_loop().time() - t0
+    assert "".join(deltas) == " ".join(words)
+    assert 1 <= len(deltas) <= elapsed / DELTA_GAP + 2, (len(deltas), elapsed)
 
 
 async def test_streamed_chat_turn_end_to_end(chat, llm):
@@ -186,13 +212,16 @@ async def test_http_get_refuses_hosts_off_the_allow_list(chat, llm):
     assert "not on the administrator's allow-list" in tool["content"]
 
 
-async def test_ask_human_waits_then_resumes_with_the_answer(chat, llm):
+async def test_ask_human_waits_then_resumes_with_the_answer(chat, llm, settings):
     client, headers = await chat()
     llm.script = [Turn(tool_calls=[ToolCall("ask_human", {"question": "Which city?"})]), Turn("Paris it is.")]
     _, thread = await agent_and_thread(client, headers)
     run = await send(client, headers, thread["id"], "Book a trip")
     waiting = await settle(client, headers, run["id"])
     assert waiting["status"] == "waiting_for_input" and waiting["waiting_prompt"] == "Which city?"
+    # a waiting run's checkpoint is on disk (written with the waiting status); a finished run has none
+    with sqlite3.connect(settings.db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM checkpoints WHERE thread_id = ?", (f"run:{run['id']}",)).fetchone()[0] > 0
     resp = await client.post(f"/api/runs/{run['id']}/resume", json={}, headers=headers)
     assert resp.status == 422  # an answer is needed
     resp = await client.post(f"/api/runs/{run['id']}/resume", json={"answer": "Paris"}, headers=headers)
@@ -202,6 +231,8 @@ async def test_ask_human_waits_then_resumes_with_the_answer(chat, llm):
     messages = await thread_messages(client, headers, thread["id"])
     assert [(m["role"], m["content"]) for m in messages][-2:] == [("tool", "Paris"), ("assistant", "Paris it is.")]
     assert len(llm.requests) == 2
+    with sqlite3.connect(settings.db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 0
 
 
 async def test_cancel_mid_stream_keeps_partial_output(chat, llm):
@@ -367,6 +398,84 @@ async def test_startup_marks_running_runs_interrupted(make_client, settings, llm
     await client.app[RUNNER].start()  # what a restart does
     again = await (await client.get(f"/api/runs/{run['id']}", headers=headers)).json()
     assert again["status"] == "interrupted" and again["error"]["code"] == "interrupted"
+
+
+async def _restart(client, db_file: str, sql: list[tuple[str, tuple]]) -> None:
+    """Put the store in the state a crash leaves (the given writes), then do what a
+    restart does: the runner's start marks running runs interrupted."""
+    with sqlite3.connect(db_file) as conn:
+        for statement, args in sql:
+            conn.execute(statement, args)
+    from agentstead.keys import RUNNER
+    await client.app[RUNNER].start()
+
+
+async def test_resume_after_the_reply_was_stored_finishes_without_calling_the_model(chat, llm, settings):
+    """Cut off between storing the reply and finishing the run: resume finishes it from
+    the stored messages, with no second model call and no duplicated message."""
+    client, headers = await chat()
+    llm.script = [Turn("All done.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert run["status"] == "succeeded"
+    await _restart(client, settings.db_file, [("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?",
+                                               (run["id"],))])
+    assert (await settle(client, headers, run["id"]))["status"] == "interrupted"
+    requests = len(llm.requests)
+    assert (await client.post(f"/api/runs/{run['id']}/resume", headers=headers)).status == 202
+    done = await settle(client, headers, run["id"], until={"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert len(llm.requests) == requests
+    assert [(m["role"], m["content"]) for m in await thread_messages(client, headers, thread["id"])] == [
+        ("user", "hi"), ("assistant", "All done.")]
+
+
+async def test_resume_with_a_tool_call_in_flight_does_not_run_it_again(chat, llm, settings):
+    """Cut off while a tool ran: the call is recorded unverified; resume goes on from the
+    stored reply that called it, answers it 'unverified' without running it, and asks the
+    model once more."""
+    client, headers = await chat()
+    llm.script = [Turn(tool_calls=[ToolCall("calculator", {"expression": "6 * 7"})]), Turn("It is 42."),
+                  Turn("I could not check that.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "6*7?"))["id"])
+    assert run["status"] == "succeeded"
+    messages = await thread_messages(client, headers, thread["id"])
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant"]
+    call_id = messages[1]["tool_calls"][0]["id"]
+    # the state of a crash while the calculator ran: started, no result, no later messages
+    await _restart(client, settings.db_file, [
+        ("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (run["id"],)),
+        ("UPDATE tool_calls SET status = 'started', result = NULL WHERE id = ?", (call_id,)),
+        ("DELETE FROM messages WHERE id IN (?, ?)", (messages[2]["id"], messages[3]["id"]))])
+    with sqlite3.connect(settings.db_file) as conn:
+        assert conn.execute("SELECT status FROM tool_calls WHERE id = ?", (call_id,)).fetchone()[0] == "unverified"
+    requests = len(llm.requests)
+    assert (await client.post(f"/api/runs/{run['id']}/resume", headers=headers)).status == 202
+    done = await settle(client, headers, run["id"], until={"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert len(llm.requests) == requests + 1
+    after = await thread_messages(client, headers, thread["id"])
+    assert [m["role"] for m in after] == ["user", "assistant", "tool", "assistant"]
+    assert after[2]["content"].startswith("unverified") and after[3]["content"] == "I could not check that."
+
+
+async def test_a_run_launched_twice_runs_once(chat, llm):
+    """A stale launch (a queue read from before the run started) does not run it again."""
+    client, headers = await chat()
+    llm.script = [Turn("Once."), Turn("Twice?")]
+    _, thread = await agent_and_thread(client, headers)
+    posted = await send(client, headers, thread["id"], "hi")
+    assert (await settle(client, headers, posted["id"]))["status"] == "succeeded"
+    from agentstead.keys import RUNNER
+    from agentstead.store import runs as run_store
+    runner = client.app[RUNNER]
+    stale = dataclasses.replace(await run_store.get(runner.db, posted["id"]), status="queued")
+    runner._backlog = False
+    runner.submit(stale)
+    await asyncio.gather(*runner.tasks.values())
+    assert len(llm.requests) == 1
+    assert [m["content"] for m in await thread_messages(client, headers, thread["id"])] == ["hi", "Once."]
 
 
 async def test_admin_sets_a_per_user_budget(chat, llm):

@@ -115,3 +115,51 @@ async def test_checkpoints_round_trip_through_the_single_writer(tmp_path):
         assert await saver.aget_tuple({"configurable": {"thread_id": "run:1", "checkpoint_ns": ""}}) is None
     finally:
         await database.close()
+
+
+async def test_a_held_thread_writes_nothing_until_released_and_forgets_on_drop(tmp_path):
+    """Held threads (chat runs that may wait): the saver keeps LangGraph's writes in memory;
+    `release` hands them to the caller's transaction, `drop` forgets them; a read of a held
+    thread stores what is held first, and a fresh held thread is read without a query."""
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    from agentstead.store.db import execute_statements
+    from agentstead.store.migrate import migrate
+
+    path = tmp_path / "h.db"
+    migrate(path)
+    database = Database(path, readers=2)
+    await database.open()
+
+    def rows() -> int:
+        with sqlite3.connect(path) as conn:
+            return conn.execute("SELECT (SELECT count(*) FROM checkpoints) + (SELECT count(*) FROM writes)").fetchone()[0]
+    try:
+        saver = Saver(database)
+        base = {"configurable": {"thread_id": "run:h", "checkpoint_ns": ""}}
+        saver.hold("run:h", fresh=True)
+        assert await saver.aget_tuple(base) is None
+        cp = empty_checkpoint()
+        cp["channel_values"] = {"messages": ["m"]}
+        config = await saver.aput(base, cp, {"step": 1}, {})
+        await saver.aput_writes(config, [("messages", "w")], task_id="t")
+        assert rows() == 0                                    # held: nothing written
+        await database.transact(execute_statements, saver.release("run:h"))
+        assert rows() == 2                                    # released into the caller's transaction
+        assert saver.release("run:h") == []                   # released once
+        got = await saver.aget_tuple(base)
+        assert got.checkpoint["channel_values"] == {"messages": ["m"]} and got.pending_writes == [("t", "messages", "w")]
+
+        cp2 = empty_checkpoint()
+        await saver.aput(config, cp2, {"step": 2}, {})        # still held: a read stores it first
+        assert (await saver.aget_tuple(base)).checkpoint["id"] == cp2["id"]
+        assert rows() == 3
+
+        saver.hold("run:d", fresh=True)
+        await saver.aput({"configurable": {"thread_id": "run:d", "checkpoint_ns": ""}}, empty_checkpoint(), {}, {})
+        saver.drop("run:d")                                   # forgotten, never written
+        assert rows() == 3
+        await saver.aput({"configurable": {"thread_id": "run:d", "checkpoint_ns": ""}}, empty_checkpoint(), {}, {})
+        assert rows() == 4                                    # not held any more: written at once
+    finally:
+        await database.close()

@@ -8,6 +8,11 @@ Batching: events queue up while the previous batch commits, and the next
 batch takes everything queued (up to `batch_max`) in one transaction. At low
 load an event waits for nothing; under load one fsync covers hundreds.
 Subscribers see an event only after it is durable and has its sequence number.
+
+Outbox: `commit(fn, events)` runs a write of the caller's (`fn` in the writer's
+thread) in the same transaction as the events it announces, so a state change
+and its event are durable together, in one round trip, in queue order with
+everything published before it.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import dataclasses
 import functools
 import json
 import logging
-from typing import Callable
+from typing import Any, Callable, Iterable, Union
 
 from ..store import events as store
 from ..store.db import Database
@@ -81,6 +86,23 @@ class _Pending:
     future: asyncio.Future
 
 
+Announced = Iterable[tuple[str, Event]]   # (topic, event) pairs
+
+
+@dataclasses.dataclass
+class _Work:
+    """A caller's write and the events that announce it (see Bus.commit)."""
+    fn: Callable[..., Any] | None
+    args: tuple
+    events: Union[Announced, Callable[[Any], Announced]]
+    future: asyncio.Future
+    # Set in the writer's thread:
+    result: Any = None
+    rows: list = dataclasses.field(default_factory=list)   # (topic, type, data) announced
+    first: int = 0
+    error: BaseException | None = None
+
+
 class Bus:
     def __init__(self, db: Database, *, batch_max: int = 1000):
         self.db = db
@@ -118,6 +140,19 @@ class Bus:
         """Append to the log (durable, with a sequence number), then fan out."""
         return await self.publish_nowait(topic, event)
 
+    async def commit(self, fn: Callable[..., Any] | None, *args,
+                     events: Union[Announced, Callable[[Any], Announced]] = ()) -> Any:
+        """`fn(sqlite3_connection, *args)` and the append of `events` in ONE transaction,
+        queued behind everything published before (the outbox: a status change and its
+        event are durable together, in one round trip). `events` may be a function of
+        fn's result (e.g. a stored row with its sequence number). Returns fn's result
+        once durable and fanned out; if fn raises, its writes are rolled back (a
+        savepoint; the batch's other writes stand) and the exception is raised here."""
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._queue.put_nowait(_Work(fn, args, events, future))
+        return await future
+
     async def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -137,21 +172,45 @@ class Bus:
             if batch:
                 await self._append(batch)
 
-    async def _append(self, batch: list[_Pending]) -> None:
+    async def _append(self, batch: list[_Pending | _Work]) -> None:
         at = now_iso()
-        rows = [(p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at) for p in batch]
-        try:
-            first = await self.db.transact(store.append_rows, rows)
-        except Exception as exc:  # the publishers learn it; nothing was acknowledged
-            log.exception("event log append failed")
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(exc)
+        if not any(isinstance(p, _Work) for p in batch):   # the common case: events only
+            rows = [(p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at) for p in batch]
+            try:
+                first = await self.db.transact(store.append_rows, rows)
+            except Exception as exc:  # the publishers learn it; nothing was acknowledged
+                self._failed(batch, exc)
+                return
+            self._appended(batch, [first + i for i in range(len(batch))], at)
             return
-        self.appended += len(batch)
+        try:
+            seqs = await self.db.transact(_commit_batch, batch, at)
+        except Exception as exc:
+            self._failed(batch, exc)
+            return
+        self._appended(batch, seqs, at)
+
+    def _failed(self, batch: list, exc: BaseException) -> None:
+        log.exception("event log append failed", exc_info=exc)
+        for p in batch:
+            if not p.future.done():
+                p.future.set_exception(exc)
+
+    def _appended(self, batch: list, seqs: list[int], at: str) -> None:
+        self.appended += len(seqs)
         self.batches += 1
-        for offset, p in enumerate(batch):
-            delivery = Delivery(first + offset, p.topic, p.type, p.data, at)
+        for p, seq in zip(batch, seqs):
+            if isinstance(p, _Work):
+                for offset, (topic, type_, data) in enumerate(p.rows):
+                    self._fanout(Delivery(p.first + offset, topic, type_, data, at))
+                if p.future.done():
+                    continue
+                if p.error is not None:
+                    p.future.set_exception(p.error)
+                else:
+                    p.future.set_result(p.result)
+                continue
+            delivery = Delivery(seq, p.topic, p.type, p.data, at)
             self._fanout(delivery)
             if not p.future.done():
                 p.future.set_result(delivery)
@@ -199,3 +258,42 @@ class Bus:
 
     async def head(self) -> int:
         return await store.head(self.db)
+
+
+def _commit_batch(conn, batch: list, at: str) -> list[int]:
+    """A batch with callers' writes, in the writer's thread, inside one transaction, in
+    queue order: each write under its own savepoint (a failing one is undone alone),
+    its events appended right after it. Returns a sequence number per queued item
+    (a _Work's own events are numbered from its `first`)."""
+    seqs: list[int] = []
+    rows: list[tuple] = []
+
+    def flush() -> None:
+        if rows:
+            first = store.append_rows(conn, rows)
+            seqs.extend(range(first, first + len(rows)))
+            rows.clear()
+
+    for p in batch:
+        if isinstance(p, _Pending):
+            rows.append((p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at))
+            continue
+        flush()   # events queued before this write are appended before it runs
+        conn.execute("SAVEPOINT work")
+        try:
+            p.result = p.fn(conn, *p.args) if p.fn is not None else None
+            announced = p.events(p.result) if callable(p.events) else p.events
+            p.rows = [(topic, event.type, event.data()) for topic, event in announced]
+        except Exception as exc:
+            conn.execute("ROLLBACK TO work")
+            conn.execute("RELEASE work")
+            p.error, p.rows = exc, []
+            seqs.append(0)
+            continue
+        conn.execute("RELEASE work")
+        if p.rows:
+            p.first = store.append_rows(conn, [(t, ty, json.dumps(d, separators=(",", ":")), at)
+                                              for t, ty, d in p.rows])
+        seqs.append(p.first)
+    flush()
+    return seqs

@@ -71,10 +71,16 @@ def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool
         last = state["messages"][-1]
         return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
 
+    def enter(state: MessagesState) -> str:
+        """A run rebuilt from its stored messages after a crash may stop at tool calls
+        that still need their results; anything else starts with the model."""
+        last = state["messages"][-1] if state["messages"] else None
+        return "tools" if isinstance(last, AIMessage) and last.tool_calls else "agent"
+
     graph = StateGraph(MessagesState)
     graph.add_node("agent", agent)
     graph.add_node("tools", run_tools)
-    graph.add_edge(START, "agent")
+    graph.add_conditional_edges(START, enter, ["agent", "tools"])
     graph.add_conditional_edges("agent", route, ["tools", END])
     graph.add_edge("tools", "agent")
     return graph.compile(checkpointer=checkpointer)

@@ -1,11 +1,22 @@
 """Runs as supervised asyncio tasks.
 
-Every run is a row before it is a task: the row's status is written first,
-then the event is published. A global limit and a per-user limit bound the
-tasks; the queue is served round-robin across users, oldest first. On
-startup, runs the rows say were running become `interrupted`; resume picks
-them up from their LangGraph checkpoint, and a tool call that was in flight
-is recorded as unverified instead of being run again.
+Every run is a row before it is a task. A status change and the event that
+announces it are one transaction (`Bus.commit`, the outbox), and so are a
+stored message and its `message.created`. A global limit and a per-user limit
+bound the tasks; the queue is served round-robin across users, oldest first.
+
+Durability: a chat run's graph runs with LangGraph durability "exit" on a
+thread the saver holds in memory. What a run has done is journalled in the
+store as it happens: each model reply (with its tool calls) is stored before
+any tool runs, each tool call is recorded started/finished around its
+execution. A run that waits for a human writes LangGraph's exit checkpoint in
+the transaction that marks it waiting, and resumes from it with the answer.
+On startup, runs the rows say were running become `interrupted`; resume
+rebuilds their state from the stored messages (the thread's history up to
+the run's input plus what the run stored) and goes on from there: to the
+model, or to the tools when the last reply called some. A tool call that
+was in flight at the crash is recorded as unverified and not run again; a
+finished one returns its stored result.
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ from ..store import agents as agent_store
 from ..store import events as event_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
-from ..store.db import Database, checkpoint_saver, execute_statements
+from ..store.db import Database, Statement, checkpoint_saver, execute_statements
 from . import graph as graphs
 from .failures import RunFailure, failure_of
 from .workflow_run import WorkflowRuns
@@ -65,9 +76,82 @@ class _Live:
     partial: list[str] = dataclasses.field(default_factory=list)
     pending: list[str] = dataclasses.field(default_factory=list)
     inflight: asyncio.Future | None = None
+    sent_at: float = float("-inf")                 # loop time of the last delta
+    timer: asyncio.TimerHandle | None = None       # a delta due when DELTA_GAP has passed
+    waiting: bool = False   # the run stopped to wait for a human
+    final: tuple | None = None   # the final reply, stored with the run's end (Runner._store)
 
 
+DELTA_GAP = 0.05   # seconds: at most one streamed delta per run per 50 ms (20 a second)
 _EXECUTE_TOOL = "__agentstead_execute_tool"  # "__": never copied into checkpoint metadata
+
+
+def _starting(conn, run: run_store.Run, default_budget: int):
+    """Everything a chat run reads before it starts, in one hop to a reader."""
+    return (agent_store.version_sync(conn, run.agent_id, run.agent_version),
+            run_store.budget_sync(conn, run.owner_id, default_budget),
+            thread_store.messages_sync(conn, run.thread_id))
+
+
+def _begin(conn, statements: list[Statement], queued_only: str | None) -> bool:
+    """The start transaction; with `queued_only` (a run id) only a run still queued
+    starts, so a run launched twice by a stale read runs once."""
+    if queued_only is not None:
+        if conn.execute("SELECT status FROM runs WHERE id = ?", (queued_only,)).fetchone()[0] != "queued":
+            return False
+    execute_statements(conn, statements)
+    return True
+
+
+def _store_message(conn, run: run_store.Run, message_id: str, role: str, content: str, tool_calls: list | None,
+                   tool_call_id: str | None, usage: tuple[int, int]):
+    """A run's message under its stable id and, for a model reply, its tokens; nothing
+    when it is stored already."""
+    stored = thread_store.add_message_sync(conn, run.thread_id, role, content, message_id=message_id, run_id=run.id,
+                                           tool_calls=tool_calls, tool_call_id=tool_call_id)
+    if stored is not None and any(usage):
+        execute_statements(conn, run_store.usage_statements(run, *usage))
+    return stored
+
+
+def _end(conn, run: run_store.Run, statements: list[Statement], final: tuple | None,
+         partial: str) -> thread_store.Message | None:
+    """A run's last transaction: its final reply if it has one (see Runner._store), else
+    what was streamed of an unfinished reply (stored and marked partial); the status,
+    and whatever else ends it."""
+    stored = None
+    if final is not None:
+        stored = _store_message(conn, run, *final)
+    elif partial:
+        stored = thread_store.add_message_sync(conn, run.thread_id, "assistant", partial, message_id=str(uuid.uuid4()),
+                                               run_id=run.id, partial=True)
+    execute_statements(conn, statements)
+    return stored
+
+
+def _succeeded(conn, run: run_store.Run, statements: list[Statement], final: tuple | None):
+    stored = _store_message(conn, run, *final) if final is not None else None
+    execute_statements(conn, statements)
+    return stored, run_store.tokens_of_sync(conn, run.id)
+
+
+def _cancel_idle(conn, run_id: str) -> bool:
+    """Cancel a run that has no task (queued, waiting or interrupted); False when it is
+    no longer in one of those states."""
+    row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None or row[0] not in ("queued", "waiting_for_input", "interrupted"):
+        return False
+    execute_statements(conn, [run_store.status_statement(run_id, "cancelled", finished=True),
+                              run_store.steps_ended_statement(run_id, "cancelled"),   # a workflow's waiting approval
+                              *run_store.drop_checkpoints_statements(f"run:{run_id}")])
+    return True
+
+
+def journal(run: run_store.Run, history: list[thread_store.Message]) -> list[thread_store.Message]:
+    """Where a chat run stands by its stored messages: the thread up to the run's input,
+    then what the run itself stored since (partial text is not part of it)."""
+    upto = next((i for i, m in enumerate(history) if m.id == run.input_message_id), len(history) - 1)
+    return history[: upto + 1] + [m for m in history[upto + 1:] if m.run_id == run.id and not m.partial]
 
 
 def _execute_tool_of_run(call: dict):
@@ -90,6 +174,7 @@ class Runner:
         self._last_served: dict[str, float] = {}
         self._stopping = False
         self._graphs: dict[tuple, Any] = {}   # compiled agent graphs by version and provider
+        self._backlog = True   # runs may be queued that the scheduler has not launched
         self.workflows = WorkflowRuns(self)  # workflow runs: their own module, same lifecycle
 
     # ---- lifecycle -------------------------------------------------------------
@@ -123,52 +208,77 @@ class Runner:
     def wake(self) -> None:
         self._wake.set()
 
-    async def publish(self, run: run_store.Run, event: ev.Event) -> None:
-        """The one place that knows a run event's topics: runs/{id}, threads/{id} for chat
-        runs, and the owner's users/{id} for run.* (the services announce run.queued here too).
-        A failed append is logged by the bus; the awaited topic raises it to the caller."""
+    def announce(self, run: run_store.Run, events: list[ev.Event]) -> list[tuple[str, ev.Event]]:
+        """The one place that knows a run event's topics: the owner's users/{id} for run.*
+        (their one topic for all their runs' statuses), runs/{id}, and threads/{id} for
+        chat runs."""
+        out = []
+        for event in events:
+            if event.type.startswith("run."):
+                out.append((f"users/{run.owner_id}", event))
+            out.append((f"runs/{run.id}", event))
+            if run.thread_id is not None:   # a workflow run has no thread
+                out.append((f"threads/{run.thread_id}", event))
+        return out
+
+    async def commit(self, run: run_store.Run, fn, *args, events) -> Any:
+        """`fn(conn, *args)` (or nothing, when fn is None) and the run's `events` (a list,
+        or a function of fn's result) in one transaction, after the run's streamed text."""
         self._flush_deltas(run)  # streamed text always precedes the run's next event
-        if event.type.startswith("run."):  # the owner's one topic for all their runs' statuses
-            self.bus.publish_nowait(f"users/{run.owner_id}", event)
-        if run.thread_id is None:  # a workflow run has no thread
-            await self.bus.publish(f"runs/{run.id}", event)
-            return
-        self.bus.publish_nowait(f"runs/{run.id}", event)
-        await self.bus.publish(f"threads/{run.thread_id}", event)
+        if callable(events):
+            announced: Any = lambda result: self.announce(run, events(result))
+        else:
+            announced = self.announce(run, events)
+        return await self.bus.commit(fn, *args, events=announced)
+
+    async def publish(self, run: run_store.Run, event: ev.Event) -> None:
+        """Announce a run event (durable once this returns). A failed append is logged by
+        the bus and raised here."""
+        await self.commit(run, None, events=[event])
 
     def _stream(self, run: run_store.Run, text: str) -> None:
-        """Stream a piece of the reply. Adaptive coalescing: a piece goes out at once when
-        the run's previous delta is already durable; otherwise it waits, joined with the
-        others that arrive meanwhile, and goes out as one delta when that append lands.
-        No added latency when tokens are slow; one event instead of hundreds when the
-        provider sends faster than the event log commits."""
+        """Stream a piece of the reply. Coalescing: a piece goes out at once when the run's
+        previous delta is durable and at least DELTA_GAP ago; otherwise it waits, joined
+        with the pieces that arrive meanwhile. Tokens slower than one per DELTA_GAP go out
+        one per delta with no added latency; a provider that sends hundreds a second costs
+        a few dozen events, not hundreds of appends competing with the stream."""
         live = self.live[run.id]
         live.partial.append(text)
-        if live.inflight is not None and not live.inflight.done():
-            live.pending.append(text)
-            return
-        self._send_delta(run, live, text)
+        live.pending.append(text)
+        self._pump(run, live)
 
-    def _send_delta(self, run: run_store.Run, live: _Live, text: str) -> None:
+    def _pump(self, run: run_store.Run, live: _Live) -> None:
+        if (not live.pending or live.timer is not None or self.live.get(run.id) is not live
+                or (live.inflight is not None and not live.inflight.done())):
+            return
+        loop = asyncio.get_running_loop()
+        wait = live.sent_at + DELTA_GAP - loop.time()
+        if wait > 0:
+            live.timer = loop.call_later(wait, self._tick, run, live)
+            return
+        self._send_delta(run, live)
+
+    def _tick(self, run: run_store.Run, live: _Live) -> None:
+        live.timer = None
+        self._pump(run, live)
+
+    def _send_delta(self, run: run_store.Run, live: _Live) -> None:
         """Deltas are not awaited: the bus keeps their order and batches them, and the
-        run's next awaited event is appended after them."""
-        event = ev.MessageDelta(run.id, run.thread_id, text)
+        run's next event is appended after them."""
+        if live.timer is not None:
+            live.timer.cancel()
+            live.timer = None
+        event = ev.MessageDelta(run.id, run.thread_id, "".join(live.pending))
+        live.pending.clear()
+        live.sent_at = asyncio.get_running_loop().time()
         self.bus.publish_nowait(f"runs/{run.id}", event)
         live.inflight = self.bus.publish_nowait(f"threads/{run.thread_id}", event)
-        live.inflight.add_done_callback(lambda _: self._drain(run, live))
-
-    def _drain(self, run: run_store.Run, live: _Live) -> None:
-        if live.pending and self.live.get(run.id) is live:
-            text = "".join(live.pending)
-            live.pending.clear()
-            self._send_delta(run, live, text)
+        live.inflight.add_done_callback(lambda _: self._pump(run, live))
 
     def _flush_deltas(self, run: run_store.Run) -> None:
         live = self.live.get(run.id)
         if live is not None and live.pending:
-            text = "".join(live.pending)
-            live.pending.clear()
-            self._send_delta(run, live, text)
+            self._send_delta(run, live)
 
     # ---- scheduling -------------------------------------------------------------
 
@@ -181,10 +291,24 @@ class Runner:
             except Exception:
                 log.exception("scheduling failed")
 
+    def submit(self, run: run_store.Run) -> None:
+        """A run just queued: it starts now when no queued run is waiting before it and the
+        limits allow (no read of the queue); otherwise the scheduler takes it in turn."""
+        if (not self._backlog and not self._stopping and run.id not in self.tasks
+                and len(self.tasks) < self.settings.runs_max_concurrent
+                and self.per_user[run.owner_id] < self.settings.runs_max_per_user):
+            self._launch(run)
+            self._last_served[run.owner_id] = asyncio.get_running_loop().time()
+            return
+        self.wake()
+
     async def _schedule(self) -> None:
         if len(self.tasks) >= self.settings.runs_max_concurrent:
+            self._backlog = True
             return
-        waiting = [r for r in await run_store.queued(self.db) if r.id not in self.tasks]
+        self._backlog = True   # until this pass has seen the queue
+        rows = await run_store.queued(self.db)
+        waiting = [r for r in rows if r.id not in self.tasks]
         by_user: dict[str, list[run_store.Run]] = {}
         for run in waiting:
             by_user.setdefault(run.owner_id, []).append(run)
@@ -202,6 +326,7 @@ class Runner:
                 self._launch(queue.pop(0))
                 self._last_served[user] = asyncio.get_running_loop().time()
                 progress = True
+        self._backlog = any(by_user.values()) or len(rows) >= run_store.QUEUE_PAGE
 
     def _launch(self, run: run_store.Run, *, resume: Any = None, resumed: bool = False) -> None:
         self.per_user[run.owner_id] += 1
@@ -211,7 +336,9 @@ class Runner:
 
         def done(_: asyncio.Task) -> None:
             self.tasks.pop(run.id, None)
-            self.live.pop(run.id, None)
+            live = self.live.pop(run.id, None)
+            if live is not None and live.timer is not None:
+                live.timer.cancel()
             self.per_user[run.owner_id] -= 1
             self.wake()
         task.add_done_callback(done)
@@ -226,15 +353,9 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             return True
-        async with self.db.write() as conn:
-            current = await run_store.get_in(conn, run.id)
-            if current is None or current.status not in ("queued", "waiting_for_input", "interrupted"):
-                return False
-            await run_store.set_status(conn, run.id, "cancelled", finished=True)
-            await run_store.steps_ended(conn, run.id, "cancelled")  # a workflow's waiting approval
-            await run_store.drop_checkpoints(conn, f"run:{run.id}")
-        await self.publish(run, ev.RunCancelled(run.id, run.thread_id))
-        return True
+        # No task: the status check and the change are one transaction (_cancel_idle).
+        return await self.commit(run, _cancel_idle, run.id,
+                                 events=lambda ok: [ev.RunCancelled(run.id, run.thread_id)] if ok else [])
 
     async def resume(self, run: run_store.Run, answer: str | None) -> None:
         """Resume an interrupted run, or a waiting one with the human's answer."""
@@ -268,14 +389,16 @@ class Runner:
             await asyncio.shield(self._finish_failed(run, failure))
 
     async def _budget_left(self, run: run_store.Run) -> None:
-        budget = await run_store.budget_of(self.db, run.owner_id)
-        if budget is None:
-            budget = self.settings.daily_token_budget
-        if budget and await run_store.tokens_today(self.db, run.owner_id) >= budget:
+        self._check_budget(*await self.db.read_sync(run_store.budget_sync, run.owner_id,
+                                                    self.settings.daily_token_budget))
+
+    @staticmethod
+    def _check_budget(budget: int, used: int) -> None:
+        if budget and used >= budget:
             raise RunFailure("budget_exceeded", f"the daily budget of {budget} tokens is used up")
 
     async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool) -> None:
-        version = await agent_store.version(self.db, run.agent_id, run.agent_version)
+        version, budget, history = await self.db.read_sync(_starting, run, self.settings.daily_token_budget)
         if version is None:
             raise RunFailure("agent_missing", "the agent version this run uses no longer exists")
         provider = self.providers.get(version.provider)
@@ -283,86 +406,105 @@ class Runner:
             raise RunFailure("provider_not_configured",
                              f"no model provider named {version.provider!r} is configured; add it to "
                              "AGENTSTEAD_LLM_PROVIDERS (see README, Models)")
-        await self._budget_left(run)
-        # The hot path's transactions are single round trips (Database.transact).
-        await self.db.transact(execute_statements, [run_store.status_statement(run.id, "running", started=True)]
-                               + ([] if resumed else [run_store.count_run_statement(run)]))
-        await self.publish(run, ev.RunStarted(run.id, run.thread_id, resumed))
+        self._check_budget(*budget)
+        thread = f"run:{run.id}"
+        statements = [run_store.status_statement(run.id, "running", started=True)]
+        if not resumed:
+            statements.append(run_store.count_run_statement(run))
+        if resume is not None:   # a waiting run: on from its checkpoint with the human's answer
+            graph_input: Any = Command(resume=resume)
+            known = {m.id for m in history}
+        else:                    # a new run, or one cut off: from its stored messages
+            messages = journal(run, history)
+            known = {m.id for m in messages}
+            if resumed:
+                statements += run_store.drop_checkpoints_statements(thread)
+            graph_input = {"messages": [_to_langchain(m) for m in messages]}
+            last = messages[-1] if messages else None
+            if resumed and last is not None and last.run_id == run.id and last.role == "assistant" \
+                    and not last.tool_calls:   # the reply was stored; only the run's end was cut off
+                graph_input = None
+        started = await self.commit(run, _begin, statements, None if resumed else run.id,
+                                    events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else [])
+        if not started:
+            return   # launched twice: the other launch runs it
+        if graph_input is not None:
+            await self._run_graph(run, version, provider, thread, graph_input, fresh=resume is None, known=known)
+            if self.live[run.id].waiting:
+                return
+        live = self.live[run.id]
+        final, live.final = live.final, None
+        await self.commit(run, _succeeded, run, [run_store.status_statement(run.id, "succeeded", finished=True),
+                                                 *run_store.drop_checkpoints_statements(thread),
+                                                 self._compact_statement(run)], final,
+                          events=lambda result: self._created(run, result[0])
+                          + [ev.RunSucceeded(run.id, run.thread_id, *result[1])])
 
+    async def _run_graph(self, run: run_store.Run, version, provider: dict, thread: str, graph_input: Any, *,
+                         fresh: bool, known: set[str]) -> None:
+        """The agent's graph, streamed: text as deltas, each finished message stored (with
+        its event) before the graph goes on. Ends with the run waiting when it asks."""
         graph = self._graph(version, provider)
         ctx = ToolContext(allowed_hosts=self.settings.http_get_allowed_hosts)
         allowed = set(version.tools)
-        config = {"configurable": {"thread_id": f"run:{run.id}",
+        config = {"configurable": {"thread_id": thread,
                                    _EXECUTE_TOOL: lambda call: self._tool(run, call, ctx, allowed)},
                   "recursion_limit": version.max_steps * 2 + 1}
-
-        history = await thread_store.messages(self.db, run.thread_id)
-        known = {m.id for m in history}
-        if resume is not None:
-            graph_input: Any = Command(resume=resume)
-        elif resumed and (await graph.aget_state(config)).values:
-            await self._settle_unverified(run, graph, config)
-            graph_input = None  # continue from the checkpoint
-        else:
-            upto = next((i for i, m in enumerate(history) if m.id == run.input_message_id), len(history) - 1)
-            graph_input = {"messages": [_to_langchain(m) for m in history[: upto + 1]]}
-
         live = self.live[run.id]
-        async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates"]):
-            if mode == "messages":
-                piece, meta = chunk
-                if isinstance(piece, AIMessageChunk) and meta.get("langgraph_node") == "agent":
-                    text = _text(piece.content)
-                    if text:
-                        self._stream(run, text)
-            elif "__interrupt__" in chunk:
-                question = str(chunk["__interrupt__"][0].value.get("question", ""))
-                async with self.db.write() as conn:
-                    await run_store.set_status(conn, run.id, "waiting_for_input", waiting_prompt=question)
-                await self.publish(run, ev.RunWaiting(run.id, run.thread_id, question))
-                return
-            else:
-                for update in chunk.values():
-                    for message in (update or {}).get("messages", []):
-                        await self._store(run, message, known)
-                live.partial.clear()
-
-        state = await graph.aget_state(config)
-        for message in state.values.get("messages", []):  # reconcile: nothing streamed is lost
-            await self._store(run, message, known)
-        await self.db.transact(execute_statements, [
-            run_store.status_statement(run.id, "succeeded", finished=True),
-            *run_store.drop_checkpoints_statements(f"run:{run.id}"),
-            self._compact_statement(run)])
-        done = await run_store.get(self.db, run.id)
-        await self.publish(run, ev.RunSucceeded(run.id, run.thread_id, done.prompt_tokens, done.completion_tokens))
+        question = None
+        checkpointed = graph.checkpointer is not None
+        if checkpointed:
+            self._saver.hold(thread, fresh=fresh)
+        try:
+            async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates"],
+                                                   durability="exit" if checkpointed else None):
+                if mode == "messages":
+                    piece, meta = chunk
+                    if isinstance(piece, AIMessageChunk) and meta.get("langgraph_node") == "agent":
+                        text = _text(piece.content)
+                        if text:
+                            self._stream(run, text)
+                elif "__interrupt__" in chunk:
+                    question = str(chunk["__interrupt__"][0].value.get("question", ""))
+                else:
+                    for update in chunk.values():
+                        for message in (update or {}).get("messages", []):
+                            await self._store(run, message, known)
+                    live.partial.clear()
+            if question is not None:   # the graph has exited: its checkpoint is held, and written now
+                await self.commit(run, execute_statements,
+                                  [run_store.status_statement(run.id, "waiting_for_input", waiting_prompt=question),
+                                   *self._saver.release(thread)],
+                                  events=[ev.RunWaiting(run.id, run.thread_id, question)])
+                live.waiting = True
+        finally:
+            self._saver.drop(thread)
 
     def _graph(self, version, provider: dict):
         """The compiled graph of an agent version on a provider, built once: compiling
         costs ~1 ms and the model client ~3.6 ms of CPU. Graphs hold no run state (the
-        checkpointer keys it by run, the tool executor comes with each run's config)."""
+        checkpointer keys it by run, the tool executor comes with each run's config).
+        Only an agent that can ask a human gets the checkpointer: LangGraph needs one to
+        interrupt, and the exit checkpoint is what a waiting run resumes from. Every
+        other run resumes from its stored messages, and without a checkpointer LangGraph
+        does per step only what the same graph called directly does."""
         key = graphs.version_key(version, provider)
         graph = self._graphs.get(key)
         if graph is None:
             graph = graphs.for_version(version, provider, max_retries=self.settings.llm_max_retries,
-                                       execute_tool=_execute_tool_of_run, checkpointer=self._saver)
+                                       execute_tool=_execute_tool_of_run,
+                                       checkpointer=self._saver if ASK_HUMAN in version.tools else None)
             if len(self._graphs) >= 256:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = graph
         return graph
-
-    async def _compact(self, conn, run: run_store.Run) -> None:
-        """Deltas of a finished run are redundant once its messages are stored and announced;
-        a client replaying later gets message.created with the complete text instead.
-        Done in the transaction that finishes the run, so a finished run never has deltas."""
-        await conn.execute(*self._compact_statement(run))
 
     @staticmethod
     def _compact_statement(run: run_store.Run):
         return event_store.compact_deltas_statement(run.id, (f"runs/{run.id}", f"threads/{run.thread_id}"))
 
     async def _store(self, run: run_store.Run, message: BaseMessage, known: set[str]) -> None:
-        """Store a message of the run once (ids are stable across checkpoint and resume)."""
+        """Store a message of the run once (ids are stable across resume), with its event."""
         message_id = str(uuid.uuid5(_NS, f"{run.id}/{message.id}")) if message.id else None
         if message.id in known or message_id in known or isinstance(message, HumanMessage):
             return
@@ -370,17 +512,19 @@ class Runner:
         if isinstance(message, AIMessage):
             calls = [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in message.tool_calls] or None
             usage = message.usage_metadata or {}
-            async with self.db.write() as conn:
-                stored = await thread_store.add_run_message(conn, message_id, run.thread_id, run.id, "assistant", _text(message.content), tool_calls=calls)
-                await run_store.add_usage(conn, run, usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+            row = ("assistant", _text(message.content), calls, None,
+                   (usage.get("input_tokens", 0), usage.get("output_tokens", 0)))
         elif isinstance(message, ToolMessage):
-            async with self.db.write() as conn:
-                stored = await thread_store.add_run_message(conn, message_id, run.thread_id, run.id, "tool", _text(message.content),
-                                    tool_call_id=message.tool_call_id)
+            row = ("tool", _text(message.content), None, message.tool_call_id, (0, 0))
         else:
             return
-        if stored is not None:
-            await self.publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
+        final = (message_id or str(uuid.uuid4()), *row)
+        if row[0] == "assistant" and not row[2] and self.live[run.id].final is None:
+            # A reply without tool calls ends the graph: it is stored with the run's end,
+            # one transaction instead of two (and if the run fails first, then still).
+            self.live[run.id].final = final
+            return
+        await self.commit(run, _store_message, run, *final, events=lambda stored: self._created(run, stored))
 
     async def _tool(self, run: run_store.Run, call: dict, ctx: ToolContext, allowed: set[str]) -> ToolMessage:
         call_id, name, args = call["id"], call["name"], call.get("args") or {}
@@ -389,74 +533,55 @@ class Runner:
             # Re-entry after a resume: never run a tool twice.
             result = previous["result"] or ("unverified: the server stopped while this tool was running; "
                                              "it was not run again")
-            return ToolMessage(result, tool_call_id=call_id, name=name)
+            return ToolMessage(result, tool_call_id=call_id, name=name,
+                               status="success" if previous["status"] == "finished" else "error")
+        arguments = args if isinstance(args, dict) else {}
         if name == ASK_HUMAN:
             question = str(args.get("question", "")) if isinstance(args, dict) else ""
-            answer = interrupt({"question": question})
-            async with self.db.write() as conn:
-                await run_store.tool_started(conn, call_id, run.id, name, args)
-                await run_store.tool_finished(conn, call_id, str(answer), True)
-            await self.publish(run, ev.ToolResult(run.id, run.thread_id, call_id, name, True, str(answer)))
-            return ToolMessage(str(answer), tool_call_id=call_id, name=name)
+            answer = str(interrupt({"question": question}))
+            await self.commit(run, execute_statements, [run_store.tool_started_statement(call_id, run.id, name, arguments),
+                                                        run_store.tool_finished_statement(call_id, answer, True)],
+                              events=[ev.ToolResult(run.id, run.thread_id, call_id, name, True, answer)])
+            return ToolMessage(answer, tool_call_id=call_id, name=name)
         tool = REGISTRY.get(name)
-        async with self.db.write() as conn:
-            await run_store.tool_started(conn, call_id, run.id, name, args if isinstance(args, dict) else {})
-        await self.publish(run, ev.ToolCalled(run.id, run.thread_id, call_id, name,
-                                               args if isinstance(args, dict) else {}))
+        await self.commit(run, execute_statements, [run_store.tool_started_statement(call_id, run.id, name, arguments)],
+                          events=[ev.ToolCalled(run.id, run.thread_id, call_id, name, arguments)])
         if tool is None or tool.name not in allowed:
             ok, output = False, f"error: no tool named {name!r} is available to this agent"
         else:
             ok, output = await run_tool(tool, args, ctx, self.settings.tool_timeout_seconds)
-        async with self.db.write() as conn:
-            await run_store.tool_finished(conn, call_id, output, ok)
-        await self.publish(run, ev.ToolResult(run.id, run.thread_id, call_id, name, ok, output))
+        await self.commit(run, execute_statements, [run_store.tool_finished_statement(call_id, output, ok)],
+                          events=[ev.ToolResult(run.id, run.thread_id, call_id, name, ok, output)])
         return ToolMessage(output, tool_call_id=call_id, name=name, status="success" if ok else "error")
 
-    async def _settle_unverified(self, run: run_store.Run, graph, config: dict) -> None:
-        """A tool call in flight at the crash gets an 'unverified' result instead of running again."""
-        unverified = await run_store.unverified_calls(self.db, run.id)
-        state = await graph.aget_state(config)
-        pending = state.values["messages"][-1] if state.values.get("messages") else None
-        if not unverified or not isinstance(pending, AIMessage) or not pending.tool_calls:
-            return
-        by_id = {u["id"] for u in unverified}
-        results = [ToolMessage("unverified: the server stopped while this tool was running; it was not run again",
-                               tool_call_id=c["id"], name=c["name"], status="error")
-                   for c in pending.tool_calls if c["id"] in by_id]
-        if len(results) == len(pending.tool_calls):
-            await graph.aupdate_state(config, {"messages": results}, as_node="tools")
+    async def _finish(self, run: run_store.Run, statements: list[Statement], event: ev.Event, *,
+                      keep_partial: bool) -> None:
+        """End a run that did not succeed: keep what was streamed (marked partial), set the
+        status, announce both, in one transaction."""
+        live = self.live.get(run.id)
+        final = live.final if live else None
+        partial = "".join(live.partial) if live and keep_partial else ""
+        await self.commit(run, _end, run, statements, final, partial,
+                          events=lambda stored: self._created(run, stored) + [event])
+
+    @staticmethod
+    def _created(run: run_store.Run, stored: thread_store.Message | None) -> list[ev.Event]:
+        return [ev.MessageCreated(run.id, run.thread_id, message_json(stored))] if stored is not None else []
 
     async def _finish_cancelled(self, run: run_store.Run) -> None:
-        stored = None
-        async with self.db.write() as conn:
-            stored = await self._keep_partial(conn, run)
-            await run_store.set_status(conn, run.id, "cancelled", finished=True)
-            await run_store.drop_checkpoints(conn, f"run:{run.id}")
-            await self._compact(conn, run)
-        if stored is not None:
-            await self.publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
-        await self.publish(run, ev.RunCancelled(run.id, run.thread_id))
-
-    async def _keep_partial(self, conn, run: run_store.Run) -> thread_store.Message | None:
-        """What was streamed before a cancel or failure, stored and marked partial."""
-        live = self.live.get(run.id)
-        partial = "".join(live.partial) if live else ""
-        if not partial:
-            return None
-        return await thread_store.add_run_message(conn, str(uuid.uuid4()), run.thread_id, run.id, "assistant",
-                                                  partial, partial=True)
+        await self._finish(run, [run_store.status_statement(run.id, "cancelled", finished=True),
+                                 *run_store.drop_checkpoints_statements(f"run:{run.id}"),
+                                 self._compact_statement(run)],
+                           ev.RunCancelled(run.id, run.thread_id), keep_partial=True)
 
     async def _finish_interrupted(self, run: run_store.Run) -> None:
-        async with self.db.write() as conn:
-            await run_store.set_status(conn, run.id, "interrupted",
-                                       error=("interrupted", "the server stopped while this run was running; resume it"))
-        await self.publish(run, ev.RunInterrupted(run.id, run.thread_id))
+        await self._finish(run, [run_store.status_statement(
+                               run.id, "interrupted",
+                               error=("interrupted", "the server stopped while this run was running; resume it"))],
+                           ev.RunInterrupted(run.id, run.thread_id), keep_partial=False)
 
     async def _finish_failed(self, run: run_store.Run, failure: RunFailure) -> None:
-        async with self.db.write() as conn:
-            stored = await self._keep_partial(conn, run)
-            await run_store.set_status(conn, run.id, "failed", error=(failure.code, failure.message), finished=True)
-            await self._compact(conn, run)
-        if stored is not None:
-            await self.publish(run, ev.MessageCreated(run.id, run.thread_id, message_json(stored)))
-        await self.publish(run, ev.RunFailed(run.id, run.thread_id, failure.code, failure.message))
+        await self._finish(run, [run_store.status_statement(run.id, "failed", error=(failure.code, failure.message),
+                                                            finished=True),
+                                 self._compact_statement(run)],
+                           ev.RunFailed(run.id, run.thread_id, failure.code, failure.message), keep_partial=True)

@@ -25,6 +25,24 @@ class ChatError(Exception):
         self.status, self.code, self.message, self.pointer = status, code, message, pointer
 
 
+def _post_message(conn, owner_id: str, thread_id: str, content: str) -> run_store.Run:
+    """In the writer's thread (Bus.commit): the checks, the message and the run."""
+    thread = thread_store.get_owned_sync(conn, thread_id, owner_id)
+    if thread is None:
+        raise ChatError(404, "not_found", "no such thread")
+    agent = agent_store.get_owned_sync(conn, thread.agent_id, owner_id)
+    if agent is None:
+        raise ChatError(409, "agent_deleted", "the thread's agent was deleted")
+    latest = run_store.latest_of_thread_sync(conn, thread.id)
+    if latest is not None and latest.status in run_store.ACTIVE + ("interrupted",):
+        raise ChatError(409, "run_in_progress", "wait for the current run (or cancel it) before sending more")
+    message = thread_store.add_message_sync(conn, thread.id, "user", content)
+    run = run_store.Run(str(uuid.uuid4()), thread.id, owner_id, agent.id, agent.current.version, "queued",
+                        message.id, None, None, None, 0, 0, agent.current.model, now_iso(), None, None)
+    conn.execute(*run_store.create_statement(run))
+    return run
+
+
 AGENT_DEFAULTS = {"instructions": "", "temperature": 0.7, "tools": (), "max_steps": 10}
 
 
@@ -121,24 +139,11 @@ class ChatService:
             await thread_store.delete(conn, thread.id)
 
     async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
-        """The user's message and a queued run, in one transaction; then the run is announced."""
-        async with self.db.write() as conn:
-            thread = await thread_store.get_owned(conn, thread_id, p.user_id)
-            if thread is None:
-                raise ChatError(404, "not_found", "no such thread")
-            agent = await agent_store.get_owned(conn, thread.agent_id, p.user_id)
-            if agent is None:
-                raise ChatError(409, "agent_deleted", "the thread's agent was deleted")
-            active = await run_store.list_owned(self.db, p.user_id, status=None, agent_id=None,
-                                                thread_id=thread.id, limit=1, before=None)
-            if active and active[0].status in run_store.ACTIVE + ("interrupted",):
-                raise ChatError(409, "run_in_progress", "wait for the current run (or cancel it) before sending more")
-            message = await thread_store.add_message(conn, thread.id, "user", content)
-            run = run_store.Run(str(uuid.uuid4()), thread.id, p.user_id, agent.id, agent.current.version, "queued",
-                                message.id, None, None, None, 0, 0, agent.current.model, now_iso(), None, None)
-            await run_store.create(conn, run)
-        await self.runner.publish(run, ev.RunQueued(run.id, thread.id, agent.id))
-        self.runner.wake()
+        """The user's message, a queued run and its run.queued event: one transaction."""
+        run = await self.bus.commit(_post_message, p.user_id, thread_id, content,
+                                    events=lambda run: self.runner.announce(
+                                        run, [ev.RunQueued(run.id, run.thread_id, run.agent_id)]))
+        self.runner.submit(run)
         return run
 
     # ---- runs -------------------------------------------------------------------

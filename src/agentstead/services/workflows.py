@@ -105,5 +105,5 @@ class WorkflowService:
                                 workflow_version=workflow.current.version, input=dict(run_input), pins=pins)
             await run_store.create(conn, run)
         await self.runner.publish(run, ev.RunQueued(run.id, None, None))
-        self.runner.wake()
+        self.runner.submit(run)
         return run

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import sqlite3
+
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database, fetch_all, fetch_one
+from .db import Database, fetch_all, in_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +71,13 @@ async def new_version(conn: aiosqlite.Connection, agent: Agent, fields: dict) ->
     await conn.execute("UPDATE agents SET current_version = ?, updated_at = ? WHERE id = ?", (version, now, agent.id))
 
 
+def get_owned_sync(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> Agent | None:
+    return _agent(conn.execute(_SELECT + " WHERE a.id = ? AND a.owner_id = ? AND a.deleted_at IS NULL",
+                               (agent_id, owner_id)).fetchone())
+
+
 async def get_owned(conn: aiosqlite.Connection, agent_id: str, owner_id: str) -> Agent | None:
-    return _agent(await fetch_one(conn, _SELECT + " WHERE a.id = ? AND a.owner_id = ? AND a.deleted_at IS NULL",
-                                  (agent_id, owner_id)))
+    return await in_thread(conn, get_owned_sync, agent_id, owner_id)
 
 
 async def get(db: Database, agent_id: str, owner_id: str) -> Agent | None:
@@ -79,16 +85,19 @@ async def get(db: Database, agent_id: str, owner_id: str) -> Agent | None:
         return await get_owned(conn, agent_id, owner_id)
 
 
-async def version(db: Database, agent_id: str, number: int) -> AgentVersion | None:
-    async with db.read() as conn:
-        row = await fetch_one(conn, "SELECT agent_id, version, name, instructions, provider, model, temperature, "
-                                    "tools, max_steps, created_at FROM agent_versions WHERE agent_id = ? AND version = ?",
-                              (agent_id, number))
+def version_sync(conn: sqlite3.Connection, agent_id: str, number: int) -> AgentVersion | None:
+    row = conn.execute("SELECT agent_id, version, name, instructions, provider, model, temperature, "
+                       "tools, max_steps, created_at FROM agent_versions WHERE agent_id = ? AND version = ?",
+                       (agent_id, number)).fetchone()
     if row is None:
         return None
     values = list(row)
     values[7] = tuple(json.loads(values[7]))
     return AgentVersion(*values)
+
+
+async def version(db: Database, agent_id: str, number: int) -> AgentVersion | None:
+    return await db.read_sync(version_sync, agent_id, number)
 
 
 async def list_owned(db: Database, owner_id: str, *, limit: int, before: str | None) -> list[Agent]:

@@ -10,6 +10,13 @@ other write ("database is locked" cannot happen) and cost one hop instead of
 four to eight. Reads go to the read-only pool: WAL shows them every committed
 checkpoint and they never wait for the writer.
 
+Held threads: a chat run runs its graph with durability "exit" and holds its
+thread here (`hold`), so LangGraph's exit checkpoint stays in memory until the
+runner decides what it is worth: a waiting run writes it in the transaction
+that marks it waiting (`release`), a finished run drops it (`drop`). Nothing is
+serialised or written for the many runs that just finish; resume after a crash
+rebuilds from the run's stored messages (runner.py).
+
 Everything not overridden (alist, delta-channel history) is the library's own
 code on the writer connection, under `_TransactionLock`.
 """
@@ -33,7 +40,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql
 
-from .db import Database
+from .db import Database, Statement, execute_statements
 
 _PUT = ("INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, "
         "type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -78,10 +85,6 @@ def _latest(conn: sqlite3.Connection, thread_id: str, ns: str, checkpoint_id: st
     return tuple(row), [tuple(w) for w in writes]
 
 
-def _put(conn: sqlite3.Connection, row: tuple) -> None:
-    conn.execute(_PUT, row)
-
-
 def _put_writes(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
     conn.executemany(sql, rows)
 
@@ -97,10 +100,49 @@ class Saver(AsyncSqliteSaver):
         self.db = db
         self.lock = _TransactionLock(db)
         self.is_setup = True   # the tables come from migration 0004
+        self._held: dict[str, list[tuple]] = {}   # thread → ("put" | "writes", arguments), in call order
+        self._fresh: set[str] = set()             # held threads known to have nothing stored
+
+    # ---- held threads ----------------------------------------------------------
+
+    def hold(self, thread_id: str, *, fresh: bool) -> None:
+        """Keep this thread's writes in memory until `release` or `drop`. `fresh`: nothing
+        is stored for it (a new run), so reading it needs no query."""
+        self._held[thread_id] = []
+        if fresh:
+            self._fresh.add(thread_id)
+
+    def release(self, thread_id: str) -> list[Statement]:
+        """The held writes as statements for the caller's transaction (serialised now)."""
+        held = self._held.get(thread_id)
+        if not held:
+            return []
+        self._held[thread_id] = []
+        self._fresh.discard(thread_id)
+        statements: list[Statement] = []
+        for kind, args in held:
+            if kind == "put":
+                statements.append(self.put_statement(*args))
+            else:
+                sql, rows = self.writes_statement(*args)
+                statements.extend((sql, row) for row in rows)
+        return statements
+
+    def drop(self, thread_id: str) -> None:
+        """Stop holding; what was held is forgotten."""
+        self._held.pop(thread_id, None)
+        self._fresh.discard(thread_id)
+
+    # ---- the saver ---------------------------------------------------------------
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id = str(config["configurable"]["thread_id"])
         ns = config["configurable"].get("checkpoint_ns", "")
+        if thread_id in self._held:
+            if self._held[thread_id]:   # reads see held writes: store them first
+                await self.db.transact(execute_statements, self.release(thread_id))
+            elif thread_id in self._fresh:
+                return None
         row, writes = await self.db.read_sync(_latest, thread_id, ns, get_checkpoint_id(config))
         if row is None:
             return None
@@ -114,14 +156,22 @@ class Saver(AsyncSqliteSaver):
             load_pending_writes(writes, self.serde),
         )
 
+    def put_statement(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata) -> Statement:
+        c = config["configurable"]
+        type_, blob = self.serde.dumps_typed(checkpoint)
+        meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False).encode("utf-8", "ignore")
+        return _PUT, (str(c["thread_id"]), c["checkpoint_ns"], checkpoint["id"], c.get("checkpoint_id"),
+                      type_, blob, meta)
+
     async def aput(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
                    new_versions: ChannelVersions) -> RunnableConfig:
         thread_id = str(config["configurable"]["thread_id"])
         ns = config["configurable"]["checkpoint_ns"]
-        type_, blob = self.serde.dumps_typed(checkpoint)
-        meta = json.dumps(get_checkpoint_metadata(config, metadata), ensure_ascii=False).encode("utf-8", "ignore")
-        await self.db.transact(_put, (thread_id, ns, checkpoint["id"], config["configurable"].get("checkpoint_id"),
-                                      type_, blob, meta))
+        held = self._held.get(thread_id)
+        if held is not None:   # serialised only if released (LangGraph passes a copy it no longer changes)
+            held.append(("put", (config, checkpoint, metadata)))
+        else:
+            await self.db.transact(execute_statements, [self.put_statement(config, checkpoint, metadata)])
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint["id"]}}
 
     def writes_statement(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
@@ -138,6 +188,10 @@ class Saver(AsyncSqliteSaver):
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str,
                           task_path: str = "") -> None:
+        held = self._held.get(str(config["configurable"]["thread_id"]))
+        if held is not None:
+            held.append(("writes", (config, list(writes), task_id, task_path)))
+            return
         await self.db.transact(_put_writes, *self.writes_statement(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:

@@ -216,6 +216,13 @@ class Database:
             self._readers.put_nowait(conn)
 
 
+async def in_thread(conn: aiosqlite.Connection, fn: Callable[..., T], *args) -> T:
+    """A synchronous store function (`fn(sqlite3_connection, *args)`) on an aiosqlite
+    connection's own thread, in one hop: the same SQL serves `Database.transact`,
+    `Database.read_sync`, `Bus.commit` and `async with db.write()` callers."""
+    return await conn._execute(fn, conn._conn, *args)
+
+
 async def fetch_one(conn: aiosqlite.Connection, sql: str, args: tuple = ()) -> sqlite3.Row | None:
     """One round trip to the connection's thread (execute + fetch together)."""
     rows = await conn.execute_fetchall(sql, args)

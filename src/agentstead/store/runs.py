@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 
 import aiosqlite
 
@@ -55,11 +56,21 @@ def _run(row) -> Run:
     return Run(*values)
 
 
-async def create(conn: aiosqlite.Connection, run: Run) -> None:
+def create_statement(run: Run) -> Statement:
     values = list(dataclasses.astuple(run))
     for i in _JSON:
         values[i] = json.dumps(values[i]) if values[i] is not None else None
-    await conn.execute(f"INSERT INTO runs ({_R}) VALUES ({', '.join('?' * 22)})", values)
+    return f"INSERT INTO runs ({_R}) VALUES ({', '.join('?' * 22)})", tuple(values)
+
+
+async def create(conn: aiosqlite.Connection, run: Run) -> None:
+    await conn.execute(*create_statement(run))
+
+
+def latest_of_thread_sync(conn: sqlite3.Connection, thread_id: str) -> Run | None:
+    row = conn.execute(f"SELECT {_R} FROM runs WHERE thread_id = ? ORDER BY created_at DESC LIMIT 1",
+                       (thread_id,)).fetchone()
+    return _run(row) if row else None
 
 
 async def get_in(conn: aiosqlite.Connection, run_id: str) -> Run | None:
@@ -86,7 +97,10 @@ async def list_owned(db: Database, owner_id: str, *, status: str | None, agent_i
     return [_run(r) for r in rows]
 
 
-async def queued(db: Database, limit: int = 500) -> list[Run]:
+QUEUE_PAGE = 500   # queued runs the scheduler reads at a time
+
+
+async def queued(db: Database, limit: int = QUEUE_PAGE) -> list[Run]:
     async with db.read() as conn:
         rows = await fetch_all(conn, f"SELECT {_R} FROM runs WHERE status = 'queued' ORDER BY created_at LIMIT ?",
                                (limit,))
@@ -143,16 +157,29 @@ async def count_run(conn: aiosqlite.Connection, run: Run) -> None:
     await conn.execute(*count_run_statement(run))
 
 
-async def tokens_today(db: Database, user_id: str) -> int:
-    # Indexed by the primary key's prefix (user_id, day): a handful of rows, read inline.
-    rows = await db.small("SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage_daily "
-                          "WHERE user_id = ? AND day = ?", (user_id, now_iso()[:10]))
-    return rows[0][0]
+def tokens_today_sync(conn: sqlite3.Connection, user_id: str) -> int:
+    # Indexed by the primary key's prefix (user_id, day): a handful of rows.
+    return conn.execute("SELECT coalesce(sum(prompt_tokens + completion_tokens), 0) FROM usage_daily "
+                        "WHERE user_id = ? AND day = ?", (user_id, now_iso()[:10])).fetchone()[0]
 
 
-async def budget_of(db: Database, user_id: str) -> int | None:
-    rows = await db.small("SELECT daily_tokens FROM user_budgets WHERE user_id = ?", (user_id,))
-    return rows[0][0] if rows else None
+def budget_of_sync(conn: sqlite3.Connection, user_id: str) -> int | None:
+    row = conn.execute("SELECT daily_tokens FROM user_budgets WHERE user_id = ?", (user_id,)).fetchone()
+    return row[0] if row else None
+
+
+def budget_sync(conn: sqlite3.Connection, user_id: str, default: int) -> tuple[int, int]:
+    """(the user's daily token budget: their own, else `default`; 0 means none,
+    tokens they used today)."""
+    own = budget_of_sync(conn, user_id)
+    budget = default if own is None else own
+    return budget, (tokens_today_sync(conn, user_id) if budget else 0)
+
+
+def tokens_of_sync(conn: sqlite3.Connection, run_id: str) -> tuple[int, int]:
+    """(prompt, completion) tokens of a run so far."""
+    row = conn.execute("SELECT prompt_tokens, completion_tokens FROM runs WHERE id = ?", (run_id,)).fetchone()
+    return (row[0], row[1]) if row else (0, 0)
 
 
 async def usage(db: Database, user_id: str | None, *, since: str) -> list[dict]:
@@ -233,10 +260,14 @@ async def step_finished(conn: aiosqlite.Connection, run_id: str, step: str, kind
         await conn.execute(sql, args)
 
 
-async def steps_ended(conn: aiosqlite.Connection, run_id: str, status: str) -> None:
+def steps_ended_statement(run_id: str, status: str) -> Statement:
     """Steps still running or waiting when the run ended (cancelled, interrupted, failed elsewhere)."""
-    await conn.execute("UPDATE run_steps SET status = ?, finished_at = ? WHERE run_id = ? "
-                       "AND status IN ('running', 'retrying', 'waiting')", (status, now_iso(), run_id))
+    return ("UPDATE run_steps SET status = ?, finished_at = ? WHERE run_id = ? "
+            "AND status IN ('running', 'retrying', 'waiting')", (status, now_iso(), run_id))
+
+
+async def steps_ended(conn: aiosqlite.Connection, run_id: str, status: str) -> None:
+    await conn.execute(*steps_ended_statement(run_id, status))
 
 
 async def waiting_steps(db: Database) -> list[tuple[str, str, str]]:
@@ -266,15 +297,15 @@ async def steps(db: Database, run_id: str) -> list[RunStep]:
 
 # ---- tool calls ------------------------------------------------------------
 
-async def tool_started(conn: aiosqlite.Connection, call_id: str, run_id: str, name: str, arguments: dict) -> None:
-    await conn.execute("INSERT OR REPLACE INTO tool_calls (id, run_id, name, arguments, status, result, started_at, "
-                       "finished_at) VALUES (?, ?, ?, ?, 'started', NULL, ?, NULL)",
-                       (call_id, run_id, name, json.dumps(arguments), now_iso()))
+def tool_started_statement(call_id: str, run_id: str, name: str, arguments: dict) -> Statement:
+    return ("INSERT OR REPLACE INTO tool_calls (id, run_id, name, arguments, status, result, started_at, "
+            "finished_at) VALUES (?, ?, ?, ?, 'started', NULL, ?, NULL)",
+            (call_id, run_id, name, json.dumps(arguments), now_iso()))
 
 
-async def tool_finished(conn: aiosqlite.Connection, call_id: str, result: str, ok: bool) -> None:
-    await conn.execute("UPDATE tool_calls SET status = ?, result = ?, finished_at = ? WHERE id = ?",
-                       ("finished" if ok else "failed", result, now_iso(), call_id))
+def tool_finished_statement(call_id: str, result: str, ok: bool) -> Statement:
+    return ("UPDATE tool_calls SET status = ?, result = ?, finished_at = ? WHERE id = ?",
+            ("finished" if ok else "failed", result, now_iso(), call_id))
 
 
 async def tool_call(db: Database, call_id: str) -> dict | None:
@@ -282,13 +313,6 @@ async def tool_call(db: Database, call_id: str) -> dict | None:
         row = await fetch_one(conn, "SELECT id, run_id, name, arguments, status, result FROM tool_calls WHERE id = ?",
                               (call_id,))
     return dict(zip(("id", "run_id", "name", "arguments", "status", "result"), row)) if row else None
-
-
-async def unverified_calls(db: Database, run_id: str) -> list[dict]:
-    async with db.read() as conn:
-        rows = await fetch_all(conn, "SELECT id, name, arguments FROM tool_calls WHERE run_id = ? AND status = 'unverified'",
-                               (run_id,))
-    return [dict(zip(("id", "name", "arguments"), r)) for r in rows]
 
 
 # ---- checkpoints -------------------------------------------------------------

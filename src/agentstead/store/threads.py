@@ -6,10 +6,12 @@ import dataclasses
 import json
 import uuid
 
+import sqlite3
+
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database, fetch_all, fetch_one
+from .db import Database, fetch_all, in_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +57,13 @@ async def create(conn: aiosqlite.Connection, owner_id: str, agent_id: str, title
     return thread
 
 
-async def get_owned(conn: aiosqlite.Connection, thread_id: str, owner_id: str) -> Thread | None:
-    row = await fetch_one(conn, f"SELECT {_T} FROM threads WHERE id = ? AND owner_id = ?", (thread_id, owner_id))
+def get_owned_sync(conn: sqlite3.Connection, thread_id: str, owner_id: str) -> Thread | None:
+    row = conn.execute(f"SELECT {_T} FROM threads WHERE id = ? AND owner_id = ?", (thread_id, owner_id)).fetchone()
     return Thread(*row) if row else None
+
+
+async def get_owned(conn: aiosqlite.Connection, thread_id: str, owner_id: str) -> Thread | None:
+    return await in_thread(conn, get_owned_sync, thread_id, owner_id)
 
 
 async def get(db: Database, thread_id: str, owner_id: str) -> Thread | None:
@@ -79,26 +85,40 @@ async def delete(conn: aiosqlite.Connection, thread_id: str) -> None:
     await conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
 
 
-async def add_message(conn: aiosqlite.Connection, thread_id: str, role: str, content: str, *,
-                      run_id: str | None = None, tool_calls: list | None = None, tool_call_id: str | None = None,
-                      partial: bool = False) -> Message:
+def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, content: str, *,
+                     message_id: str | None = None, run_id: str | None = None, tool_calls: list | None = None,
+                     tool_call_id: str | None = None, partial: bool = False) -> Message | None:
+    """Insert a message (and touch its thread); a given `message_id` makes it idempotent:
+    None when that message is already stored."""
     now = now_iso()
-    message_id = str(uuid.uuid4())
-    await conn.execute(
+    row = conn.execute(
         "INSERT INTO messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (message_id, thread_id, run_id, role, content, json.dumps(tool_calls) if tool_calls else None,
-         tool_call_id, int(partial), now))
-    await conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
-    row = await fetch_one(conn, f"SELECT {_M} FROM messages WHERE id = ?", (message_id,))
+        f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING {_M}",
+        (message_id or str(uuid.uuid4()), thread_id, run_id, role, content,
+         json.dumps(tool_calls) if tool_calls else None, tool_call_id, int(partial), now)).fetchone()
+    if row is None:
+        return None
+    conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
     return _message(row)
 
 
-async def messages(db: Database, thread_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Message]:
-    async with db.read() as conn:
-        rows = await fetch_all(conn, f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                               (thread_id, after_seq, limit))
+async def add_message(conn: aiosqlite.Connection, thread_id: str, role: str, content: str, *,
+                      run_id: str | None = None, tool_calls: list | None = None, tool_call_id: str | None = None,
+                      partial: bool = False) -> Message:
+    return await in_thread(conn, lambda c: add_message_sync(c, thread_id, role, content, run_id=run_id,
+                                                            tool_calls=tool_calls, tool_call_id=tool_call_id,
+                                                            partial=partial))
+
+
+def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0,
+                  limit: int = 1000) -> list[Message]:
+    rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                        (thread_id, after_seq, limit)).fetchall()
     return [_message(r) for r in rows]
+
+
+async def messages(db: Database, thread_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Message]:
+    return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, limit=limit))
 
 
 async def run_messages(conn: aiosqlite.Connection, run_id: str) -> list[Message]:
@@ -110,13 +130,6 @@ async def add_run_message(conn: aiosqlite.Connection, message_id: str, thread_id
                           content: str, *, tool_calls: list | None = None, tool_call_id: str | None = None,
                           partial: bool = False) -> Message | None:
     """Insert a run's message under a stable id; None when it is already stored (idempotent)."""
-    if await fetch_one(conn, "SELECT 1 FROM messages WHERE id = ?", (message_id,)):
-        return None
-    now = now_iso()
-    await conn.execute(
-        "INSERT INTO messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (message_id, thread_id, run_id, role, content, json.dumps(tool_calls) if tool_calls else None,
-         tool_call_id, int(partial), now))
-    await conn.execute("UPDATE threads SET updated_at = ? WHERE id = ?", (now, thread_id))
-    return _message(await fetch_one(conn, f"SELECT {_M} FROM messages WHERE id = ?", (message_id,)))
+    return await in_thread(conn, lambda c: add_message_sync(c, thread_id, role, content, message_id=message_id,
+                                                            run_id=run_id, tool_calls=tool_calls,
+                                                            tool_call_id=tool_call_id, partial=partial))

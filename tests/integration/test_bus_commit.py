@@ -1,0 +1,78 @@
+"""The bus's outbox (`Bus.commit`): a caller's write and the events announcing it in one
+transaction, in queue order with plain publishes; a failing write is undone alone. On a
+real SQLite file with the migrated schema."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from agentstead.bus import events as ev
+from agentstead.bus.bus import Bus
+from agentstead.store.db import Database
+from agentstead.store.migrate import migrate
+
+
+@pytest.fixture
+async def bus(tmp_path):
+    path = tmp_path / "b.db"
+    migrate(path)
+    database = Database(path, readers=2)
+    await database.open()
+    async with database.write() as conn:
+        await conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
+    b = Bus(database)
+    await b.start()
+    yield b
+    await b.stop()
+    await database.close()
+
+
+def _insert(conn: sqlite3.Connection, x) -> int:
+    conn.execute("INSERT INTO t (x) VALUES (?)", (x,))
+    return conn.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+def _rows(bus: Bus) -> list:
+    with sqlite3.connect(bus.db.path) as conn:
+        return [r[0] for r in conn.execute("SELECT x FROM t ORDER BY rowid")]
+
+
+def _events(bus: Bus) -> list[tuple]:
+    with sqlite3.connect(bus.db.path) as conn:
+        return conn.execute("SELECT seq, topic, type FROM events ORDER BY seq").fetchall()
+
+
+async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
+    seen = []
+    bus.subscribe("runs/r", lambda d: seen.append((d.seq, d.type)))
+    first = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))        # queued before the write
+    result = await bus.commit(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1))])
+    assert result == 1 and _rows(bus) == [7]
+    stored = _events(bus)
+    assert [t for _, _, t in stored] == ["run.queued", "run.started"]
+    assert stored[0][0] < stored[1][0]                                          # queue order, contiguous
+    assert seen == [(s, t) for s, _, t in stored]                               # fanned out once durable
+    assert (await first).seq == stored[0][0]
+
+
+async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
+    ok = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))
+    good = asyncio.ensure_future(bus.commit(_insert, 1, events=[("runs/r", ev.RunStarted("r", None, False))]))
+    bad = asyncio.ensure_future(bus.commit(_insert, None, events=[("runs/r", ev.RunCancelled("r", None))]))
+    await asyncio.sleep(0)   # both are queued (the tasks have started)
+    after = bus.publish_nowait("runs/r", ev.RunSucceeded("r", None, 0, 0))
+    with pytest.raises(sqlite3.IntegrityError):
+        await bad
+    assert await good == 1
+    await ok, await after
+    assert _rows(bus) == [1]                                                    # the failing insert left nothing
+    assert [t for _, _, t in _events(bus)] == ["run.queued", "run.started", "run.succeeded"]   # nor its event
+
+
+async def test_a_write_that_announces_nothing(bus):
+    assert await bus.commit(_insert, 3) == 1
+    assert await bus.commit(_insert, 4, events=lambda n: []) == 2
+    assert _rows(bus) == [3, 4] and _events(bus) == []
