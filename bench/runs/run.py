@@ -45,7 +45,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -62,10 +61,10 @@ sys.path.insert(0, str(HERE.parent / "auth"))
 
 import benchkit as kit  # noqa: E402
 from signin import sign_in  # noqa: E402
+from direct import direct_graph, direct_run  # noqa: E402
 
 from langchain_core.messages import AIMessageChunk, HumanMessage  # noqa: E402
 
-from agentstead.runner import graph as graphs  # noqa: E402
 
 ROOT = kit.ROOT
 API_KEY = "sk-bench"
@@ -244,26 +243,6 @@ async def agentstead_run(http, base: str, watcher: Watcher, agent_id: str, timeo
             "created": (tm.get("message.created", end) - t0) * 1000}
 
 
-def direct_graph(base_url: str, model: str):
-    llm = graphs.chat_model(base_url=base_url, api_key=API_KEY, model=model, temperature=0.7, max_retries=4)
-
-    async def no_tools(call):
-        raise RuntimeError("no tools in this benchmark")
-    return graphs.build(llm=llm, instructions="", tools=[], execute_tool=no_tools, checkpointer=None)
-
-
-async def direct_run(graph) -> dict:
-    t0 = time.perf_counter()
-    deltas = 0
-    async for mode, chunk in graph.astream({"messages": [HumanMessage("hello")]}, {"recursion_limit": 21},
-                                           stream_mode=["messages", "updates"]):
-        if mode == "messages":
-            piece, meta = chunk
-            if isinstance(piece, AIMessageChunk) and meta.get("langgraph_node") == "agent" and piece.content:
-                deltas += 1
-    return {"ms": (time.perf_counter() - t0) * 1000, "deltas": deltas}
-
-
 async def concurrent_agentstead(http, base: str, agent_id: str, n: int, server_pid: int) -> dict:
     """n runs posted at once, one WebSocket per thread; server lag, tokens/s, CPU."""
     watcher = Watcher(http, base)
@@ -301,7 +280,7 @@ async def concurrent_agentstead(http, base: str, agent_id: str, n: int, server_p
 
 async def concurrent_direct(base_url: str, model: str, n: int) -> dict:
     """The same n streams, direct, in this process, with this process's lag monitor."""
-    g = direct_graph(base_url, model)
+    g = direct_graph(base_url, API_KEY, model)
     lagmon = Lag()
     lagmon.start()
     c0 = time.process_time()
@@ -343,7 +322,7 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
         agents = {"short": await agent("short", "fast", short), "long": await agent("long", "fast", long_),
                   "stream": await agent("stream", "slow", f"tok-{args.stream_tokens}"),
                   "turns": await agent("turns", "fast", f"tok-{args.turn_tokens}")}
-        graphs_once = {"short": direct_graph(llm.url("fast"), short), "long": direct_graph(llm.url("fast"), long_)}
+        graphs_once = {"short": direct_graph(llm.url("fast"), API_KEY, short), "long": direct_graph(llm.url("fast"), API_KEY, long_)}
         models = {"short": short, "long": long_}
 
         watcher = Watcher(http, base)
@@ -354,12 +333,25 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
             for _ in range(3):
                 await agentstead_run(http, base, watcher, agents[kind])
                 await direct_run(graphs_once[kind])
-        seq = {side: {"short": [], "long": []} for side in ("A", "D", "Dr")}
-        cpu = {"A": {"short": [], "long": []}, "D": {"short": [], "long": []}}
+        async def in_server(kind: str, n: int) -> dict:
+            async with http.post(base + "/bench/direct", json={"base_url": llm.url("fast"), "api_key": API_KEY,
+                                                                "model": models[kind], "n": n}) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"/bench/direct: {r.status} {await r.text()}")
+                return await r.json()
+        for kind in ("short", "long"):
+            await in_server(kind, 3)                             # warm-up (discarded)
+        seq = {side: {"short": [], "long": []} for side in ("A", "D", "Dr", "Ds")}
+        cpu = {"A": {"short": [], "long": []}, "D": {"short": [], "long": []}, "Ds": {"short": [], "long": []}}
         for i in range(args.rounds):
-            order = ("A", "D", "Dr") if i % 2 == 0 else ("Dr", "D", "A")
+            order = ("A", "Ds", "D", "Dr") if i % 2 == 0 else ("Dr", "D", "Ds", "A")
             for side in order:
                 for kind, n in (("short", args.n_short), ("long", args.n_long)):
+                    if side == "Ds":
+                        x = await in_server(kind, n)
+                        seq[side][kind] += [{"ms": v} for v in x["ms"]]
+                        cpu[side][kind].append(x["cpu_ms"])
+                        continue
                     c0 = kit.proc_cpu_seconds(server_pid) if side == "A" else time.process_time()
                     for _ in range(n):
                         if side == "A":
@@ -370,14 +362,14 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                         elif side == "D":
                             r = await direct_run(graphs_once[kind])
                         else:
-                            r = await direct_run(direct_graph(llm.url("fast"), models[kind]))
+                            r = await direct_run(direct_graph(llm.url("fast"), API_KEY, models[kind]))
                         seq[side][kind].append(r)
                     if side in cpu:
                         used = (kit.proc_cpu_seconds(server_pid) if side == "A" else time.process_time()) - c0
                         cpu[side][kind].append(used / n * 1000)
             print(f"round {i + 1}: " + ", ".join(
                 f"{s} {k} {med([r['ms'] for r in seq[s][k][-(args.n_short if k == 'short' else args.n_long):]]):.1f} ms"
-                for s in ("A", "D", "Dr") for k in ("short", "long")), flush=True)
+                for s in ("A", "Ds", "D", "Dr") for k in ("short", "long")), flush=True)
         res["seq"], res["cpu"] = seq, cpu
         await watcher.close()
 
@@ -436,6 +428,13 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                     runs += 1
                 await asyncio.to_thread(spy.wait)
                 res["profiles"][kind] = (spy.out, f"{runs} sequential {kind} runs (tokens_per_second=0)")
+            spy = kit.PySpy(args.py_spy, server_pid, db_path.parent.parent / "profile-direct-long.raw", 8).start()
+            await asyncio.sleep(0.5)
+            t_end, runs = time.perf_counter() + 7, 0
+            while time.perf_counter() < t_end:
+                runs += len((await in_server("long", 5))["ms"])
+            await asyncio.to_thread(spy.wait)
+            res["profiles"]["direct-long"] = (spy.out, f"{runs} sequential long Ds calls (the graph in the server)")
             await watcher.close()
             spy = kit.PySpy(args.py_spy, server_pid, db_path.parent.parent / "profile-concurrent.raw", 8).start()
             await asyncio.sleep(0.5)
@@ -472,18 +471,23 @@ def build_report(args, facts, started, finished, res) -> str:
                "with an admin API token; run events on the WebSocket. D = direct: the same graph "
                "(runner/graph.py: ChatOpenAI streaming, model node, no tools) via `graph.astream(…, "
                "stream_mode=[\"messages\", \"updates\"])` in the client process, no checkpointer; built once. "
-               "Dr = direct, model client and graph rebuilt per call (as the runner does). Both against "
-               "the same LLM server process (tests/support/llm_server.py).\n")
+               "Dr = direct, model client and graph rebuilt per call (as the runner does). Ds = direct in the "
+               "server's own process (bench route /bench/direct; timed there, no HTTP): the same-process "
+               "baseline, which separates what the runner adds from what that process costs per Python "
+               "operation. All against the same LLM server process (tests/support/llm_server.py).\n")
 
     seq, cpu = res["seq"], res["cpu"]
     m = {s: {k: med([r["ms"] for r in seq[s][k]]) for k in ("short", "long")} for s in seq}
     out.append("### 1. Per run and per token (tokens_per_second = 0, sequential, medians)\n")
-    out.append("| reply | A ms | D ms | Dr ms | **A − D ms** | A ÷ D | A server CPU ms/run | D CPU ms/run | runs per side |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| reply | A ms | D ms | Dr ms | Ds ms | **A − D ms** | A − Ds ms | A ÷ D | A server CPU ms/run "
+               "| D CPU ms/run | Ds CPU ms/run | runs per side |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, ntok in (("short", args.short), ("long", args.long)):
         out.append(f"| {ntok} tokens | {m['A'][kind]:.1f} | {m['D'][kind]:.1f} | {m['Dr'][kind]:.1f} "
-                   f"| **{m['A'][kind] - m['D'][kind]:+.1f}** | {m['A'][kind] / m['D'][kind]:.1f} "
-                   f"| {med(cpu['A'][kind]):.1f} | {med(cpu['D'][kind]):.1f} | {len(seq['A'][kind])} |")
+                   f"| {m['Ds'][kind]:.1f} | **{m['A'][kind] - m['D'][kind]:+.1f}** "
+                   f"| {m['A'][kind] - m['Ds'][kind]:+.1f} | {m['A'][kind] / m['D'][kind]:.1f} "
+                   f"| {med(cpu['A'][kind]):.1f} | {med(cpu['D'][kind]):.1f} | {med(cpu['Ds'][kind]):.1f} "
+                   f"| {len(seq['A'][kind])} |")
     dtok = args.long - args.short
     per_tok = {s: (m[s]["long"] - m[s]["short"]) / dtok * 1000 for s in m}
     cpu_tok = {s: (med(cpu[s]["long"]) - med(cpu[s]["short"])) / dtok * 1000 for s in cpu}
@@ -496,6 +500,11 @@ def build_report(args, facts, started, finished, res) -> str:
                f"tokens minus {args.short} × the per-token difference): **{run_added:.1f} ms**. At 30 tokens/s a "
                f"token is 33.3 ms apart: A's added {per_tok['A'] - per_tok['D']:.0f} µs is "
                f"{(per_tok['A'] - per_tok['D']) / 33333 * 100:.1f} % of that.\n")
+    run_added_s = m["A"]["short"] - m["Ds"]["short"] - args.short * (per_tok["A"] - per_tok["Ds"]) / 1000
+    out.append(f"Against the same graph in the server's own process (Ds): per token A **{per_tok['A']:.0f} µs** vs "
+               f"Ds {per_tok['Ds']:.0f} µs (A ÷ Ds = **{per_tok['A'] / per_tok['Ds']:.2f}**; CPU per token Ds "
+               f"{cpu_tok['Ds']:.0f} µs); fixed cost per run A − Ds **{run_added_s:.1f} ms** (includes the HTTP "
+               f"request and the WebSocket delivery, which Ds, timed inside the server, does not have).\n")
     tl = {k: med([r[k] for r in seq["A"]["long"]]) for k in ("accepted", "started", "first_delta", "last_delta",
                                                                 "created", "ms")}
     ts = {k: med([r[k] for r in seq["A"]["short"]]) for k in tl}
@@ -543,7 +552,7 @@ def build_report(args, facts, started, finished, res) -> str:
     before, after = res["storage_runs"]
     n = args.concurrent
     grow = (after["db"] + after["wal"]) - (before["db"] + before["wal"])
-    out.append(f"### 3. Storage\n")
+    out.append("### 3. Storage\n")
     out.append(f"After {n} runs of {args.stream_tokens} tokens (each file size after `PRAGMA wal_checkpoint(TRUNCATE)`, "
                f"busy={before['busy']}/{after['busy']}):\n")
     used = after["used"] - before["used"]

@@ -21,6 +21,11 @@ Bench routes (all answer JSON; public, so the benchmark needs no extra credentia
   GET  /bench/lag[?reset=1]                 event-loop lag: a task sleeps 10 ms in a loop and
        records how late it wakes up; percentiles since the last reset.
   POST /bench/gc                            gc.collect() (before an RSS reading).
+  POST /bench/direct {base_url, api_key, model, n}
+       bench/runs' baseline "direct", run in this process: the same graph (runner/graph.py,
+       langchain-openai, no checkpointer, built once per model) called `n` times in a row
+       with `astream(…, stream_mode=["messages", "updates"])`; answers each call's ms and the
+       process CPU per call. Separates what the runner adds from what this process costs.
 
 Ablations (what-if experiments for the report, never the default): BENCH_VARIANTS=a,b
 monkeypatches this process only, as bench/http/ablate.py does:
@@ -30,13 +35,12 @@ monkeypatches this process only, as bench/http/ablate.py does:
                         transport buffer is under aiohttp's limit; otherwise the queue as before.
                         Skips per socket and event: queue put/get, a writer-task wake-up,
                         send_str's encode and the frame header.
-  runner-nowait-deltas  message.delta events are queued (publish_nowait) on both topics and
-                        not awaited: the run does not wait for a commit per token (order is
-                        kept: the bus appends in queue order; later awaited events still wait).
   db-synchronous-normal PRAGMA synchronous=NORMAL instead of FULL (no fsync per commit in WAL
                         mode): how much of a cost is the fsync. Breaks the durability promise.
-  runner-memory-checkpointer  LangGraph's InMemorySaver instead of the SQLite saver: the cost of
-                        persisting checkpoints. Breaks resume after a crash.
+  one-delta             runner.DELTA_GAP = 10 s: a run's streamed text goes out as one delta
+                        (at its next event): the cost of streaming deltas while the model streams.
+  gc-freeze             gc.freeze() once the app has started: the garbage collector stops
+                        scanning the objects of startup (modules, app, caches).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ import os
 import resource
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 
@@ -142,6 +147,25 @@ async def bench_lag(request: web.Request) -> web.Response:
         "over_20ms": sum(1 for v in values if v > 0.020)})
 
 
+_DIRECT: dict = {}
+
+
+@public
+async def bench_direct(request: web.Request) -> web.Response:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runs"))
+    from direct import direct_graph, direct_run
+
+    body = await request.json()
+    key = (body["base_url"], body["model"])
+    graph = _DIRECT.get(key)
+    if graph is None:
+        graph = _DIRECT[key] = direct_graph(body["base_url"], body["api_key"], body["model"])
+    ms, cpu0 = [], time.process_time()
+    for _ in range(int(body["n"])):
+        ms.append((await direct_run(graph))["ms"])
+    return web.json_response({"ms": ms, "cpu_ms": (time.process_time() - cpu0) / max(1, len(ms)) * 1000})
+
+
 @public
 async def bench_gc(request: web.Request) -> web.Response:
     return web.json_response({"collected": gc.collect()})
@@ -164,6 +188,7 @@ def _with_bench_routes(create_app):
         app.router.add_post("/bench/append", bench_append)
         app.router.add_get("/bench/lag", bench_lag)
         app.router.add_post("/bench/gc", bench_gc)
+        app.router.add_post("/bench/direct", bench_direct)
         app[LAG_KEY] = []
 
         async def lag_ctx(app):
@@ -209,26 +234,6 @@ def _variant_ws_direct_write() -> None:
     ws_module._Topic.deliver = deliver
 
 
-def _variant_runner_nowait_deltas() -> None:
-    from agentstead.bus import events as ev
-    from agentstead.runner import runner as runner_module
-
-    original = runner_module.Runner._publish
-
-    async def publish(self, run, event) -> None:
-        if isinstance(event, ev.MessageDelta):
-            for topic in (f"runs/{run.id}", f"threads/{run.thread_id}"):
-                self.bus.publish_nowait(topic, event).add_done_callback(_ignore_result)
-            return
-        await original(self, run, event)
-    runner_module.Runner._publish = publish
-
-
-def _ignore_result(future) -> None:
-    if not future.cancelled():
-        future.exception()   # retrieved: the bus has logged any failure already
-
-
 def _variant_db_synchronous_normal() -> None:
     from agentstead.store import db as db_module
 
@@ -240,16 +245,27 @@ def _variant_db_synchronous_normal() -> None:
     db_module.pragmas = pragmas
 
 
-def _variant_runner_memory_checkpointer() -> None:
-    from langgraph.checkpoint.memory import InMemorySaver
-
+def _variant_one_delta() -> None:
     from agentstead.runner import runner as runner_module
-    runner_module.checkpoint_saver = lambda db: InMemorySaver()
+    runner_module.DELTA_GAP = 10.0
 
 
-VARIANTS = {"ws-direct-write": _variant_ws_direct_write, "runner-nowait-deltas": _variant_runner_nowait_deltas,
-            "db-synchronous-normal": _variant_db_synchronous_normal,
-            "runner-memory-checkpointer": _variant_runner_memory_checkpointer}
+def _variant_gc_freeze() -> None:
+    original = agentstead_server.create_app
+
+    def create(settings):
+        app = original(settings)
+
+        async def freeze(app):
+            gc.collect()
+            gc.freeze()
+        app.on_startup.append(freeze)
+        return app
+    agentstead_server.create_app = create
+
+
+VARIANTS = {"ws-direct-write": _variant_ws_direct_write, "db-synchronous-normal": _variant_db_synchronous_normal,
+            "gc-freeze": _variant_gc_freeze, "one-delta": _variant_one_delta}
 
 
 def main() -> int:

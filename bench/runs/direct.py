@@ -1,0 +1,33 @@
+"""The baseline of bench/runs: the agent's LangGraph graph called directly (runner/graph.py,
+langchain-openai, streaming, no checkpointer, no tools), as a script would. Used by
+bench/runs/run.py in its own process ("D", "Dr") and by bench/ws/server.py's /bench/direct
+route in the server's process ("Ds")."""
+
+from __future__ import annotations
+
+import time
+
+from langchain_core.messages import AIMessageChunk, HumanMessage
+
+from agentstead.runner import graph as graphs
+
+
+def direct_graph(base_url: str, api_key: str, model: str):
+    llm = graphs.chat_model(base_url=base_url, api_key=api_key, model=model, temperature=0.7, max_retries=4)
+
+    async def no_tools(call):
+        raise RuntimeError("no tools in this benchmark")
+    return graphs.build(llm=llm, instructions="", tools=[], execute_tool=no_tools, checkpointer=None)
+
+
+async def direct_run(graph) -> dict:
+    """One call, as the runner streams it; its ms and the number of text chunks."""
+    t0 = time.perf_counter()
+    deltas = 0
+    async for mode, chunk in graph.astream({"messages": [HumanMessage("hello")]}, {"recursion_limit": 21},
+                                           stream_mode=["messages", "updates"]):
+        if mode == "messages":
+            piece, meta = chunk
+            if isinstance(piece, AIMessageChunk) and meta.get("langgraph_node") == "agent" and piece.content:
+                deltas += 1
+    return {"ms": (time.perf_counter() - t0) * 1000, "deltas": deltas}
