@@ -39,6 +39,8 @@ monkeypatches this process only, as bench/http/ablate.py does:
                         mode): how much of a cost is the fsync. Breaks the durability promise.
   one-delta             runner.DELTA_GAP = 10 s: a run's streamed text goes out as one delta
                         (at its next event): the cost of streaming deltas while the model streams.
+  no-deltas             the runner streams no message.delta at all (the reply arrives with
+                        message.created): the whole cost of live streaming, for comparison.
   gc-freeze             gc.freeze() once the app has started: the garbage collector stops
                         scanning the objects of startup (modules, app, caches).
 """
@@ -250,6 +252,28 @@ def _variant_one_delta() -> None:
     runner_module.DELTA_GAP = 10.0
 
 
+def _variant_no_deltas() -> None:
+    from agentstead.runner import runner as runner_module
+
+    def stream(self, run, text):
+        self.live[run.id].partial.append(text)
+    runner_module.Runner._stream = stream
+
+
+def _variant_deltas_at_end() -> None:
+    from agentstead.runner import runner as runner_module
+
+    def stream(self, run, text):
+        live = self.live[run.id]
+        live.partial.append(text)
+        live.pending.append(text)   # sent by the run's next event (_flush_deltas)
+    runner_module.Runner._stream = stream
+
+
+def _variant_switch_interval() -> None:
+    sys.setswitchinterval(0.0005)
+
+
 def _variant_gc_freeze() -> None:
     original = agentstead_server.create_app
 
@@ -265,7 +289,9 @@ def _variant_gc_freeze() -> None:
 
 
 VARIANTS = {"ws-direct-write": _variant_ws_direct_write, "db-synchronous-normal": _variant_db_synchronous_normal,
-            "gc-freeze": _variant_gc_freeze, "one-delta": _variant_one_delta}
+            "gc-freeze": _variant_gc_freeze, "one-delta": _variant_one_delta,
+            "no-deltas": _variant_no_deltas, "deltas-at-end": _variant_deltas_at_end,
+            "switch-interval": _variant_switch_interval}
 
 
 def main() -> int:

@@ -153,7 +153,7 @@ async def test_streamed_chat_turn_end_to_end(chat, llm):
     await live.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
     await live.until("subscribed")
     run = await send(client, headers, thread["id"], "Hi!")
-    assert run["status"] == "queued" and run["agent_version"] == 1
+    assert run["status"] in ("queued", "running") and run["agent_version"] == 1   # started in the same transaction when a slot is free
     types, deltas = [], []
     async with asyncio.timeout(20):
         while not types or types[-1] != "run.succeeded":
@@ -458,6 +458,28 @@ async def test_resume_with_a_tool_call_in_flight_does_not_run_it_again(chat, llm
     after = await thread_messages(client, headers, thread["id"])
     assert [m["role"] for m in after] == ["user", "assistant", "tool", "assistant"]
     assert after[2]["content"].startswith("unverified") and after[3]["content"] == "I could not check that."
+
+
+async def test_a_free_slot_starts_the_run_in_the_transaction_that_queues_it(chat, llm):
+    """With a slot free the POST's one transaction queues and starts the run (both events,
+    adjacent); with the user's slot taken the next run waits queued, then runs."""
+    client, headers = await chat(runs_max_per_user=1)
+    llm.tokens_per_second = 20
+    llm.script = lambda body: Turn("one two three four five six")
+    _, first = await agent_and_thread(client, headers)
+    _, second = await agent_and_thread(client, headers)
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"threads/{first['id']}"})
+    await live.until("subscribed")
+    a = await send(client, headers, first["id"], "hi")
+    b = await send(client, headers, second["id"], "hi")
+    assert a["status"] == "running" and b["status"] == "queued"
+    queued, started = await live.until("event"), await live.until("event")
+    assert (queued["type"], started["type"]) == ("run.queued", "run.started")
+    # one transaction: run.started's rows (users/, runs/, threads/) right after run.queued's, one timestamp
+    assert started["seq"] == queued["seq"] + 3 and started["at"] == queued["at"]
+    for run in (a, b):
+        assert (await settle(client, headers, run["id"]))["status"] == "succeeded"
 
 
 async def test_a_run_launched_twice_runs_once(chat, llm):

@@ -76,7 +76,7 @@ class _Live:
     partial: list[str] = dataclasses.field(default_factory=list)
     pending: list[str] = dataclasses.field(default_factory=list)
     inflight: asyncio.Future | None = None
-    sent_at: float = float("-inf")                 # loop time of the last delta
+    sent_at: float = float("-inf")                 # loop time of the last delta (or of the start)
     timer: asyncio.TimerHandle | None = None       # a delta due when DELTA_GAP has passed
     waiting: bool = False   # the run stopped to wait for a human
     final: tuple | None = None   # the final reply, stored with the run's end (Runner._store)
@@ -91,6 +91,18 @@ def _starting(conn, run: run_store.Run, default_budget: int):
     return (agent_store.version_sync(conn, run.agent_id, run.agent_version),
             run_store.budget_sync(conn, run.owner_id, default_budget),
             thread_store.messages_sync(conn, run.thread_id))
+
+
+def start_in(conn, run: run_store.Run, default_budget: int, providers: frozenset[str]):
+    """In the transaction that queues a run (Runner.reserve gave it a slot): start it there
+    too when nothing stands in its way, and return what it read; None leaves it queued
+    (the runner then starts it, or fails it with the reason, as any other)."""
+    version, budget, history = _starting(conn, run, default_budget)
+    if version is None or version.provider not in providers or (budget[0] and budget[1] >= budget[0]):
+        return None
+    execute_statements(conn, [run_store.status_statement(run.id, "running", started=True),
+                              run_store.count_run_statement(run)])
+    return version, budget, history
 
 
 def _begin(conn, statements: list[Statement], queued_only: str | None) -> bool:
@@ -175,6 +187,7 @@ class Runner:
         self._stopping = False
         self._graphs: dict[tuple, Any] = {}   # compiled agent graphs by version and provider
         self._backlog = True   # runs may be queued that the scheduler has not launched
+        self._reserved = 0     # slots held for runs being queued (reserve)
         self.workflows = WorkflowRuns(self)  # workflow runs: their own module, same lifecycle
 
     # ---- lifecycle -------------------------------------------------------------
@@ -238,10 +251,13 @@ class Runner:
 
     def _stream(self, run: run_store.Run, text: str) -> None:
         """Stream a piece of the reply. Coalescing: a piece goes out at once when the run's
-        previous delta is durable and at least DELTA_GAP ago; otherwise it waits, joined
-        with the pieces that arrive meanwhile. Tokens slower than one per DELTA_GAP go out
-        one per delta with no added latency; a provider that sends hundreds a second costs
-        a few dozen events, not hundreds of appends competing with the stream."""
+        previous delta is durable and at least DELTA_GAP ago (the run's start counts as
+        one); otherwise it waits, joined with the pieces that arrive meanwhile, and goes
+        out when the gap has passed or with the run's next event. Tokens slower than one
+        per DELTA_GAP go out one per delta with no added latency; a provider that sends
+        hundreds a second costs a delta per DELTA_GAP, not hundreds of appends competing
+        with the stream (measured: bench/RESULTS.md, Runs). A model that answers within
+        DELTA_GAP of the start shows its first text at most DELTA_GAP late."""
         live = self.live[run.id]
         live.partial.append(text)
         live.pending.append(text)
@@ -291,11 +307,31 @@ class Runner:
             except Exception:
                 log.exception("scheduling failed")
 
+    def reserve(self, owner_id: str) -> bool:
+        """A slot for a run about to be queued, so that the transaction that queues it can
+        start it as well (`start_in`); give it back with `unreserve` if it does not."""
+        if (self._backlog or self._stopping or len(self.tasks) + self._reserved >= self.settings.runs_max_concurrent
+                or self.per_user[owner_id] >= self.settings.runs_max_per_user):
+            return False
+        self._reserved += 1
+        self.per_user[owner_id] += 1
+        return True
+
+    def unreserve(self, owner_id: str) -> None:
+        self._reserved -= 1
+        self.per_user[owner_id] -= 1
+
+    def launch_started(self, run: run_store.Run, started) -> None:
+        """A run its queuing transaction started (`start_in`), on its reserved slot."""
+        self.unreserve(run.owner_id)
+        self._launch(run, started=started)
+        self._last_served[run.owner_id] = asyncio.get_running_loop().time()
+
     def submit(self, run: run_store.Run) -> None:
         """A run just queued: it starts now when no queued run is waiting before it and the
         limits allow (no read of the queue); otherwise the scheduler takes it in turn."""
         if (not self._backlog and not self._stopping and run.id not in self.tasks
-                and len(self.tasks) < self.settings.runs_max_concurrent
+                and len(self.tasks) + self._reserved < self.settings.runs_max_concurrent
                 and self.per_user[run.owner_id] < self.settings.runs_max_per_user):
             self._launch(run)
             self._last_served[run.owner_id] = asyncio.get_running_loop().time()
@@ -303,7 +339,7 @@ class Runner:
         self.wake()
 
     async def _schedule(self) -> None:
-        if len(self.tasks) >= self.settings.runs_max_concurrent:
+        if len(self.tasks) + self._reserved >= self.settings.runs_max_concurrent:
             self._backlog = True
             return
         self._backlog = True   # until this pass has seen the queue
@@ -328,10 +364,11 @@ class Runner:
                 progress = True
         self._backlog = any(by_user.values()) or len(rows) >= run_store.QUEUE_PAGE
 
-    def _launch(self, run: run_store.Run, *, resume: Any = None, resumed: bool = False) -> None:
+    def _launch(self, run: run_store.Run, *, resume: Any = None, resumed: bool = False, started=None) -> None:
         self.per_user[run.owner_id] += 1
-        self.live[run.id] = _Live(run)
-        task = asyncio.create_task(self._supervise(run, resume=resume, resumed=resumed), name=f"run-{run.id}")
+        self.live[run.id] = _Live(run, sent_at=asyncio.get_running_loop().time())
+        task = asyncio.create_task(self._supervise(run, resume=resume, resumed=resumed, started=started),
+                                   name=f"run-{run.id}")
         self.tasks[run.id] = task
 
         def done(_: asyncio.Task) -> None:
@@ -367,13 +404,13 @@ class Runner:
 
     # ---- executing a run -------------------------------------------------------
 
-    async def _supervise(self, run: run_store.Run, *, resume: Any, resumed: bool) -> None:
+    async def _supervise(self, run: run_store.Run, *, resume: Any, resumed: bool, started=None) -> None:
         if run.kind == "workflow":  # the one dispatch: workflow runs live in workflow_run.py
             await self.workflows.supervise(run, resume=resume, resumed=resumed)
             return
         try:
             async with asyncio.timeout(self.settings.run_timeout_seconds):
-                await self._execute(run, resume=resume, resumed=resumed)
+                await self._execute(run, resume=resume, resumed=resumed, started=started)
         except asyncio.CancelledError:
             if self._stopping:
                 await asyncio.shield(self._finish_interrupted(run))
@@ -397,8 +434,9 @@ class Runner:
         if budget and used >= budget:
             raise RunFailure("budget_exceeded", f"the daily budget of {budget} tokens is used up")
 
-    async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool) -> None:
-        version, budget, history = await self.db.read_sync(_starting, run, self.settings.daily_token_budget)
+    async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool, started=None) -> None:
+        """`started`: what the run's queuing transaction read when it also started the run."""
+        version, budget, history = started or await self.db.read_sync(_starting, run, self.settings.daily_token_budget)
         if version is None:
             raise RunFailure("agent_missing", "the agent version this run uses no longer exists")
         provider = self.providers.get(version.provider)
@@ -424,9 +462,9 @@ class Runner:
             if resumed and last is not None and last.run_id == run.id and last.role == "assistant" \
                     and not last.tool_calls:   # the reply was stored; only the run's end was cut off
                 graph_input = None
-        started = await self.commit(run, _begin, statements, None if resumed else run.id,
-                                    events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else [])
-        if not started:
+        if started is None and not await self.commit(
+                run, _begin, statements, None if resumed else run.id,
+                events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else []):
             return   # launched twice: the other launch runs it
         if graph_input is not None:
             await self._run_graph(run, version, provider, thread, graph_input, fresh=resume is None, known=known)

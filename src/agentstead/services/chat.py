@@ -10,7 +10,7 @@ from ..agents.tools import REGISTRY
 from ..auth.access import Principal
 from ..bus import events as ev
 from ..bus.bus import Bus
-from ..runner.runner import Runner
+from ..runner.runner import Runner, start_in
 from ..settings import Settings
 from ..store import agents as agent_store
 from ..store import runs as run_store
@@ -25,8 +25,9 @@ class ChatError(Exception):
         self.status, self.code, self.message, self.pointer = status, code, message, pointer
 
 
-def _post_message(conn, owner_id: str, thread_id: str, content: str) -> run_store.Run:
-    """In the writer's thread (Bus.commit): the checks, the message and the run."""
+def _post_message(conn, owner_id: str, thread_id: str, content: str, start):
+    """In the writer's thread (Bus.commit): the checks, the message and the run; with
+    `start` (the runner reserved a slot) the run's start too (runner.start_in)."""
     thread = thread_store.get_owned_sync(conn, thread_id, owner_id)
     if thread is None:
         raise ChatError(404, "not_found", "no such thread")
@@ -40,7 +41,10 @@ def _post_message(conn, owner_id: str, thread_id: str, content: str) -> run_stor
     run = run_store.Run(str(uuid.uuid4()), thread.id, owner_id, agent.id, agent.current.version, "queued",
                         message.id, None, None, None, 0, 0, agent.current.model, now_iso(), None, None)
     conn.execute(*run_store.create_statement(run))
-    return run
+    started = start_in(conn, run, *start) if start is not None else None
+    if started is not None:
+        run = dataclasses.replace(run, status="running", started_at=run.created_at)
+    return run, started
 
 
 AGENT_DEFAULTS = {"instructions": "", "temperature": 0.7, "tools": (), "max_steps": 10}
@@ -139,11 +143,28 @@ class ChatService:
             await thread_store.delete(conn, thread.id)
 
     async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
-        """The user's message, a queued run and its run.queued event: one transaction."""
-        run = await self.bus.commit(_post_message, p.user_id, thread_id, content,
-                                    events=lambda run: self.runner.announce(
-                                        run, [ev.RunQueued(run.id, run.thread_id, run.agent_id)]))
-        self.runner.submit(run)
+        """The user's message, a queued run and run.queued: one transaction. When the runner
+        has a slot for it, the same transaction starts the run (run.started) too."""
+        runner = self.runner
+        start = ((self.settings.daily_token_budget, frozenset(runner.providers))
+                 if runner.reserve(p.user_id) else None)
+        try:
+            run, started = await self.bus.commit(
+                _post_message, p.user_id, thread_id, content, start,
+                events=lambda result: runner.announce(result[0], [ev.RunQueued(result[0].id, result[0].thread_id,
+                                                                               result[0].agent_id)]
+                                                      + ([ev.RunStarted(result[0].id, result[0].thread_id, False)]
+                                                         if result[1] else [])))
+        except BaseException:
+            if start is not None:
+                runner.unreserve(p.user_id)
+            raise
+        if started is not None:
+            runner.launch_started(run, started)
+        else:
+            if start is not None:
+                runner.unreserve(p.user_id)
+            runner.submit(run)
         return run
 
     # ---- runs -------------------------------------------------------------------
