@@ -482,6 +482,27 @@ async def test_a_free_slot_starts_the_run_in_the_transaction_that_queues_it(chat
         assert (await settle(client, headers, run["id"]))["status"] == "succeeded"
 
 
+async def test_a_late_cancel_or_shutdown_leaves_a_finished_run_as_it_is(chat, llm, settings):
+    """A cancel or a shutdown that catches a run's last transaction in flight ends it after
+    that transaction: the finished run keeps its status, and nothing more is announced."""
+    client, headers = await chat()
+    llm.script = [Turn("Done.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert run["status"] == "succeeded"
+    from agentstead.keys import RUNNER
+    from agentstead.store import runs as run_store
+    runner = client.app[RUNNER]
+    stored = await run_store.get(runner.db, run["id"])
+    with sqlite3.connect(settings.db_file) as conn:
+        events_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    await runner._finish_cancelled(stored)
+    await runner._finish_interrupted(stored)
+    with sqlite3.connect(settings.db_file) as conn:
+        assert conn.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()[0] == "succeeded"
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == events_before
+
+
 async def test_a_run_launched_twice_runs_once(chat, llm):
     """A stale launch (a queue read from before the run started) does not run it again."""
     client, headers = await chat()

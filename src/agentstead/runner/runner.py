@@ -127,10 +127,13 @@ def _store_message(conn, run: run_store.Run, message_id: str, role: str, content
 
 
 def _end(conn, run: run_store.Run, statements: list[Statement], final: tuple | None,
-         partial: str) -> thread_store.Message | None:
+         partial: str) -> tuple[bool, thread_store.Message | None]:
     """A run's last transaction: its final reply if it has one (see Runner._store), else
     what was streamed of an unfinished reply (stored and marked partial); the status,
-    and whatever else ends it."""
+    and whatever else ends it. Nothing, (False, None), when the run has finished already
+    (a cancel or a shutdown that caught its last transaction in flight)."""
+    if conn.execute("SELECT status FROM runs WHERE id = ?", (run.id,)).fetchone()[0] in run_store.FINISHED:
+        return False, None
     stored = None
     if final is not None:
         stored = _store_message(conn, run, *final)
@@ -138,7 +141,7 @@ def _end(conn, run: run_store.Run, statements: list[Statement], final: tuple | N
         stored = thread_store.add_message_sync(conn, run.thread_id, "assistant", partial, message_id=str(uuid.uuid4()),
                                                run_id=run.id, partial=True)
     execute_statements(conn, statements)
-    return stored
+    return True, stored
 
 
 def _succeeded(conn, run: run_store.Run, statements: list[Statement], final: tuple | None):
@@ -600,7 +603,7 @@ class Runner:
         final = live.final if live else None
         partial = "".join(live.partial) if live and keep_partial else ""
         await self.commit(run, _end, run, statements, final, partial,
-                          events=lambda stored: self._created(run, stored) + [event])
+                          events=lambda ended: self._created(run, ended[1]) + [event] if ended[0] else [])
 
     @staticmethod
     def _created(run: run_store.Run, stored: thread_store.Message | None) -> list[ev.Event]:
