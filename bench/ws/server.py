@@ -37,10 +37,14 @@ monkeypatches this process only, as bench/http/ablate.py does:
                         send_str's encode and the frame header.
   db-synchronous-normal PRAGMA synchronous=NORMAL instead of FULL (no fsync per commit in WAL
                         mode): how much of a cost is the fsync. Breaks the durability promise.
-  one-delta             runner.DELTA_GAP = 10 s: a run's streamed text goes out as one delta
-                        (at its next event): the cost of streaming deltas while the model streams.
+  one-delta             runner.DELTA_GAP = 10 s (counted from the run's start since 2a1eece, so
+                        the text goes out with the run's next event; before, the first token
+                        went out at once and the rest at the end).
+  deltas-at-end         the runner's _stream only collects; the run's next event sends the text
+                        as one delta: what streaming costs when nothing goes out mid-stream.
   no-deltas             the runner streams no message.delta at all (the reply arrives with
                         message.created): the whole cost of live streaming, for comparison.
+  switch-interval       sys.setswitchinterval(0.0005): the GIL changes hands 10 times as often.
   gc-freeze             gc.freeze() once the app has started: the garbage collector stops
                         scanning the objects of startup (modules, app, caches).
 """
