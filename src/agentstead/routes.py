@@ -61,4 +61,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/admin/health", health.admin_health, name="admin_health")
     r.add_get("/api/admin/users", admin.list_users, name="admin_users")
     r.add_patch("/api/admin/users/{id}", admin.update_user, name="admin_user_update")
+    r.add_get("/api/admin/users/{id}/identities", admin.list_identities, name="admin_user_identities")
+    # {subject:.+}: a provider's subject may hold a "/" (sent as %2F)
+    r.add_delete("/api/admin/users/{id}/identities/{provider}/{subject:.+}", admin.unlink_identity,
+                 name="admin_user_identity_unlink")
     r.add_get("/api/admin/audit", admin.audit, name="admin_audit")

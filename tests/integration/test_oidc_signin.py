@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from ..support.auth import make_user
+from ..support.auth import make_user, token_user
 from ..support.oidc_provider import Knobs
 from .conftest import sign_in
 
@@ -237,6 +237,47 @@ async def test_second_subject_with_the_same_email_at_the_same_provider_is_refuse
     assert outcome == "failure" and "identity_conflict" in details
     provider.user = {**provider.user, "sub": "user-1"}  # the original subject still signs in
     assert error_of(await sign_in(client)) is None
+
+
+async def test_an_admin_settles_an_identity_conflict_by_unlinking_the_old_subject(oidc_app, provider, settings):
+    """The provider recreated the person's account (a new `sub`): refused, as above, until an
+    administrator removes the old identity; then the new subject joins the same account."""
+    client = await oidc_app(signup_policy="open")
+    assert error_of(await sign_in(client)) is None
+    ada = (await (await client.get("/api/me")).json())["user"]
+    client.raw.session.cookie_jar.clear()
+    _, admin = await token_user(client, "root@example.org", "admin", scopes=("read", "write", "admin"))
+    _, member = await token_user(client, "bob@example.org")
+    provider.user = {**provider.user, "sub": "user-1-recreated"}
+    assert error_of(await sign_in(client)) == "identity_conflict"
+
+    path = f"/api/admin/users/{ada['id']}/identities"
+    assert (await client.get(path, headers=member)).status == 403
+    got = await client.get(path, headers=admin)
+    assert got.status == 200, await got.text()
+    listed = (await got.json())["identities"]
+    assert [(i["provider"], i["subject"], i["email"]) for i in listed] == [("test", "user-1", "ada@example.org")]
+    assert (await client.delete(f"{path}/test/user-1", headers=member)).status == 403
+    assert (await client.delete(f"{path}/test/nobody", headers=admin)).status == 404
+    assert (await client.delete("/api/admin/users/nobody/identities/test/user-1", headers=admin)).status == 404
+    assert identities(settings) == [("test", "user-1", ada["id"])]                # refused calls changed nothing
+    resp = await client.delete(f"{path}/test/user-1", headers=admin)
+    assert resp.status == 204
+    assert identities(settings) == []
+    outcome, details = audit_rows(settings, "identity.unlinked")[-1]
+    assert outcome == "success" and "user-1" in details
+
+    assert error_of(await sign_in(client)) is None                               # the new subject joins
+    me = (await (await client.get("/api/me")).json())["user"]
+    assert me["id"] == ada["id"] and identities(settings) == [("test", "user-1-recreated", ada["id"])]
+    client.raw.session.cookie_jar.clear()
+    provider.user = {**provider.user, "sub": "user-1"}                           # the old one no longer does
+    assert error_of(await sign_in(client)) == "identity_conflict"
+    with sqlite3.connect(settings.db_file) as conn:                              # a subject holding "/"
+        conn.execute("INSERT INTO identities VALUES ('other', 'tenant/7', ?, 'ada@example.org', 'x', 'x')",
+                     (ada["id"],))
+    assert (await client.delete(f"{path}/other/tenant%2F7", headers=admin)).status == 204
+    assert ("other", "tenant/7", ada["id"]) not in identities(settings)
 
 
 async def test_same_verified_email_at_a_second_provider_attaches(aiohttp_client, provider, settings, tmp_path):

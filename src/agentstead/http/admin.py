@@ -59,6 +59,26 @@ async def update_user(request: web.Request) -> web.Response:
 
 
 @requires("admin")
+async def list_identities(request: web.Request) -> web.Response:
+    try:
+        rows = await request.app[IDENTITY].identities(request.match_info["id"])
+    except AuthError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return web.json_response({"identities": [dataclasses.asdict(i) for i in rows]})
+
+
+@requires("admin")
+async def unlink_identity(request: web.Request) -> web.Response:
+    m = request.match_info
+    try:
+        await request.app[IDENTITY].unlink_identity(principal_of(request), m["id"], m["provider"], m["subject"],
+                                                    context(request))
+    except AuthError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    return web.Response(status=204)
+
+
+@requires("admin")
 async def audit(request: web.Request) -> web.Response:
     q = request.query
     limit = v.query_int(q.get("limit"), "limit", default=50, lo=1, hi=500)

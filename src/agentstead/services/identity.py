@@ -536,6 +536,26 @@ class IdentityService:
             await self.notify(f"users/{user_id}", ev.SessionRevoked(revoked_families, "account disabled"))
         return after
 
+    async def identities(self, user_id: str) -> list[user_store.Identity]:
+        if await user_store.get(self.db, user_id) is None:
+            raise AuthError(404, "not_found", "no such user")
+        return await user_store.identities_of(self.db, user_id)
+
+    async def unlink_identity(self, actor: Principal, user_id: str, provider: str, subject: str,
+                              ctx: Context) -> None:
+        """An administrator removes one of a user's sign-in identities: that subject at that
+        provider no longer reaches the account, and the account is free to take another
+        identity there (how an `identity_conflict` is settled on purpose). The user's
+        sessions stay; disable the user to end them."""
+        async with self.db.write() as conn:
+            if await user_store.get_in(conn, user_id) is None:
+                raise AuthError(404, "not_found", "no such user")
+            if not await user_store.unlink_identity(conn, user_id, provider, subject):
+                raise AuthError(404, "not_found", "the user has no such identity")
+            await audit_store.append(conn, audit_store.Record(
+                "identity.unlinked", actor_id=actor.user_id, target=user_id, ip=ctx.ip, user_agent=ctx.user_agent,
+                details={"provider": provider, "subject": subject}))
+
     async def list_users(self, *, limit: int, after: str | None, query: str) -> list[user_store.User]:
         return await user_store.page(self.db, limit=limit, after=after, query=query)
 

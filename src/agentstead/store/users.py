@@ -69,6 +69,29 @@ async def has_identity(conn: aiosqlite.Connection, user_id: str, provider: str) 
                            (user_id, provider)) is not None
 
 
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """A subject at an identity provider that signs in to a user's account."""
+    provider: str
+    subject: str
+    email: str
+    created_at: str
+    last_login_at: str
+
+
+async def identities_of(db: Database, user_id: str) -> list[Identity]:
+    rows = await db.small("SELECT provider, subject, email, created_at, last_login_at FROM identities "
+                          "WHERE user_id = ? ORDER BY provider, created_at", (user_id,))
+    return [Identity(*r) for r in rows]
+
+
+async def unlink_identity(conn: aiosqlite.Connection, user_id: str, provider: str, subject: str) -> bool:
+    """Remove one of the user's identities; False when the user has no such identity."""
+    cur = await conn.execute("DELETE FROM identities WHERE user_id = ? AND provider = ? AND subject = ?",
+                             (user_id, provider, subject))
+    return cur.rowcount > 0
+
+
 async def link_identity(conn: aiosqlite.Connection, provider: str, subject: str, user_id: str,
                         email: str) -> None:
     now = now_iso()
