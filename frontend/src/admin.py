@@ -1,5 +1,6 @@
-"""The admin page: system health and backups, users and roles, the audit log, and usage
-over time drawn as an SVG chart. Every part loads on its own; a 403 says who may look."""
+"""The admin page: system health and backups, users and roles (and their sign-in
+identities, to settle an identity_conflict), the audit log, and usage over time drawn as an
+SVG chart. Every part loads on its own; a 403 says who may look."""
 
 from runtime import Msg, Http, Send, h, memo, Record
 import fmt
@@ -61,6 +62,41 @@ class UserFailed(Msg):
         self.error = error
 
 
+class ShowIdentities(Msg):
+    def __init__(self, user_id):
+        self.user_id = user_id
+
+
+class GotIdentities(Msg):
+    def __init__(self, user_id, body):
+        self.user_id, self.body = user_id, body
+
+
+class IdentitiesFailed(Msg):
+    def __init__(self, error):
+        self.error = error
+
+
+class UnlinkFailed(Msg):
+    def __init__(self, error):
+        self.error = error
+
+
+class AskUnlink(Msg):
+    def __init__(self, key):
+        self.key = key                # (provider, subject) awaiting confirmation, or None
+
+
+class Unlink(Msg):
+    def __init__(self, user_id, provider, subject):
+        self.user_id, self.provider, self.subject = user_id, provider, subject
+
+
+class Unlinked(Msg):
+    def __init__(self, user_id, provider, subject):
+        self.user_id, self.provider, self.subject = user_id, provider, subject
+
+
 class GotAudit(Msg):
     def __init__(self, body, before=None):
         self.body, self.before = body, before
@@ -118,6 +154,10 @@ class Model(Record):
         self.users_error = None
         self.user_query = ""
         self.user_error = None        # a failed role / disable change
+        self.identities_of = None     # the user whose sign-in identities are shown
+        self.identities = None        # their identities; None while loading
+        self.identities_error = None
+        self.unlink_confirm = None    # (provider, subject) whose removal awaits confirmation
         self.audit = None
         self.audit_next = None
         self.audit_before = None      # the page shown (None: newest)
@@ -137,6 +177,11 @@ def audit_request(model, before=None):
 
 def users_request(q):
     return Http("GET", "/api/admin/users" + fmt.query({"limit": 200, "q": q}), None, GotUsers, UsersFailed)
+
+
+def identities_request(user_id):
+    return Http("GET", "/api/admin/users/%s/identities" % user_id, None,
+                lambda body, u=user_id: GotIdentities(u, body), IdentitiesFailed)
 
 
 def health_request():
@@ -193,6 +238,30 @@ def update(msg, model):
     if isinstance(msg, UserFailed):
         # the select shows the old value again: re-render from the unchanged list
         return model.but(user_error=msg.error.message, users=list(model.users or ())), []
+    if isinstance(msg, ShowIdentities):
+        if model.identities_of == msg.user_id:   # the same button again hides them
+            return model.but(identities_of=None, identities=None, identities_error=None, unlink_confirm=None), []
+        return (model.but(identities_of=msg.user_id, identities=None, identities_error=None, unlink_confirm=None),
+                [identities_request(msg.user_id)])
+    if isinstance(msg, GotIdentities):
+        if msg.user_id != model.identities_of:   # an answer for a user no longer shown
+            return model, []
+        return model.but(identities=msg.body.get("identities") or [], identities_error=None), []
+    if isinstance(msg, IdentitiesFailed):
+        return model.but(identities=None, identities_error=_why(msg.error)), []
+    if isinstance(msg, AskUnlink):
+        return model.but(unlink_confirm=msg.key), []
+    if isinstance(msg, Unlink):
+        url = "/api/admin/users/%s/identities/%s/%s" % (msg.user_id, fmt.quote(msg.provider), fmt.quote(msg.subject))
+        return model.but(unlink_confirm=None, identities_error=None), [Http(
+            "DELETE", url, None, lambda _, m=msg: Unlinked(m.user_id, m.provider, m.subject), UnlinkFailed)]
+    if isinstance(msg, UnlinkFailed):
+        return model.but(identities_error=msg.error.message, identities=list(model.identities or ())), []
+    if isinstance(msg, Unlinked):
+        if msg.user_id != model.identities_of:
+            return model, []
+        return model.but(identities=[i for i in model.identities or ()
+                                     if (i["provider"], i["subject"]) != (msg.provider, msg.subject)]), []
     if isinstance(msg, GotAudit):
         return model.but(audit=msg.body.get("entries") or [], audit_next=msg.body.get("next"),
                          audit_before=msg.before, audit_error=None), []
@@ -371,7 +440,50 @@ def _user_row(u):
                          "onclick": SetDisabled(u["id"], not u.get("disabled"))},
               "Enable" if u.get("disabled") else "Disable")]),
         h("td", {}, fmt.when(u.get("created_at"))),
+        h("td", {}, h("button", {"type": "button", "class": "secondary", "aria-label": "Sign-in identities of " + name,
+                                 "onclick": ShowIdentities(u["id"])}, "Identities")),
     ])
+
+
+def _identity_row(user_id, i, confirming):
+    key = (i["provider"], i["subject"])
+    if confirming:
+        action = [h("button", {"type": "button", "class": "danger",
+                               "onclick": Unlink(user_id, i["provider"], i["subject"])}, "Remove"), " ",
+                  h("button", {"type": "button", "class": "secondary", "onclick": AskUnlink(None)}, "Keep")]
+    else:
+        action = h("button", {"type": "button", "class": "secondary",
+                              "aria-label": "Remove %s identity %s" % (i["provider"], i["subject"]),
+                              "onclick": AskUnlink(key)}, "Remove…")
+    return h("tr", {}, [h("td", {}, i["provider"]), h("td", {}, h("code", {}, i["subject"])), h("td", {}, i["email"]),
+                        h("td", {}, fmt.when(i.get("last_login_at"))), h("td", {}, action)])
+
+
+def _identities(model):
+    if model.identities_of is None:
+        return None
+    who = model.identities_of
+    for u in model.users or ():
+        if u["id"] == model.identities_of:
+            who = u.get("email")
+    head = h("h3", {}, "Sign-in identities of " + who)
+    note = h("p", {"class": "muted"}, "Remove an identity only once you know the person: that provider account then "
+                                     "no longer signs in here, and the next sign-in at that provider with this "
+                                     "verified address joins this account (how an identity conflict is settled).")
+    alert = model.identities_error and h("p", {"class": "alert", "role": "alert"}, model.identities_error)
+    if model.identities is None:
+        body = None if model.identities_error else h("p", {"class": "muted"}, "Loading identities…")
+    elif not model.identities:
+        body = h("p", {"class": "muted"}, "No identity at a provider: this user signs in with links an admin makes.")
+    else:
+        body = h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Sign-in identities"}, [
+            h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in
+                                        ("Provider", "Subject", "Email", "Last sign-in", "")])),
+            h("tbody", {}, [_identity_row(model.identities_of, i,
+                                          model.unlink_confirm == (i["provider"], i["subject"]))
+                            for i in model.identities]),
+        ]))
+    return h("section", {"class": "identities", "aria-label": "Sign-in identities"}, [head, note, alert, body])
 
 
 def _users(model):
@@ -390,10 +502,11 @@ def _users(model):
     else:
         body = h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Users"}, [
             h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in
-                                        ("Email", "Name", "Role", "State", "Created")])),
+                                        ("Email", "Name", "Role", "State", "Created", "")])),
             h("tbody", {}, [memo(_user_row, u, key=u["id"]) for u in model.users]),
         ]))
-    return [search, model.user_error and h("p", {"class": "alert", "role": "alert"}, model.user_error), body]
+    return [search, model.user_error and h("p", {"class": "alert", "role": "alert"}, model.user_error), body,
+            _identities(model)]
 
 
 def _audit_row(e):

@@ -51,6 +51,49 @@ def test_users_roles_and_disable():
     assert efx[0].url == "/api/admin/users?limit=200&q=ad"
 
 
+IDENTITY = {"provider": "google", "subject": "tenant/7", "email": "ada@example.org",
+            "created_at": "2026-01-01T00:00:00Z", "last_login_at": "2026-01-02T00:00:00Z"}
+
+
+def test_identities_listed_and_one_removed_after_confirming():
+    model, fx = loaded()
+    model, _ = admin.update(fx[1].on_ok({"users": [USER], "next": None}), model)
+    model, efx = admin.update(fire(find(admin.view(model), "button", aria_label="Sign-in identities of ada@example.org"),
+                                   "click"), model)
+    assert efx[0].method == "GET" and efx[0].url == "/api/admin/users/u1/identities"
+    assert "Loading identities" in text_of(admin.view(model))
+    model, _ = admin.update(efx[0].on_ok({"identities": [IDENTITY, dict(IDENTITY, subject="42")]}), model)
+    table = find(admin.view(model), "table", aria_label="Sign-in identities")
+    assert len(find_all(table, "tr")) == 3 and "tenant/7" in text_of(table)
+    # removing asks first; "Keep" takes it back
+    model, none = admin.update(fire(find(admin.view(model), "button", aria_label="Remove google identity tenant/7"),
+                                    "click"), model)
+    assert none == [] and model.unlink_confirm == ("google", "tenant/7")
+    model, _ = admin.update(fire(find(admin.view(model), "button", "Keep"), "click"), model)
+    assert model.unlink_confirm is None
+    model, _ = admin.update(admin.AskUnlink(("google", "tenant/7")), model)
+    model, efx = admin.update(fire(find(admin.view(model), "button", "Remove"), "click"), model)
+    assert efx[0].method == "DELETE" and efx[0].url == "/api/admin/users/u1/identities/google/tenant%2F7"
+    model, _ = admin.update(efx[0].on_ok(None), model)
+    assert [i["subject"] for i in model.identities] == ["42"]
+    # a failure says why; the same button again hides the panel
+    model, _ = admin.update(efx[0].on_err(ApiError(404, "not_found", "the user has no such identity")), model)
+    assert find(admin.view(model), "p", "the user has no such identity", role="alert")
+    model, none = admin.update(admin.ShowIdentities("u1"), model)
+    assert none == [] and model.identities_of is None and "Sign-in identities of" not in text_of(admin.view(model))
+
+
+def test_identities_answer_for_a_user_no_longer_shown_is_ignored():
+    model, fx = loaded()
+    model, _ = admin.update(fx[1].on_ok({"users": [USER], "next": None}), model)
+    model, first = admin.update(admin.ShowIdentities("u1"), model)
+    model, _ = admin.update(admin.ShowIdentities("u2"), model)
+    model, _ = admin.update(first[0].on_ok({"identities": [IDENTITY]}), model)
+    assert model.identities_of == "u2" and model.identities is None
+    model, _ = admin.update(admin.GotIdentities("u2", {"identities": []}), model)
+    assert "No identity at a provider" in text_of(admin.view(model))
+
+
 def entries(start, n):
     return [{"id": i, "at": "2026-01-01T00:00:00Z", "action": "auth.signin", "outcome": "success", "actor_id": "u1",
              "target": "user:u1", "ip": "127.0.0.1", "user_agent": "x", "details": {}} for i in range(start, start - n, -1)]

@@ -335,11 +335,15 @@ async def test_spa_journey(dist, tmp_path):
             gone = await page.request.get(base + "/api/me", headers={"Authorization": "Bearer " + value})
             assert gone.status == 401
 
-            # ---- admin: health, users, audit log (filtered, paged), usage chart
+            # ---- admin: health, users (and their sign-in identities), audit log (filtered, paged), usage chart
             await page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
             await expect(page.get_by_role("table", name="Health checks")).to_contain_text("database")
             await expect(page.locator(".status-line")).to_contain_text(re.compile("ready|Degraded"))
             await expect(page.get_by_role("table", name="Users")).to_contain_text("ada@example.org")
+            await page.get_by_role("button", name="Sign-in identities of ada@example.org").click()
+            await expect(page.get_by_role("table", name="Sign-in identities")).to_contain_text("corp")
+            await page.get_by_role("button", name="Sign-in identities of ada@example.org").click()   # hides it
+            await expect(page.get_by_role("table", name="Sign-in identities")).to_have_count(0)
             audit = page.get_by_role("table", name="Audit log")
             await expect(audit).to_contain_text("token.revoked")
             chart = page.get_by_role("img", name="Tokens per day")
