@@ -102,14 +102,6 @@ def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, conten
     return _message(row)
 
 
-async def add_message(conn: aiosqlite.Connection, thread_id: str, role: str, content: str, *,
-                      run_id: str | None = None, tool_calls: list | None = None, tool_call_id: str | None = None,
-                      partial: bool = False) -> Message:
-    return await in_thread(conn, lambda c: add_message_sync(c, thread_id, role, content, run_id=run_id,
-                                                            tool_calls=tool_calls, tool_call_id=tool_call_id,
-                                                            partial=partial))
-
-
 def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0,
                   limit: int = 1000) -> list[Message]:
     rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
@@ -119,17 +111,3 @@ def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 
 
 async def messages(db: Database, thread_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Message]:
     return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, limit=limit))
-
-
-async def run_messages(conn: aiosqlite.Connection, run_id: str) -> list[Message]:
-    rows = await fetch_all(conn, f"SELECT {_M} FROM messages WHERE run_id = ? ORDER BY seq", (run_id,))
-    return [_message(r) for r in rows]
-
-
-async def add_run_message(conn: aiosqlite.Connection, message_id: str, thread_id: str, run_id: str, role: str,
-                          content: str, *, tool_calls: list | None = None, tool_call_id: str | None = None,
-                          partial: bool = False) -> Message | None:
-    """Insert a run's message under a stable id; None when it is already stored (idempotent)."""
-    return await in_thread(conn, lambda c: add_message_sync(c, thread_id, role, content, message_id=message_id,
-                                                            run_id=run_id, tool_calls=tool_calls,
-                                                            tool_call_id=tool_call_id, partial=partial))
