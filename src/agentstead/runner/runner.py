@@ -78,7 +78,6 @@ class _Live:
     inflight: asyncio.Future | None = None
     sent_at: float = float("-inf")                 # loop time of the last delta (or of the start)
     timer: asyncio.TimerHandle | None = None       # a delta due when DELTA_GAP has passed
-    waiting: bool = False   # the run stopped to wait for a human
     final: tuple | None = None   # the final reply, stored with the run's end (Runner._store)
 
 
@@ -93,12 +92,27 @@ def _starting(conn, run: run_store.Run, default_budget: int):
             thread_store.messages_sync(conn, run.thread_id))
 
 
-def start_in(conn, run: run_store.Run, default_budget: int, providers: frozenset[str]):
+def why_not(version, providers: dict, budget: tuple[int, int]) -> RunFailure | None:
+    """Why a chat run cannot start (the one rule, for the runner and for `start_in`):
+    its agent version is gone, its provider is not configured, or the owner's daily
+    budget (`budget` = (tokens a day, 0 for none; used today)) is used up."""
+    if version is None:
+        return RunFailure("agent_missing", "the agent version this run uses no longer exists")
+    if version.provider not in providers:
+        return RunFailure("provider_not_configured",
+                          f"no model provider named {version.provider!r} is configured; add it to "
+                          "AGENTSTEAD_LLM_PROVIDERS (see README, Models)")
+    if budget[0] and budget[1] >= budget[0]:
+        return RunFailure("budget_exceeded", f"the daily budget of {budget[0]} tokens is used up")
+    return None
+
+
+def start_in(conn, run: run_store.Run, default_budget: int, providers: dict):
     """In the transaction that queues a run (Runner.reserve gave it a slot): start it there
     too when nothing stands in its way, and return what it read; None leaves it queued
     (the runner then starts it, or fails it with the reason, as any other)."""
     version, budget, history = _starting(conn, run, default_budget)
-    if version is None or version.provider not in providers or (budget[0] and budget[1] >= budget[0]):
+    if why_not(version, providers, budget) is not None:
         return None
     execute_statements(conn, [run_store.status_statement(run.id, "running", started=True),
                               run_store.count_run_statement(run)])
@@ -145,9 +159,9 @@ def _end(conn, run: run_store.Run, statements: list[Statement], final: tuple | N
 
 
 def _succeeded(conn, run: run_store.Run, statements: list[Statement], final: tuple | None):
-    stored = _store_message(conn, run, *final) if final is not None else None
-    execute_statements(conn, statements)
-    return stored, run_store.tokens_of_sync(conn, run.id)
+    """`_end` for a run that succeeded, with its token counts for run.succeeded."""
+    ended, stored = _end(conn, run, statements, final, "")
+    return ended, stored, run_store.tokens_of_sync(conn, run.id)
 
 
 def _cancel_idle(conn, run_id: str) -> bool:
@@ -429,62 +443,54 @@ class Runner:
             await asyncio.shield(self._finish_failed(run, failure))
 
     async def _budget_left(self, run: run_store.Run) -> None:
-        self._check_budget(*await self.db.read_sync(run_store.budget_sync, run.owner_id,
-                                                    self.settings.daily_token_budget))
-
-    @staticmethod
-    def _check_budget(budget: int, used: int) -> None:
-        if budget and used >= budget:
-            raise RunFailure("budget_exceeded", f"the daily budget of {budget} tokens is used up")
+        budget = await self.db.read_sync(run_store.budget_sync, run.owner_id, self.settings.daily_token_budget)
+        if budget[0] and budget[1] >= budget[0]:
+            raise RunFailure("budget_exceeded", f"the daily budget of {budget[0]} tokens is used up")
 
     async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool, started=None) -> None:
         """`started`: what the run's queuing transaction read when it also started the run."""
         version, budget, history = started or await self.db.read_sync(_starting, run, self.settings.daily_token_budget)
-        if version is None:
-            raise RunFailure("agent_missing", "the agent version this run uses no longer exists")
-        provider = self.providers.get(version.provider)
-        if provider is None:
-            raise RunFailure("provider_not_configured",
-                             f"no model provider named {version.provider!r} is configured; add it to "
-                             "AGENTSTEAD_LLM_PROVIDERS (see README, Models)")
-        self._check_budget(*budget)
+        failure = why_not(version, self.providers, budget)
+        if failure is not None:
+            raise failure
+        provider = self.providers[version.provider]
         thread = f"run:{run.id}"
-        statements = [run_store.status_statement(run.id, "running", started=True)]
-        if not resumed:
-            statements.append(run_store.count_run_statement(run))
         if resume is not None:   # a waiting run: on from its checkpoint with the human's answer
             graph_input: Any = Command(resume=resume)
             known = {m.id for m in history}
         else:                    # a new run, or one cut off: from its stored messages
             messages = journal(run, history)
             known = {m.id for m in messages}
-            if resumed:
-                statements += run_store.drop_checkpoints_statements(thread)
             graph_input = {"messages": [_to_langchain(m) for m in messages]}
             last = messages[-1] if messages else None
             if resumed and last is not None and last.run_id == run.id and last.role == "assistant" \
                     and not last.tool_calls:   # the reply was stored; only the run's end was cut off
                 graph_input = None
-        if started is None and not await self.commit(
-                run, _begin, statements, None if resumed else run.id,
-                events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else []):
-            return   # launched twice: the other launch runs it
-        if graph_input is not None:
-            await self._run_graph(run, version, provider, thread, graph_input, fresh=resume is None, known=known)
-            if self.live[run.id].waiting:
-                return
+        if started is None:      # not started by its queuing transaction: start it here
+            statements = [run_store.status_statement(run.id, "running", started=True)]
+            if not resumed:
+                statements.append(run_store.count_run_statement(run))
+            elif resume is None:  # rebuilt from its messages: an older checkpoint must not be read
+                statements += run_store.drop_checkpoints_statements(thread)
+            if not await self.commit(run, _begin, statements, None if resumed else run.id,
+                                     events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else []):
+                return   # launched twice: the other launch runs it
+        if graph_input is not None and await self._run_graph(run, version, provider, thread, graph_input,
+                                                             fresh=resume is None, known=known):
+            return       # waiting for a human
         live = self.live[run.id]
         final, live.final = live.final, None
         await self.commit(run, _succeeded, run, [run_store.status_statement(run.id, "succeeded", finished=True),
                                                  *run_store.drop_checkpoints_statements(thread),
                                                  self._compact_statement(run)], final,
-                          events=lambda result: self._created(run, result[0])
-                          + [ev.RunSucceeded(run.id, run.thread_id, *result[1])])
+                          events=lambda result: self._created(run, result[1])
+                          + [ev.RunSucceeded(run.id, run.thread_id, *result[2])] if result[0] else [])
 
     async def _run_graph(self, run: run_store.Run, version, provider: dict, thread: str, graph_input: Any, *,
-                         fresh: bool, known: set[str]) -> None:
+                         fresh: bool, known: set[str]) -> bool:
         """The agent's graph, streamed: text as deltas, each finished message stored (with
-        its event) before the graph goes on. Ends with the run waiting when it asks."""
+        its event) before the graph goes on. True when it ended with the run waiting for
+        a human (its question asked, its checkpoint written)."""
         graph = self._graph(version, provider)
         ctx = ToolContext(allowed_hosts=self.settings.http_get_allowed_hosts)
         allowed = set(version.tools)
@@ -517,7 +523,7 @@ class Runner:
                                   [run_store.status_statement(run.id, "waiting_for_input", waiting_prompt=question),
                                    *self._saver.release(thread)],
                                   events=[ev.RunWaiting(run.id, run.thread_id, question)])
-                live.waiting = True
+            return question is not None
         finally:
             self._saver.drop(thread)
 
