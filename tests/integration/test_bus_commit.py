@@ -46,6 +46,7 @@ def _events(bus: Bus) -> list[tuple]:
 
 
 async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
+    bus.appended = 0
     seen = []
     bus.subscribe("runs/r", lambda d: seen.append((d.seq, d.type)))
     first = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))        # queued before the write
@@ -56,6 +57,7 @@ async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
     assert stored[0][0] < stored[1][0]                                          # queue order, contiguous
     assert seen == [(s, t) for s, _, t in stored]                               # fanned out once durable
     assert (await first).seq == stored[0][0]
+    assert bus.appended == 2                                                    # events counted, not queue items
 
 
 async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
