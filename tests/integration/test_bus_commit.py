@@ -46,18 +46,18 @@ def _events(bus: Bus) -> list[tuple]:
 
 
 async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
-    bus.appended = 0
     seen = []
     bus.subscribe("runs/r", lambda d: seen.append((d.seq, d.type)))
     first = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))        # queued before the write
-    result = await bus.commit(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1))])
+    result = await bus.commit(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1)),
+                                                            ("runs/r", ev.RunSucceeded("r", None, n, 0))])
     assert result == 1 and _rows(bus) == [7]
     stored = _events(bus)
-    assert [t for _, _, t in stored] == ["run.queued", "run.started"]
-    assert stored[0][0] < stored[1][0]                                          # queue order, contiguous
+    assert [t for _, _, t in stored] == ["run.queued", "run.started", "run.succeeded"]
+    assert [s for s, _, _ in stored] == list(range(stored[0][0], stored[0][0] + 3))   # queue order, contiguous
     assert seen == [(s, t) for s, _, t in stored]                               # fanned out once durable
     assert (await first).seq == stored[0][0]
-    assert bus.appended == 2                                                    # events counted, not queue items
+    assert bus.appended == 3                                                    # events counted, not queue items
 
 
 async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
