@@ -514,8 +514,8 @@ async def test_a_run_launched_twice_runs_once(chat, llm):
     from agentstead.store import runs as run_store
     runner = client.app[RUNNER]
     stale = dataclasses.replace(await run_store.get(runner.db, posted["id"]), status="queued")
-    runner._backlog = False
     runner.submit(stale)
+    assert stale.id in runner.tasks          # it was launched again (nothing queued before it)
     await asyncio.gather(*runner.tasks.values())
     assert len(llm.requests) == 1
     assert [m["content"] for m in await thread_messages(client, headers, thread["id"])] == ["hi", "Once."]
