@@ -29,17 +29,8 @@ Bench routes (all answer JSON; public, so the benchmark needs no extra credentia
 
 Ablations (what-if experiments for the report, never the default): BENCH_VARIANTS=a,b
 monkeypatches this process only, as bench/http/ablate.py does:
-  ws-direct-write       a live event goes to the socket as a pre-built frame (built once per
-                        event, shared by all sockets) with one transport.write() from the
-                        bus's fan-out loop, when that socket has nothing queued and its
-                        transport buffer is under aiohttp's limit; otherwise the queue as before.
-                        Skips per socket and event: queue put/get, a writer-task wake-up,
-                        send_str's encode and the frame header.
   db-synchronous-normal PRAGMA synchronous=NORMAL instead of FULL (no fsync per commit in WAL
                         mode): how much of a cost is the fsync. Breaks the durability promise.
-  one-delta             runner.DELTA_GAP = 10 s (counted from the run's start since 2a1eece, so
-                        the text goes out with the run's next event; before, the first token
-                        went out at once and the rest at the end).
   deltas-at-end         the runner's _stream only collects; the run's next event sends the text
                         as one delta: what streaming costs when nothing goes out mid-stream.
   no-deltas             the runner streams no message.delta at all (the reply arrives with
@@ -206,40 +197,6 @@ def _with_bench_routes(create_app):
     return create
 
 
-def _variant_ws_direct_write() -> None:
-    import functools
-
-    from agentstead.bus.bus import Delivery
-    from agentstead.http import ws as ws_module
-
-    def frame(self) -> bytes:
-        data = self.wire.encode()
-        n = len(data)
-        if n < 126:
-            header = bytes((0x81, n))
-        elif n < 65536:
-            header = bytes((0x81, 126)) + n.to_bytes(2, "big")
-        else:
-            header = bytes((0x81, 127)) + n.to_bytes(8, "big")
-        return header + data
-    prop = functools.cached_property(frame)
-    prop.__set_name__(Delivery, "frame")
-    Delivery.frame = prop
-    original = ws_module._Topic.deliver
-
-    def deliver(self, delivery) -> None:
-        conn = self.conn
-        if self.replaying or delivery.seq <= self.last_seq or conn.close_code is not None or not conn.queue.empty():
-            return original(self, delivery)
-        writer = conn.ws._writer
-        transport = writer.transport if writer is not None else None
-        if transport is None or transport.is_closing() or transport.get_write_buffer_size() > writer._limit:
-            return original(self, delivery)
-        self.last_seq = delivery.seq
-        transport.write(delivery.frame)
-    ws_module._Topic.deliver = deliver
-
-
 def _variant_db_synchronous_normal() -> None:
     from agentstead.store import db as db_module
 
@@ -249,11 +206,6 @@ def _variant_db_synchronous_normal() -> None:
         return [p.replace("synchronous = FULL", "synchronous = NORMAL") for p in original(busy_timeout_ms,
                                                                                          readonly=readonly)]
     db_module.pragmas = pragmas
-
-
-def _variant_one_delta() -> None:
-    from agentstead.runner import runner as runner_module
-    runner_module.DELTA_GAP = 10.0
 
 
 def _variant_no_deltas() -> None:
@@ -292,9 +244,8 @@ def _variant_gc_freeze() -> None:
     agentstead_server.create_app = create
 
 
-VARIANTS = {"ws-direct-write": _variant_ws_direct_write, "db-synchronous-normal": _variant_db_synchronous_normal,
-            "gc-freeze": _variant_gc_freeze, "one-delta": _variant_one_delta,
-            "no-deltas": _variant_no_deltas, "deltas-at-end": _variant_deltas_at_end,
+VARIANTS = {"db-synchronous-normal": _variant_db_synchronous_normal,
+            "gc-freeze": _variant_gc_freeze, "no-deltas": _variant_no_deltas, "deltas-at-end": _variant_deltas_at_end,
             "switch-interval": _variant_switch_interval}
 
 
