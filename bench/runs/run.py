@@ -21,7 +21,11 @@ Measured:
    (direct) per round: A = POST /api/threads/{id}/messages → run.succeeded received on the
    WebSocket (a new thread per run, so every prompt is the same one message); D = the
    astream call. Replies of --short and --long tokens; per-token time = (long − short) ÷
-   (long − short tokens). Timeline of A from the events' receive times.
+   (long − short tokens), over all rounds and round by round (the verdict: the median of the
+   rounds' A ÷ D, each against the baseline measured minutes apart at most). The long reply is
+   1,000 tokens (~250 ms) so that it carries streamed deltas at their steady rate (one per
+   50 ms); a 200-token reply ends within 0–1 of them. Timeline of A from the events' receive
+   times.
 2. 50 concurrent runs at 30 tokens/s (tok-300: 10 s each) — 50 threads, one WebSocket each:
    server event-loop lag (a task sleeping 10 ms, how late it wakes), message.delta tokens
    delivered per second, run durations, server CPU; the same 50 streams direct in this process
@@ -32,8 +36,20 @@ Measured:
    thread (tok-100 replies), size after every turn; rows in LangGraph's `checkpoints` and
    `writes` tables after the runs finished.
 
-Usage: .venv/bin/python bench/runs/run.py [--rounds 4] [--short 10] [--long 200] [--n-short 20]
-                                          [--n-long 8] [--concurrent 50] [--output bench/out/runs.md]
+Placement of section 1 (--placement): "split" (the default) puts the LLM server, which stands
+in for the provider's machine, on the last CPU, and the server, this client and the direct
+baselines on the others; "shared" lets the scheduler put every process on every CPU; "app" pins
+only the server, all its threads, to the first CPU (as systemd's CPUAffinity= would). Sections
+2 and 3 always run shared: at 30 tokens/s the LLM server does not hog a CPU, and 50 runs need
+the server's writer and this client's 50 WebSockets off the event loop's CPU. With its threads
+free to run on every CPU, the server's SQLite writer thread waits for the GIL while the event
+loop's thread parses a fast stream: the streamed deltas fall behind and every hand-off costs
+the stream milliseconds. bench/runs/handoff.py measures the hand-off alone; bench/RESULTS.md
+(Runs, Session 4) has the three placements.
+
+Usage: .venv/bin/python bench/runs/run.py [--rounds 6] [--short 10] [--long 1000] [--n-short 20]
+                                          [--n-long 5] [--concurrent 50] [--output bench/out/runs.md]
+                                          [--placement split|shared]
                                           [--py-spy /tmp/prof/bin/py-spy]
 About 1.7 minutes with the defaults (+ 30 s with --py-spy).
 """
@@ -42,9 +58,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -75,6 +93,26 @@ med = kit.median
 
 
 # ---------------------------------------------------------------- helpers
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of process `pid` onto `cpus` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):   # a thread that has just ended
+            os.sched_setaffinity(int(task.name), cpus)
+
+
+def placement(kind: str) -> tuple[set[int], set[int]] | None:
+    """(CPUs of the server, and of this client and the direct baselines; CPUs of the LLM
+    server) for --placement split and app, or None for shared (the scheduler places all)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if kind == "shared":
+        return None
+    if kind == "app":       # only the server is pinned, to one CPU
+        return set(cpus[:1]), set(cpus)
+    if len(cpus) < 2:
+        raise RuntimeError("--placement split needs at least 2 CPUs")
+    return set(cpus[:-1]), {cpus[-1]}
+
 
 class LLMProc:
     def __init__(self, models: list[str], log: Path, slow_tps: float):
@@ -373,6 +411,10 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                 for s in ("A", "Ds", "D", "Dr") for k in ("short", "long")), flush=True)
         res["seq"], res["cpu"] = seq, cpu
         await watcher.close()
+        if args.cpus is not None:            # sections 2 and 3 run with every process on every CPU
+            everything = args.cpus[0] | args.cpus[1]
+            for pid in (os.getpid(), server_pid, llm.proc.pid):
+                pin(pid, everything)
 
         # ---- 2. concurrent runs at 30 tokens/s, alternating A D / D A
         res["conc_A"], res["conc_D"] = [], []
@@ -457,6 +499,7 @@ def build_report(args, facts, started, finished, res) -> str:
            f"--n-short {args.n_short} --n-long {args.n_long} --concurrent {args.concurrent} "
            f"--stream-tokens {args.stream_tokens} --conc-rounds {args.conc_rounds} --turns {args.turns} "
            f"--turn-tokens {args.turn_tokens}")
+    cmd += f" --placement {args.placement}"
     if args.server_variants:
         cmd += f" --server-variants {args.server_variants}"
     out.append(f"Run: `{cmd}` — {started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC\n")
@@ -501,6 +544,18 @@ def build_report(args, facts, started, finished, res) -> str:
                f"tokens minus {args.short} × the per-token difference): **{run_added:.1f} ms**. At 30 tokens/s a "
                f"token is 33.3 ms apart: A's added {per_tok['A'] - per_tok['D']:.0f} µs is "
                f"{(per_tok['A'] - per_tok['D']) / 33333 * 100:.1f} % of that.\n")
+    def per_round(side: str) -> list[float]:
+        """The per-token time of each round (its own medians), to pair with the same round's baseline."""
+        out_ = []
+        for r in range(args.rounds):
+            lo = seq[side]["long"][r * args.n_long:(r + 1) * args.n_long]
+            sh = seq[side]["short"][r * args.n_short:(r + 1) * args.n_short]
+            out_.append((med([x["ms"] for x in lo]) - med([x["ms"] for x in sh])) / dtok * 1000)
+        return out_
+    paired = {b: sorted(a / d for a, d in zip(per_round("A"), per_round(b))) for b in ("D", "Ds")}
+    out.append(f"Per token, round by round (A ÷ the baseline of the same round, sorted): A ÷ D "
+               f"{', '.join(f'{x:.2f}' for x in paired['D'])} (median **{med(paired['D']):.2f}**); A ÷ Ds "
+               f"{', '.join(f'{x:.2f}' for x in paired['Ds'])} (median **{med(paired['Ds']):.2f}**).\n")
     run_added_s = m["A"]["short"] - m["Ds"]["short"] - args.short * (per_tok["A"] - per_tok["Ds"]) / 1000
     out.append(f"Against the same graph in the server's own process (Ds): per token A **{per_tok['A']:.0f} µs** vs "
                f"Ds {per_tok['Ds']:.0f} µs (A ÷ Ds = **{per_tok['A'] / per_tok['Ds']:.2f}**; CPU per token Ds "
@@ -509,7 +564,9 @@ def build_report(args, facts, started, finished, res) -> str:
     tl = {k: med([r[k] for r in seq["A"]["long"]]) for k in ("accepted", "started", "first_delta", "last_delta",
                                                                 "created", "ms")}
     ts = {k: med([r[k] for r in seq["A"]["short"]]) for k in tl}
-    out.append("Where A's time goes (medians, ms after the POST was sent; receive times on the WebSocket):\n")
+    out.append("Where A's time goes (medians, ms after the POST was sent; receive times on the WebSocket; "
+               f"message.delta events per run: {med([r['events'] for r in seq['A']['short']]):g} for "
+               f"{args.short} tokens, {med([r['events'] for r in seq['A']['long']]):g} for {args.long}):\n")
     out.append("| reply | 202 Accepted | run.started | first delta | last delta | message.created | run.succeeded |")
     out.append("|---|---:|---:|---:|---:|---:|---:|")
     for label, t in ((f"{args.short} tokens", ts), (f"{args.long} tokens", tl)):
@@ -594,15 +651,16 @@ def build_report(args, facts, started, finished, res) -> str:
     # ---- verdict
     out.append("### Verdict\n")
     ok_run = run_added <= TARGET_RUN_MS
-    ok_tok = per_tok["A"] / per_tok["D"] - 1 <= TARGET_TOKEN
+    ok_tok = med(paired["D"]) - 1 <= TARGET_TOKEN
     ok_lag = a["lag99"] <= TARGET_LAG_P99_MS
     rows_end = sizes[-1]["rows"]
     ok_ckpt = rows_end["checkpoints"] == 0 and rows_end["writes"] == 0 and after["rows"]["checkpoints"] == 0
     out.append(f"- Per-run overhead ≤ {TARGET_RUN_MS:g} ms: {run_added:.1f} ms fixed per run "
                f"(A − D for a {args.short}-token reply: {m['A']['short'] - m['D']['short']:.1f} ms) → "
                f"**{'MET' if ok_run else 'NOT MET'}**")
-    out.append(f"- Per-token overhead ≤ {TARGET_TOKEN:.0%}: A {per_tok['A']:.0f} µs vs D {per_tok['D']:.0f} µs per "
-               f"token = +{(per_tok['A'] / per_tok['D'] - 1) * 100:.0f} % → **{'MET' if ok_tok else 'NOT MET'}**")
+    out.append(f"- Per-token overhead ≤ {TARGET_TOKEN:.0%}: A ÷ D per round, median {med(paired['D']):.2f} "
+               f"(A ÷ Ds {med(paired['Ds']):.2f}; over all rounds A {per_tok['A']:.0f} µs vs D {per_tok['D']:.0f} µs "
+               f"per token = {(per_tok['A'] / per_tok['D'] - 1) * 100:+.0f} %) → **{'MET' if ok_tok else 'NOT MET'}**")
     out.append(f"- Event-loop lag p99 ≤ {TARGET_LAG_P99_MS:g} ms with {args.concurrent} runs at {args.slow_tps:g} "
                f"tokens/s: {a['lag99']:.1f} ms, median of {args.conc_rounds} rounds (direct baseline "
                f"{d['lag99']:.1f} ms) → "
@@ -620,11 +678,11 @@ def build_report(args, facts, started, finished, res) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description="Per-run / per-token overhead of Agentstead runs vs the graph called directly.")
-    p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--short", type=int, default=10, help="tokens of the short reply")
-    p.add_argument("--long", type=int, default=200, help="tokens of the long reply")
+    p.add_argument("--long", type=int, default=1000, help="tokens of the long reply")
     p.add_argument("--n-short", type=int, default=20, help="runs per side per round, short reply")
-    p.add_argument("--n-long", type=int, default=8, help="runs per side per round, long reply")
+    p.add_argument("--n-long", type=int, default=5, help="runs per side per round, long reply")
     p.add_argument("--concurrent", type=int, default=50)
     p.add_argument("--slow-tps", type=float, default=30.0)
     p.add_argument("--stream-tokens", type=int, default=300)
@@ -636,6 +694,11 @@ def main() -> int:
     p.add_argument("--server-variants", default="", metavar="A,B",
                    help="ablation: monkeypatch the bench server (see bench/ws/server.py VARIANTS); "
                         "the report says so. Not for the reference tables.")
+    p.add_argument("--placement", choices=("split", "shared", "app"), default="split",
+                   help="split (default): the LLM server, the stand-in for the provider's machine, on the last "
+                        "CPU and everything else (the server, this client, the direct baselines) on the others; "
+                        "shared: the scheduler places all processes on all CPUs; app: only the server is "
+                        "pinned, to the first CPU (bench/RESULTS.md, Runs, Session 4, explains the difference)")
     p.add_argument("--py-spy", type=Path, default=None, metavar="EXE",
                    help="after the measurements, profile the server with this py-spy (sequential short, long, "
                         "concurrent runs); summaries to bench/out/runs-profile-*.md")
@@ -643,16 +706,27 @@ def main() -> int:
     kit.stop_on_signals()
     kit.raise_nofile()
 
+    cpus = args.cpus = placement(args.placement)
+    if args.placement == "split":
+        os.sched_setaffinity(0, cpus[0])   # before any thread of this process starts
     tmp = Path(tempfile.mkdtemp(prefix="agentstead-bench-runs-"))
     facts = kit.machine_facts(("langgraph", "langgraph-checkpoint-sqlite", "langchain-core", "langchain-openai",
                                "openai", "httpx"), state_dir=tmp)
     facts["agentstead source"] = kit.source_description()
+    facts["placement"] = {
+        "split": f"section 1 split: the LLM server on CPU {sorted(cpus[1])}; the server, the client and the "
+                 f"direct baselines on CPU {sorted(cpus[0])}; sections 2 and 3 shared" if cpus else "",
+        "app": f"section 1 app: the server on CPU {sorted(cpus[0])}, the rest anywhere; sections 2 and 3 shared"
+               if cpus else "",
+        "shared": "shared: every process on every CPU"}[args.placement]
     print("Machine:\n" + "\n".join(f"  {k}: {v}" for k, v in facts.items()), flush=True)
     started = dt.datetime.now(dt.timezone.utc)
     server = llm = None
     try:
         models = sorted({f"tok-{n}" for n in (args.short, args.long, args.stream_tokens, args.turn_tokens)})
         llm = LLMProc(models, tmp / "llm.log", args.slow_tps)
+        if cpus is not None:
+            pin(llm.proc.pid, cpus[1])
         key = tmp / "llm_key"
         key.write_text(API_KEY)
         providers = [{"name": name, "base_url": llm.url(name), "models": models, "api_key_file": str(key)}
@@ -665,6 +739,8 @@ def main() -> int:
                             tmp / "server.log")
         server.start()
         server.wait_ready()
+        if cpus is not None:
+            pin(server.proc.pid, cpus[0])
         print(f"server {server.base} (pid {server.proc.pid}); llm {llm.ports}", flush=True)
         admin = sign_in(server.base, env, "bench-runs@example.org")
         db_path = tmp / "state" / "agentstead.db"
