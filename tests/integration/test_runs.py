@@ -235,6 +235,32 @@ async def test_ask_human_waits_then_resumes_with_the_answer(chat, llm, settings)
         assert conn.execute("SELECT count(*) FROM checkpoints").fetchone()[0] == 0
 
 
+async def test_an_acknowledged_answer_survives_a_crash_before_the_run_uses_it(chat, llm, settings):
+    """The resume that accepts the human's answer stores it, as the question's result, in
+    the transaction that sets the run running. A crash right after (the run's task never
+    ran a step): the run is interrupted, and resuming it uses the stored answer instead of
+    asking again."""
+    from agentstead.keys import RUNNER
+    from agentstead.store import runs as run_store
+    client, headers = await chat()
+    llm.script = [Turn(tool_calls=[ToolCall("ask_human", {"question": "Which city?"})]), Turn("Paris it is.")]
+    _, thread = await agent_and_thread(client, headers)
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "Book a trip"))["id"])
+    assert run["status"] == "waiting_for_input"
+    runner = client.app[RUNNER]
+    await runner.resume(await run_store.get(runner.db, run["id"]), "Paris")
+    runner.tasks[run["id"]].cancel()          # the crash: the launched task never runs
+    await asyncio.sleep(0)
+    await _restart(client, settings.db_file, [])
+    assert (await settle(client, headers, run["id"]))["status"] == "interrupted"
+    assert (await client.post(f"/api/runs/{run['id']}/resume", headers=headers)).status == 202
+    done = await settle(client, headers, run["id"], until={"succeeded", "failed", "waiting_for_input"})
+    assert done["status"] == "succeeded", done
+    assert [(m["role"], m["content"]) for m in await thread_messages(client, headers, thread["id"])] == [
+        ("user", "Book a trip"), ("assistant", ""), ("tool", "Paris"), ("assistant", "Paris it is.")]
+    assert len(llm.requests) == 2
+
+
 async def test_cancel_mid_stream_keeps_partial_output(chat, llm):
     client, headers = await chat()
     llm.tokens_per_second = 20

@@ -164,6 +164,20 @@ def _succeeded(conn, run: run_store.Run, statements: list[Statement], final: tup
     return ended, stored, run_store.tokens_of_sync(conn, run.id)
 
 
+def _resuming(conn, run_id: str, answer: str | None) -> str | None:
+    """A run resumes: back to running and, with a human's answer, the run's open
+    `ask_human` call recorded as answered in the same transaction (the run finds it
+    there, so an answer once acknowledged survives a crash before the run gets to it).
+    Returns that call's id, or None."""
+    execute_statements(conn, [run_store.status_statement(run_id, "running", started=True)])
+    call = run_store.open_call_sync(conn, run_id, ASK_HUMAN) if answer is not None else None
+    if call is None:
+        return None
+    execute_statements(conn, [run_store.tool_started_statement(call[0], run_id, ASK_HUMAN, call[1]),
+                              run_store.tool_finished_statement(call[0], answer, True)])
+    return call[0]
+
+
 def _cancel_idle(conn, run_id: str) -> bool:
     """Cancel a run that has no task (queued, waiting or interrupted); False when it is
     no longer in one of those states."""
@@ -411,10 +425,13 @@ class Runner:
         return await self.commit(run, _cancel_idle, run.id,
                                  events=lambda ok: [ev.RunCancelled(run.id, run.thread_id)] if ok else [])
 
-    async def resume(self, run: run_store.Run, answer: str | None) -> None:
-        """Resume an interrupted run, or a waiting one with the human's answer."""
-        async with self.db.write() as conn:
-            await run_store.set_status(conn, run.id, "running", started=True)
+    async def resume(self, run: run_store.Run, answer: Any) -> None:
+        """Resume an interrupted run, or a waiting one with the human's answer (a chat
+        run's answer is durable, as its question's result, when this returns)."""
+        text = answer if run.kind != "workflow" and isinstance(answer, str) else None
+        await self.commit(run, _resuming, run.id, text,
+                          events=lambda call: [ev.ToolResult(run.id, run.thread_id, call, ASK_HUMAN, True, text)]
+                          if call else [])
         fresh = await run_store.get(self.db, run.id)
         assert fresh is not None
         self._launch(fresh, resume=answer, resumed=True)
@@ -577,7 +594,8 @@ class Runner:
         call_id, name, args = call["id"], call["name"], call.get("args") or {}
         previous = await run_store.tool_call(self.db, call_id)
         if previous is not None and previous["status"] in ("finished", "failed", "unverified"):
-            # Re-entry after a resume: never run a tool twice.
+            # Re-entry after a resume: never run a tool twice. A question the human answered
+            # is here too: the resume's transaction recorded the answer (_resuming).
             result = previous["result"] or ("unverified: the server stopped while this tool was running; "
                                              "it was not run again")
             return ToolMessage(result, tool_call_id=call_id, name=name,

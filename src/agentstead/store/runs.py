@@ -308,6 +308,18 @@ def tool_finished_statement(call_id: str, result: str, ok: bool) -> Statement:
             ("finished" if ok else "failed", result, now_iso(), call_id))
 
 
+def open_call_sync(conn: sqlite3.Connection, run_id: str, tool_name: str) -> tuple[str, dict] | None:
+    """(id, arguments) of the run's `tool_name` call that has no result yet (a waiting
+    run's question), from the run's last stored reply that called tools; or None."""
+    row = conn.execute("SELECT tool_calls FROM messages WHERE run_id = ? AND role = 'assistant' "
+                       "AND tool_calls IS NOT NULL ORDER BY seq DESC LIMIT 1", (run_id,)).fetchone()
+    for call in json.loads(row[0]) if row else []:
+        if call.get("name") == tool_name and conn.execute(
+                "SELECT 1 FROM tool_calls WHERE id = ? AND status != 'started'", (call["id"],)).fetchone() is None:
+            return call["id"], call.get("args") or {}
+    return None
+
+
 async def tool_call(db: Database, call_id: str) -> dict | None:
     async with db.read() as conn:
         row = await fetch_one(conn, "SELECT id, run_id, name, arguments, status, result FROM tool_calls WHERE id = ?",
