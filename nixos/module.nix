@@ -449,6 +449,24 @@ in
       '';
     };
 
+    cpuAffinity = mkOption {
+      type = types.nullOr (types.nonEmptyListOf types.ints.unsigned);
+      default = null;
+      example = [ 0 ];
+      description = ''
+        CPUs the app's process may run on (systemd's `CPUAffinity=`), or
+        null for every CPU. The app is one Python process: its threads share
+        one interpreter lock, so it gains little from a second CPU. Pinned to
+        one, its SQLite writer thread gets the lock at once even while the
+        event loop parses a fast model stream. Set it when a CPU-heavy
+        neighbour shares the machine, such as a local model server (Ollama,
+        llama.cpp, vLLM), and keep the neighbour off that CPU if you can:
+        with both free to use every CPU, the benchmark (bench/RESULTS.md,
+        Runs, Session 4) saw the first streamed text of a fast reply arrive
+        only when the reply ended.
+      '';
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -640,7 +658,12 @@ in
       inherit environment;
       # Not the S3 keys: the app only asks Litestream's control socket
       # (src/agentstead/backup/status.py); it never talks to the bucket.
-      serviceConfig.LoadCredential = loadCredential appSecrets;
+      serviceConfig = {
+        LoadCredential = loadCredential appSecrets;
+      }
+      // lib.optionalAttrs (cfg.cpuAffinity != null) {
+        CPUAffinity = lib.concatMapStringsSep " " toString cfg.cpuAffinity;
+      };
     };
 
     # Backups. NixOS ignores the [Install] sections of packaged units, so

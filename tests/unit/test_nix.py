@@ -487,6 +487,17 @@ def test_the_module_extends_the_packaged_unit_and_never_replaces_it(evaluate):
 
 
 @needs_lib
+def test_cpu_affinity_pins_the_app_unit_only_when_asked(evaluate, evaluation_error):
+    assert "CPUAffinity" not in evaluate(enabled())["agentstead"]["serviceConfig"]
+    out = evaluate(enabled("cpuAffinity = [ 0 2 ]; backup = { enable = true; localPath = \"/mnt/b\"; };"))
+    assert out["agentstead"]["serviceConfig"]["CPUAffinity"] == "0 2"
+    assert "LoadCredential" in out["agentstead"]["serviceConfig"]
+    assert "CPUAffinity" not in out["litestream"]["serviceConfig"]   # Litestream is not pinned
+    for bad in ("[ ]", "[ (-1) ]", "0", '[ "0" ]'):
+        assert "services.agentstead.cpuAffinity" in evaluation_error(enabled(f"cpuAffinity = {bad};")), bad
+
+
+@needs_lib
 def test_disabled_sets_nothing(evaluate):
     out = evaluate("{ }")
     assert out["agentstead"] is None and out["caddy"] == {"enable": False}
