@@ -1,8 +1,9 @@
 """The chat page: your threads, one thread's transcript with replies streamed
 token by token over the WebSocket, tool calls and their results, questions the
-agent asks (answered inline), cancel and resume, and a composer."""
+agent asks (answered inline), cancel and resume, a composer, and renaming or
+deleting the thread."""
 
-from runtime import Msg, Http, Send, Remember, Recall, h, memo, text_of, Record
+from runtime import Msg, Http, Navigate, Send, Remember, Recall, h, memo, text_of, Record
 
 
 class Msg(Msg):
@@ -82,6 +83,46 @@ class ActionFailed(Msg):
         self.run_id, self.error = run_id, error
 
 
+class EditTitle(Msg):
+    """Start renaming the thread (the title to edit), or stop (None)."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class SetTitle(Msg):
+    def __init__(self, value):
+        self.value = value
+
+
+class SaveTitle(Msg):
+    pass
+
+
+class Renamed(Msg):
+    def __init__(self, thread):
+        self.thread = thread
+
+
+class AskDelete(Msg):
+    def __init__(self, on):
+        self.on = on
+
+
+class DeleteThread(Msg):
+    pass
+
+
+class Deleted(Msg):
+    def __init__(self, thread_id):
+        self.thread_id = thread_id
+
+
+class ThreadActionFailed(Msg):
+    def __init__(self, error):
+        self.error = error
+
+
 class GotReplayFrom(Msg):
     """The cursor this browser kept for the thread when it last had no run going (or None)."""
 
@@ -136,6 +177,9 @@ class Model(Record):
         self.subscribed = False
         self.error = None
         self.local = 0               # counter for ids of messages not yet stored
+        self.renaming = None         # the title being typed while renaming; None: not renaming
+        self.confirm_delete = False  # "Delete this thread?" is showing
+        self.thread_busy = False     # a rename or delete is on its way
 
 
 def topic(model):
@@ -370,6 +414,9 @@ def update(msg, model):
         return model.but(**changes), []
     if isinstance(msg, ActionFailed):
         return model.but(busy=_with(model.busy, msg.run_id, None), error=msg.error.message), []
+    if isinstance(msg, (EditTitle, SetTitle, SaveTitle, Renamed, AskDelete, DeleteThread, Deleted,
+                        ThreadActionFailed)):
+        return _thread_action(msg, model)
     if isinstance(msg, GotReplayFrom):
         try:
             seq = int(msg.value) if msg.value is not None else None
@@ -385,6 +432,43 @@ def update(msg, model):
     if isinstance(msg, Live):
         return live(model, msg.data)
     return model, []
+
+
+def _thread_action(msg, model):
+    """Renaming and deleting the open thread."""
+    url = "/api/threads/%s" % model.thread_id
+    if isinstance(msg, EditTitle):
+        return model.but(renaming=msg.value, confirm_delete=False, error=None), []
+    if isinstance(msg, SetTitle):
+        return model.but(renaming=msg.value), []
+    if isinstance(msg, SaveTitle):
+        title = (model.renaming or "").strip()
+        if not title or model.thread_busy or not model.thread_id:
+            return model, []
+        if title == model.title:
+            return model.but(renaming=None), []
+        return model.but(thread_busy=True, error=None), [Http("PATCH", url, {"title": title}, Renamed,
+                                                              ThreadActionFailed)]
+    if isinstance(msg, Renamed):
+        t = msg.thread or {}
+        threads = model.threads and [dict(x, title=t.get("title")) if x["id"] == t.get("id") else x
+                                     for x in model.threads]
+        if t.get("id") != model.thread_id:
+            return model.but(threads=threads), []
+        return model.but(title=t.get("title") or model.title, renaming=None, thread_busy=False, threads=threads), []
+    if isinstance(msg, AskDelete):
+        return model.but(confirm_delete=msg.on, renaming=None, error=None), []
+    if isinstance(msg, DeleteThread):
+        if model.thread_busy or not model.thread_id:
+            return model, []
+        return (model.but(thread_busy=True, confirm_delete=False, error=None),
+                [Http("DELETE", url, None, lambda _, t=model.thread_id: Deleted(t), ThreadActionFailed)])
+    if isinstance(msg, Deleted):
+        threads = model.threads and [x for x in model.threads if x["id"] != msg.thread_id]
+        if msg.thread_id != model.thread_id:
+            return model.but(threads=threads), []
+        return model.but(threads=threads, thread_busy=False), [Navigate("/chat")]
+    return model.but(thread_busy=False, error=msg.error.message), []   # ThreadActionFailed
 
 
 def live(model, data):
@@ -586,7 +670,7 @@ def view(model):
                                               h("p", {"class": "muted"}, "Pick a thread, or start one from the Agents page.")])
     else:
         main = h("div", {"class": "thread", "data-follow": "bottom"}, [
-            h("h1", {"id": "thread-title"}, model.title or "Loading…"),
+            _thread_head(model),
             model.error and h("p", {"class": "alert", "role": "alert"}, model.error),
             transcript(model),
             h("form", {"class": "composer", "onsubmit": SendMessage(), "aria-label": "Composer"}, [
@@ -599,6 +683,36 @@ def view(model):
             ]),
         ])
     return h("div", {"class": "chat"}, [side, main])
+
+
+def _thread_head(model):
+    if model.renaming is not None:
+        return h("form", {"class": "thread-head", "onsubmit": SaveTitle(), "aria-label": "Rename the thread"}, [
+            h("label", {"for": "thread-title-input"}, "Title"),
+            h("input", {"id": "thread-title-input", "value": model.renaming, "maxlength": "200",
+                        "oninput": _title_input}),
+            h("button", {"type": "submit", "disabled": model.thread_busy or not model.renaming.strip()}, "Save"), " ",
+            h("button", {"type": "button", "class": "secondary", "onclick": EditTitle(None)}, "Cancel"),
+        ])
+    title = h("h1", {"id": "thread-title"}, model.title or "Loading…")
+    if not model.loaded or not model.title:
+        return title
+    if model.confirm_delete:
+        actions = h("p", {"class": "confirm", "role": "group", "aria-label": "Delete the thread"}, [
+            "Delete this thread, its messages and its runs? This cannot be undone. ",
+            h("button", {"type": "button", "class": "danger", "onclick": DeleteThread()}, "Delete"), " ",
+            h("button", {"type": "button", "class": "secondary", "onclick": AskDelete(False)}, "Keep")])
+    else:
+        actions = h("p", {"class": "thread-actions"}, [
+            h("button", {"type": "button", "class": "secondary", "disabled": model.thread_busy,
+                         "onclick": EditTitle(model.title)}, "Rename"), " ",
+            h("button", {"type": "button", "class": "secondary", "disabled": model.thread_busy,
+                         "onclick": AskDelete(True)}, "Delete…")])
+    return h("div", {"class": "thread-head"}, [title, actions])
+
+
+def _title_input(ev):
+    return SetTitle(ev.target.value)
 
 
 def _composer_input(ev):

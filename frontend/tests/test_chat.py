@@ -3,7 +3,7 @@ duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
 import fakedom
-from runtime import Http, Send, ApiError, Recall, Remember, diff
+from runtime import Http, Navigate, Send, ApiError, Recall, Remember, diff
 from kit import find, find_all, text_of, fire, effects_of
 
 T = "t1"
@@ -277,3 +277,72 @@ def test_a_sent_message_keeps_its_place_among_replies():
     model, _ = chat.update(chat.GotThread({"id": T, "title": "x", "messages": real}), model)
     assert [m["content"] for m in model.messages[-4:]] == ["first", "answer", "second", "again"]
     assert len(model.messages) == 14
+
+
+def shown_thread():
+    """The page with its thread list and thread loaded."""
+    model, _ = opened()
+    model, _ = chat.update(chat.GotThreads([{"id": T, "title": "Trip"}, {"id": "t2", "title": "Other"}]), model)
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "Trip", "messages": []}), model)
+    return model
+
+
+def test_rename_the_thread():
+    model = shown_thread()
+    model, none = chat.update(fire(find(chat.view(model), "button", "Rename"), "click"), model)
+    assert none == [] and model.renaming == "Trip"
+    model, _ = chat.update(fire(find(chat.view(model), "input", id="thread-title-input"), "input", "  Trip to Paris "),
+                           model)
+    model, fx = chat.update(fire(find(chat.view(model), "form", aria_label="Rename the thread"), "submit"), model)
+    assert fx == [Http("PATCH", "/api/threads/t1", {"title": "Trip to Paris"}, fx[0].on_ok, fx[0].on_err)]
+    assert chat.update(chat.SaveTitle(), model)[1] == []          # one request at a time
+    model, _ = chat.update(fx[0].on_ok({"id": T, "title": "Trip to Paris"}), model)
+    assert model.title == "Trip to Paris" and model.renaming is None and not model.thread_busy
+    tree = chat.view(model)
+    assert find(tree, "h1", "Trip to Paris") and find(tree, "a", "Trip to Paris", href="/chat/t1")
+    assert find(tree, "a", "Other", href="/chat/t2")
+
+
+def test_a_refused_rename_says_why_and_keeps_what_was_typed():
+    model = shown_thread()
+    model, _ = chat.update(chat.EditTitle("Trip"), model)
+    model, _ = chat.update(chat.SetTitle("   "), model)
+    assert find(chat.view(model), "button", "Save").attrs["disabled"]
+    assert chat.update(chat.SaveTitle(), model)[1] == []          # blank: nothing sent
+    model, _ = chat.update(chat.SetTitle("Trip"), model)
+    model, fx = chat.update(chat.SaveTitle(), model)
+    assert fx == [] and model.renaming is None                    # unchanged: nothing sent
+    model, _ = chat.update(chat.EditTitle("Trip"), model)
+    model, _ = chat.update(chat.SetTitle("New"), model)
+    model, fx = chat.update(chat.SaveTitle(), model)
+    model, _ = chat.update(fx[0].on_err(ApiError(422, "validation_failed", "must be 1 to 200 characters")), model)
+    assert find(chat.view(model), "p", "must be 1 to 200 characters", role="alert")
+    assert model.renaming == "New" and not model.thread_busy and model.title == "Trip"
+    model, _ = chat.update(fire(find(chat.view(model), "button", "Cancel"), "click"), model)
+    assert model.renaming is None and find(chat.view(model), "h1", "Trip")
+
+
+def test_delete_the_thread_after_confirming():
+    model = shown_thread()
+    model, none = chat.update(fire(find(chat.view(model), "button", "Delete…"), "click"), model)
+    assert none == [] and find(chat.view(model), "p", "cannot be undone", aria_label="Delete the thread")
+    model, none = chat.update(fire(find(chat.view(model), "button", "Keep"), "click"), model)
+    assert none == [] and not model.confirm_delete and not find_all(chat.view(model), "p", "cannot be undone")
+    model, _ = chat.update(chat.AskDelete(True), model)
+    [confirm] = [b for b in find_all(chat.view(model), "button", "Delete") if b.attrs.get("class") == "danger"]
+    model, fx = chat.update(fire(confirm, "click"), model)
+    assert [(e.method, e.url) for e in fx] == [("DELETE", "/api/threads/t1")]
+    assert chat.update(chat.DeleteThread(), model)[1] == []       # one request at a time
+    # a failure says why and leaves the thread where it was
+    failed, _ = chat.update(fx[0].on_err(ApiError(404, "not_found", "no such thread")), model)
+    assert find(chat.view(failed), "p", "no such thread", role="alert") and not failed.thread_busy
+    model, out = chat.update(fx[0].on_ok(None), model)
+    assert out == [Navigate("/chat")] and [t["id"] for t in model.threads] == ["t2"]
+
+
+def test_an_answer_for_another_thread_changes_only_the_list():
+    model = shown_thread()
+    model, fx = chat.update(chat.Renamed({"id": "t2", "title": "Renamed elsewhere"}), model)
+    assert fx == [] and model.title == "Trip" and [t["title"] for t in model.threads] == ["Trip", "Renamed elsewhere"]
+    model, fx = chat.update(chat.Deleted("t2"), model)
+    assert fx == [] and [t["id"] for t in model.threads] == [T]

@@ -41,6 +41,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/threads", chat.list_threads, name="threads")
     r.add_post("/api/threads", chat.create_thread, name="threads_create")
     r.add_get("/api/threads/{id}", chat.get_thread, name="thread")
+    r.add_patch("/api/threads/{id}", chat.rename_thread, name="thread_rename")
     r.add_delete("/api/threads/{id}", chat.delete_thread, name="thread_delete")
     r.add_post("/api/threads/{id}/messages", chat.post_message, name="thread_message")
     r.add_get("/api/threads/{id}/stream", sse.thread_stream, name="thread_stream")

@@ -339,6 +339,40 @@ async def test_agent_versions_and_validation(chat, llm):
     assert len(agents) == 1
 
 
+async def test_rename_a_thread_and_refuse_bad_titles(chat, llm, settings):
+    client, headers = await chat()
+    _, thread = await agent_and_thread(client, headers)
+    _, newer = await agent_and_thread(client, headers)
+    order = [t["id"] for t in (await (await client.get("/api/threads", headers=headers)).json())["threads"]]
+    url = f"/api/threads/{thread['id']}"
+    resp = await client.patch(url, json={"title": "  Trip to Paris  "}, headers=headers)
+    assert resp.status == 200, await resp.text()
+    renamed = await resp.json()
+    assert renamed["title"] == "Trip to Paris" and renamed["updated_at"] == thread["updated_at"]
+    assert (await (await client.get(url, headers=headers)).json())["title"] == "Trip to Paris"
+    # the list keeps its order (by last message), with the new title
+    listed = (await (await client.get("/api/threads", headers=headers)).json())["threads"]
+    assert [t["id"] for t in listed] == order and {t["id"]: t["title"] for t in listed}[thread["id"]] == "Trip to Paris"
+    for body, pointer in [({}, "/title"), ({"title": ""}, "/title"), ({"title": "   "}, "/title"),
+                          ({"title": "x" * 201}, "/title"), ({"title": 7}, "/title"), ({"title": None}, "/title"),
+                          ({"title": "ok", "agent_id": newer["agent_id"]}, "/agent_id")]:
+        resp = await client.patch(url, json=body, headers=headers, validate_contract=False)
+        assert resp.status == 422, (body, resp.status)
+        assert (await resp.json())["error"]["details"]["errors"][0]["pointer"] == pointer, body
+    resp = await client.patch(url, data=b"{not json", headers={**headers, "Content-Type": "application/json"},
+                              validate_contract=False)
+    assert resp.status == 400
+    resp = await client.patch(url, data=b'{"title": "' + b"x" * (2 * 1024 * 1024) + b'"}',
+                              headers={**headers, "Content-Type": "application/json"}, validate_contract=False)
+    assert resp.status == 413
+    resp = await client.patch(url, json={"title": "x"}, validate_contract=False)
+    assert resp.status == 401
+    resp = await client.patch("/api/threads/no-such-thread", json={"title": "x"}, headers=headers)
+    assert resp.status == 404
+    # nothing a refused request sent changed the thread
+    assert (await (await client.get(url, headers=headers)).json())["title"] == "Trip to Paris"
+
+
 async def test_one_run_at_a_time_per_thread(chat, llm):
     client, headers = await chat()
     llm.tokens_per_second = 20
@@ -358,6 +392,7 @@ async def test_other_users_cannot_see_agents_threads_or_runs(chat, llm):
     for method, path, body in [
         ("GET", f"/api/agents/{agent['id']}", None), ("PATCH", f"/api/agents/{agent['id']}", {"name": "x"}),
         ("DELETE", f"/api/agents/{agent['id']}", None), ("GET", f"/api/threads/{thread['id']}", None),
+        ("PATCH", f"/api/threads/{thread['id']}", {"title": "mine now"}),
         ("DELETE", f"/api/threads/{thread['id']}", None),
         ("POST", f"/api/threads/{thread['id']}/messages", {"content": "x"}),
         ("GET", f"/api/runs/{run['id']}", None), ("POST", f"/api/runs/{run['id']}/cancel", None),
@@ -366,6 +401,7 @@ async def test_other_users_cannot_see_agents_threads_or_runs(chat, llm):
     ]:
         resp = await client.request(method, path, json=body, headers=mallory)
         assert resp.status == 404, (method, path, resp.status)
+    assert (await (await client.get(f"/api/threads/{thread['id']}", headers=headers)).json())["title"] == "Test"
     assert (await (await client.get("/api/runs", headers=mallory)).json())["runs"] == []
     assert (await (await client.get("/api/threads", headers=mallory)).json())["threads"] == []
     resp = await client.post("/api/threads", json={"agent_id": agent["id"]}, headers=mallory)

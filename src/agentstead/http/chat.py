@@ -187,6 +187,17 @@ async def get_thread(request: web.Request) -> web.Response:
 
 
 @requires("write")
+async def rename_thread(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"title"})
+    title = v.string(body, "title", required=True, min_len=1, max_len=200)
+    try:
+        thread = await request.app[CHAT].rename_thread(principal_of(request), request.match_info["id"], title)
+    except ChatError as exc:
+        raise _error(exc) from None
+    return web.json_response(thread_json(thread))
+
+
+@requires("write")
 async def delete_thread(request: web.Request) -> web.Response:
     try:
         await request.app[CHAT].delete_thread(principal_of(request), request.match_info["id"])

@@ -133,6 +133,12 @@ class ChatService:
             raise ChatError(404, "not_found", "no such thread")
         return thread
 
+    async def rename_thread(self, p: Principal, thread_id: str, title: str) -> thread_store.Thread:
+        thread = await self.db.transact(thread_store.rename_sync, thread_id, p.user_id, title)
+        if thread is None:
+            raise ChatError(404, "not_found", "no such thread")
+        return thread
+
     async def delete_thread(self, p: Principal, thread_id: str) -> None:
         thread = await self.get_thread(p, thread_id)
         for run in await run_store.list_owned(self.db, p.user_id, status=None, agent_id=None, thread_id=thread.id,

@@ -81,6 +81,13 @@ async def list_owned(db: Database, owner_id: str, *, limit: int, before: str | N
     return [Thread(*r) for r in rows]
 
 
+def rename_sync(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: str) -> Thread | None:
+    """A new title (the thread keeps its place in the list: updated_at is its last message)."""
+    row = conn.execute(f"UPDATE threads SET title = ? WHERE id = ? AND owner_id = ? RETURNING {_T}",
+                       (title, thread_id, owner_id)).fetchone()
+    return Thread(*row) if row else None
+
+
 async def delete(conn: aiosqlite.Connection, thread_id: str) -> None:
     await conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
 
