@@ -480,15 +480,16 @@ def test_the_module_extends_the_packaged_unit_and_never_replaces_it(evaluate):
     assert out["systemdPackages"] == [out["packageOut"]]
     unit = out["agentstead"]
     assert unit["wantedBy"] == ["multi-user.target"]
-    assert set(unit["serviceConfig"]) == {"LoadCredential"}  # no ExecStart, User, hardening
+    assert set(unit["serviceConfig"]) == {"LoadCredential", "CPUAffinity"}  # no ExecStart, User, hardening
     assert out["users"]["users"]["agentstead"]["isSystemUser"] is True
     assert out["users"]["users"]["agentstead"]["group"] == "agentstead"
     assert "agentstead" in out["users"]["groups"]
 
 
 @needs_lib
-def test_cpu_affinity_pins_the_app_unit_only_when_asked(evaluate, evaluation_error):
-    assert "CPUAffinity" not in evaluate(enabled())["agentstead"]["serviceConfig"]
+def test_cpu_affinity_pins_the_app_unit_to_cpu_0_unless_told_otherwise(evaluate, evaluation_error):
+    assert evaluate(enabled())["agentstead"]["serviceConfig"]["CPUAffinity"] == "0"
+    assert "CPUAffinity" not in evaluate(enabled("cpuAffinity = null;"))["agentstead"]["serviceConfig"]
     out = evaluate(enabled("cpuAffinity = [ 0 2 ]; backup = { enable = true; localPath = \"/mnt/b\"; };"))
     assert out["agentstead"]["serviceConfig"]["CPUAffinity"] == "0 2"
     assert "LoadCredential" in out["agentstead"]["serviceConfig"]
