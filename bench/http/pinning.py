@@ -20,7 +20,6 @@ About 1.5 minutes with the defaults.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
@@ -40,12 +39,6 @@ from signin import agentstead_bin, sign_in  # noqa: E402
 
 ALL = frozenset(os.sched_getaffinity(0))
 PLACEMENTS = {"free": ALL, "pinned": frozenset({min(ALL)})}
-
-
-def place(pid: int, cpus: frozenset[int]) -> None:
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):   # a thread that has just ended
-            os.sched_setaffinity(int(task.name), cpus)
 
 
 def wrk(url: str, *, headers: dict[str, str], script: Path | None, connections: int, duration: int,
@@ -103,7 +96,7 @@ def main() -> int:
                 pid=pid)
         for i in range(args.rounds):
             for placement in (("free", "pinned") if i % 2 == 0 else ("pinned", "free")):
-                place(pid, PLACEMENTS[placement])
+                kit.pin(pid, PLACEMENTS[placement])
                 for name, (path, headers, script) in endpoints.items():
                     results.setdefault((name, placement), []).append(
                         wrk(server.base + path, headers=headers, script=script, connections=args.connections,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
@@ -107,9 +106,7 @@ def place(kind: str, llm_pid: int) -> None:
     last = {max(ALL)}
     mine, llms = (ALL, ALL) if kind == "shared" else (ALL - last, last)
     for pid, cpus in ((os.getpid(), mine), (llm_pid, llms)):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            with contextlib.suppress(ProcessLookupError):   # a thread that has just ended
-                os.sched_setaffinity(int(task.name), cpus)
+        kit.pin(pid, cpus)
 
 
 async def measure(args, url: str, llm_pid: int, db: Path) -> dict:

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -93,13 +92,6 @@ med = kit.median
 
 
 # ---------------------------------------------------------------- helpers
-
-def pin(pid: int, cpus: set[int]) -> None:
-    """Every thread of process `pid` onto `cpus` (threads it starts later inherit it)."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(ProcessLookupError):   # a thread that has just ended
-            os.sched_setaffinity(int(task.name), cpus)
-
 
 def placement(kind: str) -> tuple[set[int], set[int]] | None:
     """(CPUs of the server, and of this client and the direct baselines; CPUs of the LLM
@@ -414,7 +406,7 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
         if args.cpus is not None:            # sections 2 and 3 run with every process on every CPU
             everything = args.cpus[0] | args.cpus[1]
             for pid in (os.getpid(), server_pid, llm.proc.pid):
-                pin(pid, everything)
+                kit.pin(pid, everything)
 
         # ---- 2. concurrent runs at 30 tokens/s, alternating A D / D A
         res["conc_A"], res["conc_D"] = [], []
@@ -726,7 +718,7 @@ def main() -> int:
         models = sorted({f"tok-{n}" for n in (args.short, args.long, args.stream_tokens, args.turn_tokens)})
         llm = LLMProc(models, tmp / "llm.log", args.slow_tps)
         if cpus is not None:
-            pin(llm.proc.pid, cpus[1])
+            kit.pin(llm.proc.pid, cpus[1])
         key = tmp / "llm_key"
         key.write_text(API_KEY)
         providers = [{"name": name, "base_url": llm.url(name), "models": models, "api_key_file": str(key)}
@@ -740,7 +732,7 @@ def main() -> int:
         server.start()
         server.wait_ready()
         if cpus is not None:
-            pin(server.proc.pid, cpus[0])
+            kit.pin(server.proc.pid, cpus[0])
         print(f"server {server.base} (pid {server.proc.pid}); llm {llm.ports}", flush=True)
         admin = sign_in(server.base, env, "bench-runs@example.org")
         db_path = tmp / "state" / "agentstead.db"

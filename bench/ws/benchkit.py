@@ -102,6 +102,15 @@ def clean_up(tmp: Path, keep: bool, *procs) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def pin(pid: int, cpus) -> None:
+    """Every thread of process `pid` onto `cpus` (threads it starts later inherit the mask of
+    the thread that starts them)."""
+    import contextlib
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):   # a thread that has just ended
+            os.sched_setaffinity(int(task.name), cpus)
+
+
 def raise_nofile() -> None:
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
