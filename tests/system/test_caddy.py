@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -589,6 +590,11 @@ def test_scripts_run_starts_both_and_stops_both(tmp_path, how):
         assert fetch(f"http://localhost:{caddy_port}/healthz").json()["status"] == "ok"
         children = _children(proc.pid)
         assert len(children) == 3, children  # the app, Caddy and Litestream
+        # The app, and only the app, runs on CPU 0, as the NixOS module runs it.
+        pinned = [c for c in children if os.sched_getaffinity(c) == {0}]
+        if shutil.which("taskset") and len(os.sched_getaffinity(0)) > 1:
+            assert len(pinned) == 1 and b"agentstead" in pathlib.Path(f"/proc/{pinned[0]}/cmdline").read_bytes(), \
+                [(c, os.sched_getaffinity(c)) for c in children]
         # Litestream replicates to the local file replica under the state dir.
         wait_until = time.monotonic() + 30
         while not any((tmp_path / "var" / "replica").rglob("*.ltx")):
