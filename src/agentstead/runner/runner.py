@@ -275,6 +275,12 @@ class Runner:
             announced = self.announce(run, events)
         return await self.bus.commit(fn, *args, events=announced)
 
+    async def queue(self, fn, *args) -> run_store.Run:
+        """`fn(conn, *args)` writes a queued run and returns it; the run and its run.queued
+        are one transaction (what a crash leaves is both or neither)."""
+        return await self.bus.commit(fn, *args, events=lambda run: self.announce(
+            run, [ev.RunQueued(run.id, run.thread_id, run.agent_id)]))
+
     async def publish(self, run: run_store.Run, event: ev.Event) -> None:
         """Announce a run event (durable once this returns). A failed append is logged by
         the bus and raised here."""

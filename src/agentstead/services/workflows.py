@@ -9,7 +9,6 @@ from typing import Any
 
 from ..agents.tools import ASK_HUMAN, REGISTRY
 from ..auth.access import Principal
-from ..bus import events as ev
 from ..bus.bus import Bus
 from ..runner.runner import Runner
 from ..store import runs as run_store
@@ -82,28 +81,33 @@ class WorkflowService:
             await workflow_store.soft_delete(conn, workflow_id)
 
     async def start_run(self, p: Principal, workflow_id: str, run_input: Any) -> run_store.Run:
-        """A queued run of the current version, in one transaction; then it is announced."""
-        async with self.db.write() as conn:
-            workflow = await workflow_store.get_owned(conn, workflow_id, p.user_id)
-            if workflow is None:
-                raise WorkflowServiceError(404, "not_found", "no such workflow")
-            definition = Definition.from_dict(workflow.current.definition)
-            problems = validate_input(definition, run_input)
-            if problems:
-                raise _invalid(problems, "/input")
-            agents = await workflow_store.agent_versions(conn, p.user_id)
-            pins = {}
-            for name, step in definition.steps.items():
-                if isinstance(step, AgentStep):
-                    if step.agent_id not in agents:
-                        raise WorkflowServiceError(
-                            409, "agent_deleted", f"step '{name}': agent {step.agent_id} was deleted; "
-                            "edit the workflow to use another agent")
-                    pins[step.agent_id] = agents[step.agent_id]
-            run = run_store.Run(str(uuid.uuid4()), None, p.user_id, None, None, "queued", None, None, None, None, 0, 0,
-                                None, now_iso(), None, None, kind="workflow", workflow_id=workflow.id,
-                                workflow_version=workflow.current.version, input=dict(run_input), pins=pins)
-            await run_store.create(conn, run)
-        await self.runner.publish(run, ev.RunQueued(run.id, None, None))
+        """A queued run of the current version and its run.queued: one transaction."""
+        run = await self.runner.queue(_queue_run, p.user_id, workflow_id, run_input)
         self.runner.submit(run)
         return run
+
+
+def _queue_run(conn, owner_id: str, workflow_id: str, run_input: Any) -> run_store.Run:
+    """In the writer's thread: the checks, then the queued run (a WorkflowServiceError
+    writes nothing). The run pins the current version of every agent it names."""
+    workflow = workflow_store.get_owned_sync(conn, workflow_id, owner_id)
+    if workflow is None:
+        raise WorkflowServiceError(404, "not_found", "no such workflow")
+    definition = Definition.from_dict(workflow.current.definition)
+    problems = validate_input(definition, run_input)
+    if problems:
+        raise _invalid(problems, "/input")
+    agents = workflow_store.agent_versions_sync(conn, owner_id)
+    pins = {}
+    for name, step in definition.steps.items():
+        if isinstance(step, AgentStep):
+            if step.agent_id not in agents:
+                raise WorkflowServiceError(
+                    409, "agent_deleted", f"step '{name}': agent {step.agent_id} was deleted; "
+                    "edit the workflow to use another agent")
+            pins[step.agent_id] = agents[step.agent_id]
+    run = run_store.Run(str(uuid.uuid4()), None, owner_id, None, None, "queued", None, None, None, None, 0, 0,
+                        None, now_iso(), None, None, kind="workflow", workflow_id=workflow.id,
+                        workflow_version=workflow.current.version, input=dict(run_input), pins=pins)
+    conn.execute(*run_store.create_statement(run))
+    return run

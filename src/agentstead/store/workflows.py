@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import sqlite3
+
 import aiosqlite
 
 from ..timeutil import now_iso
-from .db import Database, fetch_all, fetch_one
+from .db import Database, fetch_all, in_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,9 +63,13 @@ async def new_version(conn: aiosqlite.Connection, workflow: Workflow, definition
                        (version, now, workflow.id))
 
 
+def get_owned_sync(conn: sqlite3.Connection, workflow_id: str, owner_id: str) -> Workflow | None:
+    return _workflow(conn.execute(_SELECT + " WHERE w.id = ? AND w.owner_id = ? AND w.deleted_at IS NULL",
+                                  (workflow_id, owner_id)).fetchone())
+
+
 async def get_owned(conn: aiosqlite.Connection, workflow_id: str, owner_id: str) -> Workflow | None:
-    return _workflow(await fetch_one(conn, _SELECT + " WHERE w.id = ? AND w.owner_id = ? AND w.deleted_at IS NULL",
-                                     (workflow_id, owner_id)))
+    return await in_thread(conn, get_owned_sync, workflow_id, owner_id)
 
 
 async def get(db: Database, workflow_id: str, owner_id: str) -> Workflow | None:
@@ -96,8 +102,12 @@ async def soft_delete(conn: aiosqlite.Connection, workflow_id: str) -> None:
     await conn.execute("UPDATE workflows SET deleted_at = ? WHERE id = ?", (now_iso(), workflow_id))
 
 
-async def agent_versions(conn: aiosqlite.Connection, owner_id: str) -> dict[str, int]:
+def agent_versions_sync(conn: sqlite3.Connection, owner_id: str) -> dict[str, int]:
     """The caller's live agents and their current versions: what a definition may name."""
-    rows = await fetch_all(conn, "SELECT id, current_version FROM agents WHERE owner_id = ? AND deleted_at IS NULL",
-                           (owner_id,))
+    rows = conn.execute("SELECT id, current_version FROM agents WHERE owner_id = ? AND deleted_at IS NULL",
+                        (owner_id,)).fetchall()
     return {r[0]: r[1] for r in rows}
+
+
+async def agent_versions(conn: aiosqlite.Connection, owner_id: str) -> dict[str, int]:
+    return await in_thread(conn, agent_versions_sync, owner_id)
