@@ -274,8 +274,10 @@ def apply_event(model, event):
     kind, data = event.get("type"), event.get("data") or {}
     run_id = data.get("run_id")
     m = model.but(last_seq=seq)
+    if kind == "thread.renamed" and data.get("thread_id") == m.thread_id and isinstance(data.get("title"), str):
+        return m.but(title=data["title"], threads=_retitled(m.threads, m.thread_id, data["title"]))
     if not isinstance(run_id, str):
-        return m                      # every event this page shows names its run
+        return m                      # every other event this page shows names its run
     if kind == "message.delta":
         if not isinstance(data.get("text"), str):
             return m
@@ -451,8 +453,7 @@ def _thread_action(msg, model):
                                                               ThreadActionFailed)]
     if isinstance(msg, Renamed):
         t = msg.thread or {}
-        threads = model.threads and [dict(x, title=t.get("title")) if x["id"] == t.get("id") else x
-                                     for x in model.threads]
+        threads = _retitled(model.threads, t.get("id"), t.get("title"))
         if t.get("id") != model.thread_id:
             return model.but(threads=threads), []
         return model.but(title=t.get("title") or model.title, renaming=None, thread_busy=False, threads=threads), []
@@ -464,11 +465,26 @@ def _thread_action(msg, model):
         return (model.but(thread_busy=True, confirm_delete=False, error=None),
                 [Http("DELETE", url, None, lambda _, t=model.thread_id: Deleted(t), ThreadActionFailed)])
     if isinstance(msg, Deleted):
-        threads = model.threads and [x for x in model.threads if x["id"] != msg.thread_id]
         if msg.thread_id != model.thread_id:
-            return model.but(threads=threads), []
-        return model.but(threads=threads, thread_busy=False), [Navigate("/chat")]
+            return model.but(threads=_without(model.threads, msg.thread_id)), []
+        return _gone(model.but(thread_busy=False))
     return model.but(thread_busy=False, error=msg.error.message), []   # ThreadActionFailed
+
+
+def _retitled(threads, thread_id, title):
+    return threads and [dict(x, title=title) if x["id"] == thread_id else x for x in threads]
+
+
+def _without(threads, thread_id):
+    return threads and [x for x in threads if x["id"] != thread_id]
+
+
+def _gone(model):
+    """The open thread was deleted (here or elsewhere): off the list, its kept cursor
+    forgotten, and the page goes to /chat."""
+    tid = model.thread_id
+    return (model.but(threads=_without(model.threads, tid)),
+            [Remember(storage_key(tid), None), Navigate("/chat")])
 
 
 def live(model, data):
@@ -487,6 +503,8 @@ def _live(model, data):
         seq = data.get("seq") if type(data.get("seq")) is int else 0
         return model.but(subscribed=True, last_seq=max(seq, model.last_seq or 0)), []
     if op == "event":
+        if data.get("type") == "thread.deleted" and (data.get("data") or {}).get("thread_id") == model.thread_id:
+            return _gone(model)
         return apply_event(model, data), []
     if op == "error":
         code = data.get("code")

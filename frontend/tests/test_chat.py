@@ -337,7 +337,8 @@ def test_delete_the_thread_after_confirming():
     failed, _ = chat.update(fx[0].on_err(ApiError(404, "not_found", "no such thread")), model)
     assert find(chat.view(failed), "p", "no such thread", role="alert") and not failed.thread_busy
     model, out = chat.update(fx[0].on_ok(None), model)
-    assert out == [Navigate("/chat")] and [t["id"] for t in model.threads] == ["t2"]
+    assert out == [Remember("agentstead:replay:t1", None), Navigate("/chat")]
+    assert [t["id"] for t in model.threads] == ["t2"]
 
 
 def test_an_answer_for_another_thread_changes_only_the_list():
@@ -346,3 +347,19 @@ def test_an_answer_for_another_thread_changes_only_the_list():
     assert fx == [] and model.title == "Trip" and [t["title"] for t in model.threads] == ["Trip", "Renamed elsewhere"]
     model, fx = chat.update(chat.Deleted("t2"), model)
     assert fx == [] and [t["id"] for t in model.threads] == [T]
+
+
+def test_a_rename_or_delete_in_another_tab_reaches_this_one():
+    model = shown_thread()
+    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
+    model, fx = chat.update(chat.Live(ev(6, "thread.renamed", title="From the other tab")), model)
+    assert model.title == "From the other tab" and model.last_seq == 6
+    assert find(chat.view(model), "a", "From the other tab", href="/chat/t1")
+    # another thread's id, or no title: ignored
+    model, _ = chat.update(chat.Live(ev(7, "thread.renamed", thread_id="t2", title="x")), model)
+    model, _ = chat.update(chat.Live(ev(8, "thread.renamed", title=None)), model)
+    assert model.title == "From the other tab" and [t["title"] for t in model.threads] == ["From the other tab", "Other"]
+    model, fx = chat.update(chat.Live(ev(9, "thread.deleted")), model)
+    assert fx == [Remember("agentstead:replay:t1", None), Navigate("/chat")]
+    assert [t["id"] for t in model.threads] == ["t2"]
+

@@ -373,6 +373,27 @@ async def test_rename_a_thread_and_refuse_bad_titles(chat, llm, settings):
     assert (await (await client.get(url, headers=headers)).json())["title"] == "Trip to Paris"
 
 
+async def test_renaming_and_deleting_a_thread_are_announced_on_its_topic(chat, llm):
+    client, headers = await chat()
+    _, thread = await agent_and_thread(client, headers)
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
+    await live.until("subscribed")
+    assert (await client.patch(f"/api/threads/{thread['id']}", json={"title": "Renamed"}, headers=headers)).status == 200
+    renamed = await live.until("event")
+    assert (renamed["type"], renamed["data"]) == ("thread.renamed", {"thread_id": thread["id"], "title": "Renamed"})
+    # a refused rename announces nothing
+    assert (await client.patch(f"/api/threads/{thread['id']}", json={"title": ""}, headers=headers,
+                               validate_contract=False)).status == 422
+    assert (await client.delete(f"/api/threads/{thread['id']}", headers=headers)).status == 204
+    deleted = await live.until("event")
+    assert (deleted["type"], deleted["data"]) == ("thread.deleted", {"thread_id": thread["id"]})
+    assert deleted["seq"] == renamed["seq"] + 1
+    again = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await again.send({"op": "subscribe", "topic": f"threads/{thread['id']}", "after": 0})
+    assert (await again.until("error"))["code"] == "forbidden"
+
+
 async def test_one_run_at_a_time_per_thread(chat, llm):
     client, headers = await chat()
     llm.tokens_per_second = 20

@@ -171,6 +171,21 @@ class RunInterrupted(Event):
     thread_id: str
 
 
+# ---- threads/{id}: the thread itself -------------------------------------------
+
+@event("thread.renamed")
+class ThreadRenamed(Event):
+    """The thread got a new title."""
+    thread_id: str
+    title: str
+
+
+@event("thread.deleted")
+class ThreadDeleted(Event):
+    """The thread was deleted with its messages and runs; nothing more comes on its topic."""
+    thread_id: str
+
+
 # ---- runs/{id} of workflow runs: each step's life ---------------------------
 
 @event("step.started")

@@ -134,7 +134,9 @@ class ChatService:
         return thread
 
     async def rename_thread(self, p: Principal, thread_id: str, title: str) -> thread_store.Thread:
-        thread = await self.db.transact(thread_store.rename_sync, thread_id, p.user_id, title)
+        thread = await self.bus.commit(
+            thread_store.rename_sync, thread_id, p.user_id, title,
+            events=lambda t: [(f"threads/{t.id}", ev.ThreadRenamed(t.id, t.title))] if t else [])
         if thread is None:
             raise ChatError(404, "not_found", "no such thread")
         return thread
@@ -145,8 +147,8 @@ class ChatService:
                                               limit=1000, before=None):
             if run.status in run_store.ACTIVE:
                 await self.runner.cancel(run)
-        async with self.db.write() as conn:
-            await thread_store.delete(conn, thread.id)
+        await self.bus.commit(thread_store.delete_sync, thread.id,
+                              events=[(f"threads/{thread.id}", ev.ThreadDeleted(thread.id))])
 
     async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
         """The user's message, a queued run and run.queued: one transaction. When the runner

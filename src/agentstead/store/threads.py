@@ -88,8 +88,8 @@ def rename_sync(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: 
     return Thread(*row) if row else None
 
 
-async def delete(conn: aiosqlite.Connection, thread_id: str) -> None:
-    await conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+def delete_sync(conn: sqlite3.Connection, thread_id: str) -> None:
+    conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
 
 
 def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, content: str, *,
