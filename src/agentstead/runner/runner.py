@@ -102,6 +102,11 @@ def why_not(version, providers: dict, budget: tuple[int, int]) -> RunFailure | N
         return RunFailure("provider_not_configured",
                           f"no model provider named {version.provider!r} is configured; add it to "
                           "AGENTSTEAD_LLM_PROVIDERS (see README, Models)")
+    return over_budget(budget)
+
+
+def over_budget(budget: tuple[int, int]) -> RunFailure | None:
+    """`budget_exceeded` when (tokens a day, 0 for none; used today) is used up."""
     if budget[0] and budget[1] >= budget[0]:
         return RunFailure("budget_exceeded", f"the daily budget of {budget[0]} tokens is used up")
     return None
@@ -344,11 +349,16 @@ class Runner:
             except Exception:
                 log.exception("scheduling failed")
 
+    def _room(self, owner_id: str) -> bool:
+        """A slot is free for this owner: under the global limit, counting the slots held
+        for runs being queued, and under the per-user one (which counts them too)."""
+        return (len(self.tasks) + self._reserved < self.settings.runs_max_concurrent
+                and self.per_user[owner_id] < self.settings.runs_max_per_user)
+
     def reserve(self, owner_id: str) -> bool:
         """A slot for a run about to be queued, so that the transaction that queues it can
         start it as well (`start_in`); give it back with `unreserve` if it does not."""
-        if (self._backlog or self._stopping or len(self.tasks) + self._reserved >= self.settings.runs_max_concurrent
-                or self.per_user[owner_id] >= self.settings.runs_max_per_user):
+        if self._backlog or self._stopping or not self._room(owner_id):
             return False
         self._reserved += 1
         self.per_user[owner_id] += 1
@@ -362,16 +372,12 @@ class Runner:
         """A run its queuing transaction started (`start_in`), on its reserved slot."""
         self.unreserve(run.owner_id)
         self._launch(run, started=started)
-        self._last_served[run.owner_id] = asyncio.get_running_loop().time()
 
     def submit(self, run: run_store.Run) -> None:
         """A run just queued: it starts now when no queued run is waiting before it and the
         limits allow (no read of the queue); otherwise the scheduler takes it in turn."""
-        if (not self._backlog and not self._stopping and run.id not in self.tasks
-                and len(self.tasks) + self._reserved < self.settings.runs_max_concurrent
-                and self.per_user[run.owner_id] < self.settings.runs_max_per_user):
+        if not self._backlog and not self._stopping and run.id not in self.tasks and self._room(run.owner_id):
             self._launch(run)
-            self._last_served[run.owner_id] = asyncio.get_running_loop().time()
             return
         self.wake()
 
@@ -388,21 +394,18 @@ class Runner:
         # Round robin: the user served longest ago goes first; one run per user per pass.
         users = sorted(by_user, key=lambda u: self._last_served.get(u, 0.0))
         progress = True
-        while progress and len(self.tasks) < self.settings.runs_max_concurrent:
+        while progress:
             progress = False
             for user in users:
                 queue = by_user[user]
-                if not queue or self.per_user[user] >= self.settings.runs_max_per_user:
-                    continue
-                if len(self.tasks) >= self.settings.runs_max_concurrent:
-                    break
-                self._launch(queue.pop(0))
-                self._last_served[user] = asyncio.get_running_loop().time()
-                progress = True
+                if queue and self._room(user):
+                    self._launch(queue.pop(0))
+                    progress = True
         self._backlog = any(by_user.values()) or len(rows) >= run_store.QUEUE_PAGE
 
     def _launch(self, run: run_store.Run, *, resume: Any = None, resumed: bool = False, started=None) -> None:
         self.per_user[run.owner_id] += 1
+        self._last_served[run.owner_id] = asyncio.get_running_loop().time()   # the round robin's order
         self.live[run.id] = _Live(run, sent_at=asyncio.get_running_loop().time())
         task = asyncio.create_task(self._supervise(run, resume=resume, resumed=resumed, started=started),
                                    name=f"run-{run.id}")
@@ -465,10 +468,13 @@ class Runner:
                 log.warning("run failed", extra={"run_id": run.id, "code": failure.code})
             await asyncio.shield(self._finish_failed(run, failure))
 
-    async def _budget_left(self, run: run_store.Run) -> None:
-        budget = await self.db.read_sync(run_store.budget_sync, run.owner_id, self.settings.daily_token_budget)
-        if budget[0] and budget[1] >= budget[0]:
-            raise RunFailure("budget_exceeded", f"the daily budget of {budget[0]} tokens is used up")
+    async def check_budget(self, run: run_store.Run) -> None:
+        """Raise `budget_exceeded` when the run's owner has used up today's tokens (workflow
+        runs check before each agent step; a chat run's start checks with why_not)."""
+        failure = over_budget(await self.db.read_sync(run_store.budget_sync, run.owner_id,
+                                                      self.settings.daily_token_budget))
+        if failure is not None:
+            raise failure
 
     async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool, started=None) -> None:
         """`started`: what the run's queuing transaction read when it also started the run."""

@@ -174,7 +174,7 @@ class WorkflowRuns:
                 state.group_of.update((member, name) for member in step.steps)
         for row in await run_store.steps(r.db, run.id):  # a resumed approval keeps when it began
             journal.started_at[row.step] = (row.started_at, time.perf_counter())
-        await r._budget_left(run)
+        await r.check_budget(run)
         async with r.db.write() as conn:
             await run_store.set_status(conn, run.id, "running", started=True)
             if not resumed:
@@ -347,7 +347,7 @@ class WorkflowRuns:
             raise StepError(f"no model provider named {version.provider!r} is configured",
                             code="provider_not_configured", retryable=False)
         try:
-            await r._budget_left(run)
+            await r.check_budget(run)
         except RunFailure as exc:
             raise StepError(exc.message, code=exc.code, retryable=False) from None
         graph = self._agent_graph(version, provider)
