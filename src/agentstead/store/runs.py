@@ -63,10 +63,6 @@ def create_statement(run: Run) -> Statement:
     return f"INSERT INTO runs ({_R}) VALUES ({', '.join('?' * 22)})", tuple(values)
 
 
-async def create(conn: aiosqlite.Connection, run: Run) -> None:
-    await conn.execute(*create_statement(run))
-
-
 def latest_of_thread_sync(conn: sqlite3.Connection, thread_id: str) -> Run | None:
     row = conn.execute(f"SELECT {_R} FROM runs WHERE thread_id = ? ORDER BY created_at DESC LIMIT 1",
                        (thread_id,)).fetchone()

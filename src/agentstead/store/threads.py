@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import uuid
-
 import sqlite3
+import uuid
 
 import aiosqlite
 
