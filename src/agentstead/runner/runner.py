@@ -434,9 +434,10 @@ class Runner:
         return await self.commit(run, _cancel_idle, run.id,
                                  events=lambda ok: [ev.RunCancelled(run.id, run.thread_id)] if ok else [])
 
-    async def resume(self, run: run_store.Run, answer: Any) -> None:
+    async def resume(self, run: run_store.Run, answer: Any) -> run_store.Run:
         """Resume an interrupted run, or a waiting one with the human's answer (a chat
-        run's answer is durable, as its question's result, when this returns)."""
+        run's answer is durable, as its question's result, when this returns). Returns
+        the run as its resume left it."""
         text = answer if run.kind != "workflow" and isinstance(answer, str) else None
         await self.commit(run, _resuming, run.id, text,
                           events=lambda call: [ev.ToolResult(run.id, run.thread_id, call, ASK_HUMAN, True, text)]
@@ -444,6 +445,7 @@ class Runner:
         fresh = await run_store.get(self.db, run.id)
         assert fresh is not None
         self._launch(fresh, resume=answer, resumed=True)
+        return fresh
 
     # ---- executing a run -------------------------------------------------------
 

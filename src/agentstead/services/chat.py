@@ -212,8 +212,7 @@ class ChatService:
                 await asyncio.wait_for(asyncio.shield(task), 5)
             except (asyncio.TimeoutError, Exception):
                 raise ChatError(409, "not_resumable", "the run is still running") from None
-        await self.runner.resume(run, answer)
-        return await self.get_run(p, run_id)
+        return await self.runner.resume(run, answer)
 
 
 def approval_answer(answer: object) -> dict:
