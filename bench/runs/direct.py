@@ -13,7 +13,8 @@ from agentstead.runner import graph as graphs
 
 
 def direct_graph(base_url: str, api_key: str, model: str):
-    llm = graphs.chat_model(base_url=base_url, api_key=api_key, model=model, temperature=0.7, max_retries=4)
+    llm = graphs.chat_model(base_url=base_url, api_key=api_key, model=model, temperature=0.7, max_retries=4,
+                            timeout=120.0)
 
     async def no_tools(call):
         raise RuntimeError("no tools in this benchmark")

@@ -106,7 +106,7 @@ async def direct(kind: str, n: int, llm: LLMServer) -> float:
     graph = None
     if kind == "agent":  # built once and reused, as a script would (the runner keeps one per agent version)
         model = graphs.chat_model(base_url=llm.base_url, api_key="sk-bench", model="gpt-bench", temperature=0.7,
-                                  max_retries=0)
+                                  max_retries=0, timeout=120.0)
         graph = graphs.build(llm=model, instructions=INSTRUCTIONS, tools=[], execute_tool=None, checkpointer=False)
     for i in range(n):
         if kind == "tool":

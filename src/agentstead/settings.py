@@ -381,6 +381,10 @@ SETTINGS: tuple[Setting, ...] = (
             example="20"),
     Setting("llm_max_retries", _int_range(0, 20), 4, "Retries (with backoff, honouring Retry-After) for "
             "provider 429/5xx and connection errors.", example="4"),
+    Setting("llm_timeout_seconds", _float_range(1, 3600), 120.0, "A model call fails with provider_timeout "
+            "when the provider sends nothing for this long: while connecting, before the first token or "
+            "between two (a call not yet answered is retried; a reply cut short keeps its partial text).",
+            example="120"),
     Setting("daily_token_budget", _int_range(0, 10**12), 0, "Tokens a user may use per UTC day (0 = "
             "unlimited); admins can set a per-user budget.", example="2000000"),
     Setting("http_get_allowed_hosts", _domains, (), "Hosts the http_get tool may fetch (exact names); "
@@ -485,6 +489,7 @@ class Settings:
     run_timeout_seconds: float = 900.0
     tool_timeout_seconds: float = 20.0
     llm_max_retries: int = 4
+    llm_timeout_seconds: float = 120.0
     daily_token_budget: int = 0
     http_get_allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"

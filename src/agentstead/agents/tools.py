@@ -127,11 +127,12 @@ async def run_tool(tool: Tool, args: Any, ctx: ToolContext, timeout: float) -> t
         return False, "arguments must be a JSON object"
     assert tool.run is not None
     try:
-        output = await asyncio.wait_for(tool.run(args, ctx), min(tool.timeout, timeout))
+        async with asyncio.timeout(min(tool.timeout, timeout)):  # not wait_for: see runner/graph.py
+            output = await tool.run(args, ctx)
         ok = True
     except ToolError as exc:
         output, ok = f"error: {exc}", False
-    except asyncio.TimeoutError:
+    except TimeoutError:
         output, ok = f"error: {tool.name} took longer than {min(tool.timeout, timeout):g}s", False
     if len(output) > tool.max_output:
         output = output[: tool.max_output] + "\n[output truncated]"

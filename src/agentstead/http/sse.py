@@ -61,8 +61,9 @@ async def _stream(request: web.Request, topic: str, *, ends_with_run: bool) -> w
                     break
         while not overflow.is_set():
             try:
-                d = await asyncio.wait_for(queue.get(), KEEPALIVE)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(KEEPALIVE):
+                    d = await queue.get()
+            except TimeoutError:
                 await resp.write(b": keep-alive\n\n")
                 continue
             if d.seq <= last:

@@ -107,8 +107,9 @@ class Connection:
         if self.close_code is not None:
             return
         try:
-            await asyncio.wait_for(self.queue.put(text), REPLAY_STALL)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(REPLAY_STALL):
+                await self.queue.put(text)
+        except TimeoutError:
             self.too_slow()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -126,11 +127,13 @@ class Connection:
     async def _close(self) -> None:
         if self.close_code != CLOSE_SLOW_CONSUMER:
             # Let queued replies (the error that explains the close) reach the client first.
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._drain(), 1)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    await self._drain()
         try:
-            await asyncio.wait_for(self.ws.close(code=self.close_code, message=self.close_reason.encode()), 2)
-        except (asyncio.TimeoutError, ConnectionError):
+            async with asyncio.timeout(2):
+                await self.ws.close(code=self.close_code, message=self.close_reason.encode())
+        except (TimeoutError, ConnectionError):
             # The peer stopped reading: its TCP window is full, so no close frame fits.
             # Reset the connection (linger 0) so the kernel drops the unsent buffer too.
             transport = self.ws._req.transport if self.ws._req is not None else None  # noqa: SLF001

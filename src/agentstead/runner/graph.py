@@ -30,21 +30,27 @@ def content_text(content: Any) -> str:
 
 @functools.lru_cache(maxsize=64)
 def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, max_retries: int,
-               timeout: float = 120.0) -> ChatOpenAI:
+               timeout: float) -> ChatOpenAI:
     """One client per distinct configuration, reused by every run that needs it: building
     one (the openai SDK client and its pydantic models) costs ~3.6 ms of CPU here, more
     than the rest of a short run's bookkeeping. A ChatOpenAI holds no per-call state."""
     # The openai SDK retries 429/5xx/connection errors with backoff and honours Retry-After.
+    # stream_chunk_timeout=None: langchain-openai's per-chunk timeout wraps every chunk in
+    # asyncio.wait_for, which on Python 3.11 returns the chunk and drops a cancel that
+    # arrives with it; about one cancel in ten of a fast stream was lost and the reply ran
+    # to its end. A stalled stream still ends: httpx's read timeout (`timeout`, between
+    # bytes: llm_timeout_seconds) and the run's time limit (run_timeout_seconds) bound it.
     return ChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model, temperature=temperature,
-                      streaming=True, stream_usage=True, max_retries=max_retries, timeout=timeout)
+                      streaming=True, stream_usage=True, max_retries=max_retries, timeout=timeout,
+                      stream_chunk_timeout=None)
 
 
-def for_version(version, provider: dict, *, max_retries: int, execute_tool: ExecuteTool, checkpointer,
-                leave_out: frozenset[str] = frozenset()):
+def for_version(version, provider: dict, *, max_retries: int, timeout: float, execute_tool: ExecuteTool,
+                checkpointer, leave_out: frozenset[str] = frozenset()):
     """An agent version's graph on a provider: its model, instructions and tools (less
     `leave_out`). Built once per version by the callers, who keep it (runner, workflow runs)."""
     llm = chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
-                     temperature=version.temperature, max_retries=max_retries)
+                     temperature=version.temperature, max_retries=max_retries, timeout=timeout)
     tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n not in leave_out]
     return build(llm=llm, instructions=version.instructions, tools=tools, execute_tool=execute_tool,
                  checkpointer=checkpointer)

@@ -570,6 +570,7 @@ class Runner:
         graph = self._graphs.get(key)
         if graph is None:
             graph = graphs.for_version(version, provider, max_retries=self.settings.llm_max_retries,
+                                       timeout=self.settings.llm_timeout_seconds,
                                        execute_tool=_execute_tool_of_run,
                                        checkpointer=self._saver if ASK_HUMAN in version.tools else None)
             if len(self._graphs) >= 256:

@@ -392,7 +392,8 @@ class WorkflowRuns:
             ctx = ToolContext(allowed_hosts=r.settings.http_get_allowed_hosts)
             allowed = {n for n in version.tools if n in REGISTRY and n != ASK_HUMAN}
             graph = graphs.for_version(
-                version, provider, max_retries=r.settings.llm_max_retries, checkpointer=False,
+                version, provider, max_retries=r.settings.llm_max_retries,
+                timeout=r.settings.llm_timeout_seconds, checkpointer=False,
                 leave_out=frozenset({ASK_HUMAN}),
                 execute_tool=lambda call: self._agent_tool(_CURRENT.get().run, call, ctx, allowed))
             _remember(self._agent_graphs, key, graph)

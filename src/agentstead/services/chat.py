@@ -209,8 +209,9 @@ class ChatService:
         if task is not None:
             # The task that recorded "waiting" may still be wrapping up; it ends on its own.
             try:
-                await asyncio.wait_for(asyncio.shield(task), 5)
-            except (asyncio.TimeoutError, Exception):
+                async with asyncio.timeout(5):
+                    await asyncio.shield(task)
+            except Exception:   # TimeoutError among them
                 raise ChatError(409, "not_resumable", "the run is still running") from None
         return await self.runner.resume(run, answer)
 
