@@ -255,10 +255,19 @@ in
     };
 
     frontendPackage = mkOption {
-      type = types.package;
+      type = types.either types.package types.path;
       default = cfg.package.frontend;
       defaultText = literalExpression "config.services.agentstead.package.frontend";
-      description = "The built single-page app (a directory with index.html) that Caddy serves at /.";
+      example = "/srv/agentstead-spa";
+      description = ''
+        The built single-page app (a directory with index.html) that Caddy
+        serves at /: a package, a Nix path (copied into the store), or an
+        absolute path on the host as a string (Caddy must be able to read it).
+        The package's own frontend is a one-page placeholder when the package
+        is built from a flake (the SPA's runtime comes from npm and has no
+        Nix build yet); build the SPA with `scripts/build-frontend DIR` and
+        point this at DIR (README, "On NixOS").
+      '';
     };
 
     domain = mkOption {

@@ -449,6 +449,16 @@ def test_caddy_runs_the_package_caddyfile_with_its_placeholders(evaluate):
     assert out["failedAssertions"] == []
 
 
+
+@needs_lib
+def test_the_spa_caddy_serves_can_be_a_directory_on_the_host(evaluate, evaluation_error):
+    """A flake build's own frontend is a placeholder: admins point frontendPackage at a
+    scripts/build-frontend output instead (README, On NixOS)."""
+    out = evaluate(enabled('frontendPackage = "/srv/agentstead-spa";'))
+    assert out["caddyEnvironment"]["CADDY_FRONTEND_ROOT"] == "/srv/agentstead-spa"
+    assert out["failedAssertions"] == []
+    assert "frontendPackage" in evaluation_error(enabled('frontendPackage = "srv/agentstead-spa";'))
+
 @needs_lib
 def test_without_a_domain_caddy_serves_local_http_only(evaluate):
     out = evaluate(enabled('listenAddress = "::1"; port = 48000;'))
