@@ -423,10 +423,52 @@ async def test_renaming_and_deleting_a_thread_are_announced_on_its_topic(chat, l
     assert (await client.delete(f"/api/threads/{thread['id']}", headers=headers)).status == 204
     deleted = await live.until("event")
     assert (deleted["type"], deleted["data"]) == ("thread.deleted", {"thread_id": thread["id"]})
-    assert deleted["seq"] == renamed["seq"] + 1
+    assert deleted["seq"] == renamed["seq"] + 2   # the rename's users/{id} copy in between, nothing else
     again = Live(await client.raw.ws_connect("/ws", headers=headers))
     await again.send({"op": "subscribe", "topic": f"threads/{thread['id']}", "after": 0})
     assert (await again.until("error"))["code"] == "forbidden"
+
+
+async def test_creating_renaming_and_deleting_threads_are_announced_on_the_owners_user_topic(chat, llm):
+    """users/{id} carries thread.created, thread.renamed and thread.deleted of all the owner's
+    threads (the chat page's list in every tab), in order; a refused create announces nothing,
+    and another user's users/{id} gets none of it."""
+    client, headers = await chat()
+    user_id = (await (await client.get("/api/me", headers=headers)).json())["user"]["id"]
+    bob_user, bob_headers = await token_user(client, "bob@example.org")
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"users/{user_id}"})
+    start = (await live.until("subscribed"))["seq"]
+    bob = Live(await client.raw.ws_connect("/ws", headers=bob_headers))
+    await bob.send({"op": "subscribe", "topic": f"users/{bob_user.id}"})
+    bob_start = (await bob.until("subscribed"))["seq"]
+
+    resp = await client.post("/api/threads", json={"agent_id": "no-such-agent", "title": "x"}, headers=headers)
+    assert resp.status == 422 and (await resp.json())["error"]["details"]["errors"][0]["pointer"] == "/agent_id"
+    agent, thread = await agent_and_thread(client, headers)
+    assert (await client.patch(f"/api/threads/{thread['id']}", json={"title": "Renamed"},
+                               headers=headers)).status == 200
+    assert (await client.delete(f"/api/threads/{thread['id']}", headers=headers)).status == 204
+    # the refused create came first: had it announced anything, that would be the first event
+    events = await live.events(3)
+    assert [(e["topic"], e["type"], e["data"]) for e in events] == [
+        (f"users/{user_id}", "thread.created", {"thread_id": thread["id"], "agent_id": agent["id"],
+                                                "title": "Test", "created_at": thread["created_at"]}),
+        (f"users/{user_id}", "thread.renamed", {"thread_id": thread["id"], "title": "Renamed"}),
+        (f"users/{user_id}", "thread.deleted", {"thread_id": thread["id"]})]
+    assert start < events[0]["seq"] < events[1]["seq"] < events[2]["seq"]
+    # the log holds exactly these on the topic (a replay), and nothing for bob
+    again = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await again.send({"op": "subscribe", "topic": f"users/{user_id}", "after": start})
+    replayed = []
+    while (message := await again.recv())["op"] != "subscribed":
+        replayed.append(message)
+    assert [e["seq"] for e in replayed] == [e["seq"] for e in events]
+    await bob.send({"op": "ping", "id": "p"})
+    assert await bob.recv() == {"op": "pong", "id": "p"}
+    bob_again = Live(await client.raw.ws_connect("/ws", headers=bob_headers))
+    await bob_again.send({"op": "subscribe", "topic": f"users/{bob_user.id}", "after": bob_start})
+    assert (await bob_again.recv())["op"] == "subscribed"
 
 
 async def test_one_run_at_a_time_per_thread(chat, llm):

@@ -171,7 +171,16 @@ class RunInterrupted(Event):
     thread_id: str
 
 
-# ---- threads/{id}: the thread itself -------------------------------------------
+# ---- threads/{id} and the owner's users/{id}: the thread itself --------------
+
+@event("thread.created")
+class ThreadCreated(Event):
+    """A thread was created (on the owner's users/{id} only)."""
+    thread_id: str
+    agent_id: str
+    title: str
+    created_at: str
+
 
 @event("thread.renamed")
 class ThreadRenamed(Event):

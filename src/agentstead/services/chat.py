@@ -47,6 +47,19 @@ def _post_message(conn, owner_id: str, thread_id: str, content: str, start):
     return run, started
 
 
+def _create_thread(conn, owner_id: str, agent_id: str, title: str) -> thread_store.Thread:
+    """In the writer's thread (Bus.commit): the agent's check and the thread."""
+    if agent_store.get_owned_sync(conn, agent_id, owner_id) is None:
+        raise ChatError(422, "validation_failed", "no such agent", "/agent_id")
+    return thread_store.create_sync(conn, owner_id, agent_id, title)
+
+
+def _thread_event(thread: thread_store.Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
+    """A thread's change goes on its topic (the tabs showing it) and on its owner's
+    users/{id} (the thread list in every tab)."""
+    return [(f"threads/{thread.id}", event), (f"users/{thread.owner_id}", event)]
+
+
 AGENT_DEFAULTS = {"instructions": "", "temperature": 0.7, "tools": (), "max_steps": 10}
 
 
@@ -122,10 +135,11 @@ class ChatService:
     # ---- threads and messages -------------------------------------------------
 
     async def create_thread(self, p: Principal, agent_id: str, title: str) -> thread_store.Thread:
-        async with self.db.write() as conn:
-            if await agent_store.get_owned(conn, agent_id, p.user_id) is None:
-                raise ChatError(422, "validation_failed", "no such agent", "/agent_id")
-            return await thread_store.create(conn, p.user_id, agent_id, title)
+        """The thread and its thread.created (on the owner's users/{id} only: nobody can
+        follow the thread's own topic yet) in one transaction."""
+        return await self.bus.commit(
+            _create_thread, p.user_id, agent_id, title,
+            events=lambda t: [(f"users/{t.owner_id}", ev.ThreadCreated(t.id, t.agent_id, t.title, t.created_at))])
 
     async def get_thread(self, p: Principal, thread_id: str) -> thread_store.Thread:
         thread = await thread_store.get(self.db, thread_id, p.user_id)
@@ -136,7 +150,7 @@ class ChatService:
     async def rename_thread(self, p: Principal, thread_id: str, title: str) -> thread_store.Thread:
         thread = await self.bus.commit(
             thread_store.rename_sync, thread_id, p.user_id, title,
-            events=lambda t: [(f"threads/{t.id}", ev.ThreadRenamed(t.id, t.title))] if t else [])
+            events=lambda t: _thread_event(t, ev.ThreadRenamed(t.id, t.title)) if t else [])
         if thread is None:
             raise ChatError(404, "not_found", "no such thread")
         return thread
@@ -148,7 +162,7 @@ class ChatService:
             if run.status in run_store.ACTIVE:
                 await self.runner.cancel(run)
         await self.bus.commit(thread_store.delete_sync, thread.id,
-                              events=[(f"threads/{thread.id}", ev.ThreadDeleted(thread.id))])
+                              events=_thread_event(thread, ev.ThreadDeleted(thread.id)))
 
     async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
         """The user's message, a queued run and run.queued: one transaction. When the runner

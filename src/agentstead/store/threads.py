@@ -48,11 +48,11 @@ def _message(row) -> Message:
     return Message(*values)
 
 
-async def create(conn: aiosqlite.Connection, owner_id: str, agent_id: str, title: str) -> Thread:
+def create_sync(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str) -> Thread:
     now = now_iso()
     thread = Thread(str(uuid.uuid4()), owner_id, agent_id, title, now, now)
-    await conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?)",
-                       (thread.id, owner_id, agent_id, title, now, now))
+    conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?)",
+                 (thread.id, owner_id, agent_id, title, now, now))
     return thread
 
 
