@@ -1,7 +1,11 @@
 """The chat page: your threads, one thread's transcript with replies streamed
 token by token over the WebSocket, tool calls and their results, questions the
 agent asks (answered inline), cancel and resume, a composer, and renaming or
-deleting the thread."""
+deleting the thread.
+
+Live: the open thread on `threads/{id}` (replayed from a cursor), and the thread list
+on the user's `users/{id}` (thread.created, thread.renamed, thread.deleted; live only:
+the list is fetched again after a reconnect)."""
 
 from runtime import Msg, Http, Navigate, Send, Remember, Recall, h, memo, text_of, Record
 
@@ -145,10 +149,18 @@ class Live(Msg):
         self.data = data
 
 
+class KnowUser(Msg):
+    """The signed-in user's id (from /api/me): the page then follows users/{id} for the list."""
+
+    def __init__(self, user_id):
+        self.user_id = user_id
+
+
 ACTIVE = ("queued", "running", "waiting_for_input")
 EVENT_STATUS = {"run.queued": "queued", "run.started": "running", "run.waiting": "waiting_for_input",
                 "run.succeeded": "succeeded", "run.failed": "failed", "run.cancelled": "cancelled",
                 "run.interrupted": "interrupted"}
+USER_REF = "chat-users"    # the id on users/<me>'s subscribe: its replies (errors have no topic) carry it
 
 
 class Model(Record):
@@ -175,6 +187,9 @@ class Model(Record):
         self.replay_from = None      # a seq before every run still going: the first subscribe replays from it
         self.kept = None             # the idle cursor last written to storage
         self.subscribed = False
+        self.user_id = None          # users/<me> is followed once known
+        self.following = False       # users/<me> was asked for on the current socket
+        self.was_online = online     # a Connected after this is a reconnect
         self.error = None
         self.local = 0               # counter for ids of messages not yet stored
         self.renaming = None         # the title being typed while renaming; None: not renaming
@@ -184,6 +199,17 @@ class Model(Record):
 
 def topic(model):
     return "threads/" + model.thread_id
+
+
+def user_topic(model):
+    return "users/" + model.user_id if isinstance(model.user_id, str) and model.user_id else None
+
+
+def follow_user(model):
+    """Subscribe to users/<me> (live only: the list itself comes over REST) once per socket."""
+    if not model.online or model.following or user_topic(model) is None:
+        return model, []
+    return model.but(following=True), [Send({"op": "subscribe", "topic": user_topic(model), "id": USER_REF})]
 
 
 def storage_key(thread_id):
@@ -221,9 +247,13 @@ def thread_request(thread_id):
     return Http("GET", "/api/threads/%s?limit=1000" % thread_id, None, GotThread, LoadFailed)
 
 
+def threads_request():
+    return Http("GET", "/api/threads?limit=100", None, lambda d: GotThreads(d["threads"]), LoadFailed)
+
+
 def init(thread_id, online):
     model = Model(thread_id, online)
-    effects = [Http("GET", "/api/threads?limit=100", None, lambda d: GotThreads(d["threads"]), LoadFailed)]
+    effects = [threads_request()]
     if thread_id:
         effects.append(thread_request(thread_id))
         effects.append(Http("GET", "/api/runs?limit=50&thread_id=" + thread_id, None, GotRuns, LoadFailed))
@@ -232,10 +262,13 @@ def init(thread_id, online):
 
 
 def leave(model):
-    """Effects when the page goes away: stop following the thread."""
+    """Effects when the page goes away: stop following the thread and the list."""
+    effects = []
     if model.thread_id and model.online and model.subscribed:
-        return [Send({"op": "unsubscribe", "topic": topic(model)})]
-    return []
+        effects.append(Send({"op": "unsubscribe", "topic": topic(model)}))
+    if model.online and model.following:
+        effects.append(Send({"op": "unsubscribe", "topic": user_topic(model), "id": USER_REF}))
+    return effects
 
 
 def _seq(m):
@@ -427,10 +460,17 @@ def update(msg, model):
         m = model.but(recalled=True, replay_from=seq if seq is not None and seq >= 0 else None)
         return m.but(replayed=m.online), subscribe(m)
     if isinstance(msg, Connected):
-        m = model.but(online=True, subscribed=False)
-        return m.but(replayed=m.recalled), subscribe(m)
+        m = model.but(online=True, subscribed=False, following=False, was_online=True)
+        fx = subscribe(m)
+        m, more = follow_user(m.but(replayed=m.recalled))
+        # back after a drop: threads created, renamed or deleted meanwhile come with the list
+        return m, fx + more + ([threads_request()] if model.was_online else [])
     if isinstance(msg, Disconnected):
-        return model.but(online=False, subscribed=False), []
+        return model.but(online=False, subscribed=False, following=False), []
+    if isinstance(msg, KnowUser):
+        if msg.user_id == model.user_id:
+            return model, []
+        return follow_user(model.but(user_id=msg.user_id, following=False))
     if isinstance(msg, Live):
         return live(model, msg.data)
     return model, []
@@ -488,11 +528,45 @@ def _gone(model):
 
 
 def live(model, data):
+    if _for_user(model, data):
+        return _user_live(model, data)
     m, fx = _live(model, data)
     if m is model:
         return m, fx
     m, kept = keep_cursor(m)
     return m, fx + kept
+
+
+def _for_user(model, data):
+    """A message about users/<me>: by its topic or, for errors (they have none), the id its subscribe carried."""
+    if data.get("topic") is None:
+        return data.get("id") == USER_REF
+    return data.get("topic") == user_topic(model)
+
+
+def _user_live(model, data):
+    """users/<me>: the thread list follows thread.created, .renamed and .deleted from anywhere.
+    Its run.* and account events, its subscribed reply and its errors change nothing here."""
+    if data.get("op") != "event" or not isinstance(data.get("data"), dict):
+        return model, []
+    kind, d = data.get("type"), data["data"]
+    tid = d.get("thread_id")
+    if not isinstance(tid, str) or not tid:
+        return model, []
+    if kind == "thread.created":
+        if model.threads is None or not isinstance(d.get("title"), str) or any(x["id"] == tid for x in model.threads):
+            return model, []          # None: the list is still loading (and comes with it)
+        thread = {"id": tid, "agent_id": d.get("agent_id"), "title": d["title"], "created_at": d.get("created_at"),
+                  "updated_at": d.get("created_at")}
+        return model.but(threads=[thread] + model.threads), []
+    if kind == "thread.renamed" and isinstance(d.get("title"), str):
+        m = model.but(threads=_retitled(model.threads, tid, d["title"]))
+        return (m.but(title=d["title"]) if tid == model.thread_id else m), []
+    if kind == "thread.deleted":
+        if tid == model.thread_id:
+            return _gone(model)
+        return model.but(threads=_without(model.threads, tid)), []
+    return model, []
 
 
 def _live(model, data):

@@ -102,6 +102,17 @@ def test_unauthorized_goes_to_signin_with_next():
     assert effects_of(fx, Navigate)[0].path == "/signin?next=/runs"
 
 
+def test_the_chat_page_follows_the_users_topic_and_moves_it_between_threads():
+    model, _ = signed_in("/chat/t1")
+    model, fx = app.update(app.WsOpened(), model)
+    sub = {"op": "subscribe", "topic": "users/u1", "id": "chat-users"}
+    assert model.sub.user_id == "u1" and sub in [e.message for e in effects_of(fx, Send)]
+    # another thread: the old page lets go of users/<me>, the new one asks again, in that order
+    model, fx = app.update(app.UrlChanged("/chat/t2"), model)
+    sent = [e.message for e in effects_of(fx, Send)]
+    assert sent.index({"op": "unsubscribe", "topic": "users/u1", "id": "chat-users"}) < sent.index(sub)
+
+
 def test_the_runs_page_learns_who_is_signed_in():
     model, _ = app.init("/runs")
     model, _ = app.update(app.GotMe(ME), model)

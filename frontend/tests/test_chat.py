@@ -363,3 +363,120 @@ def test_a_rename_or_delete_in_another_tab_reaches_this_one():
     assert fx == [Remember("agentstead:replay:t1", None), Navigate("/chat")]
     assert [t["id"] for t in model.threads] == ["t2"]
 
+
+
+# ---- the thread list follows users/<me> -----------------------------------------
+
+SUB_USER = {"op": "subscribe", "topic": "users/u1", "id": "chat-users"}
+UNSUB_USER = {"op": "unsubscribe", "topic": "users/u1", "id": "chat-users"}
+
+
+def user_ev(seq, kind, topic="users/u1", **data):
+    return {"op": "event", "topic": topic, "seq": seq, "type": kind, "at": "2026-01-01T00:00:00Z", "data": data}
+
+
+def knowing(model):
+    model, _ = chat.update(chat.KnowUser("u1"), model)
+    return model
+
+
+def sends(fx):
+    return [e.message for e in effects_of(fx, Send)]
+
+
+def test_the_page_follows_the_users_topic_once_it_knows_the_user_and_leaves_it():
+    model, _ = opened()
+    model, fx = chat.update(chat.KnowUser("u1"), model)
+    assert sends(fx) == [SUB_USER]
+    assert chat.update(chat.KnowUser("u1"), model)[1] == []          # once per socket
+    # its replies are not the thread's: its subscribed, and its errors (they carry only the id)
+    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "users/u1", "seq": 99, "id": "chat-users"}), model)
+    assert not model.subscribed and model.last_seq is None
+    for code in ("forbidden", "already_subscribed", "cursor_expired"):
+        m, fx = chat.update(chat.Live({"op": "error", "code": code, "message": "x", "id": "chat-users", "floor": 1}),
+                            model)
+        assert (m, fx) == (model, [])
+    # the thread's own still work as before
+    model, _ = chat.update(chat.Live({"op": "error", "code": "forbidden", "message": "x"}), model)
+    assert model.error == "This thread does not exist or is not yours."
+    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 5}), model)
+    assert model.subscribed and model.last_seq == 5
+    assert sends(chat.leave(model)) == [{"op": "unsubscribe", "topic": "threads/t1"}, UNSUB_USER]
+    # the chat index (no thread open) follows the list too
+    model, _ = chat.init(None, True)
+    model, fx = chat.update(chat.KnowUser("u1"), model)
+    assert sends(fx) == [SUB_USER] and sends(chat.leave(model)) == [UNSUB_USER]
+    # offline: the first Connected subscribes both, and does not fetch the list again (init did)
+    model, _ = opened(False)
+    model, fx = chat.update(chat.KnowUser("u1"), model)
+    assert fx == [] and chat.leave(model) == []
+    model, fx = chat.update(chat.Connected(), model)
+    assert sends(fx) == [{"op": "subscribe", "topic": "threads/t1", "after": 0}, SUB_USER]
+    assert [e.url for e in effects_of(fx, Http)] == []
+
+
+def test_threads_created_renamed_or_deleted_elsewhere_update_the_list():
+    model = knowing(shown_thread())
+    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
+    created = user_ev(20, "thread.created", thread_id="t3", agent_id="a1", title="New one",
+                      created_at="2026-01-02T00:00:00Z")
+    model, fx = chat.update(chat.Live(created), model)
+    assert fx == [] and [t["id"] for t in model.threads] == ["t3", T, "t2"]
+    assert model.threads[0] == {"id": "t3", "agent_id": "a1", "title": "New one",
+                                "created_at": "2026-01-02T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z"}
+    assert find(chat.view(model), "a", "New one", href="/chat/t3")
+    assert live(model, created).threads == model.threads                  # once
+    model, fx = chat.update(chat.Live(user_ev(21, "thread.renamed", thread_id="t2", title="Elsewhere")), model)
+    assert fx == [] and model.title == "Trip"
+    assert [t["title"] for t in model.threads] == ["New one", "Trip", "Elsewhere"]
+    model, fx = chat.update(chat.Live(user_ev(22, "thread.renamed", thread_id=T, title="Open one")), model)
+    assert model.title == "Open one" and model.threads[1]["title"] == "Open one"
+    assert find(chat.view(model), "h1", "Open one")
+    model, fx = chat.update(chat.Live(user_ev(23, "thread.deleted", thread_id="t3")), model)
+    assert fx == [] and [t["id"] for t in model.threads] == [T, "t2"]
+    # the thread's cursor is not moved by the list's events, and run.* or malformed ones change nothing
+    assert model.last_seq == 5
+    for e in (user_ev(24, "run.succeeded", run_id="r1", thread_id="t2", prompt_tokens=1, completion_tokens=1),
+              user_ev(25, "run.queued", run_id="r2", thread_id=T, agent_id="a"),
+              user_ev(26, "token.revoked", token_id="k1"),
+              user_ev(27, "thread.created", thread_id="t4"),
+              user_ev(28, "thread.renamed", thread_id="t2", title=None),
+              user_ev(29, "thread.deleted", thread_id=None)):
+        assert chat.update(chat.Live(e), model) == (model, [])
+    # while the list is loading a created thread comes with the list
+    loading, _ = opened()
+    loading = knowing(loading)
+    assert chat.update(chat.Live(created), loading)[0].threads is None
+
+
+def test_deleting_the_open_thread_elsewhere_leaves_it():
+    model = knowing(shown_thread())
+    model, fx = chat.update(chat.Live(user_ev(30, "thread.deleted", thread_id=T)), model)
+    assert fx == [Remember("agentstead:replay:t1", None), Navigate("/chat")]
+    assert [t["id"] for t in model.threads] == ["t2"]
+
+
+def test_a_reconnect_fetches_the_list_again():
+    model = knowing(shown_thread())
+    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
+    model, fx = chat.update(chat.Disconnected(), model)
+    assert fx == [] and chat.leave(model) == []
+    model, fx = chat.update(chat.Connected(), model)
+    assert sends(fx) == [{"op": "subscribe", "topic": "threads/t1", "after": 5}, SUB_USER]
+    assert [e.url for e in effects_of(fx, Http)] == ["/api/threads?limit=100"]
+    model, _ = chat.update(effects_of(fx, Http)[0].on_ok({"threads": [{"id": "t5", "title": "Made offline"},
+                                                                       {"id": T, "title": "Trip"}]}), model)
+    assert [t["id"] for t in model.threads] == ["t5", T]
+    assert find(chat.view(model), "a", "Made offline", href="/chat/t5")
+
+
+def test_list_events_of_another_topic_are_ignored():
+    model = knowing(shown_thread())
+    for e in (user_ev(40, "thread.created", topic="users/u2", thread_id="t9", agent_id="a", title="Not mine",
+                      created_at="x"),
+              user_ev(41, "thread.deleted", topic="users/u2", thread_id="t2"),
+              user_ev(42, "thread.deleted", topic="system", thread_id="t2")):
+        assert chat.update(chat.Live(e), model)[0].threads == model.threads
+    # before the user is known, users/<me> is nobody's topic
+    model = shown_thread()
+    assert chat.update(chat.Live(user_ev(43, "thread.deleted", thread_id=T)), model) == (model, [])
