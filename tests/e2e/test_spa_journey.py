@@ -262,22 +262,42 @@ async def test_spa_journey(dist, tmp_path):
             texts = await assistant_texts(page)
             assert texts.count(RESTART) == 1 and texts.count(HELLO) == 1, texts
 
-            # ---- rename this thread; start another one and delete it
+            # ---- rename this thread; start another one and delete it. Another tab on /chat
+            # sees its thread list follow each change without a reload (users/{id}).
+            lister = await context.new_page()
+            console.watch(lister, "lister")
+            following = asyncio.get_running_loop().create_future()
+
+            def on_socket(ws):
+                def on_frame(payload):
+                    if '"subscribed"' in str(payload) and '"users/' in str(payload) and not following.done():
+                        following.set_result(True)
+                ws.on("framereceived", on_frame)
+            lister.on("websocket", on_socket)
+            await lister.goto(base + "/chat")
+            listed = lister.get_by_role("navigation", name="Threads").get_by_role("list")
+            await expect(listed.get_by_role("link")).to_have_count(1)
+            await asyncio.wait_for(following, 10)     # the list follows users/{id} from here on
             await page.get_by_role("button", name="Rename").click()
             await page.get_by_label("Title", exact=True).fill("Trip planning")
             await page.get_by_label("Title", exact=True).press("Enter")
             await expect(page.get_by_role("heading", name="Trip planning")).to_be_visible()
             threads = page.get_by_role("navigation", name="Threads").get_by_role("list")
             await expect(threads.get_by_role("link", name="Trip planning")).to_be_visible()
+            await expect(listed.get_by_role("link", name="Trip planning")).to_be_visible(timeout=10000)
             await page.get_by_role("navigation", name="Main").get_by_role("link", name="Agents").click()
             await page.get_by_role("button", name="Chat with Helper").click()
             await page.wait_for_url(lambda url: "/chat/" in url and url != thread_url)
             await expect(threads.get_by_role("link")).to_have_count(2)
+            await expect(listed.get_by_role("link")).to_have_count(2, timeout=10000)
             await page.get_by_role("button", name="Delete…").click()
             await page.get_by_role("group", name="Delete the thread").get_by_role("button", name="Delete").click()
             await page.wait_for_url(re.compile(r".*/chat$"))
             await expect(threads.get_by_role("link")).to_have_count(1)
             await expect(threads.get_by_role("link", name="Trip planning")).to_be_visible()
+            await expect(listed.get_by_role("link")).to_have_count(1, timeout=10000)
+            await expect(listed.get_by_role("link", name="Trip planning")).to_be_visible()
+            await lister.close()
 
             # ---- runs page: a run started in another tab appears and finishes without a reload
             await page.get_by_role("navigation", name="Main").get_by_role("link", name="Runs").click()
