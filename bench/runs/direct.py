@@ -1,13 +1,14 @@
 """The baseline of bench/runs: the agent's LangGraph graph called directly (runner/graph.py,
 langchain-openai, streaming, no checkpointer, no tools), as a script would. Used by
-bench/runs/run.py in its own process ("D", "Dr") and by bench/ws/server.py's /bench/direct
-route in the server's process ("Ds")."""
+bench/runs/run.py in its own process ("D", and "D0" on a ChatOpenAI with langchain-openai's
+defaults) and by bench/ws/server.py's /bench/direct route in the server's process ("Ds")."""
 
 from __future__ import annotations
 
 import time
 
 from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_openai import ChatOpenAI
 
 from agentstead.runner import graph as graphs
 
@@ -15,6 +16,18 @@ from agentstead.runner import graph as graphs
 def direct_graph(base_url: str, api_key: str, model: str):
     llm = graphs.chat_model(base_url=base_url, api_key=api_key, model=model, temperature=0.7, max_retries=4,
                             timeout=120.0)
+
+    async def no_tools(call):
+        raise RuntimeError("no tools in this benchmark")
+    return graphs.build(llm=llm, instructions="", tools=[], execute_tool=no_tools, checkpointer=None)
+
+
+def default_graph(base_url: str, api_key: str, model: str):
+    """The same graph on the ChatOpenAI a script would write: langchain-openai's defaults, so
+    its per-chunk timeout (an asyncio.wait_for per chunk) is on and the runner's
+    YieldWhileStreaming is not there (runner/graph.py says why the runner differs)."""
+    llm = ChatOpenAI(base_url=base_url, api_key=api_key, model=model, temperature=0.7, streaming=True,
+                     stream_usage=True, max_retries=4, timeout=120.0)
 
     async def no_tools(call):
         raise RuntimeError("no tools in this benchmark")

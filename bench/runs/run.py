@@ -13,8 +13,9 @@ Processes (127.0.0.1 only; every wait has a timeout; all stopped at the end):
   the baseline, "direct": the same graph (agentstead.runner.graph.build + chat_model, i.e.
   langchain-openai ChatOpenAI, streaming) called in-process with `graph.astream(…,
   stream_mode=["messages", "updates"])` as the runner does, without checkpointer, database,
-  bus or HTTP. Built once and reused, as a script would; "direct, rebuilt" also builds the
-  model client and graph per call, as the runner does per run.
+  bus or HTTP. Built once and reused, as a script would. "D0" is the same graph on a ChatOpenAI
+  with langchain-openai's defaults (its per-chunk timeout on, no YieldWhileStreaming): what a
+  script that does not share runner/graph.py's model settings runs.
 
 Measured:
 1. Per run and per token, tokens_per_second=0, sequential, alternating A (Agentstead) / D
@@ -78,7 +79,7 @@ sys.path.insert(0, str(HERE.parent / "auth"))
 
 import benchkit as kit  # noqa: E402
 from signin import sign_in  # noqa: E402
-from direct import direct_graph, direct_run  # noqa: E402
+from direct import default_graph, direct_graph, direct_run  # noqa: E402
 
 from langchain_core.messages import AIMessageChunk, HumanMessage  # noqa: E402
 
@@ -354,6 +355,8 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                   "turns": await agent("turns", "fast", f"tok-{args.turn_tokens}")}
         graphs_once = {"short": direct_graph(llm.url("fast"), API_KEY, short), "long": direct_graph(llm.url("fast"), API_KEY, long_)}
         models = {"short": short, "long": long_}
+        defaults = {"short": default_graph(llm.url("fast"), API_KEY, short),
+                    "long": default_graph(llm.url("fast"), API_KEY, long_)}
 
         watcher = Watcher(http, base)
         await watcher.subscribe("threads/*")
@@ -363,6 +366,7 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
             for _ in range(3):
                 await agentstead_run(http, base, watcher, agents[kind])
                 await direct_run(graphs_once[kind])
+                await direct_run(defaults[kind])
         async def in_server(kind: str, n: int) -> dict:
             async with http.post(base + "/bench/direct", json={"base_url": llm.url("fast"), "api_key": API_KEY,
                                                                 "model": models[kind], "n": n}) as r:
@@ -371,10 +375,10 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                 return await r.json()
         for kind in ("short", "long"):
             await in_server(kind, 3)                             # warm-up (discarded)
-        seq = {side: {"short": [], "long": []} for side in ("A", "D", "Dr", "Ds")}
+        seq = {side: {"short": [], "long": []} for side in ("A", "D", "D0", "Ds")}
         cpu = {"A": {"short": [], "long": []}, "D": {"short": [], "long": []}, "Ds": {"short": [], "long": []}}
         for i in range(args.rounds):
-            order = ("A", "Ds", "D", "Dr") if i % 2 == 0 else ("Dr", "D", "Ds", "A")
+            order = ("A", "Ds", "D", "D0") if i % 2 == 0 else ("D0", "D", "Ds", "A")
             for side in order:
                 for kind, n in (("short", args.n_short), ("long", args.n_long)):
                     if side == "Ds":
@@ -393,14 +397,14 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                         elif side == "D":
                             r = await direct_run(graphs_once[kind])
                         else:
-                            r = await direct_run(direct_graph(llm.url("fast"), API_KEY, models[kind]))
+                            r = await direct_run(defaults[kind])
                         seq[side][kind].append(r)
                     if side in cpu:
                         used = (kit.proc_cpu_seconds(server_pid) if side == "A" else time.process_time()) - c0
                         cpu[side][kind].append(used / n * 1000)
             print(f"round {i + 1}: " + ", ".join(
                 f"{s} {k} {med([r['ms'] for r in seq[s][k][-(args.n_short if k == 'short' else args.n_long):]]):.1f} ms"
-                for s in ("A", "Ds", "D", "Dr") for k in ("short", "long")), flush=True)
+                for s in ("A", "Ds", "D", "D0") for k in ("short", "long")), flush=True)
         res["seq"], res["cpu"] = seq, cpu
         await watcher.close()
         if args.cpus is not None:            # sections 2 and 3 run with every process on every CPU
@@ -507,7 +511,8 @@ def build_report(args, facts, started, finished, res) -> str:
                "with an admin API token; run events on the WebSocket. D = direct: the same graph "
                "(runner/graph.py: ChatOpenAI streaming, model node, no tools) via `graph.astream(…, "
                "stream_mode=[\"messages\", \"updates\"])` in the client process, no checkpointer; built once. "
-               "Dr = direct, model client and graph rebuilt per call (as the runner does). Ds = direct in the "
+               "D0 = the same graph on a ChatOpenAI with langchain-openai's defaults (per-chunk timeout on, "
+               "no YieldWhileStreaming), as a script that does not share runner/graph.py would. Ds = direct in the "
                "server's own process (bench route /bench/direct; timed there, no HTTP): the same-process "
                "baseline, which separates what the runner adds from what that process costs per Python "
                "operation. All against the same LLM server process (tests/support/llm_server.py).\n")
@@ -515,11 +520,11 @@ def build_report(args, facts, started, finished, res) -> str:
     seq, cpu = res["seq"], res["cpu"]
     m = {s: {k: med([r["ms"] for r in seq[s][k]]) for k in ("short", "long")} for s in seq}
     out.append("### 1. Per run and per token (tokens_per_second = 0, sequential, medians)\n")
-    out.append("| reply | A ms | D ms | Dr ms | Ds ms | **A − D ms** | A − Ds ms | A ÷ D | A server CPU ms/run "
+    out.append("| reply | A ms | D ms | D0 ms | Ds ms | **A − D ms** | A − Ds ms | A ÷ D | A server CPU ms/run "
                "| D CPU ms/run | Ds CPU ms/run | runs per side |")
     out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, ntok in (("short", args.short), ("long", args.long)):
-        out.append(f"| {ntok} tokens | {m['A'][kind]:.1f} | {m['D'][kind]:.1f} | {m['Dr'][kind]:.1f} "
+        out.append(f"| {ntok} tokens | {m['A'][kind]:.1f} | {m['D'][kind]:.1f} | {m['D0'][kind]:.1f} "
                    f"| {m['Ds'][kind]:.1f} | **{m['A'][kind] - m['D'][kind]:+.1f}** "
                    f"| {m['A'][kind] - m['Ds'][kind]:+.1f} | {m['A'][kind] / m['D'][kind]:.1f} "
                    f"| {med(cpu['A'][kind]):.1f} | {med(cpu['D'][kind]):.1f} | {med(cpu['Ds'][kind]):.1f} "
@@ -530,7 +535,7 @@ def build_report(args, facts, started, finished, res) -> str:
     run_added = m["A"]["short"] - m["D"]["short"] - args.short * (per_tok["A"] - per_tok["D"]) / 1000
     out.append("")
     out.append(f"Per token (({args.long} − {args.short})-token difference): A **{per_tok['A']:.0f} µs**, "
-               f"D {per_tok['D']:.0f} µs, Dr {per_tok['Dr']:.0f} µs → A adds **{per_tok['A'] - per_tok['D']:.0f} µs "
+               f"D {per_tok['D']:.0f} µs, D0 {per_tok['D0']:.0f} µs (A ÷ D0 = {per_tok['A'] / per_tok['D0']:.2f}) → A adds **{per_tok['A'] - per_tok['D']:.0f} µs "
                f"per token** (A ÷ D = **{per_tok['A'] / per_tok['D']:.2f}**). CPU per token: A's server "
                f"{cpu_tok['A']:.0f} µs, D {cpu_tok['D']:.0f} µs. Fixed cost per run (A − D at {args.short} "
                f"tokens minus {args.short} × the per-token difference): **{run_added:.1f} ms**. At 30 tokens/s a "

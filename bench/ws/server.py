@@ -38,6 +38,9 @@ monkeypatches this process only, as bench/http/ablate.py does:
   switch-interval       sys.setswitchinterval(0.0005): the GIL changes hands 10 times as often.
   gc-freeze             gc.freeze() once the app has started: the garbage collector stops
                         scanning the objects of startup (modules, app, caches).
+  no-yield              the model's stream never gives the event loop a turn of its own
+                        (runner/graph.py YieldWhileStreaming keeps its per-token call but
+                        never sleeps): what that turn costs and buys.
 """
 
 from __future__ import annotations
@@ -244,7 +247,12 @@ def _variant_gc_freeze() -> None:
     agentstead_server.create_app = create
 
 
-VARIANTS = {"db-synchronous-normal": _variant_db_synchronous_normal,
+def _variant_no_yield() -> None:
+    from agentstead.runner import graph as graphs
+    graphs.YIELD.YIELD_EVERY = math.inf
+
+
+VARIANTS = {"db-synchronous-normal": _variant_db_synchronous_normal, "no-yield": _variant_no_yield,
             "gc-freeze": _variant_gc_freeze, "no-deltas": _variant_no_deltas, "deltas-at-end": _variant_deltas_at_end,
             "switch-interval": _variant_switch_interval}
 

@@ -7,9 +7,12 @@ pauses the graph for `ask_human` with LangGraph's `interrupt`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from typing import Any, Awaitable, Callable
 
+from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -28,6 +31,46 @@ def content_text(content: Any) -> str:
     return str(content)
 
 
+class YieldWhileStreaming(AsyncCallbackHandler):
+    """Gives the event loop a turn when a model's stream has kept it for YIELD_EVERY.
+
+    A reply that arrives faster than it is parsed sits in the socket's buffer, and the
+    openai SDK then parses token after token without ever waiting: one task step can run
+    for tens of milliseconds, and timers (the runner's delta pacing), the bus's writer
+    and every other request wait behind it (bench/RESULTS.md, Runs, Session 5). Awaited
+    inline in the model's task (run_inline), once per token. It starts a clock and asks
+    the loop to note its next turn (call_soon); a token that finds the loop has not had
+    that turn for YIELD_EVERY gives it one (`sleep(0)`). A stream slower than its
+    parsing waits for the socket anyway and never sleeps here (yielding on a timer
+    instead raised the loop lag of 50 streams at 30 tokens/s: 19.5, 20.8 ms against
+    12.8, 14.8). One instance serves every stream: the loop's turn is everyone's."""
+
+    run_inline = True
+    YIELD_EVERY = 0.002
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.turned = True     # the loop has run its ready callbacks since the clock started
+        self.since = 0.0
+        self.yields = 0
+
+    def _turn(self) -> None:
+        self.turned = True
+
+    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        now = time.perf_counter()
+        if self.turned:
+            self.turned = False
+            self.since = now
+            asyncio.get_running_loop().call_soon(self._turn)
+        elif now - self.since >= self.YIELD_EVERY:
+            self.yields += 1
+            await asyncio.sleep(0)      # _turn runs in this turn, and the next token restarts the clock
+
+
+YIELD = YieldWhileStreaming()
+
+
 @functools.lru_cache(maxsize=64)
 def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, max_retries: int,
                timeout: float) -> ChatOpenAI:
@@ -42,7 +85,7 @@ def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, m
     # bytes: llm_timeout_seconds) and the run's time limit (run_timeout_seconds) bound it.
     return ChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model, temperature=temperature,
                       streaming=True, stream_usage=True, max_retries=max_retries, timeout=timeout,
-                      stream_chunk_timeout=None)
+                      stream_chunk_timeout=None, callbacks=[YIELD])
 
 
 def for_version(version, provider: dict, *, max_retries: int, timeout: float, execute_tool: ExecuteTool,
