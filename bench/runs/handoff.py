@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import queue
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +41,7 @@ sys.path.insert(0, str(HERE.parent / "ws"))
 
 import benchkit as kit  # noqa: E402
 from direct import direct_graph, direct_run  # noqa: E402
+from llm import spawned  # noqa: E402
 
 MODES = ("none", "thread-noop", "thread-sqlite", "loop-sqlite")
 PLACEMENTS = ("shared", "split")
@@ -165,20 +164,10 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     facts = kit.machine_facts(("langgraph", "langchain-openai", "openai", "uvloop"), state_dir=Path(tempfile.gettempdir()))
     with tempfile.TemporaryDirectory(prefix="agentstead-bench-handoff-") as tmp:
-        llm = subprocess.Popen([sys.executable, str(HERE / "llm.py"), "--api-key", "sk-bench",
-                                "--models", f"tok-{args.tokens}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               cwd=kit.ROOT, start_new_session=True)
-        try:
-            ports = json.loads(llm.stdout.readline())
+        with spawned("sk-bench", [f"tok-{args.tokens}"]) as (llm, ports):
             url = f"http://127.0.0.1:{ports['fast']}/v1"
             import uvloop
             out = uvloop.run(measure(args, url, llm.pid, Path(tmp) / "handoff.db"))
-        finally:
-            llm.stdin.close()
-            try:
-                llm.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                llm.kill()
     text = report(args, facts, started, out)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)

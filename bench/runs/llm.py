@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,6 +61,22 @@ async def main() -> int:
     for s in servers.values():
         await s.stop()
     return 0
+
+
+@contextlib.contextmanager
+def spawned(api_key: str, models: list[str]):
+    """This script in its own process (for the benchmarks that import it): yields
+    (process, {"fast": port, "slow": port}) and stops it on the way out."""
+    proc = subprocess.Popen([sys.executable, __file__, "--api-key", api_key, "--models", ",".join(models)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT, start_new_session=True)
+    try:
+        yield proc, json.loads(proc.stdout.readline())
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class _Discard(list):

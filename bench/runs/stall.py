@@ -22,11 +22,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ sys.path.insert(0, str(HERE.parent / "ws"))
 
 import benchkit as kit  # noqa: E402
 from direct import direct_run  # noqa: E402
+from llm import spawned  # noqa: E402
 from langchain_openai import ChatOpenAI  # noqa: E402
 
 from agentstead.runner import graph as graphs  # noqa: E402
@@ -110,22 +109,12 @@ def main() -> int:
     started = dt.datetime.now(dt.timezone.utc)
     facts = kit.machine_facts(("langgraph", "langchain-openai", "openai", "uvloop"), state_dir=Path(tempfile.gettempdir()))
     cpus = frozenset(os.sched_getaffinity(0))
-    llm = subprocess.Popen([sys.executable, str(HERE / "llm.py"), "--api-key", "sk-bench",
-                            "--models", f"tok-{args.tokens}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                           cwd=kit.ROOT, start_new_session=True)
-    try:
-        ports = json.loads(llm.stdout.readline())
+    with spawned("sk-bench", [f"tok-{args.tokens}"]) as (llm, ports):
         if len(cpus) >= 2:
             kit.pin(llm.pid, {max(cpus)})
             kit.pin(os.getpid(), cpus - {max(cpus)})
         import uvloop
         out = uvloop.run(measure(args, f"http://127.0.0.1:{ports['fast']}/v1"))
-    finally:
-        llm.stdin.close()
-        try:
-            llm.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            llm.kill()
     text = report(args, facts, started, out)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
