@@ -429,6 +429,16 @@ async def test_renaming_and_deleting_a_thread_are_announced_on_its_topic(chat, l
     assert (await again.until("error"))["code"] == "forbidden"
 
 
+
+async def test_two_deletes_at_once_delete_and_announce_once(chat, llm, settings):
+    client, headers = await chat()
+    _, thread = await agent_and_thread(client, headers)
+    statuses = sorted(r.status for r in await asyncio.gather(
+        *(client.delete(f"/api/threads/{thread['id']}", headers=headers) for _ in range(2))))
+    assert statuses == [204, 404]
+    with sqlite3.connect(settings.db_file) as conn:
+        assert conn.execute("SELECT count(*) FROM events WHERE type = 'thread.deleted'").fetchone()[0] == 2  # threads/, users/
+
 async def test_creating_renaming_and_deleting_threads_are_announced_on_the_owners_user_topic(chat, llm):
     """users/{id} carries thread.created, thread.renamed and thread.deleted of all the owner's
     threads (the chat page's list in every tab), in order; a refused create announces nothing,

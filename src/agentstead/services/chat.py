@@ -161,8 +161,10 @@ class ChatService:
                                               limit=1000, before=None):
             if run.status in run_store.ACTIVE:
                 await self.runner.cancel(run)
-        await self.bus.commit(thread_store.delete_sync, thread.id,
-                              events=_thread_event(thread, ev.ThreadDeleted(thread.id)))
+        if not await self.bus.commit(thread_store.delete_sync, thread.id,
+                                     events=lambda gone: _thread_event(thread, ev.ThreadDeleted(thread.id)) if gone
+                                     else []):
+            raise ChatError(404, "not_found", "no such thread")   # another delete got there first
 
     async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
         """The user's message, a queued run and run.queued: one transaction. When the runner

@@ -87,8 +87,9 @@ def rename_sync(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: 
     return Thread(*row) if row else None
 
 
-def delete_sync(conn: sqlite3.Connection, thread_id: str) -> None:
-    conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+def delete_sync(conn: sqlite3.Connection, thread_id: str) -> bool:
+    """False when it was gone already (a delete that lost a race with another)."""
+    return conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount > 0
 
 
 def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, content: str, *,
