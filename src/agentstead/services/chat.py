@@ -54,6 +54,16 @@ def _create_thread(conn, owner_id: str, agent_id: str, title: str) -> thread_sto
     return thread_store.create_sync(conn, owner_id, agent_id, title)
 
 
+def _delete_thread(conn, thread_id: str) -> run_store.Run | bool:
+    """In the writer's thread: the thread, unless a run of it is going (one started by a
+    message sent after the delete cancelled the one before): then that run, to cancel first.
+    False when the thread was gone already."""
+    latest = run_store.latest_of_thread_sync(conn, thread_id)
+    if latest is not None and latest.status in run_store.ACTIVE:
+        return latest
+    return thread_store.delete_sync(conn, thread_id)
+
+
 def _thread_event(thread: thread_store.Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
     """A thread's change goes on its topic (the tabs showing it) and on its owner's
     users/{id} (the thread list in every tab)."""
@@ -156,15 +166,21 @@ class ChatService:
         return thread
 
     async def delete_thread(self, p: Principal, thread_id: str) -> None:
+        """Cancels the thread's run if one is going, then deletes the thread with its
+        thread.deleted in one transaction that checks no run has started meanwhile (so
+        nothing is announced on threads/{id} after thread.deleted)."""
         thread = await self.get_thread(p, thread_id)
-        for run in await run_store.list_owned(self.db, p.user_id, status=None, agent_id=None, thread_id=thread.id,
-                                              limit=1000, before=None):
-            if run.status in run_store.ACTIVE:
-                await self.runner.cancel(run)
-        if not await self.bus.commit(thread_store.delete_sync, thread.id,
-                                     events=lambda gone: _thread_event(thread, ev.ThreadDeleted(thread.id)) if gone
-                                     else []):
-            raise ChatError(404, "not_found", "no such thread")   # another delete got there first
+        for _ in range(5):
+            done = await self.bus.commit(_delete_thread, thread.id,
+                                         events=lambda r: _thread_event(thread, ev.ThreadDeleted(thread.id))
+                                         if r is True else [])
+            if isinstance(done, run_store.Run):
+                await self.runner.cancel(done)
+                continue
+            if not done:
+                raise ChatError(404, "not_found", "no such thread")   # another delete got there first
+            return
+        raise ChatError(409, "run_in_progress", "runs keep starting in this thread: try the delete again")
 
     async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
         """The user's message, a queued run and run.queued: one transaction. When the runner
