@@ -160,6 +160,7 @@ ACTIVE = ("queued", "running", "waiting_for_input")
 EVENT_STATUS = {"run.queued": "queued", "run.started": "running", "run.waiting": "waiting_for_input",
                 "run.succeeded": "succeeded", "run.failed": "failed", "run.cancelled": "cancelled",
                 "run.interrupted": "interrupted"}
+LIST_EVENTS = ("thread.created", "thread.renamed", "thread.deleted")
 USER_REF = "chat-users"    # the id on users/<me>'s subscribe: its replies (errors have no topic) carry it
 
 
@@ -190,6 +191,7 @@ class Model(Record):
         self.user_id = None          # users/<me> is followed once known
         self.following = False       # users/<me> was asked for on the current socket
         self.was_online = online     # a Connected after this is a reconnect
+        self.list_events = []        # users/<me> thread events since the list was asked for; None: not asked
         self.error = None
         self.local = 0               # counter for ids of messages not yet stored
         self.renaming = None         # the title being typed while renaming; None: not renaming
@@ -369,7 +371,12 @@ def _run_action(model, run_id, url, body=None):
 
 def update(msg, model):
     if isinstance(msg, GotThreads):
-        return model.but(threads=msg.threads), []
+        # what users/<me> said while the request was on its way, again: the answer may
+        # have been read before some of it (each event applies once, whatever the order)
+        threads = msg.threads
+        for kind, d in model.list_events or ():
+            threads = _listed(threads, kind, d)
+        return model.but(threads=threads, list_events=None), []
     if isinstance(msg, GotThread):
         t = msg.thread
         if t.get("id") != model.thread_id:
@@ -391,7 +398,7 @@ def update(msg, model):
                 errors[r["id"]] = r["error"].get("message") or r["error"].get("code")
         return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts), []
     if isinstance(msg, LoadFailed):
-        return model.but(error=msg.error.message, loaded=True, threads=model.threads or []), []
+        return model.but(error=msg.error.message, loaded=True, threads=model.threads or [], list_events=None), []
     if isinstance(msg, SetComposer):
         return model.but(composer=msg.value), []
     if isinstance(msg, SendMessage):
@@ -464,7 +471,9 @@ def update(msg, model):
         fx = subscribe(m)
         m, more = follow_user(m.but(replayed=m.recalled))
         # back after a drop: threads created, renamed or deleted meanwhile come with the list
-        return m, fx + more + ([threads_request()] if model.was_online else [])
+        if not model.was_online:
+            return m, fx + more
+        return m.but(list_events=[]), fx + more + [threads_request()]
     if isinstance(msg, Disconnected):
         return model.but(online=False, subscribed=False, following=False), []
     if isinstance(msg, KnowUser):
@@ -553,20 +562,34 @@ def _user_live(model, data):
     tid = d.get("thread_id")
     if not isinstance(tid, str) or not tid:
         return model, []
+    if kind not in LIST_EVENTS or (kind != "thread.deleted" and not isinstance(d.get("title"), str)):
+        return model, []
+    m = model.but(threads=_listed(model.threads, kind, d))
+    if m.list_events is not None:     # a list request is on its way: its answer may predate this
+        m = m.but(list_events=m.list_events + [(kind, d)])
+    if kind == "thread.renamed" and tid == model.thread_id and isinstance(d.get("title"), str):
+        return m.but(title=d["title"]), []
+    if kind == "thread.deleted" and tid == model.thread_id:
+        return _gone(m)
+    return m, []
+
+
+def _listed(threads, kind, d):
+    """The thread list after one users/<me> event (None while loading stays None). Applying
+    an event twice, or one the list already shows, changes nothing."""
+    tid = d.get("thread_id")
+    if threads is None or not isinstance(tid, str):
+        return threads
     if kind == "thread.created":
-        if model.threads is None or not isinstance(d.get("title"), str) or any(x["id"] == tid for x in model.threads):
-            return model, []          # None: the list is still loading (and comes with it)
-        thread = {"id": tid, "agent_id": d.get("agent_id"), "title": d["title"], "created_at": d.get("created_at"),
-                  "updated_at": d.get("created_at")}
-        return model.but(threads=[thread] + model.threads), []
+        if not isinstance(d.get("title"), str) or any(x["id"] == tid for x in threads):
+            return threads
+        return [{"id": tid, "agent_id": d.get("agent_id"), "title": d["title"], "created_at": d.get("created_at"),
+                 "updated_at": d.get("created_at")}] + threads
     if kind == "thread.renamed" and isinstance(d.get("title"), str):
-        m = model.but(threads=_retitled(model.threads, tid, d["title"]))
-        return (m.but(title=d["title"]) if tid == model.thread_id else m), []
+        return _retitled(threads, tid, d["title"])
     if kind == "thread.deleted":
-        if tid == model.thread_id:
-            return _gone(model)
-        return model.but(threads=_without(model.threads, tid)), []
-    return model, []
+        return _without(threads, tid)
+    return threads
 
 
 def _live(model, data):

@@ -470,6 +470,28 @@ def test_a_reconnect_fetches_the_list_again():
     assert find(chat.view(model), "a", "Made offline", href="/chat/t5")
 
 
+
+def test_list_events_during_the_list_request_are_applied_to_its_answer():
+    """After a reconnect the list is fetched again; what users/<me> says meanwhile may be newer
+    than the answer (read before it), so it is applied again on top of the answer."""
+    model = knowing(shown_thread())
+    model, _ = chat.update(chat.Disconnected(), model)
+    model, fx = chat.update(chat.Connected(), model)
+    request = effects_of(fx, Http)[0]
+    for e in (user_ev(50, "thread.created", thread_id="t6", agent_id="a1", title="Made just now", created_at="x"),
+              user_ev(51, "thread.renamed", thread_id="t2", title="Renamed just now"),
+              user_ev(52, "thread.deleted", thread_id="t7")):
+        model, _ = chat.update(chat.Live(e), model)
+    # the answer was read before the three events: it has t7, the old title, and no t6
+    model, _ = chat.update(request.on_ok({"threads": [{"id": T, "title": "Trip"}, {"id": "t2", "title": "Old"},
+                                                      {"id": "t7", "title": "Deleted just now"}]}), model)
+    assert [(t["id"], t["title"]) for t in model.threads] == [("t6", "Made just now"), (T, "Trip"),
+                                                               ("t2", "Renamed just now")]
+    assert model.list_events is None
+    # once answered, events are applied as they come and not kept
+    model, _ = chat.update(chat.Live(user_ev(53, "thread.deleted", thread_id="t6")), model)
+    assert [t["id"] for t in model.threads] == [T, "t2"] and model.list_events is None
+
 def test_list_events_of_another_topic_are_ignored():
     model = knowing(shown_thread())
     for e in (user_ev(40, "thread.created", topic="users/u2", thread_id="t9", agent_id="a", title="Not mine",
