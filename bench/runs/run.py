@@ -192,27 +192,34 @@ class Track:
 
 
 class Watcher:
-    """WebSocket subscriptions; routes events of threads to their Track (receive times)."""
+    """Follows threads (threads/{id}: a thread's events are its owner's only, there is no
+    threads/* to read) and routes their events to each thread's Track (receive times)."""
 
     def __init__(self, http: aiohttp.ClientSession, base: str):
         self.http, self.base = http, base
         self.tracks: dict[str, Track] = {}
         self.sockets: list[aiohttp.ClientWebSocketResponse] = []
         self.readers: list[asyncio.Task] = []
+        self.replies: dict[str, asyncio.Future] = {}
         self.delta_times: list[float] = []
 
-    async def subscribe(self, topic: str) -> None:
-        ws = await self.http.ws_connect(self.base + "/ws", heartbeat=None, max_msg_size=0)
-        await ws.send_json({"op": "subscribe", "topic": topic})
+    async def follow(self, thread_id: str, *, own_socket: bool = False) -> None:
+        """Subscribe to threads/{thread_id} before its run starts (not timed): on this
+        watcher's socket, or on a new one (one per thread: one per browser tab)."""
+        if own_socket or not self.sockets:
+            ws = await self.http.ws_connect(self.base + "/ws", heartbeat=None, max_msg_size=0)
+            self.sockets.append(ws)
+            self.readers.append(asyncio.create_task(self._read(ws)))
+        topic = f"threads/{thread_id}"
+        reply = self.replies[topic] = asyncio.get_running_loop().create_future()
+        await self.sockets[-1].send_json({"op": "subscribe", "topic": topic, "id": topic})
         async with asyncio.timeout(10):
-            while True:
-                msg = json.loads((await ws.receive()).data)
-                if msg["op"] == "subscribed":
-                    break
-                if msg["op"] == "error":
-                    raise RuntimeError(f"subscribe {topic}: {msg}")
-        self.sockets.append(ws)
-        self.readers.append(asyncio.create_task(self._read(ws)))
+            msg = await reply
+        if msg["op"] != "subscribed":
+            raise RuntimeError(f"subscribe {topic}: {msg}")
+
+    async def unfollow(self, thread_id: str) -> None:
+        await self.sockets[-1].send_json({"op": "unsubscribe", "topic": f"threads/{thread_id}"})
 
     async def _read(self, ws) -> None:
         async for msg in ws:
@@ -220,6 +227,9 @@ class Watcher:
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
             data = json.loads(msg.data)
+            if data.get("op") in ("subscribed", "error") and data.get("id") in self.replies:
+                self.replies.pop(data["id"]).set_result(data)
+                continue
             if data.get("op") != "event":
                 continue
             track = self.tracks.get(data["data"].get("thread_id"))
@@ -254,6 +264,7 @@ class Watcher:
 async def agentstead_run(http, base: str, watcher: Watcher, agent_id: str, timeout: float = 120) -> dict:
     async with http.post(base + "/api/threads", json={"agent_id": agent_id}) as r:
         thread = (await r.json())["id"]
+    await watcher.follow(thread)
     track = Track(asyncio.get_running_loop().create_future())
     watcher.tracks[thread] = track
     t0 = time.perf_counter()
@@ -264,6 +275,7 @@ async def agentstead_run(http, base: str, watcher: Watcher, agent_id: str, timeo
     t_accepted = time.perf_counter()
     end = await asyncio.wait_for(track.done, timeout)
     del watcher.tracks[thread]
+    await watcher.unfollow(thread)
     tm = track.times
     return {"ms": (end - t0) * 1000, "status": track.status, "deltas": track.deltas, "events": track.events,
             "thread": thread,
@@ -282,7 +294,7 @@ async def concurrent_agentstead(http, base: str, agent_id: str, n: int, server_p
         async with http.post(base + "/api/threads", json={"agent_id": agent_id}) as r:
             threads.append((await r.json())["id"])
     for t in threads:
-        await watcher.subscribe(f"threads/{t}")
+        await watcher.follow(t, own_socket=True)
     tracks = {t: Track(asyncio.get_running_loop().create_future()) for t in threads}
     watcher.tracks.update(tracks)
     async with http.get(base + "/bench/lag?reset=1") as r:
@@ -359,7 +371,6 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                     "long": default_graph(llm.url("fast"), API_KEY, long_)}
 
         watcher = Watcher(http, base)
-        await watcher.subscribe("threads/*")
 
         # ---- 1. per run / per token, sequential, tokens_per_second=0
         for kind in ("short", "long"):                           # warm-up (discarded)
@@ -431,9 +442,9 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
 
         # ---- 3. a 10-turn thread
         watcher = Watcher(http, base)
-        await watcher.subscribe("threads/*")
         async with http.post(base + "/api/threads", json={"agent_id": agents["turns"]}) as r:
             thread = (await r.json())["id"]
+        await watcher.follow(thread)
         sizes = [await asyncio.to_thread(db_stats, db_path)]
         turn_ms = []
         for _ in range(args.turns):
@@ -456,7 +467,6 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
         if args.py_spy:
             res["profiles"] = {}
             watcher = Watcher(http, base)
-            await watcher.subscribe("threads/*")
             for kind in ("short", "long"):
                 spy = kit.PySpy(args.py_spy, server_pid, db_path.parent.parent / f"profile-{kind}.raw", 8).start()
                 await asyncio.sleep(0.5)

@@ -99,8 +99,9 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[RUNNER] = runner
     app[CHAT] = ChatService(db, app[BUS], settings, runner)
     app[WORKFLOWS] = WorkflowService(db, app[BUS], runner)
-    app[TOPICS].register("runs", lambda p, run_id: can_read_run(db, p, run_id))
-    app[TOPICS].register("threads", lambda p, thread_id: can_read_thread(db, p, thread_id))
+    # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
+    app[TOPICS].register("runs", lambda p, run_id: can_read_run(db, p, run_id), pattern=lambda p: False)
+    app[TOPICS].register("threads", lambda p, thread_id: can_read_thread(db, p, thread_id), pattern=lambda p: False)
     await runner.start()
     yield
     await runner.stop()

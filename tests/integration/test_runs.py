@@ -481,6 +481,47 @@ async def test_creating_renaming_and_deleting_threads_are_announced_on_the_owner
     assert (await bob_again.recv())["op"] == "subscribed"
 
 
+
+async def test_an_administrator_reads_no_one_elses_threads_live(chat, llm):
+    """As the REST routes: runs/* and threads/* are nobody's, and on another user's users/{id}
+    (or users/*) an administrator gets their run statuses but not their threads' events."""
+    client, headers = await chat()
+    user_id = (await (await client.get("/api/me", headers=headers)).json())["user"]["id"]
+    _, admin_headers = await token_user(client, "root@example.org", "admin", scopes=("admin",))
+    admin = Live(await client.raw.ws_connect("/ws", headers=admin_headers))
+    for topic in ("threads/*", "runs/*"):
+        await admin.send({"op": "subscribe", "topic": topic})
+        assert (await admin.until("error"))["code"] == "forbidden"
+    for topic in (f"users/{user_id}", "users/*"):
+        await admin.send({"op": "subscribe", "topic": topic})
+        assert (await admin.until("subscribed"))["topic"] == topic
+    _, thread = await agent_and_thread(client, headers)
+    await admin.send({"op": "subscribe", "topic": f"threads/{thread['id']}"})
+    assert (await admin.until("error"))["code"] == "forbidden"
+    run = await settle(client, headers, (await send(client, headers, thread["id"], "hi"))["id"])
+    assert (await client.patch(f"/api/threads/{thread['id']}", json={"title": "Private"},
+                               headers=headers)).status == 200
+    assert (await client.delete(f"/api/threads/{thread['id']}", headers=headers)).status == 204
+    mine = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await mine.send({"op": "subscribe", "topic": f"users/{user_id}", "after": 0})
+    owner_saw = []
+    while (message := await mine.recv())["op"] != "subscribed":
+        owner_saw.append(message["type"])
+    assert owner_saw.count("thread.created") == 1 and "thread.renamed" in owner_saw and "thread.deleted" in owner_saw
+    # live: the run's statuses on both subscriptions, and nothing of the thread
+    live = await admin.events(6)       # run.queued, run.started, run.succeeded; users/{id} and users/*
+    assert sorted({e["type"] for e in live}) == ["run.queued", "run.started", "run.succeeded"]
+    assert {e["data"]["run_id"] for e in live} == {run["id"]}
+    await admin.send({"op": "ping", "id": "p"})
+    assert await admin.recv() == {"op": "pong", "id": "p"}     # no thread.* behind them
+    # replayed from the log: the same
+    again = Live(await client.raw.ws_connect("/ws", headers=admin_headers))
+    await again.send({"op": "subscribe", "topic": f"users/{user_id}", "after": 0})
+    replayed = []
+    while (message := await again.recv())["op"] != "subscribed":
+        replayed.append(message["type"])
+    assert replayed and not [t for t in replayed if t.startswith("thread.")]
+
 async def test_one_run_at_a_time_per_thread(chat, llm):
     client, headers = await chat()
     llm.tokens_per_second = 20

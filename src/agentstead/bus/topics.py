@@ -75,5 +75,18 @@ async def _admin_only(principal: Principal, _: str) -> bool:
     return principal.is_admin
 
 
+OWNER_ONLY = ("thread.",)   # a thread's title and life: its owner's, also on users/{id}
+
+
+def hidden_from(principal: Principal, topic: str) -> tuple[str, ...]:
+    """Event type prefixes a reader of `topic` does not get: an administrator reading another
+    user's users/{id} (or users/*) sees that user's account and run statuses, not their
+    threads (which the thread routes and threads/{id} keep to the owner)."""
+    kind, ident, is_pattern = parse(topic)
+    if kind == "users" and (is_pattern or ident != principal.user_id):
+        return OWNER_ONLY
+    return ()
+
+
 def matches(pattern_kind: str, topic: str) -> bool:
     return topic.startswith(pattern_kind + "/")

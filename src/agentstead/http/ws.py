@@ -25,7 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..auth.access import Principal, public
 from ..bus.bus import Bus, Delivery, Subscription
-from ..bus.topics import Authorizer, TopicError
+from ..bus.topics import Authorizer, TopicError, hidden_from
 from ..keys import BUS, IDENTITY, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
 from ..settings import Settings
 from .authn import _allowed_origin
@@ -46,6 +46,7 @@ class _Topic:
     def __init__(self, conn: "Connection", topic: str):
         self.conn = conn
         self.topic = topic
+        self.hidden = hidden_from(conn.principal, topic)   # event types this reader does not get
         self.replaying = True
         self.held: list[Delivery] = []
         self.last_seq = 0
@@ -58,7 +59,8 @@ class _Topic:
                 self.conn.too_slow()
         elif delivery.seq > self.last_seq:
             self.last_seq = delivery.seq
-            self.conn.send_event(delivery)
+            if not delivery.type.startswith(self.hidden):
+                self.conn.send_event(delivery)
 
 
 class Connection:
@@ -245,7 +247,8 @@ class Connection:
                     page = await self.bus.replay(topic, state.last_seq, limit=REPLAY_PAGE)
                     for delivery in page:
                         state.last_seq = delivery.seq
-                        await self.send_replayed(delivery.wire)
+                        if not delivery.type.startswith(state.hidden):
+                            await self.send_replayed(delivery.wire)
                     if len(page) < REPLAY_PAGE:
                         break
         except Exception:
