@@ -179,9 +179,7 @@ def main() -> int:
             with open(path, "rb") as fh:
                 log_lines[name] = sum(1 for _ in fh)
         report = build_report(args, facts, results, started, finished, log_lines, variants)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
-        print("\n" + report + f"report written to {args.output}")
+        kit.write_report(args.output, report)
         return 0
     except KeyboardInterrupt:
         print("interrupted; stopping", file=sys.stderr)

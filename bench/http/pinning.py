@@ -125,9 +125,7 @@ def main() -> int:
                          f"| {statistics.median(r.p50_ms for r, _ in rs):.2f} "
                          f"| {statistics.median(r.p99_ms for r, _ in rs):.2f} | {cpu:.0f} |")
     text = "\n".join(lines) + "\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print("\n" + text + f"report written to {args.output}")
+    kit.write_report(args.output, text)
     return 0
 
 

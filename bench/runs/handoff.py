@@ -169,9 +169,7 @@ def main() -> int:
             import uvloop
             out = uvloop.run(measure(args, url, llm.pid, Path(tmp) / "handoff.db"))
     text = report(args, facts, started, out)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
-    print("\n" + text + f"report written to {args.output}")
+    kit.write_report(args.output, text)
     return 0
 
 

@@ -767,9 +767,7 @@ def main() -> int:
             dest = args.output.parent / f"runs-profile-{kind}.md"
             dest.write_text(f"# py-spy: Agentstead server during {what}\n\n" + kit.summarize_profile(raw))
             print(f"profile: {dest}", flush=True)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
-        print("\n" + report + f"report written to {args.output}")
+        kit.write_report(args.output, report)
         return 0
     except KeyboardInterrupt:
         print("interrupted; stopping", file=sys.stderr)

@@ -172,6 +172,13 @@ def start_caddy(workdir: Path, upstream_port: int, **env: str):
 
 # ---------------------------------------------------------------- statistics
 
+def write_report(path: Path, text: str) -> None:
+    """Write a benchmark's report (creating its directory) and print it with where it went."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print("\n" + text + f"report written to {path}")
+
+
 def percentile(values, q: float) -> float:
     values = sorted(values)
     if not values:

@@ -478,9 +478,7 @@ def main() -> int:
             raise RuntimeError("the server died during the run")
         finished = dt.datetime.now(dt.timezone.utc)
         report = build_report(args, facts, started, finished, mem, rounds, appends, connect)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report)
-        print("\n" + report + f"report written to {args.output}")
+        kit.write_report(args.output, report)
         return 0
     except KeyboardInterrupt:
         print("interrupted; stopping", file=sys.stderr)
