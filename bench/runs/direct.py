@@ -13,25 +13,27 @@ from langchain_openai import ChatOpenAI
 from agentstead.runner import graph as graphs
 
 
-def direct_graph(base_url: str, api_key: str, model: str):
-    llm = graphs.chat_model(base_url=base_url, api_key=api_key, model=model, temperature=0.7, max_retries=4,
-                            timeout=120.0)
+def graph_on(llm):
+    """The agent's graph (runner/graph.py build: no instructions, no tools) on a model client."""
+    return graphs.build(llm=llm, instructions="", tools=[], execute_tool=None, checkpointer=None)
 
-    async def no_tools(call):
-        raise RuntimeError("no tools in this benchmark")
-    return graphs.build(llm=llm, instructions="", tools=[], execute_tool=no_tools, checkpointer=None)
+
+def direct_graph(base_url: str, api_key: str, model: str):
+    """On the runner's model client (runner/graph.py chat_model)."""
+    return graph_on(graphs.chat_model(base_url=base_url, api_key=api_key, model=model, temperature=0.7,
+                                      max_retries=4, timeout=120.0))
+
+
+def default_model(base_url: str, api_key: str, model: str, **settings) -> ChatOpenAI:
+    """The ChatOpenAI a script would write: langchain-openai's defaults, so its per-chunk
+    timeout (an asyncio.wait_for per chunk) is on and the runner's YieldWhileStreaming is
+    not there (runner/graph.py says why the runner differs); `settings` change that."""
+    return ChatOpenAI(base_url=base_url, api_key=api_key, model=model, temperature=0.7, streaming=True,
+                      stream_usage=True, max_retries=4, timeout=120.0, **settings)
 
 
 def default_graph(base_url: str, api_key: str, model: str):
-    """The same graph on the ChatOpenAI a script would write: langchain-openai's defaults, so
-    its per-chunk timeout (an asyncio.wait_for per chunk) is on and the runner's
-    YieldWhileStreaming is not there (runner/graph.py says why the runner differs)."""
-    llm = ChatOpenAI(base_url=base_url, api_key=api_key, model=model, temperature=0.7, streaming=True,
-                     stream_usage=True, max_retries=4, timeout=120.0)
-
-    async def no_tools(call):
-        raise RuntimeError("no tools in this benchmark")
-    return graphs.build(llm=llm, instructions="", tools=[], execute_tool=no_tools, checkpointer=None)
+    return graph_on(default_model(base_url, api_key, model))
 
 
 async def direct_run(graph) -> dict:

@@ -34,9 +34,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "ws"))
 
 import benchkit as kit  # noqa: E402
-from direct import direct_run  # noqa: E402
+from direct import default_model, direct_run, graph_on  # noqa: E402
 from llm import spawned  # noqa: E402
-from langchain_openai import ChatOpenAI  # noqa: E402
 
 from agentstead.runner import graph as graphs  # noqa: E402
 
@@ -44,14 +43,12 @@ KINDS = ("yield", "no-yield", "defaults")
 
 
 def model_graph(kind: str, url: str, model: str):
-    kw = dict(base_url=url, api_key="sk-bench", model=model, temperature=0.7, streaming=True, stream_usage=True,
-              max_retries=0, timeout=120.0)
-    if kind != "defaults":
-        handler = graphs.YieldWhileStreaming()
-        if kind == "no-yield":
-            handler.YIELD_EVERY = math.inf
-        kw.update(stream_chunk_timeout=None, callbacks=[handler])
-    return graphs.build(llm=ChatOpenAI(**kw), instructions="", tools=[], execute_tool=None, checkpointer=None)
+    if kind == "defaults":
+        return graph_on(default_model(url, "sk-bench", model))
+    handler = graphs.YieldWhileStreaming()
+    if kind == "no-yield":
+        handler.YIELD_EVERY = math.inf
+    return graph_on(default_model(url, "sk-bench", model, stream_chunk_timeout=None, callbacks=[handler]))
 
 
 async def watched(graph) -> tuple[float, float]:
