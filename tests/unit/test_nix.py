@@ -4,10 +4,11 @@ stubs for the NixOS options it sets) maps options to the unit, Caddy, the
 firewall and its assertions as documented.
 
 Needs `nix-instantiate` (Debian nix-bin; .ci/run installs it) and, for the
-evaluations, a checkout of nixpkgs' lib: NIXPKGS_LIB_PATH, or
-/work/.cache/nixpkgs.lib (a clone of github.com/nix-community/nixpkgs.lib).
-Without them those tests skip and say why. Building the package and the VM
-test (nixos/tests/appliance.nix) need a real Nix store: `nix flake check`.
+evaluations, nixpkgs' lib: NIXPKGS_LIB_PATH, else ../shared/nixpkgs-lib next to
+the checkout (a copy of github.com/nix-community/nixpkgs.lib). Without them
+those tests skip and say why, except in CI (CI=true), where a missing
+nix-instantiate or lib fails the run. Building the package and the VM test
+(nixos/tests/appliance.nix) need a real Nix store: `nix flake check`.
 """
 
 from __future__ import annotations
@@ -32,14 +33,12 @@ PIN_FILE = SHARED / "nixpkgs-pin.json"
 MODULE = REPO / "nixos" / "module.nix"
 PACKAGE = REPO / "nixos" / "package.nix"
 EXAMPLE = REPO / "nixos" / "examples" / "vps.nix"
-DEFAULT_LIB_CHECKOUT = Path("/work/.cache/nixpkgs.lib")
+# Next to the checkout, as CI lays it out (the checkout and shared/ side by side).
+DEFAULT_LIB_CHECKOUT = SHARED / "nixpkgs-lib"
 SKIP_DIRS = {".git", ".venv", "node_modules", "var", "build", "dist", "__pycache__", ".pytest_cache"}
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 NIX_INSTANTIATE = shutil.which("nix-instantiate")
-needs_nix = pytest.mark.skipif(
-    NIX_INSTANTIATE is None,
-    reason="nix-instantiate not found (apt-get install nix-bin); .nix files not checked",
-)
 
 
 def _nixpkgs_lib() -> Path | None:
@@ -53,13 +52,29 @@ def _nixpkgs_lib() -> Path | None:
 
 
 NIXPKGS_LIB = _nixpkgs_lib()
-needs_lib = pytest.mark.skipif(
-    NIX_INSTANTIATE is None or NIXPKGS_LIB is None,
-    reason="module evaluation skipped: "
-    + ("nix-instantiate not found (apt-get install nix-bin)" if NIX_INSTANTIATE is None else
-       "nixpkgs lib not found; set NIXPKGS_LIB_PATH to a checkout of "
-       f"github.com/nix-community/nixpkgs.lib (looked in {DEFAULT_LIB_CHECKOUT})"),
-)
+_NO_NIX = "nix-instantiate not found (apt-get install nix-bin)"
+_NO_LIB = ("nixpkgs lib not found; set NIXPKGS_LIB_PATH to a copy of github.com/nix-community/nixpkgs.lib "
+           f"(looked in {DEFAULT_LIB_CHECKOUT})")
+
+
+def _requires(reason: str | None):
+    """Runs the test when reason is None; else skips saying why, or in CI (CI=true) fails:
+    CI must parse and evaluate the Nix files on every run."""
+    if reason is None:
+        return lambda test: test
+    if IN_CI:
+        return pytest.mark.usefixtures("_nix_in_ci")
+    return pytest.mark.skip(reason=reason)
+
+
+MISSING = _NO_NIX if NIX_INSTANTIATE is None else None if NIXPKGS_LIB else _NO_LIB
+needs_nix = _requires(_NO_NIX + "; .nix files not checked" if NIX_INSTANTIATE is None else None)
+needs_lib = _requires(MISSING)
+
+
+@pytest.fixture
+def _nix_in_ci():
+    pytest.fail(f"CI=true, and {MISSING}: the Nix files must be checked in CI", pytrace=False)
 
 
 def nix_files() -> list[Path]:
