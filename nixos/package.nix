@@ -1,50 +1,82 @@
 # The Agentstead application as a Nix package, with what NixOS needs from
-# the repository: the systemd units (systemd/) and the Caddyfile (caddy/).
+# the repository: the systemd units (systemd/) and the Caddy site (caddy/).
 #
 #   pkgs.callPackage ./nixos/package.nix { }                  # from a checkout
 #   pkgs.callPackage ./nixos/package.nix { commit = …; buildTime = …; }  # the flake
 #
-# `passthru.frontend` is the static SPA Caddy serves (see `frontend` below).
+# What ships is what CI tested: the Python closure is built from the exact
+# wheels of the runtime lock (nixos/wheels.nix, nixos/python-lock.json written
+# by scripts/lock-nix) on python311, the minor version CI runs, instead of the
+# host's python3Packages (older releases, another Python). Evaluation stops,
+# naming the package, when the lock holds a version below a floor of
+# pyproject.toml or misses a dependency.
+#
+# passthru: `frontend` (the SPA Caddy serves, nixos/frontend.nix), `litestream`
+# (0.5.x, the version the backup tests ran), `python`, `pythonLock`.
 {
   lib,
-  python3Packages,
-  runCommandLocal,
+  stdenv,
+  callPackage,
+  python311,
   writeText,
   # What /healthz reports as the build; the flake passes its git revision
   # and last-modified date, a plain checkout has neither.
   commit ? "unknown",
   buildTime ? "unknown",
+  # The lock to build from; tests pass another one to see the checks fail.
+  pythonLock ? lib.importJSON ./python-lock.json,
 }:
 
 let
   pyproject = lib.importTOML ../pyproject.toml;
   version = pyproject.project.version;
+  python = python311;
 
-  # Runtime dependencies come from pyproject.toml, so a dependency added there
-  # is packaged without editing this file: "name[extra]>=1.0; marker" ->
-  # python3Packages.name (+ its optional-dependencies.extra). Names are
-  # normalised like PyPI does (lower case, "_" and "." -> "-"), which is how
-  # nixpkgs names Python packages. Environment markers are ignored: every
-  # dependency listed applies on Linux.
-  pythonDependency =
+  locked = callPackage ./wheels.nix { inherit python pythonLock; };
+
+  # "name[extra]>=1.0,<2; marker" -> the locked package, after checking each
+  # comparison against the locked version. Names are normalised as PyPI does
+  # (lower case, runs of "_", "." and "-" -> "-"). Markers are ignored: every
+  # dependency applies on Linux.
+  normalise = name: lib.toLower (lib.concatStringsSep "-" (lib.filter (part: builtins.isString part && part != "") (builtins.split "[-_.]+" name)));
+  comparisons = {
+    ">=" = lib.versionAtLeast;
+    ">" = a: b: builtins.compareVersions a b > 0;
+    "<" = lib.versionOlder;
+    "<=" = a: b: builtins.compareVersions a b <= 0;
+    "==" = a: b: a == b;
+    "!=" = a: b: a != b;
+  };
+  lockedDependency =
     spec:
     let
-      parsed = builtins.match " *([A-Za-z0-9._-]+) *([[]([A-Za-z0-9,._ -]*)[]])?.*" spec;
-      name = lib.toLower (builtins.replaceStrings [ "_" "." ] [ "-" "-" ] (builtins.elemAt parsed 0));
-      extras = lib.optionals (builtins.elemAt parsed 2 != null) (
-        map lib.trim (lib.splitString "," (builtins.elemAt parsed 2))
-      );
-      package =
-        python3Packages.${name}
-          or (throw "agentstead: pyproject.toml depends on '${name}', which python3Packages does not have");
+      parsed = builtins.match " *([A-Za-z0-9._-]+) *(\\[[^]]*])? *([^;]*)(;.*)?" spec;
+      name = normalise (builtins.elemAt parsed 0);
+      constraints = lib.filter (c: c != "") (map lib.trim (lib.splitString "," (builtins.elemAt parsed 2)));
+      entry =
+        pythonLock.packages.${name}
+          or (throw "agentstead: pyproject.toml depends on ${name}, which nixos/python-lock.json does not hold; add it to requirements.txt (uv pip compile, see README) and run scripts/lock-nix");
+      check =
+        constraint:
+        let
+          op = builtins.match "(>=|<=|==|!=|>|<) *([0-9][0-9A-Za-z.+!-]*)" constraint;
+          holds = comparisons.${builtins.elemAt op 0} entry.version (builtins.elemAt op 1);
+        in
+        if op == null then
+          throw "agentstead: cannot check `${constraint}` of ${name} in pyproject.toml (only >=, >, <, <=, ==, != are)"
+        else
+          lib.assertMsg holds "agentstead: nixos/python-lock.json has ${name} ${entry.version}, which does not meet `${constraint}` in pyproject.toml; update requirements.txt (uv pip compile --upgrade-package ${name}) and run scripts/lock-nix";
     in
     assert lib.assertMsg (parsed != null) "agentstead: cannot read the dependency '${spec}' in pyproject.toml";
-    [ package ]
-    ++ lib.concatMap (
-      extra:
-      package.optional-dependencies.${extra}
-        or (throw "agentstead: python3Packages.${name} has no optional dependencies '${extra}'")
-    ) extras;
+    assert lib.all check constraints;
+    name;
+
+  checkedDependencies = map lockedDependency pyproject.project.dependencies;
+
+  frontend = callPackage ./frontend.nix {
+    inherit python version;
+    inherit (locked) brotli;
+  };
 
   # Only what the build reads, so editing tests or docs does not rebuild it
   # (and a developer's .egg-info or _buildinfo.json never leaks in).
@@ -67,44 +99,21 @@ let
     inherit commit;
     build_time = buildTime;
   };
-
-  # The SPA. Until frontend/ has its own Nix build this copies frontend/dist
-  # when it is present in the source, else it is a one-page placeholder.
-  # frontend/dist is git-ignored, so a flake build (which only sees tracked
-  # files) always gets the placeholder; a plain-path build of a checkout
-  # where the frontend was built picks the real one up.
-  frontend =
-    let
-      dist = ../frontend/dist;
-      placeholder = writeText "index.html" ''
-        <!doctype html>
-        <html lang="en">
-        <head><meta charset="utf-8"><title>Agentstead</title></head>
-        <body><h1>Agentstead</h1><p>The web interface is not part of this build yet.
-        The API is at <a href="/api/openapi.json">/api/openapi.json</a>.</p></body>
-        </html>
-      '';
-    in
-    runCommandLocal "agentstead-frontend-${version}" { } (
-      if builtins.pathExists dist then
-        ''
-          cp -r ${lib.cleanSource dist} $out
-          chmod -R u+w $out
-        ''
-      else
-        ''
-          mkdir -p $out
-          cp ${placeholder} $out/index.html
-        ''
-    );
 in
-python3Packages.buildPythonApplication {
+assert lib.assertMsg (python.pythonVersion == pythonLock.python)
+  "agentstead: nixos/python-lock.json holds wheels for Python ${pythonLock.python} (what CI runs), not ${python.pythonVersion}";
+# Forces every check above (each entry is a name the lock holds).
+assert lib.all (name: pythonLock.packages ? ${name}) checkedDependencies;
+python.pkgs.buildPythonApplication {
   pname = "agentstead";
   inherit version src;
   pyproject = true;
 
-  build-system = [ python3Packages.setuptools ];
-  dependencies = lib.concatMap pythonDependency pyproject.project.dependencies;
+  # setuptools builds the app's own wheel only; nothing of it is installed.
+  build-system = [ python.pkgs.setuptools ];
+  # The whole lock: the declared dependencies and everything they need, each at
+  # the version CI ran.
+  dependencies = lib.attrValues locked.packages;
 
   postInstall = ''
     # The units run this package: @agentstead@ becomes $out. The main unit
@@ -120,12 +129,12 @@ python3Packages.buildPythonApplication {
     done
     test -f "$out/lib/systemd/system/agentstead.service"
 
-    # The Caddyfile the NixOS module points Caddy at.
-    install -Dm644 caddy/Caddyfile "$out/share/agentstead/Caddyfile"
+    # The Caddy site the NixOS module imports into the host's Caddy.
+    install -Dm644 -t "$out/share/agentstead/caddy" caddy/*
 
     # The build's identity, read by agentstead.buildinfo for /healthz.
     cp ${writeText "agentstead-buildinfo.json" buildInfo} \
-      "$out/${python3Packages.python.sitePackages}/agentstead/_buildinfo.json"
+      "$out/${python.sitePackages}/agentstead/_buildinfo.json"
   '';
 
   # The test suite starts real Caddy, Litestream and rclone binaries and a
@@ -138,12 +147,16 @@ python3Packages.buildPythonApplication {
     "agentstead.cli"
   ];
 
-  passthru = { inherit frontend; };
+  passthru = {
+    inherit frontend python pythonLock;
+    inherit (locked) litestream;
+  };
 
   meta = {
     description = pyproject.project.description;
     license = lib.licenses.agpl3Plus;
     mainProgram = "agentstead";
-    platforms = lib.platforms.linux;
+    # The wheels CI installed are x86_64 Linux ones.
+    platforms = [ pythonLock.system ];
   };
 }

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import pathlib
-import shutil
 import subprocess
 
 import pytest
@@ -27,8 +26,6 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 
 
 def _missing() -> str | None:
-    if shutil.which("npm") is None and not (ROOT / "frontend" / "node_modules").is_dir():
-        return "npm is not installed (needed to build the frontend)"
     if not pathlib.Path(CHROMIUM).exists():
         return f"chromium is not installed at {CHROMIUM} (apt-get install chromium)"
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import re
 import subprocess
 
 import aiohttp
@@ -44,6 +45,27 @@ def test_the_runtime_venv_holds_the_lock_and_nothing_else(runtime_bin):
     installed.pop("setuptools", None)  # the venv's own installer tools, as python -m venv makes them
     assert installed.pop("agentstead") == locks.project()["version"]
     assert installed == locks.runtime_pins()
+
+
+def _expand(python: str, abi: str, platform: str) -> set[str]:
+    """A compressed tag set (cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64) as single tags."""
+    return {f"{p}-{a}-{x}" for p in python.split(".") for a in abi.split(".") for x in platform.split(".")}
+
+
+def test_the_nix_build_fetches_the_wheels_this_venv_installed(runtime_bin):
+    """nixos/python-lock.json names, per distribution, the wheel pip chose here (CI's
+    platform): the same version and the same tags (from each installed WHEEL file)."""
+    lock = json.loads((ROOT / "nixos" / "python-lock.json").read_text())["packages"]
+    site = next((runtime_bin.parent / "lib").glob("python3.*/site-packages"))
+    installed = {}
+    for wheel in site.glob("*.dist-info/WHEEL"):
+        meta = (wheel.parent / "METADATA").read_text()
+        name = canonicalize_name(re.search(r"^Name: (.+)$", meta, re.M).group(1))
+        version = re.search(r"^Version: (.+)$", meta, re.M).group(1)
+        tags = set().union(*(_expand(*tag.split("-")) for tag in re.findall(r"^Tag: (.+)$", wheel.read_text(), re.M)))
+        installed[name] = (version, tags)
+    for name, entry in lock.items():
+        assert installed[name] == (entry["version"], _expand(entry["python"], entry["abi"], entry["platform"])), name
 
 
 async def test_serve_from_the_runtime_lock_completes_a_chat_run(runtime_bin, tmp_path):

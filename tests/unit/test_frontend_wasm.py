@@ -1,9 +1,11 @@
 """The frontend's unit tests under the real MicroPython WebAssembly runtime, in Node
 (frontend/tests/run.mjs): every page's update and view and the runtime's diff/patch,
-run by the interpreter the browser loads. Skips, saying why, only without node."""
+run by the interpreter the browser loads (the vendored runtime, frontend/vendor/).
+Skips, saying why, only without node."""
 
 from __future__ import annotations
 
+import importlib.util
 import pathlib
 import shutil
 import subprocess
@@ -11,18 +13,22 @@ import subprocess
 import pytest
 
 FRONTEND = pathlib.Path(__file__).resolve().parents[2] / "frontend"
-RUNTIME = FRONTEND / "node_modules" / "@micropython" / "micropython-webassembly-pyscript" / "micropython.mjs"
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("frontend_build", FRONTEND / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _node() -> str:
+    """node, with the vendored runtime unpacked where run.mjs imports it (frontend/node_modules)."""
     node = shutil.which("node")
     if node is None:
         print("skipping the MicroPython-WebAssembly frontend tests: node is not installed (Node >= 20)")
         pytest.skip("node is not installed (Node >= 20 runs the frontend's tests)")
-    if not RUNTIME.is_file():
-        npm = shutil.which("npm")
-        assert npm, f"{RUNTIME} is missing and npm is not installed to fetch it"
-        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=FRONTEND, check=True, timeout=600)
+    _build_module().unpack_runtime(FRONTEND / "node_modules")
     return node
 
 

@@ -18,63 +18,19 @@ import os
 import re
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from agentstead import settings as app_settings
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
+from ..support.nix import NIX_INSTANTIATE, REPO, SHARED, STUBS, _nix_in_ci, needs_lib, needs_nix  # noqa: F401
+from ..support.nix import nix_eval as _nix_eval
+
 PIN_FILE = SHARED / "nixpkgs-pin.json"
 MODULE = REPO / "nixos" / "module.nix"
-PACKAGE = REPO / "nixos" / "package.nix"
 EXAMPLE = REPO / "nixos" / "examples" / "vps.nix"
-# Next to the checkout, as CI lays it out (the checkout and shared/ side by side).
-DEFAULT_LIB_CHECKOUT = SHARED / "nixpkgs-lib"
 SKIP_DIRS = {".git", ".venv", "node_modules", "var", "build", "dist", "__pycache__", ".pytest_cache"}
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-NIX_INSTANTIATE = shutil.which("nix-instantiate")
-
-
-def _nixpkgs_lib() -> Path | None:
-    """The directory holding nixpkgs' lib/default.nix, or None."""
-    configured = os.environ.get("NIXPKGS_LIB_PATH")
-    for base in ([Path(configured)] if configured else []) + [DEFAULT_LIB_CHECKOUT]:
-        for candidate in (base / "lib", base):
-            if (candidate / "default.nix").is_file() and (candidate / "modules.nix").is_file():
-                return candidate
-    return None
-
-
-NIXPKGS_LIB = _nixpkgs_lib()
-_NO_NIX = "nix-instantiate not found (apt-get install nix-bin)"
-_NO_LIB = ("nixpkgs lib not found; set NIXPKGS_LIB_PATH to a copy of github.com/nix-community/nixpkgs.lib "
-           f"(looked in {DEFAULT_LIB_CHECKOUT})")
-
-
-def _requires(reason: str | None):
-    """Runs the test when reason is None; else skips saying why, or in CI (CI=true) fails:
-    CI must parse and evaluate the Nix files on every run."""
-    if reason is None:
-        return lambda test: test
-    if IN_CI:
-        return pytest.mark.usefixtures("_nix_in_ci")
-    return pytest.mark.skip(reason=reason)
-
-
-MISSING = _NO_NIX if NIX_INSTANTIATE is None else None if NIXPKGS_LIB else _NO_LIB
-needs_nix = _requires(_NO_NIX + "; .nix files not checked" if NIX_INSTANTIATE is None else None)
-needs_lib = _requires(MISSING)
-
-
-@pytest.fixture
-def _nix_in_ci():
-    pytest.fail(f"CI=true, and {MISSING}: the Nix files must be checked in CI", pytrace=False)
 
 
 def nix_files() -> list[Path]:
@@ -135,63 +91,6 @@ def test_flake_input_url_matches_the_lock():
 
 # ---- 3. the module, evaluated with nixpkgs lib and stubs ----
 
-# Just enough of NixOS for the options the module sets, with their real merge
-# behaviour where it matters (lists of ports, unit options that are lists).
-# Anything else a host sets (boot, fileSystems, ...) is accepted unchecked.
-STUBS = r"""
-{ lib, pkgs }:
-let
-  t = lib.types;
-  # As nixos/lib/systemd-unit-options.nix: lists (repeated lines) concatenate,
-  # single values must agree, a mix is an error.
-  unitOption = lib.mkOptionType {
-    name = "systemd option";
-    merge = loc: defs:
-      let defs' = lib.filterOverrides defs; in
-      if lib.isList (lib.head defs').value
-      then lib.concatMap (def:
-        if lib.isList def.value then def.value
-        else throw "${lib.showOption loc}: a mix of list and non-list definitions") defs'
-      else lib.mergeEqualOption loc defs';
-  };
-  unit = extra: t.submodule {
-    freeformType = t.attrsOf t.anything;
-    options = {
-      wantedBy = lib.mkOption { type = t.listOf t.str; default = [ ]; };
-      requiredBy = lib.mkOption { type = t.listOf t.str; default = [ ]; };
-    } // extra;
-  };
-in
-{
-  config._module.freeformType = t.attrsOf t.anything;
-  config._module.args.pkgs = pkgs;
-  options = {
-    assertions = lib.mkOption { type = t.listOf t.unspecified; default = [ ]; };
-    services.caddy.enable = lib.mkOption { type = t.bool; default = false; };
-    services.caddy.configFile = lib.mkOption { type = t.path; };
-    systemd.packages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
-    systemd.services = lib.mkOption {
-      default = { };
-      type = t.attrsOf (unit {
-        environment = lib.mkOption { type = t.attrsOf t.str; default = { }; };
-        serviceConfig = lib.mkOption { type = t.attrsOf unitOption; default = { }; };
-      });
-    };
-    systemd.timers = lib.mkOption {
-      default = { };
-      type = t.attrsOf (unit {
-        timerConfig = lib.mkOption { type = t.attrsOf unitOption; default = { }; };
-      });
-    };
-    systemd.tmpfiles.rules = lib.mkOption { type = t.listOf t.str; default = [ ]; };
-    users.users = lib.mkOption { type = t.attrsOf (t.attrsOf t.anything); default = { }; };
-    users.groups = lib.mkOption { type = t.attrsOf (t.attrsOf t.anything); default = { }; };
-    networking.firewall.allowedTCPPorts = lib.mkOption { type = t.listOf t.port; default = [ ]; };
-    networking.firewall.allowedUDPPorts = lib.mkOption { type = t.listOf t.port; default = [ ]; };
-  };
-}
-"""
-
 # What the module set, as JSON. The default package (pkgs.callPackage) is a
 # fake derivation with a `frontend`.
 HARNESS = r"""
@@ -246,19 +145,12 @@ def nix_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("nix")
     (path / "stubs.nix").write_text(STUBS)
     (path / "harness.nix").write_text(HARNESS)
-    (path / "package-harness.nix").write_text(PACKAGE_HARNESS)
-    (path / "flake-harness.nix").write_text(FLAKE_HARNESS)
     return path
 
 
 def nix_eval(nix_dir: Path, harness: str, **args: str) -> subprocess.CompletedProcess:
-    """nix-instantiate --eval --strict --json <harness> with lib, the stubs and **args as --arg."""
-    argv = [NIX_INSTANTIATE, "--eval", "--strict", "--json", str(nix_dir / harness),
-            "--arg", "libPath", str(NIXPKGS_LIB), "--arg", "stubsPath", str(nix_dir / "stubs.nix")]
-    for name, value in args.items():
-        argv += ["--arg", name, value]
-    # cwd: a path literal in `host` (./secret) is relative to it.
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=nix_dir)
+    """The harness evaluated with lib, the stubs and **args (see support.nix.nix_eval)."""
+    return _nix_eval(nix_dir / harness, nix_dir, stubsPath=str(nix_dir / "stubs.nix"), **args)
 
 
 def _run(nix_dir: Path, host: str) -> subprocess.CompletedProcess:
@@ -781,134 +673,3 @@ def test_the_unit_runs_as_the_user_the_module_creates():
     assert re.search(r"^StateDirectory=agentstead$", unit, re.M)  # settings.state_dir's default
     module = MODULE.read_text()
     assert "users.users.agentstead" in module and "users.groups.agentstead" in module
-
-
-# ---- the package: dependencies from pyproject.toml, the postInstall wiring ----
-
-PACKAGE_HARNESS = r"""
-{ libPath, packagePath, names }:
-let
-  lib = import libPath;
-  fake = name: { type = "derivation"; inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
-  python3Packages = lib.genAttrs names.packages (name: fake name // {
-    optional-dependencies = lib.genAttrs (names.extras.${name} or [ ]) (extra: [ (fake "${name}-${extra}-dep") ]);
-  }) // {
-    setuptools = fake "setuptools";
-    python.sitePackages = "lib/python3.13/site-packages";
-    buildPythonApplication = args: args;
-  };
-  # The text rides in the store path, so the test can read what was written.
-  writeText = name: text: fake "${name}<<${text}>>";
-  runCommandLocal = name: env: script: fake name // { inherit script; };
-  args = import packagePath {
-    inherit lib python3Packages writeText runCommandLocal;
-    commit = "0123456789abcdef0123456789abcdef01234567";
-    buildTime = "2026-04-21T01:26:28Z";
-  };
-in
-{
-  inherit (args) pname version pyproject postInstall;
-  dependencies = map (d: d.name) args.dependencies;
-  buildSystem = map (d: d.name) args.build-system;
-  mainProgram = args.meta.mainProgram;
-  frontendScript = args.passthru.frontend.script;
-}
-"""
-
-
-@needs_lib
-def test_the_package_takes_its_dependencies_from_pyproject(nix_dir):
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    requirements = [Requirement(spec) for spec in project["dependencies"]]
-    extras = {canonicalize_name(r.name): sorted(r.extras) for r in requirements if r.extras}
-    names = {"packages": [canonicalize_name(r.name) for r in requirements], "extras": extras}
-    done = nix_eval(nix_dir, "package-harness.nix", packagePath=str(PACKAGE),
-                    names=f"builtins.fromJSON ''{json.dumps(names)}''")
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
-    expected = []
-    for r in requirements:
-        name = canonicalize_name(r.name)
-        expected += [name] + [f"{name}-{extra}-dep" for extra in sorted(r.extras)]
-    assert out["dependencies"] == expected
-    assert (out["pname"], out["version"], out["pyproject"]) == ("agentstead", project["version"], True)
-    assert out["buildSystem"] == ["setuptools"] and out["mainProgram"] == "agentstead"
-    post = out["postInstall"]
-    assert "--replace-fail" in post and "@agentstead@" in post and "$out/lib/systemd/system" in post
-    assert 'caddy/Caddyfile "$out/share/agentstead/Caddyfile"' in post
-    assert "lib/python3.13/site-packages/agentstead/_buildinfo.json" in post
-    buildinfo = json.loads(re.search(r"agentstead-buildinfo\.json<<(.*?)>>", post).group(1))
-    assert buildinfo == {"commit": "0123456789abcdef0123456789abcdef01234567",
-                         "build_time": "2026-04-21T01:26:28Z"}
-    # The SPA: frontend/dist when a build is present in the checkout (scripts/run builds one), else a placeholder.
-    if (REPO / "frontend" / "dist").exists():
-        assert "cp -r" in out["frontendScript"]
-    else:
-        assert "index.html" in out["frontendScript"]
-
-
-# ---- the flake's outputs, with a stub nixpkgs around the real lib ----
-
-FLAKE_HARNESS = r"""
-{ libPath, stubsPath, flakePath, source }:
-let
-  lib = import libPath;
-  fake = name: { type = "derivation"; inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
-  built = args: fake "agentstead-0.1.0" // {
-    inherit args;
-    frontend = fake "agentstead-frontend-0.1.0";
-    meta.mainProgram = "agentstead";
-  };
-  pkgs = {
-    callPackage = path: args: built args // { path = toString path; };
-    testers.runNixOSTest = test: { inherit test; };
-    mkShell = args: args;
-  } // lib.genAttrs [ "python3" "caddy" "litestream" "rclone" "nodejs" ] fake;
-  flake = import flakePath;
-  self = source // outputs;
-  outputs = flake.outputs { inherit self; nixpkgs = { inherit lib; legacyPackages.x86_64-linux = pkgs; }; };
-  system = outputs.packages.x86_64-linux;
-  # The flake's module in the module system, to see the package it sets.
-  moduleConfig = (lib.evalModules {
-    modules = [
-      (import stubsPath { inherit lib pkgs; })
-      outputs.nixosModules.default
-    ];
-  }).config.services.agentstead;
-in
-{
-  packages = lib.attrNames system;
-  buildInfo = system.agentstead.args;
-  packagePath = system.agentstead.path;
-  frontendIsThePackages = system.frontend.outPath == system.agentstead.frontend.outPath;
-  default = system.default.outPath == system.agentstead.outPath;
-  app = outputs.apps.x86_64-linux.default;
-  checks = lib.attrNames outputs.checks.x86_64-linux;
-  testName = outputs.checks.x86_64-linux.appliance.test.name;
-  shell = map (p: p.name) outputs.devShells.x86_64-linux.default.packages;
-  modulePackageArgs = moduleConfig.package.args;
-}
-"""
-
-
-@needs_lib
-@pytest.mark.parametrize("source, commit", [
-    ('{ rev = "0123456789abcdef0123456789abcdef01234567"; lastModifiedDate = "20260421012628"; }',
-     "0123456789abcdef0123456789abcdef01234567"),
-    ('{ dirtyRev = "0123456-dirty"; lastModifiedDate = "20260421012628"; }', "0123456-dirty"),
-    ('{ lastModifiedDate = "20260421012628"; }', "dirty"),
-], ids=["clean", "dirty", "no-git"])
-def test_flake_outputs(nix_dir, source, commit):
-    done = nix_eval(nix_dir, "flake-harness.nix", flakePath=str(REPO / "flake.nix"), source=source)
-    assert done.returncode == 0, done.stderr
-    out = json.loads(done.stdout)
-    build_info = {"commit": commit, "buildTime": "2026-04-21T01:26:28Z"}
-    assert out["packages"] == ["agentstead", "default", "frontend"]
-    assert out["buildInfo"] == build_info
-    assert out["packagePath"].endswith("/nixos/package.nix")
-    assert out["frontendIsThePackages"] and out["default"]
-    assert out["app"]["type"] == "app" and out["app"]["program"].endswith("-agentstead-0.1.0/bin/agentstead")
-    assert "appliance" in out["checks"] and out["testName"] == "agentstead-appliance"
-    assert out["shell"] == ["python3", "caddy", "litestream", "rclone", "nodejs"]
-    # nixosModules.default builds the same package, with the flake's build info.
-    assert out["modulePackageArgs"] == build_info
