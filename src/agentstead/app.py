@@ -83,6 +83,8 @@ async def _identity(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(headers={"User-Agent": f"agentstead/{app[BUILD].version}"}) as http:
         service = IdentityService(app[DB], settings, http, bus=app[BUS])
         app[IDENTITY] = service
+        if settings.initial_admin_email and await service.ensure_initial_admin(settings.initial_admin_email):
+            log.info("created the initial administrator", extra={"email": settings.initial_admin_email})
         task = asyncio.create_task(maintenance(service))
         yield
         task.cancel()

@@ -256,6 +256,14 @@ def _domains(raw: str | list) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _email(raw: str) -> str:
+    email = str(raw).strip()
+    local, at, domain = email.rpartition("@")
+    if email and not (at and local and "." in domain.strip(".") and not any(c.isspace() for c in email)):
+        raise ValueError(f"{email!r} is not an email address")
+    return email
+
+
 def _llm_providers(raw: str | list) -> tuple[dict, ...]:
     """OpenAI-compatible model providers, like oidc_providers: TOML tables or a JSON array."""
     out = []
@@ -333,6 +341,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(verified emails in AGENTSTEAD_SIGNUP_DOMAINS) or open.", example="closed"),
     Setting("signup_domains", _domains, (), "Comma-separated email domains allowed to sign up when the "
             "policy is domains.", example="example.org"),
+    Setting("initial_admin_email", _email, "",
+            "An administrator created at startup while the database has none (the first start), "
+            "audited as user.created; then it is ignored. They sign in with an identity provider or a "
+            "link from `agentstead admin login-link`.", example="admin@example.org"),
     Setting("access_token_ttl_seconds", _int_range(30, 3600), 300,
             "Lifetime of the short-lived access token (a JWT in an httpOnly cookie).", example="300"),
     Setting("session_ttl_days", _int_range(1, 365), 30,
@@ -468,6 +480,7 @@ class Settings:
     oidc_providers: tuple[dict, ...] = ()
     signup_policy: str = "closed"
     signup_domains: tuple[str, ...] = ()
+    initial_admin_email: str = ""
     access_token_ttl_seconds: int = 300
     session_ttl_days: int = 30
     api_token_max_days: int = 365

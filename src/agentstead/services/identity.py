@@ -503,6 +503,31 @@ class IdentityService:
         await self.notify("system", ev.UserCreated(user.id, user.email, user.role))
         return user
 
+    async def ensure_initial_admin(self, email: str) -> user_store.User | None:
+        """At startup, while there is no administrator: make the configured email one (created,
+        or a member promoted), audited. Returns that user, or None when an admin exists."""
+        async with self.db.write() as conn:
+            if await user_store.count_admins(conn) > 0:
+                return None
+            ctx = Context(user_agent="agentstead (initial_admin_email)")
+            existing = await user_store.by_email(conn, email)
+            if existing is None:
+                user = await user_store.create(conn, email, role="admin")
+                action, details = "user.created", {"email": email, "role": "admin"}
+            else:
+                user = await user_store.update(conn, existing.id, role="admin", disabled=False)
+                action, details = "user.updated", {"changes": {"role": {"from": existing.role, "to": "admin"}}}
+            await audit_store.append(conn, audit_store.Record(
+                action, target=user.id, ip=ctx.ip, user_agent=ctx.user_agent,
+                details={**details, "source": "initial_admin_email"}))
+        if existing is None:
+            await self.notify("system", ev.UserCreated(user.id, user.email, user.role))
+        else:
+            self._users[user.id] = user
+            self._invalidate()
+            await self.notify(f"users/{user.id}", ev.AccountUpdated(user.role, user.disabled))
+        return user
+
     async def update_user(self, actor: Principal, user_id: str, ctx: Context, *, role: str | None = None,
                           disabled: bool | None = None) -> user_store.User:
         revoked_hashes: list[str] = []
