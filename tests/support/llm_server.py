@@ -305,7 +305,7 @@ class LLMServer:
 
     # -- lifecycle --------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, port: int = 0) -> None:
         if self._runner is not None:
             return
         self._stopping = False
@@ -320,7 +320,7 @@ class LLMServer:
         await runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         await web.SockSite(runner, sock).start()
         self._runner = runner
@@ -577,3 +577,17 @@ class LLMServer:
         await send("[DONE]")
         await resp.write_eof()
         return resp
+
+
+async def _serve_forever(port: int) -> None:
+    server = LLMServer(api_key=None)
+    await server.start(port)
+    print(f"llm_server: {server.base_url} (model gpt-test, echoes the last user message)", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    # `python llm_server.py PORT`: the NixOS VM test (nixos/tests/appliance.nix) runs it as a service.
+    import sys
+
+    asyncio.run(_serve_forever(int(sys.argv[1])))

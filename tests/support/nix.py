@@ -4,6 +4,7 @@ that need them skip saying why, except in CI (CI=true), where a missing one fail
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -99,7 +100,25 @@ in
   options = {
     assertions = lib.mkOption { type = t.listOf t.unspecified; default = [ ]; };
     services.caddy.enable = lib.mkOption { type = t.bool; default = false; };
-    services.caddy.configFile = lib.mkOption { type = t.path; };
+    services.caddy.email = lib.mkOption { type = t.nullOr t.str; default = null; };
+    # As nixos/modules/services/web-servers/caddy/vhost-options.nix.
+    services.caddy.virtualHosts = lib.mkOption {
+      default = { };
+      type = t.attrsOf (t.submodule ({ name, config, ... }: {
+        options = {
+          hostName = lib.mkOption { type = t.str; default = name; };
+          serverAliases = lib.mkOption { type = t.listOf t.str; default = [ ]; };
+          listenAddresses = lib.mkOption { type = t.listOf t.str; default = [ ]; };
+          useACMEHost = lib.mkOption { type = t.nullOr t.str; default = null; };
+          logFormat = lib.mkOption {
+            type = t.nullOr t.lines;
+            default = "output file /var/log/caddy/access-${config.hostName}.log\n";
+          };
+          extraConfig = lib.mkOption { type = t.lines; default = ""; };
+        };
+      }));
+    };
+    environment.systemPackages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
     systemd.packages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
     systemd.services = lib.mkOption {
       default = { };
@@ -122,3 +141,93 @@ in
   };
 }
 """
+
+
+# What the module set, as JSON. The default package (pkgs.callPackage) is a
+# fake derivation with a `frontend`.
+HARNESS = r"""
+{ libPath, stubsPath, modulePath, host }:
+let
+  lib = import libPath;
+  fake = name: {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+  package = fake "agentstead-0.1.0" // {
+    frontend = fake "agentstead-frontend-0.1.0";
+    litestream = fake "litestream-0.5.17" // { version = "0.5.17"; };
+  };
+  pkgs = {
+    callPackage = _: _: package;
+    # nixpkgs' own, too old for the backups (nixos-25.11).
+    litestream = fake "litestream-0.3.13" // { version = "0.3.13"; };
+    # For the VM test's node (nixos/tests/appliance.nix): its scripts keep their text.
+    writeShellApplication = args: fake args.name // { inherit (args) text; };
+  } // lib.genAttrs [ "curl" "coreutils" "gnugrep" "systemd" ] fake;
+  stubs = import stubsPath { inherit lib pkgs; };
+  config = (lib.evalModules { modules = [ stubs modulePath host ]; }).config;
+  service = name: config.systemd.services.${name} or null;
+in
+{
+  packageOut = package.outPath;
+  frontend = package.frontend.outPath;
+  litestreamOut = package.litestream.outPath;
+  agentstead = service "agentstead";
+  litestream = service "agentstead-litestream";
+  restore = service "agentstead-restore";
+  drill = service "agentstead-backup-drill";
+  drillTimer = config.systemd.timers.agentstead-backup-drill or null;
+  tmpfiles = config.systemd.tmpfiles.rules;
+  scripts = lib.listToAttrs (map (p: lib.nameValuePair p.name (p.text or null)) (config.environment.systemPackages or [ ]));
+  caddy =
+    if config.services.caddy.enable
+    then { enable = true; inherit (config.services.caddy) email virtualHosts; }
+    else { enable = false; };
+  caddyService = config.systemd.services.caddy or null;
+  secrets = service "agentstead-secrets";
+  firewall = config.networking.firewall;
+  users = config.users;
+  systemdPackages = map (p: p.outPath) config.systemd.packages;
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+}
+"""
+
+SECRET_KEY = '"/run/secrets/agentstead_secret_key"'
+
+
+def evaluate_module(nix_dir: Path, host: str) -> subprocess.CompletedProcess:
+    """nixos/module.nix with the stubs and `host` (a module, as Nix text), through HARNESS."""
+    (nix_dir / "stubs.nix").write_text(STUBS)
+    (nix_dir / "harness.nix").write_text(HARNESS)
+    return nix_eval(nix_dir / "harness.nix", nix_dir, stubsPath=str(nix_dir / "stubs.nix"),
+                    modulePath=str(REPO / "nixos" / "module.nix"), host=host)
+
+
+@pytest.fixture(scope="module")
+def nix_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nix")
+
+
+@pytest.fixture
+def evaluate(nix_dir):
+    """evaluate('{ services.agentstead = …; }') -> what the module set (see HARNESS)."""
+    def run(host: str) -> dict:
+        done = evaluate_module(nix_dir, host)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+    return run
+
+
+@pytest.fixture
+def evaluation_error(nix_dir):
+    """evaluation_error(host) -> stderr of an evaluation that must fail."""
+    def run(host: str) -> str:
+        done = evaluate_module(nix_dir, host)
+        assert done.returncode != 0, f"evaluation succeeded: {done.stdout[:500]}"
+        return done.stderr
+    return run
+
+
+def enabled(extra: str = "") -> str:
+    return f"{{ services.agentstead = {{ enable = true; secretKeyFile = {SECRET_KEY}; {extra} }}; }}"

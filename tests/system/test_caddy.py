@@ -92,10 +92,11 @@ def tls_site(app, spa, tmp_path_factory):
 
 # ---- the Caddyfile itself ----
 
-def test_caddyfile_is_formatted(tmp_path):
-    result = run_caddy(["fmt", str(CADDYFILE)], tmp_path)
+@pytest.mark.parametrize("path", sorted(CADDYFILE.parent.iterdir()), ids=lambda p: p.name)
+def test_caddy_files_are_formatted(tmp_path, path):
+    result = run_caddy(["fmt", str(path)], tmp_path)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == CADDYFILE.read_text(), "run `caddy fmt --overwrite caddy/Caddyfile`"
+    assert result.stdout == path.read_text(), f"run `caddy fmt --overwrite caddy/{path.name}`"
 
 
 @pytest.mark.parametrize("placeholders", [

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -24,8 +23,8 @@ import pytest
 
 from agentstead import settings as app_settings
 
-from ..support.nix import NIX_INSTANTIATE, REPO, SHARED, STUBS, _nix_in_ci, needs_lib, needs_nix  # noqa: F401
-from ..support.nix import nix_eval as _nix_eval
+from ..support.nix import (NIX_INSTANTIATE, REPO, SECRET_KEY, SHARED, _nix_in_ci, enabled, evaluate,  # noqa: F401
+                           evaluation_error, needs_lib, needs_nix, nix_dir)
 
 PIN_FILE = SHARED / "nixpkgs-pin.json"
 MODULE = REPO / "nixos" / "module.nix"
@@ -91,96 +90,6 @@ def test_flake_input_url_matches_the_lock():
 
 # ---- 3. the module, evaluated with nixpkgs lib and stubs ----
 
-# What the module set, as JSON. The default package (pkgs.callPackage) is a
-# fake derivation with a `frontend`.
-HARNESS = r"""
-{ libPath, stubsPath, modulePath, host }:
-let
-  lib = import libPath;
-  fake = name: {
-    type = "derivation";
-    inherit name;
-    outPath = "/nix/store/00000000000000000000000000000000-${name}";
-  };
-  package = fake "agentstead-0.1.0" // { frontend = fake "agentstead-frontend-0.1.0"; };
-  litestream = fake "litestream-0.5.15";
-  pkgs = {
-    callPackage = _: _: package;
-    inherit litestream;
-    # For the VM test's node (nixos/tests/appliance.nix): its scripts keep their text.
-    writeShellApplication = args: fake args.name // { inherit (args) text; };
-  } // lib.genAttrs [ "curl" "coreutils" "gnugrep" "systemd" ] fake;
-  stubs = import stubsPath { inherit lib pkgs; };
-  config = (lib.evalModules { modules = [ stubs modulePath host ]; }).config;
-  service = name: config.systemd.services.${name} or null;
-in
-{
-  packageOut = package.outPath;
-  frontend = package.frontend.outPath;
-  litestreamOut = litestream.outPath;
-  agentstead = service "agentstead";
-  litestream = service "agentstead-litestream";
-  restore = service "agentstead-restore";
-  drill = service "agentstead-backup-drill";
-  drillTimer = config.systemd.timers.agentstead-backup-drill or null;
-  tmpfiles = config.systemd.tmpfiles.rules;
-  scripts = lib.listToAttrs (map (p: lib.nameValuePair p.name (p.text or null)) (config.environment.systemPackages or [ ]));
-  caddyEnvironment = (config.systemd.services.caddy or { }).environment or null;
-  caddy =
-    if config.services.caddy.enable
-    then { enable = true; inherit (config.services.caddy) configFile; }
-    else { enable = false; };
-  firewall = config.networking.firewall;
-  users = config.users;
-  systemdPackages = map (p: p.outPath) config.systemd.packages;
-  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
-}
-"""
-
-SECRET_KEY = '"/run/secrets/agentstead_secret_key"'
-
-
-@pytest.fixture(scope="module")
-def nix_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("nix")
-    (path / "stubs.nix").write_text(STUBS)
-    (path / "harness.nix").write_text(HARNESS)
-    return path
-
-
-def nix_eval(nix_dir: Path, harness: str, **args: str) -> subprocess.CompletedProcess:
-    """The harness evaluated with lib, the stubs and **args (see support.nix.nix_eval)."""
-    return _nix_eval(nix_dir / harness, nix_dir, stubsPath=str(nix_dir / "stubs.nix"), **args)
-
-
-def _run(nix_dir: Path, host: str) -> subprocess.CompletedProcess:
-    return nix_eval(nix_dir, "harness.nix", modulePath=str(MODULE), host=host)
-
-
-@pytest.fixture
-def evaluate(nix_dir):
-    """evaluate('{ services.agentstead = …; }') -> what the module set (see HARNESS)."""
-    def run(host: str) -> dict:
-        done = _run(nix_dir, host)
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
-    return run
-
-
-@pytest.fixture
-def evaluation_error(nix_dir):
-    """evaluation_error(host) -> stderr of an evaluation that must fail."""
-    def run(host: str) -> str:
-        done = _run(nix_dir, host)
-        assert done.returncode != 0, f"evaluation succeeded: {done.stdout[:500]}"
-        return done.stderr
-    return run
-
-
-def enabled(extra: str = "") -> str:
-    return f"{{ services.agentstead = {{ enable = true; secretKeyFile = {SECRET_KEY}; {extra} }}; }}"
-
-
 @needs_lib
 def test_settings_become_agentstead_environment_variables(evaluate):
     out = evaluate(enabled('''
@@ -208,7 +117,7 @@ def test_settings_become_agentstead_environment_variables(evaluate):
     assert env["AGENTSTEAD_HOST"] == "127.0.0.1" and env["AGENTSTEAD_PORT"] == "47293"
     assert not any("SECRET" in name for name in env)
     # Caddy must accept the bodies the app accepts.
-    assert out["caddyEnvironment"]["CADDY_MAX_BODY_SIZE"] == "2MiB"
+    assert out["caddy"]["virtualHosts"]["agents.example.org"]["extraConfig"].rstrip().endswith(" 2MiB")
 
 
 GOOGLE = '{ name = "google"; issuer = "https://accounts.google.com"; client_id = "123.apps.googleusercontent.com"; }'
@@ -343,52 +252,95 @@ def test_options_that_need_a_domain_fail_assertions_without_one(evaluate):
     assert any("must be https in production" in m for m in out["failedAssertions"])
 
 
-@needs_lib
-def test_caddy_runs_the_package_caddyfile_with_its_placeholders(evaluate):
-    out = evaluate(enabled('domain = "agents.example.org"; acmeEmail = "admin@example.org";'))
-    assert out["caddy"] == {"enable": True, "configFile": out["packageOut"] + "/share/agentstead/Caddyfile"}
-    assert out["caddyEnvironment"] == {
-        "CADDY_SITE_ADDRESS": "agents.example.org",
-        "CADDY_ACME_EMAIL": "admin@example.org",
-        "CADDY_FRONTEND_ROOT": out["frontend"],
-        "CADDY_UPSTREAM": "127.0.0.1:47293",
-    }
-    assert out["failedAssertions"] == []
+def _site(out: dict, address: str) -> tuple[str, list[str]]:
+    """The virtual host's import of the package's site.caddy: (share dir, its three arguments)."""
+    vhost = out["caddy"]["virtualHosts"][address]
+    match = re.fullmatch(r"import (\S+)/site\.caddy (\S+) (\S+) (\S+)\n", vhost["extraConfig"])
+    assert match, vhost["extraConfig"]
+    return match.group(1), list(match.groups()[1:])
 
+
+@needs_lib
+def test_caddy_serves_the_package_site_as_one_virtual_host_of_the_hosts_caddy(evaluate):
+    out = evaluate(enabled('domain = "agents.example.org"; acmeEmail = "admin@example.org";'))
+    assert out["failedAssertions"] == []
+    assert out["caddy"]["enable"] and list(out["caddy"]["virtualHosts"]) == ["agents.example.org"]
+    share, args = _site(out, "agents.example.org")
+    assert share == out["packageOut"] + "/share/agentstead/caddy"
+    assert args == [out["frontend"], "127.0.0.1:47293", "1MiB"]  # the SPA, the app, the body limit
+    vhost = out["caddy"]["virtualHosts"]["agents.example.org"]
+    assert vhost["listenAddresses"] == [] and vhost["useACMEHost"] is None  # Caddy's own ACME
+    assert vhost["logFormat"] == f"output stderr\nimport {share}/log-format.caddy\n"
+    assert out["caddy"]["email"] == "admin@example.org"
+    # Nothing global: no Caddyfile of ours, no environment for the host's Caddy.
+    assert out["caddyService"] is None
+
+
+@needs_lib
+def test_other_sites_and_the_hosts_caddy_settings_stay(evaluate):
+    """A ten-line host: Agentstead next to another site on the same Caddy."""
+    out = evaluate(f'''{{ lib, ... }}: {{
+      services.agentstead = {{ enable = true; domain = "agents.example.org"; secretKeyFile = {SECRET_KEY};
+                              acmeEmail = "agents@example.org"; initialAdminEmail = "me@example.org"; }};
+      services.caddy.email = "hostmaster@example.org";
+      services.caddy.virtualHosts."blog.example.org".extraConfig = "root * /srv/blog\\nfile_server";
+      services.caddy.virtualHosts."agents.example.org".logFormat = lib.mkForce "output discard";
+    }}''')
+    assert out["failedAssertions"] == []
+    hosts = out["caddy"]["virtualHosts"]
+    assert sorted(hosts) == ["agents.example.org", "blog.example.org"]
+    assert hosts["blog.example.org"]["extraConfig"] == "root * /srv/blog\nfile_server"
+    assert out["caddy"]["email"] == "hostmaster@example.org"  # the host's, not acmeEmail
+    assert hosts["agents.example.org"]["logFormat"] == "output discard"
+    assert out["agentstead"]["environment"]["AGENTSTEAD_INITIAL_ADMIN_EMAIL"] == "me@example.org"
+
+
+@needs_lib
+def test_a_certificate_from_security_acme(evaluate):
+    out = evaluate(enabled('domain = "agents.example.org"; useACMEHost = "example.org";'))
+    assert out["caddy"]["virtualHosts"]["agents.example.org"]["useACMEHost"] == "example.org"
+    assert out["failedAssertions"] == []
+    out = evaluate(enabled('useACMEHost = "example.org";'))
+    assert out["failedAssertions"] == [
+        "services.agentstead.useACMEHost needs services.agentstead.domain: the certificate is for that name."]
 
 
 @needs_lib
 def test_the_spa_caddy_serves_can_be_a_directory_on_the_host(evaluate, evaluation_error):
-    """A flake build's own frontend is a placeholder: admins point frontendPackage at a
-    scripts/build-frontend output instead (README, On NixOS)."""
-    out = evaluate(enabled('frontendPackage = "/srv/agentstead-spa";'))
-    assert out["caddyEnvironment"]["CADDY_FRONTEND_ROOT"] == "/srv/agentstead-spa"
+    out = evaluate(enabled('frontendPackage = "/srv/agentstead-spa"; settings.max_body_size = "2MiB";'))
+    assert _site(out, "http://localhost:47294")[1] == ["/srv/agentstead-spa", "127.0.0.1:47293", "2MiB"]
     assert out["failedAssertions"] == []
-    assert "frontendPackage" in evaluation_error(enabled('frontendPackage = "srv/agentstead-spa";'))
+    for bad in ('"srv/agentstead-spa"', '"/srv/agentstead spa"'):
+        stderr = evaluation_error(enabled(f"frontendPackage = {bad};"))
+        assert "services.agentstead.frontendPackage" in stderr and "absolute path without spaces" in stderr, stderr
+
 
 @needs_lib
 def test_without_a_domain_caddy_serves_local_http_only(evaluate):
     out = evaluate(enabled('listenAddress = "::1"; port = 48000;'))
-    caddy = out["caddyEnvironment"]
-    assert caddy["CADDY_SITE_ADDRESS"] == "http://localhost:47294"
-    assert caddy["CADDY_BIND"] == "127.0.0.1 [::1]"
-    assert caddy["CADDY_UPSTREAM"] == "[::1]:48000"
+    vhost = out["caddy"]["virtualHosts"]["http://localhost:47294"]
+    assert vhost["listenAddresses"] == ["127.0.0.1", "[::1]"]
+    assert _site(out, "http://localhost:47294")[1][1] == "[::1]:48000"
     env = out["agentstead"]["environment"]
     assert env["AGENTSTEAD_ENV"] == "development"  # production would refuse http://
     assert env["AGENTSTEAD_PUBLIC_URL"] == "http://localhost:47294"
-    assert out["failedAssertions"] == []
-
-
-def _caddyfile_placeholders() -> set[str]:
-    return set(re.findall(r"\{\$(CADDY_[A-Z_]+)", (REPO / "caddy" / "Caddyfile").read_text()))
+    assert out["failedAssertions"] == [] and out["caddy"]["email"] is None
 
 
 @needs_lib
-def test_every_caddy_variable_the_module_sets_is_a_caddyfile_placeholder(evaluate):
-    names = set()
-    for host in (enabled('domain = "a.example.org"; settings.max_body_size = 1048576;'), enabled()):
-        names |= set(evaluate(host)["caddyEnvironment"])
-    assert names <= _caddyfile_placeholders()
+@pytest.mark.parametrize("domain", ['"https://agents.example.org"', '"agents.example.org/"',
+                                    '"agents.example.org:8443"'])
+def test_a_domain_with_a_scheme_port_or_path_is_refused_saying_what_to_give(evaluation_error, domain):
+    stderr = evaluation_error(enabled(f"domain = {domain};"))
+    assert "services.agentstead.domain" in stderr and "host name without a scheme, port or path" in stderr, stderr
+
+
+def test_site_caddy_takes_the_three_arguments_the_module_and_the_caddyfile_pass():
+    site = (REPO / "caddy" / "site.caddy").read_text()
+    assert sorted(set(re.findall(r"\{args\[(\d+)\]\}", site))) == ["0", "1", "2"]
+    assert "{$" not in re.sub(r"#.*", "", site)  # no environment placeholders: the host's Caddy has none
+    imports = re.findall(r"^\s*import site\.caddy (.+)$", (REPO / "caddy" / "Caddyfile").read_text(), re.M)
+    assert len(imports) == 1 and len(imports[0].split()) == 3
 
 
 @needs_lib
