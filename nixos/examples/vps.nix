@@ -15,14 +15,18 @@
     domain = "agents.example.org"; # CHANGE: a DNS name whose A/AAAA records point here
     acmeEmail = "admin@example.org"; # CHANGE: certificate expiry notices go here
     openFirewall = true; # 80 and 443 for Caddy (HTTP-01 challenges, redirects, HTTPS)
+    # The first administrator, created at the first start; they sign in with
+    # Google below or a link from `agentstead admin login-link --email ...`.
+    initialAdminEmail = "admin@example.org"; # CHANGE
 
     # Secrets are paths, as strings: the files stay on the host, outside the
     # Nix store. Create the key once:
     #   install -d -m 700 /var/lib/secrets/agentstead
     #   openssl rand -base64 48 > /var/lib/secrets/agentstead/secret_key
     secretKeyFile = "/var/lib/secrets/agentstead/secret_key";
-    # The others are written by sops-nix or agenix, for example. Each is
-    # named after its provider in `settings` below.
+    # The others are written by sops-nix or agenix, for example (README,
+    # "Deploying from zero"). Each is named after its provider in `settings`
+    # below. (Secrets kept in one KEY=value file: `environmentFile`.)
     oidcClientSecretFiles.google = "/run/secrets/agentstead-google-oidc";
     llmApiKeyFiles.openai = "/run/secrets/agentstead-openai-api-key";
 
@@ -73,6 +77,12 @@
       credentialsFile = "/run/secrets/agentstead-s3";
     };
   };
+
+  # Other sites keep their own virtual hosts on the same Caddy.
+  services.caddy.virtualHosts."www.example.org".extraConfig = ''
+    root * /srv/www
+    file_server
+  ''; # CHANGE or remove
 
   # --- The machine. Stubs for a typical KVM VPS: replace them with your
   # --- hardware-configuration.nix and your provider's disk layout.

@@ -1,40 +1,42 @@
-# The appliance in a VM: services.agentstead with a domain, Caddy in front
-# with TLS from its own local CA, the app's health, readiness and schema, a
-# restart of the app under load that no request may notice, and backups to a
-# local replica: a passing restore drill, then a wiped state directory that
-# agentstead-restore brings back before the app starts.
+# The appliance in VMs, as a user sees it. `machine`: services.agentstead with a
+# domain (Caddy signs it with its own CA here), the tests' OpenAI-compatible
+# server, backups to the S3 server on `s3` (rclone serve s3, as in the system
+# tests). Checked through Caddy: the real SPA (a hashed asset, application/wasm,
+# precompressed), health, a sign-in link from the `agentstead` command, a chat
+# run streamed over a WebSocket (nixos/tests/chat_check.py), a restart no request
+# notices, Litestream replicating, a passing restore drill. Then `fresh`, the
+# same configuration on an empty disk, restores the database from the bucket on
+# its first boot: the user made on `machine` signs in there.
 #
 #   pkgs.testers.runNixOSTest (import ./appliance.nix { agentsteadModule = …; })
 #
 # `nix flake check` runs it as checks.x86_64-linux.appliance (needs KVM).
+# tests/unit/test_nix_vm.py evaluates both Agentstead nodes against the module
+# and parses this test script here.
 { agentsteadModule }:
 
 let
   domain = "agentstead.test";
   base = "https://${domain}";
+  admin = "admin@example.org";
   # Caddy's local CA root, copied here once Caddy has made it (under its
   # data directory, /var/lib/caddy/.local/share/caddy with HOME=/var/lib/caddy).
   caddyRoot = "/run/caddy-local-root.crt";
   keyFile = "/var/lib/secrets/agentstead-secret-key";
-  # Outside the state directory, which the test wipes (on a real host: another disk).
-  replica = "/var/backup/agentstead";
-in
-{
-  name = "agentstead-appliance";
+  s3Keys = "/var/lib/secrets/agentstead-s3";
+  # As tests/support/s3.py (rclone refuses very short keys).
+  accessKey = "AKIAAGENTSTEADTEST01";
+  secretKey = "agentstead/test/secret/key/0123456789abcd";
+  llmPort = 8000;
 
-  nodes.machine =
+  # Both Agentstead nodes: one configuration, one bucket.
+  agentsteadNode =
     {
       config,
       lib,
       pkgs,
       ...
     }:
-    let
-      # The app's own settings, as its unit gets them.
-      appEnvironment = lib.filterAttrs (
-        name: value: lib.hasPrefix "AGENTSTEAD_" name && value != null
-      ) config.systemd.services.agentstead.environment;
-    in
     {
       imports = [ agentsteadModule ];
 
@@ -43,48 +45,64 @@ in
         inherit domain;
         acmeEmail = "admin@example.org";
         secretKeyFile = keyFile;
-        settings.log_level = "debug";
+        initialAdminEmail = admin;
+        settings = {
+          log_level = "debug";
+          llm_providers = [
+            {
+              name = "local";
+              base_url = "http://127.0.0.1:${toString llmPort}/v1";
+              models = [ "gpt-test" ];
+            }
+          ];
+        };
         backup = {
           enable = true;
-          localPath = replica;
+          s3 = {
+            endpoint = "http://s3:9000";
+            bucket = "agentstead";
+          };
+          credentialsFile = s3Keys;
           # Not the packaged "daily": the drop-in must replace it, not add to it.
           drill.schedule = "*-*-* 03:00:00";
         };
       };
 
-      # Test only: a fixed key, written at boot. A real host never puts a
+      # agentstead.test is not a public name: Caddy signs it with its own CA.
+      services.caddy.virtualHosts.${domain}.extraConfig = lib.mkAfter "tls internal";
+      networking.hosts."127.0.0.1" = [ domain ];
+      networking.hosts."::1" = [ domain ];
+
+      # Test only: fixed secrets, written at boot. A real host never puts a
       # secret in its configuration: it would be in the Nix store.
       systemd.tmpfiles.rules = [
         "d /var/lib/secrets 0700 root root -"
         "f ${keyFile} 0400 root root - test-only-key-not-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+        "f ${s3Keys} 0400 root root - AWS_ACCESS_KEY_ID=${accessKey}\\nAWS_SECRET_ACCESS_KEY=${secretKey}\\n"
       ];
 
-      # agentstead.test is not a public name: the Caddyfile's CADDY_TLS
-      # placeholder makes Caddy sign it with its own CA instead of ACME.
-      systemd.services.caddy.environment.CADDY_TLS = "tls internal";
-      networking.hosts."127.0.0.1" = [ domain ];
-      networking.hosts."::1" = [ domain ];
+      # The tests' OpenAI-compatible server (tests/support/llm_server.py): it
+      # streams an echo of the last message.
+      systemd.services.llm-server = {
+        wantedBy = [ "multi-user.target" ];
+        before = [ "agentstead.service" ];
+        serviceConfig = {
+          ExecStart = "${
+            pkgs.python3.withPackages (ps: [ ps.aiohttp ])
+          }/bin/python ${../../tests/support/llm_server.py} ${toString llmPort}";
+          DynamicUser = true;
+        };
+      };
 
       environment.systemPackages = [
         pkgs.curl
-        (pkgs.writeShellApplication {
-          name = "agentstead-as-app";
-          runtimeInputs = [ pkgs.systemd ];
-          # The agentstead command as agentstead.service runs it: its user, its
-          # environment, its key as a credential (for `admin` on the live database).
-          text = ''
-            exec systemd-run --quiet --wait --pipe --collect \
-              --uid=agentstead --gid=agentstead \
-              --property=StateDirectory=agentstead \
-              --property=LoadCredential=secret_key:${keyFile} \
-              ${
-                lib.concatStringsSep " " (
-                  lib.mapAttrsToList (name: value: lib.escapeShellArg "--setenv=${name}=${value}") appEnvironment
-                )
-              } \
-              ${config.services.agentstead.package}/bin/agentstead "$@"
-          '';
-        })
+        (pkgs.writers.writePython3Bin "agentstead-chat-check" {
+          libraries = [ pkgs.python3Packages.aiohttp ];
+          flakeIgnore = [
+            "E501"
+            "W503"
+          ];
+        } (builtins.readFile ./chat_check.py))
         (pkgs.writeShellApplication {
           name = "restart-under-load";
           runtimeInputs = [
@@ -120,6 +138,29 @@ in
         })
       ];
     };
+in
+{
+  name = "agentstead-appliance";
+
+  nodes = {
+    s3 =
+      { pkgs, ... }:
+      {
+        networking.firewall.allowedTCPPorts = [ 9000 ];
+        systemd.services.s3 = {
+          wantedBy = [ "multi-user.target" ];
+          serviceConfig = {
+            DynamicUser = true;
+            StateDirectory = "s3";
+            # A bucket is a directory of the root.
+            ExecStartPre = "${pkgs.coreutils}/bin/mkdir -p /var/lib/s3/agentstead";
+            ExecStart = "${pkgs.rclone}/bin/rclone serve s3 --config '' --addr :9000 --auth-key ${accessKey},${secretKey} /var/lib/s3";
+          };
+        };
+      };
+    machine = agentsteadNode;
+    fresh = agentsteadNode;
+  };
 
   testScript = ''
     import json
@@ -128,106 +169,106 @@ in
     curl = "curl --fail --silent --show-error --max-time 20 --cacert ${caddyRoot}"
     status = "curl --silent --output /dev/null --write-out '%{http_code}' --max-time 20 --cacert ${caddyRoot}"
 
-    def readyz():
-        return json.loads(machine.succeed("curl --fail --silent --show-error http://127.0.0.1:47293/readyz"))
 
-    machine.wait_for_unit("agentstead.service")
-    machine.wait_for_unit("agentstead-litestream.service")
-    machine.wait_for_unit("caddy.service")
-    machine.wait_for_open_port(47293)
-    machine.wait_for_open_port(443)
-    # Caddy makes its local CA and signs the site's certificate just after
-    # it starts listening.
-    machine.wait_until_succeeds(
-        "cp \"$(find /var/lib/caddy -path '*/pki/authorities/local/root.crt' | head -n 1)\" ${caddyRoot}",
-        timeout=60,
-    )
-    machine.wait_until_succeeds(f"{curl} ${base}/healthz", timeout=60)
+    def ready(node):
+        node.wait_for_unit("agentstead.service")
+        node.wait_for_unit("caddy.service")
+        node.wait_for_open_port(443)
+        # Caddy makes its local CA and signs the site's certificate just after it listens.
+        node.wait_until_succeeds(
+            "cp \"$(find /var/lib/caddy -path '*/pki/authorities/local/root.crt' | head -n 1)\" ${caddyRoot}",
+            timeout=60,
+        )
+        node.wait_until_succeeds(f"{curl} ${base}/healthz", timeout=60)
 
-    with subtest("the unit runs as its own user with the module's drop-in"):
+
+    def readyz(node):
+        return json.loads(node.succeed("curl --fail --silent --show-error http://127.0.0.1:47293/readyz"))
+
+
+    def login_link(node, email):
+        # The `agentstead` command on root's PATH runs as the service does.
+        return node.succeed(f"agentstead admin login-link --email {email}").split()[0]
+
+
+    s3.start()
+    s3.wait_for_open_port(9000)
+    ready(machine)
+
+    with subtest("the unit runs as its own user; secrets are credentials, not environment"):
         pid = machine.succeed("systemctl show --property MainPID --value agentstead.service").strip()
         assert machine.succeed(f"ps -o user:32= -p {pid}").strip() == "agentstead"
         unit = machine.succeed("systemctl cat agentstead.service")
         assert "LoadCredential=secret_key:${keyFile}" in unit, unit
         assert "AGENTSTEAD_PUBLIC_URL=${base}" in unit, unit
-        # The key travels as a credential, never in the environment.
         env = machine.succeed("systemctl show --property Environment agentstead.service")
         assert "SECRET_KEY" not in env, env
+        # The check of the secret files ran first, and passed.
+        result = machine.succeed("systemctl show --property Result --value agentstead-secrets.service").strip()
+        assert result == "success", result
 
-    with subtest("liveness through Caddy, with the build the package recorded"):
+    with subtest("health through Caddy, with the build the package recorded; readiness stays internal"):
         health = json.loads(machine.succeed(f"{curl} ${base}/healthz"))
-        assert health["status"] == "ok", health
-        assert health["commit"] != "unknown", health  # _buildinfo.json is installed
+        assert health["status"] == "ok" and health["commit"] != "unknown", health
+        retry(lambda _: readyz(machine)["status"] == "ok", timeout=90)
+        assert readyz(machine)["checks"]["backup"]["litestream"] == "replicating", readyz(machine)
+        assert machine.succeed(f"{status} ${base}/readyz") == "404"
 
-    with subtest("readiness on loopback; Caddy does not expose it"):
-        # The backup check is "degraded" until Litestream has opened the database.
-        retry(lambda _: readyz()["status"] == "ok", timeout=60)
-        ready = readyz()
-        assert ready["checks"]["backup"]["litestream"] == "replicating", ready
-        code = machine.succeed(f"{status} ${base}/readyz")
-        assert code == "404", code
-
-    with subtest("the schema is migrated"):
-        schema = json.loads(machine.succeed(f"{curl} ${base}/api/system/schema"))
-        assert schema["version"] >= 1 and schema["version"] == schema["latest"], schema
-
-    with subtest("Caddy serves the SPA and redirects HTTP to HTTPS"):
+    with subtest("the real SPA: index.html names hashed assets; the runtime is application/wasm, brotli"):
         page = machine.succeed(f"{curl} ${base}/")
-        assert "Agentstead" in page, page
+        assert "/assets/boot." in page and "The web interface is not part of this build" not in page, page
+        manifest = json.loads(machine.succeed(f"{curl} ${base}/manifest.json"))
+        wasm = manifest["MICROPYTHON_WASM"]
+        headers = machine.succeed(f"{curl} --head --header 'Accept-Encoding: br' ${base}/assets/{wasm}").lower()
+        assert "content-type: application/wasm" in headers, headers
+        assert "content-encoding: br" in headers and "immutable" in headers, headers
+        bundle = machine.succeed(f"{curl} --head ${base}/assets/{manifest['APP_BUNDLE']}")
+        assert bundle.startswith("HTTP/"), bundle
         code = machine.succeed(f"{status} http://${domain}/")
         assert code in ("301", "308"), code
+
+    with subtest("the first administrator, a sign-in link, a chat run streamed over the WebSocket"):
+        # `agentstead doctor` as the service: the database and the model provider are fine (the
+        # public URL check fails here: the host does not trust Caddy's test CA).
+        _, report = machine.execute("agentstead doctor")
+        print(report)
+        assert "ok    database:" in report and "ok    local:" in report, report
+        link = login_link(machine, "${admin}")
+        assert link.startswith("${base}/auth/link/"), link
+        result = json.loads(machine.succeed(f"agentstead-chat-check ${base} {link} ${caddyRoot}"))
+        assert result["reply"] == "echo: hello from the appliance", result
+        assert result["user"] == "${admin}", result
+        # The command refuses anyone but root, saying why.
+        out = machine.fail("su -s /bin/sh nobody -c '/run/current-system/sw/bin/agentstead version' 2>&1")
+        assert "run it as root" in out, out
 
     with subtest("restarting the app drops no request"):
         print(machine.succeed("restart-under-load ${base}/healthz"))
         machine.wait_for_unit("agentstead.service")
 
-    with subtest("the backup units get the module's drop-ins"):
+    with subtest("backups: Litestream to the bucket, the drill's drop-in, a passing drill"):
         unit = machine.succeed("systemctl cat agentstead-litestream.service")
-        assert "AGENTSTEAD_BACKUP_LOCAL_PATH=${replica}" in unit, unit
-        assert "ReadWritePaths=${replica}" in unit, unit
-        assert "SECRET_KEY" not in unit and "LoadCredential" not in unit, unit
-        assert machine.succeed("stat -c %U ${replica}").strip() == "agentstead"
-        # Started at boot: no database yet, no replica yet, so an empty start.
-        machine.succeed("systemctl is-active agentstead-restore.service")
-        machine.succeed("systemctl is-active agentstead-backup-drill.timer")
+        assert "AGENTSTEAD_BACKUP_S3_ENDPOINT=http://s3:9000" in unit, unit
+        assert "LoadCredential=backup_s3_access_key_id:${s3Keys}" in unit, unit
+        assert "SECRET_KEY" not in unit, unit
         calendar = machine.succeed("systemctl show --property TimersCalendar --value agentstead-backup-drill.timer")
         assert calendar.count("OnCalendar=") == 1 and "03:00:00" in calendar, calendar
-
-    with subtest("a restore drill passes once data is written"):
-        print(machine.succeed("agentstead-as-app admin create-user --email restored@example.org"))
-        # The drill pins the current position through Litestream, restores exactly that
-        # from the replica and compares row counts: passing proves the replica holds the user.
-        machine.wait_until_succeeds("systemctl start agentstead-backup-drill.service", timeout=120)
+        print(machine.succeed("agentstead admin create-user --email restored@example.org"))
+        machine.succeed("systemctl start agentstead-backup-drill.service")
         drill = json.loads(machine.succeed("cat /var/lib/agentstead/backup/last-drill.json"))
         assert drill["ok"], drill
-        retry(lambda _: readyz()["checks"]["backup"]["ok"], timeout=30)
-        assert readyz()["checks"]["backup"]["last_drill"]["ok"], readyz()
+        retry(lambda _: readyz(machine)["checks"]["backup"]["ok"], timeout=30)
+        print(machine.succeed("agentstead backup status"))
+        # Litestream ships what it has on SIGTERM; the bucket now holds the user.
+        machine.succeed("systemctl stop agentstead-litestream.service")
 
-    with subtest("a wiped state directory is restored from the replica before the app starts"):
-        # Stop everything that holds the database (Litestream first: it ships what it has
-        # left on SIGTERM). agentstead-restore stays active after its boot run; stopping it
-        # makes the next start of the app (Requires=) run it again.
-        machine.succeed(
-            "systemctl stop agentstead-backup-drill.timer agentstead-litestream.service"
-            " agentstead.service agentstead-restore.service"
-        )
-        machine.succeed("find /var/lib/agentstead -mindepth 1 -delete")
-        machine.fail("test -e /var/lib/agentstead/agentstead.db")
-        machine.succeed("systemctl start agentstead.service")
-        machine.wait_for_unit("agentstead.service")
-        log = machine.succeed("journalctl --boot --no-pager --output cat --unit agentstead-restore.service")
-        assert "restored /var/lib/agentstead/agentstead.db from ${replica}" in log, log
-        # The user written before the wipe is back.
-        link = machine.succeed("agentstead-as-app admin login-link --email restored@example.org")
-        assert "${base}" in link, link
-        machine.fail("agentstead-as-app admin create-user --email restored@example.org")
-        # Replication resumes on the restored database.
-        machine.succeed("systemctl start agentstead-litestream.service agentstead-backup-drill.timer")
-        machine.wait_for_unit("agentstead-litestream.service")
-        retry(lambda _: readyz()["status"] == "ok", timeout=60)
-        machine.succeed("systemctl start agentstead-backup-drill.service")
-
-    # TODO: WebSocket check once /ws exists: a client subscribed through
-    # Caddy across this restart reconnects and resumes after its last seq.
+    with subtest("a new machine restores the database from the bucket on its first boot"):
+        ready(fresh)
+        log = fresh.succeed("journalctl --boot --no-pager --output cat --unit agentstead-restore.service")
+        assert "restored /var/lib/agentstead/agentstead.db" in log, log
+        link = login_link(fresh, "restored@example.org")
+        assert link.startswith("${base}/auth/link/"), link
+        fresh.fail("agentstead admin create-user --email restored@example.org")
+        retry(lambda _: readyz(fresh)["status"] == "ok", timeout=90)
   '';
 }

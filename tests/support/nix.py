@@ -162,9 +162,12 @@ let
     callPackage = _: _: package;
     # nixpkgs' own, too old for the backups (nixos-25.11).
     litestream = fake "litestream-0.3.13" // { version = "0.3.13"; };
-    # For the VM test's node (nixos/tests/appliance.nix): its scripts keep their text.
+    # For the module's command and the VM test's nodes (nixos/tests/appliance.nix): scripts keep their text.
     writeShellApplication = args: fake args.name // { inherit (args) text; };
-  } // lib.genAttrs [ "curl" "coreutils" "gnugrep" "systemd" ] fake;
+    writers.writePython3Bin = name: args: text: fake name // { inherit text; libraries = map (l: l.name) args.libraries; };
+    python3 = fake "python3" // { withPackages = f: fake "python3-env" // { packages = map (p: p.name) (f pkgs.python3Packages); }; };
+    python3Packages = lib.genAttrs [ "aiohttp" ] fake;
+  } // lib.genAttrs [ "curl" "coreutils" "gnugrep" "systemd" "rclone" ] fake;
   stubs = import stubsPath { inherit lib pkgs; };
   config = (lib.evalModules { modules = [ stubs modulePath host ]; }).config;
   service = name: config.systemd.services.${name} or null;
@@ -186,6 +189,10 @@ in
     else { enable = false; };
   caddyService = config.systemd.services.caddy or null;
   secrets = service "agentstead-secrets";
+  llmServer = service "llm-server";
+  s3 = service "s3";
+  tmpfilesRules = config.systemd.tmpfiles.rules;
+  caddyExtra = lib.mapAttrs (_: vhost: vhost.extraConfig) config.services.caddy.virtualHosts;
   firewall = config.networking.firewall;
   users = config.users;
   systemdPackages = map (p: p.outPath) config.systemd.packages;
