@@ -604,14 +604,17 @@ in
         CPUs the app's process may run on (systemd's `CPUAffinity=`); null
         lets it use every CPU. The app is one Python process whose threads
         (the event loop, the SQLite writer and readers) share one interpreter
-        lock: spread over several CPUs they hand it back and forth slowly. On
-        one CPU, measured on a 2-vCPU VM (bench/RESULTS.md, "Pinning the app
-        to one CPU"): 1.85 times the authenticated reads per second, 1.26
-        times the writes, the same for `/healthz`; and while a local model
-        server streams fast on the other CPUs, the streamed text keeps
-        arriving every 50 ms instead of only when the reply ends. Caddy and
-        Litestream are not pinned. With a local model server (Ollama,
-        llama.cpp, vLLM), keep it off this CPU.
+        lock: spread over several CPUs they hand it back and forth slowly.
+        Measured on a 2-vCPU VM (bench/RESULTS.md, "Pinning the app to one
+        CPU"): straight to the app, 1.85 times the authenticated reads per
+        second and 1.26 times the writes; as this module runs it (through
+        Caddy, with Litestream, neither pinned), writes 1.04 to 1.71 times,
+        reads 0.87 to 1.20, /healthz 0.67 to 0.98, and 5 to 15 % less of the
+        app's CPU per database request; and while a local model server streams
+        fast on the other CPUs, the streamed text keeps arriving every 50 ms
+        instead of only when the reply ends. Caddy and Litestream are not
+        pinned. With a local model server (Ollama, llama.cpp, vLLM), keep it
+        off this CPU.
       '';
     };
 

@@ -12,8 +12,12 @@ Endpoints: GET /healthz (no database), GET /api/threads?limit=50 (authenticated;
 reader pool's threads), POST /api/threads (authenticated; a write through the writer thread,
 one transaction per request).
 
+--module-shape: as the NixOS module runs it. wrk goes through Caddy (caddy/Caddyfile, free on
+every CPU) and Litestream replicates the database to a local replica (`agentstead backup
+replicate`, free on every CPU); only the app's threads move between "free" and "pinned".
+
 Usage: .venv/bin/python bench/http/pinning.py [--rounds 4] [--duration 5] [--connections 32]
-                                              [--output bench/out/http-pinning.md]
+                                              [--module-shape] [--output bench/out/http-pinning.md]
 About 1.5 minutes with the defaults.
 """
 
@@ -61,6 +65,8 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=4)
     p.add_argument("--duration", type=int, default=5)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--module-shape", action="store_true",
+                   help="through Caddy, with Litestream replicating (as services.agentstead runs it)")
     p.add_argument("--output", type=Path, default=kit.ROOT / "bench" / "out" / "http-pinning.md")
     args = p.parse_args()
     if len(ALL) < 2:
@@ -72,12 +78,23 @@ def main() -> int:
     facts = kit.machine_facts((), state_dir=tmp)
     facts["agentstead source"] = kit.source_description()
     port = kit.free_port()
-    env = kit.server_env(tmp, port, AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000")
+    backup = {"AGENTSTEAD_BACKUP_ENABLED": "true", "AGENTSTEAD_BACKUP_LOCAL_PATH": str(tmp / "replica")}
+    env = kit.server_env(tmp, port, AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000",
+                         **(backup if args.module_shape else {}))
     server = kit.Server("agentstead", agentstead_bin() + ["serve"], env, port, tmp / "server.log")
+    caddy = litestream = None
     results: dict[tuple[str, str], list[tuple[kit.WrkResult, float]]] = {}
     try:
         server.start()
         server.wait_ready()
+        base = server.base
+        if args.module_shape:
+            caddy = kit.start_caddy(tmp / "caddy", port)
+            base = caddy.url
+            # Litestream's own environment: no AWS_CA_BUNDLE (it refuses a custom endpoint with it).
+            litestream = subprocess.Popen(agentstead_bin() + ["backup", "replicate"],
+                                          env={k: v for k, v in env.items() if k != "AWS_CA_BUNDLE"},
+                                          stdout=open(tmp / "litestream.log", "wb"), stderr=subprocess.STDOUT)
         admin = sign_in(server.base, env, "bench-pinning@example.org")
         auth = {"Authorization": f"Bearer {admin.api_token}"}
         req = urllib.request.Request(server.base + "/api/agents", data=json.dumps({"name": "Bench"}).encode(),
@@ -92,27 +109,35 @@ def main() -> int:
                      "POST /api/threads": ("/api/threads", auth, post)}
         pid = server.proc.pid
         for name, (path, headers, script) in endpoints.items():          # warm-up, discarded
-            wrk(server.base + path, headers=headers, script=script, connections=args.connections, duration=2,
+            wrk(base + path, headers=headers, script=script, connections=args.connections, duration=2,
                 pid=pid)
         for i in range(args.rounds):
             for placement in (("free", "pinned") if i % 2 == 0 else ("pinned", "free")):
                 kit.pin(pid, PLACEMENTS[placement])
                 for name, (path, headers, script) in endpoints.items():
                     results.setdefault((name, placement), []).append(
-                        wrk(server.base + path, headers=headers, script=script, connections=args.connections,
+                        wrk(base + path, headers=headers, script=script, connections=args.connections,
                             duration=args.duration, pid=pid))
             print(f"round {i + 1}/{args.rounds}", flush=True)
+            if litestream is not None and litestream.poll() is not None:
+                raise RuntimeError(f"Litestream exited: {(tmp / 'litestream.log').read_text()[-2000:]}")
     finally:
-        kit.clean_up(tmp, False, server)
+        if litestream is not None:
+            litestream.terminate()
+            litestream.wait(30)
+        kit.clean_up(tmp, False, caddy, server)
     failed = {k: sum(r.errors + r.non_2xx for r, _ in v) for k, v in results.items()}
     if any(failed.values()):
         print(f"errors or non-2xx answers: {failed}", file=sys.stderr)
         return 1
     lines = [f"Run: `python bench/http/pinning.py --rounds {args.rounds} --duration {args.duration} "
-             f"--connections {args.connections}` — {started:%Y-%m-%d %H:%M} UTC\n", "Machine:\n"]
+             f"--connections {args.connections}{' --module-shape' if args.module_shape else ''}` — "
+             f"{started:%Y-%m-%d %H:%M} UTC\n", "Machine:\n"]
     lines += [f"- {k}: {v}" for k, v in facts.items()]
+    shape = (" Through Caddy (free) with Litestream replicating to a local replica (free), as the NixOS "
+             "module runs it." if args.module_shape else "")
     lines += ["", "wrk -t1, medians of the rounds; \"pinned\": every thread of the server on CPU "
-              f"{min(ALL)}; wrk free.\n",
+              f"{min(ALL)}; wrk free.{shape}\n",
               "| endpoint | placement | requests/s | **pinned ÷ free** | p50 ms | p99 ms | server CPU µs/request |",
               "|---|---|---:|---:|---:|---:|---:|"]
     for name in ("GET /healthz", "GET /api/threads", "POST /api/threads"):
