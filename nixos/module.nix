@@ -257,8 +257,13 @@ let
         ${
           lib.escapeShellArgs (
             [ "--property=UMask=0077" ]
-            ++ lib.optional (stateDir == defaultStateDir) "--property=StateDirectory=agentstead"
-            ++ map (line: "--property=LoadCredential=${line}") (loadCredential (appSecrets ++ backupSecrets))
+            ++ lib.optionals (stateDir == defaultStateDir) [
+              "--property=StateDirectory=agentstead"
+              "--property=StateDirectoryMode=0750"
+            ]
+            ++ map (line: "--property=LoadCredential=${line}") (
+              loadCredential (appSecrets ++ lib.optionals backup.enable backupSecrets)
+            )
             ++ lib.optional (cfg.environmentFile != null) "--property=EnvironmentFile=${cfg.environmentFile}"
             ++ lib.mapAttrsToList (name: value: "--setenv=${name}=${value}") environment
           )

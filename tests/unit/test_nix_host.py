@@ -50,6 +50,10 @@ def test_the_command_for_root_runs_as_the_service_with_its_settings_and_credenti
     assert "--property=StateDirectory=agentstead" in words and "--property=UMask=0077" in words
     # Only root may start it (it reads the credentials as root through systemd).
     assert 'if [ "$EUID" -ne 0 ]' in out["scripts"]["agentstead"]
+    # Backups off: no bucket keys, even when the file is named.
+    words = _cli(evaluate(enabled('backup.credentialsFile = "/run/secrets/agentstead-s3";')))
+    assert not [w for w in words if "backup_s3" in w]
+    assert "--property=StateDirectoryMode=0750" in words  # as the unit makes it
 
 
 @needs_lib
