@@ -52,7 +52,10 @@
       };
 
       checks.${system} = {
+        # The package (its import check runs the lock's wheels), the SPA and
+        # Litestream (its install check compares the version), then the VMs.
         inherit agentstead;
+        inherit (agentstead) frontend litestream;
         appliance = pkgs.testers.runNixOSTest (
           import ./nixos/tests/appliance.nix { agentsteadModule = self.nixosModules.default; }
         );

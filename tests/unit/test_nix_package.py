@@ -319,7 +319,8 @@ def test_flake_outputs(tmp_path, source, commit):
     assert out["packagePath"].endswith("/nixos/package.nix")
     assert out["frontendIsThePackages"] and out["default"]
     assert out["app"]["type"] == "app" and out["app"]["program"].endswith("-agentstead-0.1.0/bin/agentstead")
-    assert "appliance" in out["checks"] and out["testName"] == "agentstead-appliance"
+    assert out["checks"] == ["agentstead", "appliance", "frontend", "litestream"]
+    assert out["testName"] == "agentstead-appliance"
     assert out["shell"] == ["python311", "nodejs"]
     # nixosModules.default builds the same package, with the flake's build info.
     assert out["modulePackageArgs"] == build_info
