@@ -23,6 +23,13 @@ def pins(path: pathlib.Path) -> dict[str, str]:
     return {canonicalize_name(name): version for name, version in found}
 
 
+def hashes(path: pathlib.Path) -> dict[str, set[str]]:
+    """name (canonical) -> the sha256 hashes a hash-locked requirements file lists for it."""
+    found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==\S+((?:\s*\\\n\s*--hash=sha256:[0-9a-f]{64})+)",
+                       path.read_text(), re.M)
+    return {canonicalize_name(name): set(re.findall(r"[0-9a-f]{64}", block)) for name, block in found}
+
+
 def runtime_pins() -> dict[str, str]:
     return pins(ROOT / "requirements.txt")
 

