@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import storable
 from .errors import ApiError
 
 
@@ -63,10 +64,7 @@ def choice(body: dict, key: str, options: tuple[str, ...]) -> str | None:
 def query_int(value: str | None, name: str, *, default: int, lo: int, hi: int) -> int:
     if value is None:
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        number = lo - 1
-    if not lo <= number <= hi:
+    number = storable.decimal(value)
+    if number is None or not lo <= number <= hi:
         raise ApiError(400, "bad_request", f"query parameter {name} must be an integer from {lo} to {hi}")
     return number

@@ -9,6 +9,15 @@ first and its events are held; the log is read after the cursor; then the held
 events newer than the last replayed one are sent, and live delivery begins.
 A socket whose send queue overflows is closed with 4008 and resumes from its
 cursor on reconnect; it never slows the publisher or other sockets.
+
+Re-authorisation: the caller behind a socket is resolved again (the identity
+service's `current`) on every subscribe, whenever the identity service says
+that user changed (synchronously, right after the write commits: logout,
+revocation, disable, role change), on each of the user's own account events
+on the bus, and when the session or token expires. Until that check is done
+the socket delivers nothing. Gone: close 4001. Still there but no longer
+allowed a topic it is subscribed to (a demoted administrator on users/*):
+close 4003, and the client reconnects and subscribes as who it is now.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ import json
 import logging
 import socket
 import struct
-from typing import Any
+import time
+from typing import Any, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -27,7 +37,9 @@ from ..auth.access import Principal, public
 from ..bus.bus import Bus, Delivery, Subscription
 from ..bus.topics import Authorizer, TopicError, hidden_from
 from ..keys import BUS, IDENTITY, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
+from ..services.identity import AuthError
 from ..settings import Settings
+from . import storable
 from .authn import _allowed_origin
 from .errors import ApiError
 
@@ -35,6 +47,7 @@ log = logging.getLogger("agentstead.ws")
 
 CLOSE_SLOW_CONSUMER = 4008   # resume with subscribe {after: last seq}
 CLOSE_SESSION_ENDED = 4001   # sign in again
+CLOSE_PERMISSIONS_CHANGED = 4003   # reconnect and subscribe again, as who you are now
 REPLAY_PAGE = 500
 DIRECT_WRITE_LIMIT = 64 * 1024   # aiohttp's own high-water mark
 REPLAY_STALL = 10.0
@@ -53,7 +66,7 @@ class _Topic:
         self.sub: Subscription | None = None
 
     def deliver(self, delivery: Delivery) -> None:
-        if self.replaying:
+        if self.replaying or self.conn.holding:
             self.held.append(delivery)
             if len(self.held) > self.conn.settings.ws_send_queue:
                 self.conn.too_slow()
@@ -80,6 +93,15 @@ class Connection:
         self.close_reason = ""
         self.closer: asyncio.Task | None = None
         self.watch: Subscription | None = None
+        # Re-authorisation (see the module's docstring).
+        self.auth_lock = asyncio.Lock()
+        self.holding = False     # a change was announced: hold deliveries until re-checked
+        self.checked = asyncio.Event()   # set while nothing is held (replay waits on it too)
+        self.checked.set()
+        self.dirty = False
+        self.rechecker: asyncio.Task | None = None
+        self.unwatch: Callable[[], None] | None = None
+        self.expiry: asyncio.TimerHandle | None = None
 
     # ---- sending -----------------------------------------------------------
 
@@ -124,6 +146,7 @@ class Connection:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            self.checked.set()   # whoever waits for a re-check sees the close instead
             self.closer = asyncio.get_running_loop().create_task(self._close())
 
     async def _close(self) -> None:
@@ -155,19 +178,78 @@ class Connection:
             text = await self.queue.get()
             await self.ws.send_str(text)
 
-    # ---- the session behind the socket ----------------------------------
+    # ---- the caller behind the socket ------------------------------------
 
     def _on_own_user_event(self, delivery: Delivery) -> None:
-        p = self.principal
-        if delivery.type == "session.revoked" and (p.session_id in delivery.data.get("session_ids", ())):
-            self.close_soon(CLOSE_SESSION_ENDED, "session ended")
-        elif delivery.type == "account.updated" and delivery.data.get("disabled"):
-            self.close_soon(CLOSE_SESSION_ENDED, "account disabled")
-        elif delivery.type == "token.revoked" and delivery.data.get("token_id") == p.token_id:
-            self.close_soon(CLOSE_SESSION_ENDED, "token revoked")
+        if delivery.type in ("session.revoked", "account.updated", "token.revoked"):
+            self.changed()
 
-    def start(self) -> None:
+    def changed(self) -> None:
+        """Who the caller is may have changed: hold deliveries and re-check (synchronous, so
+        nothing published after the change reaches the client before the check)."""
+        if self.close_code is not None:
+            return
+        self.holding = self.dirty = True
+        self.checked.clear()
+        if self.rechecker is None or self.rechecker.done():
+            self.rechecker = asyncio.get_running_loop().create_task(self._recheck_while_dirty())
+
+    async def _recheck_while_dirty(self) -> None:
+        while self.dirty and self.close_code is None:
+            self.dirty = False
+            async with self.auth_lock:
+                allowed = await self.recheck()
+            if not allowed:
+                return
+        self.holding = False
+        self.checked.set()
+        for state in list(self.topics.values()):
+            if not state.replaying:
+                held, state.held = state.held, []
+                for delivery in held:
+                    state.deliver(delivery)
+
+    async def recheck(self) -> bool:
+        """Resolve the caller again (hold auth_lock). False, with the socket closing, when the
+        caller is gone (4001) or lost a topic this socket reads (4003)."""
+        try:
+            principal, until = await self.identity.current(self.principal)
+        except AuthError as exc:
+            self.close_soon(CLOSE_SESSION_ENDED, exc.message[:120])
+            return False
+        self._expire_at(until)
+        if principal == self.principal:
+            return True
+        old = self.principal
+        if not (principal.scopes >= old.scopes and (principal.is_admin or not old.is_admin)):
+            for topic in list(self.topics):
+                try:
+                    await self.authorizer.check(principal, topic)
+                except TopicError:
+                    self.close_soon(CLOSE_PERMISSIONS_CHANGED,
+                                    f"you may no longer read {topic}: reconnect and subscribe again"[:120])
+                    return False
+        self.principal = principal
+        for state in self.topics.values():
+            state.hidden = hidden_from(principal, state.topic)
+        return True
+
+    def _expire_at(self, until: float) -> None:
+        """When the session or token runs out, the check runs again (and closes with 4001)."""
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        if until != float("inf"):
+            self.expiry = asyncio.get_running_loop().call_later(max(0.0, until - time.time()) + 0.05,
+                                                                self.changed)
+
+    async def start(self) -> bool:
+        """Watch the caller's identity, then check it once more: a change made between the
+        handshake and the watch is not missed. False when the socket is closing already."""
+        self.unwatch = self.identity.watch(self.principal.user_id, self.changed)
         self.watch = self.bus.subscribe(f"users/{self.principal.user_id}", self._on_own_user_event)
+        async with self.auth_lock:
+            return await self.recheck()
 
     def stop(self) -> None:
         for state in self.topics.values():
@@ -176,6 +258,12 @@ class Connection:
         self.topics.clear()
         if self.watch is not None:
             self.bus.unsubscribe(self.watch)
+        if self.unwatch is not None:
+            self.unwatch()
+        if self.expiry is not None:
+            self.expiry.cancel()
+        if self.rechecker is not None:
+            self.rechecker.cancel()
 
     # ---- client messages ---------------------------------------------------
 
@@ -191,9 +279,12 @@ class Connection:
 
     async def handle(self, text: str) -> None:
         try:
-            message = json.loads(text)
+            message = storable.loads(text)
         except json.JSONDecodeError as exc:
             self.error("invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
+            return
+        except storable.Refused as exc:
+            self.error("invalid_message", f"{exc.pointer or 'the message'} {exc.message}")
             return
         if not isinstance(message, dict):
             self.error("invalid_message", "a message is a JSON object with an op")
@@ -214,23 +305,27 @@ class Connection:
 
     async def subscribe(self, message: dict, ref: Any) -> None:
         topic, after = message.get("topic"), message.get("after")
-        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
-            self.error("invalid_message", "after must be a non-negative integer (a seq you received)", ref)
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int)
+                                  or not 0 <= after <= storable.INT64_MAX):
+            self.error("invalid_message", "after must be an integer from 0 to 2^63-1 (a seq you received)", ref)
             return
-        try:
-            await self.authorizer.check(self.principal, topic)
-        except TopicError as exc:
-            self.error(exc.code, exc.message, ref)
-            return
-        if topic in self.topics:
-            self.error("already_subscribed", f"already subscribed to {topic}", ref, count=False)
-            return
-        if len(self.topics) >= self.settings.ws_max_subscriptions:
-            self.error("too_many_subscriptions",
-                       f"at most {self.settings.ws_max_subscriptions} subscriptions per socket", ref)
-            return
-        state = self.topics[topic] = _Topic(self, topic)
-        state.sub = self.bus.subscribe(topic, state.deliver)   # live first: nothing can fall between
+        async with self.auth_lock:   # the caller as they are now, not as they were at connect
+            if not await self.recheck():
+                return
+            try:
+                await self.authorizer.check(self.principal, topic)
+            except TopicError as exc:
+                self.error(exc.code, exc.message, ref)
+                return
+            if topic in self.topics:
+                self.error("already_subscribed", f"already subscribed to {topic}", ref, count=False)
+                return
+            if len(self.topics) >= self.settings.ws_max_subscriptions:
+                self.error("too_many_subscriptions",
+                           f"at most {self.settings.ws_max_subscriptions} subscriptions per socket", ref)
+                return
+            state = self.topics[topic] = _Topic(self, topic)
+            state.sub = self.bus.subscribe(topic, state.deliver)   # live first: nothing can fall between
         try:
             if after is None:
                 state.last_seq = await self.bus.head()
@@ -245,6 +340,9 @@ class Connection:
                 state.last_seq = after
                 while self.close_code is None:
                     page = await self.bus.replay(topic, state.last_seq, limit=REPLAY_PAGE)
+                    await self.checked.wait()   # a pending re-check decides first
+                    if self.close_code is not None:
+                        break
                     for delivery in page:
                         state.last_seq = delivery.seq
                         if not delivery.type.startswith(state.hidden):
@@ -258,7 +356,8 @@ class Connection:
             return  # unsubscribed meanwhile
         held, state.held, state.replaying = state.held, [], False
         for delivery in held:
-            state.deliver(delivery)    # only those newer than the replay reach the client
+            state.deliver(delivery)    # only those newer than the replay reach the client (held
+                                       # again while a re-check is pending)
         self.send({"op": "subscribed", "topic": topic, "seq": state.last_seq,
                    **({"id": ref} if ref is not None else {})})
 
@@ -284,7 +383,7 @@ async def _principal(request: web.Request) -> Principal:
         raise ApiError(403, "forbidden_origin", "WebSocket connections from this Origin are refused")
     ticket = request.query.get("ticket")
     if ticket:
-        principal = request.app[IDENTITY].redeem_ws_ticket(ticket)
+        principal = await request.app[IDENTITY].redeem_ws_ticket(ticket)
         if principal is None:
             raise ApiError(401, "unauthorized", "the ticket is unknown, used or expired; get one from /auth/ws-ticket")
         return principal
@@ -307,9 +406,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     conn = Connection(ws, principal, request.app[BUS], request.app[TOPICS], settings, request.app[IDENTITY],
                       request.transport)
     request.app[WEBSOCKETS].add(ws)
-    conn.start()
     writer = asyncio.create_task(conn.writer())
     try:
+        await conn.start()
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 await conn.handle(msg.data)
