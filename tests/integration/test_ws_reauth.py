@@ -38,7 +38,7 @@ async def test_a_ticket_issued_before_its_token_is_revoked_or_the_user_disabled_
     assert (await client.delete(f"/api/tokens/{token_id}", headers=ada_bearer)).status == 204
     assert await handshake_status(client, path=f"/ws?ticket={revoked}") == 401
 
-    _, bob_bearer = await token_user(client, "bob@example.org")
+    bob, bob_bearer = await token_user(client, "bob@example.org")
     disabled = await _ticket(client, bob_bearer)
     assert (await client.patch(f"/api/admin/users/{bob.id}", json={"disabled": True}, headers=admin)).status == 200
     assert await handshake_status(client, path=f"/ws?ticket={disabled}") == 401
