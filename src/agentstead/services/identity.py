@@ -13,8 +13,10 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import re
 import time
 import uuid
+from urllib.parse import quote, urlsplit
 from typing import Any, Callable
 
 import aiohttp
@@ -79,11 +81,21 @@ class LoginStart:
     state: str
 
 
+_NOT_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")   # control characters and backslashes
+_NEXT_SAFE = "/?#&=%:@!$'()*+,;~-._[]"                # kept as they are; the rest is percent-encoded
+
+
 def _safe_next(path: str | None) -> str:
-    """Only same-site absolute paths: never //host or a scheme (open redirect)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    """Where to go after sign-in, as a same-origin path safe to put in a Location header: an
+    absolute path (never //host, a scheme or a backslash: no open redirect), no control
+    characters (no header splitting), non-ASCII percent-encoded; anything else is "/"."""
+    if (not path or len(path) > 512 or not path.startswith("/") or path.startswith("//")
+            or _NOT_IN_NEXT.search(path)):
         return "/"
-    return path[:512]
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return quote(path, safe=_NEXT_SAFE)
 
 
 class IdentityService:
@@ -186,7 +198,7 @@ class IdentityService:
         identity = await client.sign_in(code=code, code_verifier=pending.code_verifier,
                                         redirect_uri=self.redirect_uri(provider), nonce=pending.nonce)
         user = await self._user_for(identity, ctx)
-        issued = await self._issue(user, ctx, pending.next_path)
+        issued = await self._issue(user, ctx, _safe_next(pending.next_path))
         await self.audit("auth.signin", ctx, actor_id=user.id, target=provider, session_id=issued.session_id)
         return issued
 
