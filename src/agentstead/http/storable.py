@@ -72,7 +72,7 @@ def text_ok(value: str) -> bool:
 
 def _key(key: str) -> str:
     escaped = key.replace("~", "~0").replace("/", "~1")
-    return escaped if text_ok(escaped) else escaped.encode("utf-8", "backslashreplace").decode("ascii")
+    return escaped if text_ok(escaped) else escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def check(value: Any) -> None:

@@ -58,6 +58,8 @@ def integer(body: dict, key: str, *, lo: int, hi: int, nullable: bool = False) -
     if _absent(body, key, nullable):
         return None
     value = body[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)   # JSON Schema's integer: 30.0 is 30
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise fail(f"/{key}", f"must be an integer from {lo} to {hi}")
     return value
