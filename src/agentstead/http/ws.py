@@ -10,14 +10,7 @@ events newer than the last replayed one are sent, and live delivery begins.
 A socket whose send queue overflows is closed with 4008 and resumes from its
 cursor on reconnect; it never slows the publisher or other sockets.
 
-Re-authorisation: the caller behind a socket is resolved again (the identity
-service's `current`) on every subscribe, whenever the identity service says
-that user changed (synchronously, right after the write commits: logout,
-revocation, disable, role change), on each of the user's own account events
-on the bus, and when the session or token expires. Until that check is done
-the socket delivers nothing. Gone: close 4001. Still there but no longer
-allowed a topic it is subscribed to (a demoted administrator on users/*):
-close 4003, and the client reconnects and subscribes as who it is now.
+Re-authorisation (the caller as they are now, 4001 and 4003): http/ws_auth.py.
 """
 
 from __future__ import annotations
@@ -28,8 +21,7 @@ import json
 import logging
 import socket
 import struct
-import time
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -37,17 +29,15 @@ from ..auth.access import Principal, public
 from ..bus.bus import Bus, Delivery, Subscription
 from ..bus.topics import Authorizer, TopicError, hidden_from
 from ..keys import BUS, IDENTITY, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
-from ..services.identity import AuthError
 from ..settings import Settings
 from . import storable
 from .authn import _allowed_origin
 from .errors import ApiError
+from .ws_auth import Reauthorizing
 
 log = logging.getLogger("agentstead.ws")
 
 CLOSE_SLOW_CONSUMER = 4008   # resume with subscribe {after: last seq}
-CLOSE_SESSION_ENDED = 4001   # sign in again
-CLOSE_PERMISSIONS_CHANGED = 4003   # reconnect and subscribe again, as who you are now
 REPLAY_PAGE = 500
 DIRECT_WRITE_LIMIT = 64 * 1024   # aiohttp's own high-water mark
 REPLAY_STALL = 10.0
@@ -76,7 +66,9 @@ class _Topic:
                 self.conn.send_event(delivery)
 
 
-class Connection:
+class Connection(Reauthorizing):
+    """One socket: its subscriptions, its send queue, and (Reauthorizing) the caller behind it."""
+
     def __init__(self, ws: web.WebSocketResponse, principal: Principal, bus: Bus, authorizer: Authorizer,
                  settings: Settings, identity, transport: asyncio.Transport | None = None):
         self.ws = ws
@@ -93,15 +85,7 @@ class Connection:
         self.close_reason = ""
         self.closer: asyncio.Task | None = None
         self.watch: Subscription | None = None
-        # Re-authorisation (see the module's docstring).
-        self.auth_lock = asyncio.Lock()
-        self.holding = False     # a change was announced: hold deliveries until re-checked
-        self.checked = asyncio.Event()   # set while nothing is held (replay waits on it too)
-        self.checked.set()
-        self.dirty = False
-        self.rechecker: asyncio.Task | None = None
-        self.unwatch: Callable[[], None] | None = None
-        self.expiry: asyncio.TimerHandle | None = None
+        self._init_reauth()
 
     # ---- sending -----------------------------------------------------------
 
@@ -178,78 +162,7 @@ class Connection:
             text = await self.queue.get()
             await self.ws.send_str(text)
 
-    # ---- the caller behind the socket ------------------------------------
-
-    def _on_own_user_event(self, delivery: Delivery) -> None:
-        if delivery.type in ("session.revoked", "account.updated", "token.revoked"):
-            self.changed()
-
-    def changed(self) -> None:
-        """Who the caller is may have changed: hold deliveries and re-check (synchronous, so
-        nothing published after the change reaches the client before the check)."""
-        if self.close_code is not None:
-            return
-        self.holding = self.dirty = True
-        self.checked.clear()
-        if self.rechecker is None or self.rechecker.done():
-            self.rechecker = asyncio.get_running_loop().create_task(self._recheck_while_dirty())
-
-    async def _recheck_while_dirty(self) -> None:
-        while self.dirty and self.close_code is None:
-            self.dirty = False
-            async with self.auth_lock:
-                allowed = await self.recheck()
-            if not allowed:
-                return
-        self.holding = False
-        self.checked.set()
-        for state in list(self.topics.values()):
-            if not state.replaying:
-                held, state.held = state.held, []
-                for delivery in held:
-                    state.deliver(delivery)
-
-    async def recheck(self) -> bool:
-        """Resolve the caller again (hold auth_lock). False, with the socket closing, when the
-        caller is gone (4001) or lost a topic this socket reads (4003)."""
-        try:
-            principal, until = await self.identity.current(self.principal)
-        except AuthError as exc:
-            self.close_soon(CLOSE_SESSION_ENDED, exc.message[:120])
-            return False
-        self._expire_at(until)
-        if principal == self.principal:
-            return True
-        old = self.principal
-        if not (principal.scopes >= old.scopes and (principal.is_admin or not old.is_admin)):
-            for topic in list(self.topics):
-                try:
-                    await self.authorizer.check(principal, topic)
-                except TopicError:
-                    self.close_soon(CLOSE_PERMISSIONS_CHANGED,
-                                    f"you may no longer read {topic}: reconnect and subscribe again"[:120])
-                    return False
-        self.principal = principal
-        for state in self.topics.values():
-            state.hidden = hidden_from(principal, state.topic)
-        return True
-
-    def _expire_at(self, until: float) -> None:
-        """When the session or token runs out, the check runs again (and closes with 4001)."""
-        if self.expiry is not None:
-            self.expiry.cancel()
-            self.expiry = None
-        if until != float("inf"):
-            self.expiry = asyncio.get_running_loop().call_later(max(0.0, until - time.time()) + 0.05,
-                                                                self.changed)
-
-    async def start(self) -> bool:
-        """Watch the caller's identity, then check it once more: a change made between the
-        handshake and the watch is not missed. False when the socket is closing already."""
-        self.unwatch = self.identity.watch(self.principal.user_id, self.changed)
-        self.watch = self.bus.subscribe(f"users/{self.principal.user_id}", self._on_own_user_event)
-        async with self.auth_lock:
-            return await self.recheck()
+    # ---- lifetime ------------------------------------------------------------
 
     def stop(self) -> None:
         for state in self.topics.values():
@@ -258,12 +171,7 @@ class Connection:
         self.topics.clear()
         if self.watch is not None:
             self.bus.unsubscribe(self.watch)
-        if self.unwatch is not None:
-            self.unwatch()
-        if self.expiry is not None:
-            self.expiry.cancel()
-        if self.rechecker is not None:
-            self.rechecker.cancel()
+        self._stop_reauth()
 
     # ---- client messages ---------------------------------------------------
 
