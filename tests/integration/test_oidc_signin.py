@@ -199,6 +199,16 @@ async def test_next_is_a_same_origin_path_without_control_characters(oidc_app, s
     assert "forged" not in str(resp.headers)
 
 
+@pytest.mark.parametrize("claim", ["name", "email", "sub"])
+async def test_a_claim_the_store_cannot_hold_is_refused_and_changes_nothing(oidc_app, provider, settings, claim):
+    client = await oidc_app(signup_policy="open")
+    provider.user[claim] = {"name": "Ada \ud800", "email": "ada\udfff@example.org", "sub": "user-\udc00"}[claim]
+    resp = await sign_in(client)
+    assert error_of(resp) == "id_token_invalid"
+    assert user_count(settings) == 0
+    assert [outcome for outcome, _ in audit_rows(settings)] == ["failure"]
+
+
 async def test_unknown_provider_is_404(oidc_app):
     client = await oidc_app()
     resp = await client.get("/auth/login/nope", allow_redirects=False)
