@@ -57,3 +57,15 @@ async def test_responses_are_validated_against_the_document(client: ContractClie
     with pytest.raises(Exception) as info:
         validate_response("get", "/healthz", 200, "application/json", b'{"status": "ok"}')
     assert "Invalid" in type(info.value).__name__ or "Validation" in type(info.value).__name__
+
+
+def test_every_operation_lists_its_real_status_codes_and_no_catch_all_default():
+    """A `default` response documents every status, so a status-code check could never fail."""
+    for path, operations in load_openapi()["paths"].items():
+        for method, op in operations.items():
+            if not isinstance(op, dict) or "responses" not in op:
+                continue
+            codes = set(op["responses"])
+            assert "default" not in codes, f"{method.upper()} {path} declares a default response"
+            assert any(c.startswith(("1", "2", "3")) for c in codes), f"{method.upper()} {path}: no success"
+            assert "429" in codes and "400" in codes, f"{method.upper()} {path}: every route may answer 400 and 429"

@@ -180,6 +180,35 @@ async def test_open_redirects_are_refused(oidc_app, provider):
         assert resp.headers["Location"] == client.raw.make_url("/").human_repr(), evil
 
 
+@pytest.mark.parametrize("given,lands_on", [
+    ("/%0D%0ASet-Cookie:%20as_access=forged", "/"),     # header splitting
+    ("/agents%00", "/"), ("/%09/evil.example", "/"), ("/%7F", "/"),
+    ("/caf%C3%A9", "/caf%C3%A9"),                       # non-ASCII: percent-encoded, kept
+    ("/a%20b", "/a%20b"),
+])
+async def test_next_is_a_same_origin_path_without_control_characters(oidc_app, settings, given, lands_on):
+    """The callback's redirect is built after the session exists: a `next` that cannot be a
+    Location header must never get that far (the response was dropped, the sign-in audited)."""
+    client = await oidc_app(signup_policy="open")
+    resp = await sign_in(client, next_path=given)
+    assert resp.status == 302, await resp.text()
+    assert resp.headers["Location"] == client.raw.make_url("/").human_repr().rstrip("/") + lands_on
+    me = await client.get("/api/me")
+    assert me.status == 200                               # the sign-in that was audited works
+    assert [outcome for outcome, _ in audit_rows(settings)] == ["success"]
+    assert "forged" not in str(resp.headers)
+
+
+@pytest.mark.parametrize("claim", ["name", "email", "sub"])
+async def test_a_claim_the_store_cannot_hold_is_refused_and_changes_nothing(oidc_app, provider, settings, claim):
+    client = await oidc_app(signup_policy="open")
+    provider.user[claim] = {"name": "Ada \ud800", "email": "ada\udfff@example.org", "sub": "user-\udc00"}[claim]
+    resp = await sign_in(client)
+    assert error_of(resp) == "id_token_invalid"
+    assert user_count(settings) == 0
+    assert [outcome for outcome, _ in audit_rows(settings)] == ["failure"]
+
+
 async def test_unknown_provider_is_404(oidc_app):
     client = await oidc_app()
     resp = await client.get("/auth/login/nope", allow_redirects=False)

@@ -28,6 +28,9 @@ def test_everything_else_is_refused(expr, fragment):
     ("192.168.0.1", False), ("172.16.5.4", False), ("169.254.169.254", False), ("::1", False),
     ("fe80::1", False), ("::ffff:127.0.0.1", False), ("0.0.0.0", False), ("224.0.0.1", False), ("fc00::1", False),
     ("100.64.0.1", False), ("not-an-ip", False),
+    # IPv4 inside IPv6: 6to4, NAT64, IPv4-compatible, Teredo (whose client part is inverted)
+    ("2002:7f00:1::1", False), ("64:ff9b::7f00:1", False), ("::127.0.0.1", False),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),
 ])
 def test_only_public_addresses_are_reachable(address, public):
     assert public_address(address) is public

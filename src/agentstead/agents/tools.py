@@ -10,13 +10,13 @@ import dataclasses
 import datetime as dt
 import socket
 from typing import Any, Awaitable, Callable
-from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver
 
 from .calculator import CalculatorError, evaluate
-from .netguard import public_address
+from .netguard import NonPublicAddress, public_address, public_socket
 
 ASK_HUMAN = "ask_human"
 
@@ -58,7 +58,9 @@ async def _calculator(args: dict, ctx: ToolContext) -> str:
 
 class _VettedResolver(AbstractResolver):
     """Resolves once, refuses non-public addresses, and pins the connection to
-    the vetted addresses (no second lookup for DNS rebinding to exploit)."""
+    the vetted addresses (no second lookup for DNS rebinding to exploit). aiohttp
+    never calls it for an IP literal: netguard.public_socket checks every address
+    actually connected to, literal or resolved."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -76,16 +78,27 @@ class _VettedResolver(AbstractResolver):
         return None
 
 
-async def _http_get(args: dict, ctx: ToolContext) -> str:
-    url = args.get("url", "")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+def _target(url: Any) -> yarl.URL:
+    """The URL as aiohttp will read it (one parser for the allow-list and the request)."""
+    try:
+        parsed = yarl.URL(url) if isinstance(url, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise ToolError("url must be an absolute http(s) URL")
-    host = parts.hostname.lower()
+    if parsed.user is not None or parsed.password is not None:
+        raise ToolError("url must not carry credentials (user@host)")
+    return parsed
+
+
+async def _http_get(args: dict, ctx: ToolContext) -> str:
+    url = _target(args.get("url", ""))
+    host = url.host.lower()
     if host not in ctx.allowed_hosts:
         raise ToolError(f"{host} is not on the administrator's allow-list for http_get")
     limit = 256 * 1024
-    connector = aiohttp.TCPConnector(resolver=_VettedResolver(), use_dns_cache=False, force_close=True)
+    connector = aiohttp.TCPConnector(resolver=_VettedResolver(), use_dns_cache=False, force_close=True,
+                                     socket_factory=public_socket)
     try:
         async with aiohttp.ClientSession(connector=connector) as session:
             async with session.get(url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=15),
@@ -98,6 +111,8 @@ async def _http_get(args: dict, ctx: ToolContext) -> str:
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.__cause__, ToolError):
             raise exc.__cause__ from None
+        if isinstance(exc.os_error, NonPublicAddress) or "not a public address" in str(exc.os_error):
+            raise ToolError(f"{host}: {exc.os_error}") from None
         raise ToolError(f"cannot connect: {exc.os_error}") from None
     except aiohttp.ClientError as exc:
         if isinstance(exc.__cause__, ToolError):

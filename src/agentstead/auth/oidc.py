@@ -59,6 +59,16 @@ class Identity:
     email_verified: bool = False   # the provider asserted email_verified: true (required to sign in)
 
 
+def _storable(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True   # the checks below decide what a missing or odd claim means
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _unverified_kid(token: str) -> str:
     import base64
 
@@ -191,6 +201,9 @@ class OIDCClient:
     async def sign_in(self, *, code: str, code_verifier: str, redirect_uri: str, nonce: str) -> Identity:
         tokens = await self.exchange(code=code, code_verifier=code_verifier, redirect_uri=redirect_uri)
         claims = await self.verify_id_token(tokens["id_token"], nonce=nonce)
+        if not all(_storable(claims.get(name)) for name in ("sub", "email", "name")):
+            # A JSON "\ud800" escape is a string Python holds but UTF-8 (and so SQLite) cannot.
+            raise OIDCError("id_token_invalid", "claims: sub, email or name holds a lone surrogate")
         email = claims.get("email")
         if not isinstance(email, str) or "@" not in email:
             raise OIDCError("email_missing", "the ID token carries no email; request the email scope")

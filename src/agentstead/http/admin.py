@@ -37,7 +37,7 @@ async def update_user(request: web.Request) -> web.Response:
     role = v.choice(body, "role", ("admin", "member"))
     disabled = v.boolean(body, "disabled")
     has_budget = "daily_token_budget" in body
-    budget = v.integer(body, "daily_token_budget", lo=0, hi=10**12)
+    budget = v.integer(body, "daily_token_budget", lo=0, hi=10**12, nullable=True)
     if role is None and disabled is None and not has_budget:
         raise v.fail("", "send role, disabled and/or daily_token_budget")
     service, user_id = request.app[IDENTITY], request.match_info["id"]

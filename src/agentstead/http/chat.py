@@ -91,13 +91,8 @@ def _agent_body(body, *, create: bool) -> dict:
            "provider": v.string(body, "provider", min_len=1, max_len=32),
            "model": v.string(body, "model", min_len=1, max_len=200),
            "max_steps": v.integer(body, "max_steps", lo=1, hi=100)}
-    temp = body.get("temperature")
-    if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or not 0 <= temp <= 2):
-        raise v.fail("/temperature", "must be a number from 0 to 2")
-    out["temperature"] = float(temp) if temp is not None else None
-    tools = body.get("tools")
-    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, str) for t in tools)):
-        raise v.fail("/tools", "must be a list of tool names")
+    out["temperature"] = v.number(body, "temperature", lo=0, hi=2)
+    tools = v.string_list(body, "tools")
     out["tools"] = tuple(tools) if tools is not None else None
     return out
 

@@ -1,7 +1,9 @@
-"""Middlewares: request id, access log and metrics, errors as JSON, body limit."""
+"""Middlewares: request id, access log and metrics, errors as JSON, client aborts,
+unreadable headers, body limit."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import re
@@ -12,7 +14,7 @@ from aiohttp import web
 
 from ..keys import ACCESS_LOG, METRICS, SETTINGS
 from ..logs import request_id
-from . import errors
+from . import errors, storable
 
 
 def _now() -> str:
@@ -22,6 +24,10 @@ log = logging.getLogger("agentstead.http")
 
 # A proxy's request id is reused when it looks like one (Caddy sends none by default).
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+# nginx's "client closed request": the client left before the answer (an aborted upload, a
+# closed tab). Recorded as such in the access log and /metrics, never as a 5xx.
+CLIENT_CLOSED = 499
 
 
 def _route_label(request: web.Request) -> str:
@@ -63,6 +69,9 @@ async def observe(request: web.Request, handler):
         status = response.status
         response.headers["X-Request-ID"] = rid
         return response
+    except asyncio.CancelledError:
+        status = CLIENT_CLOSED   # the connection ended (or the server stops) before an answer
+        raise
     finally:
         elapsed = time.perf_counter() - start
         metrics.in_flight.dec()
@@ -89,10 +98,30 @@ async def json_errors(request: web.Request, handler):
         if exc.status < 400:
             raise  # redirects and 2xx raised as exceptions pass through
         return errors.from_http_exception(exc)
+    except ConnectionResetError:
+        transport = request.transport
+        if transport is not None and not transport.is_closing():
+            return _internal_error(request)  # not our client: an outbound connection was reset
+        log.info("client closed the connection before the response: %s %s", request.method,
+                 _loggable_path(request))
+        return web.Response(status=CLIENT_CLOSED)  # cannot reach the client; it is what we log
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, _loggable_path(request))
-        return errors.error_response(500, "internal_error",
-                                     "internal error; quote the request id when reporting it")
+        return _internal_error(request)
+
+
+def _internal_error(request: web.Request) -> web.Response:
+    log.exception("unhandled error in %s %s", request.method, _loggable_path(request))
+    return errors.error_response(500, "internal_error", "internal error; quote the request id when reporting it")
+
+
+@web.middleware
+async def readable_headers(request: web.Request, handler):
+    """Header bytes that are not UTF-8 are refused before anything digests, compares or
+    stores them (http/storable.py)."""
+    name = storable.bad_header(request.headers)
+    if name is not None:
+        raise errors.ApiError(400, "bad_header", f"the {name} header is not valid UTF-8")
+    return await handler(request)
 
 
 @web.middleware
@@ -108,4 +137,4 @@ async def body_limit(request: web.Request, handler):
 def middlewares() -> tuple:
     from .authn import authenticate  # imported late: it needs the identity service's keys
 
-    return (observe, json_errors, body_limit, authenticate)
+    return (observe, json_errors, readable_headers, body_limit, authenticate)

@@ -2,63 +2,92 @@
 
 Same semantics as a WebSocket subscription: `Last-Event-ID` (or none) is the
 cursor; missed events come from the log, then live ones, with no gap or duplicate.
-Each event's `id:` is its seq. The stream ends after a run finishes.
+Each event's `id:` is its seq. A run's stream ends once the run has finished,
+with or without a cursor (a finished run sends nothing more). A stream ends, too,
+when the caller's session or token does (the identity service tells it at once),
+and when the client goes away, which is the normal end of a stream, not an error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+from typing import Awaitable, Callable
 
 from aiohttp import web
 
 from ..auth.access import requires
 from ..bus.bus import Delivery
-from ..keys import BUS, CHAT, SETTINGS
+from ..keys import BUS, CHAT, IDENTITY, SETTINGS
 from ..services.chat import ChatError
+from ..services.identity import AuthError
+from ..store.runs import FINISHED
 from .authn import principal_of
 from .errors import ApiError
 
 _END = {"run.succeeded", "run.failed", "run.cancelled"}
 KEEPALIVE = 15.0
+PAGE = 500
+# A seq: ASCII digits, at most 18 of them (below 2^63, what SQLite holds); openapi.yaml says the same.
+LAST_EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
 def _frame(d: Delivery) -> bytes:
     return f"id: {d.seq}\nevent: {d.type}\ndata: {d.wire}\n\n".encode()
 
 
-async def _stream(request: web.Request, topic: str, *, ends_with_run: bool) -> web.StreamResponse:
-    raw = request.headers.get("Last-Event-ID", "").strip()
-    if raw and not raw.isdigit():
-        raise ApiError(400, "bad_request", "Last-Event-ID must be a seq number")
+def cursor(request: web.Request) -> int | None:
+    """The Last-Event-ID header as a seq, None when absent; a 400 for anything else."""
+    raw = request.headers.get("Last-Event-ID")
+    if raw is None:
+        return None
+    if not LAST_EVENT_ID.fullmatch(raw):
+        raise ApiError(400, "bad_request", "Last-Event-ID must be a seq: 1 to 18 digits 0-9")
+    return int(raw)
+
+
+async def _stream(request: web.Request, topic: str,
+                  finished: Callable[[], Awaitable[bool]] | None = None) -> web.StreamResponse:
+    after = cursor(request)
     bus = request.app[BUS]
-    after = int(raw) if raw else None
     if after is not None and after < await bus.floor():
         raise ApiError(410, "cursor_expired", "events after that id were deleted by retention; fetch the state over REST")
-    queue: asyncio.Queue[Delivery] = asyncio.Queue(maxsize=request.app[SETTINGS].ws_send_queue)
+    queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=request.app[SETTINGS].ws_send_queue)
     overflow = asyncio.Event()
 
-    def deliver(d: Delivery) -> None:
+    def deliver(d: Delivery | None) -> None:
         try:
             queue.put_nowait(d)
         except asyncio.QueueFull:
             overflow.set()
 
+    identity, principal = request.app[IDENTITY], principal_of(request)
     sub = bus.subscribe(topic, deliver)  # live first, then the log: nothing falls between
+    unwatch = identity.watch(principal.user_id, lambda: deliver(None))   # None: re-check the caller
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     try:
         await resp.prepare(request)
         last = after if after is not None else await bus.head()
-        if after is not None:
+
+        async def replay() -> bool:
+            """Send the log after `last`; True when it held the run's end."""
+            nonlocal last
             while True:
-                page = await bus.replay(topic, last, limit=500)
+                page = await bus.replay(topic, last, limit=PAGE)
                 for d in page:
                     last = d.seq
                     await resp.write(_frame(d))
-                    if ends_with_run and d.type in _END:
-                        return resp
-                if len(page) < 500:
-                    break
+                    if finished is not None and d.type in _END:
+                        return True
+                if len(page) < PAGE:
+                    return False
+
+        if after is not None and await replay():
+            return resp
+        if finished is not None and await finished():
+            await replay()   # what was appended before the run ended, after the cursor; then done
+            return resp
         while not overflow.is_set():
             try:
                 async with asyncio.timeout(KEEPALIVE):
@@ -66,24 +95,41 @@ async def _stream(request: web.Request, topic: str, *, ends_with_run: bool) -> w
             except TimeoutError:
                 await resp.write(b": keep-alive\n\n")
                 continue
+            if d is None:
+                try:
+                    await identity.current(principal)
+                except AuthError:
+                    break   # signed out, revoked or disabled: the stream ends with the session
+                continue
             if d.seq <= last:
                 continue
             last = d.seq
             await resp.write(_frame(d))
-            if ends_with_run and d.type in _END:
+            if finished is not None and d.type in _END:
                 break
+    except ConnectionResetError:
+        pass   # the client left: how an event stream usually ends
     finally:
         bus.unsubscribe(sub)
+        unwatch()
     return resp
 
 
 @requires("read")
 async def run_stream(request: web.Request) -> web.StreamResponse:
+    chat, principal = request.app[CHAT], principal_of(request)
     try:
-        run = await request.app[CHAT].get_run(principal_of(request), request.match_info["id"])
+        run = await chat.get_run(principal, request.match_info["id"])
     except ChatError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
-    return await _stream(request, f"runs/{run.id}", ends_with_run=True)
+
+    async def finished() -> bool:
+        try:
+            return (await chat.get_run(principal, run.id)).status in FINISHED
+        except ChatError:
+            return True   # deleted with its thread meanwhile: nothing more will come
+
+    return await _stream(request, f"runs/{run.id}", finished)
 
 
 @requires("read")
@@ -92,4 +138,4 @@ async def thread_stream(request: web.Request) -> web.StreamResponse:
         thread = await request.app[CHAT].get_thread(principal_of(request), request.match_info["id"])
     except ChatError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
-    return await _stream(request, f"threads/{thread.id}", ends_with_run=False)
+    return await _stream(request, f"threads/{thread.id}")

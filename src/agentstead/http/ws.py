@@ -9,6 +9,8 @@ first and its events are held; the log is read after the cursor; then the held
 events newer than the last replayed one are sent, and live delivery begins.
 A socket whose send queue overflows is closed with 4008 and resumes from its
 cursor on reconnect; it never slows the publisher or other sockets.
+
+Re-authorisation (the caller as they are now, 4001 and 4003): http/ws_auth.py.
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ from ..bus.bus import Bus, Delivery, Subscription
 from ..bus.topics import Authorizer, TopicError, hidden_from
 from ..keys import BUS, IDENTITY, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
 from ..settings import Settings
+from . import storable
 from .authn import _allowed_origin
 from .errors import ApiError
+from .ws_auth import Reauthorizing
 
 log = logging.getLogger("agentstead.ws")
 
 CLOSE_SLOW_CONSUMER = 4008   # resume with subscribe {after: last seq}
-CLOSE_SESSION_ENDED = 4001   # sign in again
 REPLAY_PAGE = 500
 DIRECT_WRITE_LIMIT = 64 * 1024   # aiohttp's own high-water mark
 REPLAY_STALL = 10.0
@@ -53,7 +56,7 @@ class _Topic:
         self.sub: Subscription | None = None
 
     def deliver(self, delivery: Delivery) -> None:
-        if self.replaying:
+        if self.replaying or self.conn.holding:
             self.held.append(delivery)
             if len(self.held) > self.conn.settings.ws_send_queue:
                 self.conn.too_slow()
@@ -63,7 +66,9 @@ class _Topic:
                 self.conn.send_event(delivery)
 
 
-class Connection:
+class Connection(Reauthorizing):
+    """One socket: its subscriptions, its send queue, and (Reauthorizing) the caller behind it."""
+
     def __init__(self, ws: web.WebSocketResponse, principal: Principal, bus: Bus, authorizer: Authorizer,
                  settings: Settings, identity, transport: asyncio.Transport | None = None):
         self.ws = ws
@@ -80,6 +85,7 @@ class Connection:
         self.close_reason = ""
         self.closer: asyncio.Task | None = None
         self.watch: Subscription | None = None
+        self._init_reauth()
 
     # ---- sending -----------------------------------------------------------
 
@@ -124,6 +130,7 @@ class Connection:
         if self.close_code is None:
             self.close_code = code
             self.close_reason = reason
+            self.checked.set()   # whoever waits for a re-check sees the close instead
             self.closer = asyncio.get_running_loop().create_task(self._close())
 
     async def _close(self) -> None:
@@ -155,19 +162,7 @@ class Connection:
             text = await self.queue.get()
             await self.ws.send_str(text)
 
-    # ---- the session behind the socket ----------------------------------
-
-    def _on_own_user_event(self, delivery: Delivery) -> None:
-        p = self.principal
-        if delivery.type == "session.revoked" and (p.session_id in delivery.data.get("session_ids", ())):
-            self.close_soon(CLOSE_SESSION_ENDED, "session ended")
-        elif delivery.type == "account.updated" and delivery.data.get("disabled"):
-            self.close_soon(CLOSE_SESSION_ENDED, "account disabled")
-        elif delivery.type == "token.revoked" and delivery.data.get("token_id") == p.token_id:
-            self.close_soon(CLOSE_SESSION_ENDED, "token revoked")
-
-    def start(self) -> None:
-        self.watch = self.bus.subscribe(f"users/{self.principal.user_id}", self._on_own_user_event)
+    # ---- lifetime ------------------------------------------------------------
 
     def stop(self) -> None:
         for state in self.topics.values():
@@ -176,6 +171,7 @@ class Connection:
         self.topics.clear()
         if self.watch is not None:
             self.bus.unsubscribe(self.watch)
+        self._stop_reauth()
 
     # ---- client messages ---------------------------------------------------
 
@@ -191,9 +187,12 @@ class Connection:
 
     async def handle(self, text: str) -> None:
         try:
-            message = json.loads(text)
+            message = storable.loads(text)
         except json.JSONDecodeError as exc:
             self.error("invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
+            return
+        except storable.Refused as exc:
+            self.error("invalid_message", f"{exc.pointer or 'the message'} {exc.message}")
             return
         if not isinstance(message, dict):
             self.error("invalid_message", "a message is a JSON object with an op")
@@ -214,23 +213,27 @@ class Connection:
 
     async def subscribe(self, message: dict, ref: Any) -> None:
         topic, after = message.get("topic"), message.get("after")
-        if after is not None and (isinstance(after, bool) or not isinstance(after, int) or after < 0):
-            self.error("invalid_message", "after must be a non-negative integer (a seq you received)", ref)
+        if after is not None and (isinstance(after, bool) or not isinstance(after, int)
+                                  or not 0 <= after <= storable.INT64_MAX):
+            self.error("invalid_message", "after must be an integer from 0 to 2^63-1 (a seq you received)", ref)
             return
-        try:
-            await self.authorizer.check(self.principal, topic)
-        except TopicError as exc:
-            self.error(exc.code, exc.message, ref)
-            return
-        if topic in self.topics:
-            self.error("already_subscribed", f"already subscribed to {topic}", ref, count=False)
-            return
-        if len(self.topics) >= self.settings.ws_max_subscriptions:
-            self.error("too_many_subscriptions",
-                       f"at most {self.settings.ws_max_subscriptions} subscriptions per socket", ref)
-            return
-        state = self.topics[topic] = _Topic(self, topic)
-        state.sub = self.bus.subscribe(topic, state.deliver)   # live first: nothing can fall between
+        async with self.auth_lock:   # the caller as they are now, not as they were at connect
+            if not await self.recheck():
+                return
+            try:
+                await self.authorizer.check(self.principal, topic)
+            except TopicError as exc:
+                self.error(exc.code, exc.message, ref)
+                return
+            if topic in self.topics:
+                self.error("already_subscribed", f"already subscribed to {topic}", ref, count=False)
+                return
+            if len(self.topics) >= self.settings.ws_max_subscriptions:
+                self.error("too_many_subscriptions",
+                           f"at most {self.settings.ws_max_subscriptions} subscriptions per socket", ref)
+                return
+            state = self.topics[topic] = _Topic(self, topic)
+            state.sub = self.bus.subscribe(topic, state.deliver)   # live first: nothing can fall between
         try:
             if after is None:
                 state.last_seq = await self.bus.head()
@@ -245,6 +248,9 @@ class Connection:
                 state.last_seq = after
                 while self.close_code is None:
                     page = await self.bus.replay(topic, state.last_seq, limit=REPLAY_PAGE)
+                    await self.checked.wait()   # a pending re-check decides first
+                    if self.close_code is not None:
+                        break
                     for delivery in page:
                         state.last_seq = delivery.seq
                         if not delivery.type.startswith(state.hidden):
@@ -258,7 +264,8 @@ class Connection:
             return  # unsubscribed meanwhile
         held, state.held, state.replaying = state.held, [], False
         for delivery in held:
-            state.deliver(delivery)    # only those newer than the replay reach the client
+            state.deliver(delivery)    # only those newer than the replay reach the client (held
+                                       # again while a re-check is pending)
         self.send({"op": "subscribed", "topic": topic, "seq": state.last_seq,
                    **({"id": ref} if ref is not None else {})})
 
@@ -284,7 +291,7 @@ async def _principal(request: web.Request) -> Principal:
         raise ApiError(403, "forbidden_origin", "WebSocket connections from this Origin are refused")
     ticket = request.query.get("ticket")
     if ticket:
-        principal = request.app[IDENTITY].redeem_ws_ticket(ticket)
+        principal = await request.app[IDENTITY].redeem_ws_ticket(ticket)
         if principal is None:
             raise ApiError(401, "unauthorized", "the ticket is unknown, used or expired; get one from /auth/ws-ticket")
         return principal
@@ -307,9 +314,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     conn = Connection(ws, principal, request.app[BUS], request.app[TOPICS], settings, request.app[IDENTITY],
                       request.transport)
     request.app[WEBSOCKETS].add(ws)
-    conn.start()
     writer = asyncio.create_task(conn.writer())
     try:
+        await conn.start()
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 await conn.handle(msg.data)

@@ -13,9 +13,11 @@ import dataclasses
 import datetime as dt
 import logging
 import math
+import re
 import time
 import uuid
-from typing import Any
+from urllib.parse import quote, urlsplit
+from typing import Any, Callable
 
 import aiohttp
 
@@ -79,11 +81,21 @@ class LoginStart:
     state: str
 
 
+_NOT_IN_NEXT = re.compile(r"[\x00-\x1f\x7f\\]")   # control characters and backslashes
+_NEXT_SAFE = "/?#&=%:@!$'()*+,;~-._[]"                # kept as they are; the rest is percent-encoded
+
+
 def _safe_next(path: str | None) -> str:
-    """Only same-site absolute paths: never //host or a scheme (open redirect)."""
-    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+    """Where to go after sign-in, as a same-origin path safe to put in a Location header: an
+    absolute path (never //host, a scheme or a backslash: no open redirect), no control
+    characters (no header splitting), non-ASCII percent-encoded; anything else is "/"."""
+    if (not path or len(path) > 512 or not path.startswith("/") or path.startswith("//")
+            or _NOT_IN_NEXT.search(path)):
         return "/"
-    return path[:512]
+    parts = urlsplit(path)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return quote(path, safe=_NEXT_SAFE)
 
 
 class IdentityService:
@@ -111,6 +123,9 @@ class IdentityService:
         self._session_principals: dict[str, tuple[Principal, float]] = {}
         self._token_principals: dict[str, tuple[Principal, float]] = {}
         self._csrf: dict[str, str] = {}
+        # Long-lived connections (WebSockets, SSE) of a user, told synchronously after each change
+        # to who that user is (see watch), so they re-check before delivering anything more.
+        self._watchers: dict[str, set[Callable[[], None]]] = {}
         # Bumped by every invalidation: a database read that started before it must not be cached.
         self._generation = 0
 
@@ -183,7 +198,7 @@ class IdentityService:
         identity = await client.sign_in(code=code, code_verifier=pending.code_verifier,
                                         redirect_uri=self.redirect_uri(provider), nonce=pending.nonce)
         user = await self._user_for(identity, ctx)
-        issued = await self._issue(user, ctx, pending.next_path)
+        issued = await self._issue(user, ctx, _safe_next(pending.next_path))
         await self.audit("auth.signin", ctx, actor_id=user.id, target=provider, session_id=issued.session_id)
         return issued
 
@@ -269,7 +284,7 @@ class IdentityService:
                 await session_store.add_refresh(conn, tokens.digest(new), family.id)
         if reuse is not None:
             self._families[reuse.id] = 0.0
-            self._invalidate()
+            self._invalidate(reuse.user_id)
             await self.audit("session.reuse_detected", ctx, outcome="failure", actor_id=reuse.user_id,
                              target=reuse.id)
             await self.notify(f"users/{reuse.user_id}", ev.SessionRevoked([reuse.id], "refresh token reused"))
@@ -283,7 +298,7 @@ class IdentityService:
         async with self.db.write() as conn:
             await session_store.revoke_family(conn, principal.session_id, "logout")
         self._families[principal.session_id] = 0.0
-        self._invalidate()
+        self._invalidate(principal.user_id)
         await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.session_id,
                          reason="logout")
         await self.notify(f"users/{principal.user_id}", ev.SessionRevoked([principal.session_id], "logout"))
@@ -293,7 +308,7 @@ class IdentityService:
             ids = await session_store.revoke_user_families(conn, principal.user_id, "logout everywhere")
         for session_id in ids:
             self._families[session_id] = 0.0
-        self._invalidate()
+        self._invalidate(principal.user_id)
         await self.audit("session.revoked", ctx, actor_id=principal.user_id, target=principal.user_id,
                          reason="logout everywhere", count=len(ids))
         await self.notify(f"users/{principal.user_id}", ev.SessionRevoked(ids, "logout everywhere"))
@@ -304,13 +319,65 @@ class IdentityService:
 
     # ---- authenticating requests -----------------------------------------
 
-    def _invalidate(self) -> None:
-        """Forget every resolved principal. Called after each write that changes who may do
-        what (logout, logout everywhere, refresh-token reuse, token revocation, role change,
-        disable): the very next request is resolved again from the updated state."""
+    def _invalidate(self, user_id: str) -> None:
+        """Forget every resolved principal and the user's WebSocket tickets, and tell the
+        user's open connections. Called after each write that changes who may do what (logout,
+        logout everywhere, refresh-token reuse, token revocation, role change, disable): the
+        very next request, ticket or subscription is resolved again from the updated state."""
         self._generation += 1
         self._session_principals.clear()
         self._token_principals.clear()
+        for key in [k for k, (p, _) in self._ws_tickets.items() if p.user_id == user_id]:
+            del self._ws_tickets[key]
+        for callback in list(self._watchers.get(user_id, ())):
+            try:
+                callback()
+            except Exception:  # one broken connection never keeps the others from hearing it
+                log.exception("identity watcher failed")
+
+    def watch(self, user_id: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` (synchronously, right after the write commits) whenever who
+        `user_id` is changes; returns the function that stops it."""
+        self._watchers.setdefault(user_id, set()).add(callback)
+
+        def stop() -> None:
+            watchers = self._watchers.get(user_id)
+            if watchers is not None:
+                watchers.discard(callback)
+                if not watchers:
+                    del self._watchers[user_id]
+        return stop
+
+    async def current(self, principal: Principal) -> tuple[Principal, float]:
+        """The caller behind a long-lived connection (a WebSocket, its ticket, an SSE stream) as
+        they are now, and until when (epoch seconds): the session or API token still live, the
+        user still active, scopes from the current role. Raises AuthError when they are gone."""
+        if principal.via == "session" and principal.session_id is not None:
+            end = await self._family_end(principal.session_id)
+            if end <= time.time():
+                raise AuthError(401, "session_ended", "the session has ended; sign in again")
+            user = await self._active_user(principal.user_id)
+            return Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "session",
+                             session_id=principal.session_id), end
+        row = await token_store.by_id(self.db, principal.token_id or "")
+        if row is None or row.user_id != principal.user_id or row.revoked_at is not None:
+            raise AuthError(401, "token_revoked", "this API token is revoked")
+        expires = _epoch(row.expires_at) if row.expires_at else math.inf
+        if expires <= time.time():
+            raise AuthError(401, "token_expired", "this API token has expired")
+        user = await self._active_user(row.user_id)
+        return self._token_principal(row, user), expires
+
+    async def _active_user(self, user_id: str) -> user_store.User:
+        user = await self.user(user_id)
+        if user is None or user.disabled:
+            raise AuthError(401, "account_disabled", "this account is disabled")
+        return user
+
+    @staticmethod
+    def _token_principal(row: token_store.ApiToken, user: user_store.User) -> Principal:
+        scopes = expand(row.scopes) & ROLE_SCOPES[user.role]  # a demoted owner's token loses admin
+        return Principal(user.id, user.email, user.role, scopes, "token", token_id=row.id)
 
     @staticmethod
     def _remember(cache: dict, key: str, value) -> None:
@@ -399,12 +466,9 @@ class IdentityService:
             raise AuthError(401, "token_revoked", "this API token is revoked")
         if expires <= time.time():
             raise AuthError(401, "token_expired", "this API token has expired")
-        user = await self.user(row.user_id)
-        if user is None or user.disabled:
-            raise AuthError(401, "account_disabled", "this account is disabled")
+        user = await self._active_user(row.user_id)
         self._note_use(row.id)
-        scopes = expand(row.scopes) & ROLE_SCOPES[user.role]  # a demoted owner's token loses admin
-        principal = Principal(user.id, user.email, user.role, scopes, "token", token_id=row.id)
+        principal = self._token_principal(row, user)
         if generation == self._generation:
             self._remember(self._token_principals, digest, (principal, expires))
         return principal
@@ -444,12 +508,17 @@ class IdentityService:
         self._ws_tickets[tokens.digest(ticket)] = (principal, mono + WS_TICKET_TTL)
         return ticket, WS_TICKET_TTL
 
-    def redeem_ws_ticket(self, ticket: str) -> Principal | None:
-        """Single use, short-lived; the principal as it was when the ticket was issued."""
+    async def redeem_ws_ticket(self, ticket: str) -> Principal | None:
+        """Single use, short-lived, and resolved again now: a ticket issued before a logout,
+        a revocation, a disable or a role change gives nothing more than the caller has now."""
         entry = self._ws_tickets.pop(tokens.digest(ticket), None)
         if entry is None or entry[1] < time.monotonic():
             return None
-        return entry[0]
+        try:
+            principal, _ = await self.current(entry[0])
+        except AuthError:
+            return None
+        return principal
 
     # ---- API tokens ----------------------------------------------------------
 
@@ -487,7 +556,7 @@ class IdentityService:
             await audit_store.append(conn, audit_store.Record(
                 "token.revoked", actor_id=principal.user_id, target=token_id, ip=ctx.ip, user_agent=ctx.user_agent))
         self._api_tokens.pop(row.token_hash, None)
-        self._invalidate()
+        self._invalidate(principal.user_id)
         await self.notify(f"users/{principal.user_id}", ev.TokenRevoked(token_id))
 
     # ---- users (admin and CLI) -------------------------------------------
@@ -555,7 +624,7 @@ class IdentityService:
             self._families[family_id] = 0.0
         for digest in revoked_hashes:
             self._api_tokens.pop(digest, None)
-        self._invalidate()
+        self._invalidate(user_id)
         await self.notify(f"users/{user_id}", ev.AccountUpdated(after.role, after.disabled))
         if revoked_families:
             await self.notify(f"users/{user_id}", ev.SessionRevoked(revoked_families, "account disabled"))

@@ -50,6 +50,11 @@ async def by_hash(db: Database, token_hash: str) -> ApiToken | None:
     return _token(rows[0] if rows else None)
 
 
+async def by_id(db: Database, token_id: str) -> ApiToken | None:
+    rows = await db.small(f"SELECT {_COLUMNS} FROM api_tokens WHERE id = ?", (token_id,))
+    return _token(rows[0] if rows else None)
+
+
 async def for_user(db: Database, user_id: str) -> list[ApiToken]:
     async with db.read() as conn:
         return [_token(r) for r in await fetch_all(
