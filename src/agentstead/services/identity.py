@@ -593,7 +593,7 @@ class IdentityService:
             await self.notify("system", ev.UserCreated(user.id, user.email, user.role))
         else:
             self._users[user.id] = user
-            self._invalidate()
+            self._invalidate(user.id)
             await self.notify(f"users/{user.id}", ev.AccountUpdated(user.role, user.disabled))
         return user
 
