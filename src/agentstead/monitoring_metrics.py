@@ -4,14 +4,14 @@ blackbox exporter (tests/system/test_prometheus.py checks that against a live /m
 
 Counted as things happen: event loop lag, runs that ended, WebSocket closes and events
 sent. Read when /metrics is scraped (observe.refresh fills `state`): disk, database files,
-open WebSockets, active runs, tokens and runs by model, events appended to the log.
+active runs, tokens and runs by model, events appended to the log.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -43,7 +43,6 @@ class State:
     disk_min_free: int | None = None
     db_bytes: int | None = None
     wal_bytes: int | None = None
-    websockets_open: int | None = None
     events_appended: int | None = None
     runs_active: dict[str, int] = dataclasses.field(default_factory=dict)
     # model -> (prompt tokens, completion tokens, runs), all time (usage_daily)
@@ -70,6 +69,7 @@ class MonitoringMetrics:
                 self.runs_finished.labels(status, "")
         for reason in (*WEBSOCKET_CLOSES.values(), "peer"):
             self.websocket_closes.labels(reason)
+        self.websockets_open = Gauge("agentstead_websockets_open", "WebSockets open now.", registry=registry)
         self.websocket_events = Tally()
         self.state = State()
         registry.register(_StateCollector(self))
@@ -100,7 +100,6 @@ class _StateCollector:
             ("agentstead_disk_min_free_bytes", "AGENTSTEAD_MIN_FREE_DISK: /readyz fails below it.", s.disk_min_free),
             ("agentstead_db_size_bytes", "Size of the SQLite database file.", s.db_bytes),
             ("agentstead_db_wal_size_bytes", "Size of the database's write-ahead log (-wal file).", s.wal_bytes),
-            ("agentstead_websockets_open", "WebSockets open now.", s.websockets_open),
         )
         for name, doc, value in gauges:
             if value is not None:

@@ -11,7 +11,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from .keys import BUS, DB, METRICS, SETTINGS, WEBSOCKETS
+from .keys import BUS, DB, METRICS, SETTINGS
 from .monitoring_metrics import LOOP_TICK
 from .store import stats
 
@@ -57,6 +57,5 @@ async def refresh(app: web.Application) -> None:
         state.disk_free = None   # no series: the "metrics missing" case, not a full disk
     state.disk_min_free = settings.min_free_disk
     state.db_bytes, state.wal_bytes = _size(db_file), _size(db_file + "-wal")
-    state.websockets_open = len(app[WEBSOCKETS])
     state.events_appended = app[BUS].appended
     state.runs_active, state.usage = await stats.gather(app[DB])
