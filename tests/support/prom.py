@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from .procs import clean_env, free_port, wait_http
+from .procs import clean_env, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
@@ -64,8 +64,18 @@ class Daemon:
         self.proc = subprocess.Popen(self.argv(), cwd=self.workdir, env=clean_env(), stdout=log,
                                      stderr=subprocess.STDOUT)
         log.close()
-        wait_http(self.url + self.ready_path, timeout, self.proc, detail=lambda: self.logs()[-3000:])
+        wait_for(self._ready, timeout, 0.1, f"{self.name} ready at {self.url}{self.ready_path}")
         return self
+
+    def _ready(self) -> bool:
+        """200 from the ready path (Prometheus answers 503 while it loads)."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}: {self.logs()[-3000:]}")
+        try:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=2) as resp:
+                return resp.status == 200
+        except OSError:   # refused, or an HTTP error while it starts
+            return False
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
