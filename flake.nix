@@ -27,6 +27,7 @@
         inherit agentstead;
         inherit (agentstead) frontend;
         default = agentstead;
+        image = pkgs.callPackage ./nixos/image.nix { inherit agentstead; }; # docker load < result
       };
 
       # The module, with this flake's build as the default package. It is
@@ -54,6 +55,9 @@
         inherit agentstead;
         appliance = pkgs.testers.runNixOSTest (
           import ./nixos/tests/appliance.nix { agentsteadModule = self.nixosModules.default; }
+        );
+        monitoring = pkgs.testers.runNixOSTest (
+          import ./nixos/tests/monitoring.nix { agentsteadModule = self.nixosModules.default; }
         );
       };
 

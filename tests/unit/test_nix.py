@@ -173,6 +173,9 @@ in
     users.groups = lib.mkOption { type = t.attrsOf (t.attrsOf t.anything); default = { }; };
     networking.firewall.allowedTCPPorts = lib.mkOption { type = t.listOf t.port; default = [ ]; };
     networking.firewall.allowedUDPPorts = lib.mkOption { type = t.listOf t.port; default = [ ]; };
+    # Set by nixos/monitoring.nix (tests/unit/test_nix_monitoring.py evaluates them in detail).
+    services.prometheus = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
+    services.grafana = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
   };
 }
 """
@@ -888,12 +891,13 @@ def test_flake_outputs(nix_dir, source, commit):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     build_info = {"commit": commit, "buildTime": "2026-04-21T01:26:28Z"}
-    assert out["packages"] == ["agentstead", "default", "frontend"]
+    assert out["packages"] == ["agentstead", "default", "frontend", "image"]
     assert out["buildInfo"] == build_info
     assert out["packagePath"].endswith("/nixos/package.nix")
     assert out["frontendIsThePackages"] and out["default"]
     assert out["app"]["type"] == "app" and out["app"]["program"].endswith("-agentstead-0.1.0/bin/agentstead")
     assert "appliance" in out["checks"] and out["testName"] == "agentstead-appliance"
+    assert "monitoring" in out["checks"]
     assert out["shell"] == ["python3", "caddy", "litestream", "rclone", "nodejs"]
     # nixosModules.default builds the same package, with the flake's build info.
     assert out["modulePackageArgs"] == build_info
