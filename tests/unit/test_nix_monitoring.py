@@ -159,3 +159,37 @@ def test_grafana_gets_the_dashboard_and_a_datasource_when_asked(evaluate):
     assert (MONITORING / "grafana" / "agentstead.json").is_file()
     [source] = grafana["provision"]["datasources"]
     assert source["type"] == "prometheus" and source["url"] == "http://127.0.0.1:9090"
+
+
+VM_HARNESS = r"""
+{ libPath, stubsPath, modulePath, testPath }:
+let
+  lib = import libPath;
+  fake = name: { type = "derivation"; inherit name; outPath = "/nix/store/00000000000000000000000000000000-${name}"; };
+  pkgs = { callPackage = _: _: fake "agentstead-0.1.0" // { frontend = fake "agentstead-frontend-0.1.0"; };
+           litestream = fake "litestream-0.5.15"; curl = fake "curl"; };
+  test = import testPath { agentsteadModule = modulePath; };
+  config = (lib.evalModules { modules = [ (import stubsPath { inherit lib pkgs; }) test.nodes.machine ]; }).config;
+in
+{
+  inherit (test) name;
+  jobs = map (j: j.job_name) config.services.prometheus.scrapeConfigs;
+  intervals = lib.unique (map (j: j.scrape_interval) config.services.prometheus.scrapeConfigs);
+  grafana = config.services.grafana.enable;
+  failedAssertions = map (a: a.message) (lib.filter (a: !a.assertion) config.assertions);
+}
+"""
+
+
+@needs_lib
+def test_the_vm_tests_node_evaluates(nix_dir):
+    (nix_dir / "vm-harness.nix").write_text(VM_HARNESS)
+    done = subprocess.run([NIX_INSTANTIATE, "--eval", "--strict", "--json", str(nix_dir / "vm-harness.nix"),
+                           "--arg", "libPath", str(NIXPKGS_LIB), "--arg", "stubsPath", str(nix_dir / "stubs.nix"),
+                           "--arg", "modulePath", str(MODULE),
+                           "--arg", "testPath", str(REPO / "nixos" / "tests" / "monitoring.nix")],
+                          capture_output=True, text=True, timeout=120, cwd=nix_dir)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out == {"name": "agentstead-monitoring", "jobs": ["agentstead", "caddy", "agentstead-readyz"],
+                   "intervals": ["2s"], "grafana": True, "failedAssertions": []}
