@@ -84,3 +84,12 @@ def test_every_alert_has_severity_text_and_a_runbook_entry():
 def test_the_runbook_documents_no_alert_that_does_not_exist():
     documented = set(re.findall(r"^### (Agentstead\w+)", RUNBOOK.read_text(), re.M))
     assert documented == {rule["alert"] for rule in alerts()}
+
+
+def test_the_readme_monitoring_table_lists_every_alert_with_its_severity():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("\n## Monitoring\n"):readme.index("\n## Troubleshooting\n")]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (Agentstead\w+)( \(critical\))? \|", section, re.M)}
+    assert set(rows) == {rule["alert"] for rule in alerts()}
+    for rule in alerts():
+        assert bool(rows[rule["alert"]]) == (rule["labels"]["severity"] == "critical"), rule["alert"]
