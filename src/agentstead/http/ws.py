@@ -27,7 +27,7 @@ from ..auth.access import Principal, public
 from ..bus.bus import Bus, Delivery, Subscription
 from ..bus.topics import Authorizer, TopicError, hidden_from
 from ..keys import BUS, IDENTITY, METRICS, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
-from ..monitoring_metrics import MonitoringMetrics
+from ..monitoring_metrics import MonitoringMetrics, Tally
 from ..settings import Settings
 from .authn import _allowed_origin
 from .errors import ApiError
@@ -69,7 +69,8 @@ class Connection:
                  settings: Settings, identity, transport: asyncio.Transport | None = None,
                  metrics: MonitoringMetrics | None = None):
         self.ws = ws
-        self.metrics = metrics   # events sent and why the server closed the socket, for /metrics
+        self.metrics = metrics   # why the server closed the socket, for /metrics
+        self.sent = metrics.websocket_events if metrics is not None else Tally()   # events sent (a plain int)
         self.transport = transport
         self.principal = principal
         self.bus = bus
@@ -91,8 +92,7 @@ class Connection:
         socket's buffer, the prebuilt frame goes straight to the transport (one write, no
         queue, no task switch). Measured: fan-out p99 at 50,000 deliveries/s fell from
         238 ms to 15 ms (bench/RESULTS.md). Otherwise the queue keeps order and backpressure."""
-        if self.metrics is not None:
-            self.metrics.websocket_events.n += 1
+        self.sent.n += 1
         transport = self.transport
         if (self.close_code is None and self.queue.empty() and transport is not None
                 and not transport.is_closing() and transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT):
@@ -113,8 +113,7 @@ class Connection:
         but a client that reads nothing for REPLAY_STALL seconds is a slow consumer."""
         if self.close_code is not None:
             return
-        if self.metrics is not None:
-            self.metrics.websocket_events.n += 1
+        self.sent.n += 1
         try:
             async with asyncio.timeout(REPLAY_STALL):
                 await self.queue.put(text)
