@@ -28,6 +28,7 @@
         # The SPA (nixos/frontend.nix) and Litestream 0.5 (from the lock), as the module uses them.
         inherit (agentstead) frontend litestream;
         default = agentstead;
+        image = pkgs.callPackage ./nixos/image.nix { inherit agentstead; }; # docker load < result
       };
 
       # The module, with this flake's build as the default package, built with
@@ -58,6 +59,9 @@
         inherit (agentstead) frontend litestream;
         appliance = pkgs.testers.runNixOSTest (
           import ./nixos/tests/appliance.nix { agentsteadModule = self.nixosModules.default; }
+        );
+        monitoring = pkgs.testers.runNixOSTest (
+          import ./nixos/tests/monitoring.nix { agentsteadModule = self.nixosModules.default; }
         );
       };
 

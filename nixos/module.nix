@@ -330,6 +330,8 @@ let
     };
 in
 {
+  imports = [ ./monitoring.nix ]; # services.agentstead.monitoring
+
   options.services.agentstead = {
     enable = mkEnableOption "Agentstead, a self-hosted AI agents platform, behind Caddy";
 

@@ -623,7 +623,9 @@ class Program:
             self._fetch(fx, retried=False)
         elif isinstance(fx, Send):
             for s in self.sockets.values():
-                if s["ws"] is not None and s["open"]:
+                # readyState 1 (OPEN): the server's close frame (4001 after "log out
+                # everywhere") can arrive before onclose runs; sending then is an error
+                if s["ws"] is not None and s["open"] and s["ws"].readyState == 1:
                     s["ws"].send(json.dumps(fx.message))
         elif isinstance(fx, Delay):
             js.setTimeout(jsffi.create_proxy(lambda *_: self.dispatch(fx.msg)), fx.ms)

@@ -30,6 +30,7 @@ from .services.chat import ChatService, can_read_run, can_read_thread
 from .services.identity import IdentityService, maintenance
 from .services.workflows import WorkflowService
 from .metrics import Metrics
+from .observe import watching
 from .settings import Settings
 from .store.db import Database
 from .store.migrate import migrate
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> web.Application:
     app[RATE_API] = RateLimiter(settings.rate_limit_api_per_minute, per=60)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_bus)
+    app.cleanup_ctx.append(watching)   # event loop lag, runs counted as they end (before the runner starts)
     app.cleanup_ctx.append(_identity)
     app.cleanup_ctx.append(_runs)
     app.on_shutdown.append(_close_websockets)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from .monitoring_metrics import MonitoringMetrics
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -27,6 +29,9 @@ class Metrics:
             registry=self.registry)
 
         self._backup: _BackupGauges | None = None
+        # Event loop lag, how runs end, WebSockets, disk, database files, usage by model and
+        # process_*: what monitoring/ (alert rules, dashboard) reads (monitoring_metrics.py).
+        self.monitoring = MonitoringMetrics(self.registry)
 
     def set_backup(self, report) -> None:
         """Export a backup.status.Report. The gauges exist only once backups are enabled."""
@@ -58,6 +63,9 @@ class _BackupGauges:
         self.drill_timestamp = Gauge(
             "agentstead_backup_drill_timestamp_seconds", "Unix time of the last restore drill; 0 before the first.",
             registry=registry)
+        self.max_lag = Gauge(
+            "agentstead_backup_max_lag_seconds", "AGENTSTEAD_BACKUP_MAX_LAG: the lag /readyz (and the alert) allows.",
+            registry=registry)
 
     def update(self, report) -> None:
         nan = float("nan")
@@ -66,3 +74,4 @@ class _BackupGauges:
         self.ok.set(1 if report.ok else 0)
         self.drill_success.set(nan if report.drill_ok is None else int(report.drill_ok))
         self.drill_timestamp.set(report.drill_timestamp or 0)
+        self.max_lag.set(report.check.get("max_lag_seconds", nan))

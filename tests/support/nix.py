@@ -119,6 +119,9 @@ in
       }));
     };
     environment.systemPackages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
+    # Set by nixos/monitoring.nix (tests/unit/test_nix_monitoring.py evaluates them in detail).
+    services.prometheus = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
+    services.grafana = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
     systemd.packages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
     systemd.services = lib.mkOption {
       default = { };

@@ -307,12 +307,12 @@ def test_flake_outputs(tmp_path, source, commit):
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     build_info = {"commit": commit, "buildTime": "2026-04-21T01:26:28Z"}
-    assert out["packages"] == ["agentstead", "default", "frontend", "litestream"]
+    assert out["packages"] == ["agentstead", "default", "frontend", "image", "litestream"]
     assert out["buildInfo"] == build_info
     assert out["packagePath"].endswith("/nixos/package.nix")
     assert out["frontendIsThePackages"] and out["default"]
     assert out["app"]["type"] == "app" and out["app"]["program"].endswith("-agentstead-0.1.0/bin/agentstead")
-    assert out["checks"] == ["agentstead", "appliance", "frontend", "litestream"]
+    assert out["checks"] == ["agentstead", "appliance", "frontend", "litestream", "monitoring"]
     assert out["testName"] == "agentstead-appliance"
     assert out["shell"] == ["python311", "nodejs"]
     # nixosModules.default builds the same package, with the flake's build info.

@@ -11,6 +11,7 @@ import time
 
 from aiohttp import web
 
+from .. import observe
 from ..backup import status as backup_status
 from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT
 from ..store import health as store
@@ -158,5 +159,9 @@ async def metrics(request: web.Request) -> web.Response:
             await _backup_report(request.app)  # refreshes the agentstead_backup_* gauges
         except Exception:
             log.exception("backup status for /metrics failed")
+    try:
+        await observe.refresh(request.app)   # disk, database files, active runs, usage by model
+    except Exception:  # a scrape still gets every counter; the log says what failed
+        log.exception("state for /metrics failed")
     body = request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
