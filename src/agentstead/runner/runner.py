@@ -329,8 +329,7 @@ class Runner:
         event = ev.MessageDelta(run.id, run.thread_id, "".join(live.pending))
         live.pending.clear()
         live.sent_at = asyncio.get_running_loop().time()
-        self.bus.publish_nowait(f"runs/{run.id}", event)
-        live.inflight = self.bus.publish_nowait(f"threads/{run.thread_id}", event)
+        live.inflight = self.bus.publish_nowait((f"runs/{run.id}", f"threads/{run.thread_id}"), event)
         live.inflight.add_done_callback(lambda _: self._pump(run, live))
 
     def _flush_deltas(self, run: run_store.Run) -> None:
@@ -580,7 +579,7 @@ class Runner:
 
     @staticmethod
     def _compact_statement(run: run_store.Run):
-        return event_store.compact_deltas_statement(run.id, (f"runs/{run.id}", f"threads/{run.thread_id}"))
+        return event_store.compact_deltas_statement(run.id)
 
     async def _store(self, run: run_store.Run, message: BaseMessage, known: set[str]) -> None:
         """Store a message of the run once (ids are stable across resume), with its event."""
