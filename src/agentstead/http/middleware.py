@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import re
+import sqlite3
 import time
 import uuid
 
@@ -12,6 +13,7 @@ from aiohttp import web
 
 from ..keys import ACCESS_LOG, METRICS, SETTINGS
 from ..logs import request_id
+from ..store.write_health import is_write_failure
 from . import errors
 
 
@@ -89,7 +91,16 @@ async def json_errors(request: web.Request, handler):
         if exc.status < 400:
             raise  # redirects and 2xx raised as exceptions pass through
         return errors.from_http_exception(exc)
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, sqlite3.Error) and is_write_failure(exc):
+            # The database failed (I/O, full disk, locked): a clean, retryable answer. A write
+            # may have reached the disk all the same (an fsync that failed after the WAL write),
+            # so the client is told to retry with the same Idempotency-Key, never to assume.
+            log.warning("database unavailable in %s %s: %s", request.method, _loggable_path(request), exc)
+            return errors.error_response(
+                503, "database_unavailable", "the database could not complete this request; it may or may "
+                "not have taken effect: retry it (a POST with the same Idempotency-Key)",
+                headers={"Retry-After": "1"})
         log.exception("unhandled error in %s %s", request.method, _loggable_path(request))
         return errors.error_response(500, "internal_error",
                                      "internal error; quote the request id when reporting it")

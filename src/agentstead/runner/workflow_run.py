@@ -138,7 +138,9 @@ class WorkflowRuns:
             async with asyncio.timeout(r.settings.run_timeout_seconds):
                 await self._execute(run, resume=resume, resumed=resumed)
         except asyncio.CancelledError:
-            await asyncio.shield(self._finish_stopped(run, interrupted=r._stopping))
+            # Endings are written whatever the database does (endings.py).
+            interrupted = r._stopping
+            await asyncio.shield(r.endings.write(run.id, lambda: self._finish_stopped(run, interrupted=interrupted)))
             raise
         except BaseException as exc:  # every failure ends as a failed row with a reason
             failure = self.failure_of(exc)
@@ -146,7 +148,7 @@ class WorkflowRuns:
                 log.exception("workflow run failed", extra={"run_id": run.id})
             else:
                 log.warning("workflow run failed", extra={"run_id": run.id, "code": failure.code})
-            await asyncio.shield(self._finish_failed(run, failure))
+            await asyncio.shield(r.endings.write(run.id, lambda: self._finish_failed(run, failure)))
 
     @staticmethod
     def failure_of(exc: BaseException) -> RunFailure:
@@ -176,7 +178,7 @@ class WorkflowRuns:
             journal.started_at[row.step] = (row.started_at, time.perf_counter())
         await r.check_budget(run)
         async with r.db.write() as conn:
-            await run_store.set_status(conn, run.id, "running", started=True)
+            await run_store.set_status(conn, run.id, "running", started=True, lease=r.leases.lease())
             if not resumed:
                 await run_store.count_run(conn, run)
         await r.publish(run, ev.RunStarted(run.id, None, resumed))
@@ -199,6 +201,11 @@ class WorkflowRuns:
                 await self._waiting(state, chunk["__interrupt__"][0].value)
                 return
         outputs = (await graph.aget_state(config)).values.get("outputs", {})
+        await r.endings.write(run.id, lambda: self._succeeded(run, journal, outputs))
+
+    async def _succeeded(self, run: run_store.Run, journal: Journal, outputs: dict) -> None:
+        """The end of a run that succeeded (safe to write again: endings.py)."""
+        r = self.runner
         async with r.db.write() as conn:
             taken = await journal.write(conn)
             await run_store.set_output(conn, run.id, outputs)

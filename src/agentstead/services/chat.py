@@ -186,7 +186,8 @@ class ChatService:
         """The user's message, a queued run and run.queued: one transaction. When the runner
         has a slot for it, the same transaction starts the run (run.started) too."""
         runner = self.runner
-        start = (self.settings.daily_token_budget, runner.providers) if runner.reserve(p.user_id) else None
+        start = (self.settings.daily_token_budget, runner.providers, runner.leases.lease()) \
+            if runner.reserve(p.user_id) else None
         try:
             run, started = await self.bus.commit(
                 _post_message, p.user_id, thread_id, content, start,
