@@ -416,7 +416,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("idempotency_key_ttl", _duration(60, 30 * 86400), 86400.0,
             "How long a creating POST's Idempotency-Key and its first result are kept: a retry within it "
             "gets that result instead of a second resource.", example="24h"),
-    Setting("readyz_write_window", _duration(5, 3600), 30.0,
+    Setting("readyz_write_window", _duration(1, 3600), 30.0,
             "/readyz and /metrics count database write failures over this window: unready while the "
             "newest write failed or 10 % of the window's did, degraded while any did.", example="30s"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",

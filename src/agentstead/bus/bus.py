@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Union
 
 from ..store import events as store
 from ..store.db import Database
+from ..store.write_health import is_write_failure
 from ..timeutil import now_iso
 from .events import Event
 
@@ -208,7 +209,11 @@ class Bus:
         self._appended(batch, seqs, at)
 
     def _failed(self, batch: list, exc: BaseException) -> None:
-        log.exception("event log append failed", exc_info=exc)
+        if is_write_failure(exc):   # the database's trouble, counted and logged by its health
+            log.warning("event log append failed", extra={"error": f"{type(exc).__name__}: {exc}",
+                                                          "events": len(batch)})
+        else:
+            log.exception("event log append failed", exc_info=exc)
         for p in batch:
             if not p.future.done():
                 p.future.set_exception(exc)

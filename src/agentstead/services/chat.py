@@ -220,6 +220,9 @@ class ChatService:
         if run.status not in run_store.ACTIVE + ("interrupted",):
             raise ChatError(409, "run_finished", f"the run is already {run.status}")
         await self.runner.cancel(run)
+        if run_id in self.runner.endings.pending:
+            raise ChatError(503, "database_unavailable", "the run has stopped; the database could not record it "
+                            "yet and it will as soon as writes work again")
         return await self.get_run(p, run_id)
 
     async def resume_run(self, p: Principal, run_id: str, answer: str | dict | None) -> run_store.Run:
