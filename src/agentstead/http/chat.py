@@ -21,6 +21,7 @@ from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
 from .errors import ApiError
+from .idempotency import Reply, idempotent, recorder
 
 
 def _error(exc: ChatError) -> ApiError:
@@ -110,14 +111,19 @@ async def list_agents(request: web.Request) -> web.Response:
                               "next": rows[-1].created_at if len(rows) == limit else None})
 
 
+def _created_agent(agent: Agent) -> Reply:
+    return Reply(201, agent_json(agent))
+
+
 @requires("write")
+@idempotent
 async def create_agent(request: web.Request) -> web.Response:
     body = _agent_body(await json_body(request), create=True)
     try:
-        agent = await request.app[CHAT].create_agent(principal_of(request), body)
+        agent = await request.app[CHAT].create_agent(principal_of(request), body, recorder(request, _created_agent))
     except ChatError as exc:
         raise _error(exc) from None
-    return web.json_response(agent_json(agent), status=201)
+    return _created_agent(agent).response()
 
 
 @requires("read")
@@ -161,16 +167,22 @@ async def list_threads(request: web.Request) -> web.Response:
                               "next": rows[-1].updated_at if len(rows) == limit else None})
 
 
+def _created_thread(thread: Thread) -> Reply:
+    return Reply(201, thread_json(thread))
+
+
 @requires("write")
+@idempotent
 async def create_thread(request: web.Request) -> web.Response:
     body = v.document(await json_body(request), {"agent_id", "title"})
     agent_id = v.string(body, "agent_id", required=True, min_len=1, max_len=64)
     title = v.string(body, "title", max_len=200) or "New conversation"
     try:
-        thread = await request.app[CHAT].create_thread(principal_of(request), agent_id, title)
+        thread = await request.app[CHAT].create_thread(principal_of(request), agent_id, title,
+                                                       recorder(request, _created_thread))
     except ChatError as exc:
         raise _error(exc) from None
-    return web.json_response(thread_json(thread), status=201)
+    return _created_thread(thread).response()
 
 
 @requires("read")
@@ -206,15 +218,21 @@ async def delete_thread(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _posted(run: run_store.Run) -> Reply:
+    return Reply(202, run_json(run), {"Location": f"/api/runs/{run.id}"})
+
+
 @requires("write")
+@idempotent
 async def post_message(request: web.Request) -> web.Response:
     body = v.document(await json_body(request), {"content"})
     content = v.string(body, "content", required=True, min_len=1, max_len=100_000)
     try:
-        run = await request.app[CHAT].post_message(principal_of(request), request.match_info["id"], content)
+        run = await request.app[CHAT].post_message(principal_of(request), request.match_info["id"], content,
+                                                   recorder(request, _posted))
     except ChatError as exc:
         raise _error(exc) from None
-    return web.json_response(run_json(run), status=202, headers={"Location": f"/api/runs/{run.id}"})
+    return _posted(run).response()
 
 
 # ---- runs ---------------------------------------------------------------------------
