@@ -191,11 +191,21 @@ async def get_thread(request: web.Request) -> web.Response:
         thread = await request.app[CHAT].get_thread(principal_of(request), request.match_info["id"])
     except ChatError as exc:
         raise _error(exc) from None
-    after = v.query_int(request.query.get("after"), "after", default=0, lo=0, hi=2**62)
-    limit = v.query_int(request.query.get("limit"), "limit", default=200, lo=1, hi=1000)
-    rows = await thread_store.messages(request.app[DB], thread.id, after_seq=after, limit=limit)
+    q = request.query
+    after = v.query_int(q.get("after"), "after", default=-1, lo=0, hi=2**62)   # -1: not given
+    before = v.query_int(q.get("before"), "before", default=-1, lo=1, hi=2**62)
+    after, before = (None if after < 0 else after), (None if before < 0 else before)
+    if after is not None and before is not None:
+        raise ApiError(400, "bad_request", "send after or before, not both")
+    limit = v.query_int(q.get("limit"), "limit", default=200, lo=1, hi=1000)
+    rows = await thread_store.page(request.app[DB], thread.id, after_seq=after, before_seq=before, limit=limit)
+    full = len(rows) == limit
+    if after is not None:   # paging forward from a seq
+        newer, older = full, bool(rows) and after > 0
+    else:                   # the newest page, or the page before a seq
+        newer, older = before is not None and bool(rows), full
     return web.json_response({**thread_json(thread), "messages": [message_json(m) for m in rows],
-                              "next": rows[-1].seq if len(rows) == limit else None})
+                              "next": rows[-1].seq if newer else None, "prev": rows[0].seq if older else None})
 
 
 @requires("write")

@@ -42,6 +42,7 @@ from ..store import events as event_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store.db import Database, Statement, checkpoint_saver, execute_statements
+from . import context
 from . import graph as graphs
 from .endings import Endings
 from .failures import RunFailure, failure_of
@@ -87,11 +88,35 @@ DELTA_GAP = 0.05   # seconds: at most one streamed delta per run per 50 ms (20 a
 _EXECUTE_TOOL = "__agentstead_execute_tool"  # "__": never copied into checkpoint metadata
 
 
-def _starting(conn, run: run_store.Run, default_budget: int):
+HISTORY_PAGE = 100     # messages read at a time, newest first, until the prompt budget is covered
+HISTORY_MAX = 5000     # and never more than this many (a thread of empty messages)
+
+
+def _history(conn, run: run_store.Run, tokens: int) -> list[thread_store.Message]:
+    """The part of the run's thread its model calls can use: the newest messages up to its
+    input that cover `tokens` (context.py), then what the run stored since. Indexed range
+    reads: the cost follows the budget, not the thread's length."""
+    upto = thread_store.seq_of_sync(conn, run.input_message_id) if run.input_message_id else None
+    own = thread_store.run_messages_after_sync(conn, run.thread_id, upto, run.id) if upto is not None else []
+    used = sum(context.estimate(m.content, m.tool_calls) for m in own)
+    window: list[thread_store.Message] = []
+    before = upto + 1 if upto is not None else None
+    while used < tokens and len(window) < HISTORY_MAX:
+        page = thread_store.newest_sync(conn, run.thread_id, before_seq=before, limit=HISTORY_PAGE)
+        window += page
+        used += sum(context.estimate(m.content, m.tool_calls) for m in page)
+        if len(page) < HISTORY_PAGE:
+            break
+        before = page[-1].seq
+    return window[::-1] + own
+
+
+def _starting(conn, run: run_store.Run, default_budget: int, providers: dict):
     """Everything a chat run reads before it starts, in one hop to a reader."""
-    return (agent_store.version_sync(conn, run.agent_id, run.agent_version),
-            run_store.budget_sync(conn, run.owner_id, default_budget),
-            thread_store.messages_sync(conn, run.thread_id))
+    version = agent_store.version_sync(conn, run.agent_id, run.agent_version)
+    provider = providers.get(version.provider) if version is not None else None
+    tokens = context.budget_of(provider, version.model, provider["context_default"]) if provider else 0
+    return version, run_store.budget_sync(conn, run.owner_id, default_budget), _history(conn, run, tokens)
 
 
 def why_not(version, providers: dict, budget: tuple[int, int]) -> RunFailure | None:
@@ -118,7 +143,7 @@ def start_in(conn, run: run_store.Run, default_budget: int, providers: dict, lea
     """In the transaction that queues a run (Runner.reserve gave it a slot): start it there
     too when nothing stands in its way, and return what it read; None leaves it queued
     (the runner then starts it, or fails it with the reason, as any other)."""
-    version, budget, history = _starting(conn, run, default_budget)
+    version, budget, history = _starting(conn, run, default_budget, providers)
     if why_not(version, providers, budget) is not None:
         return None
     execute_statements(conn, [run_store.status_statement(run.id, "running", started=True, lease=lease),
@@ -215,7 +240,9 @@ class Runner:
         self.db = db
         self.bus = bus
         self.settings = settings
-        self.providers = {p["name"]: p for p in settings.llm_providers}
+        # Each provider with the prompt budget for its models that set none (context.py).
+        self.providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens}
+                          for p in settings.llm_providers}
         self.tasks: dict[str, asyncio.Task] = {}
         self.live: dict[str, _Live] = {}
         self.per_user: Counter[str] = Counter()
@@ -502,7 +529,8 @@ class Runner:
 
     async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool, started=None) -> None:
         """`started`: what the run's queuing transaction read when it also started the run."""
-        version, budget, history = started or await self.db.read_sync(_starting, run, self.settings.daily_token_budget)
+        version, budget, history = started or await self.db.read_sync(_starting, run, self.settings.daily_token_budget,
+                                                                      self.providers)
         failure = why_not(version, self.providers, budget)
         if failure is not None:
             raise failure
@@ -595,7 +623,9 @@ class Runner:
             graph = graphs.for_version(version, provider, max_retries=self.settings.llm_max_retries,
                                        timeout=self.settings.llm_timeout_seconds,
                                        execute_tool=_execute_tool_of_run,
-                                       checkpointer=self._saver if ASK_HUMAN in version.tools else None)
+                                       checkpointer=self._saver if ASK_HUMAN in version.tools else None,
+                                       context_tokens=context.budget_of(provider, version.model,
+                                                                        provider["context_default"]))
             if len(self._graphs) >= 256:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = graph

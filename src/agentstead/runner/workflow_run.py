@@ -37,6 +37,7 @@ from .. import timeutil
 from ..timeutil import now_iso
 from ..workflows.compile import StepError, StepFailed, WorkflowError, compile_workflow, initial_state, reason_of
 from ..workflows.definition import AgentStep, ApprovalStep, Definition, ParallelStep, Step, ToolStep
+from . import context
 from . import graph as graphs
 from .failures import RunFailure, failure_of
 from .step_journal import Finished, Journal, StepSaver
@@ -401,6 +402,7 @@ class WorkflowRuns:
             graph = graphs.for_version(
                 version, provider, max_retries=r.settings.llm_max_retries,
                 timeout=r.settings.llm_timeout_seconds, checkpointer=False,
+                context_tokens=context.budget_of(provider, version.model, provider["context_default"]),
                 leave_out=frozenset({ASK_HUMAN}),
                 execute_tool=lambda call: self._agent_tool(_CURRENT.get().run, call, ctx, allowed))
             _remember(self._agent_graphs, key, graph)
