@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sqlite3
 import subprocess
+import uuid
 
 import aiohttp
 
@@ -110,3 +113,104 @@ async def test_runs_whose_last_writes_fail_are_settled_once_writes_work_again(tm
     finally:
         server.stop()
         await llm.stop()
+
+
+async def test_random_io_failures_lose_nothing_acknowledged_and_heal_without_a_restart(tmp_path):
+    """libfiu fails pwrite, fdatasync and open at random in the running server while clients
+    create agents, threads and runs (each POST with an Idempotency-Key). Meanwhile: every
+    answer is a 2xx or a clean JSON error, /readyz says unready. After: readiness and the
+    runs recover without a restart, a retry of every failed POST with its key succeeds
+    (replayed when the first attempt had committed after all), and after a kill -9 and a
+    restart everything acknowledged is there, once, in a database that passes integrity_check."""
+    require_fiu()
+    llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=0)
+    await llm.start()
+    llm.script = lambda body: Turn("Done.")
+    env = {"AGENTSTEAD_LLM_PROVIDERS": providers(llm, tmp_path), "AGENTSTEAD_RUNS_MAX_PER_USER": "20",
+           "AGENTSTEAD_RUN_LEASE_SECONDS": "3", "AGENTSTEAD_READYZ_WRITE_WINDOW": "3s",
+           "AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE": "100000"}
+    server = Server(tmp_path / "state", wrapper=WRAPPER, **env).start()
+    faults = Faults(server.proc.pid)
+    points = (*WRITES, "posix/io/oc/open")
+    acked: dict[str, list[dict]] = {"agents": [], "threads": [], "runs": []}
+    failed: list[tuple[str, dict, str]] = []       # POSTs answered 5xx: (path, body, key)
+    seen = {"ready_503": 0, "errors": 0}
+    try:
+        http = await signed_in(server)
+        agent = await (await http.post("/api/agents", json={"name": "warm-up"})).json()
+        thread = await (await http.post("/api/threads", json={"agent_id": agent["id"]})).json()
+        assert (await http.post(f"/api/threads/{thread['id']}/messages", json={"content": "warm"})).status == 202
+
+        async def post(kind: str, path: str, body: dict) -> dict | None:
+            key = str(uuid.uuid4())
+            resp = await http.post(path, json=body, headers={"Idempotency-Key": key})
+            if 200 <= resp.status < 300:
+                created = await resp.json()
+                acked[kind].append(created)
+                return created
+            error = await assert_clean_error(resp)
+            seen["errors"] += 1
+            if resp.status >= 500:
+                assert resp.status == 503 or error["code"] == "internal_error", (resp.status, error)
+                failed.append((path, body, key))
+            else:
+                assert error["code"] in ("run_in_progress", "idempotency_key_in_use"), error
+            return None
+
+        # a write transaction is several pwrites and an fdatasync: about half of them fail
+        faults.fail("posix/io/rw/pwrite", probability=0.05)
+        faults.fail("posix/io/sync/fdatasync", probability=0.15)
+        faults.fail("posix/io/oc/open", probability=0.05)
+        try:
+            deadline = asyncio.get_running_loop().time() + 10
+            i = 0
+            while asyncio.get_running_loop().time() < deadline:
+                i += 1
+                await post("agents", "/api/agents", {"name": f"agent-{i}"})
+                made = await post("threads", "/api/threads", {"agent_id": agent["id"], "title": f"thread-{i}"})
+                target = made or thread
+                await post("runs", f"/api/threads/{target['id']}/messages", {"content": f"message {i}"})
+                ready = await http.get("/readyz")
+                if ready.status == 503:
+                    seen["ready_503"] += 1
+                    assert {"database", "writes"} & set((await ready.json())["failing"])
+                await asyncio.sleep(0.02)
+        finally:
+            faults.clear(*points)
+        assert seen["errors"] > 0 and seen["ready_503"] > 0, seen   # the faults did bite
+        assert acked["agents"] and acked["threads"] and acked["runs"], {k: len(v) for k, v in acked.items()}
+
+        async with asyncio.timeout(20):                       # readiness comes back by itself
+            while (await http.get("/readyz")).status != 200:
+                await asyncio.sleep(0.25)
+        for path, body, key in failed:                         # retries are safe
+            resp = await http.post(path, json=body, headers={"Idempotency-Key": key})
+            assert 200 <= resp.status < 300 or (await assert_clean_error(resp))["code"] == "run_in_progress", \
+                (path, resp.status)
+            if 200 <= resp.status < 300:
+                kind = "runs" if path.endswith("/messages") else path.rsplit("/", 1)[1]
+                acked[kind].append(await resp.json())
+        async with asyncio.timeout(20):                        # no run stays queued or running
+            while (await (await http.get("/api/runs?status=running")).json())["runs"] or \
+                    (await (await http.get("/api/runs?status=queued")).json())["runs"]:
+                await asyncio.sleep(0.25)
+        await http.close()
+
+        server.signal(signal.SIGKILL)
+        server.wait(10)
+        server = Server(tmp_path / "state", port=server.port, **env).start()
+        http = aiohttp.ClientSession(base_url=server.url, headers=http.headers)
+        for kind, items in acked.items():
+            for item in items:
+                resp = await http.get(f"/api/{kind}/{item['id']}")
+                assert resp.status == 200, (kind, item["id"], resp.status)
+        names = [a["name"] for a in (await (await http.get("/api/agents?limit=200")).json())["agents"]]
+        assert len(names) == len(set(names))                   # no agent made twice by a retry
+        titles = [t["title"] for t in (await (await http.get("/api/threads?limit=200")).json())["threads"]]
+        assert len([t for t in titles if t.startswith("thread-")]) == len({t for t in titles if t.startswith("thread-")})
+        await http.close()
+    finally:
+        server.stop()
+        await llm.stop()
+    with sqlite3.connect(tmp_path / "state" / "agentstead.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
