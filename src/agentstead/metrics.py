@@ -36,7 +36,7 @@ class Metrics:
             "agentstead_db_writes_recent", "Database writes within the /readyz window.", registry=self.registry)
         self.db_writes_state = Gauge(
             "agentstead_db_writes_ok", "1 when no write failed in the window, 0.5 degraded (some failed), "
-            "0 failing (the newest failed, or 10 % of the window's did).", registry=self.registry)
+            "0 failing (the newest failed, or 3+ and 10 % of the window's did).", registry=self.registry)
         self._written = (0, 0)
 
         self._backup: _BackupGauges | None = None

@@ -418,7 +418,7 @@ SETTINGS: tuple[Setting, ...] = (
             "gets that result instead of a second resource.", example="24h"),
     Setting("readyz_write_window", _duration(1, 3600), 30.0,
             "/readyz and /metrics count database write failures over this window: unready while the "
-            "newest write failed or 10 % of the window's did, degraded while any did.", example="30s"),
+            "newest write failed or 3+ of the window's did and they are 10 % of them, degraded while any did.", example="30s"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",

@@ -58,7 +58,7 @@ async def _check_database(app: web.Application) -> dict:
 
 def _check_writes(app: web.Application) -> dict:
     """Recent write transactions (all of them, not only the probe's): failing while the
-    newest failed or 10 % of the window's did, degraded (still ready) while any did;
+    newest failed or 3+ of the window's did (10 % or more), degraded (still ready) while any did;
     it clears by itself once writes go through again and the failures leave the window."""
     health = app[DB].health
     app[METRICS].set_writes(health)

@@ -16,8 +16,11 @@ from typing import Callable
 
 log = logging.getLogger("agentstead.store")
 
-# Unready when at least this share of the window's writes failed (or the newest did).
+# Unready while the newest write failed, or when at least UNREADY_FAILURES of the window's
+# writes failed and they are at least UNREADY_RATIO of them: a single failed write that the
+# next one follows through is a blip (degraded), a stream of them is not.
 UNREADY_RATIO = 0.1
+UNREADY_FAILURES = 3
 
 
 def is_write_failure(exc: BaseException) -> bool:
@@ -45,7 +48,7 @@ class Report:
         """ok, degraded (some failed, the rest went through) or failing."""
         if not self.failures:
             return "ok"
-        if self.last_failed or self.ratio >= UNREADY_RATIO:
+        if self.last_failed or (self.failures >= UNREADY_FAILURES and self.ratio >= UNREADY_RATIO):
             return "failing"
         return "degraded"
 
