@@ -265,7 +265,11 @@ class WorkflowRuns:
         self._deadlines[run_id] = loop.call_later(max(0.0, timeout - waited), expire)
 
     async def _expire(self, run_id: str, step: str, started_at: str, timeout: float) -> None:
-        """Nobody answered in time: the run fails, unless it was answered or cancelled meanwhile."""
+        """Nobody answered in time: the run fails (written whatever the database does meanwhile:
+        endings.py), unless it was answered or cancelled meanwhile."""
+        await self.runner.endings.write(run_id, lambda: self._expire_once(run_id, step, started_at, timeout))
+
+    async def _expire_once(self, run_id: str, step: str, started_at: str, timeout: float) -> None:
         r = self.runner
         error = f"no answer within {timeout:g} s"
         finished_at = timeutil.now_iso()
