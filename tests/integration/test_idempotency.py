@@ -55,8 +55,8 @@ async def test_every_creating_post_answers_a_retry_with_its_first_result(api, se
     agent = await (await client.post("/api/agents", json={"name": "A"}, headers=headers)).json()
     thread = await (await client.post("/api/threads", json={"agent_id": agent["id"]}, headers=headers)).json()
     workflow = await (await client.post("/api/workflows", json={"definition": {
-        "name": "W", "start": "count", "steps": {"count": {"kind": "tool", "tool": "calculator",
-                                                           "arguments": {"expression": "1 + 1"}}}}},
+        "name": "W", "inputs": {"n": {"type": "string"}}, "start": "count", "steps": {
+            "count": {"kind": "tool", "tool": "calculator", "arguments": {"expression": "{{ input.n }} + 1"}}}}},
         headers=headers)).json()
     cases = [  # (path, body, table that must hold exactly one new row, status)
         ("/api/agents", {"name": "B"}, "agents", 201),
@@ -64,7 +64,7 @@ async def test_every_creating_post_answers_a_retry_with_its_first_result(api, se
         (f"/api/threads/{thread['id']}/messages", {"content": "hi"}, "runs", 202),
         ("/api/workflows", {"definition": {"name": "W2", "start": "c", "steps": {
             "c": {"kind": "tool", "tool": "calculator", "arguments": {"expression": "2"}}}}}, "workflows", 201),
-        (f"/api/workflows/{workflow['id']}/runs", {"input": {}}, "runs", 202),
+        (f"/api/workflows/{workflow['id']}/runs", {"input": {"n": "41"}}, "runs", 202),
         ("/api/tokens", {"name": "ci", "scopes": ["read"]}, "api_tokens", 201),
     ]
     for path, body, table, status in cases:

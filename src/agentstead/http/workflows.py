@@ -93,7 +93,7 @@ def _queued(run) -> Reply:
 @idempotent
 async def start_run(request: web.Request) -> web.Response:
     run_input: object = {}
-    if request.can_read_body:
+    if request.body_exists:   # (not can_read_body: an Idempotency-Key has read the body already)
         body = v.document(await json_body(request), {"input"})
         run_input = body.get("input", {})
     try:
