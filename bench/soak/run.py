@@ -53,8 +53,11 @@ SAMPLE_SECONDS = 30.0
 
 
 def prefill(db: Path, thread_ids: list[str], n: int) -> None:
-    """n messages per thread (user and assistant turns), written straight into the file while
-    the server is stopped: the threads start long."""
+    """n messages per thread (user and assistant turns shaped like the ones the load adds: a
+    short question, a 30-word reply), written straight into the file while the server is
+    stopped: the threads start long, and the window a run sends (its prompt budget) holds
+    as many messages at the start as at the end, so a slope means growth, not a change of
+    message sizes."""
     conn = sqlite3.connect(db)
     now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
     with conn:
@@ -63,7 +66,8 @@ def prefill(db: Path, thread_ids: list[str], n: int) -> None:
                 "INSERT INTO messages (id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, "
                 "created_at) VALUES (?, ?, NULL, ?, ?, NULL, NULL, 0, ?)",
                 [(str(uuid.uuid4()), thread_id, "user" if i % 2 == 0 else "assistant",
-                  f"message {i} " + "lorem ipsum dolor sit amet " * 6, now) for i in range(n)])
+                  f"question {1e9 + i}" if i % 2 == 0 else " ".join(f"w{j}" for j in range(30)), now)
+                 for i in range(n)])
     conn.close()
 
 
@@ -83,6 +87,17 @@ class Stats:
         self.errors[what] = self.errors.get(what, 0) + 1
 
 
+_CPU: dict[int, tuple[float, float]] = {}   # pid -> (cpu seconds, monotonic time) at the last sample
+
+
+def cpu_share(pid: int) -> float:
+    """The process's CPU (all threads) since the last sample, in % of one core."""
+    now, cpu = time.monotonic(), kit.proc_cpu_seconds(pid)
+    last = _CPU.get(pid)
+    _CPU[pid] = (cpu, now)
+    return round(100 * (cpu - last[0]) / (now - last[1]), 1) if last else float("nan")
+
+
 def sample(pid: int, db: Path, stats: Stats, t0: float) -> dict:
     runs, gets = stats.take()
     wal = db.with_name(db.name + "-wal")
@@ -94,6 +109,7 @@ def sample(pid: int, db: Path, stats: Stats, t0: float) -> dict:
     finally:
         conn.close()
     return {"minute": round((time.monotonic() - t0) / 60, 3), "rss_mib": round(kit.rss_kib(pid) / 1024, 2),
+            "server_cpu_pct": cpu_share(pid), "client_cpu_pct": cpu_share(os.getpid()),
             "fds": len(os.listdir(f"/proc/{pid}/fd")), "wal_mib": round(wal.stat().st_size / 2**20, 3)
             if wal.exists() else 0.0, "db_mib": round(db.stat().st_size / 2**20, 3),
             "events": rows["events"], "event_topics": rows["event_topics"], "messages": rows["messages"],
@@ -228,6 +244,7 @@ async def soak(args, server, db: Path, signed, threads: list[str]) -> list[dict]
     stop = asyncio.Event()
     samples: list[dict] = []
     t0 = time.monotonic()
+    cpu_share(server.proc.pid), cpu_share(os.getpid())   # the first window starts now
 
     async def sampler():
         while not stop.is_set():
@@ -252,12 +269,13 @@ def report(args, samples: list[dict], facts: dict) -> str:
     series = [("rss_mib", "RSS", "MiB"), ("fds", "open fds", ""), ("wal_mib", "WAL", "MiB"),
               ("db_mib", "database file", "MiB"), ("events", "event rows", ""),
               ("event_topics", "event_topics rows", ""), ("messages", "messages", ""),
-              ("thread_len", "longest thread", "messages"), ("run_p50_ms", "run p50", "ms"),
+              ("thread_len", "longest thread", "messages"), ("server_cpu_pct", "server CPU", "% of a core"),
+              ("run_p50_ms", "run p50", "ms"),
               ("run_p99_ms", "run p99", "ms"), ("get_p50_ms", "thread GET p50", "ms"),
               ("get_p99_ms", "thread GET p99", "ms")]
     lines = [f"# Soak: {args.minutes:g} min, {args.rate:g} runs/s over {args.threads} threads "
              f"(prefilled {args.prefill} messages), {args.sockets} WebSockets, token create/revoke every 3 s, "
-             f"{args.gets:g} thread GETs/s\n", "Machine: " + "; ".join(f"{k}: {v}" for k, v in facts.items()) + "\n",
+             f"{args.gets:g} thread GETs/s, prompt budget {args.context_tokens} tokens\n", "Machine: " + "; ".join(f"{k}: {v}" for k, v in facts.items()) + "\n",
              f"Slopes: least squares per minute over {len(used)} samples (30 s apart, the first two left out "
              "as warm-up).\n", "| series | first | last | slope per minute |", "|---|---:|---:|---:|"]
     for key, name, unit in series:
@@ -265,12 +283,12 @@ def report(args, samples: list[dict], facts: dict) -> str:
         lines.append(f"| {name} ({unit or 'count'}) | {used[0][key]:,} | {used[-1][key]:,} | "
                      f"{slope(xs, ys):+.4g} |")
     lines.append(f"\nRuns done: {samples[-1]['runs_done']:,}; errors: {samples[-1].get('error_kinds') or 'none'}\n")
-    lines.append("Samples:\n\n| min | RSS MiB | fds | WAL MiB | DB MiB | events | thread len | run p50/p99 ms "
-                 "| GET p50/p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("Samples:\n\n| min | RSS MiB | fds | WAL MiB | DB MiB | events | thread len | server CPU % "
+                 "| client CPU % | run p50/p99 ms | GET p50/p99 ms |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for s in samples:
         lines.append(f"| {s['minute']:.1f} | {s['rss_mib']} | {s['fds']} | {s['wal_mib']} | {s['db_mib']} | "
-                     f"{s['events']:,} | {s['thread_len']:,} | {s['run_p50_ms']}/{s['run_p99_ms']} | "
-                     f"{s['get_p50_ms']}/{s['get_p99_ms']} |")
+                     f"{s['events']:,} | {s['thread_len']:,} | {s['server_cpu_pct']} | {s['client_cpu_pct']} | "
+                     f"{s['run_p50_ms']}/{s['run_p99_ms']} | {s['get_p50_ms']}/{s['get_p99_ms']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -282,6 +300,9 @@ def main() -> int:
     p.add_argument("--prefill", type=int, default=2000, help="messages each thread starts with")
     p.add_argument("--sockets", type=int, default=220)
     p.add_argument("--gets", type=float, default=5.0, help="thread GETs a second")
+    p.add_argument("--context-tokens", type=int, default=4000,
+                   help="AGENTSTEAD_LLM_CONTEXT_TOKENS: the prompt budget (about 150 of these messages); a run's "
+                        "CPU grows with the messages it sends (the openai SDK walks each one)")
     p.add_argument("--output", type=Path, default=ROOT / "bench" / "out" / "soak.md")
     p.add_argument("--keep", action="store_true")
     args = p.parse_args()
@@ -297,7 +318,8 @@ def main() -> int:
             env = kit.server_env(tmp, port, AGENTSTEAD_LLM_PROVIDERS=json.dumps([{
                 "name": "local", "base_url": f"http://127.0.0.1:{ports['fast']}/v1", "models": [MODEL],
                 "api_key_file": str(key)}]), AGENTSTEAD_RUNS_MAX_PER_USER="64", AGENTSTEAD_RUNS_MAX_CONCURRENT="64",
-                AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000", AGENTSTEAD_RATE_LIMIT_AUTH_PER_MINUTE="100000")
+                AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000", AGENTSTEAD_RATE_LIMIT_AUTH_PER_MINUTE="100000",
+                AGENTSTEAD_LLM_CONTEXT_TOKENS=str(args.context_tokens))
             server = kit.Server("agentstead", agentstead_bin() + ["serve"], env, port, tmp / "serve.log")
             server.start()
             server.wait_ready()
