@@ -534,7 +534,9 @@ in
             description = ''
               OpenAI-compatible model providers agents may use, passed to the
               app as JSON (`AGENTSTEAD_LLM_PROVIDERS`). Keys: `name`,
-              `base_url`, `models` (empty allows any), `default_model`. Each
+              `base_url`, `models` (empty allows any), `default_model`,
+              `context_tokens` (the prompt budget: a number, or one per
+              model). Each
               provider's API key goes in
               {option}`services.agentstead.llmApiKeyFiles` under its name (a
               local server may need none).

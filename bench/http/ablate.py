@@ -24,6 +24,8 @@ Patches (server side, `ablate.py serve --patch a,b`):
                   database path with the unauthenticated baseline
   gil-1ms         sys.setswitchinterval(0.001) instead of 5 ms (a diagnostic: how much
                   of the aiosqlite cost is threads waiting for the GIL)
+  asyncio-loop    asyncio's own event loop instead of uvloop (server.run falls back to it
+                  when uvloop cannot be imported)
 
 Usage:
   .venv/bin/python bench/http/ablate.py [--rev 67215d2] [--duration 10] [--rounds 3]
@@ -48,7 +50,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 PATCHES = ("cache-latest", "fetchall-once", "sqlite-inline", "no-access-log", "no-metrics", "no-request-id",
-           "gil-1ms", "public-schema")
+           "gil-1ms", "public-schema", "asyncio-loop")
 DEFAULT_VARIANTS = ";".join([
     "as-is",
     "no-access-log",
@@ -125,6 +127,9 @@ def apply_patches(names: list[str]) -> None:
 
     if "gil-1ms" in names:
         sys.setswitchinterval(0.001)
+
+    if "asyncio-loop" in names:
+        sys.modules["uvloop"] = None   # `import uvloop` raises ImportError
 
     if "no-request-id" in names:
         class _Const:

@@ -2,7 +2,7 @@
 and sessions (log out here, log out everywhere). Follows `users/{id}`: a token created
 or revoked in another tab or by a script shows here at once."""
 
-from runtime import Msg, Http, Send, SessionEnded, h, memo, Record
+from runtime import Msg, Http, Send, SessionEnded, h, memo, Record, key_for
 import fmt
 
 SCOPES = ("read", "write", "admin")
@@ -123,6 +123,7 @@ class Model(Record):
         self.online = False
         self.subscribed = False
         self.was_online = False       # a Connected after this is a reconnect
+        self.idem = None              # (Idempotency-Key, body) of the last create: a resend reuses it
 
 
 def init(_=None, online=False):
@@ -180,11 +181,13 @@ def update(msg, model):
         if not model.scopes:
             return model.but(form_error="Choose at least one scope."), []
         body = {"name": name, "scopes": list(model.scopes), "expires_in_days": int(model.days)}
-        return model.but(saving=True, form_error=None), [Http("POST", "/api/tokens", body, Created, CreateFailed)]
+        idem = key_for(model.idem, body)
+        return model.but(saving=True, form_error=None, idem=idem), [
+            Http("POST", "/api/tokens", body, Created, CreateFailed, key=idem[0])]
     if isinstance(msg, Created):
         listed = dict(msg.token)
         listed.pop("token", None)
-        return model.but(saving=False, name="", new_token=msg.token,
+        return model.but(saving=False, name="", new_token=msg.token, idem=None,
                          tokens=[listed] + list(model.tokens or [])), []
     if isinstance(msg, CreateFailed):
         errors = msg.error.field_errors()

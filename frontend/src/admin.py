@@ -417,7 +417,7 @@ def _health(model):
                                                    .get(status, "failed")}, label)),
         h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Health checks"}, [
             h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in ("Check", "State", "Details")])),
-            h("tbody", {}, [_check_row(name, checks[name]) for name in ("database", "schema", "disk", "backup")
+            h("tbody", {}, [_check_row(name, checks[name]) for name in ("database", "writes", "schema", "disk", "backup")
                             if isinstance(checks.get(name), dict)]),
         ])),
         "backup" not in checks and h("p", {"class": "muted"}, "Backups are not enabled on this server."),

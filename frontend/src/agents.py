@@ -1,7 +1,7 @@
 """The agents page: your agents, a form to create or edit one (instructions, model, tools),
 and a button to chat with each."""
 
-from runtime import Msg, Http, Navigate, h, text, memo, Record
+from runtime import Msg, Http, Navigate, h, text, memo, Record, key_for
 
 FIELDS = ("name", "instructions", "model", "tools")
 TOOLS = ("current_time", "calculator", "http_get", "ask_human")
@@ -107,6 +107,7 @@ class Model(Record):
         self.models = ()                          # (provider, model) pairs offered
         self.tools = {}                           # tool name -> description (from /api/models)
         self.confirm = None                       # id of the agent whose deletion awaits a yes
+        self.idem = None                          # (Idempotency-Key, what it was sent with) of the last create
 
 
 def init():
@@ -174,11 +175,13 @@ def update(msg, model):
         if model.editing:
             return model.but(saving=True, form_error=None), [
                 Http("PATCH", "/api/agents/" + model.editing, body, Created, CreateFailed)]
-        return model.but(saving=True, form_error=None), [Http("POST", "/api/agents", body, Created, CreateFailed)]
+        idem = key_for(model.idem, ("agent", body))   # the same form sent again: the same key (no duplicate)
+        return model.but(saving=True, form_error=None, idem=idem), [
+            Http("POST", "/api/agents", body, Created, CreateFailed, key=idem[0])]
     if isinstance(msg, Created):
         rest = [a for a in model.agents or () if a["id"] != msg.agent["id"]]
         return model.but(agents=[msg.agent] + rest, form=blank(), errors={}, form_error=None, saving=False,
-                         editing=None), []
+                         editing=None, idem=None), []
     if isinstance(msg, CreateFailed):
         fields, form_error = field_errors(msg.error)
         return model.but(saving=False, errors=fields, form_error=form_error), []
@@ -193,7 +196,9 @@ def update(msg, model):
             changes.update(editing=None, form=blank(), errors={})
         return model.but(**changes), []
     if isinstance(msg, StartChat):
-        return model, [Http("POST", "/api/threads", {"agent_id": msg.agent_id}, ThreadCreated, ChatFailed)]
+        body = {"agent_id": msg.agent_id}
+        idem = key_for(model.idem, ("thread", body))   # a second click before the answer: one thread
+        return model.but(idem=idem), [Http("POST", "/api/threads", body, ThreadCreated, ChatFailed, key=idem[0])]
     if isinstance(msg, ThreadCreated):
         return model, [Navigate("/chat/" + msg.thread["id"])]
     if isinstance(msg, ChatFailed):

@@ -7,7 +7,7 @@ Live: the open thread on `threads/{id}` (replayed from a cursor), and the thread
 on the user's `users/{id}` (thread.created, thread.renamed, thread.deleted; live only:
 the list is fetched again after a reconnect)."""
 
-from runtime import Msg, Http, Navigate, Send, Remember, Recall, h, memo, text_of, Record
+from runtime import Msg, Http, Navigate, Send, Remember, Recall, h, memo, text_of, Record, key_for
 
 
 class Msg(Msg):
@@ -27,6 +27,15 @@ class GotThread(Msg):
 class LoadFailed(Msg):
     def __init__(self, error):
         self.error = error
+
+
+class LoadEarlier(Msg):
+    """Show the page of messages before the oldest one shown."""
+
+
+class GotEarlier(Msg):
+    def __init__(self, thread):
+        self.thread = thread
 
 
 class SetComposer(Msg):
@@ -172,6 +181,9 @@ class Model(Record):
         self.title = None
         self.messages = []           # stored messages, oldest first (dicts as in the API)
         self.loaded = False
+        self.prev = None             # seq before which older messages are not loaded yet; None: none are
+        self.loading_earlier = False
+        self.send_idem = None        # (Idempotency-Key, thread and text) of the last send: a resend reuses it
         self.streams = {}            # run id -> text streamed so far (message.delta)
         self.runs = {}               # run id -> status
         self.run_inputs = {}         # run id -> id of the user message that started it
@@ -245,8 +257,16 @@ def keep_cursor(model):
     return model.but(kept=model.last_seq), [Remember(storage_key(model.thread_id), model.last_seq)]
 
 
+PAGE = 100   # messages loaded at a time: the newest page first, earlier ones on request
+
+
 def thread_request(thread_id):
-    return Http("GET", "/api/threads/%s?limit=1000" % thread_id, None, GotThread, LoadFailed)
+    return Http("GET", "/api/threads/%s?limit=%d" % (thread_id, PAGE), None, GotThread, LoadFailed)
+
+
+def earlier_request(thread_id, before):
+    return Http("GET", "/api/threads/%s?limit=%d&before=%d" % (thread_id, PAGE, before), None, GotEarlier,
+                LoadFailed)
 
 
 def threads_request():
@@ -381,7 +401,19 @@ def update(msg, model):
         t = msg.thread
         if t.get("id") != model.thread_id:
             return model, []
-        return model.but(title=t.get("title") or "Untitled chat", loaded=True,
+        # the newest page; `prev`: where the earlier ones start (a later reload keeps what is shown)
+        prev = model.prev if model.loaded else t.get("prev")
+        return model.but(title=t.get("title") or "Untitled chat", loaded=True, prev=prev,
+                         messages=_merge(t.get("messages") or [], model.messages)), []
+    if isinstance(msg, LoadEarlier):
+        if model.prev is None or model.loading_earlier or not model.thread_id:
+            return model, []
+        return model.but(loading_earlier=True), [earlier_request(model.thread_id, model.prev)]
+    if isinstance(msg, GotEarlier):
+        t = msg.thread
+        if t.get("id") != model.thread_id:
+            return model, []
+        return model.but(loading_earlier=False, prev=t.get("prev"),
                          messages=_merge(t.get("messages") or [], model.messages)), []
     if isinstance(msg, GotRuns):
         runs, inputs, errors, prompts = dict(model.runs), dict(model.run_inputs), dict(model.run_errors), dict(model.prompts)
@@ -398,7 +430,8 @@ def update(msg, model):
                 errors[r["id"]] = r["error"].get("message") or r["error"].get("code")
         return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts), []
     if isinstance(msg, LoadFailed):
-        return model.but(error=msg.error.message, loaded=True, threads=model.threads or [], list_events=None), []
+        return model.but(error=msg.error.message, loaded=True, threads=model.threads or [], list_events=None,
+                         loading_earlier=False), []
     if isinstance(msg, SetComposer):
         return model.but(composer=msg.value), []
     if isinstance(msg, SendMessage):
@@ -408,8 +441,12 @@ def update(msg, model):
         local = model.local + 1
         pending = {"id": "local-%d" % local, "seq": next_seq(model.messages), "role": "user", "content": content,
                    "pending": True}
-        return (model.but(composer="", sending=True, local=local, error=None, messages=model.messages + [pending]),
-                [Http("POST", "/api/threads/%s/messages" % model.thread_id, {"content": content}, Posted, PostFailed)])
+        # the same text sent again after a failure (maybe a lost answer) goes with the same key: one message
+        idem = key_for(model.send_idem, (model.thread_id, content))
+        return (model.but(composer="", sending=True, local=local, error=None, messages=model.messages + [pending],
+                          send_idem=idem),
+                [Http("POST", "/api/threads/%s/messages" % model.thread_id, {"content": content}, Posted, PostFailed,
+                      key=idem[0])])
     if isinstance(msg, Posted):
         run = msg.run
         runs = dict(model.runs)
@@ -420,7 +457,7 @@ def update(msg, model):
             if m.get("pending"):
                 m = dict(m, pending=False, id=input_id or m["id"])
             messages.append(m)
-        return model.but(sending=False, runs=runs, messages=messages,
+        return model.but(sending=False, runs=runs, messages=messages, send_idem=None,
                          run_inputs=_with(model.run_inputs, run["id"], input_id)), []
     if isinstance(msg, PostFailed):
         failed = [m for m in model.messages if m.get("pending")]
@@ -765,7 +802,11 @@ def transcript(model):
     rest = _items(model, model.messages[k:], k, anchors, stored)
     for rid in tail:
         rest += run_block(model, rid, stored)
+    earlier = model.prev is not None and h("p", {"class": "earlier", "key": "earlier"}, h(
+        "button", {"type": "button", "onclick": LoadEarlier(), "disabled": model.loading_earlier},
+        "Loading…" if model.loading_earlier else "Show earlier messages"))
     return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
+        earlier,
         memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, key="history"),
         h("ol", {"class": "transcript tail", "key": "tail"}, rest),
     ])

@@ -63,10 +63,39 @@ class Effect:
 
 
 class Http(Effect):
-    """A JSON request. on_ok(body) and on_err(ApiError) return the message to dispatch."""
+    """A JSON request. on_ok(body) and on_err(ApiError) return the message to dispatch.
+    `key`: the Idempotency-Key of a creating POST (one per user action, see new_key); such a
+    request is sent again with the same key when the server was unreachable or busy (network
+    error, 502, 503, 504), up to RETRIES times, before on_err hears of it."""
 
-    def __init__(self, method, url, body=None, on_ok=None, on_err=None):
+    def __init__(self, method, url, body=None, on_ok=None, on_err=None, key=None):
         self.method, self.url, self.body, self.on_ok, self.on_err = method, url, body, on_ok, on_err
+        self.key = key
+
+
+RETRIES = 3
+RETRY_STATUSES = (0, 502, 503, 504)   # 0: the server could not be reached
+
+
+def new_key():
+    """A fresh Idempotency-Key for one user action: sent with its POST and with every retry of
+    it, so the server makes the thing once however often the request arrives."""
+    if js is not None:
+        try:
+            return str(js.crypto.randomUUID())
+        except Exception:   # randomUUID needs a secure context; plain http on a LAN address has none
+            words = js.crypto.getRandomValues(js.Uint32Array.new(4))
+            return "-".join("%08x" % words[i] for i in range(4))
+    import random
+    return "-".join("%08x" % random.getrandbits(32) for _ in range(4))
+
+
+def key_for(previous, body):
+    """(key, body) for submitting `body`: the previous key again when the same body is sent again
+    (a retry of an action whose answer was lost or failed), else a new one."""
+    if previous is not None and previous[1] == body:
+        return previous
+    return (new_key(), body)
 
 
 class Navigate(Effect):
@@ -644,7 +673,7 @@ class Program:
                 value = None
             self.dispatch(fx.to_msg(value))
 
-    def _fetch(self, fx, retried):
+    def _fetch(self, fx, retried, attempt=0):
         headers = {"Accept": "application/json"}
         opts = {"method": fx.method, "credentials": "same-origin", "headers": headers}
         if fx.body is not None:
@@ -652,6 +681,8 @@ class Program:
             opts["body"] = json.dumps(fx.body)
         if fx.method not in ("GET", "HEAD") and self.csrf:
             headers["X-CSRF-Token"] = self.csrf
+        if getattr(fx, "key", None):
+            headers["Idempotency-Key"] = fx.key
         # boot.mjs starts the first page's GETs while WebAssembly loads; take one if it is ours
         promise = js.agentsteadEarly(fx.url) if fx.method == "GET" and not retried else None
         if promise is None:
@@ -659,11 +690,20 @@ class Program:
 
         def got(resp):
             status = resp.status
-            resp.text().then(jsffi.create_proxy(lambda body: self._got(fx, retried, status, body)))
+            resp.text().then(jsffi.create_proxy(lambda body: self._got(fx, retried, status, body, attempt)))
         promise.then(jsffi.create_proxy(got), jsffi.create_proxy(
-            lambda err: self._fail(fx, ApiError(0, "network_error", "The server could not be reached."))))
+            lambda err: self._failed_try(fx, retried, attempt,
+                                         ApiError(0, "network_error", "The server could not be reached."))))
 
-    def _got(self, fx, retried, status, body):
+    def _failed_try(self, fx, retried, attempt, err):
+        """A keyed POST the server may not have seen (or answered busy) goes again, same key."""
+        if getattr(fx, "key", None) and err.status in RETRY_STATUSES and attempt < RETRIES:
+            js.setTimeout(jsffi.create_proxy(lambda *_: self._fetch(fx, retried, attempt + 1)),
+                          backoff_ms(attempt) + int(js.Math.random() * 250))
+            return
+        self._fail(fx, err)
+
+    def _got(self, fx, retried, status, body, attempt=0):
         data = _json(body)
         if 200 <= status < 300:
             if isinstance(data, dict) and data.get("csrf_token") and fx.url in ("/api/me", "/auth/refresh"):
@@ -681,7 +721,7 @@ class Program:
                              lambda _: self._fetch(fx, retried=True),
                              lambda e: self._fail(fx, e)), retried=True)
             return
-        self._fail(fx, err)
+        self._failed_try(fx, retried, attempt, err)
 
     def _fail(self, fx, err):
         if err.status == 401 and fx.url not in ("/auth/providers",):

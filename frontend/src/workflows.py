@@ -4,7 +4,7 @@ run's steps live over the WebSocket (runs/{id}), approvals answered inline."""
 
 import json
 
-from runtime import Msg, Http, Navigate, Send, h, memo, text_of, Record
+from runtime import Msg, Http, Navigate, Send, h, memo, text_of, Record, key_for
 import fmt
 
 ACTIVE = ("queued", "running", "waiting_for_input")
@@ -151,6 +151,7 @@ class Model(Record):
         self.cursor = None             # last seq seen on runs/<run_id>
         self.subscribed = None         # the topic asked for on this socket
         self.error = None
+        self.idem = None               # (Idempotency-Key, request) of the last create or start: a resend reuses it
 
 
 def example(agent_id):
@@ -369,9 +370,11 @@ def update(msg, model):
         if model.workflow_id:
             return model.but(saving=True, problems=[]), [Http("PATCH", "/api/workflows/" + model.workflow_id, body,
                                                               Saved, SaveFailed)]
-        return model.but(saving=True, problems=[]), [Http("POST", "/api/workflows", body, Saved, SaveFailed)]
+        idem = key_for(model.idem, ("workflow", body))
+        return model.but(saving=True, problems=[], idem=idem), [
+            Http("POST", "/api/workflows", body, Saved, SaveFailed, key=idem[0])]
     if isinstance(msg, Saved):
-        m = model.but(saving=False, saved=True, workflow=msg.workflow, problems=[])
+        m = model.but(saving=False, saved=True, workflow=msg.workflow, problems=[], idem=None)
         if model.workflow_id is None:
             return m, [Navigate("/workflows/" + msg.workflow["id"])]
         return m, []
@@ -390,10 +393,12 @@ def update(msg, model):
         values, errors = coerce_inputs(spec, model.inputs)
         if errors or model.busy:
             return model.but(input_errors=errors), []
-        return model.but(busy=True, error=None), [Http("POST", "/api/workflows/%s/runs" % model.workflow_id,
-                                                       {"input": values}, Started, StartFailed)]
+        body = {"input": values}
+        idem = key_for(model.idem, ("run", model.workflow_id, body))
+        return model.but(busy=True, error=None, idem=idem), [
+            Http("POST", "/api/workflows/%s/runs" % model.workflow_id, body, Started, StartFailed, key=idem[0])]
     if isinstance(msg, Started):
-        m = model.but(busy=False, run_id=msg.run["id"], run=msg.run, steps=[], waiting=None, cursor=None,
+        m = model.but(busy=False, run_id=msg.run["id"], run=msg.run, steps=[], waiting=None, cursor=None, idem=None,
                       runs=[msg.run] + [r for r in model.runs if r["id"] != msg.run["id"]])
         m, fx = follow(m)
         return m, fx + [Navigate("/workflows/%s?run=%s" % (model.workflow_id, msg.run["id"]), replace=True)]

@@ -40,7 +40,7 @@ def stream_events(words, run="r1", start=10):
 def test_init_loads_thread_runs_and_replays_the_log():
     model, fx = opened()
     urls = [e.url for e in effects_of(fx, Http)]
-    assert "/api/threads/t1?limit=1000" in urls and "/api/runs?limit=50&thread_id=t1" in urls
+    assert "/api/threads/t1?limit=100" in urls and "/api/runs?limit=50&thread_id=t1" in urls
     assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 0}
     # a cursor this browser kept while the thread was idle: the replay starts there
     model, fx = opened(kept="57")
@@ -185,7 +185,7 @@ def test_failed_run_and_cursor_expired():
     model = live(model, ev(10, "run.failed", run_id="r1", code="llm_error", message="The model is unreachable."))
     assert "The model is unreachable." in text_of(chat.view(model))
     model, fx = chat.update(chat.Live({"op": "error", "code": "cursor_expired", "message": "x"}), model)
-    assert effects_of(fx, Http)[0].url == "/api/threads/t1?limit=1000"
+    assert effects_of(fx, Http)[0].url == "/api/threads/t1?limit=100"
     assert Remember("agentstead:replay:t1", None) in fx          # the kept cursor is too old: forget it
     assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1"}
 
@@ -502,3 +502,47 @@ def test_list_events_of_another_topic_are_ignored():
     # before the user is known, users/<me> is nobody's topic
     model = shown_thread()
     assert chat.update(chat.Live(user_ev(43, "thread.deleted", thread_id=T)), model) == (model, [])
+
+
+def test_a_send_carries_an_idempotency_key_and_a_resend_of_the_same_text_reuses_it():
+    """A failed send (maybe only its answer was lost) sent again is the same action: the same
+    key, so the server makes one message; other text, or a send after success, is a new one."""
+    model, _ = opened()
+    model, _ = chat.update(chat.SetComposer("Hello"), model)
+    model, fx = chat.update(chat.SendMessage(), model)
+    first = fx[0].key
+    assert first and fx[0].url == "/api/threads/t1/messages"
+    model, _ = chat.update(fx[0].on_err(ApiError(503, "database_unavailable", "Try again.")), model)
+    model, fx = chat.update(chat.SendMessage(), model)            # the text came back to the composer
+    assert fx[0].key == first
+    model, _ = chat.update(fx[0].on_err(ApiError(0, "network_error", "Unreachable.")), model)
+    model, _ = chat.update(chat.SetComposer("Hello again"), model)
+    model, fx = chat.update(chat.SendMessage(), model)
+    second = fx[0].key
+    assert second and second != first
+    model, _ = chat.update(fx[0].on_ok({"id": "r1", "status": "queued", "input_message_id": "m1"}), model)
+    model, _ = chat.update(chat.SetComposer("Hello again"), model)
+    model, fx = chat.update(chat.SendMessage(), model)
+    assert fx[0].key not in (first, second)                        # sent and answered: a new action
+
+
+def test_a_long_thread_opens_at_its_newest_page_and_shows_earlier_ones_on_request():
+    model, _ = opened()
+    newest = [{"id": "m%d" % i, "seq": i, "role": "user", "content": "message %d" % i, "run_id": None}
+              for i in range(101, 201)]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": newest, "next": None,
+                                           "prev": 101}), model)
+    button = find(chat.view(model), "button", "Show earlier messages")
+    model, fx = chat.update(fire(button, "click"), model)
+    assert fx[0].url == "/api/threads/t1?limit=100&before=101" and model.loading_earlier
+    assert find(chat.view(model), "button", "Loading…").attrs["disabled"]
+    earlier = [{"id": "m%d" % i, "seq": i, "role": "user", "content": "message %d" % i, "run_id": None}
+               for i in range(1, 101)]
+    model, _ = chat.update(fx[0].on_ok({"id": T, "title": "Long", "messages": earlier, "next": 101, "prev": None}),
+                           model)
+    assert [m["seq"] for m in model.messages] == list(range(1, 201))
+    assert not find_all(chat.view(model), "button", "Show earlier messages")   # the thread's start is shown
+    # a reload of the newest page (a reconnect) keeps what is shown
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": newest, "next": None,
+                                           "prev": 101}), model)
+    assert len(model.messages) == 200 and model.prev is None

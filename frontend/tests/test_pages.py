@@ -78,3 +78,18 @@ def test_agents_delete_asks_first():
     assert fx[0].method == "DELETE" and fx[0].url == "/api/agents/a1"
     model, _ = agents.update(fx[0].on_ok(None), model)
     assert model.agents == [] and "No agents yet" in text_of(agents.view(model))
+
+
+def test_creating_posts_carry_an_idempotency_key_that_a_resend_reuses():
+    model, _ = agents.init()
+    model, _ = agents.update(agents.GotAgents([]), model)
+    model, _ = agents.update(fire(find(agents.view(model), "input", id="agent-name"), "input", "Helper"), model)
+    model, fx = agents.update(agents.Submit(), model)
+    key = fx[0].key
+    assert key and fx[0].method == "POST"
+    model, _ = agents.update(fx[0].on_err(ApiError(503, "database_unavailable", "Try again.")), model)
+    model, fx = agents.update(agents.Submit(), model)
+    assert fx[0].key == key                                       # the same form again: the same action
+    model, _ = agents.update(fx[0].on_ok({"id": "a1", "name": "Helper", "model": "gpt", "version": 1}), model)
+    model, fx = agents.update(fire(find(agents.view(model), "button", "Chat"), "click"), model)
+    assert fx[0].url == "/api/threads" and fx[0].key and fx[0].key != key

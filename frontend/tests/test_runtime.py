@@ -1,7 +1,7 @@
 """The runtime: virtual nodes, the keyed diff checked by applying it to a fake DOM, memo, SVG."""
 
 import runtime
-from runtime import h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message
+from runtime import h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message, key_for, new_key
 import chat
 import fakedom
 
@@ -145,3 +145,11 @@ def test_a_reply_on_ok_cannot_read_becomes_an_error_message():
     bad = reply_message(threads, 200, "<html>proxy error</html>")
     assert isinstance(bad, chat.LoadFailed) and bad.error.code == "bad_response"
     assert reply_message(Http("GET", "/x", None, lambda d: d["nope"]), 200, {}) is None
+
+
+def test_idempotency_keys_are_new_per_action_and_kept_for_a_resend():
+    keys = {new_key() for _ in range(50)}
+    assert len(keys) == 50 and all(8 <= len(k) <= 255 and " " not in k for k in keys)
+    first = key_for(None, {"name": "A"})
+    assert key_for(first, {"name": "A"}) == first                  # the same body again: the same key
+    assert key_for(first, {"name": "B"})[0] != first[0]            # another body: a new action

@@ -17,14 +17,15 @@ from aiohttp import WSCloseCode, web
 
 from . import buildinfo, contracts, routes
 from .http import cors
+from .http.idempotency import forget_expired
 from .http.middleware import middlewares
 from .auth.ratelimit import RateLimiter
 from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, BUILD, BUS, CHAT, DB, IDENTITY, METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, SETTINGS,
-                   STARTED_AT, TOPICS, WEBSOCKETS, WORKFLOWS)
+from .keys import (ACCESS_LOG, BUILD, BUS, CHAT, DB, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS, OPENAPI, RATE_API,
+                   RATE_AUTH, RUNNER, SETTINGS, STARTED_AT, TOPICS, WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.chat import ChatService, can_read_run, can_read_thread
 from .services.identity import IdentityService, maintenance
@@ -58,7 +59,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         log.info("migrated database", extra={"from_version": report.before, "to_version": report.after,
                                              "snapshot": str(report.snapshot or "")})
     db = Database(settings.db_file, readers=settings.db_readers,
-                  busy_timeout_ms=settings.db_busy_timeout_ms)
+                  busy_timeout_ms=settings.db_busy_timeout_ms, health_window=settings.readyz_write_window)
     await db.open()
     app[DB] = db
     yield
@@ -110,6 +111,15 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     await runner.stop()
 
 
+async def _idempotency_keys(app: web.Application) -> AsyncIterator[None]:
+    """Expired Idempotency-Keys are forgotten in the background."""
+    task = asyncio.create_task(forget_expired(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_websockets(app: web.Application) -> None:
     """On shutdown, open WebSockets are told the server is going away (1001)."""
     for ws in list(app[WEBSOCKETS]):
@@ -130,6 +140,7 @@ def create_app(settings: Settings) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
     app[WEBSOCKETS] = weakref.WeakSet()
+    app[IDEMPOTENCY_IN_FLIGHT] = set()
     app[TOPICS] = Authorizer()
     app[RATE_AUTH] = RateLimiter(settings.rate_limit_auth_per_minute, per=60)
     app[RATE_API] = RateLimiter(settings.rate_limit_api_per_minute, per=60)
@@ -138,6 +149,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(watching)   # event loop lag, runs counted as they end (before the runner starts)
     app.cleanup_ctx.append(_identity)
     app.cleanup_ctx.append(_runs)
+    app.cleanup_ctx.append(_idempotency_keys)
     app.on_shutdown.append(_close_websockets)
     routes.setup(app)
     cors.setup(app, settings)

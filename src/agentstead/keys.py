@@ -36,5 +36,6 @@ CHAT = web.AppKey("chat", ChatService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)
+IDEMPOTENCY_IN_FLIGHT = web.AppKey("idempotency_in_flight", set)   # (user, key) being handled
 
 PRINCIPAL = web.RequestKey("principal", Principal)

@@ -28,6 +28,19 @@ class Metrics:
             "agentstead_db_probe_success", "1 when the last database probe succeeded.",
             registry=self.registry)
 
+        self.db_writes = Counter(
+            "agentstead_db_writes", "Database write transactions by outcome (failed: I/O, full disk, locked).",
+            ["outcome"], registry=self.registry)
+        self.db_write_failures_recent = Gauge(
+            "agentstead_db_write_failures_recent", "Database writes that failed within the /readyz window.",
+            registry=self.registry)
+        self.db_writes_recent = Gauge(
+            "agentstead_db_writes_recent", "Database writes within the /readyz window.", registry=self.registry)
+        self.db_writes_state = Gauge(
+            "agentstead_db_writes_ok", "1 when no write failed in the window, 0.5 degraded (some failed), "
+            "0 failing (the newest failed, or 3+ and 10 % of the window's did).", registry=self.registry)
+        self._written = (0, 0)
+
         self._backup: _BackupGauges | None = None
         # Event loop lag, how runs end, WebSockets, disk, database files, usage by model and
         # process_*: what monitoring/ (alert rules, dashboard) reads (monitoring_metrics.py).
@@ -38,6 +51,17 @@ class Metrics:
         if self._backup is None:
             self._backup = _BackupGauges(self.registry)
         self._backup.update(report)
+
+    def set_writes(self, health) -> None:
+        """Export a store.write_health.WriteHealth: totals as counters, the window as gauges."""
+        ok, failed = health.total_ok, health.total_failed
+        self.db_writes.labels("ok").inc(ok - self._written[0])
+        self.db_writes.labels("failed").inc(failed - self._written[1])
+        self._written = (ok, failed)
+        report = health.report()
+        self.db_writes_recent.set(report.writes)
+        self.db_write_failures_recent.set(report.failures)
+        self.db_writes_state.set({"ok": 1, "degraded": 0.5, "failing": 0}[report.state])
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

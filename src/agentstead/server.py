@@ -65,9 +65,15 @@ async def serve(settings: Settings, *, unix_socket: str | None = None) -> None:
 
 
 def run(settings: Settings, *, unix_socket: str | None = None) -> None:
-    try:
-        import uvloop
-    except ImportError:  # uvloop is optional (not on every platform)
-        asyncio.run(serve(settings, unix_socket=unix_socket))
-    else:
-        uvloop.run(serve(settings, unix_socket=unix_socket))
+    """On asyncio's own event loop, not uvloop. libuv (under uvloop) calls abort() on errors
+    asyncio reports and survives: a failed write to its wakeup descriptor (which every
+    thread handing a result back does: aiosqlite's, the writer's), an epoll_ctl on a
+    closed descriptor (uvloop issues #100, #311, #317, #438). An abort drops every
+    WebSocket and interrupts every run at once. With libfiu failing 30 % of write()
+    calls, a thread waking the loop 20,000 times killed a uvloop process with SIGABRT;
+    asyncio's loop (its wakeup is a send() whose failure it ignores) ran to the end.
+    systemd would restart it and nothing acknowledged would be lost, but a loop that
+    stays up is better than one that restarts. uvloop bought nothing measurable here
+    (bench/RESULTS.md, Event loop: database endpoint 0.98x, healthz 1.21x for asyncio,
+    CPU per request within 7 us), so the process keeps the loop that survives."""
+    asyncio.run(serve(settings, unix_socket=unix_socket))

@@ -267,7 +267,7 @@ def _email(raw: str) -> str:
 def _llm_providers(raw: str | list) -> tuple[dict, ...]:
     """OpenAI-compatible model providers, like oidc_providers: TOML tables or a JSON array."""
     out = []
-    for name, item in _named_entries(raw, {"base_url", "api_key_file", "models", "default_model"}):
+    for name, item in _named_entries(raw, {"base_url", "api_key_file", "models", "default_model", "context_tokens"}):
         try:
             base_url = _url_with_path(str(item.get("base_url", "")))
         except ValueError as exc:
@@ -276,8 +276,23 @@ def _llm_providers(raw: str | list) -> tuple[dict, ...]:
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise ValueError(f"provider {name!r}: models must be a list of model names (empty allows any)")
         out.append({"name": name, "base_url": base_url, "api_key_file": str(item.get("api_key_file", "")),
-                    "models": tuple(models), "default_model": str(item.get("default_model", models[0] if models else ""))})
+                    "models": tuple(models), "default_model": str(item.get("default_model", models[0] if models else "")),
+                    "context_tokens": _context_tokens(name, item.get("context_tokens"))})
     return tuple(out)
+
+
+def _context_tokens(provider: str, raw: Any) -> int | dict | None:
+    """A provider's prompt budget: one number for all its models, or {model: number}."""
+    def check(value: Any, where: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 256 <= value <= 10_000_000:
+            raise ValueError(f"provider {provider!r}: {where} must be a whole number of tokens from 256 "
+                             f"to 10000000 (got {value!r})")
+        return value
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return {str(model): check(value, f"context_tokens[{model!r}]") for model, value in raw.items()}
+    return check(raw, "context_tokens")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -380,15 +395,23 @@ SETTINGS: tuple[Setting, ...] = (
             "At most this many events are kept in the log.", example="5000000"),
     Setting("llm_providers", _llm_providers, (),
             "OpenAI-compatible model providers agents may use: a JSON array (a TOML array of tables in the "
-            "config file) of {name, base_url, api_key_file, models, default_model}. The API key is read "
-            "from api_key_file or the credential llm_<name>_api_key; an empty models list allows any model.",
+            "config file) of {name, base_url, api_key_file, models, default_model, context_tokens}. The API key is "
+            "read from api_key_file or the credential llm_<name>_api_key; an empty models list allows any model; "
+            "context_tokens (a number, or {model: number}) is the prompt budget, else AGENTSTEAD_LLM_CONTEXT_TOKENS.",
             example='[{"name": "openai", "base_url": "https://api.openai.com/v1", "models": ["gpt-4o-mini"]}]'),
+    Setting("llm_context_tokens", _int_range(256, 10_000_000), 16_000,
+            "Prompt budget of a model call in tokens (estimated: UTF-8 bytes / 3, plus 4 a message) for "
+            "providers without their own context_tokens: the instructions, the tools and the newest "
+            "messages that fit are sent; older ones are left out.", example="16000"),
     Setting("runs_max_concurrent", _int_range(1, 1000), 16, "Runs executing at once, for everyone.",
             example="16"),
     Setting("runs_max_per_user", _int_range(1, 1000), 4, "Runs executing at once for one user; "
             "the rest wait in the queue, served fairly across users.", example="4"),
     Setting("run_timeout_seconds", _float_range(1, 86400), 900.0, "A run that takes longer fails with "
             "run_timeout.", example="900"),
+    Setting("run_lease_seconds", _float_range(3, 3600), 30.0, "A running run's row holds a lease of its "
+            "process, renewed every third of this; a running row whose task is gone (its lease ran out) is "
+            "settled as interrupted by the watchdog.", example="30"),
     Setting("tool_timeout_seconds", _float_range(0.1, 3600), 20.0, "Longest a tool call may take.",
             example="20"),
     Setting("llm_max_retries", _int_range(0, 20), 4, "Retries (with backoff, honouring Retry-After) for "
@@ -402,6 +425,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http_get_allowed_hosts", _domains, (), "Hosts the http_get tool may fetch (exact names); "
             "private, loopback and link-local addresses are refused whatever the name.",
             example="en.wikipedia.org,api.github.com"),
+    Setting("idempotency_key_ttl", _duration(60, 30 * 86400), 86400.0,
+            "How long a creating POST's Idempotency-Key and its first result are kept: a retry within it "
+            "gets that result instead of a second resource.", example="24h"),
+    Setting("readyz_write_window", _duration(1, 3600), 30.0,
+            "/readyz and /metrics count database write failures over this window: unready while the "
+            "newest write failed or 3+ of the window's did and they are 10 % of them, degraded while any did.", example="30s"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",
@@ -497,14 +526,18 @@ class Settings:
     event_retention_days: int = 30
     event_retention_max: int = 5_000_000
     llm_providers: tuple[dict, ...] = ()
+    llm_context_tokens: int = 16_000
     runs_max_concurrent: int = 16
     runs_max_per_user: int = 4
     run_timeout_seconds: float = 900.0
+    run_lease_seconds: float = 30.0
     tool_timeout_seconds: float = 20.0
     llm_max_retries: int = 4
     llm_timeout_seconds: float = 120.0
     daily_token_budget: int = 0
     http_get_allowed_hosts: tuple[str, ...] = ()
+    idempotency_key_ttl: float = 86400.0
+    readyz_write_window: float = 30.0
     log_level: str = "info"
     log_format: str = "json"
     backup_enabled: bool = False

@@ -45,3 +45,48 @@ async def test_access_log_never_records_link_tokens_callback_codes_or_tickets(ma
     # The second link was never used: redacting its requests did not spend it.
     assert (await client.get(f"/auth/link/{links[1]}", allow_redirects=False)).headers["Location"] == \
         f"{settings.public_url}/"
+
+
+async def test_a_batch_whose_write_fails_is_kept_and_written_whole_later():
+    """A real failure: the log goes to a non-blocking pipe that is full (EAGAIN), as when the
+    journal stops reading for a while. Nothing is lost or repeated once it reads again."""
+    import fcntl
+    import os
+
+    from agentstead.logs import AccessLog
+
+    r, w = os.pipe()
+    for fd in (r, w):
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+    filler = 0
+    while True:   # fill the pipe to the brim
+        try:
+            filler += os.write(w, b"#" * 4096)
+        except BlockingIOError:
+            break
+
+    def read_all() -> bytes:
+        out = b""
+        while True:
+            try:
+                chunk = os.read(r, 1 << 16)
+            except BlockingIOError:
+                return out
+            out += chunk
+
+    with os.fdopen(w, "w") as stream:
+        log = AccessLog("json", stream=stream)
+        for i in range(300):
+            log.write({"n": i, "path": "/x" * 20})
+        log.flush()
+        assert log._pending and log.failures == 1           # the write failed; the lines wait
+        got = read_all()                                     # the reader catches up
+        for _ in range(100):
+            if not log._pending:
+                break
+            log.flush()
+            got += read_all()
+        assert not log._pending
+    os.close(r)
+    lines = got[filler:].decode().splitlines()
+    assert [json.loads(line)["n"] for line in lines] == list(range(300)) and log.dropped == 0

@@ -14,7 +14,7 @@ async def test_admins_get_the_readiness_report(client):
     body = await resp.json()
     ready = await (await client.get("/readyz")).json()
     assert body["status"] == ready["status"] == "ok" and body["failing"] == [] and body["degraded"] == []
-    assert set(body["checks"]) == set(ready["checks"]) == {"database", "schema", "disk"}
+    assert set(body["checks"]) == set(ready["checks"]) == {"database", "writes", "schema", "disk"}
     assert body["checks"]["database"]["ok"] and body["checks"]["schema"]["version"] == ready["checks"]["schema"]["version"]
 
 

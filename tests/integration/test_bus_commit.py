@@ -42,7 +42,7 @@ def _rows(bus: Bus) -> list:
 
 def _events(bus: Bus) -> list[tuple]:
     with sqlite3.connect(bus.db.path) as conn:
-        return conn.execute("SELECT seq, topic, type FROM events ORDER BY seq").fetchall()
+        return conn.execute("SELECT seq, topic, type FROM topic_events ORDER BY seq").fetchall()
 
 
 async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
@@ -78,3 +78,22 @@ async def test_a_write_that_announces_nothing(bus):
     assert await bus.commit(_insert, 3) == 1
     assert await bus.commit(_insert, 4, events=lambda n: []) == 2
     assert _rows(bus) == [3, 4] and _events(bus) == []
+
+
+async def test_an_event_on_several_topics_is_stored_once_and_replayed_on_each(bus):
+    """One row per event, its topics linked: one seq, delivered and replayed under each topic."""
+    seen = []
+    for topic in ("runs/r", "threads/t"):
+        bus.subscribe(topic, lambda d: seen.append((d.seq, d.topic)))
+    event = ev.RunQueued("r", "t", None)
+    await bus.commit(None, events=[("runs/r", event), ("threads/t", event), ("users/u", event)])
+    delivery = await bus.publish(("runs/r", "threads/t"), ev.MessageDelta("r", "t", "hi"))
+    with sqlite3.connect(bus.db.path) as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM event_topics").fetchone()[0] == 5
+    first = delivery.seq - 1
+    assert seen == [(first, "runs/r"), (first, "threads/t"), (delivery.seq, "runs/r"), (delivery.seq, "threads/t")]
+    assert [(d.seq, d.type) for d in await bus.replay("threads/t", 0, limit=10)] == [
+        (first, "run.queued"), (delivery.seq, "message.delta")]
+    assert [(d.seq, d.topic) for d in await bus.replay("users/*", 0, limit=10)] == [(first, "users/u")]
+    assert [d.seq for d in await bus.replay("runs/r", first, limit=10)] == [delivery.seq]

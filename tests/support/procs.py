@@ -54,9 +54,10 @@ class Server:
     """`agentstead serve` as a child process on a free port."""
 
     def __init__(self, state_dir: pathlib.Path, port: int | None = None, *, bin_dir: pathlib.Path = VENV_BIN,
-                 **env: str):
+                 wrapper: tuple[str, ...] = (), **env: str):
         self.state_dir = pathlib.Path(state_dir)
         self.bin_dir = pathlib.Path(bin_dir)  # another venv's bin/ (the runtime lock's)
+        self.wrapper = tuple(wrapper)   # e.g. ("fiu-run", "-x"): the server runs under it (same pid: it execs)
         self.port = port or free_port()
         self.env = clean_env(AGENTSTEAD_STATE_DIR=str(self.state_dir), AGENTSTEAD_PORT=str(self.port),
                              AGENTSTEAD_LOG_FORMAT="json", **env)
@@ -70,7 +71,7 @@ class Server:
     def start(self, timeout: float = 30.0) -> "Server":
         self.state_dir.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([str(self.bin_dir / "agentstead"), "serve"], env=self.env,
+        self.proc = subprocess.Popen([*self.wrapper, str(self.bin_dir / "agentstead"), "serve"], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_http(self.url + "/healthz", timeout, self.proc)

@@ -106,3 +106,27 @@ def test_migration_files_are_numbered_without_gaps(tmp_path):
     (tmp_path / "2_bad.sql").write_text("")
     with pytest.raises(M.MigrationError, match="not named NNNN_name.sql"):
         M.available(tmp_path)
+
+
+def test_0006_keeps_every_stored_event_under_its_seq_and_the_sequence_never_goes_back(tmp_path):
+    """Events stored one copy per topic (0003) become one event per old row, on its topic,
+    with its old seq: cursors clients hold keep their meaning; the next seq continues
+    after the highest ever assigned, also when retention had deleted the newest rows."""
+    db = tmp_path / "a.db"
+    M.migrate(db, migrations=list(M.available())[:5])
+    with sqlite3.connect(db) as conn:
+        conn.executemany("INSERT INTO events (topic, type, data, at) VALUES (?, ?, ?, ?)",
+                         [("runs/r", "run.queued", '{"run_id": "r"}', "2026-01-01T00:00:00.000000Z"),
+                          ("threads/t", "run.queued", '{"run_id": "r"}', "2026-01-01T00:00:00.000000Z"),
+                          ("users/u", "run.queued", '{"run_id": "r"}', "2026-01-01T00:00:00.000000Z"),
+                          ("runs/r", "run.started", '{"run_id": "r"}', "2026-01-01T00:00:01.000000Z")])
+        conn.execute("DELETE FROM events WHERE seq = 4")   # retention took the newest; seq 4 stays used
+    assert M.migrate(db).applied[0] == 6
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT seq, topic, type FROM topic_events ORDER BY seq").fetchall() == [
+            (1, "runs/r", "run.queued"), (2, "threads/t", "run.queued"), (3, "users/u", "run.queued")]
+        conn.execute("INSERT INTO events (type, data, at) VALUES ('x', '{}', 'now')")
+        assert conn.execute("SELECT max(seq) FROM events").fetchone()[0] == 5
+        conn.execute("DELETE FROM events WHERE seq = 1")   # its topic link goes with it
+        assert conn.execute("SELECT count(*) FROM event_topics WHERE seq = 1").fetchone()[0] == 0
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -195,6 +195,8 @@ def test_bad_identity_settings(env, fragment):
     ('[{"name": "a", "base_url": "nope"}]', "base_url must be an http(s) URL"),
     ('[{"name": "a", "base_url": "http://x.example/v1", "models": "gpt"}]', "models must be a list"),
     ('[{"name": "a", "base_url": "http://x.example/v1", "api_key_file": "/nonexistent"}]', "cannot read api_key_file"),
+    ('[{"name": "a", "base_url": "http://x.example/v1", "context_tokens": 10}]', "context_tokens must be a whole"),
+    ('[{"name": "a", "base_url": "http://x.example/v1", "context_tokens": {"m": "big"}}]', "context_tokens['m']"),
 ])
 def test_bad_llm_providers_name_the_setting(value, fragment):
     with pytest.raises(S.ConfigError) as info:
@@ -207,3 +209,10 @@ def test_llm_provider_key_from_a_credential(tmp_path):
     s = load(AGENTSTEAD_LLM_PROVIDERS='[{"name": "local", "base_url": "http://127.0.0.1:1/v1", "models": ["m"]}]',
              CREDENTIALS_DIRECTORY=str(tmp_path))
     assert s.llm_providers[0]["api_key"] == "sk-from-cred" and s.llm_providers[0]["default_model"] == "m"
+
+
+def test_llm_provider_context_budget_for_all_models_or_by_model():
+    s = load(AGENTSTEAD_LLM_PROVIDERS='[{"name": "a", "base_url": "http://x.example/v1", "context_tokens": 8000},'
+                                      '{"name": "b", "base_url": "http://y.example/v1", "context_tokens": {"m": 4000}}]',
+             AGENTSTEAD_LLM_CONTEXT_TOKENS="12000")
+    assert [p["context_tokens"] for p in s.llm_providers] == [8000, {"m": 4000}] and s.llm_context_tokens == 12000

@@ -233,7 +233,7 @@ def unit_syscall_allow_list(unit: pathlib.Path) -> list[str]:
 @pytest.mark.skipif(not _kernel_has_mdwe(), reason="prctl(PR_SET_MDWE) needs Linux >= 6.3")
 def test_app_runs_under_the_units_memory_and_syscall_restrictions(tmp_path):
     """systemd is not PID 1 here, so run the real `agentstead serve` (migration,
-    SQLite writes, uvloop, threads) under the kernel mechanisms behind the
+    SQLite writes, the event loop, threads) under the kernel mechanisms behind the
     unit's MemoryDenyWriteExecute=yes and SystemCallFilter= lines, and use it."""
     launcher = tmp_path / "restricted.py"
     launcher.write_text(LAUNCHER)

@@ -9,6 +9,10 @@ batch takes everything queued (up to `batch_max`) in one transaction. At low
 load an event waits for nothing; under load one fsync covers hundreds.
 Subscribers see an event only after it is durable and has its sequence number.
 
+Storage: an event published on several topics (a run's status on users/{id},
+runs/{id} and threads/{id}) is stored once, with one seq, linked to each topic
+(store/events.py); subscribers of each topic receive it under that topic.
+
 Outbox: `commit(fn, events)` runs a write of the caller's (`fn` in the writer's
 thread) in the same transaction as the events it announces, so a state change
 and its event are durable together, in one round trip, in queue order with
@@ -26,6 +30,7 @@ from typing import Any, Callable, Iterable, Union
 
 from ..store import events as store
 from ..store.db import Database
+from ..store.write_health import is_write_failure
 from ..timeutil import now_iso
 from .events import Event
 
@@ -80,13 +85,22 @@ class Subscription:
 
 @dataclasses.dataclass
 class _Pending:
-    topic: str
+    topics: tuple[str, ...]
     type: str
     data: dict
     future: asyncio.Future
 
 
-Announced = Iterable[tuple[str, Event]]   # (topic, event) pairs
+Announced = Iterable[tuple[str, Event]]   # (topic, event) pairs; one event on several topics is stored once
+
+
+def _grouped(announced: Announced) -> list[tuple[tuple[str, ...], str, dict]]:
+    """(topics, type, data) per event, in order of first mention: the pairs that name the
+    same event object are one stored event on all their topics."""
+    order: dict[int, tuple[Event, list[str]]] = {}
+    for topic, event in announced:
+        order.setdefault(id(event), (event, []))[1].append(topic)
+    return [(tuple(topics), event.type, event.data()) for event, topics in order.values()]
 
 
 @dataclasses.dataclass
@@ -98,7 +112,7 @@ class _Work:
     future: asyncio.Future
     # Set in the writer's thread:
     result: Any = None
-    rows: list = dataclasses.field(default_factory=list)   # (topic, type, data) announced
+    rows: list = dataclasses.field(default_factory=list)   # (topics, type, data) announced
     first: int = 0
     error: BaseException | None = None
 
@@ -127,16 +141,18 @@ class Bus:
 
     # ---- publishing --------------------------------------------------------
 
-    def publish_nowait(self, topic: str, event: Event) -> asyncio.Future:
-        """Queue an event; the future resolves to its Delivery once it is durable."""
+    def publish_nowait(self, topic: str | tuple[str, ...], event: Event) -> asyncio.Future:
+        """Queue an event on a topic, or on several (stored once, one seq, delivered on each);
+        the future resolves to its Delivery (on the first topic) once it is durable."""
         future = asyncio.get_running_loop().create_future()
         # A failed append is logged once by the appender; fire-and-forget publishers need
         # not look at the future (no "exception was never retrieved" noise).
         future.add_done_callback(_consume)
-        self._queue.put_nowait(_Pending(topic, event.type, event.data(), future))
+        topics = (topic,) if isinstance(topic, str) else tuple(topic)
+        self._queue.put_nowait(_Pending(topics, event.type, event.data(), future))
         return future
 
-    async def publish(self, topic: str, event: Event) -> Delivery:
+    async def publish(self, topic: str | tuple[str, ...], event: Event) -> Delivery:
         """Append to the log (durable, with a sequence number), then fan out."""
         return await self.publish_nowait(topic, event)
 
@@ -177,7 +193,7 @@ class Bus:
         # The common case, events only, serialises them here and skips _commit_batch's
         # bookkeeping: measured 35–80 µs less per single publish (5 of 5 alternating pairs).
         if not any(isinstance(p, _Work) for p in batch):
-            rows = [(p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at) for p in batch]
+            rows = [(p.topics, p.type, json.dumps(p.data, separators=(",", ":")), at) for p in batch]
             try:
                 first = await self.db.transact(store.append_rows, rows)
             except Exception as exc:  # the publishers learn it; nothing was acknowledged
@@ -193,7 +209,11 @@ class Bus:
         self._appended(batch, seqs, at)
 
     def _failed(self, batch: list, exc: BaseException) -> None:
-        log.exception("event log append failed", exc_info=exc)
+        if is_write_failure(exc):   # the database's trouble, counted and logged by its health
+            log.warning("event log append failed", extra={"error": f"{type(exc).__name__}: {exc}",
+                                                          "events": len(batch)})
+        else:
+            log.exception("event log append failed", exc_info=exc)
         for p in batch:
             if not p.future.done():
                 p.future.set_exception(exc)
@@ -203,8 +223,9 @@ class Bus:
         for p, seq in zip(batch, seqs):
             if isinstance(p, _Work):
                 self.appended += len(p.rows)
-                for offset, (topic, type_, data) in enumerate(p.rows):
-                    self._fanout(Delivery(p.first + offset, topic, type_, data, at))
+                for offset, (topics, type_, data) in enumerate(p.rows):
+                    for topic in topics:
+                        self._fanout(Delivery(p.first + offset, topic, type_, data, at))
                 if p.future.done():
                     continue
                 if p.error is not None:
@@ -213,10 +234,11 @@ class Bus:
                     p.future.set_result(p.result)
                 continue
             self.appended += 1
-            delivery = Delivery(seq, p.topic, p.type, p.data, at)
-            self._fanout(delivery)
+            deliveries = [Delivery(seq, topic, p.type, p.data, at) for topic in p.topics]
+            for delivery in deliveries:
+                self._fanout(delivery)
             if not p.future.done():
-                p.future.set_result(delivery)
+                p.future.set_result(deliveries[0])
 
     # ---- subscribing -------------------------------------------------------
 
@@ -279,14 +301,13 @@ def _commit_batch(conn, batch: list, at: str) -> list[int]:
 
     for p in batch:
         if isinstance(p, _Pending):
-            rows.append((p.topic, p.type, json.dumps(p.data, separators=(",", ":")), at))
+            rows.append((p.topics, p.type, json.dumps(p.data, separators=(",", ":")), at))
             continue
         flush()   # events queued before this write are appended before it runs
         conn.execute("SAVEPOINT work")
         try:
             p.result = p.fn(conn, *p.args) if p.fn is not None else None
-            announced = p.events(p.result) if callable(p.events) else p.events
-            p.rows = [(topic, event.type, event.data()) for topic, event in announced]
+            p.rows = _grouped(p.events(p.result) if callable(p.events) else p.events)
         except Exception as exc:
             conn.execute("ROLLBACK TO work")
             conn.execute("RELEASE work")
@@ -295,8 +316,8 @@ def _commit_batch(conn, batch: list, at: str) -> list[int]:
             continue
         conn.execute("RELEASE work")
         if p.rows:
-            p.first = store.append_rows(conn, [(t, ty, json.dumps(d, separators=(",", ":")), at)
-                                              for t, ty, d in p.rows])
+            p.first = store.append_rows(conn, [(ts, ty, json.dumps(d, separators=(",", ":")), at)
+                                              for ts, ty, d in p.rows])
         seqs.append(p.first)
     flush()
     return seqs

@@ -12,6 +12,7 @@ from . import validate as v
 from .authn import context, principal_of, strict_rate_limit
 from .bodies import json_body
 from .errors import ApiError
+from .idempotency import Reply, idempotent, recorder
 
 
 def token_json(t: ApiToken) -> dict:
@@ -39,8 +40,14 @@ async def list_tokens(request: web.Request) -> web.Response:
     return web.json_response({"tokens": [token_json(t) for t in rows]})
 
 
+def _created_token(result) -> Reply:
+    row, plain = result
+    return Reply(201, {**token_json(row), "token": plain})
+
+
 @requires("write")
 @strict_rate_limit
+@idempotent
 async def create_token(request: web.Request) -> web.Response:
     body = v.document(await json_body(request), {"name", "scopes", "expires_in_days"})
     name = v.string(body, "name", required=True, min_len=1, max_len=100)
@@ -49,11 +56,12 @@ async def create_token(request: web.Request) -> web.Response:
         raise v.fail("/scopes", f"must be a non-empty list of {', '.join(SCOPES)}")
     days = v.integer(body, "expires_in_days", lo=1, hi=request.app[SETTINGS].api_token_max_days)
     try:
-        row, plain = await request.app[IDENTITY].create_api_token(
-            principal_of(request), name, set(scopes), days, context(request))
+        created = await request.app[IDENTITY].create_api_token(
+            principal_of(request), name, set(scopes), days, context(request),
+            recorder(request, _created_token))
     except AuthError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
-    return web.json_response({**token_json(row), "token": plain}, status=201)
+    return _created_token(created).response()
 
 
 @requires("write")

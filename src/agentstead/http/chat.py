@@ -21,6 +21,7 @@ from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
 from .errors import ApiError
+from .idempotency import Reply, idempotent, recorder
 
 
 def _error(exc: ChatError) -> ApiError:
@@ -105,14 +106,19 @@ async def list_agents(request: web.Request) -> web.Response:
                               "next": rows[-1].created_at if len(rows) == limit else None})
 
 
+def _created_agent(agent: Agent) -> Reply:
+    return Reply(201, agent_json(agent))
+
+
 @requires("write")
+@idempotent
 async def create_agent(request: web.Request) -> web.Response:
     body = _agent_body(await json_body(request), create=True)
     try:
-        agent = await request.app[CHAT].create_agent(principal_of(request), body)
+        agent = await request.app[CHAT].create_agent(principal_of(request), body, recorder(request, _created_agent))
     except ChatError as exc:
         raise _error(exc) from None
-    return web.json_response(agent_json(agent), status=201)
+    return _created_agent(agent).response()
 
 
 @requires("read")
@@ -156,16 +162,22 @@ async def list_threads(request: web.Request) -> web.Response:
                               "next": rows[-1].updated_at if len(rows) == limit else None})
 
 
+def _created_thread(thread: Thread) -> Reply:
+    return Reply(201, thread_json(thread))
+
+
 @requires("write")
+@idempotent
 async def create_thread(request: web.Request) -> web.Response:
     body = v.document(await json_body(request), {"agent_id", "title"})
     agent_id = v.string(body, "agent_id", required=True, min_len=1, max_len=64)
     title = v.string(body, "title", max_len=200) or "New conversation"
     try:
-        thread = await request.app[CHAT].create_thread(principal_of(request), agent_id, title)
+        thread = await request.app[CHAT].create_thread(principal_of(request), agent_id, title,
+                                                       recorder(request, _created_thread))
     except ChatError as exc:
         raise _error(exc) from None
-    return web.json_response(thread_json(thread), status=201)
+    return _created_thread(thread).response()
 
 
 @requires("read")
@@ -174,11 +186,21 @@ async def get_thread(request: web.Request) -> web.Response:
         thread = await request.app[CHAT].get_thread(principal_of(request), request.match_info["id"])
     except ChatError as exc:
         raise _error(exc) from None
-    after = v.query_int(request.query.get("after"), "after", default=0, lo=0, hi=2**62)
-    limit = v.query_int(request.query.get("limit"), "limit", default=200, lo=1, hi=1000)
-    rows = await thread_store.messages(request.app[DB], thread.id, after_seq=after, limit=limit)
+    q = request.query
+    after = v.query_int(q.get("after"), "after", default=-1, lo=0, hi=2**62)   # -1: not given
+    before = v.query_int(q.get("before"), "before", default=-1, lo=1, hi=2**62)
+    after, before = (None if after < 0 else after), (None if before < 0 else before)
+    if after is not None and before is not None:
+        raise ApiError(400, "bad_request", "send after or before, not both")
+    limit = v.query_int(q.get("limit"), "limit", default=200, lo=1, hi=1000)
+    rows = await thread_store.page(request.app[DB], thread.id, after_seq=after, before_seq=before, limit=limit)
+    full = len(rows) == limit
+    if after is not None:   # paging forward from a seq
+        newer, older = full, bool(rows) and after > 0
+    else:                   # the newest page, or the page before a seq
+        newer, older = before is not None and bool(rows), full
     return web.json_response({**thread_json(thread), "messages": [message_json(m) for m in rows],
-                              "next": rows[-1].seq if len(rows) == limit else None})
+                              "next": rows[-1].seq if newer else None, "prev": rows[0].seq if older else None})
 
 
 @requires("write")
@@ -201,15 +223,21 @@ async def delete_thread(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _posted(run: run_store.Run) -> Reply:
+    return Reply(202, run_json(run), {"Location": f"/api/runs/{run.id}"})
+
+
 @requires("write")
+@idempotent
 async def post_message(request: web.Request) -> web.Response:
     body = v.document(await json_body(request), {"content"})
     content = v.string(body, "content", required=True, min_len=1, max_len=100_000)
     try:
-        run = await request.app[CHAT].post_message(principal_of(request), request.match_info["id"], content)
+        run = await request.app[CHAT].post_message(principal_of(request), request.match_info["id"], content,
+                                                   recorder(request, _posted))
     except ChatError as exc:
         raise _error(exc) from None
-    return web.json_response(run_json(run), status=202, headers={"Location": f"/api/runs/{run.id}"})
+    return _posted(run).response()
 
 
 # ---- runs ---------------------------------------------------------------------------

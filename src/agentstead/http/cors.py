@@ -12,8 +12,8 @@ from aiohttp import web
 
 from ..settings import Settings
 
-_HEADERS = ("Content-Type", "Authorization", "X-CSRF-Token", "X-Request-ID", "Last-Event-ID")
-_EXPOSED = ("X-Request-ID", "Retry-After")
+_HEADERS = ("Content-Type", "Authorization", "X-CSRF-Token", "X-Request-ID", "Last-Event-ID", "Idempotency-Key")
+_EXPOSED = ("X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed")
 
 
 def setup(app: web.Application, settings: Settings) -> None:

@@ -57,6 +57,22 @@ async def _check_database(app: web.Application) -> dict:
     return {"ok": True, "latency_ms": round(elapsed * 1000, 3)}
 
 
+def _check_writes(app: web.Application) -> dict:
+    """Recent write transactions (all of them, not only the probe's): failing while the
+    newest failed or 3+ of the window's did (10 % or more), degraded (still ready) while any did;
+    it clears by itself once writes go through again and the failures leave the window."""
+    health = app[DB].health
+    app[METRICS].set_writes(health)
+    report = health.report()
+    result = {"ok": report.state == "ok", "state": report.state, "writes": report.writes,
+              "failures": report.failures, "window_seconds": report.window}
+    if report.failures:
+        result["error"] = (f"{report.failures} of {report.writes} database writes failed in the last "
+                           f"{report.window:g} s" + (", the newest among them" if report.last_failed else "")
+                           + f"; last error: {report.last_error}")
+    return result
+
+
 async def _check_schema(app: web.Application) -> dict:
     expected = latest_version()
     try:
@@ -110,14 +126,16 @@ async def readiness(app: web.Application) -> dict:
     backups (degrade only). Served by /readyz and, for the admin page, /api/admin/health."""
     checks = {
         "database": await _check_database(app),
+        "writes": _check_writes(app),   # after the probe: its outcome counts too
         "schema": await _check_schema(app),
         "disk": _check_disk(app),
     }
     backup = await _check_backup(app)
     if backup is not None:
         checks["backup"] = backup
-    failing = sorted(name for name, check in checks.items() if not check["ok"] and name not in DEGRADE_ONLY)
-    degraded = sorted(name for name, check in checks.items() if not check["ok"] and name in DEGRADE_ONLY)
+    failing = sorted(name for name, check in checks.items() if not check["ok"] and name not in DEGRADE_ONLY
+                     and check.get("state") != "degraded")
+    degraded = sorted(name for name, check in checks.items() if not check["ok"] and name not in failing)
     status = "fail" if failing else "degraded" if degraded else "ok"
     return {"status": status, "failing": failing, "degraded": degraded, "checks": checks}
 
@@ -159,6 +177,7 @@ async def metrics(request: web.Request) -> web.Response:
             await _backup_report(request.app)  # refreshes the agentstead_backup_* gauges
         except Exception:
             log.exception("backup status for /metrics failed")
+    request.app[METRICS].set_writes(request.app[DB].health)
     try:
         await observe.refresh(request.app)   # disk, database files, active runs, usage by model
     except Exception:  # a scrape still gets every counter; the log says what failed

@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import logging
 import re
+import sqlite3
 import time
 import uuid
 
@@ -14,7 +15,9 @@ from aiohttp import web
 
 from ..keys import ACCESS_LOG, METRICS, SETTINGS
 from ..logs import request_id
+from ..store.write_health import is_write_failure
 from . import errors, storable
+
 
 
 def _now() -> str:
@@ -105,11 +108,20 @@ async def json_errors(request: web.Request, handler):
         log.info("client closed the connection before the response: %s %s", request.method,
                  _loggable_path(request))
         return web.Response(status=CLIENT_CLOSED)  # cannot reach the client; it is what we log
-    except Exception:
-        return _internal_error(request)
+    except Exception as exc:
+        return _internal_error(request, exc)
 
 
-def _internal_error(request: web.Request) -> web.Response:
+def _internal_error(request: web.Request, exc: BaseException | None = None) -> web.Response:
+    if isinstance(exc, sqlite3.Error) and is_write_failure(exc):
+        # The database failed (I/O, full disk, locked): a clean, retryable answer. A write
+        # may have reached the disk all the same (an fsync that failed after the WAL write),
+        # so the client is told to retry with the same Idempotency-Key, never to assume.
+        log.warning("database unavailable in %s %s: %s", request.method, _loggable_path(request), exc)
+        return errors.error_response(
+            503, "database_unavailable", "the database could not complete this request; it may or may "
+            "not have taken effect: retry it (a POST with the same Idempotency-Key)",
+            headers={"Retry-After": "1"})
     log.exception("unhandled error in %s %s", request.method, _loggable_path(request))
     return errors.error_response(500, "internal_error", "internal error; quote the request id when reporting it")
 

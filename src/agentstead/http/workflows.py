@@ -13,6 +13,7 @@ from .authn import principal_of
 from .bodies import json_body
 from .chat import run_json
 from .errors import ApiError
+from .idempotency import Reply, idempotent, recorder
 
 
 def _error(exc: WorkflowServiceError) -> ApiError:
@@ -40,15 +41,20 @@ async def list_workflows(request: web.Request) -> web.Response:
                               "next": rows[-1].created_at if len(rows) == limit else None})
 
 
+def _created(workflow: Workflow) -> Reply:
+    return Reply(201, workflow_json(workflow), {"Location": f"/api/workflows/{workflow.id}"})
+
+
 @requires("write")
+@idempotent
 async def create_workflow(request: web.Request) -> web.Response:
     definition = _definition(await json_body(request))
     try:
-        workflow = await request.app[WORKFLOWS].create(principal_of(request), definition)
+        workflow = await request.app[WORKFLOWS].create(principal_of(request), definition,
+                                                       recorder(request, _created))
     except WorkflowServiceError as exc:
         raise _error(exc) from None
-    return web.json_response(workflow_json(workflow), status=201,
-                             headers={"Location": f"/api/workflows/{workflow.id}"})
+    return _created(workflow).response()
 
 
 @requires("read")
@@ -79,14 +85,20 @@ async def delete_workflow(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _queued(run) -> Reply:
+    return Reply(202, run_json(run), {"Location": f"/api/runs/{run.id}"})
+
+
 @requires("write")
+@idempotent
 async def start_run(request: web.Request) -> web.Response:
     run_input: object = {}
-    if request.can_read_body:
+    if request.body_exists:   # (not can_read_body: an Idempotency-Key has read the body already)
         body = v.document(await json_body(request), {"input"})
         run_input = body.get("input", {})
     try:
-        run = await request.app[WORKFLOWS].start_run(principal_of(request), request.match_info["id"], run_input)
+        run = await request.app[WORKFLOWS].start_run(principal_of(request), request.match_info["id"], run_input,
+                                                     recorder(request, _queued))
     except WorkflowServiceError as exc:
         raise _error(exc) from None
-    return web.json_response(run_json(run), status=202, headers={"Location": f"/api/runs/{run.id}"})
+    return _queued(run).response()

@@ -18,6 +18,7 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from ..agents.tools import REGISTRY, Tool
+from .context import estimate, fit, schemas_tokens
 
 ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
 
@@ -89,14 +90,15 @@ def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, m
 
 
 def for_version(version, provider: dict, *, max_retries: int, timeout: float, execute_tool: ExecuteTool,
-                checkpointer, leave_out: frozenset[str] = frozenset()):
+                checkpointer, context_tokens: int | None, leave_out: frozenset[str] = frozenset()):
     """An agent version's graph on a provider: its model, instructions and tools (less
-    `leave_out`). Built once per version by the callers, who keep it (runner, workflow runs)."""
+    `leave_out`), sending at most `context_tokens` (context.py). Built once per version by
+    the callers, who keep it (runner, workflow runs)."""
     llm = chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
                      temperature=version.temperature, max_retries=max_retries, timeout=timeout)
     tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n not in leave_out]
     return build(llm=llm, instructions=version.instructions, tools=tools, execute_tool=execute_tool,
-                 checkpointer=checkpointer)
+                 checkpointer=checkpointer, context_tokens=context_tokens)
 
 
 def version_key(version, provider: dict) -> tuple:
@@ -104,11 +106,17 @@ def version_key(version, provider: dict) -> tuple:
     return (version.agent_id, version.version, provider["name"], provider["base_url"], provider["api_key"])
 
 
-def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer):
-    bound = llm.bind_tools([t.openai_schema() for t in tools]) if tools else llm
+def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer,
+          context_tokens: int | None = None):
+    """`context_tokens`: the prompt budget; each model call sends the instructions, the tools
+    and the newest messages that fit (context.py). None sends every message."""
+    schemas = [t.openai_schema() for t in tools]
+    bound = llm.bind_tools(schemas) if tools else llm
+    fixed = (estimate(instructions) if instructions else 0) + schemas_tokens(schemas)
 
     async def agent(state: MessagesState) -> dict:
-        prompt = ([SystemMessage(instructions)] if instructions else []) + state["messages"]
+        history = state["messages"] if context_tokens is None else fit(state["messages"], context_tokens - fixed)
+        prompt = ([SystemMessage(instructions)] if instructions else []) + history
         reply = await bound.ainvoke(prompt)
         return {"messages": [reply]}
 

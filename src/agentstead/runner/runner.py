@@ -42,8 +42,11 @@ from ..store import events as event_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store.db import Database, Statement, checkpoint_saver, execute_statements
+from . import context
 from . import graph as graphs
+from .endings import Endings
 from .failures import RunFailure, failure_of
+from .watchdog import Leases
 from .workflow_run import WorkflowRuns
 
 log = logging.getLogger("agentstead.runner")
@@ -85,11 +88,35 @@ DELTA_GAP = 0.05   # seconds: at most one streamed delta per run per 50 ms (20 a
 _EXECUTE_TOOL = "__agentstead_execute_tool"  # "__": never copied into checkpoint metadata
 
 
-def _starting(conn, run: run_store.Run, default_budget: int):
+HISTORY_PAGE = 100     # messages read at a time, newest first, until the prompt budget is covered
+HISTORY_MAX = 5000     # and never more than this many (a thread of empty messages)
+
+
+def _history(conn, run: run_store.Run, tokens: int) -> list[thread_store.Message]:
+    """The part of the run's thread its model calls can use: the newest messages up to its
+    input that cover `tokens` (context.py), then what the run stored since. Indexed range
+    reads: the cost follows the budget, not the thread's length."""
+    upto = thread_store.seq_of_sync(conn, run.input_message_id) if run.input_message_id else None
+    own = thread_store.run_messages_after_sync(conn, run.thread_id, upto, run.id) if upto is not None else []
+    used = sum(context.estimate(m.content, m.tool_calls) for m in own)
+    window: list[thread_store.Message] = []
+    before = upto + 1 if upto is not None else None
+    while used < tokens and len(window) < HISTORY_MAX:
+        page = thread_store.newest_sync(conn, run.thread_id, before_seq=before, limit=HISTORY_PAGE)
+        window += page
+        used += sum(context.estimate(m.content, m.tool_calls) for m in page)
+        if len(page) < HISTORY_PAGE:
+            break
+        before = page[-1].seq
+    return window[::-1] + own
+
+
+def _starting(conn, run: run_store.Run, default_budget: int, providers: dict):
     """Everything a chat run reads before it starts, in one hop to a reader."""
-    return (agent_store.version_sync(conn, run.agent_id, run.agent_version),
-            run_store.budget_sync(conn, run.owner_id, default_budget),
-            thread_store.messages_sync(conn, run.thread_id))
+    version = agent_store.version_sync(conn, run.agent_id, run.agent_version)
+    provider = providers.get(version.provider) if version is not None else None
+    tokens = context.budget_of(provider, version.model, provider["context_default"]) if provider else 0
+    return version, run_store.budget_sync(conn, run.owner_id, default_budget), _history(conn, run, tokens)
 
 
 def why_not(version, providers: dict, budget: tuple[int, int]) -> RunFailure | None:
@@ -112,14 +139,14 @@ def over_budget(budget: tuple[int, int]) -> RunFailure | None:
     return None
 
 
-def start_in(conn, run: run_store.Run, default_budget: int, providers: dict):
+def start_in(conn, run: run_store.Run, default_budget: int, providers: dict, lease: run_store.Lease):
     """In the transaction that queues a run (Runner.reserve gave it a slot): start it there
     too when nothing stands in its way, and return what it read; None leaves it queued
     (the runner then starts it, or fails it with the reason, as any other)."""
-    version, budget, history = _starting(conn, run, default_budget)
+    version, budget, history = _starting(conn, run, default_budget, providers)
     if why_not(version, providers, budget) is not None:
         return None
-    execute_statements(conn, [run_store.status_statement(run.id, "running", started=True),
+    execute_statements(conn, [run_store.status_statement(run.id, "running", started=True, lease=lease),
                               run_store.count_run_statement(run)])
     return version, budget, history
 
@@ -169,12 +196,12 @@ def _succeeded(conn, run: run_store.Run, statements: list[Statement], final: tup
     return ended, stored, run_store.tokens_of_sync(conn, run.id)
 
 
-def _resuming(conn, run_id: str, answer: str | None) -> str | None:
+def _resuming(conn, run_id: str, answer: str | None, lease: run_store.Lease) -> str | None:
     """A run resumes: back to running and, with a human's answer, the run's open
     `ask_human` call recorded as answered in the same transaction (the run finds it
     there, so an answer once acknowledged survives a crash before the run gets to it).
     Returns that call's id, or None."""
-    execute_statements(conn, [run_store.status_statement(run_id, "running", started=True)])
+    execute_statements(conn, [run_store.status_statement(run_id, "running", started=True, lease=lease)])
     call = run_store.open_call_sync(conn, run_id, ASK_HUMAN) if answer is not None else None
     if call is None:
         return None
@@ -184,10 +211,11 @@ def _resuming(conn, run_id: str, answer: str | None) -> str | None:
 
 
 def _cancel_idle(conn, run_id: str) -> bool:
-    """Cancel a run that has no task (queued, waiting or interrupted); False when it is
-    no longer in one of those states."""
+    """Cancel a run that has no task here: queued, waiting, interrupted, or running with its
+    task gone (a row the watchdog would settle once its lease runs out). False when it
+    has finished."""
     row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-    if row is None or row[0] not in ("queued", "waiting_for_input", "interrupted"):
+    if row is None or row[0] not in ("queued", "running", "waiting_for_input", "interrupted"):
         return False
     execute_statements(conn, [run_store.status_statement(run_id, "cancelled", finished=True),
                               run_store.steps_ended_statement(run_id, "cancelled"),   # a workflow's waiting approval
@@ -212,7 +240,9 @@ class Runner:
         self.db = db
         self.bus = bus
         self.settings = settings
-        self.providers = {p["name"]: p for p in settings.llm_providers}
+        # Each provider with the prompt budget for its models that set none (context.py).
+        self.providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens}
+                          for p in settings.llm_providers}
         self.tasks: dict[str, asyncio.Task] = {}
         self.live: dict[str, _Live] = {}
         self.per_user: Counter[str] = Counter()
@@ -225,6 +255,8 @@ class Runner:
         self._backlog = True   # runs may be queued that the scheduler has not launched
         self._reserved = 0     # slots held for runs being queued (reserve)
         self.workflows = WorkflowRuns(self)  # workflow runs: their own module, same lifecycle
+        self.endings = Endings()     # runs' last transactions, kept until written (endings.py)
+        self.leases = Leases(self, settings.run_lease_seconds)   # and the watchdog (watchdog.py)
 
     # ---- lifecycle -------------------------------------------------------------
 
@@ -237,6 +269,9 @@ class Runner:
             if run is not None:
                 await self.publish(run, ev.RunInterrupted(run.id, run.thread_id))
         await self.workflows.start()  # approvals waiting with a timeout get their deadlines back
+        self.endings.start()
+        self.db.health.on_recovery(self.endings.wake)   # writes work again: kept endings go now
+        self.leases.start()
         self._loop_task = asyncio.create_task(self._scheduler(), name="run-scheduler")
         self.wake()
 
@@ -253,6 +288,8 @@ class Runner:
         for task in list(self.tasks.values()):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.leases.stop()
+        await self.endings.stop()   # endings still unwritten: their rows say running; the next start interrupts them
 
     def wake(self) -> None:
         self._wake.set()
@@ -329,8 +366,7 @@ class Runner:
         event = ev.MessageDelta(run.id, run.thread_id, "".join(live.pending))
         live.pending.clear()
         live.sent_at = asyncio.get_running_loop().time()
-        self.bus.publish_nowait(f"runs/{run.id}", event)
-        live.inflight = self.bus.publish_nowait(f"threads/{run.thread_id}", event)
+        live.inflight = self.bus.publish_nowait((f"runs/{run.id}", f"threads/{run.thread_id}"), event)
         live.inflight.add_done_callback(lambda _: self._pump(run, live))
 
     def _flush_deltas(self, run: run_store.Run) -> None:
@@ -423,7 +459,12 @@ class Runner:
     # ---- control from the API ------------------------------------------------
 
     async def cancel(self, run: run_store.Run) -> bool:
-        """Cancel a queued, running or waiting run. False when it already finished."""
+        """Cancel a run in any state but a final one: queued, running (with its task here or
+        not), waiting or interrupted. False when it had finished. A run whose task ended
+        but whose end is not written yet (endings.py) gets that end written now instead:
+        it had finished; a database that still refuses it raises."""
+        if await self.endings.settle_now(run.id):
+            return True
         task = self.tasks.get(run.id)
         if task is not None:
             task.cancel()
@@ -431,15 +472,21 @@ class Runner:
                 await task
             return True
         # No task: the status check and the change are one transaction (_cancel_idle).
-        return await self.commit(run, _cancel_idle, run.id,
-                                 events=lambda ok: [ev.RunCancelled(run.id, run.thread_id)] if ok else [])
+        cancelled = await self.commit(run, _cancel_idle, run.id,
+                                      events=lambda ok: [ev.RunCancelled(run.id, run.thread_id)] if ok else [])
+        task = self.tasks.get(run.id)
+        if cancelled and task is not None:   # the scheduler launched it meanwhile: stop that too
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        return cancelled
 
     async def resume(self, run: run_store.Run, answer: Any) -> run_store.Run:
         """Resume an interrupted run, or a waiting one with the human's answer (a chat
         run's answer is durable, as its question's result, when this returns). Returns
         the run as its resume left it."""
         text = answer if run.kind != "workflow" and isinstance(answer, str) else None
-        await self.commit(run, _resuming, run.id, text,
+        await self.commit(run, _resuming, run.id, text, self.leases.lease(),
                           events=lambda call: [ev.ToolResult(run.id, run.thread_id, call, ASK_HUMAN, True, text)]
                           if call else [])
         fresh = await run_store.get(self.db, run.id)
@@ -457,6 +504,8 @@ class Runner:
             async with asyncio.timeout(self.settings.run_timeout_seconds):
                 await self._execute(run, resume=resume, resumed=resumed, started=started)
         except asyncio.CancelledError:
+            # The endings are written whatever the database does (endings.py): tried here,
+            # else kept and written by the settler; a second cancel leaves them to it.
             if self._stopping:
                 await asyncio.shield(self._finish_interrupted(run))
             else:
@@ -480,7 +529,8 @@ class Runner:
 
     async def _execute(self, run: run_store.Run, *, resume: Any, resumed: bool, started=None) -> None:
         """`started`: what the run's queuing transaction read when it also started the run."""
-        version, budget, history = started or await self.db.read_sync(_starting, run, self.settings.daily_token_budget)
+        version, budget, history = started or await self.db.read_sync(_starting, run, self.settings.daily_token_budget,
+                                                                      self.providers)
         failure = why_not(version, self.providers, budget)
         if failure is not None:
             raise failure
@@ -498,7 +548,7 @@ class Runner:
                     and not last.tool_calls:   # the reply was stored; only the run's end was cut off
                 graph_input = None
         if started is None:      # not started by its queuing transaction: start it here
-            statements = [run_store.status_statement(run.id, "running", started=True)]
+            statements = [run_store.status_statement(run.id, "running", started=True, lease=self.leases.lease())]
             if not resumed:
                 statements.append(run_store.count_run_statement(run))
             elif resume is None:  # rebuilt from its messages: an older checkpoint must not be read
@@ -511,11 +561,12 @@ class Runner:
             return       # waiting for a human
         live = self.live[run.id]
         final, live.final = live.final, None
-        await self.commit(run, _succeeded, run, [run_store.status_statement(run.id, "succeeded", finished=True),
-                                                 *run_store.drop_checkpoints_statements(thread),
-                                                 self._compact_statement(run)], final,
-                          events=lambda result: self._created(run, result[1])
-                          + [ev.RunSucceeded(run.id, run.thread_id, *result[2])] if result[0] else [])
+        statements = [run_store.status_statement(run.id, "succeeded", finished=True),
+                      *run_store.drop_checkpoints_statements(thread), self._compact_statement(run)]
+        await self.endings.write(run.id, lambda: self.commit(
+            run, _succeeded, run, statements, final,
+            events=lambda result: self._created(run, result[1])
+            + [ev.RunSucceeded(run.id, run.thread_id, *result[2])] if result[0] else []))
 
     async def _run_graph(self, run: run_store.Run, version, provider: dict, thread: str, graph_input: Any, *,
                          fresh: bool, known: set[str]) -> bool:
@@ -572,7 +623,9 @@ class Runner:
             graph = graphs.for_version(version, provider, max_retries=self.settings.llm_max_retries,
                                        timeout=self.settings.llm_timeout_seconds,
                                        execute_tool=_execute_tool_of_run,
-                                       checkpointer=self._saver if ASK_HUMAN in version.tools else None)
+                                       checkpointer=self._saver if ASK_HUMAN in version.tools else None,
+                                       context_tokens=context.budget_of(provider, version.model,
+                                                                        provider["context_default"]))
             if len(self._graphs) >= 256:
                 self._graphs.pop(next(iter(self._graphs)))
             self._graphs[key] = graph
@@ -580,7 +633,7 @@ class Runner:
 
     @staticmethod
     def _compact_statement(run: run_store.Run):
-        return event_store.compact_deltas_statement(run.id, (f"runs/{run.id}", f"threads/{run.thread_id}"))
+        return event_store.compact_deltas_statement(run.id)
 
     async def _store(self, run: run_store.Run, message: BaseMessage, known: set[str]) -> None:
         """Store a message of the run once (ids are stable across resume), with its event."""
@@ -641,8 +694,9 @@ class Runner:
         live = self.live.get(run.id)
         final = live.final if live else None
         partial = "".join(live.partial) if live and keep_partial else ""
-        await self.commit(run, _end, run, statements, final, partial,
-                          events=lambda ended: self._created(run, ended[1]) + [event] if ended[0] else [])
+        await self.endings.write(run.id, lambda: self.commit(
+            run, _end, run, statements, final, partial,
+            events=lambda ended: self._created(run, ended[1]) + [event] if ended[0] else []))
 
     @staticmethod
     def _created(run: run_store.Run, stored: thread_store.Message | None) -> list[ev.Event]:

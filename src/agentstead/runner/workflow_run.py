@@ -37,6 +37,7 @@ from .. import timeutil
 from ..timeutil import now_iso
 from ..workflows.compile import StepError, StepFailed, WorkflowError, compile_workflow, initial_state, reason_of
 from ..workflows.definition import AgentStep, ApprovalStep, Definition, ParallelStep, Step, ToolStep
+from . import context
 from . import graph as graphs
 from .failures import RunFailure, failure_of
 from .step_journal import Finished, Journal, StepSaver
@@ -138,7 +139,9 @@ class WorkflowRuns:
             async with asyncio.timeout(r.settings.run_timeout_seconds):
                 await self._execute(run, resume=resume, resumed=resumed)
         except asyncio.CancelledError:
-            await asyncio.shield(self._finish_stopped(run, interrupted=r._stopping))
+            # Endings are written whatever the database does (endings.py).
+            interrupted = r._stopping
+            await asyncio.shield(r.endings.write(run.id, lambda: self._finish_stopped(run, interrupted=interrupted)))
             raise
         except BaseException as exc:  # every failure ends as a failed row with a reason
             failure = self.failure_of(exc)
@@ -146,7 +149,7 @@ class WorkflowRuns:
                 log.exception("workflow run failed", extra={"run_id": run.id})
             else:
                 log.warning("workflow run failed", extra={"run_id": run.id, "code": failure.code})
-            await asyncio.shield(self._finish_failed(run, failure))
+            await asyncio.shield(r.endings.write(run.id, lambda: self._finish_failed(run, failure)))
 
     @staticmethod
     def failure_of(exc: BaseException) -> RunFailure:
@@ -176,7 +179,7 @@ class WorkflowRuns:
             journal.started_at[row.step] = (row.started_at, time.perf_counter())
         await r.check_budget(run)
         async with r.db.write() as conn:
-            await run_store.set_status(conn, run.id, "running", started=True)
+            await run_store.set_status(conn, run.id, "running", started=True, lease=r.leases.lease())
             if not resumed:
                 await run_store.count_run(conn, run)
         await r.publish(run, ev.RunStarted(run.id, None, resumed))
@@ -199,6 +202,11 @@ class WorkflowRuns:
                 await self._waiting(state, chunk["__interrupt__"][0].value)
                 return
         outputs = (await graph.aget_state(config)).values.get("outputs", {})
+        await r.endings.write(run.id, lambda: self._succeeded(run, journal, outputs))
+
+    async def _succeeded(self, run: run_store.Run, journal: Journal, outputs: dict) -> None:
+        """The end of a run that succeeded (safe to write again: endings.py)."""
+        r = self.runner
         async with r.db.write() as conn:
             taken = await journal.write(conn)
             await run_store.set_output(conn, run.id, outputs)
@@ -257,7 +265,11 @@ class WorkflowRuns:
         self._deadlines[run_id] = loop.call_later(max(0.0, timeout - waited), expire)
 
     async def _expire(self, run_id: str, step: str, started_at: str, timeout: float) -> None:
-        """Nobody answered in time: the run fails, unless it was answered or cancelled meanwhile."""
+        """Nobody answered in time: the run fails (written whatever the database does meanwhile:
+        endings.py), unless it was answered or cancelled meanwhile."""
+        await self.runner.endings.write(run_id, lambda: self._expire_once(run_id, step, started_at, timeout))
+
+    async def _expire_once(self, run_id: str, step: str, started_at: str, timeout: float) -> None:
         r = self.runner
         error = f"no answer within {timeout:g} s"
         finished_at = timeutil.now_iso()
@@ -394,6 +406,7 @@ class WorkflowRuns:
             graph = graphs.for_version(
                 version, provider, max_retries=r.settings.llm_max_retries,
                 timeout=r.settings.llm_timeout_seconds, checkpointer=False,
+                context_tokens=context.budget_of(provider, version.model, provider["context_default"]),
                 leave_out=frozenset({ASK_HUMAN}),
                 execute_tool=lambda call: self._agent_tool(_CURRENT.get().run, call, ctx, allowed))
             _remember(self._agent_graphs, key, graph)

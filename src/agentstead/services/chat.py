@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from typing import Any, Callable
 
 from ..agents.tools import REGISTRY
 from ..auth.access import Principal
@@ -15,8 +16,12 @@ from ..settings import Settings
 from ..store import agents as agent_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
-from ..store.db import Database
+from ..store.db import Database, in_thread
 from ..timeutil import now_iso
+
+# Called inside a change's transaction with its result: stores the request's Idempotency-Key
+# and response (http/idempotency.py recorder).
+Record = Callable[[Any, Any], None]
 
 
 class ChatError(Exception):
@@ -25,9 +30,10 @@ class ChatError(Exception):
         self.status, self.code, self.message, self.pointer = status, code, message, pointer
 
 
-def _post_message(conn, owner_id: str, thread_id: str, content: str, start):
+def _post_message(conn, owner_id: str, thread_id: str, content: str, start, record: Record | None):
     """In the writer's thread (Bus.commit): the checks, the message and the run; with
-    `start` (the runner reserved a slot) the run's start too (runner.start_in)."""
+    `start` (the runner reserved a slot) the run's start too (runner.start_in); with
+    `record`, the request's Idempotency-Key and response (http/idempotency.py)."""
     thread = thread_store.get_owned_sync(conn, thread_id, owner_id)
     if thread is None:
         raise ChatError(404, "not_found", "no such thread")
@@ -44,14 +50,19 @@ def _post_message(conn, owner_id: str, thread_id: str, content: str, start):
     started = start_in(conn, run, *start) if start is not None else None
     if started is not None:
         run = dataclasses.replace(run, status="running", started_at=run.created_at)
+    if record is not None:
+        record(conn, run)
     return run, started
 
 
-def _create_thread(conn, owner_id: str, agent_id: str, title: str) -> thread_store.Thread:
+def _create_thread(conn, owner_id: str, agent_id: str, title: str, record: Record | None) -> thread_store.Thread:
     """In the writer's thread (Bus.commit): the agent's check and the thread."""
     if agent_store.get_owned_sync(conn, agent_id, owner_id) is None:
         raise ChatError(422, "validation_failed", "no such agent", "/agent_id")
-    return thread_store.create_sync(conn, owner_id, agent_id, title)
+    thread = thread_store.create_sync(conn, owner_id, agent_id, title)
+    if record is not None:
+        record(conn, thread)
+    return thread
 
 
 def _delete_thread(conn, thread_id: str) -> run_store.Run | bool:
@@ -111,12 +122,15 @@ class ChatService:
         fields["tools"] = tuple(dict.fromkeys(fields["tools"]))
         return fields
 
-    async def create_agent(self, p: Principal, body: dict) -> agent_store.Agent:
+    async def create_agent(self, p: Principal, body: dict, record: Record | None = None) -> agent_store.Agent:
         fields = self._fields(body, {**AGENT_DEFAULTS, "provider": None, "model": None})
         agent_id = str(uuid.uuid4())
         async with self.db.write() as conn:
             await agent_store.create(conn, agent_id, p.user_id, fields)
-        return await self.get_agent(p, agent_id)
+            agent = await agent_store.get_owned(conn, agent_id, p.user_id)
+            if record is not None:
+                await in_thread(conn, record, agent)
+        return agent
 
     async def get_agent(self, p: Principal, agent_id: str) -> agent_store.Agent:
         agent = await agent_store.get(self.db, agent_id, p.user_id)
@@ -144,11 +158,12 @@ class ChatService:
 
     # ---- threads and messages -------------------------------------------------
 
-    async def create_thread(self, p: Principal, agent_id: str, title: str) -> thread_store.Thread:
+    async def create_thread(self, p: Principal, agent_id: str, title: str,
+                            record: Record | None = None) -> thread_store.Thread:
         """The thread and its thread.created (on the owner's users/{id} only: nobody can
         follow the thread's own topic yet) in one transaction."""
         return await self.bus.commit(
-            _create_thread, p.user_id, agent_id, title,
+            _create_thread, p.user_id, agent_id, title, record,
             events=lambda t: [(f"users/{t.owner_id}", ev.ThreadCreated(t.id, t.agent_id, t.title, t.created_at))])
 
     async def get_thread(self, p: Principal, thread_id: str) -> thread_store.Thread:
@@ -182,14 +197,16 @@ class ChatService:
             return
         raise ChatError(409, "run_in_progress", "runs keep starting in this thread: try the delete again")
 
-    async def post_message(self, p: Principal, thread_id: str, content: str) -> run_store.Run:
+    async def post_message(self, p: Principal, thread_id: str, content: str,
+                           record: Record | None = None) -> run_store.Run:
         """The user's message, a queued run and run.queued: one transaction. When the runner
         has a slot for it, the same transaction starts the run (run.started) too."""
         runner = self.runner
-        start = (self.settings.daily_token_budget, runner.providers) if runner.reserve(p.user_id) else None
+        start = (self.settings.daily_token_budget, runner.providers, runner.leases.lease()) \
+            if runner.reserve(p.user_id) else None
         try:
             run, started = await self.bus.commit(
-                _post_message, p.user_id, thread_id, content, start,
+                _post_message, p.user_id, thread_id, content, start, record,
                 events=lambda result: runner.announce(result[0], [ev.RunQueued(result[0].id, result[0].thread_id,
                                                                                result[0].agent_id)]
                                                       + ([ev.RunStarted(result[0].id, result[0].thread_id, False)]
@@ -219,6 +236,9 @@ class ChatService:
         if run.status not in run_store.ACTIVE + ("interrupted",):
             raise ChatError(409, "run_finished", f"the run is already {run.status}")
         await self.runner.cancel(run)
+        if run_id in self.runner.endings.pending:
+            raise ChatError(503, "database_unavailable", "the run has stopped; the database could not record it "
+                            "yet and it will as soon as writes work again")
         return await self.get_run(p, run_id)
 
     async def resume_run(self, p: Principal, run_id: str, answer: str | dict | None) -> run_store.Run:

@@ -33,7 +33,7 @@ from ..store import audit as audit_store
 from ..store import logins as login_store
 from ..store import sessions as session_store
 from ..store import users as user_store
-from ..store.db import Database
+from ..store.db import Database, in_thread
 from ..timeutil import iso, later_iso, now, now_iso, parse
 
 log = logging.getLogger("agentstead.identity")
@@ -523,7 +523,8 @@ class IdentityService:
     # ---- API tokens ----------------------------------------------------------
 
     async def create_api_token(self, principal: Principal, name: str, scopes: set[str], expires_in_days: int | None,
-                               ctx: Context) -> tuple[token_store.ApiToken, str]:
+                               ctx: Context, record=None) -> tuple[token_store.ApiToken, str]:
+        """`record(conn, (row, plain))`: the request's Idempotency-Key and response, in the same transaction."""
         user = await self.user(principal.user_id)
         assert user is not None
         if not token_scopes_allowed(user.role, scopes) or not expand(scopes) <= principal.scopes:
@@ -541,6 +542,8 @@ class IdentityService:
             await audit_store.append(conn, audit_store.Record(
                 "token.created", actor_id=user.id, target=row.id, ip=ctx.ip, user_agent=ctx.user_agent,
                 details={"name": name, "scopes": list(row.scopes), "expires_at": row.expires_at}))
+            if record is not None:
+                await in_thread(conn, record, (row, plain))
         await self.notify(f"users/{user.id}", ev.TokenCreated(row.id, name, list(row.scopes)))
         return row, plain
 

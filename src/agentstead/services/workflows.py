@@ -5,7 +5,7 @@ versions of the agents it names when they are queued. Every query is scoped by o
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 from ..agents.tools import ASK_HUMAN, REGISTRY
 from ..auth.access import Principal
@@ -13,7 +13,7 @@ from ..bus.bus import Bus
 from ..runner.runner import Runner
 from ..store import runs as run_store
 from ..store import workflows as workflow_store
-from ..store.db import Database
+from ..store.db import Database, in_thread
 from ..timeutil import now_iso
 from ..workflows.definition import AgentStep, Definition
 from ..workflows.validate import validate, validate_input
@@ -21,6 +21,9 @@ from ..workflows.validate import validate, validate_input
 # What a tool step may call: every registered tool that runs on its own (ask_human
 # pauses a chat for a person; in a workflow an approval step does that).
 WORKFLOW_TOOLS = frozenset(name for name, tool in REGISTRY.items() if name != ASK_HUMAN and tool.run is not None)
+
+
+Record = Callable[[Any, Any], None]   # http/idempotency.py recorder: called inside the change's transaction
 
 
 class WorkflowServiceError(Exception):
@@ -48,12 +51,16 @@ class WorkflowService:
         if problems:
             raise _invalid(problems, "/definition")
 
-    async def create(self, p: Principal, definition: Any) -> workflow_store.Workflow:
+    async def create(self, p: Principal, definition: Any, record: Record | None = None) -> workflow_store.Workflow:
+        """`record`: the request's Idempotency-Key and response, in the same transaction."""
         workflow_id = str(uuid.uuid4())
         async with self.db.write() as conn:
             await self._check(conn, p, definition)
             await workflow_store.create(conn, workflow_id, p.user_id, definition)
-        return await self.get(p, workflow_id)
+            workflow = await workflow_store.get_owned(conn, workflow_id, p.user_id)
+            if record is not None:
+                await in_thread(conn, record, workflow)
+        return workflow
 
     async def get(self, p: Principal, workflow_id: str) -> workflow_store.Workflow:
         workflow = await workflow_store.get(self.db, workflow_id, p.user_id)
@@ -80,14 +87,15 @@ class WorkflowService:
                 raise WorkflowServiceError(404, "not_found", "no such workflow")
             await workflow_store.soft_delete(conn, workflow_id)
 
-    async def start_run(self, p: Principal, workflow_id: str, run_input: Any) -> run_store.Run:
+    async def start_run(self, p: Principal, workflow_id: str, run_input: Any,
+                        record: Record | None = None) -> run_store.Run:
         """A queued run of the current version and its run.queued: one transaction."""
-        run = await self.runner.queue(_queue_run, p.user_id, workflow_id, run_input)
+        run = await self.runner.queue(_queue_run, p.user_id, workflow_id, run_input, record)
         self.runner.submit(run)
         return run
 
 
-def _queue_run(conn, owner_id: str, workflow_id: str, run_input: Any) -> run_store.Run:
+def _queue_run(conn, owner_id: str, workflow_id: str, run_input: Any, record: Record | None) -> run_store.Run:
     """In the writer's thread: the checks, then the queued run (a WorkflowServiceError
     writes nothing). The run pins the current version of every agent it names."""
     workflow = workflow_store.get_owned_sync(conn, workflow_id, owner_id)
@@ -110,4 +118,6 @@ def _queue_run(conn, owner_id: str, workflow_id: str, run_input: Any) -> run_sto
                         None, now_iso(), None, None, kind="workflow", workflow_id=workflow.id,
                         workflow_version=workflow.current.version, input=dict(run_input), pins=pins)
     conn.execute(*run_store.create_statement(run))
+    if record is not None:
+        record(conn, run)
     return run

@@ -27,6 +27,8 @@ from typing import AsyncIterator, Callable, TypeVar
 
 import aiosqlite
 
+from .write_health import WriteHealth, is_write_failure
+
 
 def pragmas(busy_timeout_ms: int, *, readonly: bool) -> list[str]:
     """The pragmas every connection gets, in the order they must run."""
@@ -68,10 +70,14 @@ def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], args: tuple)
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = fn(conn, *args)
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # Also when COMMIT failed (an I/O error may leave the transaction open): a
+        # transaction left open on the writer would fail every later BEGIN.
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
     return result
 
 
@@ -81,8 +87,10 @@ INLINE_BUDGET = 0.002  # seconds a read may hold the event loop before it moves 
 class Database:
     """Owns the writer connection and the reader pool of one SQLite file."""
 
-    def __init__(self, path: Path, *, readers: int = 4, busy_timeout_ms: int = 5000):
+    def __init__(self, path: Path, *, readers: int = 4, busy_timeout_ms: int = 5000,
+                 health_window: float = 30.0):
         self.path = Path(path)
+        self.health = WriteHealth(health_window)   # outcomes of recent writes (/readyz, /metrics, the runner)
         self._n_readers = readers
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
@@ -135,14 +143,19 @@ class Database:
         """
         assert self._writer is not None, "database is not open"
         async with self._write_lock:
-            await self._begin()
             try:
-                yield self._writer
-            except BaseException:
-                await self._control("ROLLBACK")
+                await self._begin()
+                try:
+                    yield self._writer
+                    await self._control("COMMIT")
+                except BaseException:
+                    await self._abandon()
+                    raise
+            except BaseException as exc:
+                if is_write_failure(exc):
+                    self.health.failed(exc)
                 raise
-            else:
-                await self._control("COMMIT")
+            self.health.succeeded()
 
     async def transact(self, fn: Callable[..., T], *args) -> T:
         """`fn(sqlite3_connection, *args)` as one write transaction in ONE round trip to
@@ -154,12 +167,18 @@ class Database:
         async with self._write_lock:
             done = asyncio.ensure_future(self._writer._execute(_in_transaction, self._writer._conn, fn, args))
             try:
-                return await asyncio.shield(done)
+                result = await asyncio.shield(done)
             except asyncio.CancelledError:
                 # The thread finishes the transaction either way; hold the lock until it has.
                 with contextlib.suppress(Exception):
                     await done
                 raise
+            except Exception as exc:
+                if is_write_failure(exc):
+                    self.health.failed(exc)
+                raise
+            self.health.succeeded()
+            return result
 
     async def read_sync(self, fn: Callable[..., T], *args) -> T:
         """`fn(sqlite3_connection, *args)` on a pooled read-only connection, one round trip."""
@@ -176,6 +195,13 @@ class Database:
         except asyncio.CancelledError:
             await done
             raise
+
+    async def _abandon(self) -> None:
+        """Roll back whatever transaction is open on the writer (after a failed statement or
+        COMMIT); a failing ROLLBACK is logged by the caller's error, not raised over it."""
+        if self._writer is not None and self._writer.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                await self._control("ROLLBACK")
 
     async def _begin(self) -> None:
         try:

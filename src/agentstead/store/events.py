@@ -1,14 +1,20 @@
-"""SQL for the event log."""
+"""SQL for the event log: one row per event, linked to each of its topics.
+
+`events` holds an event once (seq, type, data, at); `event_topics` links it to
+every topic it was published on by the topic's integer id (`topics`). A topic's
+replay reads its links in seq order (primary key (topic, seq)) and joins the
+events; retention deletes by seq. Deleting an event deletes its links (trigger,
+migration 0006).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import sqlite3
-from typing import Iterable
+from typing import Iterable, Sequence
 
-
-from .db import Database, Statement, fetch_all, fetch_one
+from .db import Database, Statement, fetch_all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,29 +26,50 @@ class StoredEvent:
     at: str
 
 
-def append_rows(conn: sqlite3.Connection, rows: list[tuple[str, str, str, str]]) -> int:
-    """Insert (topic, type, data_json, at) rows; returns the first seq. Runs inside
-    `Database.transact` (the writer's thread, one round trip for the whole batch).
+def _topic_ids(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
+    """Ids of these topics, created when new (in the caller's write transaction)."""
+    ids: dict[str, int] = {}
+    for name in names:
+        if name in ids:
+            continue
+        row = conn.execute("SELECT id FROM topics WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            row = conn.execute("INSERT INTO topics (name) VALUES (?) RETURNING id", (name,)).fetchone()
+        ids[name] = row[0]
+    return ids
+
+
+def append_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Sequence[str], str, str, str]]) -> int:
+    """Insert (topics, type, data_json, at) events, each once, linked to its topics; returns
+    the first seq. Runs inside `Database.transact` (the writer's thread, one round trip).
 
     One writer and AUTOINCREMENT make the batch's sequence numbers contiguous."""
-    conn.executemany("INSERT INTO events (topic, type, data, at) VALUES (?, ?, ?, ?)", rows)
+    conn.executemany("INSERT INTO events (type, data, at) VALUES (?, ?, ?)", [r[1:] for r in rows])
     last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
-    return last - len(rows) + 1
+    first = last - len(rows) + 1
+    ids = _topic_ids(conn, (t for r in rows for t in r[0]))
+    conn.executemany("INSERT INTO event_topics (topic, seq) VALUES (?, ?)",
+                     [(ids[t], first + i) for i, r in enumerate(rows) for t in dict.fromkeys(r[0])])
+    return first
 
 
 def _event(row) -> StoredEvent:
     return StoredEvent(row[0], row[1], row[2], json.loads(row[3]), row[4])
 
 
+_SELECT = ("SELECT e.seq, t.name, e.type, e.data, e.at FROM topics t "
+           "JOIN event_topics et ON et.topic = t.id JOIN events e ON e.seq = et.seq ")
+
+
 async def after(db: Database, topics: Iterable[str], seq: int, *, limit: int) -> list[StoredEvent]:
-    """Events on exact topics with seq > `seq`, oldest first."""
+    """Events on exact topics with seq > `seq`, oldest first (an event on two of them comes
+    once per topic)."""
     topics = list(topics)
     marks = ",".join("?" * len(topics))
     async with db.read() as conn:
         return [_event(r) for r in await fetch_all(
-            conn,
-                f"SELECT seq, topic, type, data, at FROM events WHERE topic IN ({marks}) AND seq > ? "
-                "ORDER BY seq LIMIT ?", (*topics, seq, limit))]
+            conn, _SELECT + f"WHERE t.name IN ({marks}) AND et.seq > ? ORDER BY et.seq, t.name LIMIT ?",
+            (*topics, seq, limit))]
 
 
 async def after_prefix(db: Database, prefix: str, seq: int, *, limit: int) -> list[StoredEvent]:
@@ -50,9 +77,8 @@ async def after_prefix(db: Database, prefix: str, seq: int, *, limit: int) -> li
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     async with db.read() as conn:
         return [_event(r) for r in await fetch_all(
-            conn,
-                "SELECT seq, topic, type, data, at FROM events WHERE topic LIKE ? ESCAPE '\\' AND seq > ? "
-                "ORDER BY seq LIMIT ?", (pattern, seq, limit))]
+            conn, _SELECT + "WHERE t.name LIKE ? ESCAPE '\\' AND et.seq > ? ORDER BY et.seq, t.name LIMIT ?",
+            (pattern, seq, limit))]
 
 
 async def head(db: Database) -> int:
@@ -65,22 +91,39 @@ async def floor(db: Database) -> int:
     return (await db.small("SELECT value FROM event_log_meta WHERE key = 'floor'"))[0][0]
 
 
+TOPIC_SWEEP = 10_000   # topics looked at per retention pass for being unused
+
+
+def purge_sync(conn: sqlite3.Connection, older_than: str, keep_max: int) -> int:
+    """Delete events older than a time or beyond the newest `keep_max`; raise the floor;
+    forget a slice of the topics no event links to any more (a cursor walks the table,
+    so each pass does bounded work)."""
+    cutoff = conn.execute("SELECT max(seq) FROM events WHERE at < ? OR seq <= "
+                          "(SELECT coalesce(max(seq), 0) - ? FROM events)", (older_than, keep_max)).fetchone()[0]
+    deleted = 0
+    if cutoff is not None:
+        conn.execute("DELETE FROM event_topics WHERE seq <= ?", (cutoff,))   # by range; the trigger then finds none
+        deleted = conn.execute("DELETE FROM events WHERE seq <= ?", (cutoff,)).rowcount
+        conn.execute("UPDATE event_log_meta SET value = max(value, ?) WHERE key = 'floor'", (cutoff,))
+    start = conn.execute("SELECT value FROM event_log_meta WHERE key = 'topic_sweep'").fetchone()
+    start = start[0] if start else 0
+    ids = [r[0] for r in conn.execute("SELECT id FROM topics WHERE id > ? ORDER BY id LIMIT ?",
+                                      (start, TOPIC_SWEEP))]
+    if ids:
+        conn.execute(f"DELETE FROM topics WHERE id IN ({','.join('?' * len(ids))}) AND NOT EXISTS "
+                     "(SELECT 1 FROM event_topics WHERE topic = topics.id)", ids)
+    conn.execute("INSERT INTO event_log_meta (key, value) VALUES ('topic_sweep', ?) "
+                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                 (ids[-1] if len(ids) == TOPIC_SWEEP else 0,))
+    return deleted
+
+
 async def purge(db: Database, *, older_than: str, keep_max: int) -> int:
-    """Delete events older than a time or beyond the newest `keep_max`; raise the floor."""
-    async with db.write() as conn:
-        cutoff = (await fetch_one(
-            conn,
-                "SELECT max(seq) FROM events WHERE at < ? OR seq <= "
-                "(SELECT coalesce(max(seq), 0) - ? FROM events)", (older_than, keep_max)))[0]
-        if cutoff is None:
-            return 0
-        cur = await conn.execute("DELETE FROM events WHERE seq <= ?", (cutoff,))
-        await conn.execute("UPDATE event_log_meta SET value = max(value, ?) WHERE key = 'floor'", (cutoff,))
-        return cur.rowcount
+    return await db.transact(purge_sync, older_than, keep_max)
 
 
-def compact_deltas_statement(run_id: str, topics: tuple[str, ...]) -> Statement:
-    """Drop a finished run's streamed deltas; its stored messages (message.created) carry the text."""
-    marks = ",".join("?" * len(topics))
-    return (f"DELETE FROM events WHERE topic IN ({marks}) AND type = 'message.delta' "
-            "AND json_extract(data, '$.run_id') = ?", (*topics, run_id))
+def compact_deltas_statement(run_id: str) -> Statement:
+    """Drop a finished run's streamed deltas (every delta is on runs/{id}, whatever else it
+    is on); its stored messages (message.created) carry the text."""
+    return ("DELETE FROM events WHERE type = 'message.delta' AND seq IN (SELECT et.seq FROM event_topics et "
+            "WHERE et.topic = (SELECT id FROM topics WHERE name = ?))", (f"runs/{run_id}",))

@@ -103,20 +103,63 @@ async def queued(db: Database, limit: int = QUEUE_PAGE) -> list[Run]:
     return [_run(r) for r in rows]
 
 
+Lease = tuple[str, str]   # (instance id, lease_until): who runs a running run, and until when at least
+
+
 def status_statement(run_id: str, status: str, *, error: tuple[str, str] | None = None,
-                     waiting_prompt: str | None = None, started: bool = False, finished: bool = False) -> Statement:
+                     waiting_prompt: str | None = None, started: bool = False, finished: bool = False,
+                     lease: Lease | None = None) -> Statement:
+    """A status change; `lease` (given when the run starts running here) names this process
+    and the time until which it vouches for the run's task."""
     now = now_iso()
     return ("UPDATE runs SET status = ?, error_code = ?, error_message = ?, waiting_prompt = ?, "
             "started_at = CASE WHEN ? THEN coalesce(started_at, ?) ELSE started_at END, "
-            "finished_at = CASE WHEN ? THEN ? ELSE finished_at END WHERE id = ?",
+            "finished_at = CASE WHEN ? THEN ? ELSE finished_at END, "
+            "owner_instance = coalesce(?, owner_instance), lease_until = coalesce(?, lease_until) WHERE id = ?",
             (status, error[0] if error else None, error[1] if error else None, waiting_prompt,
-             int(started), now, int(finished), now, run_id))
+             int(started), now, int(finished), now, lease[0] if lease else None, lease[1] if lease else None,
+             run_id))
+
+
+def renew_leases_sync(conn: sqlite3.Connection, run_ids: list[str], lease: Lease) -> None:
+    """The runs this process has a task (or an unwritten ending) for: still vouched for."""
+    for i in range(0, len(run_ids), 500):
+        chunk = run_ids[i:i + 500]
+        conn.execute(f"UPDATE runs SET owner_instance = ?, lease_until = ? WHERE status = 'running' "
+                     f"AND id IN ({','.join('?' * len(chunk))})", (*lease, *chunk))
+
+
+def unleased_sync(conn: sqlite3.Connection, now: str, limit: int = 100) -> list[Run]:
+    """Running rows nobody vouches for any more (their lease ran out, or they never had one)."""
+    rows = conn.execute(f"SELECT {_R} FROM runs WHERE status = 'running' AND (lease_until IS NULL OR lease_until < ?) "
+                        "ORDER BY created_at LIMIT ?", (now, limit)).fetchall()
+    return [_run(r) for r in rows]
+
+
+INTERRUPTED = ("interrupted", "the server stopped while this run was running; resume it")
+ORPHANED = ("interrupted", "the run's task stopped without finishing it (its lease ran out); resume it")
+
+
+def interrupt_unleased_sync(conn: sqlite3.Connection, run_id: str, now: str) -> bool:
+    """In one transaction: a running row whose lease (still) ran out becomes interrupted, as
+    at startup; its tool call in flight unverified, its running steps interrupted. False
+    when it finished, or its lease was renewed, meanwhile."""
+    changed = conn.execute("UPDATE runs SET status = 'interrupted', error_code = ?, error_message = ? "
+                           "WHERE id = ? AND status = 'running' AND (lease_until IS NULL OR lease_until < ?)",
+                           (*ORPHANED, run_id, now)).rowcount
+    if not changed:
+        return False
+    conn.execute("UPDATE tool_calls SET status = 'unverified' WHERE run_id = ? AND status = 'started'", (run_id,))
+    conn.execute("UPDATE run_steps SET status = 'interrupted', finished_at = ? "
+                 "WHERE run_id = ? AND status IN ('running', 'retrying')", (now, run_id))
+    return True
 
 
 async def set_status(conn: aiosqlite.Connection, run_id: str, status: str, *, error: tuple[str, str] | None = None,
-                     waiting_prompt: str | None = None, started: bool = False, finished: bool = False) -> None:
+                     waiting_prompt: str | None = None, started: bool = False, finished: bool = False,
+                     lease: Lease | None = None) -> None:
     await conn.execute(*status_statement(run_id, status, error=error, waiting_prompt=waiting_prompt,
-                                         started=started, finished=finished))
+                                         started=started, finished=finished, lease=lease))
 
 
 def usage_statements(run: Run, prompt: int, completion: int, *, model: str | None = None) -> list[tuple[str, tuple]]:

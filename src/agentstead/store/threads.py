@@ -111,10 +111,38 @@ def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, conten
 
 def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0,
                   limit: int = 1000) -> list[Message]:
+    """Oldest first, after a seq (paging forward)."""
     rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                         (thread_id, after_seq, limit)).fetchall()
     return [_message(r) for r in rows]
 
 
-async def messages(db: Database, thread_id: str, *, after_seq: int = 0, limit: int = 1000) -> list[Message]:
-    return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, limit=limit))
+def newest_sync(conn: sqlite3.Connection, thread_id: str, *, before_seq: int | None = None,
+                limit: int = 100) -> list[Message]:
+    """The newest `limit` messages before a seq (all when None), NEWEST FIRST: an indexed
+    range read whatever the thread's length (messages_thread is (thread_id, seq))."""
+    rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
+                        (thread_id, 2**62 if before_seq is None else before_seq, limit)).fetchall()
+    return [_message(r) for r in rows]
+
+
+def seq_of_sync(conn: sqlite3.Connection, message_id: str) -> int | None:
+    row = conn.execute("SELECT seq FROM messages WHERE id = ?", (message_id,)).fetchone()
+    return row[0] if row else None
+
+
+def run_messages_after_sync(conn: sqlite3.Connection, thread_id: str, after_seq: int, run_id: str) -> list[Message]:
+    """What a run stored after its input (its replies and tool results; not partial text)."""
+    rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? AND run_id = ? AND partial = 0 "
+                        "ORDER BY seq", (thread_id, after_seq, run_id)).fetchall()
+    return [_message(r) for r in rows]
+
+
+async def page(db: Database, thread_id: str, *, after_seq: int | None, before_seq: int | None,
+               limit: int) -> list[Message]:
+    """A page of a thread, oldest first: after a seq (paging forward), else the newest
+    `limit` before a seq (or the newest of all, paging back)."""
+    if after_seq is not None:
+        return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, limit=limit))
+    rows = await db.read_sync(lambda c: newest_sync(c, thread_id, before_seq=before_seq, limit=limit))
+    return rows[::-1]
