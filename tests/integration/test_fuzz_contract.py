@@ -32,8 +32,11 @@ RUN_LIMIT = 300.0   # seconds for one run: ~2.5 min (token) and under a minute (
 # cannot say: a workflow's steps must exist and be reachable, its input must match its own
 # declared inputs; an agent's provider and model must be configured on this host, a thread's agent
 # must exist and be yours.
+# And every operation taking an Idempotency-Key: the coverage phase repeats one schema-valid key
+# with other bodies without passing through the hook below, and a key is one action (422
+# idempotency_key_reused, which test_idempotency.py checks).
 SEMANTIC_422 = ["createWorkflow", "updateWorkflow", "startWorkflowRun", "createAgent", "updateAgent", "createThread",
-                "resumeRun"]
+                "resumeRun", "postMessage", "createToken"]
 
 
 def _config(token: str | None, examples: int) -> str:
@@ -63,6 +66,28 @@ checks.positive_data_acceptance.expected-statuses = [400, 401, 403, 429]
 """
 
 
+# In the fuzzing phase a schema-valid Idempotency-Key becomes a fresh one on every request: the fuzzer repeats values
+# across different bodies, which the server rightly refuses (422 idempotency_key_reused: one key is
+# one action); keys that are schema-invalid stay as generated, so their refusal is still checked.
+# Reuse itself is tested in test_idempotency.py.
+HOOKS = r"""
+import re
+import uuid
+
+import schemathesis
+
+VALID_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+@schemathesis.hook
+def map_headers(context, headers):
+    key = (headers or {}).get("Idempotency-Key")
+    if isinstance(key, str) and VALID_KEY.fullmatch(key):
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+    return headers
+"""
+
+
 @pytest.fixture
 async def served(settings, tmp_path):
     """The app on a loopback port, with rate limits out of the fuzzer's way."""
@@ -80,7 +105,8 @@ async def _schemathesis(url: str, config: pathlib.Path) -> tuple[int, str]:
         str(st), "--config-file", str(config), "--no-color", "run", f"{url}/api/openapi.json",
         "--checks", "all", "--mode", "all", "--seed", str(SEED), "--output-truncate", "false",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=config.parent,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")})
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")},
+             "SCHEMATHESIS_HOOKS": "fuzz_hooks"})
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), RUN_LIMIT)
     except TimeoutError:
@@ -99,6 +125,7 @@ async def test_schemathesis_finds_nothing(served, tmp_path, who):
         token = await api_token(app, await make_user(app, "root@example.org", "admin"), scopes=("admin",))
     config = tmp_path / "schemathesis.toml"
     config.write_text(_config(token, EXAMPLES[who]))
+    (tmp_path / "fuzz_hooks.py").write_text(HOOKS)
     code, report = await _schemathesis(url, config)
     print(report)
     assert code == 0, report[-20_000:]

@@ -121,5 +121,10 @@ async def test_the_thread_reads_newest_first_and_pages_both_ways(long_thread):
         forward += page["messages"]
         after = page["next"]
     assert [m["seq"] for m in back] == [m["seq"] for m in forward] and len(back) == N
-    bad = await client.get(f"{url}?after=1&before=9", headers=headers)
-    assert bad.status == 400
+    # both bounds: the window between them, oldest first, paged forward with next
+    lo, hi = forward[10]["seq"], forward[60]["seq"]
+    window = await (await client.get(f"{url}?after={lo}&before={hi}&limit=30", headers=headers)).json()
+    assert [m["seq"] for m in window["messages"]] == [m["seq"] for m in forward[11:41]]
+    assert window["next"] == forward[40]["seq"]
+    rest = await (await client.get(f"{url}?after={window['next']}&before={hi}&limit=30", headers=headers)).json()
+    assert [m["seq"] for m in rest["messages"]] == [m["seq"] for m in forward[41:60]] and rest["next"] is None

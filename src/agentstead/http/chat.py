@@ -190,12 +190,10 @@ async def get_thread(request: web.Request) -> web.Response:
     after = v.query_int(q.get("after"), "after", default=-1, lo=0, hi=2**62)   # -1: not given
     before = v.query_int(q.get("before"), "before", default=-1, lo=1, hi=2**62)
     after, before = (None if after < 0 else after), (None if before < 0 else before)
-    if after is not None and before is not None:
-        raise ApiError(400, "bad_request", "send after or before, not both")
     limit = v.query_int(q.get("limit"), "limit", default=200, lo=1, hi=1000)
     rows = await thread_store.page(request.app[DB], thread.id, after_seq=after, before_seq=before, limit=limit)
     full = len(rows) == limit
-    if after is not None:   # paging forward from a seq
+    if after is not None:   # paging forward from a seq (within the window up to `before`, when given)
         newer, older = full, bool(rows) and after > 0
     else:                   # the newest page, or the page before a seq
         newer, older = before is not None and bool(rows), full

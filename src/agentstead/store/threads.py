@@ -109,11 +109,11 @@ def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, conten
     return _message(row)
 
 
-def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0,
+def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0, before_seq: int | None = None,
                   limit: int = 1000) -> list[Message]:
-    """Oldest first, after a seq (paging forward)."""
-    rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                        (thread_id, after_seq, limit)).fetchall()
+    """Oldest first, after a seq (paging forward), and before another when given (a window)."""
+    rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
+                        (thread_id, after_seq, 2**62 if before_seq is None else before_seq, limit)).fetchall()
     return [_message(r) for r in rows]
 
 
@@ -140,9 +140,10 @@ def run_messages_after_sync(conn: sqlite3.Connection, thread_id: str, after_seq:
 
 async def page(db: Database, thread_id: str, *, after_seq: int | None, before_seq: int | None,
                limit: int) -> list[Message]:
-    """A page of a thread, oldest first: after a seq (paging forward), else the newest
-    `limit` before a seq (or the newest of all, paging back)."""
+    """A page of a thread, oldest first: after a seq (paging forward, up to before_seq when
+    given), else the newest `limit` before a seq (or the newest of all, paging back)."""
     if after_seq is not None:
-        return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, limit=limit))
+        return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, before_seq=before_seq,
+                                                          limit=limit))
     rows = await db.read_sync(lambda c: newest_sync(c, thread_id, before_seq=before_seq, limit=limit))
     return rows[::-1]
