@@ -44,6 +44,44 @@ def cursor(request: web.Request) -> int | None:
     return int(raw)
 
 
+async def _replay(resp: web.StreamResponse, bus, topic: str, last: int, ends: bool) -> tuple[int, bool]:
+    """Send the log after `last`: (the last seq sent, True when it held the run's end)."""
+    while True:
+        page = await bus.replay(topic, last, limit=PAGE)
+        for d in page:
+            last = d.seq
+            await resp.write(_frame(d))
+            if ends and d.type in _END:
+                return last, True
+        if len(page) < PAGE:
+            return last, False
+
+
+async def _live(resp: web.StreamResponse, queue: asyncio.Queue, overflow: asyncio.Event, last: int, ends: bool,
+                recheck: Callable[[], Awaitable]) -> None:
+    """Live events after `last` until the client leaves, the queue overflows, the caller is
+    gone (`recheck` refuses) or the run ends."""
+    while not overflow.is_set():
+        try:
+            async with asyncio.timeout(KEEPALIVE):
+                d = await queue.get()
+        except TimeoutError:
+            await resp.write(b": keep-alive\n\n")
+            continue
+        if d is None:
+            try:
+                await recheck()
+            except Refused:
+                return   # signed out, revoked or disabled: the stream ends with the session
+            continue
+        if d.seq <= last:
+            continue
+        last = d.seq
+        await resp.write(_frame(d))
+        if ends and d.type in _END:
+            return
+
+
 async def _stream(request: web.Request, topic: str,
                   finished: Callable[[], Awaitable[bool]] | None = None) -> web.StreamResponse:
     after = cursor(request)
@@ -64,47 +102,18 @@ async def _stream(request: web.Request, topic: str,
     unwatch = principals.watch(principal.user_id, lambda: deliver(None))   # None: re-check the caller
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
+    ends = finished is not None
     try:
         await resp.prepare(request)
         last = after if after is not None else await bus.head()
-
-        async def replay() -> bool:
-            """Send the log after `last`; True when it held the run's end."""
-            nonlocal last
-            while True:
-                page = await bus.replay(topic, last, limit=PAGE)
-                for d in page:
-                    last = d.seq
-                    await resp.write(_frame(d))
-                    if finished is not None and d.type in _END:
-                        return True
-                if len(page) < PAGE:
-                    return False
-
-        if after is not None and await replay():
-            return resp
+        if after is not None:
+            last, done = await _replay(resp, bus, topic, last, ends)
+            if done:
+                return resp
         if finished is not None and await finished():
-            await replay()   # what was appended before the run ended, after the cursor; then done
+            await _replay(resp, bus, topic, last, ends)   # what was appended before the run ended; then done
             return resp
-        while not overflow.is_set():
-            try:
-                async with asyncio.timeout(KEEPALIVE):
-                    d = await queue.get()
-            except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
-                continue
-            if d is None:
-                try:
-                    await principals.current(principal)
-                except Refused:
-                    break   # signed out, revoked or disabled: the stream ends with the session
-                continue
-            if d.seq <= last:
-                continue
-            last = d.seq
-            await resp.write(_frame(d))
-            if finished is not None and d.type in _END:
-                break
+        await _live(resp, queue, overflow, last, ends, lambda: principals.current(principal))
     except ConnectionResetError:
         pass   # the client left: how an event stream usually ends
     finally:
