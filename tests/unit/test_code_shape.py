@@ -15,11 +15,13 @@ PACKAGE = ROOT / "src" / "agentstead"
 
 MAX_MODULE, MAX_CLASS, MAX_FUNCTION = 400, 250, 60
 
-# Tables of data, not logic: each entry says what the table is. Keep this list short.
+# Modules excepted from the module-length limit only (their classes and functions are still
+# checked), because most of their length is a table of data, not logic. Say why; keep it short.
 TABLES = {
-    # The declarative table of every option (name, type, default, help, secret): one row per
-    # setting, read by `config reference`, `config example`, the NixOS module test and the docs
-    # test. Splitting it would scatter the one list a new setting goes into.
+    # SETTINGS, the declarative table of every option (name, type, default, help, secret: ~170
+    # lines, one row a setting) and the typed Settings record (~80 lines of fields). The value
+    # parsers next to them (~260 lines) could move to a module of their own; not while several
+    # branches add settings to this file.
     "settings.py",
 }
 
@@ -100,14 +102,13 @@ def import_cycles(package: pathlib.Path) -> list[list[str]]:
 
 
 def oversized(package: pathlib.Path, tables: set[str] = frozenset()) -> list[str]:
-    """'file: what (N lines)' for each module, class or function over its limit."""
+    """'file: what (N lines)' for each module, class or function over its limit (a module
+    in `tables` may be longer; its classes and functions may not)."""
     found = []
     for path in sorted(package.rglob("*.py")):
         relative = path.relative_to(package).as_posix()
-        if relative in tables:
-            continue
         text = path.read_text()
-        if len(text.splitlines()) > MAX_MODULE:
+        if len(text.splitlines()) > MAX_MODULE and relative not in tables:
             found.append(f"{relative}: module ({len(text.splitlines())} lines > {MAX_MODULE})")
         for node in ast.walk(ast.parse(text, str(path))):
             limit = (MAX_CLASS if isinstance(node, ast.ClassDef)
@@ -164,11 +165,12 @@ def test_planted_oversized_module_class_and_function_are_found(tmp_path):
         "__init__.py": "",
         "big.py": "z = 0\n" * (MAX_MODULE + 1),
         "parts.py": long_function + long_class,
-        "table.py": "z = 0\n" * (MAX_MODULE + 1),
+        "table.py": "z = 0\n" * (MAX_MODULE + 1) + long_function.replace("def f", "def h"),
         "fine.py": "def g():\n" + "    x = 1\n" * (MAX_FUNCTION - 1),
     })
     assert oversized(package, {"table.py"}) == [
         f"big.py: module ({MAX_MODULE + 1} lines > {MAX_MODULE})",
         f"parts.py:1: function f ({MAX_FUNCTION + 1} lines > {MAX_FUNCTION})",
         f"parts.py:{MAX_FUNCTION + 2}: class C ({MAX_CLASS + 1} lines > {MAX_CLASS})",
+        f"table.py:{MAX_MODULE + 2}: function h ({MAX_FUNCTION + 1} lines > {MAX_FUNCTION})",
     ]
