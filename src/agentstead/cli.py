@@ -130,8 +130,7 @@ def cmd_admin_login_link(args: argparse.Namespace) -> int:
 def cmd_admin_create_token(args: argparse.Namespace) -> int:
     """An API token for a script, made for an existing user as POST /api/tokens would
     (the same rules, audited as token.created); only the token is printed."""
-    from .auth.access import ROLE_SCOPES, SCOPES, Principal
-    from .errors import Refused
+    from .auth.access import SCOPES
     from .services.identity import Context
 
     scopes = {s.strip() for s in args.scopes.split(",") if s.strip()}
@@ -140,12 +139,8 @@ def cmd_admin_create_token(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
 
     async def action(identity):
-        user = await identity.users.by_email(args.email)
-        if user is None or user.disabled:
-            raise Refused(404, "not_found", f"no active user with email {args.email}; create it first")
-        owner = Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "cli")
-        _, plain = await identity.tokens.create(owner, args.name, scopes, args.days,
-                                                Context(user_agent="agentstead-cli"))
+        _, plain = await identity.tokens.create_for(args.email, args.name, scopes, args.days,
+                                                    Context(user_agent="agentstead-cli"))
         return plain
     return _admin(args, action)
 

@@ -79,14 +79,14 @@ async def test_a_batch_whose_write_fails_is_kept_and_written_whole_later():
         for i in range(300):
             log.write({"n": i, "path": "/x" * 20})
         log.flush()
-        assert log._pending and log.failures == 1           # the write failed; the lines wait
+        assert log.waiting and log.failures == 1           # the write failed; the lines wait
         got = read_all()                                     # the reader catches up
         for _ in range(100):
-            if not log._pending:
+            if not log.waiting:
                 break
             log.flush()
             got += read_all()
-        assert not log._pending
+        assert not log.waiting
     os.close(r)
     lines = got[filler:].decode().splitlines()
     assert [json.loads(line)["n"] for line in lines] == list(range(300)) and log.dropped == 0

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import aiohttp
 from aiohttp import web
 
-from ..agents.tools import REGISTRY
 from ..auth.access import requires
-from ..keys import AGENTS, SETTINGS
+from ..keys import AGENTS
 from ..store.agents import Agent
 from . import validate as v
 from .authn import principal_of
@@ -24,29 +22,9 @@ def agent_json(a: Agent) -> dict:
             "max_steps": c.max_steps, "created_at": a.created_at, "updated_at": a.updated_at}
 
 
-async def _provider_models(p: dict) -> dict:
-    """What a provider says it serves (GET {base_url}/models, 3 s), beside what is configured."""
-    entry = {"provider": p["name"], "base_url": p["base_url"], "configured_models": list(p["models"]),
-             "default_model": p["default_model"], "available_models": None, "reachable": None}
-    try:
-        headers = {"Authorization": f"Bearer {p['api_key']}"} if p["api_key"] else {}
-        async with aiohttp.ClientSession() as http:
-            async with http.get(p["base_url"] + "/models", headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=3)) as resp:
-                entry["reachable"] = resp.status == 200
-                if resp.status == 200:
-                    body = await resp.json(content_type=None)
-                    entry["available_models"] = sorted(m.get("id", "") for m in body.get("data", []))
-    except (aiohttp.ClientError, TimeoutError, ValueError):
-        entry["reachable"] = False
-    return entry
-
-
 @requires("read")
 async def models(request: web.Request) -> web.Response:
-    providers = [await _provider_models(p) for p in request.app[SETTINGS].llm_providers]
-    return web.json_response({"providers": providers, "tools": [
-        {"name": t.name, "description": t.description, "parameters": t.parameters} for t in REGISTRY.values()]})
+    return web.json_response(await request.app[AGENTS].models())
 
 
 def _agent_body(body, *, create: bool) -> dict:

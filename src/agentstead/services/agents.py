@@ -7,6 +7,8 @@ import sqlite3
 import uuid
 from typing import Any, Callable
 
+import aiohttp
+
 from ..agents.tools import REGISTRY
 from ..auth.access import Principal
 from ..errors import invalid, not_found
@@ -41,6 +43,24 @@ def _delete(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> None:
     agent_store.soft_delete(conn, agent_id)
 
 
+async def _provider_models(p: dict) -> dict:
+    """What a provider says it serves (GET {base_url}/models, 3 s), beside what is configured."""
+    entry = {"provider": p["name"], "base_url": p["base_url"], "configured_models": list(p["models"]),
+             "default_model": p["default_model"], "available_models": None, "reachable": None}
+    try:
+        headers = {"Authorization": f"Bearer {p['api_key']}"} if p["api_key"] else {}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(p["base_url"] + "/models", headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                entry["reachable"] = resp.status == 200
+                if resp.status == 200:
+                    body = await resp.json(content_type=None)
+                    entry["available_models"] = sorted(m.get("id", "") for m in body.get("data", []))
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        entry["reachable"] = False
+    return entry
+
+
 class AgentService:
     def __init__(self, db: Database, settings: Settings):
         self.db = db
@@ -71,6 +91,12 @@ class AgentService:
                                                                 body.get("model") or base.get("model"))
         fields["tools"] = tuple(dict.fromkeys(fields["tools"]))
         return fields
+
+    async def models(self) -> dict:
+        """The configured providers, each asked what it serves, and the tools an agent may use."""
+        return {"providers": [await _provider_models(p) for p in self.providers.values()],
+                "tools": [{"name": t.name, "description": t.description, "parameters": t.parameters}
+                          for t in REGISTRY.values()]}
 
     async def create(self, p: Principal, body: dict, record: Record | None = None) -> Agent:
         fields = self._fields(body, {**DEFAULTS, "provider": None, "model": None})

@@ -33,9 +33,7 @@ _COLUMNS = "id, user_id, name, token_hash, scopes, created_at, expires_at, last_
 def _token(row) -> ApiToken | None:
     if row is None:
         return None
-    values = list(row)
-    values[4] = tuple(values[4].split())
-    return ApiToken(*values)
+    return ApiToken(**{**dict(row), "scopes": tuple(row["scopes"].split())})
 
 
 def create(conn: sqlite3.Connection, token: ApiToken) -> None:

@@ -56,7 +56,7 @@ def page(conn: sqlite3.Connection, *, limit: int, before_id: int | None = None, 
     sql = ("SELECT id, at, action, outcome, actor_id, target, ip, user_agent, details FROM audit_log"
            + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC LIMIT ?")
     rows = conn.execute(sql, (*args, limit)).fetchall()
-    return [AuditEntry(*r[:8], json.loads(r[8])) for r in rows]
+    return [AuditEntry(**{**dict(r), "details": json.loads(r["details"])}) for r in rows]
 
 
 def purge_before(conn: sqlite3.Connection, cutoff: str) -> int:

@@ -1,7 +1,8 @@
 """LangGraph's checkpointer through the store's one door, one round trip a call.
 
 langgraph-checkpoint-sqlite's `AsyncSqliteSaver` talks to SQLite through aiosqlite
-one statement at a time, under its own lock, on its own transaction. This saver
+one statement at a time, under its own lock, on its own transaction. This saver (which
+imports nothing of aiosqlite: the app no longer uses it)
 keeps its SQL (`langgraph.checkpoint.sqlite.utils`) and its version scheme, but
 writes with `Database.write` (serialised and committed with every other write:
 "database is locked" cannot happen) and reads with `Database.read` (the reader
@@ -32,7 +33,7 @@ from langgraph.checkpoint.base import (
     get_checkpoint_id,
     get_checkpoint_metadata,
 )
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.utils import load_pending_writes, pending_writes_sql, search_where
 
 from .db import Database
@@ -81,7 +82,8 @@ def _execute(conn: sqlite3.Connection, sql: str, rows: list[tuple]) -> None:
 class Saver(BaseCheckpointSaver):
     # String versions, as langgraph-checkpoint-sqlite writes them (checkpoints of waiting runs
     # written before an upgrade resume with the same scheme).
-    get_next_version = AsyncSqliteSaver.get_next_version
+    # (SqliteSaver's, the same as AsyncSqliteSaver's, without importing aiosqlite.)
+    get_next_version = SqliteSaver.get_next_version
 
     def __init__(self, db: Database):
         super().__init__()

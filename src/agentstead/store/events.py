@@ -54,10 +54,10 @@ def append(conn: sqlite3.Connection, rows: Sequence[tuple[Sequence[str], str, st
 
 
 def _event(row) -> StoredEvent:
-    return StoredEvent(row[0], row[1], row[2], json.loads(row[3]), row[4])
+    return StoredEvent(seq=row["seq"], topic=row["topic"], type=row["type"], data=json.loads(row["data"]), at=row["at"])
 
 
-_SELECT = ("SELECT e.seq, t.name, e.type, e.data, e.at FROM topics t "
+_SELECT = ("SELECT e.seq, t.name AS topic, e.type, e.data, e.at FROM topics t "
            "JOIN event_topics et ON et.topic = t.id JOIN events e ON e.seq = et.seq ")
 
 

@@ -37,4 +37,4 @@ def schema_version(conn: sqlite3.Connection) -> int:
 @inline
 def applied_migrations(conn: sqlite3.Connection) -> list[AppliedMigration]:
     rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
-    return [AppliedMigration(*row) for row in rows]
+    return [AppliedMigration(**dict(row)) for row in rows]

@@ -39,7 +39,7 @@ def get(conn: sqlite3.Connection, scope: str, key: str, now: str) -> Stored | No
     """The live (unexpired) entry of a key, or None."""
     row = conn.execute("SELECT fingerprint, status, response FROM idempotency_keys "
                        "WHERE scope = ? AND key = ? AND expires_at > ?", (scope, key, now)).fetchone()
-    return Stored(row[0], row[1], row[2]) if row else None
+    return Stored(**dict(row)) if row else None
 
 
 def purge(conn: sqlite3.Connection, now: str, limit: int = 10_000) -> int:

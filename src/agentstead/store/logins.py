@@ -32,7 +32,7 @@ def take_state(conn: sqlite3.Connection, state_hash: str) -> LoginState | None:
                        "RETURNING provider, nonce, code_verifier, next_path, expires_at", (state_hash,)).fetchone()
     if row is None:
         return None
-    state = LoginState(*row)
+    state = LoginState(**dict(row))
     return state if state.expires_at > now_iso() else None
 
 

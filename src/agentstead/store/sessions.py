@@ -57,7 +57,7 @@ def find_refresh(conn: sqlite3.Connection, token_hash: str) -> tuple[RefreshToke
         return None
     family = get_family(conn, row["family_id"])
     assert family is not None
-    return RefreshToken(*row), family
+    return RefreshToken(**dict(row)), family
 
 
 def mark_rotated(conn: sqlite3.Connection, token_hash: str) -> None:

@@ -10,11 +10,12 @@ import uuid
 from typing import Any, Callable
 
 from ...auth import tokens
-from ...auth.access import Principal, expand, token_scopes_allowed
+from ...auth.access import ROLE_SCOPES, Principal, expand, token_scopes_allowed
 from ...bus import events as ev
 from ...errors import Refused, invalid, not_found
 from ...settings import Settings
 from ...store import api_tokens as token_store
+from ...store import users as user_store
 from ...store.api_tokens import ApiToken
 from ...store.db import Database
 from ...timeutil import iso, now, now_iso
@@ -79,11 +80,22 @@ class ApiTokens:
         if days > self.settings.api_token_max_days:
             raise invalid("/expires_in_days", f"must be at most {self.settings.api_token_max_days}")
         plain = tokens.new_api_token()
-        row = ApiToken(str(uuid.uuid4()), user.id, name, tokens.digest(plain), tuple(sorted(scopes)), now_iso(),
-                       iso(now() + dt.timedelta(days=days)), None, None)
+        row = ApiToken(id=str(uuid.uuid4()), user_id=user.id, name=name, token_hash=tokens.digest(plain),
+                       scopes=tuple(sorted(scopes)), created_at=now_iso(),
+                       expires_at=iso(now() + dt.timedelta(days=days)), last_used_at=None, revoked_at=None)
         await self.db.write(_create, row, plain, ctx, record,
                             events=[(f"users/{user.id}", ev.TokenCreated(row.id, name, list(row.scopes)))])
         return row, plain
+
+    async def create_for(self, email: str, name: str, scopes: set[str], expires_in_days: int | None,
+                         ctx: Context) -> tuple[ApiToken, str]:
+        """`agentstead admin create-token`: a token of an active user, made from the host as
+        the user would make it themselves (the same rules, audited and announced alike)."""
+        user = await self.db.read(user_store.by_email, email)
+        if user is None or user.disabled:
+            raise Refused(404, "not_found", f"no active user with email {email}; create it first")
+        owner = Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "cli")
+        return await self.create(owner, name, scopes, expires_in_days, ctx)
 
     async def list(self, principal: Principal) -> list[ApiToken]:
         return await self.db.read(token_store.for_user, principal.user_id)
