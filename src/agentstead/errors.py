@@ -8,7 +8,7 @@ JSON pointers into the request for validation failures (`invalid`, `invalid_all`
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 
 class Refused(Exception):
@@ -39,3 +39,13 @@ def invalid_all(problems: Iterable[tuple[str, str]]) -> Refused:
 
 def not_found(what: str) -> Refused:
     return Refused(404, "not_found", f"no such {what}")
+
+
+T = TypeVar("T")
+
+
+def found(value: T | None, what: str) -> T:
+    """`value`, or 404 not_found naming `what` when it is None (a lookup that found nothing)."""
+    if value is None:
+        raise not_found(what)
+    return value

@@ -10,6 +10,7 @@ from ..auth.access import requires
 from ..errors import Refused
 from ..keys import IDENTITY
 from ..store.users import User
+from . import paging
 from . import validate as v
 from .authn import context, principal_of
 from .bodies import json_body
@@ -21,11 +22,10 @@ def user_json(u: User) -> dict:
 
 @requires("admin")
 async def list_users(request: web.Request) -> web.Response:
-    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
-    rows = await request.app[IDENTITY].users.list(limit=limit, after=request.query.get("after"),
+    size = paging.limit(request)
+    rows = await request.app[IDENTITY].users.list(limit=size, after=request.query.get("after"),
                                                   query=request.query.get("q", "")[:100])
-    return web.json_response({"users": [user_json(u) for u in rows],
-                              "next": rows[-1].email if len(rows) == limit else None})
+    return paging.page("users", rows, size, user_json, lambda u: u.email)
 
 
 @requires("admin")
@@ -58,13 +58,12 @@ async def unlink_identity(request: web.Request) -> web.Response:
 @requires("admin")
 async def audit(request: web.Request) -> web.Response:
     q = request.query
-    limit = v.query_int(q.get("limit"), "limit", default=50, lo=1, hi=500)
+    size = paging.limit(request, hi=500)
     before = v.query_int(q.get("before"), "before", default=0, lo=0, hi=2**62) or None
     outcome = q.get("outcome")
     if outcome not in (None, "success", "failure"):
         raise Refused(400, "bad_request", "query parameter outcome must be success or failure")
-    rows = await request.app[IDENTITY].users.audit_log(limit=limit, before_id=before, action=q.get("action"),
+    rows = await request.app[IDENTITY].users.audit_log(limit=size, before_id=before, action=q.get("action"),
                                                        actor_id=q.get("actor"), outcome=outcome,
                                                        since=q.get("since"), until=q.get("until"))
-    return web.json_response({"entries": [dataclasses.asdict(r) for r in rows],
-                              "next": rows[-1].id if len(rows) == limit else None})
+    return paging.page("entries", rows, size, dataclasses.asdict, lambda r: r.id)

@@ -7,6 +7,7 @@ from aiohttp import web
 from ..auth.access import requires
 from ..keys import AGENTS
 from ..store.agents import Agent
+from . import paging
 from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
@@ -42,10 +43,9 @@ def _agent_body(body, *, create: bool) -> dict:
 
 @requires("read")
 async def list_agents(request: web.Request) -> web.Response:
-    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
-    rows = await request.app[AGENTS].list(principal_of(request), limit=limit, before=request.query.get("before"))
-    return web.json_response({"agents": [agent_json(a) for a in rows],
-                              "next": rows[-1].created_at if len(rows) == limit else None})
+    size = paging.limit(request)
+    rows = await request.app[AGENTS].list(principal_of(request), limit=size, before=request.query.get("before"))
+    return paging.page("agents", rows, size, agent_json, lambda a: a.created_at)
 
 
 def _created(agent: Agent) -> Reply:

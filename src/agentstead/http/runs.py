@@ -10,6 +10,7 @@ from ..auth.access import requires
 from ..keys import RUNS
 from ..store.runs import Run
 from ..store.steps import RunStep
+from . import paging
 from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
@@ -36,12 +37,11 @@ def step_json(s: RunStep) -> dict:
 @requires("read")
 async def list_runs(request: web.Request) -> web.Response:
     q = request.query
-    limit = v.query_int(q.get("limit"), "limit", default=50, lo=1, hi=200)
-    rows = await request.app[RUNS].list(principal_of(request), limit=limit, before=q.get("before"),
+    size = paging.limit(request)
+    rows = await request.app[RUNS].list(principal_of(request), limit=size, before=q.get("before"),
                                         status=q.get("status"), kind=q.get("kind"), agent_id=q.get("agent_id"),
                                         thread_id=q.get("thread_id"), workflow_id=q.get("workflow_id"))
-    return web.json_response({"runs": [run_json(r) for r in rows],
-                              "next": rows[-1].created_at if len(rows) == limit else None})
+    return paging.page("runs", rows, size, run_json, lambda r: r.created_at)
 
 
 @requires("read")

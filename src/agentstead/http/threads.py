@@ -8,6 +8,7 @@ from ..auth.access import requires
 from ..keys import THREADS
 from ..store.runs import Run
 from ..store.threads import Thread, message_json
+from . import paging
 from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
@@ -22,10 +23,9 @@ def thread_json(t: Thread) -> dict:
 
 @requires("read")
 async def list_threads(request: web.Request) -> web.Response:
-    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
-    rows = await request.app[THREADS].list(principal_of(request), limit=limit, before=request.query.get("before"))
-    return web.json_response({"threads": [thread_json(t) for t in rows],
-                              "next": rows[-1].updated_at if len(rows) == limit else None})
+    size = paging.limit(request)
+    rows = await request.app[THREADS].list(principal_of(request), limit=size, before=request.query.get("before"))
+    return paging.page("threads", rows, size, thread_json, lambda t: t.updated_at)
 
 
 def _created(thread: Thread) -> Reply:

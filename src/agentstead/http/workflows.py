@@ -7,6 +7,7 @@ from aiohttp import web
 from ..auth.access import requires
 from ..keys import WORKFLOWS
 from ..store.workflows import Workflow
+from . import paging
 from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
@@ -29,10 +30,9 @@ def _definition(body) -> object:
 
 @requires("read")
 async def list_workflows(request: web.Request) -> web.Response:
-    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
-    rows = await request.app[WORKFLOWS].list(principal_of(request), limit=limit, before=request.query.get("before"))
-    return web.json_response({"workflows": [workflow_json(w) for w in rows],
-                              "next": rows[-1].created_at if len(rows) == limit else None})
+    size = paging.limit(request)
+    rows = await request.app[WORKFLOWS].list(principal_of(request), limit=size, before=request.query.get("before"))
+    return paging.page("workflows", rows, size, workflow_json, lambda w: w.created_at)
 
 
 def _created(workflow: Workflow) -> Reply:

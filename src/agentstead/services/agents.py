@@ -11,7 +11,7 @@ import aiohttp
 
 from ..agents.tools import REGISTRY
 from ..auth.access import Principal
-from ..errors import invalid, not_found
+from ..errors import found, invalid
 from ..settings import Settings
 from ..store import agents as agent_store
 from ..store.agents import Agent
@@ -31,15 +31,12 @@ def _create(conn: sqlite3.Connection, agent_id: str, owner_id: str, fields: dict
 
 
 def _update(conn: sqlite3.Connection, agent_id: str, owner_id: str, fields: Callable[[dict], dict]) -> Agent:
-    agent = agent_store.get_owned(conn, agent_id, owner_id)
-    if agent is None:
-        raise not_found("agent")
+    agent = found(agent_store.get_owned(conn, agent_id, owner_id), "agent")
     return agent_store.new_version(conn, agent, fields(dataclasses.asdict(agent.current)))
 
 
 def _delete(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> None:
-    if agent_store.get_owned(conn, agent_id, owner_id) is None:
-        raise not_found("agent")
+    found(agent_store.get_owned(conn, agent_id, owner_id), "agent")
     agent_store.soft_delete(conn, agent_id)
 
 
@@ -103,9 +100,7 @@ class AgentService:
         return await self.db.write(_create, str(uuid.uuid4()), p.user_id, fields, record)
 
     async def get(self, p: Principal, agent_id: str) -> Agent:
-        agent = await self.db.read(agent_store.get_owned, agent_id, p.user_id)
-        if agent is None:
-            raise not_found("agent")
+        agent = found(await self.db.read(agent_store.get_owned, agent_id, p.user_id), "agent")
         return agent
 
     async def update(self, p: Principal, agent_id: str, body: dict) -> Agent:

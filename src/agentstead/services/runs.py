@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..auth.access import Principal
-from ..errors import Refused, invalid, not_found
+from ..errors import Refused, found, invalid
 from ..runner.runner import Runner
 from ..store import runs as run_store
 from ..store import steps as step_store
@@ -45,9 +45,7 @@ class RunService:
         self.runner = runner
 
     async def get(self, p: Principal, run_id: str) -> Run:
-        run = await self.db.read(run_store.get_owned, run_id, p.user_id)
-        if run is None:
-            raise not_found("run")
+        run = found(await self.db.read(run_store.get_owned, run_id, p.user_id), "run")
         return run
 
     async def detail(self, p: Principal, run_id: str) -> tuple[Run, list[RunStep]]:

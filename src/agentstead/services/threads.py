@@ -8,7 +8,7 @@ import uuid
 
 from ..auth.access import Principal
 from ..bus import events as ev
-from ..errors import Refused, invalid, not_found
+from ..errors import Refused, found, invalid, not_found
 from ..runner.runner import Runner
 from ..store import agents as agent_store
 from ..store import runs as run_store
@@ -42,9 +42,7 @@ def _delete(conn: sqlite3.Connection, thread_id: str) -> Run | bool:
 
 def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
     """The checks, the user's message and its queued run."""
-    thread = thread_store.get_owned(conn, thread_id, owner_id)
-    if thread is None:
-        raise not_found("thread")
+    thread = found(thread_store.get_owned(conn, thread_id, owner_id), "thread")
     agent = agent_store.get_owned(conn, thread.agent_id, owner_id)
     if agent is None:
         raise Refused(409, "agent_deleted", "the thread's agent was deleted")
@@ -78,9 +76,7 @@ class ThreadService:
             events=lambda t: [(f"users/{t.owner_id}", ev.ThreadCreated(t.id, t.agent_id, t.title, t.created_at))])
 
     async def get(self, p: Principal, thread_id: str) -> Thread:
-        thread = await self.db.read(thread_store.get_owned, thread_id, p.user_id)
-        if thread is None:
-            raise not_found("thread")
+        thread = found(await self.db.read(thread_store.get_owned, thread_id, p.user_id), "thread")
         return thread
 
     async def list(self, p: Principal, *, limit: int, before: str | None) -> list[Thread]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..agents.tools import ASK_HUMAN, REGISTRY
 from ..auth.access import Principal
-from ..errors import Refused, invalid_all, not_found
+from ..errors import Refused, found, invalid_all
 from ..runner.runner import Runner
 from ..store import agents as agent_store
 from ..store import runs as run_store
@@ -45,25 +45,20 @@ def _create(conn: sqlite3.Connection, workflow_id: str, owner_id: str, definitio
 
 
 def _update(conn: sqlite3.Connection, workflow_id: str, owner_id: str, definition: Any) -> Workflow:
-    workflow = workflow_store.get_owned(conn, workflow_id, owner_id)
-    if workflow is None:
-        raise not_found("workflow")
+    workflow = found(workflow_store.get_owned(conn, workflow_id, owner_id), "workflow")
     _check(conn, owner_id, definition)
     return workflow_store.new_version(conn, workflow, definition)
 
 
 def _delete(conn: sqlite3.Connection, workflow_id: str, owner_id: str) -> None:
-    if workflow_store.get_owned(conn, workflow_id, owner_id) is None:
-        raise not_found("workflow")
+    found(workflow_store.get_owned(conn, workflow_id, owner_id), "workflow")
     workflow_store.soft_delete(conn, workflow_id)
 
 
 def _queued_run(conn: sqlite3.Connection, owner_id: str, workflow_id: str, run_input: Any) -> Run:
     """The checks, then the queued run (a refusal writes nothing). The run pins the current
     version of every agent it names."""
-    workflow = workflow_store.get_owned(conn, workflow_id, owner_id)
-    if workflow is None:
-        raise not_found("workflow")
+    workflow = found(workflow_store.get_owned(conn, workflow_id, owner_id), "workflow")
     definition = Definition.from_dict(workflow.current.definition)
     problems = validate_input(definition, run_input)
     if problems:
@@ -92,9 +87,7 @@ class WorkflowService:
         return await self.db.write(_create, str(uuid.uuid4()), p.user_id, definition, record)
 
     async def get(self, p: Principal, workflow_id: str) -> Workflow:
-        workflow = await self.db.read(workflow_store.get_owned, workflow_id, p.user_id)
-        if workflow is None:
-            raise not_found("workflow")
+        workflow = found(await self.db.read(workflow_store.get_owned, workflow_id, p.user_id), "workflow")
         return workflow
 
     async def list(self, p: Principal, *, limit: int, before: str | None) -> list[Workflow]:

@@ -38,17 +38,11 @@ _TABLE = Versioned(
     decode=lambda values: {**values, "tools": tuple(json.loads(values["tools"]))},
     encode=lambda f: tuple(json.dumps(list(f["tools"])) if c == "tools" else f[c] for c in _COLUMNS))
 
-
-def create(conn: sqlite3.Connection, agent_id: str, owner_id: str, fields: dict) -> Agent:
-    return _TABLE.create(conn, agent_id, owner_id, fields)
-
-
-def new_version(conn: sqlite3.Connection, agent: Agent, fields: dict) -> Agent:
-    return _TABLE.new_version(conn, agent, fields)
-
-
-def get_owned(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> Agent | None:
-    return _TABLE.get_owned(conn, agent_id, owner_id)
+# The shared shape's functions, under this table's names: create(conn, agent_id, owner_id, fields),
+# new_version(conn, agent, fields), get_owned(conn, agent_id, owner_id),
+# list_owned(conn, owner_id, limit=, before=), soft_delete(conn, agent_id).
+create, new_version, get_owned = _TABLE.create, _TABLE.new_version, _TABLE.get_owned
+list_owned, soft_delete = _TABLE.list_owned, _TABLE.soft_delete
 
 
 def version(conn: sqlite3.Connection, agent_id: str, number: int) -> AgentVersion | None:
@@ -56,16 +50,8 @@ def version(conn: sqlite3.Connection, agent_id: str, number: int) -> AgentVersio
     return _TABLE.get_version(conn, agent_id, number)
 
 
-def list_owned(conn: sqlite3.Connection, owner_id: str, *, limit: int, before: str | None) -> list[Agent]:
-    return _TABLE.list_owned(conn, owner_id, limit=limit, before=before)
-
-
 def current_versions(conn: sqlite3.Connection, owner_id: str) -> dict[str, int]:
     """The owner's live agents and their current versions (what a workflow may name and pins)."""
     rows = conn.execute("SELECT id, current_version FROM agents WHERE owner_id = ? AND deleted_at IS NULL",
                         (owner_id,)).fetchall()
     return {r["id"]: r["current_version"] for r in rows}
-
-
-def soft_delete(conn: sqlite3.Connection, agent_id: str) -> None:
-    _TABLE.soft_delete(conn, agent_id)

@@ -33,28 +33,12 @@ _TABLE = Versioned(
     decode=lambda values: {**values, "definition": json.loads(values["definition"])},
     encode=lambda definition: (definition["name"], json.dumps(definition)))
 
-
-def create(conn: sqlite3.Connection, workflow_id: str, owner_id: str, definition: dict) -> Workflow:
-    return _TABLE.create(conn, workflow_id, owner_id, definition)
-
-
-def new_version(conn: sqlite3.Connection, workflow: Workflow, definition: dict) -> Workflow:
-    return _TABLE.new_version(conn, workflow, definition)
-
-
-def get_owned(conn: sqlite3.Connection, workflow_id: str, owner_id: str) -> Workflow | None:
-    return _TABLE.get_owned(conn, workflow_id, owner_id)
+# The shared shape's functions, under this table's names (as in store/agents.py).
+create, new_version, get_owned = _TABLE.create, _TABLE.new_version, _TABLE.get_owned
+list_owned, soft_delete = _TABLE.list_owned, _TABLE.soft_delete
 
 
 @inline
 def version(conn: sqlite3.Connection, workflow_id: str, number: int) -> WorkflowVersion | None:
     """A version by number, also of a deleted workflow (its runs keep it)."""
     return _TABLE.get_version(conn, workflow_id, number)
-
-
-def list_owned(conn: sqlite3.Connection, owner_id: str, *, limit: int, before: str | None) -> list[Workflow]:
-    return _TABLE.list_owned(conn, owner_id, limit=limit, before=before)
-
-
-def soft_delete(conn: sqlite3.Connection, workflow_id: str) -> None:
-    _TABLE.soft_delete(conn, workflow_id)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ...auth import tokens
 from ...auth.access import ROLE_SCOPES, Principal, expand, token_scopes_allowed
 from ...bus import events as ev
-from ...errors import Refused, invalid, not_found
+from ...errors import Refused, found, invalid, not_found
 from ...settings import Settings
 from ...store import api_tokens as token_store
 from ...store import users as user_store
@@ -71,9 +71,7 @@ class ApiTokens:
                      ctx: Context, record: Record | None = None) -> tuple[ApiToken, str]:
         """A new token (its value is only in the answer), audited and announced in one
         transaction; `record(conn, (row, plain))`: the request's Idempotency-Key."""
-        user = await self.principals.user(principal.user_id)
-        if user is None:
-            raise not_found("user")
+        user = found(await self.principals.user(principal.user_id), "user")
         if not token_scopes_allowed(user.role, scopes) or not expand(scopes) <= principal.scopes:
             raise Refused(403, "insufficient_scope", "a token cannot have scopes its creator lacks")
         days = expires_in_days or self.settings.api_token_max_days

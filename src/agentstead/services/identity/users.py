@@ -10,7 +10,7 @@ import sqlite3
 from ...auth import tokens
 from ...auth.access import Principal
 from ...bus import events as ev
-from ...errors import Refused, not_found
+from ...errors import Refused, found
 from ...settings import Settings
 from ...store import api_tokens as token_store
 from ...store import audit as audit_store
@@ -54,9 +54,7 @@ def _initial_admin(conn: sqlite3.Connection, email: str) -> tuple[User, bool] | 
 def _update(conn: sqlite3.Connection, actor: Principal, user_id: str, ctx: Context, role: str | None,
             disabled: bool | None, budget) -> tuple[User, list[str], bool]:
     """(the user after, the sessions revoked, whether role or disabled changed)."""
-    before = user_store.get(conn, user_id)
-    if before is None:
-        raise not_found("user")
+    before = found(user_store.get(conn, user_id), "user")
     account = role is not None or disabled is not None
     revoked: list[str] = []
     if account:
@@ -92,8 +90,7 @@ def _updated_events(result: tuple[User, list[str], bool]) -> list[tuple[str, ev.
 
 def _unlink(conn: sqlite3.Connection, actor: Principal, user_id: str, provider: str, subject: str,
             ctx: Context) -> None:
-    if user_store.get(conn, user_id) is None:
-        raise not_found("user")
+    found(user_store.get(conn, user_id), "user")
     if not user_store.unlink_identity(conn, user_id, provider, subject):
         raise Refused(404, "not_found", "the user has no such identity")
     audit(conn, "identity.unlinked", ctx, actor_id=actor.user_id, target=user_id, provider=provider, subject=subject)
@@ -143,9 +140,7 @@ class Users:
         return user
 
     async def get(self, user_id: str) -> User:
-        user = await self.db.read(user_store.get, user_id)
-        if user is None:
-            raise not_found("user")
+        user = found(await self.db.read(user_store.get, user_id), "user")
         return user
 
     async def identities(self, user_id: str) -> list[Identity]:
