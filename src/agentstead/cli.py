@@ -186,7 +186,7 @@ def parser() -> argparse.ArgumentParser:
     show.set_defaults(func=cmd_config_show)
     config_sub.add_parser("check", help="validate; exit 2 naming the bad setting").set_defaults(
         func=cmd_config_check)
-    config_sub.add_parser("reference", help="print the settings table for README.md").set_defaults(
+    config_sub.add_parser("reference", help="print the settings table of docs/operations.md").set_defaults(
         func=cmd_config_reference)
     config_sub.add_parser("example", help="print .env.production.example").set_defaults(
         func=cmd_config_example)

@@ -61,7 +61,7 @@ def check_disk(settings: Settings) -> Finding:
 async def check_llm(settings: Settings, http: aiohttp.ClientSession) -> list[Finding]:
     if not settings.llm_providers:
         return [Finding("models", False, "no model provider is configured",
-                        "set AGENTSTEAD_LLM_PROVIDERS (README, Models); until then runs fail with provider_not_configured")]
+                        "set AGENTSTEAD_LLM_PROVIDERS (docs/operations.md, Model providers); until then runs fail with provider_not_configured")]
     out = []
     for p in settings.llm_providers:
         name = f"models: {p['name']}"
