@@ -95,3 +95,36 @@ async def test_an_event_on_several_topics_is_stored_once_and_replayed_on_each(bu
         (first, "run.queued"), (delivery.seq, "message.delta")]
     assert [(d.seq, d.topic) for d in await bus.replay("users/*", 0, limit=10)] == [(first, "users/u")]
     assert [d.seq for d in await bus.replay("runs/r", first, limit=10)] == [delivery.seq]
+
+
+async def test_a_burst_of_publishes_mixed_with_writes_keeps_call_order_and_contiguous_seqs(bus):
+    """Announcements between writes are appended together (one append per run of them);
+    the log still has every event once, in call order, each publish resolving to its own seq."""
+    published = [bus.publish(f"runs/r{i}", ev.RunQueued(f"r{i}", None, None)) for i in range(5)]
+    wrote = bus.db.write(_insert, 1, events=[("runs/w", ev.RunStarted("w", None, False))])
+    published += [bus.publish(("runs/r", "users/u"), ev.RunQueued(f"s{i}", None, None)) for i in range(3)]
+    seqs = [(await f).seq for f in published]
+    assert await wrote == 1
+    stored = _events(bus)
+    by_seq = {}
+    for seq, topic, _ in stored:
+        by_seq.setdefault(seq, []).append(topic)
+    assert list(by_seq) == list(range(stored[0][0], stored[0][0] + 9))            # contiguous, 9 events
+    assert seqs == list(by_seq)[:5] + list(by_seq)[6:]                            # each publish its own seq
+    assert sorted(by_seq[seqs[5]]) == ["runs/r", "users/u"] and by_seq[list(by_seq)[5]] == ["runs/w"]
+
+
+async def test_a_publish_that_cannot_be_stored_fails_alone(bus):
+    class Unstorable(ev.Event):
+        type = "bench.unstorable"
+
+        def data(self) -> dict:
+            return {"x": object()}   # not JSON
+
+    before = bus.publish("runs/r", ev.RunQueued("r", None, None))
+    bad = bus.publish("runs/r", Unstorable())
+    after = bus.publish("runs/r", ev.RunSucceeded("r", None, 0, 0))
+    with pytest.raises(TypeError):
+        await bad
+    assert (await after).seq == (await before).seq + 1
+    assert [t for _, _, t in _events(bus)] == ["run.queued", "run.succeeded"]

@@ -79,12 +79,41 @@ def _grouped(announced: Announced) -> list[tuple[tuple[str, ...], str, dict]]:
     return [(tuple(dict.fromkeys(topics)), event.type, event.data()) for event, topics in order.values()]
 
 
-def _append(conn: sqlite3.Connection, write: _Write, at: str) -> None:
+def _stored(write: _Write, at: str) -> list[tuple]:
+    """The write's events as log rows (its `rows` set for the listener)."""
     events = write.events(write.result) if callable(write.events) else write.events
     write.rows = _grouped(events)
-    if write.rows:
-        write.first = event_log.append(conn, [(topics, type_, json.dumps(data, separators=(",", ":")), at)
-                                              for topics, type_, data in write.rows])
+    return [(topics, type_, json.dumps(data, separators=(",", ":")), at) for topics, type_, data in write.rows]
+
+
+def _append(conn: sqlite3.Connection, write: _Write, at: str) -> None:
+    stored = _stored(write, at)
+    if stored:
+        write.first = event_log.append(conn, stored)
+
+
+def _announcement(write: _Write) -> bool:
+    """Events alone, given as a list: nothing of it can fail but the transaction itself."""
+    return write.fn is None and not callable(write.events)
+
+
+def _announce_all(conn: sqlite3.Connection, writes: list[_Write], at: str) -> None:
+    """Consecutive announcements (Bus.publish) in one append, without a savepoint each:
+    what makes a burst of events cost one statement per table, not six per event. One
+    whose events cannot be serialised fails alone, before anything is appended."""
+    stored, kept = [], []
+    for write in writes:
+        try:
+            rows = _stored(write, at)
+        except Exception as exc:
+            write.error, write.rows = exc, []
+            continue
+        stored.extend(rows)
+        kept.append(write)
+    if stored:
+        first = event_log.append(conn, stored)
+        for write in kept:
+            write.first, first = first, first + len(write.rows)
 
 
 def _run_one(conn: sqlite3.Connection, write: _Write, at: str) -> None:
@@ -98,6 +127,30 @@ def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _each(conn: sqlite3.Connection, batch: list[_Write], at: str) -> None:
+    """Several writes in one transaction, in order: each under a savepoint (a write whose `fn`
+    raises is undone alone), runs of announcements appended together."""
+    announcements: list[_Write] = []
+    for write in batch:
+        if _announcement(write):
+            announcements.append(write)
+            continue
+        if announcements:
+            _announce_all(conn, announcements, at)
+            announcements = []
+        conn.execute("SAVEPOINT write")
+        try:
+            _run_one(conn, write, at)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO write")   # raises when the database lost the transaction
+            conn.execute("RELEASE write")
+            write.error, write.rows = exc, []
+            continue
+        conn.execute("RELEASE write")
+    if announcements:
+        _announce_all(conn, announcements, at)
 
 
 def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool:
@@ -115,16 +168,7 @@ def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool
                 _rollback(conn)
                 return False
         else:
-            for write in batch:
-                conn.execute("SAVEPOINT write")
-                try:
-                    _run_one(conn, write, at)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO write")   # raises when the database lost the transaction
-                    conn.execute("RELEASE write")
-                    write.error, write.rows = exc, []
-                    continue
-                conn.execute("RELEASE write")
+            _each(conn, batch, at)
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
