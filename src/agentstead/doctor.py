@@ -15,6 +15,7 @@ from typing import Awaitable, Callable
 import aiohttp
 
 from .settings import Settings
+from .store import files
 from .store.migrate import latest_version
 
 
@@ -32,10 +33,7 @@ def check_database(settings: Settings) -> Finding:
         return Finding("database", False, f"{path} does not exist",
                        "start Agentstead once (or run `agentstead migrate`); restore a backup if it was lost")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2) as conn:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            quick = conn.execute("PRAGMA quick_check").fetchone()[0]
+        version, mode, quick = files.facts(path)
     except sqlite3.Error as exc:
         return Finding("database", False, f"{path} cannot be read: {exc}",
                        "check the file's owner and mode (the service runs as user agentstead), or restore a backup")
@@ -63,7 +61,7 @@ def check_disk(settings: Settings) -> Finding:
 async def check_llm(settings: Settings, http: aiohttp.ClientSession) -> list[Finding]:
     if not settings.llm_providers:
         return [Finding("models", False, "no model provider is configured",
-                        "set AGENTSTEAD_LLM_PROVIDERS (README, Models); until then runs fail with provider_not_configured")]
+                        "set AGENTSTEAD_LLM_PROVIDERS (docs/operations.md, Model providers); until then runs fail with provider_not_configured")]
     out = []
     for p in settings.llm_providers:
         name = f"models: {p['name']}"

@@ -80,6 +80,11 @@ class AccessLog:
         self.failures = 0            # writes that failed (and were kept)
         self.dropped = 0             # lines dropped because too much was waiting
 
+    @property
+    def waiting(self) -> int:
+        """Bytes a failed write left, still to be written."""
+        return len(self._pending)
+
     def write(self, entry: dict) -> None:
         if not self.enabled:
             return

@@ -603,7 +603,7 @@ def _collect(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]
             continue
         setting = BY_ENV.get(key)
         if setting is None:
-            raise ConfigError(key, "unknown setting (see the configuration reference in README.md)")
+            raise ConfigError(key, "unknown setting (see the configuration reference in docs/operations.md)")
         raw[setting.name] = environ[key]
         sources[setting.name] = "environment"
 

@@ -1,6 +1,6 @@
 """The configuration reference, generated from the settings table.
 
-`agentstead config reference` prints the README table; `agentstead config
+`agentstead config reference` prints the table in docs/operations.md; `agentstead config
 example` prints .env.production.example. A test fails when either file is
 stale, so the documents cannot drift from the code.
 """

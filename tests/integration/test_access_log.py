@@ -19,7 +19,7 @@ def _lines(app, capsys) -> list[dict]:
 async def test_access_log_never_records_link_tokens_callback_codes_or_tickets(make_client, settings, capsys):
     client = await make_client(settings.replace(log_format="json"))
     await make_user(client.app, "ada@example.org")
-    links = [(await client.app[IDENTITY].login_link("ada@example.org", Context())).rsplit("/", 1)[1]
+    links = [(await client.app[IDENTITY].users.login_link("ada@example.org", Context())).rsplit("/", 1)[1]
              for _ in range(2)]
     secrets = {"code": "c0de-" + "q" * 30, "state": "st4te-" + "w" * 30, "ticket": "t1cket-" + "e" * 30,
                "query-token": "ast_" + "r" * 40}
@@ -79,14 +79,14 @@ async def test_a_batch_whose_write_fails_is_kept_and_written_whole_later():
         for i in range(300):
             log.write({"n": i, "path": "/x" * 20})
         log.flush()
-        assert log._pending and log.failures == 1           # the write failed; the lines wait
+        assert log.waiting and log.failures == 1           # the write failed; the lines wait
         got = read_all()                                     # the reader catches up
         for _ in range(100):
-            if not log._pending:
+            if not log.waiting:
                 break
             log.flush()
             got += read_all()
-        assert not log._pending
+        assert not log.waiting
     os.close(r)
     lines = got[filler:].decode().splitlines()
     assert [json.loads(line)["n"] for line in lines] == list(range(300)) and log.dropped == 0

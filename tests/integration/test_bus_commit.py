@@ -1,6 +1,7 @@
-"""The bus's outbox (`Bus.commit`): a caller's write and the events announcing it in one
-transaction, in queue order with plain publishes; a failing write is undone alone. On a
-real SQLite file with the migrated schema."""
+"""A write and the events announcing it (`Database.write(fn, events=…)`) in one transaction,
+in call order with plain publishes (`Bus.publish`); a failing write is undone alone with its
+events; subscribers get the events once they are durable. On a real SQLite file with the
+migrated schema."""
 
 from __future__ import annotations
 
@@ -21,12 +22,8 @@ async def bus(tmp_path):
     migrate(path)
     database = Database(path, readers=2)
     await database.open()
-    async with database.write() as conn:
-        await conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
-    b = Bus(database)
-    await b.start()
-    yield b
-    await b.stop()
+    await database.write(lambda conn: conn.execute("CREATE TABLE t (x INTEGER NOT NULL)"))
+    yield Bus(database)
     await database.close()
 
 
@@ -48,8 +45,8 @@ def _events(bus: Bus) -> list[tuple]:
 async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
     seen = []
     bus.subscribe("runs/r", lambda d: seen.append((d.seq, d.type)))
-    first = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))        # queued before the write
-    result = await bus.commit(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1)),
+    first = bus.publish("runs/r", ev.RunQueued("r", None, None))        # queued before the write
+    result = await bus.db.write(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1)),
                                                             ("runs/r", ev.RunSucceeded("r", None, n, 0))])
     assert result == 1 and _rows(bus) == [7]
     stored = _events(bus)
@@ -61,11 +58,11 @@ async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
 
 
 async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
-    ok = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))
-    good = asyncio.ensure_future(bus.commit(_insert, 1, events=[("runs/r", ev.RunStarted("r", None, False))]))
-    bad = asyncio.ensure_future(bus.commit(_insert, None, events=[("runs/r", ev.RunCancelled("r", None))]))
+    ok = bus.publish("runs/r", ev.RunQueued("r", None, None))
+    good = asyncio.ensure_future(bus.db.write(_insert, 1, events=[("runs/r", ev.RunStarted("r", None, False))]))
+    bad = asyncio.ensure_future(bus.db.write(_insert, None, events=[("runs/r", ev.RunCancelled("r", None))]))
     await asyncio.sleep(0)   # both are queued (the tasks have started)
-    after = bus.publish_nowait("runs/r", ev.RunSucceeded("r", None, 0, 0))
+    after = bus.publish("runs/r", ev.RunSucceeded("r", None, 0, 0))
     with pytest.raises(sqlite3.IntegrityError):
         await bad
     assert await good == 1
@@ -75,8 +72,8 @@ async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
 
 
 async def test_a_write_that_announces_nothing(bus):
-    assert await bus.commit(_insert, 3) == 1
-    assert await bus.commit(_insert, 4, events=lambda n: []) == 2
+    assert await bus.db.write(_insert, 3) == 1
+    assert await bus.db.write(_insert, 4, events=lambda n: []) == 2
     assert _rows(bus) == [3, 4] and _events(bus) == []
 
 
@@ -86,8 +83,9 @@ async def test_an_event_on_several_topics_is_stored_once_and_replayed_on_each(bu
     for topic in ("runs/r", "threads/t"):
         bus.subscribe(topic, lambda d: seen.append((d.seq, d.topic)))
     event = ev.RunQueued("r", "t", None)
-    await bus.commit(None, events=[("runs/r", event), ("threads/t", event), ("users/u", event)])
-    delivery = await bus.publish(("runs/r", "threads/t"), ev.MessageDelta("r", "t", "hi"))
+    await bus.db.write(None, events=[("runs/r", event), ("threads/t", event), ("users/u", event)])
+    await bus.publish(("runs/r", "threads/t"), ev.MessageDelta("r", "t", "hi"))
+    delivery = (await bus.replay("runs/r", 0, limit=10))[-1]
     with sqlite3.connect(bus.db.path) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
         assert conn.execute("SELECT count(*) FROM event_topics").fetchone()[0] == 5
@@ -97,3 +95,36 @@ async def test_an_event_on_several_topics_is_stored_once_and_replayed_on_each(bu
         (first, "run.queued"), (delivery.seq, "message.delta")]
     assert [(d.seq, d.topic) for d in await bus.replay("users/*", 0, limit=10)] == [(first, "users/u")]
     assert [d.seq for d in await bus.replay("runs/r", first, limit=10)] == [delivery.seq]
+
+
+async def test_a_burst_of_publishes_mixed_with_writes_keeps_call_order_and_contiguous_seqs(bus):
+    """Announcements between writes are appended together (one append per run of them);
+    the log still has every event once, in call order, each publish resolving to its own seq."""
+    published = [bus.publish(f"runs/r{i}", ev.RunQueued(f"r{i}", None, None)) for i in range(5)]
+    wrote = bus.db.write(_insert, 1, events=[("runs/w", ev.RunStarted("w", None, False))])
+    published += [bus.publish(("runs/r", "users/u"), ev.RunQueued(f"s{i}", None, None)) for i in range(3)]
+    seqs = [(await f).seq for f in published]
+    assert await wrote == 1
+    stored = _events(bus)
+    by_seq = {}
+    for seq, topic, _ in stored:
+        by_seq.setdefault(seq, []).append(topic)
+    assert list(by_seq) == list(range(stored[0][0], stored[0][0] + 9))            # contiguous, 9 events
+    assert seqs == list(by_seq)[:5] + list(by_seq)[6:]                            # each publish its own seq
+    assert sorted(by_seq[seqs[5]]) == ["runs/r", "users/u"] and by_seq[list(by_seq)[5]] == ["runs/w"]
+
+
+async def test_a_publish_that_cannot_be_stored_fails_alone(bus):
+    class Unstorable(ev.Event):
+        type = "bench.unstorable"
+
+        def data(self) -> dict:
+            return {"x": object()}   # not JSON
+
+    before = bus.publish("runs/r", ev.RunQueued("r", None, None))
+    bad = bus.publish("runs/r", Unstorable())
+    after = bus.publish("runs/r", ev.RunSucceeded("r", None, 0, 0))
+    with pytest.raises(TypeError):
+        await bad
+    assert (await after).seq == (await before).seq + 1
+    assert [t for _, _, t in _events(bus)] == ["run.queued", "run.succeeded"]

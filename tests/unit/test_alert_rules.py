@@ -86,8 +86,8 @@ def test_the_runbook_documents_no_alert_that_does_not_exist():
     assert documented == {rule["alert"] for rule in alerts()}
 
 
-def test_the_readme_monitoring_table_lists_every_alert_with_its_severity():
-    readme = (ROOT / "README.md").read_text()
+def test_the_manual_monitoring_table_lists_every_alert_with_its_severity():
+    readme = (ROOT / "docs" / "operations.md").read_text()
     section = readme[readme.index("\n## Monitoring\n"):readme.index("\n## Troubleshooting\n")]
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (Agentstead\w+)( \(critical\))? \|", section, re.M)}
     assert set(rows) == {rule["alert"] for rule in alerts()}

@@ -161,8 +161,8 @@ def test_providers_are_json_in_the_environment_and_the_app_accepts_them(evaluate
     llm = json.loads(env["AGENTSTEAD_LLM_PROVIDERS"])
     assert llm[0] == {"name": "openai", "base_url": "https://api.openai.com/v1", "models": ["gpt-4o-mini", "gpt-4o"]}
     # The app's own parsers take what the module wrote.
-    assert [p["name"] for p in app_settings._providers(env["AGENTSTEAD_OIDC_PROVIDERS"])] == ["google", "git-hub"]
-    assert [p["name"] for p in app_settings._llm_providers(env["AGENTSTEAD_LLM_PROVIDERS"])] == ["openai", "ollama"]
+    assert [p["name"] for p in app_settings.BY_ENV["AGENTSTEAD_OIDC_PROVIDERS"].parse(env["AGENTSTEAD_OIDC_PROVIDERS"])] == ["google", "git-hub"]
+    assert [p["name"] for p in app_settings.BY_ENV["AGENTSTEAD_LLM_PROVIDERS"].parse(env["AGENTSTEAD_LLM_PROVIDERS"])] == ["openai", "ollama"]
     # A list of strings is still comma-joined.
     assert env["AGENTSTEAD_HTTP_GET_ALLOWED_HOSTS"] == "a.example.org,b.example.org"
     # No providers: no variable at all (not an empty one).
@@ -384,8 +384,8 @@ def test_the_example_host_evaluates_without_failed_assertions(evaluate):
     assert env["AGENTSTEAD_PUBLIC_URL"].startswith("https://")
     assert out["firewall"]["allowedTCPPorts"] == [80, 443]
     # Sign-in with google and one model provider, each with its secret as a credential.
-    assert [p["name"] for p in app_settings._providers(env["AGENTSTEAD_OIDC_PROVIDERS"])] == ["google"]
-    assert len(app_settings._llm_providers(env["AGENTSTEAD_LLM_PROVIDERS"])) == 1
+    assert [p["name"] for p in app_settings.BY_ENV["AGENTSTEAD_OIDC_PROVIDERS"].parse(env["AGENTSTEAD_OIDC_PROVIDERS"])] == ["google"]
+    assert len(app_settings.BY_ENV["AGENTSTEAD_LLM_PROVIDERS"].parse(env["AGENTSTEAD_LLM_PROVIDERS"])) == 1
     credentials = [line.split(":", 1)[0] for line in out["agentstead"]["serviceConfig"]["LoadCredential"]]
     assert "oidc_google_client_secret" in credentials
     assert any(c.startswith("llm_") and c.endswith("_api_key") for c in credentials)

@@ -32,6 +32,8 @@ from typing import Iterator
 from urllib.parse import quote
 
 from ..settings import Settings
+from ..store import files
+from ..store.files import row_counts, user_tables  # noqa: F401 (the drill's counts, as before)
 from . import BackupError
 from .config import databases, paths, replica_location
 from .litestream import config_args, control, last_error_line, run
@@ -47,19 +49,6 @@ class DrillFailed(Exception):
     """The drill found a problem; str() is the reason recorded."""
 
 
-def user_tables(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-                        "AND name NOT LIKE '\\_litestream\\_%' ESCAPE '\\' ORDER BY name").fetchall()
-    return [r[0] for r in rows]
-
-
-def row_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Rows per table, in the connection's current snapshot."""
-    return {name: conn.execute(f'SELECT count(*) FROM "{name.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
-            for name in user_tables(conn)}
-
-
 def compare_counts(live: dict[str, int], restored: dict[str, int]) -> str:
     """'' when equal, else a short description of the first differences."""
     diffs = []
@@ -73,34 +62,21 @@ def compare_counts(live: dict[str, int], restored: dict[str, int]) -> str:
     return "; ".join(diffs[:5]) + (f" (and {len(diffs) - 5} more)" if len(diffs) > 5 else "")
 
 
-def _connect(db: Path, busy_timeout_ms: int, *, readonly: bool) -> sqlite3.Connection:
-    mode = "ro" if readonly else "rw"  # never create the file
-    conn = sqlite3.connect(f"file:{db}?mode={mode}", uri=True, isolation_level=None,
-                           timeout=busy_timeout_ms / 1000, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-    return conn
-
-
 def pin(settings: Settings, db: Path) -> tuple[int, dict[str, int]]:
     """Litestream's transaction id for the live database's current state, and its row counts."""
     last: Exception | None = None
     for attempt in range(_PIN_ATTEMPTS):
         if attempt:
             time.sleep(1.0)
-        writer = _connect(db, settings.db_busy_timeout_ms, readonly=False)
-        reader = _connect(db, settings.db_busy_timeout_ms, readonly=True)
+        writer = files.connect(db, settings.db_busy_timeout_ms, readonly=False)
+        reader = files.connect(db, settings.db_busy_timeout_ms, readonly=True)
         try:
-            writer.execute("BEGIN IMMEDIATE")  # nobody commits until the ROLLBACK below
-            try:
-                reader.execute("BEGIN")
-                reader.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
+            with files.writes_held(writer, reader):   # nobody commits; the reader's snapshot is this state
                 control(settings, "POST", "/sync", {"path": str(db)}, timeout=_PIN_TIMEOUT)
                 txid = int(control(settings, "GET", f"/txid?path={quote(str(db))}",
                                    timeout=_PIN_TIMEOUT)["txid"])
-            finally:
-                writer.execute("ROLLBACK")
             counts = row_counts(reader)
-            reader.execute("COMMIT")
+            files.end_snapshot(reader)
         except BackupError as exc:
             last = exc
             continue
@@ -115,14 +91,7 @@ def pin(settings: Settings, db: Path) -> tuple[int, dict[str, int]]:
 
 def check_restored(path: Path) -> tuple[list[str], dict[str, int]]:
     """integrity_check messages (['ok'] when sound) and row counts of a restored copy."""
-    conn = _connect(path, 5000, readonly=True)
-    try:
-        problems = [r[0] for r in conn.execute("PRAGMA integrity_check(20)").fetchall()]
-        return problems, row_counts(conn) if problems == ["ok"] else {}
-    except sqlite3.DatabaseError as exc:  # too damaged to even check
-        return [str(exc)], {}
-    finally:
-        conn.close()
+    return files.check(path)
 
 
 @contextlib.contextmanager

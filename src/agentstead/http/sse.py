@@ -18,12 +18,10 @@ from aiohttp import web
 
 from ..auth.access import requires
 from ..bus.bus import Delivery
-from ..keys import BUS, CHAT, IDENTITY, SETTINGS
-from ..services.chat import ChatError
-from ..services.identity import AuthError
+from ..errors import Refused
+from ..keys import BUS, IDENTITY, RUNS, SETTINGS, THREADS
 from ..store.runs import FINISHED
 from .authn import principal_of
-from .errors import ApiError
 
 _END = {"run.succeeded", "run.failed", "run.cancelled"}
 KEEPALIVE = 15.0
@@ -42,8 +40,46 @@ def cursor(request: web.Request) -> int | None:
     if raw is None:
         return None
     if not LAST_EVENT_ID.fullmatch(raw):
-        raise ApiError(400, "bad_request", "Last-Event-ID must be a seq: 1 to 18 digits 0-9")
+        raise Refused(400, "bad_request", "Last-Event-ID must be a seq: 1 to 18 digits 0-9")
     return int(raw)
+
+
+async def _replay(resp: web.StreamResponse, bus, topic: str, last: int, ends: bool) -> tuple[int, bool]:
+    """Send the log after `last`: (the last seq sent, True when it held the run's end)."""
+    while True:
+        page = await bus.replay(topic, last, limit=PAGE)
+        for d in page:
+            last = d.seq
+            await resp.write(_frame(d))
+            if ends and d.type in _END:
+                return last, True
+        if len(page) < PAGE:
+            return last, False
+
+
+async def _live(resp: web.StreamResponse, queue: asyncio.Queue, overflow: asyncio.Event, last: int, ends: bool,
+                recheck: Callable[[], Awaitable]) -> None:
+    """Live events after `last` until the client leaves, the queue overflows, the caller is
+    gone (`recheck` refuses) or the run ends."""
+    while not overflow.is_set():
+        try:
+            async with asyncio.timeout(KEEPALIVE):
+                d = await queue.get()
+        except TimeoutError:
+            await resp.write(b": keep-alive\n\n")
+            continue
+        if d is None:
+            try:
+                await recheck()
+            except Refused:
+                return   # signed out, revoked or disabled: the stream ends with the session
+            continue
+        if d.seq <= last:
+            continue
+        last = d.seq
+        await resp.write(_frame(d))
+        if ends and d.type in _END:
+            return
 
 
 async def _stream(request: web.Request, topic: str,
@@ -51,7 +87,7 @@ async def _stream(request: web.Request, topic: str,
     after = cursor(request)
     bus = request.app[BUS]
     if after is not None and after < await bus.floor():
-        raise ApiError(410, "cursor_expired", "events after that id were deleted by retention; fetch the state over REST")
+        raise Refused(410, "cursor_expired", "events after that id were deleted by retention; fetch the state over REST")
     queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=request.app[SETTINGS].ws_send_queue)
     overflow = asyncio.Event()
 
@@ -61,52 +97,23 @@ async def _stream(request: web.Request, topic: str,
         except asyncio.QueueFull:
             overflow.set()
 
-    identity, principal = request.app[IDENTITY], principal_of(request)
+    principals, principal = request.app[IDENTITY].principals, principal_of(request)
     sub = bus.subscribe(topic, deliver)  # live first, then the log: nothing falls between
-    unwatch = identity.watch(principal.user_id, lambda: deliver(None))   # None: re-check the caller
+    unwatch = principals.watch(principal.user_id, lambda: deliver(None))   # None: re-check the caller
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
+    ends = finished is not None
     try:
         await resp.prepare(request)
         last = after if after is not None else await bus.head()
-
-        async def replay() -> bool:
-            """Send the log after `last`; True when it held the run's end."""
-            nonlocal last
-            while True:
-                page = await bus.replay(topic, last, limit=PAGE)
-                for d in page:
-                    last = d.seq
-                    await resp.write(_frame(d))
-                    if finished is not None and d.type in _END:
-                        return True
-                if len(page) < PAGE:
-                    return False
-
-        if after is not None and await replay():
-            return resp
+        if after is not None:
+            last, done = await _replay(resp, bus, topic, last, ends)
+            if done:
+                return resp
         if finished is not None and await finished():
-            await replay()   # what was appended before the run ended, after the cursor; then done
+            await _replay(resp, bus, topic, last, ends)   # what was appended before the run ended; then done
             return resp
-        while not overflow.is_set():
-            try:
-                async with asyncio.timeout(KEEPALIVE):
-                    d = await queue.get()
-            except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
-                continue
-            if d is None:
-                try:
-                    await identity.current(principal)
-                except AuthError:
-                    break   # signed out, revoked or disabled: the stream ends with the session
-                continue
-            if d.seq <= last:
-                continue
-            last = d.seq
-            await resp.write(_frame(d))
-            if finished is not None and d.type in _END:
-                break
+        await _live(resp, queue, overflow, last, ends, lambda: principals.current(principal))
     except ConnectionResetError:
         pass   # the client left: how an event stream usually ends
     finally:
@@ -117,16 +124,13 @@ async def _stream(request: web.Request, topic: str,
 
 @requires("read")
 async def run_stream(request: web.Request) -> web.StreamResponse:
-    chat, principal = request.app[CHAT], principal_of(request)
-    try:
-        run = await chat.get_run(principal, request.match_info["id"])
-    except ChatError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    runs, principal = request.app[RUNS], principal_of(request)
+    run = await runs.get(principal, request.match_info["id"])
 
     async def finished() -> bool:
         try:
-            return (await chat.get_run(principal, run.id)).status in FINISHED
-        except ChatError:
+            return (await runs.get(principal, run.id)).status in FINISHED
+        except Refused:
             return True   # deleted with its thread meanwhile: nothing more will come
 
     return await _stream(request, f"runs/{run.id}", finished)
@@ -134,8 +138,5 @@ async def run_stream(request: web.Request) -> web.StreamResponse:
 
 @requires("read")
 async def thread_stream(request: web.Request) -> web.StreamResponse:
-    try:
-        thread = await request.app[CHAT].get_thread(principal_of(request), request.match_info["id"])
-    except ChatError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    thread = await request.app[THREADS].get(principal_of(request), request.match_info["id"])
     return await _stream(request, f"threads/{thread.id}")

@@ -125,24 +125,24 @@ def _join(group: str) -> str:
     return f"{group}-join"
 
 
-def graph_problems(definition: Definition, *, agents: set[str] | frozenset[str],
-                   tools: set[str] | frozenset[str]) -> list[Problem]:
+def _at(step: str, field: str = "") -> str:
+    return f"/steps/{step}{field}"
+
+
+def _unknown_targets(definition: Definition) -> list[Problem]:
     steps = definition.steps
-    problems: list[Problem] = []
-
-    def at(step: str, field: str = "") -> str:
-        return f"/steps/{step}{field}"
-
-    # Unknown step references.
-    if definition.start not in steps:
-        problems.append(Problem("/start", f"unknown step '{definition.start}'"))
+    problems = [] if definition.start in steps else [Problem("/start", f"unknown step '{definition.start}'")]
     for name, step in steps.items():
         for field, target in step.targets():
             if target not in steps:
-                problems.append(Problem(at(name, field), f"unknown step '{target}'"))
+                problems.append(Problem(_at(name, field), f"unknown step '{target}'"))
+    return problems
 
-    # Parallel groups: members are agent or tool steps that belong to exactly one
-    # group, continue only at its join, and are entered only through it.
+
+def _groups(definition: Definition, problems: list[Problem]) -> dict[str, str]:
+    """Parallel groups: members are agent or tool steps that belong to exactly one group,
+    continue only at its join, and are entered only through it. Member → group."""
+    steps = definition.steps
     group_of: dict[str, str] = {}
     for name, step in steps.items():
         if not isinstance(step, ParallelStep):
@@ -151,16 +151,16 @@ def graph_problems(definition: Definition, *, agents: set[str] | frozenset[str],
             if member not in steps:
                 continue
             if steps[member].kind not in WORK_KINDS:
-                problems.append(Problem(at(name, f"/steps/{i}"), f"'{member}' is a {steps[member].kind} step; "
+                problems.append(Problem(_at(name, f"/steps/{i}"), f"'{member}' is a {steps[member].kind} step; "
                                         "a parallel group runs agent or tool steps only"))
             elif member in group_of:
-                problems.append(Problem(at(name, f"/steps/{i}"),
+                problems.append(Problem(_at(name, f"/steps/{i}"),
                                         f"'{member}' is already in parallel group '{group_of[member]}'"))
             else:
                 group_of[member] = name
     for member, group in group_of.items():
         if steps[member].targets():
-            problems.append(Problem(at(member, "/next"), f"'{member}' runs in parallel group '{group}', which "
+            problems.append(Problem(_at(member, "/next"), f"'{member}' runs in parallel group '{group}', which "
                                     f"continues at the group's own next; remove this one"))
     if definition.start in group_of:
         problems.append(Problem("/start", f"'{definition.start}' runs in parallel group "
@@ -170,37 +170,53 @@ def graph_problems(definition: Definition, *, agents: set[str] | frozenset[str],
             continue
         for field, target in step.targets():
             if target in group_of:
-                problems.append(Problem(at(name, field), f"'{target}' runs in parallel group "
+                problems.append(Problem(_at(name, field), f"'{target}' runs in parallel group "
                                         f"'{group_of[target]}'; go to the group instead"))
+    return group_of
 
-    # The analysis graph: steps plus one join node per parallel group; each edge
-    # keeps the pointer of the field that makes it, for precise cycle reports.
+
+def _edges(steps: dict, group_of: dict[str, str]) -> dict[str, list[tuple[str, str]]]:
+    """The analysis graph: steps plus one join node per parallel group; each edge keeps
+    the pointer of the field that makes it, for precise cycle reports."""
     edges: dict[str, list[tuple[str, str]]] = {name: [] for name in steps}
     for name, step in steps.items():
         if isinstance(step, ParallelStep):
-            edges[_join(name)] = [(at(name, "/next"), step.next)] if step.next in steps else []
-            edges[name] = [(at(name, f"/steps/{i}"), m) for i, m in enumerate(step.steps)
+            edges[_join(name)] = [(_at(name, "/next"), step.next)] if step.next in steps else []
+            edges[name] = [(_at(name, f"/steps/{i}"), m) for i, m in enumerate(step.steps)
                            if m in steps and group_of.get(m) == name]
         elif name in group_of:
-            edges[name] = [(at(group_of[name], "/steps/" + str(steps[group_of[name]].steps.index(name))),
+            edges[name] = [(_at(group_of[name], "/steps/" + str(steps[group_of[name]].steps.index(name))),
                             _join(group_of[name]))]
         else:
-            edges[name] = [(at(name, field), t) for field, t in step.targets() if t in steps]
+            edges[name] = [(_at(name, field), t) for field, t in step.targets() if t in steps]
+    return edges
+
+
+def _unknown_names(steps: dict, agents, tools) -> list[Problem]:
+    problems = []
+    for name, step in steps.items():
+        if isinstance(step, AgentStep) and step.agent_id not in agents:
+            problems.append(Problem(_at(name, "/agent_id"), f"unknown agent '{step.agent_id}'"))
+        if isinstance(step, ToolStep) and step.tool not in tools:
+            problems.append(Problem(_at(name, "/tool"), f"unknown tool '{step.tool}'"))
+    return problems
+
+
+def graph_problems(definition: Definition, *, agents: set[str] | frozenset[str],
+                   tools: set[str] | frozenset[str]) -> list[Problem]:
+    steps = definition.steps
+    problems = _unknown_targets(definition)
+    group_of = _groups(definition, problems)
+    edges = _edges(steps, group_of)
 
     reachable = _reachable(definition.start, edges) if definition.start in steps else set()
     for name in steps:
         if name not in reachable and definition.start in steps:
-            problems.append(Problem(at(name), f"unreachable: no path from start '{definition.start}' leads here"))
+            problems.append(Problem(_at(name), f"unreachable: no path from start '{definition.start}' leads here"))
 
     cycles = _cycles(edges)
     problems.extend(cycles)
-
-    # Unknown agents and tools.
-    for name, step in steps.items():
-        if isinstance(step, AgentStep) and step.agent_id not in agents:
-            problems.append(Problem(at(name, "/agent_id"), f"unknown agent '{step.agent_id}'"))
-        if isinstance(step, ToolStep) and step.tool not in tools:
-            problems.append(Problem(at(name, "/tool"), f"unknown tool '{step.tool}'"))
+    problems.extend(_unknown_names(steps, agents, tools))
 
     # Templates and conditions: syntax, then what they reference.
     ran_before = _ran_before(definition.start, edges, steps) if not cycles and reachable else {}
