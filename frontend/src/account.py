@@ -3,7 +3,7 @@ and sessions (log out here, log out everywhere). Follows `users/{id}`: a token c
 or revoked in another tab or by a script shows here at once."""
 
 from runtime import Update, Http, KnowUser, Connected, Live, SessionEnded, h, memo, Record, key_for
-from ui import alert, note, field, described, checks, select, table, typed
+from ui import alert, listing, field, described, checks, select, table, typed
 import fmt
 
 SCOPES = ("read", "write", "admin")
@@ -202,13 +202,9 @@ def _select_all(ev):
 
 
 def view(model):
-    if model.tokens is None:
-        listing = note("Loading tokens…")
-    elif not model.tokens:
-        listing = note("No API tokens.")
-    else:
-        listing = table("API tokens", ("Name", "Scopes", "Created", "Expires", "Last used", ""),
-                        [memo(_token_row, t, model.confirm == t["id"], key=t["id"]) for t in model.tokens])
+    tokens = listing(model.tokens, "Loading tokens…", "No API tokens.", lambda tokens: table(
+        "API tokens", ("Name", "Scopes", "Created", "Expires", "Last used", ""),
+        [memo(_token_row, t, model.confirm == t["id"], key=t["id"]) for t in tokens]))
     name = h("input", dict(described("token-name", model.name_error), type="text", autocomplete="off",
                            value=model.name, oninput=typed(SetName)))
     form = h("form", {"class": "card", "novalidate": True, "onsubmit": Create(), "aria-labelledby": "new-token"}, [
@@ -226,7 +222,7 @@ def view(model):
         alert(model.error),
         h("h2", {}, "API tokens"),
         model.new_token and _new_token(model.new_token),
-        listing,
+        tokens,
         form,
         h("h2", {}, "Sessions"),
         h("div", {"class": "card"}, [

@@ -1,10 +1,12 @@
-"""The admin page: system health and backups, users and roles (and their sign-in
-identities, to settle an identity_conflict), the audit log, and usage over time drawn as an
+"""The admin page: system health and backups, users and roles (admin_users.py: their sign-in
+identities too, to settle an identity_conflict), the audit log, and usage over time drawn as an
 SVG chart (chart.py). Every part loads on its own; a 403 says who may look. Follows the
 `system` topic (administrators only): readiness changes and new users load again."""
 
 from runtime import Update, Http, Live, h, memo, Record
-from ui import alert, note, select, table, typed
+from ui import alert, listing, note, select, table
+from admin_users import why, users_request
+import admin_users
 import chart
 import fmt
 
@@ -39,15 +41,6 @@ def audit_request(model, before=None):
     return Http("GET", "/api/admin/audit" + fmt.query(params), None, lambda body: GotAudit(body, before), AuditFailed)
 
 
-def users_request(q):
-    return Http("GET", "/api/admin/users" + fmt.query({"limit": 200, "q": q}), None, GotUsers, UsersFailed)
-
-
-def identities_request(user_id):
-    return Http("GET", "/api/admin/users/%s/identities" % user_id, None, lambda body: GotIdentities(user_id, body),
-                IdentitiesFailed)
-
-
 def health_request():
     return Http("GET", "/api/admin/health", None, GotHealth, HealthFailed)
 
@@ -67,15 +60,7 @@ def subscriptions(model):
     return {"system": None}
 
 
-def _why(error):
-    if error.status == 403:
-        return "Only administrators can see this."
-    if error.status == 404:
-        return "This server does not offer it yet."
-    return error.message
-
-
-on = Update()
+on = Update(admin_users.on)
 update = on.update
 
 
@@ -88,95 +73,7 @@ def GotHealth(model, body):
 def HealthFailed(model, error):
     if error.status == 503 and isinstance(error.body, dict) and "checks" in error.body:
         return model.but(health=error.body, health_error=None)   # failing, but it says why
-    return model.but(health_error=_why(error))
-
-
-@on("body")
-def GotUsers(model, body):
-    return model.but(users=body.get("users") or [], users_error=None)
-
-
-@on("error")
-def UsersFailed(model, error):
-    return model.but(users=[], users_error=_why(error))
-
-
-@on("value")
-def SetUserQuery(model, value):
-    return model.but(user_query=value)
-
-
-@on()
-def SearchUsers(model):
-    return model, [users_request(model.user_query.strip())]
-
-
-@on("user_id role")
-def SetRole(model, user_id, role):
-    return model.but(user_error=None), [Http("PATCH", "/api/admin/users/" + user_id, {"role": role},
-                                             UserSaved, UserFailed)]
-
-
-@on("user_id disabled")
-def SetDisabled(model, user_id, disabled):
-    return model.but(user_error=None), [Http("PATCH", "/api/admin/users/" + user_id, {"disabled": disabled},
-                                             UserSaved, UserFailed)]
-
-
-@on("user")
-def UserSaved(model, user):
-    return model.but(users=[user if u["id"] == user["id"] else u for u in model.users or ()])
-
-
-@on("error")
-def UserFailed(model, error):
-    # the select shows the old value again: re-render from the unchanged list
-    return model.but(user_error=error.message, users=list(model.users or ()))
-
-
-@on("user_id")
-def ShowIdentities(model, user_id):
-    if model.identities_of == user_id:   # the same button again hides them
-        return model.but(identities_of=None, identities=None, identities_error=None, unlink_confirm=None)
-    return (model.but(identities_of=user_id, identities=None, identities_error=None, unlink_confirm=None),
-            [identities_request(user_id)])
-
-
-@on("user_id body")
-def GotIdentities(model, user_id, body):
-    if user_id != model.identities_of:   # an answer for a user no longer shown
-        return model
-    return model.but(identities=body.get("identities") or [], identities_error=None)
-
-
-@on("error")
-def IdentitiesFailed(model, error):
-    return model.but(identities=None, identities_error=_why(error))
-
-
-@on("key")
-def AskUnlink(model, key):
-    """Ask to confirm removing an identity: key is (provider, subject), or None (keep it)."""
-    return model.but(unlink_confirm=key)
-
-
-@on("user_id provider subject")
-def Unlink(model, user_id, provider, subject):
-    url = "/api/admin/users/%s/identities/%s/%s" % (user_id, fmt.quote(provider), fmt.quote(subject))
-    return model.but(unlink_confirm=None, identities_error=None), [Http(
-        "DELETE", url, None, lambda _: Unlinked(user_id, provider, subject), UnlinkFailed)]
-
-
-@on("error")
-def UnlinkFailed(model, error):
-    return model.but(identities_error=error.message, identities=list(model.identities or ()))
-
-
-@on("user_id provider subject")
-def Unlinked(model, user_id, provider, subject):
-    if user_id != model.identities_of:
-        return model
-    return model.but(identities=[i for i in model.identities or () if (i["provider"], i["subject"]) != (provider, subject)])
+    return model.but(health_error=why(error))
 
 
 @on("body before")
@@ -187,7 +84,7 @@ def GotAudit(model, body, before):
 
 @on("error")
 def AuditFailed(model, error):
-    return model.but(audit=[], audit_error=_why(error))
+    return model.but(audit=[], audit_error=why(error))
 
 
 @on("field value")
@@ -220,7 +117,7 @@ def GotUsage(model, body):
 
 @on("error")
 def UsageFailed(model, error):
-    return model.but(usage=[], usage_error=_why(error))
+    return model.but(usage=[], usage_error=why(error))
 
 
 @on(Live)
@@ -278,84 +175,6 @@ def _health(model):
     ])
 
 
-def _user_row(u):
-    name = u.get("email")
-    return h("tr", {"class": "disabled" if u.get("disabled") else ""}, [
-        h("td", {}, u.get("email")),
-        h("td", {}, u.get("name") or ""),
-        h("td", {}, select({"aria-label": "Role of " + name}, (("member", "member"), ("admin", "admin")),
-                           u.get("role"), lambda ev, i=u["id"]: SetRole(i, ev.target.value))),
-        h("td", {}, [
-            h("span", {"class": "status " + ("s-failed" if u.get("disabled") else "s-succeeded")},
-              "Disabled" if u.get("disabled") else "Active"), " ",
-            h("button", {"type": "button", "class": "secondary" if u.get("disabled") else "danger",
-                         "aria-label": ("Enable " if u.get("disabled") else "Disable ") + name,
-                         "onclick": SetDisabled(u["id"], not u.get("disabled"))},
-              "Enable" if u.get("disabled") else "Disable")]),
-        h("td", {}, fmt.when(u.get("created_at"))),
-        h("td", {}, h("button", {"type": "button", "class": "secondary", "aria-label": "Sign-in identities of " + name,
-                                 "onclick": ShowIdentities(u["id"])}, "Identities")),
-    ])
-
-
-def _identity_row(user_id, i, confirming):
-    key = (i["provider"], i["subject"])
-    if confirming:
-        action = [h("button", {"type": "button", "class": "danger",
-                               "onclick": Unlink(user_id, i["provider"], i["subject"])}, "Remove"), " ",
-                  h("button", {"type": "button", "class": "secondary", "onclick": AskUnlink(None)}, "Keep")]
-    else:
-        action = h("button", {"type": "button", "class": "secondary",
-                              "aria-label": "Remove %s identity %s" % (i["provider"], i["subject"]),
-                              "onclick": AskUnlink(key)}, "Remove…")
-    return h("tr", {}, [h("td", {}, i["provider"]), h("td", {}, h("code", {}, i["subject"])), h("td", {}, i["email"]),
-                        h("td", {}, fmt.when(i.get("last_login_at"))), h("td", {}, action)])
-
-
-def _identities(model):
-    if model.identities_of is None:
-        return None
-    who = model.identities_of
-    for u in model.users or ():
-        if u["id"] == model.identities_of:
-            who = u.get("email")
-    if model.identities is None:
-        body = None if model.identities_error else note("Loading identities…")
-    elif not model.identities:
-        body = note("No identity at a provider: this user signs in with links an admin makes.")
-    else:
-        body = table("Sign-in identities", ("Provider", "Subject", "Email", "Last sign-in", ""),
-                     [_identity_row(model.identities_of, i, model.unlink_confirm == (i["provider"], i["subject"]))
-                      for i in model.identities])
-    return h("section", {"class": "identities", "aria-label": "Sign-in identities"}, [
-        h("h3", {}, "Sign-in identities of " + who),
-        note("Remove an identity only once you know the person: that provider account then no longer signs in "
-             "here, and the next sign-in at that provider with this verified address joins this account (how an "
-             "identity conflict is settled)."),
-        alert(model.identities_error),
-        body,
-    ])
-
-
-def _users(model):
-    search = h("form", {"class": "row", "role": "search", "onsubmit": SearchUsers()}, [
-        h("label", {"for": "user-q"}, "Find"),
-        h("input", {"id": "user-q", "type": "search", "value": model.user_query, "placeholder": "email or name",
-                    "oninput": typed(SetUserQuery)}),
-        h("button", {"type": "submit", "class": "secondary"}, "Search"),
-    ])
-    if model.users_error:
-        body = alert(model.users_error)
-    elif model.users is None:
-        body = note("Loading users…")
-    elif not model.users:
-        body = note("No users match.")
-    else:
-        body = table("Users", ("Email", "Name", "Role", "State", "Created", ""),
-                     [memo(_user_row, u, key=u["id"]) for u in model.users])
-    return [search, alert(model.user_error), body, _identities(model)]
-
-
 def _audit_row(e):
     details = e.get("details") or {}
     return h("tr", {"class": "failure" if e.get("outcome") == "failure" else ""}, [
@@ -380,15 +199,9 @@ def _audit(model):
                lambda ev: SetAuditFilter("outcome", ev.target.value)),
         h("button", {"type": "submit", "class": "secondary"}, "Filter"),
     ])
-    if model.audit_error:
-        body = alert(model.audit_error)
-    elif model.audit is None:
-        body = note("Loading the audit log…")
-    elif not model.audit:
-        body = note("No entries.")
-    else:
-        body = table("Audit log", ("When (UTC)", "Action", "Outcome", "Actor", "Target", "IP", "Details"),
-                     [memo(_audit_row, e, key=e["id"]) for e in model.audit])
+    body = listing(model.audit, "Loading the audit log…", "No entries.", lambda entries: table(
+        "Audit log", ("When (UTC)", "Action", "Outcome", "Actor", "Target", "IP", "Details"),
+        [memo(_audit_row, e, key=e["id"]) for e in entries]), model.audit_error)
     pager = h("div", {"class": "row"}, [
         h("button", {"type": "button", "class": "secondary", "disabled": model.audit_before is None,
                      "onclick": AuditPage(None)}, "Newer"),
@@ -399,18 +212,13 @@ def _audit(model):
 
 
 def _usage(model):
-    if model.usage_error:
-        return alert(model.usage_error)
-    if model.usage is None:
-        return note("Loading usage…")
-    if not model.usage:
-        return note("No tokens used in the last %d days." % USAGE_DAYS)
-    return h("figure", {"class": "usage"}, [
-        memo(chart.usage, model.usage, USAGE_DAYS),
-        h("figcaption", {"class": "legend"}, [
-            h("span", {"class": "key prompt"}, ""), " prompt tokens ",
-            h("span", {"class": "key completion"}, ""), " completion tokens"]),
-    ])
+    return listing(model.usage, "Loading usage…", "No tokens used in the last %d days." % USAGE_DAYS,
+                   lambda usage: h("figure", {"class": "usage"}, [
+                       memo(chart.usage, usage, USAGE_DAYS),
+                       h("figcaption", {"class": "legend"}, [
+                           h("span", {"class": "key prompt"}, ""), " prompt tokens ",
+                           h("span", {"class": "key completion"}, ""), " completion tokens"]),
+                   ]), model.usage_error)
 
 
 def view(model):
@@ -421,7 +229,7 @@ def view(model):
         h("section", {"aria-labelledby": "usage-heading", "class": "card"}, [
             h("h2", {"id": "usage-heading"}, "Usage, last %d days" % USAGE_DAYS), _usage(model)]),
         h("section", {"aria-labelledby": "users-title", "class": "card"}, [
-            h("h2", {"id": "users-title"}, "Users and roles")] + _users(model)),
+            h("h2", {"id": "users-title"}, "Users and roles")] + admin_users.section(model)),
         h("section", {"aria-labelledby": "audit-title", "class": "card"}, [
             h("h2", {"id": "audit-title"}, "Audit log")] + _audit(model)),
     ])

@@ -1,8 +1,8 @@
 """The agents page: your agents, a form to create or edit one (instructions, model, tools),
 and a button to chat with each."""
 
-from runtime import Update, Http, Navigate, h, memo, Record, key_for
-from ui import alert, note, field, described, checks, select, typed
+from runtime import Update, Http, Navigate, h, memo, put, Record, key_for
+from ui import alert, listing, field, described, checks, select, typed
 
 FIELDS = ("name", "instructions", "model", "tools")
 TOOLS = ("current_time", "calculator", "http_get", "ask_human")
@@ -75,18 +75,12 @@ def GotModels(model, body):
 
 @on("field value")
 def SetField(model, field, value):
-    form = dict(model.form)
-    form[field] = value
-    errors = dict(model.errors)
-    errors.pop(field, None)
-    return model.but(form=form, errors=errors)
+    return model.but(form=put(model.form, field, value), errors=put(model.errors, field, None))
 
 
 @on("tool")
 def ToggleTool(model, tool):
-    form = dict(model.form)
-    form["tools"] = tuple(t for t in TOOLS if (t in model.form["tools"]) != (t == tool))
-    return model.but(form=form)
+    return model.but(form=put(model.form, "tools", tuple(t for t in TOOLS if (t in model.form["tools"]) != (t == tool))))
 
 
 @on("agent_id")
@@ -221,17 +215,13 @@ def _set_model(value):
 
 
 def view(model):
-    if model.agents is None:
-        listing = note("Loading agents…")
-    elif model.agents:
-        listing = h("ul", {"class": "list", "aria-label": "Agents"},
-                    [memo(_agent_row, a, model.confirm == a["id"], key=a["id"]) for a in model.agents])
-    else:
-        listing = note("No agents yet. Create your first one below.")
+    agents = listing(model.agents, "Loading agents…", "No agents yet. Create your first one below.", lambda agents: h(
+        "ul", {"class": "list", "aria-label": "Agents"}, [memo(_agent_row, a, model.confirm == a["id"], key=a["id"])
+                                                         for a in agents]))
     return h("section", {"aria-labelledby": "agents-title"}, [
         h("h1", {"id": "agents-title"}, "Agents"),
         alert(model.load_error),
-        listing,
+        agents,
         h("form", {"class": "card", "novalidate": True, "onsubmit": Submit(), "aria-labelledby": "new-agent"}, [
             h("h2", {"id": "new-agent"}, "Edit agent" if model.editing else "New agent"),
             _field(model, "name", "Name"),

@@ -1,18 +1,18 @@
 """The chat page: your threads, one thread's transcript with replies streamed token by token
 (transcript.py: tool calls, questions answered inline, cancel and resume), a composer, and
-renaming or deleting the thread.
+renaming or deleting the thread; the list of threads at the side (thread_list.py).
 
 Live: the open thread on `threads/{id}`, replayed from a cursor kept in this browser (so a
 reply that was streaming before a reload comes back whole), then from the last seq seen; the
 thread list on `users/{id}` (thread.created, thread.renamed, thread.deleted), live only: the
 list is fetched again after a reconnect."""
 
-from runtime import (Update, Http, Navigate, Remember, Recall, KnowUser, Connected, Live, h, memo, key_for)
+from runtime import (Update, Http, Navigate, Remember, Recall, KnowUser, Connected, Live, h, key_for, put)
 from ui import alert, note, typed
+import thread_list
 import transcript
-from transcript import Transcript, with_, merge, next_seq
+from transcript import Transcript, merge, next_seq
 
-LIST_EVENTS = ("thread.created", "thread.renamed", "thread.deleted")
 PAGE = 100   # messages loaded at a time: the newest page first, earlier ones on request
 
 
@@ -75,13 +75,9 @@ def thread_request(thread_id):
     return Http("GET", "/api/threads/%s?limit=%d" % (thread_id, PAGE), None, GotThread, LoadFailed)
 
 
-def threads_request():
-    return Http("GET", "/api/threads?limit=100", None, lambda d: GotThreads(d["threads"]), LoadFailed)
-
-
 def init(thread_id=None):
     model = Model(thread_id)
-    effects = [threads_request()]
+    effects = [thread_list.request()]
     if thread_id:
         effects.append(thread_request(thread_id))
         effects.append(Http("GET", "/api/runs?limit=50&thread_id=" + thread_id, None, transcript.GotRuns,
@@ -90,17 +86,8 @@ def init(thread_id=None):
     return model, effects
 
 
-on = Update(transcript.on)
+on = Update(transcript.on, thread_list.on)
 update = on.update
-
-
-@on("threads")
-def GotThreads(model, threads):
-    # what users/<me> said while the request was on its way, again: the answer may
-    # have been read before some of it (each event applies once, whatever the order)
-    for kind, d in model.list_events or ():
-        threads = _listed(threads, kind, d)
-    return model.but(threads=threads, list_events=None)
 
 
 @on("thread")
@@ -175,7 +162,7 @@ def Posted(model, run):
     input_id = run.get("input_message_id")
     messages = [dict(m, pending=False, id=input_id or m["id"]) if m.get("pending") else m for m in model.messages]
     return model.but(sending=False, runs=runs, messages=messages, send_idem=None,
-                     run_inputs=with_(model.run_inputs, run["id"], input_id))
+                     run_inputs=put(model.run_inputs, run["id"], input_id))
 
 
 @on("error")
@@ -212,7 +199,7 @@ def SaveTitle(model):
 @on("thread")
 def Renamed(model, thread):
     t = thread or {}
-    threads = _retitled(model.threads, t.get("id"), t.get("title"))
+    threads = thread_list.retitled(model.threads, t.get("id"), t.get("title"))
     if t.get("id") != model.thread_id:
         return model.but(threads=threads)
     return model.but(title=t.get("title") or model.title, renaming=None, thread_busy=False, threads=threads)
@@ -236,7 +223,7 @@ def DeleteThread(model):
 @on("thread_id")
 def Deleted(model, thread_id):
     if thread_id != model.thread_id:
-        return model.but(threads=_without(model.threads, thread_id))
+        return model.but(threads=thread_list.without(model.threads, thread_id))
     return _gone(model.but(thread_busy=False))
 
 
@@ -245,19 +232,11 @@ def ThreadActionFailed(model, error):
     return model.but(thread_busy=False, error=error.message)
 
 
-def _retitled(threads, thread_id, title):
-    return threads and [dict(x, title=title) if x["id"] == thread_id else x for x in threads]
-
-
-def _without(threads, thread_id):
-    return threads and [x for x in threads if x["id"] != thread_id]
-
-
 def _gone(model):
     """The open thread was deleted (here or elsewhere): off the list, its kept cursor
     forgotten, and the page goes to /chat."""
     tid = model.thread_id
-    return (model.but(threads=_without(model.threads, tid)),
+    return (model.but(threads=thread_list.without(model.threads, tid)),
             [Remember(storage_key(tid), None), Navigate("/chat")])
 
 
@@ -271,7 +250,7 @@ def _know_user(model, user_id):
 @on(Connected)
 def _connected(model, again):
     # back after a drop: threads created, renamed or deleted meanwhile come with the list
-    return (model.but(list_events=[]), [threads_request()]) if again else model
+    return (model.but(list_events=[]), [thread_list.request()]) if again else model
 
 
 @on(Live)
@@ -307,58 +286,26 @@ def _thread_live(model, data):
     m = model.but(last_seq=data["seq"])
     if kind == "thread.renamed":
         if d.get("thread_id") == m.thread_id and isinstance(d.get("title"), str):
-            m = m.but(title=d["title"], threads=_retitled(m.threads, m.thread_id, d["title"]))
+            m = m.but(title=d["title"], threads=thread_list.retitled(m.threads, m.thread_id, d["title"]))
         return m, []
     return transcript.apply_event(m, data), []
 
 
 def _user_live(model, data):
-    """users/<me>: the thread list follows thread.created, .renamed and .deleted from anywhere.
-    Its run.* and account events, its subscribed reply and its errors change nothing here."""
-    if data.get("op") != "event":
+    """users/<me>: the thread list follows thread.created, .renamed and .deleted from anywhere (the
+    open thread's title too). Its run.* and account events, its replies and errors change nothing."""
+    m = thread_list.follow(model, data.get("type"), data["data"]) if data.get("op") == "event" else None
+    if m is None:
         return model
-    kind, d = data.get("type"), data["data"]
-    tid = d.get("thread_id")
-    if not isinstance(tid, str) or not tid:
-        return model
-    if kind not in LIST_EVENTS or (kind != "thread.deleted" and not isinstance(d.get("title"), str)):
-        return model
-    m = model.but(threads=_listed(model.threads, kind, d))
-    if m.list_events is not None:     # a list request is on its way: its answer may predate this
-        m = m.but(list_events=m.list_events + [(kind, d)])
-    if kind == "thread.renamed" and tid == model.thread_id:
-        return m.but(title=d["title"])
-    if kind == "thread.deleted" and tid == model.thread_id:
+    tid = data["data"]["thread_id"]
+    if data["type"] == "thread.renamed" and tid == model.thread_id:
+        return m.but(title=data["data"]["title"])
+    if data["type"] == "thread.deleted" and tid == model.thread_id:
         return _gone(m)
     return m
 
 
-def _listed(threads, kind, d):
-    """The thread list after one users/<me> event (None while loading stays None). Applying
-    an event twice, or one the list already shows, changes nothing."""
-    tid = d.get("thread_id")
-    if threads is None or not isinstance(tid, str):
-        return threads
-    if kind == "thread.created":
-        if not isinstance(d.get("title"), str) or any(x["id"] == tid for x in threads):
-            return threads
-        return [{"id": tid, "agent_id": d.get("agent_id"), "title": d["title"], "created_at": d.get("created_at"),
-                 "updated_at": d.get("created_at")}] + threads
-    if kind == "thread.renamed" and isinstance(d.get("title"), str):
-        return _retitled(threads, tid, d["title"])
-    if kind == "thread.deleted":
-        return _without(threads, tid)
-    return threads
-
-
 # ---------------------------------------------------------------- view
-
-def _thread_link(t, current):
-    attrs = {"href": "/chat/" + t["id"]}
-    if current:
-        attrs["aria-current"] = "page"
-    return h("li", {}, h("a", attrs, t.get("title") or "Untitled chat"))
-
 
 def _earlier(model):
     return model.prev is not None and h("p", {"class": "earlier", "key": "earlier"}, h(
@@ -367,14 +314,6 @@ def _earlier(model):
 
 
 def view(model):
-    threads = model.threads
-    side = h("nav", {"class": "threads", "aria-label": "Threads"}, [
-        h("h2", {}, "Threads"),
-        note("Loading…") if threads is None else (
-            h("ul", {}, [memo(_thread_link, t, t["id"] == model.thread_id, key=t["id"]) for t in threads])
-            if threads else note("No threads yet.")),
-        h("p", {}, h("a", {"href": "/agents"}, "Start a chat from an agent")),
-    ])
     if not model.thread_id:
         main = h("div", {"class": "thread"}, [h("h1", {}, "Chat"),
                                               note("Pick a thread, or start one from the Agents page.")])
@@ -391,7 +330,7 @@ def view(model):
                 h("button", {"type": "submit", "disabled": model.sending or not model.composer.strip()}, "Send"),
             ]),
         ])
-    return h("div", {"class": "chat"}, [side, main])
+    return h("div", {"class": "chat"}, [thread_list.side(model), main])
 
 
 def _thread_head(model):

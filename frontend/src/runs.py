@@ -6,7 +6,7 @@ belong to (`runs/{id}` for active workflow runs), each from the last seq it saw;
 not seen is fetched. After a reconnect the list is fetched again."""
 
 from runtime import Update, Http, Navigate, KnowUser, Connected, Disconnected, Live, Every, h, memo, Record
-from ui import ACTIVE, STATUSES, EVENT_STATUS, LABELS, alert, badge, note, select, table
+from ui import ACTIVE, STATUSES, EVENT_STATUS, LABELS, alert, badge, listing, select, table
 import fmt
 
 MAX_TOPICS = 50          # threads followed at once (the server allows 200 subscriptions per socket)
@@ -215,15 +215,11 @@ def _set_filter(ev):
 def view(model):
     options = [("", "All statuses")] + [(s, LABELS[s]) for s in STATUSES]
     filter_ = select({"id": "runs-filter"}, options, model.status or "", _set_filter)
-    if model.runs is None:
-        body = note("Loading runs…")
-    elif not model.runs:
-        body = note("No runs here yet." if model.status is None else "No %s runs." % LABELS[model.status].lower())
-    else:
-        now = model.now if has_active(model) else 0
-        body = table("Runs", ("Run", "Status", "Duration", "Tokens", "Model", "Started (UTC)", "Note"),
-                     [memo(_row, r, now if r.get("status") in ACTIVE else 0, key=r["id"]) for r in model.runs],
-                     "runs")
+    now = model.now if has_active(model) else 0
+    body = listing(model.runs, "Loading runs…", "No runs here yet." if model.status is None else
+                   "No %s runs." % LABELS[model.status].lower(), lambda runs: table(
+                       "Runs", ("Run", "Status", "Duration", "Tokens", "Model", "Started (UTC)", "Note"),
+                       [memo(_row, r, now if r.get("status") in ACTIVE else 0, key=r["id"]) for r in runs], "runs"))
     return h("section", {"aria-labelledby": "runs-title"}, [
         h("div", {"class": "titlebar"}, [
             h("h1", {"id": "runs-title"}, "Runs"),

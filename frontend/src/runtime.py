@@ -110,6 +110,16 @@ class Record:
         return m
 
 
+def put(d, key, value):
+    """A copy of dict d with key set to value (None: without key); models hold dicts as values."""
+    d = dict(d)
+    if value is None:
+        d.pop(key, None)
+    else:
+        d[key] = value
+    return d
+
+
 # What the app hands to the page shown; a page handles those it needs with @on(...).
 Live = message("Live", "data")              # a WebSocket message (see live_message) on a topic it wants
 Connected = message("Connected", "again")   # the socket is open; again: not the first time (live-only

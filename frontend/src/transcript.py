@@ -9,7 +9,7 @@ applies each new event of threads/<id> here (apply_event) and hands the messages
 to `update`. A message or run control for issue 22 (copy, regenerate, edit and re-run, usage,
 Markdown) goes here: a field on Transcript, a handler below, a piece of _message or run_block."""
 
-from runtime import Update, Http, h, memo, text_of, Record
+from runtime import Update, Http, h, memo, text_of, put, Record
 from ui import ACTIVE, EVENT_STATUS
 
 
@@ -26,16 +26,6 @@ class Transcript(Record):
         self.busy = {}               # run id -> True while a cancel / resume / answer is on its way
         self.tools = {}              # call id -> {run_id, name, arguments, ok, output} (live tool events)
         self.error = None            # what the last action could not do
-
-
-def with_(d, key, value):
-    """A copy of dict d with key set to value (None: without key)."""
-    d = dict(d)
-    if value is None:
-        d.pop(key, None)
-    else:
-        d[key] = value
-    return d
 
 
 def _seq(m):
@@ -66,8 +56,8 @@ def _delta(m, run_id, data, kind):
     if not isinstance(data.get("text"), str):
         return m
     # only the stream changes: the rest of the model keeps its identity, so memo() skips the history
-    m = m.but(streams=with_(m.streams, run_id, m.streams.get(run_id, "") + data["text"]))
-    return m if m.runs.get(run_id) == "running" else m.but(runs=with_(m.runs, run_id, "running"))
+    m = m.but(streams=put(m.streams, run_id, m.streams.get(run_id, "") + data["text"]))
+    return m if m.runs.get(run_id) == "running" else m.but(runs=put(m.runs, run_id, "running"))
 
 
 def _created(m, run_id, data, kind):
@@ -79,7 +69,7 @@ def _created(m, run_id, data, kind):
     messages = m.messages
     if not any(x["id"] == message["id"] for x in messages):
         messages = sorted(messages + [message], key=_seq)
-    return m.but(streams=with_(m.streams, run_id, None), messages=messages)
+    return m.but(streams=put(m.streams, run_id, None), messages=messages)
 
 
 def _tool(m, run_id, data, kind):
@@ -93,28 +83,28 @@ def _tool(m, run_id, data, kind):
         call = dict(m.tools.get(data["call_id"]) or {"run_id": run_id, "name": text_of(data.get("name")),
                                                      "arguments": {}})
         call["ok"], call["output"] = data.get("ok") is True, str(data.get("output"))
-    return m.but(tools=with_(m.tools, data["call_id"], call))
+    return m.but(tools=put(m.tools, data["call_id"], call))
 
 
 def _status(m, run_id, data, kind):
     status = EVENT_STATUS[kind]
-    changes = {"runs": with_(m.runs, run_id, status), "busy": with_(m.busy, run_id, None)}
+    changes = {"runs": put(m.runs, run_id, status), "busy": put(m.busy, run_id, None)}
     if kind == "run.queued" or (kind == "run.started" and data.get("resumed")):
         # a resumed run streams its reply again from the start: drop the interrupted attempt's text
-        changes["streams"] = with_(m.streams, run_id, None)
-        changes["run_errors"] = with_(m.run_errors, run_id, None)
+        changes["streams"] = put(m.streams, run_id, None)
+        changes["run_errors"] = put(m.run_errors, run_id, None)
     if status != "waiting_for_input":
-        changes["prompts"] = with_(m.prompts, run_id, None)
+        changes["prompts"] = put(m.prompts, run_id, None)
     if status == "waiting_for_input":
-        changes["prompts"] = with_(m.prompts, run_id, text_of(data.get("question")))
+        changes["prompts"] = put(m.prompts, run_id, text_of(data.get("question")))
     elif status == "failed":
-        changes["run_errors"] = with_(m.run_errors, run_id, text_of(data.get("message")) or text_of(data.get("code"))
+        changes["run_errors"] = put(m.run_errors, run_id, text_of(data.get("message")) or text_of(data.get("code"))
                                       or "The run failed.")
     elif status == "interrupted":
-        changes["run_errors"] = with_(m.run_errors, run_id, "The server stopped while this reply was being "
+        changes["run_errors"] = put(m.run_errors, run_id, "The server stopped while this reply was being "
                                                              "written. Resume it to continue.")
     elif status == "cancelled":
-        changes["streams"] = with_(m.streams, run_id, None)
+        changes["streams"] = put(m.streams, run_id, None)
     return m.but(**changes)
 
 
@@ -159,7 +149,7 @@ def _act(model, run_id, path, body=None):
     """A cancel, resume or answer of one run, one at a time."""
     if model.busy.get(run_id):
         return model
-    return (model.but(busy=with_(model.busy, run_id, True), error=None),
+    return (model.but(busy=put(model.busy, run_id, True), error=None),
             [Http("POST", "/api/runs/%s/%s" % (run_id, path), body, RunChanged, lambda e: ActionFailed(run_id, e))])
 
 
@@ -175,7 +165,7 @@ def Resume(model, run_id):
 
 @on("run_id value")
 def SetAnswer(model, run_id, value):
-    return model.but(answers=with_(model.answers, run_id, value))
+    return model.but(answers=put(model.answers, run_id, value))
 
 
 @on("run_id")
@@ -184,7 +174,7 @@ def Answer(model, run_id):
     if not answer or model.busy.get(run_id):
         return model
     m, fx = _act(model, run_id, "resume", {"answer": answer})
-    return m.but(answers=with_(m.answers, run_id, None)), fx
+    return m.but(answers=put(m.answers, run_id, None)), fx
 
 
 @on("run")
@@ -193,17 +183,17 @@ def RunChanged(model, run):
     rid = (run or {}).get("id")
     if not rid:
         return model
-    changes = {"busy": with_(model.busy, rid, None)}
+    changes = {"busy": put(model.busy, rid, None)}
     if model.runs.get(rid) in ("waiting_for_input", "interrupted") and run.get("status") in ACTIVE:
-        changes["prompts"] = with_(model.prompts, rid, None)
-        changes["run_errors"] = with_(model.run_errors, rid, None)
-        changes["runs"] = with_(model.runs, rid, run.get("status"))
+        changes["prompts"] = put(model.prompts, rid, None)
+        changes["run_errors"] = put(model.run_errors, rid, None)
+        changes["runs"] = put(model.runs, rid, run.get("status"))
     return model.but(**changes)
 
 
 @on("run_id error")
 def ActionFailed(model, run_id, error):
-    return model.but(busy=with_(model.busy, run_id, None), error=error.message)
+    return model.but(busy=put(model.busy, run_id, None), error=error.message)
 
 
 # ---------------------------------------------------------------- view

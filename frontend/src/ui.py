@@ -29,6 +29,16 @@ def note(message):
     return h("p", {"class": "muted"}, message)
 
 
+def listing(items, loading, empty, show, error=None):
+    """What a list fetched over REST shows: its error, a note while it loads (items None) or
+    when it is empty, else show(items)."""
+    if error:
+        return alert(error)
+    if items is None:
+        return note(loading)
+    return show(items) if items else note(empty)
+
+
 _typed = {}
 
 

@@ -5,8 +5,8 @@ followed live (workflow_run.py: its steps over `runs/{id}`, approvals answered i
 The definition's text helpers are in workflow_definition.py; a drawing of the definition
 (issue 22) would be a module of its own whose view this page places next to the editor."""
 
-from runtime import Update, Http, Navigate, h, memo, Record, key_for
-from ui import alert, badge, note, field, described, select, typed
+from runtime import Update, Http, Navigate, h, memo, put, Record, key_for
+from ui import alert, badge, listing, note, field, described, select, typed
 from workflow_definition import example, pretty, parse_source, coerce_inputs
 import workflow_run
 import fmt
@@ -128,11 +128,7 @@ def SaveFailed(model, error):
 
 @on("name value")
 def SetInput(model, name, value):
-    inputs = dict(model.inputs)
-    inputs[name] = value
-    errors = dict(model.input_errors)
-    errors.pop(name, None)
-    return model.but(inputs=inputs, input_errors=errors)
+    return model.but(inputs=put(model.inputs, name, value), input_errors=put(model.input_errors, name, None))
 
 
 @on()
@@ -236,17 +232,12 @@ def _runs_list(model):
 
 def view(model):
     if model.workflow_id is None:
-        if model.workflows is None:
-            listing = note("Loading workflows…")
-        elif model.workflows:
-            listing = h("ul", {"class": "list", "aria-label": "Workflows"},
-                        [memo(_workflow_row, w, key=w["id"]) for w in model.workflows])
-        else:
-            listing = note("No workflows yet. Start from the example below.")
         return h("section", {"aria-labelledby": "wf-title"}, [
             h("h1", {"id": "wf-title"}, "Workflows"),
             alert(model.error),
-            listing,
+            listing(model.workflows, "Loading workflows…", "No workflows yet. Start from the example below.",
+                    lambda workflows: h("ul", {"class": "list", "aria-label": "Workflows"},
+                                        [memo(_workflow_row, w, key=w["id"]) for w in workflows])),
             _editor(model, "New workflow"),
         ])
     w = model.workflow

@@ -1,6 +1,7 @@
 """The admin page: health and backups, users and roles, audit paging, the usage chart."""
 
 import admin
+import admin_users
 import chart
 import fmt
 from runtime import Http, ApiError, Live
@@ -48,8 +49,8 @@ def test_users_roles_and_disable():
     assert efx[0].body == {"disabled": True}
     model, _ = admin.update(efx[0].on_err(ApiError(409, "conflict", "You cannot disable yourself.")), model)
     assert find(admin.view(model), "p", "You cannot disable yourself.", role="alert")
-    model, _ = admin.update(admin.SetUserQuery("ad"), model)
-    model, efx = admin.update(admin.SearchUsers(), model)
+    model, _ = admin.update(admin_users.SetUserQuery("ad"), model)
+    model, efx = admin.update(admin_users.SearchUsers(), model)
     assert efx[0].url == "/api/admin/users?limit=200&q=ad"
 
 
@@ -73,7 +74,7 @@ def test_identities_listed_and_one_removed_after_confirming():
     assert none == [] and model.unlink_confirm == ("google", "tenant/7")
     model, _ = admin.update(fire(find(admin.view(model), "button", "Keep"), "click"), model)
     assert model.unlink_confirm is None
-    model, _ = admin.update(admin.AskUnlink(("google", "tenant/7")), model)
+    model, _ = admin.update(admin_users.AskUnlink(("google", "tenant/7")), model)
     model, efx = admin.update(fire(find(admin.view(model), "button", "Remove"), "click"), model)
     assert efx[0].method == "DELETE" and efx[0].url == "/api/admin/users/u1/identities/google/tenant%2F7"
     model, _ = admin.update(efx[0].on_ok(None), model)
@@ -81,18 +82,18 @@ def test_identities_listed_and_one_removed_after_confirming():
     # a failure says why; the same button again hides the panel
     model, _ = admin.update(efx[0].on_err(ApiError(404, "not_found", "the user has no such identity")), model)
     assert find(admin.view(model), "p", "the user has no such identity", role="alert")
-    model, none = admin.update(admin.ShowIdentities("u1"), model)
+    model, none = admin.update(admin_users.ShowIdentities("u1"), model)
     assert none == [] and model.identities_of is None and "Sign-in identities of" not in text_of(admin.view(model))
 
 
 def test_identities_answer_for_a_user_no_longer_shown_is_ignored():
     model, fx = loaded()
     model, _ = admin.update(fx[1].on_ok({"users": [USER], "next": None}), model)
-    model, first = admin.update(admin.ShowIdentities("u1"), model)
-    model, _ = admin.update(admin.ShowIdentities("u2"), model)
+    model, first = admin.update(admin_users.ShowIdentities("u1"), model)
+    model, _ = admin.update(admin_users.ShowIdentities("u2"), model)
     model, _ = admin.update(first[0].on_ok({"identities": [IDENTITY]}), model)
     assert model.identities_of == "u2" and model.identities is None
-    model, _ = admin.update(admin.GotIdentities("u2", {"identities": []}), model)
+    model, _ = admin.update(admin_users.GotIdentities("u2", {"identities": []}), model)
     assert "No identity at a provider" in text_of(admin.view(model))
 
 

@@ -2,6 +2,7 @@
 duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
+import thread_list
 import transcript
 import fakedom
 from runtime import Http, Navigate, ApiError, Recall, Remember, Live, KnowUser, Connected, Disconnected, diff
@@ -284,7 +285,7 @@ def test_a_sent_message_keeps_its_place_among_replies():
 def shown_thread():
     """The page with its thread list and thread loaded."""
     model, _ = opened()
-    model, _ = chat.update(chat.GotThreads([{"id": T, "title": "Trip"}, {"id": "t2", "title": "Other"}]), model)
+    model, _ = chat.update(thread_list.GotThreads([{"id": T, "title": "Trip"}, {"id": "t2", "title": "Other"}]), model)
     model, _ = chat.update(chat.GotThread({"id": T, "title": "Trip", "messages": []}), model)
     return model
 

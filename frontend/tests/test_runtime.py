@@ -5,6 +5,7 @@ import runtime
 from runtime import h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message, key_for, new_key
 from kit import raises
 import chat
+import thread_list
 import fakedom
 
 
@@ -143,9 +144,9 @@ def test_api_error_fields_and_backoff():
 def test_a_reply_on_ok_cannot_read_becomes_an_error_message():
     model, fx = chat.init("t1")
     threads = fx[0]
-    assert reply_message(threads, 200, {"threads": []}) == chat.GotThreads([])
+    assert reply_message(threads, 200, {"threads": []}) == thread_list.GotThreads([])
     bad = reply_message(threads, 200, "<html>proxy error</html>")
-    assert isinstance(bad, chat.LoadFailed) and bad.error.code == "bad_response"
+    assert isinstance(bad, thread_list.ListFailed) and bad.error.code == "bad_response"
     assert reply_message(Http("GET", "/x", None, lambda d: d["nope"]), 200, {}) is None
 
 
