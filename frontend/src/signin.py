@@ -1,6 +1,6 @@
 """The sign-in page: one link per identity provider, and why the last try failed."""
 
-from runtime import Update, Http, h
+from runtime import Update, Http, h, Record
 from ui import alert
 import fmt
 
@@ -21,9 +21,12 @@ ERRORS = {
 }
 
 
-class Model:
+class Model(Record):
     def __init__(self, error=None, providers=None, load_error=None, next_path=None):
-        self.error, self.providers, self.load_error, self.next_path = error, providers, load_error, next_path
+        self.error = error               # the ?error= code of the last try
+        self.providers = providers       # [{name, display_name}], None while loading
+        self.load_error = load_error     # why the providers could not be loaded
+        self.next_path = next_path       # where to go once signed in (?next=)
 
 
 def error_text(code):
@@ -46,12 +49,12 @@ update = on.update
 
 @on("providers")
 def GotProviders(model, providers):
-    return Model(model.error, providers, None, model.next_path)
+    return model.but(providers=providers, load_error=None)
 
 
 @on("error")
 def ProvidersFailed(model, error):
-    return Model(model.error, [], error.message, model.next_path)
+    return model.but(providers=[], load_error=error.message)
 
 
 def login_href(provider, next_path=None):
