@@ -17,7 +17,8 @@
 With --against DIR (a checkout of an earlier commit, e.g. `git archive <rev> frontend | tar -x -C DIR`)
 that tree's frontend is built too and measured in the same run, against the same server: first
 loads and first renders alternate between the two each round, streaming is recorded A B B A, and
-the report ends with the ratios (this / before).
+the report ends with the ratios (this / before). `node bench/frontend/cpu.mjs DIR` measures the
+streaming work per event of both trees without a browser (steadier on a busy machine).
 
 Usage: .venv/bin/python bench/frontend/run.py [--rounds 5] [--seconds 6] [--output bench/out/frontend.md]
                                               [--source] [--compare] [--mpy-cross PATH] [--against DIR]
@@ -408,11 +409,19 @@ def report(args, build, results, started, finished) -> str:
     return "\n".join(out)
 
 
+def _between(marks, a, b):
+    """Median ms from mark a to mark b over the rounds that have both."""
+    spans = [m[b] - m[a] for m in marks if m.get(a) is not None and m.get(b) is not None]
+    return statistics.median(spans) if spans else 0
+
+
 def _summary(r):
-    """(static KiB median, first meaningful render median, streaming rAF p95, render work p95) of one variant."""
+    """(static KiB median, first meaningful render median, streaming rAF p95, render work p95, idle rAF p95,
+    import of app, main() to first render) of one variant."""
     kib = statistics.median([sum(x.get("bytes", 0) for x in rows if is_static(x["url"])) / 1024 for rows in r["first"]])
     s = merged(r["stream"])
-    return kib, statistics.median(r["fmr"]), pct(s["busy"][0], 95), pct(s["busy"][2], 95), pct(s["idle"][0], 95)
+    return (kib, statistics.median(r["fmr"]), pct(s["busy"][0], 95), pct(s["busy"][2], 95), pct(s["idle"][0], 95),
+            _between(r["marks"], "runtime-ready", "app-ready"), _between(r["marks"], "app-ready", "first-render"))
 
 
 def against(results) -> list[str]:
@@ -422,13 +431,21 @@ def against(results) -> list[str]:
             ("first meaningful render, ms (median)", 1, "%.0f"),
             ("streaming 50 tokens/s into 200 messages: rAF delta p95, ms", 2, "%.1f"),
             ("  render work per frame while streaming p95, ms", 3, "%.1f"),
-            ("  idle rAF delta p95, ms (the recordings' own baseline)", 4, "%.1f")]
+            ("  idle rAF delta p95, ms (the recordings' own baseline)", 4, "%.1f"),
+            ("first load: `import app` (runtime-ready → app-ready), ms (median)", 5, "%.0f"),
+            ("first load: app.main() → first render (incl. the API answers), ms (median)", 6, "%.0f")]
     out = ["## This tree against the one before (same run, same server and browser)\n",
            "First loads alternate this/before (the order swapped each round); streaming is recorded "
            "this, before, before, this, into the same thread.\n",
            "| measure | this | before | this / before |", "|---|---:|---:|---:|"]
     for label, i, f in rows:
         out.append(f"| {label} | {f % a[i]} | {f % b[i]} | {a[i] / b[i]:.2f} |" if b[i] else f"| {label} | - | - | - |")
+    # the two variants of a round load one after the other on the same machine: a round's ratio
+    # cancels load that lasts longer than a page load
+    paired = [x / y for x, y in zip(results["this"]["fmr"], results["before"]["fmr"]) if y]
+    if paired:
+        out.append(f"\nFirst meaningful render, median of the rounds' ratios this / before: "
+                   f"{statistics.median(paired):.2f}.")
     out.append("\nFirst meaningful render rounds, this: " + ", ".join("%.0f" % x for x in results["this"]["fmr"])
                + "; before: " + ", ".join("%.0f" % x for x in results["before"]["fmr"]) + ".\n")
     return out
