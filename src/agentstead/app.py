@@ -24,11 +24,16 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, BUILD, BUS, CHAT, DB, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS, OPENAPI, RATE_API,
-                   RATE_AUTH, RUNNER, SETTINGS, STARTED_AT, TOPICS, WEBSOCKETS, WORKFLOWS)
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
+                   OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
+                   WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
-from .services.chat import ChatService, can_read_run, can_read_thread
-from .services.identity import IdentityService, maintenance
+from .services.agents import AgentService
+from .services.idempotency import IdempotencyKeys
+from .services.identity import Identity
+from .services.runs import RunService
+from .services.system import SystemService
+from .services.threads import ThreadService
 from .services.workflows import WorkflowService
 from .metrics import Metrics
 from .observe import watching
@@ -62,50 +67,53 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                   busy_timeout_ms=settings.db_busy_timeout_ms, health_window=settings.readyz_write_window)
     await db.open()
     app[DB] = db
+    app[SYSTEM] = SystemService(db)
+    app[IDEMPOTENCY] = IdempotencyKeys(db, settings.idempotency_key_ttl)
     yield
-    await db.close()
+    await db.close()   # everything queued is committed first
 
 
 async def _bus(app: web.Application) -> AsyncIterator[None]:
-    """The event bus and its log; on shutdown everything queued is appended first."""
+    """The event bus (fan-out after each commit) and the event log's retention."""
     bus = Bus(app[DB])
-    await bus.start()
     app[BUS] = bus
     task = asyncio.create_task(retention(bus, app[SETTINGS]))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await bus.stop()
 
 
 async def _identity(app: web.Application) -> AsyncIterator[None]:
-    """The outbound HTTP session (OIDC), the identity service and its maintenance task."""
+    """The outbound HTTP session (OIDC), identity and its maintenance task."""
     settings = app[SETTINGS]
     async with aiohttp.ClientSession(headers={"User-Agent": f"agentstead/{app[BUILD].version}"}) as http:
-        service = IdentityService(app[DB], settings, http, bus=app[BUS])
-        app[IDENTITY] = service
-        if settings.initial_admin_email and await service.ensure_initial_admin(settings.initial_admin_email):
+        identity = Identity(app[DB], settings, http, bus=app[BUS])
+        app[IDENTITY] = identity
+        if settings.initial_admin_email and await identity.users.ensure_initial_admin(settings.initial_admin_email):
             log.info("created the initial administrator", extra={"email": settings.initial_admin_email})
-        task = asyncio.create_task(maintenance(service))
+        task = asyncio.create_task(identity.maintenance())
         yield
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await service.flush_token_use()
+        await identity.tokens.flush_use()
+        identity.close()
 
 
 async def _runs(app: web.Application) -> AsyncIterator[None]:
-    """The runner (supervised run tasks) and the chat service; topics runs/ and threads/ are
-    readable by their owners, the same check the REST routes make."""
+    """The runner (supervised run tasks) and the services over it; topics runs/ and threads/
+    are readable by their owners, the same check the REST routes make."""
     db, settings = app[DB], app[SETTINGS]
-    runner = Runner(db, app[BUS], settings)
+    runner = Runner(app[BUS], settings)
     app[RUNNER] = runner
-    app[CHAT] = ChatService(db, app[BUS], settings, runner)
-    app[WORKFLOWS] = WorkflowService(db, app[BUS], runner)
+    app[AGENTS] = AgentService(db, settings)
+    app[THREADS] = threads = ThreadService(db, runner)
+    app[RUNS] = runs = RunService(db, runner)
+    app[WORKFLOWS] = WorkflowService(db, runner)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
-    app[TOPICS].register("runs", lambda p, run_id: can_read_run(db, p, run_id), pattern=lambda p: False)
-    app[TOPICS].register("threads", lambda p, thread_id: can_read_thread(db, p, thread_id), pattern=lambda p: False)
+    app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
+    app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)
     await runner.start()
     yield
     await runner.stop()

@@ -79,10 +79,10 @@ def cmd_config_example(args: argparse.Namespace) -> int:
 
 
 async def _with_identity(settings: Settings, action):
-    """Run action(service) against the database, as the running app would."""
+    """Run action(identity) against the database, as the running app would."""
     import aiohttp
 
-    from .services.identity import IdentityService
+    from .services.identity import Identity
     from .store.db import Database
 
     migrate(settings.db_file, snapshots_kept=settings.migration_snapshots)
@@ -90,7 +90,7 @@ async def _with_identity(settings: Settings, action):
     await db.open()
     try:
         async with aiohttp.ClientSession() as http:
-            return await action(IdentityService(db, settings, http))
+            return await action(Identity(db, settings, http))
     finally:
         await db.close()
 
@@ -98,12 +98,12 @@ async def _with_identity(settings: Settings, action):
 def _admin(args: argparse.Namespace, action) -> int:
     import asyncio
 
-    from .services.identity import AuthError
+    from .errors import Refused
 
     settings = ensure_secret_key(_settings(args))
     try:
         print(asyncio.run(_with_identity(settings, action)))
-    except AuthError as exc:
+    except Refused as exc:
         print(f"agentstead: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
@@ -112,8 +112,8 @@ def _admin(args: argparse.Namespace, action) -> int:
 def cmd_admin_create_user(args: argparse.Namespace) -> int:
     from .services.identity import Context
 
-    async def action(service):
-        user = await service.create_user(args.email, args.role, Context(user_agent="agentstead-cli"))
+    async def action(identity):
+        user = await identity.users.create(args.email, args.role, Context(user_agent="agentstead-cli"))
         return f"created {user.role} {user.email} (id {user.id})"
     return _admin(args, action)
 
@@ -121,9 +121,32 @@ def cmd_admin_create_user(args: argparse.Namespace) -> int:
 def cmd_admin_login_link(args: argparse.Namespace) -> int:
     from .services.identity import LOGIN_LINK_TTL, Context
 
-    async def action(service):
-        link = await service.login_link(args.email, Context(user_agent="agentstead-cli"))
+    async def action(identity):
+        link = await identity.users.login_link(args.email, Context(user_agent="agentstead-cli"))
         return f"{link}\n(single use, valid {LOGIN_LINK_TTL // 60} minutes)"
+    return _admin(args, action)
+
+
+def cmd_admin_create_token(args: argparse.Namespace) -> int:
+    """An API token for a script, made for an existing user as POST /api/tokens would
+    (the same rules, audited as token.created); only the token is printed."""
+    from .auth.access import ROLE_SCOPES, SCOPES, Principal
+    from .errors import Refused
+    from .services.identity import Context
+
+    scopes = {s.strip() for s in args.scopes.split(",") if s.strip()}
+    if not scopes or not scopes <= set(SCOPES):
+        print(f"agentstead: --scopes must be a comma-separated list of {', '.join(SCOPES)}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def action(identity):
+        user = await identity.users.by_email(args.email)
+        if user is None or user.disabled:
+            raise Refused(404, "not_found", f"no active user with email {args.email}; create it first")
+        owner = Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "cli")
+        _, plain = await identity.tokens.create(owner, args.name, scopes, args.days,
+                                                Context(user_agent="agentstead-cli"))
+        return plain
     return _admin(args, action)
 
 
@@ -182,6 +205,12 @@ def parser() -> argparse.ArgumentParser:
     link = admin_sub.add_parser("login-link", help="print a single-use sign-in link (15 minutes)")
     link.add_argument("--email", required=True)
     link.set_defaults(func=cmd_admin_login_link)
+    token = admin_sub.add_parser("create-token", help="print a new API token of a user, for scripts")
+    token.add_argument("--email", required=True, help="the user the token acts as")
+    token.add_argument("--name", default="script", help="what the token is for (shown in the account page)")
+    token.add_argument("--scopes", default="read,write", help="comma-separated: read, write, admin (default read,write)")
+    token.add_argument("--days", type=int, default=None, help="lifetime (default and at most AGENTSTEAD_API_TOKEN_MAX_DAYS)")
+    token.set_defaults(func=cmd_admin_create_token)
 
     backup_commands.register(sub)  # backup config|replicate|status|drill|restore
 

@@ -14,8 +14,12 @@ from .auth.ratelimit import RateLimiter
 from .bus.bus import Bus
 from .bus.topics import Authorizer
 from .runner.runner import Runner
-from .services.chat import ChatService
-from .services.identity import IdentityService
+from .services.agents import AgentService
+from .services.idempotency import IdempotencyKeys
+from .services.identity import Identity
+from .services.runs import RunService
+from .services.system import SystemService
+from .services.threads import ThreadService
 from .services.workflows import WorkflowService
 from .settings import Settings
 from .store.db import Database
@@ -28,12 +32,16 @@ BUILD = web.AppKey("build", BuildInfo)
 STARTED_AT = web.AppKey("started_at", float)
 OPENAPI = web.AppKey("openapi", dict)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
-IDENTITY = web.AppKey("identity", IdentityService)
+IDENTITY = web.AppKey("identity", Identity)
 BUS = web.AppKey("bus", Bus)
 TOPICS = web.AppKey("topics", Authorizer)
 RUNNER = web.AppKey("runner", Runner)
-CHAT = web.AppKey("chat", ChatService)
+AGENTS = web.AppKey("agents", AgentService)
+THREADS = web.AppKey("threads", ThreadService)
+RUNS = web.AppKey("runs", RunService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
+SYSTEM = web.AppKey("system", SystemService)
+IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)
 IDEMPOTENCY_IN_FLIGHT = web.AppKey("idempotency_in_flight", set)   # (user, key) being handled

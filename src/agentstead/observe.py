@@ -11,9 +11,8 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
-from .keys import BUS, DB, METRICS, SETTINGS
+from .keys import BUS, METRICS, SETTINGS, SYSTEM
 from .monitoring_metrics import LOOP_TICK
-from .store import stats
 
 _RUN_TOPICS = "runs/*"   # every run event is published on runs/{id} (once; threads/{id} repeats it)
 
@@ -58,4 +57,4 @@ async def refresh(app: web.Application) -> None:
     state.disk_min_free = settings.min_free_disk
     state.db_bytes, state.wal_bytes = _size(db_file), _size(db_file + "-wal")
     state.events_appended = app[BUS].appended
-    state.runs_active, state.usage = await stats.gather(app[DB])
+    state.runs_active, state.usage = await app[SYSTEM].run_stats()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, auth, chat, health, meta, sse, workflows, ws
+from .http import account, admin, agents, auth, health, meta, runs, sse, threads, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -32,18 +32,18 @@ def setup(app: web.Application) -> None:
     r.add_post("/api/tokens", account.create_token, name="tokens_create")
     r.add_delete("/api/tokens/{id}", account.revoke_token, name="token_revoke")
 
-    r.add_get("/api/models", chat.models, name="models")
-    r.add_get("/api/agents", chat.list_agents, name="agents")
-    r.add_post("/api/agents", chat.create_agent, name="agents_create")
-    r.add_get("/api/agents/{id}", chat.get_agent, name="agent")
-    r.add_patch("/api/agents/{id}", chat.update_agent, name="agent_update")
-    r.add_delete("/api/agents/{id}", chat.delete_agent, name="agent_delete")
-    r.add_get("/api/threads", chat.list_threads, name="threads")
-    r.add_post("/api/threads", chat.create_thread, name="threads_create")
-    r.add_get("/api/threads/{id}", chat.get_thread, name="thread")
-    r.add_patch("/api/threads/{id}", chat.rename_thread, name="thread_rename")
-    r.add_delete("/api/threads/{id}", chat.delete_thread, name="thread_delete")
-    r.add_post("/api/threads/{id}/messages", chat.post_message, name="thread_message")
+    r.add_get("/api/models", agents.models, name="models")
+    r.add_get("/api/agents", agents.list_agents, name="agents")
+    r.add_post("/api/agents", agents.create_agent, name="agents_create")
+    r.add_get("/api/agents/{id}", agents.get_agent, name="agent")
+    r.add_patch("/api/agents/{id}", agents.update_agent, name="agent_update")
+    r.add_delete("/api/agents/{id}", agents.delete_agent, name="agent_delete")
+    r.add_get("/api/threads", threads.list_threads, name="threads")
+    r.add_post("/api/threads", threads.create_thread, name="threads_create")
+    r.add_get("/api/threads/{id}", threads.get_thread, name="thread")
+    r.add_patch("/api/threads/{id}", threads.rename_thread, name="thread_rename")
+    r.add_delete("/api/threads/{id}", threads.delete_thread, name="thread_delete")
+    r.add_post("/api/threads/{id}/messages", threads.post_message, name="thread_message")
     r.add_get("/api/threads/{id}/stream", sse.thread_stream, name="thread_stream")
     r.add_get("/api/workflows", workflows.list_workflows, name="workflows")
     r.add_post("/api/workflows", workflows.create_workflow, name="workflows_create")
@@ -51,13 +51,13 @@ def setup(app: web.Application) -> None:
     r.add_patch("/api/workflows/{id}", workflows.update_workflow, name="workflow_update")
     r.add_delete("/api/workflows/{id}", workflows.delete_workflow, name="workflow_delete")
     r.add_post("/api/workflows/{id}/runs", workflows.start_run, name="workflow_run")
-    r.add_get("/api/runs", chat.list_runs, name="runs")
-    r.add_get("/api/runs/{id}", chat.get_run, name="run")
-    r.add_post("/api/runs/{id}/cancel", chat.cancel_run, name="run_cancel")
-    r.add_post("/api/runs/{id}/resume", chat.resume_run, name="run_resume")
+    r.add_get("/api/runs", runs.list_runs, name="runs")
+    r.add_get("/api/runs/{id}", runs.get_run, name="run")
+    r.add_post("/api/runs/{id}/cancel", runs.cancel_run, name="run_cancel")
+    r.add_post("/api/runs/{id}/resume", runs.resume_run, name="run_resume")
     r.add_get("/api/runs/{id}/stream", sse.run_stream, name="run_stream")
-    r.add_get("/api/usage", chat.usage, name="usage")
-    r.add_get("/api/admin/usage", chat.admin_usage, name="admin_usage")
+    r.add_get("/api/usage", runs.usage, name="usage")
+    r.add_get("/api/admin/usage", runs.admin_usage, name="admin_usage")
 
     r.add_get("/api/admin/health", health.admin_health, name="admin_health")
     r.add_get("/api/admin/users", admin.list_users, name="admin_users")

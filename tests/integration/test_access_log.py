@@ -19,7 +19,7 @@ def _lines(app, capsys) -> list[dict]:
 async def test_access_log_never_records_link_tokens_callback_codes_or_tickets(make_client, settings, capsys):
     client = await make_client(settings.replace(log_format="json"))
     await make_user(client.app, "ada@example.org")
-    links = [(await client.app[IDENTITY].login_link("ada@example.org", Context())).rsplit("/", 1)[1]
+    links = [(await client.app[IDENTITY].users.login_link("ada@example.org", Context())).rsplit("/", 1)[1]
              for _ in range(2)]
     secrets = {"code": "c0de-" + "q" * 30, "state": "st4te-" + "w" * 30, "ticket": "t1cket-" + "e" * 30,
                "query-token": "ast_" + "r" * 40}

@@ -72,6 +72,6 @@ async def test_audit_retention(client, settings):
     with sqlite3.connect(settings.db_file) as conn:
         conn.execute("UPDATE audit_log SET at = '2001-01-01T00:00:00.000000Z' WHERE action = 'user.created'")
         total = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
-    assert await client.app[IDENTITY].purge_audit() == 1
+    assert await client.app[IDENTITY].users.purge_audit() == 1
     with sqlite3.connect(settings.db_file) as conn:
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone()[0] == total - 1

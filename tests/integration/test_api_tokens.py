@@ -41,7 +41,7 @@ async def test_create_use_list_revoke(client, settings):
 async def test_last_used_time_is_recorded(client):
     _, headers = await token_user(client, "ada@example.org")
     assert (await client.get("/api/me", headers=headers)).status == 200
-    await client.app[IDENTITY].flush_token_use()
+    await client.app[IDENTITY].tokens.flush_use()
     tokens = (await (await client.get("/api/tokens", headers=headers)).json())["tokens"]
     assert tokens[0]["last_used_at"] is not None
 

@@ -1,6 +1,7 @@
-"""The bus's outbox (`Bus.commit`): a caller's write and the events announcing it in one
-transaction, in queue order with plain publishes; a failing write is undone alone. On a
-real SQLite file with the migrated schema."""
+"""A write and the events announcing it (`Database.write(fn, events=…)`) in one transaction,
+in call order with plain publishes (`Bus.publish`); a failing write is undone alone with its
+events; subscribers get the events once they are durable. On a real SQLite file with the
+migrated schema."""
 
 from __future__ import annotations
 
@@ -21,12 +22,8 @@ async def bus(tmp_path):
     migrate(path)
     database = Database(path, readers=2)
     await database.open()
-    async with database.write() as conn:
-        await conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
-    b = Bus(database)
-    await b.start()
-    yield b
-    await b.stop()
+    await database.write(lambda conn: conn.execute("CREATE TABLE t (x INTEGER NOT NULL)"))
+    yield Bus(database)
     await database.close()
 
 
@@ -48,8 +45,8 @@ def _events(bus: Bus) -> list[tuple]:
 async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
     seen = []
     bus.subscribe("runs/r", lambda d: seen.append((d.seq, d.type)))
-    first = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))        # queued before the write
-    result = await bus.commit(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1)),
+    first = bus.publish("runs/r", ev.RunQueued("r", None, None))        # queued before the write
+    result = await bus.db.write(_insert, 7, events=lambda n: [("runs/r", ev.RunStarted("r", None, n > 1)),
                                                             ("runs/r", ev.RunSucceeded("r", None, n, 0))])
     assert result == 1 and _rows(bus) == [7]
     stored = _events(bus)
@@ -61,11 +58,11 @@ async def test_a_write_and_its_events_commit_together_in_queue_order(bus):
 
 
 async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
-    ok = bus.publish_nowait("runs/r", ev.RunQueued("r", None, None))
-    good = asyncio.ensure_future(bus.commit(_insert, 1, events=[("runs/r", ev.RunStarted("r", None, False))]))
-    bad = asyncio.ensure_future(bus.commit(_insert, None, events=[("runs/r", ev.RunCancelled("r", None))]))
+    ok = bus.publish("runs/r", ev.RunQueued("r", None, None))
+    good = asyncio.ensure_future(bus.db.write(_insert, 1, events=[("runs/r", ev.RunStarted("r", None, False))]))
+    bad = asyncio.ensure_future(bus.db.write(_insert, None, events=[("runs/r", ev.RunCancelled("r", None))]))
     await asyncio.sleep(0)   # both are queued (the tasks have started)
-    after = bus.publish_nowait("runs/r", ev.RunSucceeded("r", None, 0, 0))
+    after = bus.publish("runs/r", ev.RunSucceeded("r", None, 0, 0))
     with pytest.raises(sqlite3.IntegrityError):
         await bad
     assert await good == 1
@@ -75,8 +72,8 @@ async def test_a_failing_write_is_undone_alone_and_raised_to_its_caller(bus):
 
 
 async def test_a_write_that_announces_nothing(bus):
-    assert await bus.commit(_insert, 3) == 1
-    assert await bus.commit(_insert, 4, events=lambda n: []) == 2
+    assert await bus.db.write(_insert, 3) == 1
+    assert await bus.db.write(_insert, 4, events=lambda n: []) == 2
     assert _rows(bus) == [3, 4] and _events(bus) == []
 
 
@@ -86,8 +83,9 @@ async def test_an_event_on_several_topics_is_stored_once_and_replayed_on_each(bu
     for topic in ("runs/r", "threads/t"):
         bus.subscribe(topic, lambda d: seen.append((d.seq, d.topic)))
     event = ev.RunQueued("r", "t", None)
-    await bus.commit(None, events=[("runs/r", event), ("threads/t", event), ("users/u", event)])
-    delivery = await bus.publish(("runs/r", "threads/t"), ev.MessageDelta("r", "t", "hi"))
+    await bus.db.write(None, events=[("runs/r", event), ("threads/t", event), ("users/u", event)])
+    await bus.publish(("runs/r", "threads/t"), ev.MessageDelta("r", "t", "hi"))
+    delivery = (await bus.replay("runs/r", 0, limit=10))[-1]
     with sqlite3.connect(bus.db.path) as conn:
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 2
         assert conn.execute("SELECT count(*) FROM event_topics").fetchone()[0] == 5

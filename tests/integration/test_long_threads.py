@@ -43,7 +43,7 @@ async def long_thread(make_client, settings, llm):
         """N messages: user/assistant turns, and every 10th turn a tool call and its result."""
         i = 0
         while i < N:
-            add = lambda role, text, **kw: thread_store.add_message_sync(conn, thread["id"], role, text, **kw)
+            add = lambda role, text, **kw: thread_store.add_message(conn, thread["id"], role, text, **kw)
             add("user", f"q{i:05d} " + "words " * 20)
             if i % 20 == 10:
                 call = {"id": f"call{i}", "name": "calculator", "args": {"expression": f"{i} + 1"}}
@@ -52,7 +52,7 @@ async def long_thread(make_client, settings, llm):
                 i += 2
             add("assistant", f"a{i + 1:05d} " + "reply " * 20)
             i += 2
-    await client.app[DB].transact(fill)
+    await client.app[DB].write(fill)
     return client, headers, thread
 
 

@@ -168,8 +168,8 @@ async def test_disabled_user_cannot_sign_in(oidc_app, provider):
     admin = await make_user(client.app, "root@example.org", "admin")
     from agentstead.auth.access import ROLE_SCOPES, Principal
     actor = Principal(admin.id, admin.email, "admin", ROLE_SCOPES["admin"], "session", session_id="x")
-    ada = (await service.list_users(limit=10, after=None, query="ada"))[0]
-    await service.update_user(actor, ada.id, Context(), disabled=True)
+    ada = (await service.users.list(limit=10, after=None, query="ada"))[0]
+    await service.users.update(actor, ada.id, Context(), disabled=True)
     assert error_of(await sign_in(client)) == "account_disabled"
 
 

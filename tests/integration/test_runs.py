@@ -128,7 +128,7 @@ async def test_slow_tokens_stream_one_delta_each(chat, llm):
 async def test_fast_tokens_coalesce_into_few_deltas(chat, llm):
     """A provider sending as fast as it can: at most one delta per run per DELTA_GAP, and
     the deltas together are the whole text, in order."""
-    from agentstead.runner.runner import DELTA_GAP
+    from agentstead.runner.stream import DELTA_GAP
     client, headers = await chat()
     words = [f"w{i}" for i in range(300)]
     llm.tokens_per_second = 0
@@ -248,7 +248,7 @@ async def test_an_acknowledged_answer_survives_a_crash_before_the_run_uses_it(ch
     run = await settle(client, headers, (await send(client, headers, thread["id"], "Book a trip"))["id"])
     assert run["status"] == "waiting_for_input"
     runner = client.app[RUNNER]
-    await runner.resume(await run_store.get(runner.db, run["id"]), "Paris")
+    await runner.resume(await runner.db.read(run_store.get, run["id"]), "Paris")
     runner.tasks[run["id"]].cancel()          # the crash: the launched task never runs
     await asyncio.sleep(0)
     await _restart(client, settings.db_file, [])
@@ -705,11 +705,12 @@ async def test_a_late_cancel_or_shutdown_leaves_a_finished_run_as_it_is(chat, ll
     from agentstead.keys import RUNNER
     from agentstead.store import runs as run_store
     runner = client.app[RUNNER]
-    stored = await run_store.get(runner.db, run["id"])
+    stored = await runner.db.read(run_store.get, run["id"])
     with sqlite3.connect(settings.db_file) as conn:
         events_before = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    await runner._finish_cancelled(stored)
-    await runner._finish_interrupted(stored)
+    chat_runs = runner.kinds["chat"]
+    await chat_runs.ending(stored, "cancelled", None)()     # the ends a cancel and a shutdown write
+    await chat_runs.ending(stored, "interrupted", None)()
     with sqlite3.connect(settings.db_file) as conn:
         assert conn.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()[0] == "succeeded"
         assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == events_before
@@ -725,8 +726,8 @@ async def test_a_run_launched_twice_runs_once(chat, llm):
     from agentstead.keys import RUNNER
     from agentstead.store import runs as run_store
     runner = client.app[RUNNER]
-    stale = dataclasses.replace(await run_store.get(runner.db, posted["id"]), status="queued")
-    runner.submit(stale)
+    stale = dataclasses.replace(await runner.db.read(run_store.get, posted["id"]), status="queued")
+    runner.launch(stale)
     assert stale.id in runner.tasks          # it was launched again (nothing queued before it)
     await asyncio.gather(*runner.tasks.values())
     assert len(llm.requests) == 1

@@ -40,7 +40,7 @@ async def test_sign_in_link_is_single_use_and_sets_httponly_cookies(client):
     assert me["user"]["email"] == "ada@example.org" and me["csrf_token"] == headers["X-CSRF-Token"]
     from agentstead.keys import IDENTITY
     from agentstead.services.identity import Context
-    link = await client.app[IDENTITY].login_link("ada@example.org", Context())
+    link = await client.app[IDENTITY].users.login_link("ada@example.org", Context())
     path = "/auth/link/" + link.rsplit("/", 1)[1]
     client.raw.session.cookie_jar.clear()
     first = await client.get(path, allow_redirects=False)
@@ -164,7 +164,7 @@ async def test_logout_everywhere(client):
 async def test_disabled_users_live_session_and_tokens_stop_at_once(client):
     await browser_session(client, "ada@example.org")
     from agentstead.keys import IDENTITY
-    ada = (await client.app[IDENTITY].list_users(limit=5, after=None, query="ada"))[0]
+    ada = (await client.app[IDENTITY].users.list(limit=5, after=None, query="ada"))[0]
     from ..support.auth import api_token, bearer
     ada_token = bearer(await api_token(client.app, ada))
     assert (await client.get("/api/me")).status == 200
@@ -184,7 +184,7 @@ async def test_access_token_expiry_then_refresh(make_client, settings):
     from agentstead.keys import IDENTITY
     service = client.app[IDENTITY]
     me = await (await client.get("/api/me")).json()
-    expired = tokens.issue_access(service.keys, service.issuer, me["user"]["id"], me["auth"]["session_id"],
+    expired = tokens.issue_access(service.sessions.keys, service.sessions.issuer, me["user"]["id"], me["auth"]["session_id"],
                                   ttl=30, now=0)
     put_cookie(client, "as_access", expired)
     resp = await client.get("/api/me")
@@ -225,7 +225,7 @@ async def test_revocation_of_a_remembered_session_takes_effect_on_the_next_reque
         headers = await browser_session(client, f"user{i}@example.org")
         jar = {c.key: c.value for c in client.raw.session.cookie_jar}
         await _warm(client)
-        assert client.app[IDENTITY].cached_session(jar["as_access"]) is not None, "not served from memory"
+        assert client.app[IDENTITY].principals.cached_session(jar["as_access"]) is not None, "not served from memory"
         await end(headers, jar)
         put_jar(client, {"as_access": jar["as_access"]})  # the browser (or a thief) kept the old cookie
         resp = await client.get("/api/me")
@@ -258,11 +258,11 @@ async def test_remembered_access_token_is_refused_once_expired(client):
     service = client.app[IDENTITY]
     me = await (await client.get("/api/me")).json()
     exp = int(time.time()) + 2
-    short = tokens.issue_access(service.keys, service.issuer, me["user"]["id"], me["auth"]["session_id"],
+    short = tokens.issue_access(service.sessions.keys, service.sessions.issuer, me["user"]["id"], me["auth"]["session_id"],
                                 ttl=exp - time.time(), now=time.time())
     put_cookie(client, "as_access", short)
     await _warm(client)
-    assert service.cached_session(short) is not None
+    assert service.principals.cached_session(short) is not None
     await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
     resp = await client.get("/api/me")
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "token_expired"

@@ -1,6 +1,6 @@
-"""The store's one-round-trip write path (`Database.transact`), the event log's
-batched append on it, and LangGraph's checkpointer on the same discipline: on a
-real SQLite file."""
+"""The store's one door (`Database.read`, `Database.write`): group-committed writes, each
+under its own savepoint, reads on read-only connections (inline for point lookups, with a
+fallback), and LangGraph's checkpointer on the same door: on a real SQLite file."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ import sqlite3
 import pytest
 
 from agentstead.store.checkpoints import Saver
-from agentstead.store.db import Database
+from agentstead.store.db import Database, inline
+
+
+def _table(conn: sqlite3.Connection) -> None:
+    conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
 
 
 @pytest.fixture
 async def db(tmp_path):
     database = Database(tmp_path / "t.db", readers=2)
     await database.open()
-    async with database.write() as conn:
-        await conn.execute("CREATE TABLE t (x INTEGER NOT NULL)")
+    await database.write(_table)
     yield database
     await database.close()
 
@@ -33,51 +36,71 @@ def _insert_then_fail(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT INTO t (x) VALUES (NULL)")  # NOT NULL: IntegrityError
 
 
-async def _count(db: Database) -> int:
-    return (await db.small("SELECT count(*) FROM t"))[0][0]
+@inline
+def _count(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM t").fetchone()[0]
 
 
-async def test_transact_commits_and_returns_the_result(db):
-    assert await db.transact(_insert, 1, 2, 3) == 3
-    assert await _count(db) == 3
+def _values(conn: sqlite3.Connection) -> list[int]:
+    return [r[0] for r in conn.execute("SELECT x FROM t ORDER BY rowid")]
 
 
-async def test_transact_rolls_back_everything_when_the_function_fails(db):
+async def test_a_write_commits_and_returns_the_result(db):
+    assert await db.write(_insert, 1, 2, 3) == 3
+    assert await db.read(_count) == 3
+
+
+async def test_a_write_rolls_back_everything_when_its_function_fails(db):
     with pytest.raises(sqlite3.IntegrityError):
-        await db.transact(_insert_then_fail)
-    assert await _count(db) == 0
-    assert not db._writer.in_transaction
-    assert await db.transact(_insert, 7) == 1  # the writer is usable afterwards
+        await db.write(_insert_then_fail)
+    assert await db.read(_count) == 0
+    assert await db.write(_insert, 7) == 1  # the writer is usable afterwards
+    assert db.health.report().failures == 0   # a refused row is the caller's error, not the database's
+
+
+async def test_a_failing_write_in_a_batch_is_undone_alone(db):
+    """Writes queued together commit in one transaction, each under its own savepoint."""
+    results = await asyncio.gather(db.write(_insert, 1), db.write(_insert_then_fail), db.write(_insert, 2),
+                                   return_exceptions=True)
+    assert results[0] == 1 and isinstance(results[1], sqlite3.IntegrityError) and results[2] == 2
+    assert await db.read(_values) == [1, 2]
 
 
 async def test_a_cancelled_caller_neither_loses_the_commit_nor_breaks_the_next_writer(db):
-    task = asyncio.ensure_future(db.transact(_insert, *range(10_000)))
+    task = asyncio.ensure_future(db.write(_insert, *range(10_000)))
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The transaction was already handed to the writer's thread: it completes whole.
-    assert await _count(db) in (0, 10_000)
-    async with db.write() as conn:
-        await conn.execute("INSERT INTO t (x) VALUES (1)")
-    assert await _count(db) in (1, 10_001)
+    # The write was queued when it was called: it completes whole.
+    assert await db.write(_insert, 1) in (1, 10_001)
+    assert await db.read(_count) in (1, 10_001)
 
 
-async def test_transact_is_serialised_with_write_blocks(db):
-    async def block():
-        async with db.write() as conn:
-            await conn.execute("INSERT INTO t (x) VALUES (100)")
-            await asyncio.sleep(0.05)
-            await conn.execute("INSERT INTO t (x) VALUES (101)")
-    results = await asyncio.gather(block(), *(db.transact(_insert, i) for i in range(20)))
-    assert await _count(db) == 22
-    assert results[0] is None
+async def test_writes_commit_in_call_order(db):
+    """Queued when called, committed in that order (fire-and-forget writes keep their order)."""
+    writes = [db.write(_insert, i) for i in range(50)]
+    assert await asyncio.gather(*writes) == list(range(1, 51))
+    assert await db.read(_values) == list(range(50))
 
 
-async def test_read_sync_sees_committed_rows_only(db):
-    await db.transact(_insert, 5)
-    rows = await db.read_sync(lambda conn: conn.execute("SELECT x FROM t").fetchall())
-    assert [r[0] for r in rows] == [5]
+async def test_reads_see_committed_rows_only(db):
+    await db.write(_insert, 5)
+    assert await db.read(_values) == [5]
+
+
+@inline
+def _slow(conn: sqlite3.Connection) -> int:
+    return conn.execute("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
+                        "SELECT count(*) FROM n").fetchone()[0]
+
+
+async def test_an_inline_read_that_takes_too_long_moves_to_a_reader(db):
+    """A point lookup runs on the event loop; one that overruns its budget is abandoned there
+    and run on a reader, with the same answer."""
+    assert await db.read(_slow) == 3_000_000
+    assert db.inline_fallbacks == 1
+    assert await db.read(_count) == 0 and db.inline_fallbacks == 1
 
 
 async def test_checkpoints_round_trip_through_the_single_writer(tmp_path):
@@ -123,7 +146,6 @@ async def test_a_held_thread_writes_nothing_until_released_and_forgets_on_drop(t
     thread stores what is held first, and a fresh held thread is read without a query."""
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from agentstead.store.db import execute_statements
     from agentstead.store.migrate import migrate
 
     path = tmp_path / "h.db"
@@ -144,9 +166,10 @@ async def test_a_held_thread_writes_nothing_until_released_and_forgets_on_drop(t
         config = await saver.aput(base, cp, {"step": 1}, {})
         await saver.aput_writes(config, [("messages", "w")], task_id="t")
         assert rows() == 0                                    # held: nothing written
-        await database.transact(execute_statements, saver.release("run:h"))
+        await database.write(saver.release("run:h"))
         assert rows() == 2                                    # released into the caller's transaction
-        assert saver.release("run:h") == []                   # released once
+        await database.write(saver.release("run:h"))
+        assert rows() == 2                                    # released once
         got = await saver.aget_tuple(base)
         assert got.checkpoint["channel_values"] == {"messages": ["m"]} and got.pending_writes == [("t", "messages", "w")]
 

@@ -252,7 +252,7 @@ async def test_cursor_older_than_retention_is_expired(make_client, settings):
     bus = client.app[BUS]
     first = await bus.publish(topic, ev.TokenRevoked("old"))
     for i in range(1100):
-        bus.publish_nowait(topic, ev.TokenRevoked(str(i)))
+        bus.publish(topic, ev.TokenRevoked(str(i)))
     await bus.publish(topic, ev.TokenRevoked("last"))
     from agentstead.bus.retention import purge_once
     from agentstead.keys import SETTINGS

@@ -134,8 +134,8 @@ async def test_a_token_that_expires_closes_its_socket_4001(client):
     closed = asyncio.create_task(live.closed())
     # The token runs out a second from now (as if it had been created with that expiry).
     token_id = (await (await client.get("/api/me", headers=ada_bearer)).json())["auth"]["token_id"]
-    async with client.app[IDENTITY].db.write() as conn:
-        await conn.execute("UPDATE api_tokens SET expires_at = ? WHERE id = ?", (later_iso(1), token_id))
-    assert (await token_store.by_id(client.app[IDENTITY].db, token_id)).expires_at is not None
+    await client.app[IDENTITY].db.write(lambda conn: conn.execute(
+        "UPDATE api_tokens SET expires_at = ? WHERE id = ?", (later_iso(1), token_id)))
+    assert (await client.app[IDENTITY].db.read(token_store.by_id, token_id)).expires_at is not None
     await live.send({"op": "subscribe", "topic": "users/not-mine"})   # any re-check learns the new expiry
     assert await asyncio.wait_for(closed, 10) == 4001

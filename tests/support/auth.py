@@ -9,13 +9,13 @@ from agentstead.store.users import User
 
 
 async def make_user(app, email: str, role: str = "member") -> User:
-    return await app[IDENTITY].create_user(email, role, Context())
+    return await app[IDENTITY].users.create(email, role, Context())
 
 
 async def api_token(app, user: User, scopes=("read", "write"), days: int | None = None) -> str:
     """Create an API token as the user would (POST /api/tokens runs the same service call)."""
     principal = Principal(user.id, user.email, user.role, ROLE_SCOPES[user.role], "session", session_id="tests")
-    _, plain = await app[IDENTITY].create_api_token(principal, "test token", set(scopes), days, Context())
+    _, plain = await app[IDENTITY].tokens.create(principal, "test token", set(scopes), days, Context())
     return plain
 
 
@@ -34,7 +34,7 @@ async def browser_session(client, email: str, role: str = "member", *, create: b
     app = client.app
     if create:
         await make_user(app, email, role)
-    link = await app[IDENTITY].login_link(email, Context())
+    link = await app[IDENTITY].users.login_link(email, Context())
     path = "/auth/link/" + link.rsplit("/", 1)[1]
     resp = await client.get(path, allow_redirects=False)
     assert resp.status == 302, await resp.text()

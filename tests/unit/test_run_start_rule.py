@@ -1,7 +1,7 @@
-"""The one rule for whether a chat run may start (runner.why_not), shared by the runner and
-the transaction that queues a run and starts it at once (start_in)."""
+"""The one rule for whether a chat run may start (runner/chat_run.py: why_not), shared by the runner and
+the transaction that queues a run and starts it at once (runner.submit)."""
 
-from agentstead.runner.runner import why_not
+from agentstead.runner.chat_run import why_not
 from agentstead.store.agents import AgentVersion
 
 VERSION = AgentVersion("a1", 1, "A", "", "local", "gpt-test", 0.7, (), 10, "2026-01-01T00:00:00Z")

@@ -16,7 +16,7 @@ log = logging.getLogger("agentstead.bus")
 
 async def purge_once(bus: Bus, settings: Settings) -> int:
     cutoff = iso(now() - dt.timedelta(days=settings.event_retention_days))
-    return await store.purge(bus.db, older_than=cutoff, keep_max=settings.event_retention_max)
+    return await bus.db.write(store.purge, cutoff, settings.event_retention_max)
 
 
 async def retention(bus: Bus, settings: Settings, interval: float = 600.0, first_after: float = 60.0) -> None:

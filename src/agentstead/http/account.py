@@ -6,12 +6,10 @@ from aiohttp import web
 
 from ..auth.access import SCOPES, requires
 from ..keys import IDENTITY, SETTINGS
-from ..services.identity import AuthError
 from ..store.api_tokens import ApiToken
 from . import validate as v
 from .authn import context, principal_of, strict_rate_limit
 from .bodies import json_body
-from .errors import ApiError
 from .idempotency import Reply, idempotent, recorder
 
 
@@ -23,20 +21,19 @@ def token_json(t: ApiToken) -> dict:
 @requires("read")
 async def me(request: web.Request) -> web.Response:
     p = principal_of(request)
-    service = request.app[IDENTITY]
-    user = await service.user(p.user_id)
-    assert user is not None
+    identity = request.app[IDENTITY]
+    user = await identity.principals.active_user(p.user_id)
     return web.json_response({
         "user": {"id": user.id, "email": user.email, "name": user.name, "role": user.role,
                  "created_at": user.created_at},
         "auth": {"via": p.via, "scopes": sorted(p.scopes), "session_id": p.session_id, "token_id": p.token_id},
-        "csrf_token": service.csrf_for(p),
+        "csrf_token": identity.principals.csrf_for(p),
     })
 
 
 @requires("read")
 async def list_tokens(request: web.Request) -> web.Response:
-    rows = await request.app[IDENTITY].list_api_tokens(principal_of(request))
+    rows = await request.app[IDENTITY].tokens.list(principal_of(request))
     return web.json_response({"tokens": [token_json(t) for t in rows]})
 
 
@@ -55,20 +52,12 @@ async def create_token(request: web.Request) -> web.Response:
     if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
         raise v.fail("/scopes", f"must be a non-empty list of {', '.join(SCOPES)}")
     days = v.integer(body, "expires_in_days", lo=1, hi=request.app[SETTINGS].api_token_max_days)
-    try:
-        created = await request.app[IDENTITY].create_api_token(
-            principal_of(request), name, set(scopes), days, context(request),
-            recorder(request, _created_token))
-    except AuthError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    created = await request.app[IDENTITY].tokens.create(principal_of(request), name, set(scopes), days,
+                                                        context(request), recorder(request, _created_token))
     return _created_token(created).response()
 
 
 @requires("write")
 async def revoke_token(request: web.Request) -> web.Response:
-    try:
-        await request.app[IDENTITY].revoke_api_token(principal_of(request), request.match_info["id"],
-                                                     context(request))
-    except AuthError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    await request.app[IDENTITY].tokens.revoke(principal_of(request), request.match_info["id"], context(request))
     return web.Response(status=204)

@@ -8,14 +8,11 @@ from aiohttp import web
 
 from ..auth.access import public, requires
 from ..keys import IDENTITY, SETTINGS
-from ..services.identity import LOGIN_STATE_TTL, AuthError, IssuedSession
+from ..errors import Refused
+from ..services.identity import LOGIN_STATE_TTL, IssuedSession
 from . import cookies
 from .authn import context, principal_of, strict_rate_limit
-from .errors import ApiError, error_response
-
-
-def _api_error(exc: AuthError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
+from .errors import from_refused
 
 
 def _signed_in(request: web.Request, issued: IssuedSession, response: web.StreamResponse) -> None:
@@ -35,20 +32,15 @@ def _to_signin_page(request: web.Request, code: str) -> web.Response:
 
 @public
 async def providers(request: web.Request) -> web.Response:
-    service = request.app[IDENTITY]
     return web.json_response({"providers": [
         {"name": name, "display_name": client.config.label, "login_url": f"/auth/login/{name}"}
-        for name, client in service.providers.items()]})
+        for name, client in request.app[IDENTITY].signin.providers.items()]})
 
 
 @public
 @strict_rate_limit
 async def login(request: web.Request) -> web.Response:
-    service = request.app[IDENTITY]
-    try:
-        start = await service.start_login(request.match_info["provider"], request.query.get("next"))
-    except AuthError as exc:
-        raise _api_error(exc) from None
+    start = await request.app[IDENTITY].signin.start(request.match_info["provider"], request.query.get("next"))
     resp = redirect(start.url)
     cookies.set_login(request, resp, start.state, LOGIN_STATE_TTL)
     return resp
@@ -57,14 +49,13 @@ async def login(request: web.Request) -> web.Response:
 @public
 @strict_rate_limit
 async def callback(request: web.Request) -> web.Response:
-    service = request.app[IDENTITY]
     q = request.query
     try:
-        issued = await service.finish_login(
+        issued = await request.app[IDENTITY].signin.finish(
             request.match_info["provider"], code=q.get("code"), state=q.get("state"),
             cookie_state=cookies.get(request, "login"), error=q.get("error"), ctx=context(request),
             iss=q.get("iss"))
-    except AuthError as exc:
+    except Refused as exc:   # a browser's redirect: back to the sign-in page, not JSON
         return _to_signin_page(request, exc.code)
     resp = redirect(f"{request.app[SETTINGS].public_url}{issued.next_path}")
     cookies.clear_login(request, resp)
@@ -76,8 +67,8 @@ async def callback(request: web.Request) -> web.Response:
 @strict_rate_limit
 async def link(request: web.Request) -> web.Response:
     try:
-        issued = await request.app[IDENTITY].use_login_link(request.match_info["token"], context(request))
-    except AuthError as exc:
+        issued = await request.app[IDENTITY].signin.use_link(request.match_info["token"], context(request))
+    except Refused as exc:   # a browser's redirect, as above
         return _to_signin_page(request, exc.code)
     resp = redirect(f"{request.app[SETTINGS].public_url}/")
     resp.headers["Referrer-Policy"] = "no-referrer"  # the link's token must not leak onward
@@ -90,7 +81,7 @@ def _same_origin(request: web.Request) -> None:
     settings = request.app[SETTINGS]
     origin = request.headers.get("Origin")
     if origin != settings.public_url and origin not in settings.cors_origins:
-        raise ApiError(403, "csrf_failed", "cross-origin request refused (Origin is not allowed)")
+        raise Refused(403, "csrf_failed", "cross-origin request refused (Origin is not allowed)")
 
 
 @public
@@ -98,9 +89,9 @@ def _same_origin(request: web.Request) -> None:
 async def refresh(request: web.Request) -> web.Response:
     _same_origin(request)
     try:
-        issued = await request.app[IDENTITY].refresh(cookies.get(request, "refresh"), context(request))
-    except AuthError as exc:
-        resp = error_response(exc.status, exc.code, exc.message)
+        issued = await request.app[IDENTITY].sessions.refresh(cookies.get(request, "refresh"), context(request))
+    except Refused as exc:   # the cookies go with the refusal
+        resp = from_refused(exc)
         cookies.clear_session(request, resp)
         return resp
     resp = web.json_response(_session_body(issued))
@@ -116,10 +107,7 @@ def _session_body(issued: IssuedSession) -> dict:
 
 @requires("read")
 async def logout(request: web.Request) -> web.Response:
-    try:
-        await request.app[IDENTITY].logout(principal_of(request), context(request))
-    except AuthError as exc:
-        raise _api_error(exc) from None
+    await request.app[IDENTITY].sessions.logout(principal_of(request), context(request))
     resp = web.Response(status=204)
     cookies.clear_session(request, resp)
     return resp
@@ -127,7 +115,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @requires("read")
 async def logout_all(request: web.Request) -> web.Response:
-    count = await request.app[IDENTITY].logout_all(principal_of(request), context(request))
+    count = await request.app[IDENTITY].sessions.logout_all(principal_of(request), context(request))
     resp = web.json_response({"sessions_revoked": count})
     cookies.clear_session(request, resp)
     return resp
@@ -135,5 +123,5 @@ async def logout_all(request: web.Request) -> web.Response:
 
 @requires("read")
 async def ws_ticket(request: web.Request) -> web.Response:
-    ticket, ttl = request.app[IDENTITY].issue_ws_ticket(principal_of(request))
+    ticket, ttl = request.app[IDENTITY].tickets.issue(principal_of(request))
     return web.json_response({"ticket": ticket, "expires_in": ttl}, status=201)

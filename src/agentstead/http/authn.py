@@ -14,10 +14,10 @@ from aiohttp import web
 from ..auth import access
 from ..auth.clientip import client_ip
 from ..auth.tokens import API_TOKEN_PREFIX
+from ..errors import Refused
 from ..keys import IDENTITY, PRINCIPAL, RATE_API, RATE_AUTH, SETTINGS
-from ..services.identity import AuthError, Context
+from ..services.identity import Context
 from . import cookies
-from .errors import ApiError
 from .health import is_local
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -41,7 +41,7 @@ def principal_of(request: web.Request) -> access.Principal:
     return request[PRINCIPAL]
 
 
-def _allowed_origin(request: web.Request, origin: str | None) -> bool:
+def allowed_origin(request: web.Request, origin: str | None) -> bool:
     settings = request.app[SETTINGS]
     return origin is not None and (origin == settings.public_url or origin in settings.cors_origins)
 
@@ -49,7 +49,7 @@ def _allowed_origin(request: web.Request, origin: str | None) -> bool:
 def _throttle(limiter, key: str) -> None:
     wait = limiter.check(key)
     if wait > 0:
-        raise ApiError(429, "rate_limited", "too many requests; slow down",
+        raise Refused(429, "rate_limited", "too many requests; slow down",
                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
@@ -57,9 +57,9 @@ def _bearer(header: str) -> str:
     scheme, _, value = header.partition(" ")
     value = value.strip()
     if scheme.lower() != "bearer" or not value:
-        raise AuthError(401, "unauthorized", "use Authorization: Bearer <API token>")
+        raise Refused(401, "unauthorized", "use Authorization: Bearer <API token>")
     if not value.startswith(API_TOKEN_PREFIX):
-        raise AuthError(401, "unauthorized", "unknown API token")
+        raise Refused(401, "unauthorized", "unknown API token")
     return value
 
 
@@ -75,39 +75,39 @@ async def authenticate(request: web.Request, handler):
         return await handler(request)  # 404/405, and CORS preflight (no credentials by design)
     policy = access.policy_of(info.handler)
     if policy is None:
-        raise ApiError(500, "internal_error", "this route declares no access policy")
+        raise Refused(500, "internal_error", "this route declares no access policy")
     if request.query_string and any(key.lower() in TOKEN_PARAMS for key in request.query):
-        raise ApiError(400, "token_in_url", "credentials in the URL are refused; send Authorization: Bearer")
+        raise Refused(400, "token_in_url", "credentials in the URL are refused; send Authorization: Bearer")
     if getattr(info.handler, "__strict_rate_limit__", False):
         _throttle(request.app[RATE_AUTH], _client_key(request))
 
-    # Credentials: a principal resolved earlier comes from the identity service's in-memory map
-    # (no await, no database, no JWT check); the service drops that map on every revocation.
-    service = request.app[IDENTITY]
+    # Credentials: a principal resolved earlier comes from the principal cache (no await, no
+    # database, no JWT check); the cache drops it on every revocation.
+    principals = request.app[IDENTITY].principals
     header = request.headers.get("Authorization")
     principal, via_cookie = None, False
     try:
         if header is not None:
             token = _bearer(header)
-            principal = service.cached_api_token(token) or await service.from_api_token(token)
+            principal = principals.cached_api_token(token) or await principals.from_api_token(token)
         else:
             token = cookies.get(request, "access")
             if token:
                 via_cookie = True
-                principal = service.cached_session(token) or await service.from_access_token(token)
-    except AuthError as exc:
+                principal = principals.cached_session(token) or await principals.from_access_token(token)
+    except Refused as exc:
         if policy not in (access.PUBLIC, access.LOCAL_OR_ADMIN):
-            raise ApiError(exc.status, exc.code, exc.message,
+            raise Refused(exc.status, exc.code, exc.message,
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
         principal, via_cookie = None, False  # a stale cookie does not break public pages
 
     if principal is not None and via_cookie and request.method in UNSAFE:
         if policy == access.PUBLIC:
             principal = None  # public unsafe routes (refresh) guard themselves; never act on cookie identity
-        elif not _allowed_origin(request, request.headers.get("Origin")):
-            raise ApiError(403, "csrf_failed", "cross-origin request refused (Origin is not allowed)")
-        elif not service.csrf_ok(principal, request.headers.get("X-CSRF-Token", "")):
-            raise ApiError(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
+        elif not allowed_origin(request, request.headers.get("Origin")):
+            raise Refused(403, "csrf_failed", "cross-origin request refused (Origin is not allowed)")
+        elif not principals.csrf_ok(principal, request.headers.get("X-CSRF-Token", "")):
+            raise Refused(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
 
     if policy != access.PUBLIC:
         refused = access.decide(policy, principal,
@@ -115,7 +115,7 @@ async def authenticate(request: web.Request, handler):
         if refused is not None:
             status, code, message = refused
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            raise ApiError(status, code, message, headers=headers)
+            raise Refused(status, code, message, headers=headers)
 
     if principal is not None:
         _throttle(request.app[RATE_API], principal.user_id)

@@ -1,4 +1,7 @@
-"""Errors are data: every API error is {"error": {"code", "message", "request_id"}}."""
+"""Errors are data: every API error is {"error": {"code", "message", "request_id"}}.
+
+The one error type is errors.Refused (raised by services and handlers); this module
+shapes it, and aiohttp's own HTTP errors, into that JSON."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..errors import Refused
 from ..logs import request_id
 
 # Status -> code for errors that aiohttp raises itself (routing, body size).
@@ -16,19 +20,6 @@ _CODES = {
     415: "unsupported_media_type", 422: "validation_failed", 429: "rate_limited",
     500: "internal_error", 503: "unavailable",
 }
-
-
-class ApiError(Exception):
-    """An error meant for the client. Raise it from handlers and services."""
-
-    def __init__(self, status: int, code: str, message: str, *, details: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-        self.headers = headers or {}
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -44,7 +35,7 @@ def error_response(status: int, code: str, message: str, *, details: dict[str, A
                         content_type="application/json", headers=headers)
 
 
-def from_api_error(exc: ApiError) -> web.Response:
+def from_refused(exc: Refused) -> web.Response:
     return error_response(exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers)
 
 

@@ -13,8 +13,7 @@ from aiohttp import web
 
 from .. import observe
 from ..backup import status as backup_status
-from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT
-from ..store import health as store
+from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT, SYSTEM
 from ..store.migrate import latest_version
 from ..auth.access import local_or_admin, public, requires
 
@@ -34,13 +33,12 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def _check_database(app: web.Application) -> dict:
-    db, metrics = app[DB], app[METRICS]
+    system, metrics = app[SYSTEM], app[METRICS]
     token = secrets.token_hex(8)
     start = time.perf_counter()
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            await store.write_probe(db, token)
-            seen = await store.read_probe(db)
+            seen = await system.probe(token)
     except TimeoutError:
         metrics.db_probe_ok.set(0)
         return {"ok": False, "error": f"write+read probe took longer than {PROBE_TIMEOUT:g}s"}
@@ -76,7 +74,7 @@ def _check_writes(app: web.Application) -> dict:
 async def _check_schema(app: web.Application) -> dict:
     expected = latest_version()
     try:
-        found = await store.schema_version(app[DB])
+        found = await app[SYSTEM].schema_version()
     except Exception as exc:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "expected": expected}
     result = {"ok": found == expected, "version": found, "expected": expected}

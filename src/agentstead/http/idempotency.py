@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-import datetime as dt
 import functools
 import hashlib
 import json
@@ -37,11 +36,10 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from cryptography.fernet import Fernet
 
-from ..keys import DB, IDEMPOTENCY_IN_FLIGHT, SETTINGS
-from ..store import idempotency as store
-from ..timeutil import iso, now
+from ..errors import Refused
+from ..keys import IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, SETTINGS
+from ..services.idempotency import KeyTaken
 from .authn import principal_of
-from .errors import ApiError
 
 log = logging.getLogger("agentstead.http")
 HEADER = "Idempotency-Key"
@@ -67,7 +65,6 @@ class _Claim:
     key: str
     fingerprint: str
     fernet: Fernet
-    ttl: float
 
 
 def _fernet(app: web.Application) -> Fernet:
@@ -90,18 +87,18 @@ def _key_of(request: web.Request) -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_KEY or not all(32 < ord(c) < 127 for c in key):
-        raise ApiError(400, "invalid_idempotency_key",
+        raise Refused(400, "invalid_idempotency_key",
                        f"{HEADER} must be 1 to {MAX_KEY} printable ASCII characters without spaces "
                        "(a UUID is a good choice)")
     return key
 
 
 async def _replay(request: web.Request, claim: _Claim) -> web.Response | None:
-    stored = await store.get(request.app[DB], claim.scope, claim.key, iso(now()))
+    stored = await request.app[IDEMPOTENCY].find(claim.scope, claim.key)
     if stored is None:
         return None
     if stored.fingerprint != claim.fingerprint:
-        raise ApiError(422, "idempotency_key_reused",
+        raise Refused(422, "idempotency_key_reused",
                        f"this {HEADER} was used for another request; use a new key for a new action")
     saved = json.loads(claim.fernet.decrypt(stored.response))
     return Reply(stored.status, saved["body"], saved["headers"]).response(replayed=True)
@@ -117,22 +114,22 @@ def idempotent(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
             return await handler(request)
         app = request.app
         claim = _Claim(principal_of(request).user_id, key, _fingerprint(request, await request.read()),
-                       _fernet(app), app[SETTINGS].idempotency_key_ttl)
+                       _fernet(app))
         replayed = await _replay(request, claim)
         if replayed is not None:
             return replayed
         in_flight = app[IDEMPOTENCY_IN_FLIGHT]
         if (claim.scope, key) in in_flight:
-            raise ApiError(409, "idempotency_key_in_use",
+            raise Refused(409, "idempotency_key_in_use",
                            f"a request with this {HEADER} is still being handled; retry in a moment")
         in_flight.add((claim.scope, key))
         request[_CLAIM] = claim
         try:
             return await handler(request)
-        except store.KeyTaken:   # another process stored it first; this one's change rolled back
+        except KeyTaken:   # another process stored it first; this one's change rolled back
             replayed = await _replay(request, claim)
             if replayed is None:
-                raise ApiError(409, "idempotency_key_in_use", f"retry with this {HEADER} in a moment") from None
+                raise Refused(409, "idempotency_key_in_use", f"retry with this {HEADER} in a moment") from None
             return replayed
         finally:
             in_flight.discard((claim.scope, key))
@@ -146,13 +143,10 @@ def recorder(request: web.Request, render: Callable[[Any], Reply]) -> Callable |
     if claim is None:
         return None
 
-    def record(conn, result: Any) -> None:
+    def seal(result: Any) -> tuple[int, bytes]:
         reply = render(result)
-        sealed = claim.fernet.encrypt(json.dumps({"body": reply.body, "headers": reply.headers}).encode())
-        moment = now()
-        store.save_sync(conn, claim.scope, claim.key, claim.fingerprint, reply.status, sealed, iso(moment),
-                        iso(moment + dt.timedelta(seconds=claim.ttl)))
-    return record
+        return reply.status, claim.fernet.encrypt(json.dumps({"body": reply.body, "headers": reply.headers}).encode())
+    return request.app[IDEMPOTENCY].recorder(claim.scope, claim.key, claim.fingerprint, seal)
 
 
 async def forget_expired(app: web.Application, interval: float = 600.0) -> None:
@@ -160,7 +154,6 @@ async def forget_expired(app: web.Application, interval: float = 600.0) -> None:
     while True:
         await asyncio.sleep(interval)
         try:
-            while await app[DB].transact(store.purge_sync, iso(now())) >= 10_000:
-                await asyncio.sleep(0)
+            await app[IDEMPOTENCY].forget_expired()
         except Exception:   # the database may be down: the next pass tries again
             log.exception("forgetting expired idempotency keys failed")

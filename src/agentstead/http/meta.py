@@ -7,8 +7,7 @@ import dataclasses
 from aiohttp import web
 
 from ..auth.access import public, requires
-from ..keys import DB, OPENAPI
-from ..store import health as store
+from ..keys import OPENAPI, SYSTEM
 from ..store.migrate import latest_version
 
 
@@ -20,7 +19,7 @@ async def openapi(request: web.Request) -> web.Response:
 @requires("admin")
 async def schema(request: web.Request) -> web.Response:
     """The database schema version and every applied migration."""
-    applied = await store.applied_migrations(request.app[DB])
+    applied = await request.app[SYSTEM].migrations()
     return web.json_response({
         "version": applied[-1].version if applied else 0,
         "latest": latest_version(),

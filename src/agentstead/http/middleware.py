@@ -13,11 +13,11 @@ import uuid
 
 from aiohttp import web
 
+from ..errors import Refused
 from ..keys import ACCESS_LOG, METRICS, SETTINGS
 from ..logs import request_id
 from ..store.write_health import is_write_failure
 from . import errors, storable
-
 
 
 def _now() -> str:
@@ -95,8 +95,8 @@ async def json_errors(request: web.Request, handler):
     """Turn every failure into the JSON error shape; never leak a stack trace."""
     try:
         return await handler(request)
-    except errors.ApiError as exc:
-        return errors.from_api_error(exc)
+    except Refused as exc:   # the one domain error, mapped here once
+        return errors.from_refused(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise  # redirects and 2xx raised as exceptions pass through
@@ -132,7 +132,7 @@ async def readable_headers(request: web.Request, handler):
     stores them (http/storable.py)."""
     name = storable.bad_header(request.headers)
     if name is not None:
-        raise errors.ApiError(400, "bad_header", f"the {name} header is not valid UTF-8")
+        raise Refused(400, "bad_header", f"the {name} header is not valid UTF-8")
     return await handler(request)
 
 
@@ -141,7 +141,7 @@ async def body_limit(request: web.Request, handler):
     """Refuse a declared oversized body before reading a byte of it."""
     limit = request.app[SETTINGS].max_body_size
     if request.content_length is not None and request.content_length > limit:
-        raise errors.ApiError(413, "payload_too_large",
+        raise Refused(413, "payload_too_large",
                               f"request body is {request.content_length} bytes; the limit is {limit}")
     return await handler(request)
 

@@ -18,12 +18,10 @@ from aiohttp import web
 
 from ..auth.access import requires
 from ..bus.bus import Delivery
-from ..keys import BUS, CHAT, IDENTITY, SETTINGS
-from ..services.chat import ChatError
-from ..services.identity import AuthError
+from ..errors import Refused
+from ..keys import BUS, IDENTITY, RUNS, SETTINGS, THREADS
 from ..store.runs import FINISHED
 from .authn import principal_of
-from .errors import ApiError
 
 _END = {"run.succeeded", "run.failed", "run.cancelled"}
 KEEPALIVE = 15.0
@@ -42,7 +40,7 @@ def cursor(request: web.Request) -> int | None:
     if raw is None:
         return None
     if not LAST_EVENT_ID.fullmatch(raw):
-        raise ApiError(400, "bad_request", "Last-Event-ID must be a seq: 1 to 18 digits 0-9")
+        raise Refused(400, "bad_request", "Last-Event-ID must be a seq: 1 to 18 digits 0-9")
     return int(raw)
 
 
@@ -51,7 +49,7 @@ async def _stream(request: web.Request, topic: str,
     after = cursor(request)
     bus = request.app[BUS]
     if after is not None and after < await bus.floor():
-        raise ApiError(410, "cursor_expired", "events after that id were deleted by retention; fetch the state over REST")
+        raise Refused(410, "cursor_expired", "events after that id were deleted by retention; fetch the state over REST")
     queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=request.app[SETTINGS].ws_send_queue)
     overflow = asyncio.Event()
 
@@ -61,9 +59,9 @@ async def _stream(request: web.Request, topic: str,
         except asyncio.QueueFull:
             overflow.set()
 
-    identity, principal = request.app[IDENTITY], principal_of(request)
+    principals, principal = request.app[IDENTITY].principals, principal_of(request)
     sub = bus.subscribe(topic, deliver)  # live first, then the log: nothing falls between
-    unwatch = identity.watch(principal.user_id, lambda: deliver(None))   # None: re-check the caller
+    unwatch = principals.watch(principal.user_id, lambda: deliver(None))   # None: re-check the caller
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                        "X-Accel-Buffering": "no"})
     try:
@@ -97,8 +95,8 @@ async def _stream(request: web.Request, topic: str,
                 continue
             if d is None:
                 try:
-                    await identity.current(principal)
-                except AuthError:
+                    await principals.current(principal)
+                except Refused:
                     break   # signed out, revoked or disabled: the stream ends with the session
                 continue
             if d.seq <= last:
@@ -117,16 +115,13 @@ async def _stream(request: web.Request, topic: str,
 
 @requires("read")
 async def run_stream(request: web.Request) -> web.StreamResponse:
-    chat, principal = request.app[CHAT], principal_of(request)
-    try:
-        run = await chat.get_run(principal, request.match_info["id"])
-    except ChatError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    runs, principal = request.app[RUNS], principal_of(request)
+    run = await runs.get(principal, request.match_info["id"])
 
     async def finished() -> bool:
         try:
-            return (await chat.get_run(principal, run.id)).status in FINISHED
-        except ChatError:
+            return (await runs.get(principal, run.id)).status in FINISHED
+        except Refused:
             return True   # deleted with its thread meanwhile: nothing more will come
 
     return await _stream(request, f"runs/{run.id}", finished)
@@ -134,8 +129,5 @@ async def run_stream(request: web.Request) -> web.StreamResponse:
 
 @requires("read")
 async def thread_stream(request: web.Request) -> web.StreamResponse:
-    try:
-        thread = await request.app[CHAT].get_thread(principal_of(request), request.match_info["id"])
-    except ChatError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    thread = await request.app[THREADS].get(principal_of(request), request.match_info["id"])
     return await _stream(request, f"threads/{thread.id}")

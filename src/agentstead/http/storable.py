@@ -23,7 +23,7 @@ MAX_DEPTH = 64          # objects and arrays inside each other; no document of o
 _DECIMAL = re.compile(r"-?[0-9]{1,19}")   # ASCII digits only: int() also takes "١٢", " 7", "1_0"
 
 
-class Refused(ValueError):
+class Unstorable(ValueError):
     """Well-formed input the store cannot hold; `pointer` is a JSON pointer into the document."""
 
     def __init__(self, pointer: str, message: str):
@@ -76,35 +76,35 @@ def _key(key: str) -> str:
 
 
 def check(value: Any) -> None:
-    """Raise Refused for the first value the store cannot hold (depth, numbers, text)."""
+    """Raise Unstorable for the first value the store cannot hold (depth, numbers, text)."""
     stack: list[tuple[Any, str, int]] = [(value, "", 0)]
     while stack:
         node, pointer, depth = stack.pop()
         if isinstance(node, str):
             if not text_ok(node):
-                raise Refused(pointer, "holds a lone surrogate (\\ud800 to \\udfff), which is not text")
+                raise Unstorable(pointer, "holds a lone surrogate (\\ud800 to \\udfff), which is not text")
         elif isinstance(node, _Unfit):
-            raise Refused(pointer, node.why)
+            raise Unstorable(pointer, node.why)
         elif isinstance(node, (dict, list)):
             if depth >= MAX_DEPTH:
-                raise Refused(pointer, f"is nested deeper than {MAX_DEPTH} levels")
+                raise Unstorable(pointer, f"is nested deeper than {MAX_DEPTH} levels")
             items: Iterable = node.items() if isinstance(node, dict) else enumerate(node)
             for key, child in items:
                 if isinstance(key, str) and not text_ok(key):
-                    raise Refused(f"{pointer}/{_key(key)}", "is a name holding a lone surrogate, which is not text")
+                    raise Unstorable(f"{pointer}/{_key(key)}", "is a name holding a lone surrogate, which is not text")
                 stack.append((child, f"{pointer}/{_key(key) if isinstance(key, str) else key}", depth + 1))
         elif isinstance(node, float) and not math.isfinite(node):
-            raise Refused(pointer, "is a number too large to store")
+            raise Unstorable(pointer, "is a number too large to store")
         elif isinstance(node, int) and not isinstance(node, bool) and not INT64_MIN <= node <= INT64_MAX:
-            raise Refused(pointer, _BEYOND_64_BITS)
+            raise Unstorable(pointer, _BEYOND_64_BITS)
 
 
 def loads(text: str) -> Any:
-    """json.loads for outside input. Raises json.JSONDecodeError (not JSON) or Refused."""
+    """json.loads for outside input. Raises json.JSONDecodeError (not JSON) or Unstorable."""
     try:
         value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
     except RecursionError:
-        raise Refused("", f"is nested deeper than {MAX_DEPTH} levels") from None
+        raise Unstorable("", f"is nested deeper than {MAX_DEPTH} levels") from None
     check(value)
     return value
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from . import storable
-from .errors import ApiError
+from ..errors import Refused, invalid
 
 
-def fail(pointer: str, message: str) -> ApiError:
-    return ApiError(422, "validation_failed", f"{pointer}: {message}",
-                    details={"errors": [{"pointer": pointer, "message": message}]})
+fail = invalid   # 422 validation_failed naming the field
 
 
 def document(body: Any, allowed: set[str]) -> dict:
@@ -104,5 +102,5 @@ def query_int(value: str | None, name: str, *, default: int, lo: int, hi: int) -
         return default
     number = storable.decimal(value)
     if number is None or not lo <= number <= hi:
-        raise ApiError(400, "bad_request", f"query parameter {name} must be an integer from {lo} to {hi}")
+        raise Refused(400, "bad_request", f"query parameter {name} must be an integer from {lo} to {hi}")
     return number

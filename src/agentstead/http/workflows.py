@@ -6,18 +6,12 @@ from aiohttp import web
 
 from ..auth.access import requires
 from ..keys import WORKFLOWS
-from ..services.workflows import WorkflowServiceError
 from ..store.workflows import Workflow
 from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
-from .chat import run_json
-from .errors import ApiError
 from .idempotency import Reply, idempotent, recorder
-
-
-def _error(exc: WorkflowServiceError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message, details={"errors": exc.errors} if exc.errors else None)
+from .runs import run_json
 
 
 def workflow_json(w: Workflow) -> dict:
@@ -49,39 +43,27 @@ def _created(workflow: Workflow) -> Reply:
 @idempotent
 async def create_workflow(request: web.Request) -> web.Response:
     definition = _definition(await json_body(request))
-    try:
-        workflow = await request.app[WORKFLOWS].create(principal_of(request), definition,
-                                                       recorder(request, _created))
-    except WorkflowServiceError as exc:
-        raise _error(exc) from None
+    workflow = await request.app[WORKFLOWS].create(principal_of(request), definition,
+                                                   recorder(request, _created))
     return _created(workflow).response()
 
 
 @requires("read")
 async def get_workflow(request: web.Request) -> web.Response:
-    try:
-        workflow = await request.app[WORKFLOWS].get(principal_of(request), request.match_info["id"])
-    except WorkflowServiceError as exc:
-        raise _error(exc) from None
+    workflow = await request.app[WORKFLOWS].get(principal_of(request), request.match_info["id"])
     return web.json_response(workflow_json(workflow))
 
 
 @requires("write")
 async def update_workflow(request: web.Request) -> web.Response:
     definition = _definition(await json_body(request))
-    try:
-        workflow = await request.app[WORKFLOWS].update(principal_of(request), request.match_info["id"], definition)
-    except WorkflowServiceError as exc:
-        raise _error(exc) from None
+    workflow = await request.app[WORKFLOWS].update(principal_of(request), request.match_info["id"], definition)
     return web.json_response(workflow_json(workflow))
 
 
 @requires("write")
 async def delete_workflow(request: web.Request) -> web.Response:
-    try:
-        await request.app[WORKFLOWS].delete(principal_of(request), request.match_info["id"])
-    except WorkflowServiceError as exc:
-        raise _error(exc) from None
+    await request.app[WORKFLOWS].delete(principal_of(request), request.match_info["id"])
     return web.Response(status=204)
 
 
@@ -96,9 +78,6 @@ async def start_run(request: web.Request) -> web.Response:
     if request.body_exists:   # (not can_read_body: an Idempotency-Key has read the body already)
         body = v.document(await json_body(request), {"input"})
         run_input = body.get("input", {})
-    try:
-        run = await request.app[WORKFLOWS].start_run(principal_of(request), request.match_info["id"], run_input,
-                                                     recorder(request, _queued))
-    except WorkflowServiceError as exc:
-        raise _error(exc) from None
+    run = await request.app[WORKFLOWS].start_run(principal_of(request), request.match_info["id"], run_input,
+                                                 recorder(request, _queued))
     return _queued(run).response()

@@ -28,12 +28,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..auth.access import Principal, public
 from ..bus.bus import Bus, Delivery, Subscription
 from ..bus.topics import Authorizer, TopicError, hidden_from
+from ..errors import Refused
 from ..keys import BUS, IDENTITY, METRICS, PRINCIPAL, SETTINGS, TOPICS, WEBSOCKETS
 from ..monitoring_metrics import MonitoringMetrics, Tally
 from ..settings import Settings
 from . import storable
-from .authn import _allowed_origin
-from .errors import ApiError
+from .authn import allowed_origin
 from .ws_auth import Reauthorizing
 
 log = logging.getLogger("agentstead.ws")
@@ -199,7 +199,7 @@ class Connection(Reauthorizing):
         except json.JSONDecodeError as exc:
             self.error("invalid_json", f"not JSON: {exc.msg} at column {exc.colno}")
             return
-        except storable.Refused as exc:
+        except storable.Unstorable as exc:
             self.error("invalid_message", f"{exc.pointer or 'the message'} {exc.message}")
             return
         if not isinstance(message, dict):
@@ -294,20 +294,20 @@ class Connection(Reauthorizing):
 async def _principal(request: web.Request) -> Principal:
     settings = request.app[SETTINGS]
     origin = request.headers.get("Origin")
-    if origin is not None and not _allowed_origin(request, origin):
+    if origin is not None and not allowed_origin(request, origin):
         # Cross-site WebSocket hijacking: a foreign page cannot use the visitor's cookie.
-        raise ApiError(403, "forbidden_origin", "WebSocket connections from this Origin are refused")
+        raise Refused(403, "forbidden_origin", "WebSocket connections from this Origin are refused")
     ticket = request.query.get("ticket")
     if ticket:
-        principal = await request.app[IDENTITY].redeem_ws_ticket(ticket)
+        principal = await request.app[IDENTITY].tickets.redeem(ticket)
         if principal is None:
-            raise ApiError(401, "unauthorized", "the ticket is unknown, used or expired; get one from /auth/ws-ticket")
+            raise Refused(401, "unauthorized", "the ticket is unknown, used or expired; get one from /auth/ws-ticket")
         return principal
     principal = request.get(PRINCIPAL)
     if principal is None:
-        raise ApiError(401, "unauthorized", "sign in, or connect with ?ticket= from POST /auth/ws-ticket")
+        raise Refused(401, "unauthorized", "sign in, or connect with ?ticket= from POST /auth/ws-ticket")
     if principal.via == "session" and origin is None:
-        raise ApiError(403, "forbidden_origin", "a cookie-authenticated WebSocket needs an allowed Origin")
+        raise Refused(403, "forbidden_origin", "a cookie-authenticated WebSocket needs an allowed Origin")
     del settings
     return principal
 
@@ -319,8 +319,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_seconds, max_msg_size=settings.ws_max_message_size,
                                receive_timeout=settings.ws_idle_timeout_seconds, timeout=5.0, compress=False)
     await ws.prepare(request)
-    conn = Connection(ws, principal, request.app[BUS], request.app[TOPICS], settings, request.app[IDENTITY],
-                      request.transport, request.app[METRICS].monitoring)
+    conn = Connection(ws, principal, request.app[BUS], request.app[TOPICS], settings,
+                      request.app[IDENTITY].principals, request.transport, request.app[METRICS].monitoring)
     request.app[WEBSOCKETS].add(ws)
     conn.metrics.websockets_open.inc()
     writer = asyncio.create_task(conn.writer())

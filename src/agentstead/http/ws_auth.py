@@ -17,14 +17,14 @@ import time
 
 from ..bus.bus import Delivery
 from ..bus.topics import TopicError, hidden_from
-from ..services.identity import AuthError
+from ..errors import Refused
 
 CLOSE_SESSION_ENDED = 4001         # sign in again
 CLOSE_PERMISSIONS_CHANGED = 4003   # reconnect and subscribe again, as who you are now
 
 
 class Reauthorizing:
-    """Mixed into Connection, whose state (principal, identity, authorizer, bus, topics,
+    """Mixed into Connection, whose state (principal, identity (the principal cache), authorizer, bus, topics,
     close_soon, and the fields set by `_init_reauth`) it uses."""
 
     def _init_reauth(self) -> None:
@@ -71,7 +71,7 @@ class Reauthorizing:
         caller is gone (4001) or lost a topic this socket reads (4003)."""
         try:
             principal, until = await self.identity.current(self.principal)
-        except AuthError as exc:
+        except Refused as exc:
             self.close_soon(CLOSE_SESSION_ENDED, exc.message[:120])
             return False
         self._expire_at(until)

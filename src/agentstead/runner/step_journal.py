@@ -5,30 +5,33 @@ for the checkpoint. Writing the step's row in a transaction of its own would cos
 one more commit (an fsync) per step; instead the row goes into the journal and
 is written in the same transaction as those writes: the row and the output it
 describes commit together, and the step.* events are published after that
-commit ("written first, then published"). Anything still in the journal when the
-run changes status is written in that status change's transaction.
+commit, in the same transaction. Anything still in the journal when the run
+changes status is written in that status change's transaction.
 
-The saver is the store's LangGraph saver (store/checkpoints.py: one round trip per
-write on the single writer), one per workflow run.
+The saver is the store's LangGraph saver (store/checkpoints.py: one write per
+call through the one door).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import json
 import sqlite3
 import time
 from typing import Any, Callable, Sequence
 
-import aiosqlite
-
 from ..bus import events as ev
-from ..store import runs as run_store
+from ..store import steps as step_store
+from ..store import usage as usage_store
 from ..store.checkpoints import Saver
 from ..store.db import Database
+from ..store.runs import Run
 from ..timeutil import now_iso
+from .kinds import announce
 
-Statement = tuple[str, tuple]
+WriteStep = Callable[[sqlite3.Connection], None]
 MAX_EVENT_OUTPUT = 16 * 1024
 
 
@@ -51,15 +54,14 @@ class Finished:
 
 
 class Journal:
-    """Rows waiting for the run's next transaction, and the events to publish after it."""
+    """Rows waiting for the run's next transaction, and the events that announce them."""
 
-    def __init__(self, run: run_store.Run, publish: Callable[[ev.Event], None], kinds: dict[str, str]):
+    def __init__(self, run: Run, kinds: dict[str, str]):
         self.run = run
-        self.publish = publish
         self.kinds = kinds                      # step name -> kind
         self.finished: dict[str, Finished] = {}  # work steps that returned, by name
         self.started_at: dict[str, tuple[str, float]] = {}  # other steps: when they began
-        self.statements: list[Statement] = []
+        self.steps: list[WriteStep] = []
         self.events: list[ev.Event] = []
 
     def outputs_written(self, writes: Sequence[tuple[str, Any]]) -> None:
@@ -79,48 +81,51 @@ class Journal:
             started_at, began = self.started_at.pop(name, (now, time.perf_counter()))
             done = Finished(kind, 1, started_at, round((time.perf_counter() - began) * 1000, 3), (0, 0, None))
         prompt, completion, model = done.usage
-        self.statements += run_store.step_finished_statements(
-            run.id, name, kind, "succeeded", attempt=done.attempt, started_at=done.started_at, finished_at=now,
-            output=output, prompt_tokens=prompt, completion_tokens=completion)
+        self.steps.append(functools.partial(
+            step_store.finished, run_id=run.id, step=name, kind=kind, status="succeeded", attempt=done.attempt,
+            started_at=done.started_at, finished_at=now, output=output, prompt_tokens=prompt,
+            completion_tokens=completion))
         if prompt or completion:
-            self.statements += run_store.usage_statements(run, prompt, completion, model=model)
+            self.steps.append(functools.partial(usage_store.add, run=run, prompt=prompt, completion=completion,
+                                                model=model))
         shown, truncated = event_output(output)
         self.events.append(ev.StepSucceeded(run.id, name, kind, done.attempt, done.started_at, now,
                                             done.duration_ms, shown, truncated))
 
-    def take(self) -> tuple[list[Statement], list[ev.Event]]:
-        taken = (self.statements, self.events)
-        self.statements, self.events = [], []
+    def take(self) -> tuple[list[WriteStep], list[ev.Event]]:
+        """What waits, for the caller's transaction: put it back with `rolled_back` if that fails."""
+        taken = (self.steps, self.events)
+        self.steps, self.events = [], []
         return taken
 
-    async def write(self, conn: aiosqlite.Connection) -> tuple[list[Statement], list[ev.Event]]:
-        """The waiting rows, in the caller's (async) transaction; publish with `committed` after it."""
-        taken = self.take()
+    def rolled_back(self, taken: tuple[list[WriteStep], list[ev.Event]]) -> None:
+        self.steps[:0], self.events[:0] = taken
+
+    async def settle(self, taken: tuple[list[WriteStep], list[ev.Event]], written: asyncio.Future) -> Any:
+        """Await the write that carries `taken`: if it failed, what it carried waits here again
+        for the next one. A cancelled caller still learns how the write ended."""
         try:
-            for sql, args in taken[0]:
-                await conn.execute(sql, args)
+            return await asyncio.shield(written)
+        except asyncio.CancelledError:
+            try:
+                await written
+            except Exception:
+                self.rolled_back(taken)
+            raise
         except BaseException:
             self.rolled_back(taken)
             raise
-        return taken
-
-    def committed(self, taken: tuple[list[Statement], list[ev.Event]]) -> None:
-        for event in taken[1]:
-            self.publish(event)
-
-    def rolled_back(self, taken: tuple[list[Statement], list[ev.Event]]) -> None:
-        self.statements[:0], self.events[:0] = taken
 
 
-def _writes_and_rows(conn: sqlite3.Connection, sql: str, rows: list[tuple], statements: list[Statement]) -> None:
-    conn.executemany(sql, rows)
-    for statement, args in statements:
-        conn.execute(statement, args)
+def write_all(conn: sqlite3.Connection, steps: list[WriteStep]) -> None:
+    for step in steps:
+        step(conn)
 
 
 class StepSaver(Saver):
     """The store's saver for workflow runs: a task's writes that carry step outputs commit
-    in one transaction with those steps' rows (the run's journal, by LangGraph thread id)."""
+    in one transaction with those steps' rows and events (the run's journal, by LangGraph
+    thread id)."""
 
     def __init__(self, db: Database):
         super().__init__(db)
@@ -132,11 +137,7 @@ class StepSaver(Saver):
             await super().aput_writes(config, writes, task_id, task_path)
             return
         journal.outputs_written(writes)
-        sql, rows = self.writes_statement(config, writes, task_id, task_path)
         taken = journal.take()
-        try:
-            await self.db.transact(_writes_and_rows, sql, rows, taken[0])
-        except BaseException:
-            journal.rolled_back(taken)
-            raise
-        journal.committed(taken)
+        await journal.settle(taken, self.db.write(
+            write_all, [self._writes_step(config, writes, task_id, task_path), *taken[0]],
+            events=announce(journal.run, taken[1])))

@@ -21,22 +21,24 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from typing import TYPE_CHECKING
+from typing import Callable
 
 from ..bus import events as ev
 from ..store import runs as run_store
+from ..store.db import Database
 from ..timeutil import iso, now
-
-if TYPE_CHECKING:
-    from .runner import Runner
+from .endings import Endings
+from .kinds import announce
 
 log = logging.getLogger("agentstead.runner")
 
 
 class Leases:
-    def __init__(self, runner: "Runner", seconds: float):
-        self.runner = runner
+    def __init__(self, db: Database, endings: Endings, seconds: float, vouched: Callable[[], set[str]]):
+        self.db = db
+        self.endings = endings
         self.seconds = seconds
+        self._vouched = vouched   # the runs this process has a task (or an unwritten ending) for
         self.instance = uuid.uuid4().hex   # this process; a restart is a new instance
         self._task: asyncio.Task | None = None
         self.settled = 0                    # rows the watchdog interrupted (for tests and logs)
@@ -54,10 +56,6 @@ class Leases:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    def _vouched(self) -> set[str]:
-        r = self.runner
-        return set(r.tasks) | set(r.endings.pending)
-
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self.seconds / 3)
@@ -73,22 +71,21 @@ class Leases:
     async def renew(self) -> None:
         ids = sorted(self._vouched())
         if ids:
-            await self.runner.db.transact(run_store.renew_leases_sync, ids, self.lease())
+            await self.db.write(run_store.renew_leases, ids, self.lease())
 
     async def sweep(self) -> int:
         """Settle running rows whose lease ran out (never one this process runs). Returns how many."""
-        r = self.runner
         stamp = iso(now())
         count = 0
-        for run in await r.db.read_sync(run_store.unleased_sync, stamp):
+        for run in await self.db.read(run_store.unleased, stamp):
             if run.id in self._vouched():
                 continue   # ours and alive: its renewal failed while the database was down
             log.warning("settling a running run nobody runs (its lease ran out)", extra={"run_id": run.id})
 
             def attempt(run=run):
-                return r.commit(run, run_store.interrupt_unleased_sync, run.id, stamp,
-                                events=lambda ok: [ev.RunInterrupted(run.id, run.thread_id)] if ok else [])
-            if await r.endings.write(run.id, attempt):
+                return self.db.write(run_store.interrupt_unleased, run.id, stamp, events=lambda ok: announce(
+                    run, [ev.RunInterrupted(run.id, run.thread_id)]) if ok else [])
+            if await self.endings.write(run.id, attempt):
                 count += 1
         self.settled += count
         return count

@@ -6,10 +6,7 @@ import dataclasses
 import json
 import sqlite3
 
-import aiosqlite
-
 from ..timeutil import now_iso
-from .db import Database, fetch_all, in_thread
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,67 +45,62 @@ def _agent(row) -> Agent | None:
     return Agent(row[0], row[1], row[2], row[3], version)
 
 
-async def create(conn: aiosqlite.Connection, agent_id: str, owner_id: str, fields: dict) -> None:
+def create(conn: sqlite3.Connection, agent_id: str, owner_id: str, fields: dict) -> Agent:
     now = now_iso()
-    await conn.execute("INSERT INTO agents (id, owner_id, current_version, created_at, updated_at, deleted_at) "
-                       "VALUES (?, ?, 1, ?, ?, NULL)", (agent_id, owner_id, now, now))
-    await _insert_version(conn, agent_id, 1, fields, now)
+    conn.execute("INSERT INTO agents (id, owner_id, current_version, created_at, updated_at, deleted_at) "
+                 "VALUES (?, ?, 1, ?, ?, NULL)", (agent_id, owner_id, now, now))
+    _insert_version(conn, agent_id, 1, fields, now)
+    return get_owned(conn, agent_id, owner_id)
 
 
-async def _insert_version(conn, agent_id: str, version: int, f: dict, now: str) -> None:
-    await conn.execute(
+def _insert_version(conn: sqlite3.Connection, agent_id: str, version: int, f: dict, now: str) -> None:
+    conn.execute(
         "INSERT INTO agent_versions (agent_id, version, name, instructions, provider, model, temperature, tools, "
         "max_steps, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (agent_id, version, f["name"], f["instructions"], f["provider"], f["model"], f["temperature"],
          json.dumps(list(f["tools"])), f["max_steps"], now))
 
 
-async def new_version(conn: aiosqlite.Connection, agent: Agent, fields: dict) -> None:
+def new_version(conn: sqlite3.Connection, agent: Agent, fields: dict) -> Agent:
     now = now_iso()
     version = agent.current.version + 1
-    await _insert_version(conn, agent.id, version, fields, now)
-    await conn.execute("UPDATE agents SET current_version = ?, updated_at = ? WHERE id = ?", (version, now, agent.id))
+    _insert_version(conn, agent.id, version, fields, now)
+    conn.execute("UPDATE agents SET current_version = ?, updated_at = ? WHERE id = ?", (version, now, agent.id))
+    return get_owned(conn, agent.id, agent.owner_id)
 
 
-def get_owned_sync(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> Agent | None:
+def get_owned(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> Agent | None:
     return _agent(conn.execute(_SELECT + " WHERE a.id = ? AND a.owner_id = ? AND a.deleted_at IS NULL",
                                (agent_id, owner_id)).fetchone())
 
 
-async def get_owned(conn: aiosqlite.Connection, agent_id: str, owner_id: str) -> Agent | None:
-    return await in_thread(conn, get_owned_sync, agent_id, owner_id)
-
-
-async def get(db: Database, agent_id: str, owner_id: str) -> Agent | None:
-    async with db.read() as conn:
-        return await get_owned(conn, agent_id, owner_id)
-
-
-def version_sync(conn: sqlite3.Connection, agent_id: str, number: int) -> AgentVersion | None:
+def version(conn: sqlite3.Connection, agent_id: str, number: int) -> AgentVersion | None:
+    """A version by number, also of a deleted agent (its runs keep it)."""
     row = conn.execute("SELECT agent_id, version, name, instructions, provider, model, temperature, "
                        "tools, max_steps, created_at FROM agent_versions WHERE agent_id = ? AND version = ?",
                        (agent_id, number)).fetchone()
     if row is None:
         return None
-    values = list(row)
-    values[7] = tuple(json.loads(values[7]))
-    return AgentVersion(*values)
+    values = dict(zip(row.keys(), row))
+    values["tools"] = tuple(json.loads(values["tools"]))
+    return AgentVersion(**values)
 
 
-async def version(db: Database, agent_id: str, number: int) -> AgentVersion | None:
-    return await db.read_sync(version_sync, agent_id, number)
-
-
-async def list_owned(db: Database, owner_id: str, *, limit: int, before: str | None) -> list[Agent]:
+def list_owned(conn: sqlite3.Connection, owner_id: str, *, limit: int, before: str | None) -> list[Agent]:
     sql = _SELECT + " WHERE a.owner_id = ? AND a.deleted_at IS NULL"
     args: list = [owner_id]
     if before:
         sql += " AND a.created_at < ?"
         args.append(before)
-    async with db.read() as conn:
-        rows = await fetch_all(conn, sql + " ORDER BY a.created_at DESC LIMIT ?", (*args, limit))
-    return [_agent(r) for r in rows]
+    return [_agent(r) for r in conn.execute(sql + " ORDER BY a.created_at DESC LIMIT ?", (*args, limit))]
 
 
-async def soft_delete(conn: aiosqlite.Connection, agent_id: str) -> None:
-    await conn.execute("UPDATE agents SET deleted_at = ? WHERE id = ?", (now_iso(), agent_id))
+def current_versions(conn: sqlite3.Connection, owner_id: str) -> dict[str, int]:
+    """The owner's live agents and their current versions (what a workflow may name and pins)."""
+    rows = conn.execute("SELECT id, current_version FROM agents WHERE owner_id = ? AND deleted_at IS NULL",
+                        (owner_id,)).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
+def soft_delete(conn: sqlite3.Connection, agent_id: str) -> None:
+    conn.execute("UPDATE agents SET deleted_at = ? WHERE id = ?", (now_iso(), agent_id))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 
-import aiosqlite
+import sqlite3
 
 from ..timeutil import now_iso
-from .db import Database, fetch_all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,15 +35,15 @@ class Record:
     details: dict = dataclasses.field(default_factory=dict)
 
 
-async def append(conn: aiosqlite.Connection, record: Record) -> None:
-    await conn.execute(
+def append(conn: sqlite3.Connection, record: Record) -> None:
+    conn.execute(
         "INSERT INTO audit_log (at, action, outcome, actor_id, target, ip, user_agent, details) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (now_iso(), record.action, record.outcome, record.actor_id, record.target, record.ip,
          record.user_agent[:512], json.dumps(record.details, sort_keys=True)))
 
 
-async def page(db: Database, *, limit: int, before_id: int | None = None, action: str | None = None,
+def page(conn: sqlite3.Connection, *, limit: int, before_id: int | None = None, action: str | None = None,
                actor_id: str | None = None, outcome: str | None = None, since: str | None = None,
                until: str | None = None) -> list[AuditEntry]:
     """Newest first; `before_id` is the smallest id of the previous page."""
@@ -56,12 +55,9 @@ async def page(db: Database, *, limit: int, before_id: int | None = None, action
             args.append(value)
     sql = ("SELECT id, at, action, outcome, actor_id, target, ip, user_agent, details FROM audit_log"
            + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id DESC LIMIT ?")
-    async with db.read() as conn:
-        rows = await fetch_all(conn, sql, (*args, limit))
+    rows = conn.execute(sql, (*args, limit)).fetchall()
     return [AuditEntry(*r[:8], json.loads(r[8])) for r in rows]
 
 
-async def purge_before(db: Database, cutoff: str) -> int:
-    async with db.write() as conn:
-        cur = await conn.execute("DELETE FROM audit_log WHERE at < ?", (cutoff,))
-        return cur.rowcount
+def purge_before(conn: sqlite3.Connection, cutoff: str) -> int:
+    return conn.execute("DELETE FROM audit_log WHERE at < ?", (cutoff,)).rowcount

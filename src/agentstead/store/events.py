@@ -14,7 +14,7 @@ import json
 import sqlite3
 from typing import Iterable, Sequence
 
-from .db import Database, Statement, fetch_all
+from .connection import inline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,9 +39,9 @@ def _topic_ids(conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]
     return ids
 
 
-def append_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Sequence[str], str, str, str]]) -> int:
+def append(conn: sqlite3.Connection, rows: Sequence[tuple[Sequence[str], str, str, str]]) -> int:
     """Insert (topics, type, data_json, at) events, each once, linked to its topics; returns
-    the first seq. Runs inside `Database.transact` (the writer's thread, one round trip).
+    the first seq. The writer calls it in every write's transaction (store/writer.py).
 
     One writer and AUTOINCREMENT make the batch's sequence numbers contiguous."""
     conn.executemany("INSERT INTO events (type, data, at) VALUES (?, ?, ?)", [r[1:] for r in rows])
@@ -61,40 +61,41 @@ _SELECT = ("SELECT e.seq, t.name, e.type, e.data, e.at FROM topics t "
            "JOIN event_topics et ON et.topic = t.id JOIN events e ON e.seq = et.seq ")
 
 
-async def after(db: Database, topics: Iterable[str], seq: int, *, limit: int) -> list[StoredEvent]:
+def after(conn: sqlite3.Connection, topics: Iterable[str], seq: int, *, limit: int) -> list[StoredEvent]:
     """Events on exact topics with seq > `seq`, oldest first (an event on two of them comes
     once per topic)."""
     topics = list(topics)
     marks = ",".join("?" * len(topics))
-    async with db.read() as conn:
-        return [_event(r) for r in await fetch_all(
-            conn, _SELECT + f"WHERE t.name IN ({marks}) AND et.seq > ? ORDER BY et.seq, t.name LIMIT ?",
-            (*topics, seq, limit))]
+    return [_event(r) for r in conn.execute(
+        _SELECT + f"WHERE t.name IN ({marks}) AND et.seq > ? ORDER BY et.seq, t.name LIMIT ?",
+        (*topics, seq, limit))]
 
 
-async def after_prefix(db: Database, prefix: str, seq: int, *, limit: int) -> list[StoredEvent]:
+def after_prefix(conn: sqlite3.Connection, prefix: str, seq: int, *, limit: int) -> list[StoredEvent]:
     """Events whose topic starts with `prefix` (pattern subscriptions), oldest first."""
     pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    async with db.read() as conn:
-        return [_event(r) for r in await fetch_all(
-            conn, _SELECT + "WHERE t.name LIKE ? ESCAPE '\\' AND et.seq > ? ORDER BY et.seq, t.name LIMIT ?",
-            (pattern, seq, limit))]
+    return [_event(r) for r in conn.execute(
+        _SELECT + "WHERE t.name LIKE ? ESCAPE '\\' AND et.seq > ? ORDER BY et.seq, t.name LIMIT ?",
+        (pattern, seq, limit))]
 
 
-async def head(db: Database) -> int:
+@inline
+def head(conn: sqlite3.Connection) -> int:
     """The newest sequence number ever assigned (0 when none)."""
-    rows = await db.small("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
-    return rows[0][0] if rows else 0
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    return row[0] if row else 0
 
 
-async def floor(db: Database) -> int:
-    return (await db.small("SELECT value FROM event_log_meta WHERE key = 'floor'"))[0][0]
+@inline
+def floor(conn: sqlite3.Connection) -> int:
+    """Events at or below this seq may have been deleted by retention."""
+    return conn.execute("SELECT value FROM event_log_meta WHERE key = 'floor'").fetchone()[0]
 
 
 TOPIC_SWEEP = 10_000   # topics looked at per retention pass for being unused
 
 
-def purge_sync(conn: sqlite3.Connection, older_than: str, keep_max: int) -> int:
+def purge(conn: sqlite3.Connection, older_than: str, keep_max: int) -> int:
     """Delete events older than a time or beyond the newest `keep_max`; raise the floor;
     forget a slice of the topics no event links to any more (a cursor walks the table,
     so each pass does bounded work)."""
@@ -118,12 +119,8 @@ def purge_sync(conn: sqlite3.Connection, older_than: str, keep_max: int) -> int:
     return deleted
 
 
-async def purge(db: Database, *, older_than: str, keep_max: int) -> int:
-    return await db.transact(purge_sync, older_than, keep_max)
-
-
-def compact_deltas_statement(run_id: str) -> Statement:
+def compact_deltas(conn: sqlite3.Connection, run_id: str) -> None:
     """Drop a finished run's streamed deltas (every delta is on runs/{id}, whatever else it
     is on); its stored messages (message.created) carry the text."""
-    return ("DELETE FROM events WHERE type = 'message.delta' AND seq IN (SELECT et.seq FROM event_topics et "
-            "WHERE et.topic = (SELECT id FROM topics WHERE name = ?))", (f"runs/{run_id}",))
+    conn.execute("DELETE FROM events WHERE type = 'message.delta' AND seq IN (SELECT et.seq FROM event_topics et "
+                 "WHERE et.topic = (SELECT id FROM topics WHERE name = ?))", (f"runs/{run_id}",))

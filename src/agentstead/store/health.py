@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 
-from .db import Database, fetch_one
+from .connection import inline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,29 +17,24 @@ class AppliedMigration:
     applied_at: str
 
 
-async def write_probe(db: Database, token: str) -> None:
-    """Write one row in its own transaction (proves the writer can commit)."""
-    now = dt.datetime.now(dt.timezone.utc).isoformat()
-    async with db.write() as conn:
-        await conn.execute(
-            "INSERT INTO health_probe (id, token, written_at) VALUES (1, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET token = excluded.token, written_at = excluded.written_at",
-            (token, now))
+def write_probe(conn: sqlite3.Connection, token: str) -> None:
+    """One row, rewritten (proves the writer can commit)."""
+    conn.execute("INSERT INTO health_probe (id, token, written_at) VALUES (1, ?, ?) "
+                 "ON CONFLICT (id) DO UPDATE SET token = excluded.token, written_at = excluded.written_at",
+                 (token, dt.datetime.now(dt.timezone.utc).isoformat()))
 
 
-async def read_probe(db: Database) -> str | None:
-    """Read the probe row back through a reader connection."""
-    async with db.read() as conn:
-        row = await fetch_one(conn, "SELECT token FROM health_probe WHERE id = 1")
+def read_probe(conn: sqlite3.Connection) -> str | None:
+    """The probe row, read back through a reader connection."""
+    row = conn.execute("SELECT token FROM health_probe WHERE id = 1").fetchone()
     return row["token"] if row else None
 
 
-async def schema_version(db: Database) -> int:
-    async with db.read() as conn:
-        row = await fetch_one(conn, "PRAGMA user_version")
-    return row[0]
+def schema_version(conn: sqlite3.Connection) -> int:
+    return conn.execute("PRAGMA user_version").fetchone()[0]
 
 
-async def applied_migrations(db: Database) -> list[AppliedMigration]:
-    rows = await db.small("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
+@inline
+def applied_migrations(conn: sqlite3.Connection) -> list[AppliedMigration]:
+    rows = conn.execute("SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version")
     return [AppliedMigration(*row) for row in rows]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
-from .db import Database
+from .connection import inline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class KeyTaken(Exception):
     transaction rolls back, so the change is made once; the caller answers with the first."""
 
 
-def save_sync(conn: sqlite3.Connection, scope: str, key: str, fingerprint: str, status: int, response: bytes,
+def save(conn: sqlite3.Connection, scope: str, key: str, fingerprint: str, status: int, response: bytes,
               now: str, expires_at: str) -> None:
     """In the change's own transaction: the key and the response. A live row with this key
     raises KeyTaken (rolling the change back); an expired one is replaced."""
@@ -34,14 +34,15 @@ def save_sync(conn: sqlite3.Connection, scope: str, key: str, fingerprint: str, 
         raise KeyTaken(key)
 
 
-async def get(db: Database, scope: str, key: str, now: str) -> Stored | None:
+@inline
+def get(conn: sqlite3.Connection, scope: str, key: str, now: str) -> Stored | None:
     """The live (unexpired) entry of a key, or None."""
-    rows = await db.small("SELECT fingerprint, status, response FROM idempotency_keys "
-                          "WHERE scope = ? AND key = ? AND expires_at > ?", (scope, key, now))
-    return Stored(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+    row = conn.execute("SELECT fingerprint, status, response FROM idempotency_keys "
+                       "WHERE scope = ? AND key = ? AND expires_at > ?", (scope, key, now)).fetchone()
+    return Stored(row[0], row[1], row[2]) if row else None
 
 
-def purge_sync(conn: sqlite3.Connection, now: str, limit: int = 10_000) -> int:
+def purge(conn: sqlite3.Connection, now: str, limit: int = 10_000) -> int:
     """Forget expired keys (a bounded batch per call)."""
     return conn.execute("DELETE FROM idempotency_keys WHERE (scope, key) IN (SELECT scope, key FROM idempotency_keys "
                         "WHERE expires_at <= ? LIMIT ?)", (now, limit)).rowcount

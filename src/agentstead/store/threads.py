@@ -7,10 +7,8 @@ import json
 import sqlite3
 import uuid
 
-import aiosqlite
-
 from ..timeutil import now_iso
-from .db import Database, fetch_all, in_thread
+from .connection import inline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,14 +39,25 @@ _T = "id, owner_id, agent_id, title, created_at, updated_at"
 _M = "seq, id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at"
 
 
+def message_json(m: Message) -> dict:
+    """A message as clients see it (REST and message.created)."""
+    return {"id": m.id, "seq": m.seq, "thread_id": m.thread_id, "run_id": m.run_id, "role": m.role,
+            "content": m.content, "tool_calls": m.tool_calls, "tool_call_id": m.tool_call_id,
+            "partial": m.partial, "created_at": m.created_at}
+
+
+def _thread(row) -> Thread | None:
+    return Thread(**dict(zip(row.keys(), row))) if row is not None else None
+
+
 def _message(row) -> Message:
-    values = list(row)
-    values[6] = json.loads(values[6]) if values[6] else None
-    values[8] = bool(values[8])
-    return Message(*values)
+    values = dict(zip(row.keys(), row))
+    values["tool_calls"] = json.loads(values["tool_calls"]) if values["tool_calls"] else None
+    values["partial"] = bool(values["partial"])
+    return Message(**values)
 
 
-def create_sync(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str) -> Thread:
+def create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str) -> Thread:
     now = now_iso()
     thread = Thread(str(uuid.uuid4()), owner_id, agent_id, title, now, now)
     conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?)",
@@ -56,43 +65,33 @@ def create_sync(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: s
     return thread
 
 
-def get_owned_sync(conn: sqlite3.Connection, thread_id: str, owner_id: str) -> Thread | None:
+@inline
+def get_owned(conn: sqlite3.Connection, thread_id: str, owner_id: str) -> Thread | None:
     row = conn.execute(f"SELECT {_T} FROM threads WHERE id = ? AND owner_id = ?", (thread_id, owner_id)).fetchone()
-    return Thread(*row) if row else None
+    return _thread(row)
 
 
-async def get_owned(conn: aiosqlite.Connection, thread_id: str, owner_id: str) -> Thread | None:
-    return await in_thread(conn, get_owned_sync, thread_id, owner_id)
-
-
-async def get(db: Database, thread_id: str, owner_id: str) -> Thread | None:
-    async with db.read() as conn:
-        return await get_owned(conn, thread_id, owner_id)
-
-
-async def list_owned(db: Database, owner_id: str, *, limit: int, before: str | None) -> list[Thread]:
+def list_owned(conn: sqlite3.Connection, owner_id: str, *, limit: int, before: str | None) -> list[Thread]:
     sql, args = f"SELECT {_T} FROM threads WHERE owner_id = ?", [owner_id]
     if before:
         sql += " AND updated_at < ?"
         args.append(before)
-    async with db.read() as conn:
-        rows = await fetch_all(conn, sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit))
-    return [Thread(*r) for r in rows]
+    return [_thread(r) for r in conn.execute(sql + " ORDER BY updated_at DESC LIMIT ?", (*args, limit))]
 
 
-def rename_sync(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: str) -> Thread | None:
+def rename(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: str) -> Thread | None:
     """A new title (the thread keeps its place in the list: updated_at is its last message)."""
     row = conn.execute(f"UPDATE threads SET title = ? WHERE id = ? AND owner_id = ? RETURNING {_T}",
                        (title, thread_id, owner_id)).fetchone()
-    return Thread(*row) if row else None
+    return _thread(row)
 
 
-def delete_sync(conn: sqlite3.Connection, thread_id: str) -> bool:
+def delete(conn: sqlite3.Connection, thread_id: str) -> bool:
     """False when it was gone already (a delete that lost a race with another)."""
     return conn.execute("DELETE FROM threads WHERE id = ?", (thread_id,)).rowcount > 0
 
 
-def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, content: str, *,
+def add_message(conn: sqlite3.Connection, thread_id: str, role: str, content: str, *,
                      message_id: str | None = None, run_id: str | None = None, tool_calls: list | None = None,
                      tool_call_id: str | None = None, partial: bool = False) -> Message | None:
     """Insert a message (and touch its thread); a given `message_id` makes it idempotent:
@@ -109,7 +108,7 @@ def add_message_sync(conn: sqlite3.Connection, thread_id: str, role: str, conten
     return _message(row)
 
 
-def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0, before_seq: int | None = None,
+def messages(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 0, before_seq: int | None = None,
                   limit: int = 1000) -> list[Message]:
     """Oldest first, after a seq (paging forward), and before another when given (a window)."""
     rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? AND seq < ? ORDER BY seq LIMIT ?",
@@ -117,7 +116,7 @@ def messages_sync(conn: sqlite3.Connection, thread_id: str, *, after_seq: int = 
     return [_message(r) for r in rows]
 
 
-def newest_sync(conn: sqlite3.Connection, thread_id: str, *, before_seq: int | None = None,
+def newest(conn: sqlite3.Connection, thread_id: str, *, before_seq: int | None = None,
                 limit: int = 100) -> list[Message]:
     """The newest `limit` messages before a seq (all when None), NEWEST FIRST: an indexed
     range read whatever the thread's length (messages_thread is (thread_id, seq))."""
@@ -126,24 +125,22 @@ def newest_sync(conn: sqlite3.Connection, thread_id: str, *, before_seq: int | N
     return [_message(r) for r in rows]
 
 
-def seq_of_sync(conn: sqlite3.Connection, message_id: str) -> int | None:
+def seq_of(conn: sqlite3.Connection, message_id: str) -> int | None:
     row = conn.execute("SELECT seq FROM messages WHERE id = ?", (message_id,)).fetchone()
     return row[0] if row else None
 
 
-def run_messages_after_sync(conn: sqlite3.Connection, thread_id: str, after_seq: int, run_id: str) -> list[Message]:
+def run_messages_after(conn: sqlite3.Connection, thread_id: str, after_seq: int, run_id: str) -> list[Message]:
     """What a run stored after its input (its replies and tool results; not partial text)."""
     rows = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND seq > ? AND run_id = ? AND partial = 0 "
                         "ORDER BY seq", (thread_id, after_seq, run_id)).fetchall()
     return [_message(r) for r in rows]
 
 
-async def page(db: Database, thread_id: str, *, after_seq: int | None, before_seq: int | None,
-               limit: int) -> list[Message]:
+def page(conn: sqlite3.Connection, thread_id: str, *, after_seq: int | None, before_seq: int | None,
+         limit: int) -> list[Message]:
     """A page of a thread, oldest first: after a seq (paging forward, up to before_seq when
     given), else the newest `limit` before a seq (or the newest of all, paging back)."""
     if after_seq is not None:
-        return await db.read_sync(lambda c: messages_sync(c, thread_id, after_seq=after_seq, before_seq=before_seq,
-                                                          limit=limit))
-    rows = await db.read_sync(lambda c: newest_sync(c, thread_id, before_seq=before_seq, limit=limit))
-    return rows[::-1]
+        return messages(conn, thread_id, after_seq=after_seq, before_seq=before_seq, limit=limit)
+    return newest(conn, thread_id, before_seq=before_seq, limit=limit)[::-1]

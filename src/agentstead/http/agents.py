@@ -1,0 +1,103 @@
+"""/api/models and /api/agents: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+import aiohttp
+from aiohttp import web
+
+from ..agents.tools import REGISTRY
+from ..auth.access import requires
+from ..keys import AGENTS, SETTINGS
+from ..store.agents import Agent
+from . import validate as v
+from .authn import principal_of
+from .bodies import json_body
+from .idempotency import Reply, idempotent, recorder
+
+_FIELDS = {"name", "instructions", "provider", "model", "temperature", "tools", "max_steps"}
+
+
+def agent_json(a: Agent) -> dict:
+    c = a.current
+    return {"id": a.id, "version": c.version, "name": c.name, "instructions": c.instructions,
+            "provider": c.provider, "model": c.model, "temperature": c.temperature, "tools": list(c.tools),
+            "max_steps": c.max_steps, "created_at": a.created_at, "updated_at": a.updated_at}
+
+
+async def _provider_models(p: dict) -> dict:
+    """What a provider says it serves (GET {base_url}/models, 3 s), beside what is configured."""
+    entry = {"provider": p["name"], "base_url": p["base_url"], "configured_models": list(p["models"]),
+             "default_model": p["default_model"], "available_models": None, "reachable": None}
+    try:
+        headers = {"Authorization": f"Bearer {p['api_key']}"} if p["api_key"] else {}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(p["base_url"] + "/models", headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=3)) as resp:
+                entry["reachable"] = resp.status == 200
+                if resp.status == 200:
+                    body = await resp.json(content_type=None)
+                    entry["available_models"] = sorted(m.get("id", "") for m in body.get("data", []))
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        entry["reachable"] = False
+    return entry
+
+
+@requires("read")
+async def models(request: web.Request) -> web.Response:
+    providers = [await _provider_models(p) for p in request.app[SETTINGS].llm_providers]
+    return web.json_response({"providers": providers, "tools": [
+        {"name": t.name, "description": t.description, "parameters": t.parameters} for t in REGISTRY.values()]})
+
+
+def _agent_body(body, *, create: bool) -> dict:
+    body = v.document(body, _FIELDS)
+    out = {"name": v.string(body, "name", required=create, min_len=1, max_len=100),
+           "instructions": v.string(body, "instructions", max_len=20_000),
+           "provider": v.string(body, "provider", min_len=1, max_len=32),
+           "model": v.string(body, "model", min_len=1, max_len=200),
+           "max_steps": v.integer(body, "max_steps", lo=1, hi=100)}
+    out["temperature"] = v.number(body, "temperature", lo=0, hi=2)
+    tools = v.string_list(body, "tools")
+    out["tools"] = tuple(tools) if tools is not None else None
+    return out
+
+
+@requires("read")
+async def list_agents(request: web.Request) -> web.Response:
+    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
+    rows = await request.app[AGENTS].list(principal_of(request), limit=limit, before=request.query.get("before"))
+    return web.json_response({"agents": [agent_json(a) for a in rows],
+                              "next": rows[-1].created_at if len(rows) == limit else None})
+
+
+def _created(agent: Agent) -> Reply:
+    return Reply(201, agent_json(agent))
+
+
+@requires("write")
+@idempotent
+async def create_agent(request: web.Request) -> web.Response:
+    body = _agent_body(await json_body(request), create=True)
+    agent = await request.app[AGENTS].create(principal_of(request), body, recorder(request, _created))
+    return _created(agent).response()
+
+
+@requires("read")
+async def get_agent(request: web.Request) -> web.Response:
+    return web.json_response(agent_json(await request.app[AGENTS].get(principal_of(request),
+                                                                      request.match_info["id"])))
+
+
+@requires("write")
+async def update_agent(request: web.Request) -> web.Response:
+    body = _agent_body(await json_body(request), create=False)
+    if all(value is None for value in body.values()):
+        raise v.fail("", "send at least one field to change")
+    agent = await request.app[AGENTS].update(principal_of(request), request.match_info["id"], body)
+    return web.json_response(agent_json(agent))
+
+
+@requires("write")
+async def delete_agent(request: web.Request) -> web.Response:
+    await request.app[AGENTS].delete(principal_of(request), request.match_info["id"])
+    return web.Response(status=204)

@@ -1,0 +1,88 @@
+"""/api/threads and their messages: parse, authorize, call the service."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..auth.access import requires
+from ..keys import THREADS
+from ..store.runs import Run
+from ..store.threads import Thread, message_json
+from . import validate as v
+from .authn import principal_of
+from .bodies import json_body
+from .idempotency import Reply, idempotent, recorder
+from .runs import run_json
+
+
+def thread_json(t: Thread) -> dict:
+    return {"id": t.id, "agent_id": t.agent_id, "title": t.title, "created_at": t.created_at,
+            "updated_at": t.updated_at}
+
+
+@requires("read")
+async def list_threads(request: web.Request) -> web.Response:
+    limit = v.query_int(request.query.get("limit"), "limit", default=50, lo=1, hi=200)
+    rows = await request.app[THREADS].list(principal_of(request), limit=limit, before=request.query.get("before"))
+    return web.json_response({"threads": [thread_json(t) for t in rows],
+                              "next": rows[-1].updated_at if len(rows) == limit else None})
+
+
+def _created(thread: Thread) -> Reply:
+    return Reply(201, thread_json(thread))
+
+
+@requires("write")
+@idempotent
+async def create_thread(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"agent_id", "title"})
+    agent_id = v.string(body, "agent_id", required=True, min_len=1, max_len=64)
+    title = v.string(body, "title", max_len=200) or "New conversation"
+    thread = await request.app[THREADS].create(principal_of(request), agent_id, title, recorder(request, _created))
+    return _created(thread).response()
+
+
+@requires("read")
+async def get_thread(request: web.Request) -> web.Response:
+    q = request.query
+    after = v.query_int(q.get("after"), "after", default=-1, lo=0, hi=2**62)   # -1: not given
+    before = v.query_int(q.get("before"), "before", default=-1, lo=1, hi=2**62)
+    after, before = (None if after < 0 else after), (None if before < 0 else before)
+    limit = v.query_int(q.get("limit"), "limit", default=200, lo=1, hi=1000)
+    thread, rows = await request.app[THREADS].messages(principal_of(request), request.match_info["id"],
+                                                       after=after, before=before, limit=limit)
+    full = len(rows) == limit
+    if after is not None:   # paging forward from a seq (within the window up to `before`, when given)
+        newer, older = full, bool(rows) and after > 0
+    else:                   # the newest page, or the page before a seq
+        newer, older = before is not None and bool(rows), full
+    return web.json_response({**thread_json(thread), "messages": [message_json(m) for m in rows],
+                              "next": rows[-1].seq if newer else None, "prev": rows[0].seq if older else None})
+
+
+@requires("write")
+async def rename_thread(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"title"})
+    title = v.string(body, "title", required=True, min_len=1, max_len=200)
+    thread = await request.app[THREADS].rename(principal_of(request), request.match_info["id"], title)
+    return web.json_response(thread_json(thread))
+
+
+@requires("write")
+async def delete_thread(request: web.Request) -> web.Response:
+    await request.app[THREADS].delete(principal_of(request), request.match_info["id"])
+    return web.Response(status=204)
+
+
+def _posted(run: Run) -> Reply:
+    return Reply(202, run_json(run), {"Location": f"/api/runs/{run.id}"})
+
+
+@requires("write")
+@idempotent
+async def post_message(request: web.Request) -> web.Response:
+    body = v.document(await json_body(request), {"content"})
+    content = v.string(body, "content", required=True, min_len=1, max_len=100_000)
+    run = await request.app[THREADS].post(principal_of(request), request.match_info["id"], content,
+                                          recorder(request, _posted))
+    return _posted(run).response()

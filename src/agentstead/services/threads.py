@@ -1,0 +1,126 @@
+"""Threads and their messages: the rules. Every query is scoped by owner; a message
+starts a run (through the runner's one door, `submit`)."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+from ..auth.access import Principal
+from ..bus import events as ev
+from ..errors import Refused, invalid, not_found
+from ..runner.runner import Runner
+from ..store import agents as agent_store
+from ..store import runs as run_store
+from ..store import threads as thread_store
+from ..store.db import Database
+from ..store.runs import Run
+from ..store.threads import Message, Thread
+from ..timeutil import now_iso
+from .agents import Record
+
+
+def _create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str, record: Record | None) -> Thread:
+    """The agent's check and the thread."""
+    if agent_store.get_owned(conn, agent_id, owner_id) is None:
+        raise invalid("/agent_id", "no such agent")
+    thread = thread_store.create(conn, owner_id, agent_id, title)
+    if record is not None:
+        record(conn, thread)
+    return thread
+
+
+def _delete(conn: sqlite3.Connection, thread_id: str) -> Run | bool:
+    """The thread, unless a run of it is going (one started by a message sent after the delete
+    cancelled the one before): then that run, to cancel first. False when the thread was
+    gone already."""
+    latest = run_store.latest_of_thread(conn, thread_id)
+    if latest is not None and latest.status in run_store.ACTIVE:
+        return latest
+    return thread_store.delete(conn, thread_id)
+
+
+def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
+    """The checks, the user's message and its queued run."""
+    thread = thread_store.get_owned(conn, thread_id, owner_id)
+    if thread is None:
+        raise not_found("thread")
+    agent = agent_store.get_owned(conn, thread.agent_id, owner_id)
+    if agent is None:
+        raise Refused(409, "agent_deleted", "the thread's agent was deleted")
+    latest = run_store.latest_of_thread(conn, thread.id)
+    if latest is not None and latest.status in run_store.ACTIVE + ("interrupted",):
+        raise Refused(409, "run_in_progress", "wait for the current run (or cancel it) before sending more")
+    message = thread_store.add_message(conn, thread.id, "user", content)
+    run = Run(id=str(uuid.uuid4()), owner_id=owner_id, status="queued", created_at=now_iso(), kind="chat",
+              thread_id=thread.id, agent_id=agent.id, agent_version=agent.current.version,
+              input_message_id=message.id, model=agent.current.model)
+    run_store.create(conn, run)
+    return run
+
+
+def _announced(thread: Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
+    """A thread's change goes on its topic (the tabs showing it) and on its owner's
+    users/{id} (the thread list in every tab)."""
+    return [(f"threads/{thread.id}", event), (f"users/{thread.owner_id}", event)]
+
+
+class ThreadService:
+    def __init__(self, db: Database, runner: Runner):
+        self.db = db
+        self.runner = runner
+
+    async def create(self, p: Principal, agent_id: str, title: str, record: Record | None = None) -> Thread:
+        """The thread and its thread.created (on the owner's users/{id} only: nobody can
+        follow the thread's own topic yet) in one transaction."""
+        return await self.db.write(
+            _create, p.user_id, agent_id, title, record,
+            events=lambda t: [(f"users/{t.owner_id}", ev.ThreadCreated(t.id, t.agent_id, t.title, t.created_at))])
+
+    async def get(self, p: Principal, thread_id: str) -> Thread:
+        thread = await self.db.read(thread_store.get_owned, thread_id, p.user_id)
+        if thread is None:
+            raise not_found("thread")
+        return thread
+
+    async def list(self, p: Principal, *, limit: int, before: str | None) -> list[Thread]:
+        return await self.db.read(thread_store.list_owned, p.user_id, limit=limit, before=before)
+
+    async def messages(self, p: Principal, thread_id: str, *, after: int | None, before: int | None,
+                       limit: int) -> tuple[Thread, list[Message]]:
+        """The thread and a page of its messages, oldest first (store/threads.py: page)."""
+        thread = await self.get(p, thread_id)
+        return thread, await self.db.read(thread_store.page, thread.id, after_seq=after, before_seq=before,
+                                          limit=limit)
+
+    async def rename(self, p: Principal, thread_id: str, title: str) -> Thread:
+        thread = await self.db.write(thread_store.rename, thread_id, p.user_id, title,
+                                     events=lambda t: _announced(t, ev.ThreadRenamed(t.id, t.title)) if t else [])
+        if thread is None:
+            raise not_found("thread")
+        return thread
+
+    async def delete(self, p: Principal, thread_id: str) -> None:
+        """Cancels the thread's run if one is going, then deletes the thread with its
+        thread.deleted in one transaction that checks no run has started meanwhile (so
+        nothing is announced on threads/{id} after thread.deleted)."""
+        thread = await self.get(p, thread_id)
+        for _ in range(5):
+            done = await self.db.write(_delete, thread.id, events=lambda r: _announced(
+                thread, ev.ThreadDeleted(thread.id)) if r is True else [])
+            if isinstance(done, Run):
+                await self.runner.cancel(done)
+                continue
+            if not done:
+                raise not_found("thread")   # another delete got there first
+            return
+        raise Refused(409, "run_in_progress", "runs keep starting in this thread: try the delete again")
+
+    async def post(self, p: Principal, thread_id: str, content: str, record: Record | None = None) -> Run:
+        """The user's message, a queued run and run.queued: one transaction (the runner starts
+        the run in it too when it has a slot: runner.submit)."""
+        return await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content), record)
+
+    async def readable(self, p: Principal, thread_id: str) -> bool:
+        """Who may follow threads/{id}: its owner (bus/topics.py)."""
+        return await self.db.read(thread_store.get_owned, thread_id, p.user_id) is not None
