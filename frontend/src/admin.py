@@ -1,149 +1,17 @@
-"""The admin page: system health and backups, users and roles (and their sign-in
-identities, to settle an identity_conflict), the audit log, and usage over time drawn as an
-SVG chart. Every part loads on its own; a 403 says who may look."""
+"""The admin page: system health and backups, users and roles (admin_users.py: their sign-in
+identities too, to settle an identity_conflict), the audit log, and usage over time drawn as an
+SVG chart (chart.py). Every part loads on its own; a 403 says who may look. Follows the
+`system` topic (administrators only): readiness changes and new users load again."""
 
-from runtime import Msg, Http, Send, h, memo, Record
+from runtime import Update, Http, Live, h, memo, Record
+from ui import alert, listing, note, select, table
+from admin_users import why, users_request
+import admin_users
+import chart
 import fmt
 
 AUDIT_PAGE = 25
 USAGE_DAYS = 30
-
-
-class Msg(Msg):
-    pass
-
-
-class GotHealth(Msg):
-    def __init__(self, body):
-        self.body = body
-
-
-class HealthFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class GotUsers(Msg):
-    def __init__(self, body):
-        self.body = body
-
-
-class UsersFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class SetUserQuery(Msg):
-    def __init__(self, value):
-        self.value = value
-
-
-class SearchUsers(Msg):
-    pass
-
-
-class SetRole(Msg):
-    def __init__(self, user_id, role):
-        self.user_id, self.role = user_id, role
-
-
-class SetDisabled(Msg):
-    def __init__(self, user_id, disabled):
-        self.user_id, self.disabled = user_id, disabled
-
-
-class UserSaved(Msg):
-    def __init__(self, user):
-        self.user = user
-
-
-class UserFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class ShowIdentities(Msg):
-    def __init__(self, user_id):
-        self.user_id = user_id
-
-
-class GotIdentities(Msg):
-    def __init__(self, user_id, body):
-        self.user_id, self.body = user_id, body
-
-
-class IdentitiesFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class UnlinkFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class AskUnlink(Msg):
-    def __init__(self, key):
-        self.key = key                # (provider, subject) awaiting confirmation, or None
-
-
-class Unlink(Msg):
-    def __init__(self, user_id, provider, subject):
-        self.user_id, self.provider, self.subject = user_id, provider, subject
-
-
-class Unlinked(Msg):
-    def __init__(self, user_id, provider, subject):
-        self.user_id, self.provider, self.subject = user_id, provider, subject
-
-
-class GotAudit(Msg):
-    def __init__(self, body, before=None):
-        self.body, self.before = body, before
-
-
-class AuditFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class SetAuditFilter(Msg):
-    def __init__(self, field, value):
-        self.field, self.value = field, value
-
-
-class FilterAudit(Msg):
-    pass
-
-
-class AuditPage(Msg):
-    """Go to an older page (before = the cursor) or back to the newest (before = None)."""
-
-    def __init__(self, before):
-        self.before = before
-
-
-class GotUsage(Msg):
-    def __init__(self, body):
-        self.body = body
-
-
-class UsageFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class Connected(Msg):
-    pass
-
-
-class Disconnected(Msg):
-    pass
-
-
-class Live(Msg):
-    def __init__(self, data):
-        self.data = data
 
 
 class Model(Record):
@@ -166,30 +34,15 @@ class Model(Record):
         self.audit_error = None
         self.usage = None
         self.usage_error = None
-        self.following = False        # subscribed to the `system` topic (readiness changes, new users)
 
 
 def audit_request(model, before=None):
     params = dict(model.audit_filter, limit=AUDIT_PAGE, before=before)
-    return Http("GET", "/api/admin/audit" + fmt.query(params), None,
-                lambda body, b=before: GotAudit(body, b), AuditFailed)
-
-
-def users_request(q):
-    return Http("GET", "/api/admin/users" + fmt.query({"limit": 200, "q": q}), None, GotUsers, UsersFailed)
-
-
-def identities_request(user_id):
-    return Http("GET", "/api/admin/users/%s/identities" % user_id, None,
-                lambda body, u=user_id: GotIdentities(u, body), IdentitiesFailed)
+    return Http("GET", "/api/admin/audit" + fmt.query(params), None, lambda body: GotAudit(body, before), AuditFailed)
 
 
 def health_request():
     return Http("GET", "/api/admin/health", None, GotHealth, HealthFailed)
-
-
-def leave(model):
-    return [Send({"op": "unsubscribe", "topic": "system"})] if model.following else []
 
 
 def init(_=None):
@@ -202,180 +55,80 @@ def init(_=None):
     ]
 
 
-def _why(error):
-    if error.status == 403:
-        return "Only administrators can see this."
-    if error.status == 404:
-        return "This server does not offer it yet."
-    return error.message
+def subscriptions(model):
+    """`system`, live only: readiness changes and new users (a member is refused, and that is all)."""
+    return {"system": None}
 
 
-def update(msg, model):
-    if isinstance(msg, GotHealth):
-        return model.but(health=msg.body, health_error=None), []
-    if isinstance(msg, HealthFailed):
-        body = msg.error.body
-        if msg.error.status == 503 and isinstance(body, dict) and "checks" in body:
-            return model.but(health=body, health_error=None), []   # failing, but it says why
-        return model.but(health_error=_why(msg.error)), []
-    if isinstance(msg, GotUsers):
-        return model.but(users=msg.body.get("users") or [], users_error=None), []
-    if isinstance(msg, UsersFailed):
-        return model.but(users=[], users_error=_why(msg.error)), []
-    if isinstance(msg, SetUserQuery):
-        return model.but(user_query=msg.value), []
-    if isinstance(msg, SearchUsers):
-        return model, [users_request(model.user_query.strip())]
-    if isinstance(msg, SetRole):
-        return model.but(user_error=None), [Http("PATCH", "/api/admin/users/" + msg.user_id, {"role": msg.role},
-                                                 UserSaved, UserFailed)]
-    if isinstance(msg, SetDisabled):
-        return model.but(user_error=None), [Http("PATCH", "/api/admin/users/" + msg.user_id,
-                                                 {"disabled": msg.disabled}, UserSaved, UserFailed)]
-    if isinstance(msg, UserSaved):
-        users = [msg.user if u["id"] == msg.user["id"] else u for u in model.users or ()]
-        return model.but(users=users), []
-    if isinstance(msg, UserFailed):
-        # the select shows the old value again: re-render from the unchanged list
-        return model.but(user_error=msg.error.message, users=list(model.users or ())), []
-    if isinstance(msg, ShowIdentities):
-        if model.identities_of == msg.user_id:   # the same button again hides them
-            return model.but(identities_of=None, identities=None, identities_error=None, unlink_confirm=None), []
-        return (model.but(identities_of=msg.user_id, identities=None, identities_error=None, unlink_confirm=None),
-                [identities_request(msg.user_id)])
-    if isinstance(msg, GotIdentities):
-        if msg.user_id != model.identities_of:   # an answer for a user no longer shown
-            return model, []
-        return model.but(identities=msg.body.get("identities") or [], identities_error=None), []
-    if isinstance(msg, IdentitiesFailed):
-        return model.but(identities=None, identities_error=_why(msg.error)), []
-    if isinstance(msg, AskUnlink):
-        return model.but(unlink_confirm=msg.key), []
-    if isinstance(msg, Unlink):
-        url = "/api/admin/users/%s/identities/%s/%s" % (msg.user_id, fmt.quote(msg.provider), fmt.quote(msg.subject))
-        return model.but(unlink_confirm=None, identities_error=None), [Http(
-            "DELETE", url, None, lambda _, m=msg: Unlinked(m.user_id, m.provider, m.subject), UnlinkFailed)]
-    if isinstance(msg, UnlinkFailed):
-        return model.but(identities_error=msg.error.message, identities=list(model.identities or ())), []
-    if isinstance(msg, Unlinked):
-        if msg.user_id != model.identities_of:
-            return model, []
-        return model.but(identities=[i for i in model.identities or ()
-                                     if (i["provider"], i["subject"]) != (msg.provider, msg.subject)]), []
-    if isinstance(msg, GotAudit):
-        return model.but(audit=msg.body.get("entries") or [], audit_next=msg.body.get("next"),
-                         audit_before=msg.before, audit_error=None), []
-    if isinstance(msg, AuditFailed):
-        return model.but(audit=[], audit_error=_why(msg.error)), []
-    if isinstance(msg, SetAuditFilter):
-        f = dict(model.audit_filter)
-        f[msg.field] = msg.value
-        return model.but(audit_filter=f), []
-    if isinstance(msg, FilterAudit):
-        return model.but(audit_pages=()), [audit_request(model)]
-    if isinstance(msg, AuditPage):
-        if msg.before is None:
-            pages = model.audit_pages[:-1]
-            before = model.audit_pages[-1] if model.audit_pages else None
-        else:
-            pages = model.audit_pages + (model.audit_before,)
-            before = msg.before
-        return model.but(audit_pages=pages), [audit_request(model, before)]
-    if isinstance(msg, Connected):
-        # `system` carries readiness changes and new users (administrators only; others get forbidden)
-        return model.but(following=True), [Send({"op": "subscribe", "topic": "system"})]
-    if isinstance(msg, Disconnected):
-        return model.but(following=False), []
-    if isinstance(msg, Live):
-        data = msg.data
-        if data.get("topic") != "system":
-            return model, []
-        if data.get("op") == "error" and data.get("code") == "forbidden":
-            return model.but(following=False), []
-        if data.get("op") == "event" and data.get("type") == "system.readiness":
-            return model, [health_request()]
-        if data.get("op") == "event" and data.get("type") == "system.user_created":
-            return model, [users_request(model.user_query.strip())]
-        return model, []
-    if isinstance(msg, GotUsage):
-        return model.but(usage=msg.body.get("usage") or [], usage_error=None), []
-    if isinstance(msg, UsageFailed):
-        return model.but(usage=[], usage_error=_why(msg.error)), []
-    return model, []
+on = Update(admin_users.on)
+update = on.update
 
 
-# ---------------------------------------------------------------- usage chart (pure)
+@on("body")
+def GotHealth(model, body):
+    return model.but(health=body, health_error=None)
 
-def daily(usage, days, today_ms=None):
-    """[(day, prompt, completion)] summed over users and models, oldest first, missing days as 0.
-    Without today_ms the days are those present in the data."""
-    totals = {}
-    for row in usage:
-        p, c = totals.get(row["day"], (0, 0))
-        totals[row["day"]] = (p + (row.get("prompt_tokens") or 0), c + (row.get("completion_tokens") or 0))
-    if today_ms is None:
-        present = sorted(totals)
-        if not present:
-            return []
-        first, last = fmt.iso_ms(present[0] + "T00:00:00Z"), fmt.iso_ms(present[-1] + "T00:00:00Z")
-        if first is None or last is None:
-            keys = present
-        else:                                  # every day from the first to the last, gaps as 0
-            keys = [_day(first + i * 86400000) for i in range((last - first) // 86400000 + 1)]
+
+@on("error")
+def HealthFailed(model, error):
+    if error.status == 503 and isinstance(error.body, dict) and "checks" in error.body:
+        return model.but(health=error.body, health_error=None)   # failing, but it says why
+    return model.but(health_error=why(error))
+
+
+@on("body before")
+def GotAudit(model, body, before):
+    return model.but(audit=body.get("entries") or [], audit_next=body.get("next"), audit_before=before,
+                     audit_error=None)
+
+
+@on("error")
+def AuditFailed(model, error):
+    return model.but(audit=[], audit_error=why(error))
+
+
+@on("field value")
+def SetAuditFilter(model, field, value):
+    f = dict(model.audit_filter)
+    f[field] = value
+    return model.but(audit_filter=f)
+
+
+@on()
+def FilterAudit(model):
+    return model.but(audit_pages=()), [audit_request(model)]
+
+
+@on("before")
+def AuditPage(model, before):
+    """Go to an older page (before = the cursor) or back to the newest (before = None)."""
+    if before is None:
+        pages = model.audit_pages[:-1]
+        before = model.audit_pages[-1] if model.audit_pages else None
     else:
-        keys = [_day(today_ms - i * 86400000) for i in range(days - 1, -1, -1)]
-    return [(k,) + totals.get(k, (0, 0)) for k in keys]
+        pages = model.audit_pages + (model.audit_before,)
+    return model.but(audit_pages=pages), [audit_request(model, before)]
 
 
-def _day(ms):
-    # civil date from days since the epoch (inverse of fmt._days_from_civil)
-    z = ms // 86400000 + 719468
-    era = (z if z >= 0 else z - 146096) // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    y = yoe + era * 400
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    d = doy - (153 * mp + 2) // 5 + 1
-    m = mp + (3 if mp < 10 else -9)
-    return "%04d-%02d-%02d" % (y + (m <= 2), m, d)
+@on("body")
+def GotUsage(model, body):
+    return model.but(usage=body.get("usage") or [], usage_error=None)
 
 
-def chart(points, width=640, height=220):
-    """Stacked bars (prompt + completion tokens per day) as SVG, with a title and axis labels."""
-    left, bottom, top = 48, 28, 10
-    n = max(1, len(points))
-    peak = max([p + c for _, p, c in points] + [1])
-    plot_h, plot_w = height - bottom - top, width - left - 8
-    bar_w = min(plot_w / n, 48.0)             # a few days do not make slabs
-    total = sum(p + c for _, p, c in points)
-    kids = [h("title", {"id": "usage-title"}, "Tokens per day"),
-            h("desc", {"id": "usage-desc"}, "%s tokens over %d days; the highest day used %s." % (
-                fmt.count(total), len(points), fmt.count(peak if total else 0)))]
-    for i in range(3):                         # grid lines at 0, half and the peak
-        value = peak * i / 2
-        y = top + plot_h - plot_h * i / 2
-        kids.append(h("line", {"x1": left, "x2": width - 8, "y1": "%.1f" % y, "y2": "%.1f" % y, "class": "grid"}))
-        kids.append(h("text", {"x": left - 6, "y": "%.1f" % (y + 4), "text-anchor": "end", "class": "axis"},
-                      fmt.short(value)))
-    for i, (day, p, c) in enumerate(points):
-        x = left + i * bar_w + 1
-        w = "%.1f" % max(1.0, bar_w - 2)
-        hp, hc = plot_h * p / peak, plot_h * c / peak
-        base = top + plot_h
-        kids.append(h("g", {"class": "bar"}, [
-            h("title", {}, "%s: %s prompt, %s completion tokens" % (day, fmt.count(p), fmt.count(c))),
-            h("rect", {"x": "%.1f" % x, "y": "%.1f" % (base - hp), "width": w, "height": "%.1f" % hp,
-                       "class": "prompt"}),
-            h("rect", {"x": "%.1f" % x, "y": "%.1f" % (base - hp - hc), "width": w, "height": "%.1f" % hc,
-                       "class": "completion"}),
-        ]))
-    if points:
-        for i in sorted(set((0, n // 2, n - 1))):
-            kids.append(h("text", {"x": "%.1f" % (left + (i + 0.5) * bar_w), "y": height - 8,
-                                   "text-anchor": "middle", "class": "axis"}, points[i][0][5:]))
-    return h("svg", {"viewBox": "0 0 %d %d" % (width, height), "class": "chart", "role": "img",
-                     "aria-labelledby": "usage-title usage-desc"}, kids)
+@on("error")
+def UsageFailed(model, error):
+    return model.but(usage=[], usage_error=why(error))
+
+
+@on(Live)
+def _live(model, data):
+    if data.get("topic") != "system" or data.get("op") != "event":
+        return model
+    if data.get("type") == "system.readiness":
+        return model, [health_request()]
+    if data.get("type") == "system.user_created":
+        return model, [users_request(model.user_query.strip())]
+    return model
 
 
 # ---------------------------------------------------------------- view
@@ -404,9 +157,9 @@ def _check_row(name, check):
 
 def _health(model):
     if model.health_error:
-        return h("p", {"class": "alert", "role": "alert"}, model.health_error)
+        return alert(model.health_error)
     if model.health is None:
-        return h("p", {"class": "muted"}, "Checking…")
+        return note("Checking…")
     body = model.health
     status = body.get("status", "fail")
     label = {"ok": "All systems ready", "degraded": "Degraded: " + ", ".join(body.get("degraded") or ()),
@@ -415,98 +168,11 @@ def _health(model):
     return h("div", {}, [
         h("p", {"class": "status-line"}, h("span", {"class": "status s-" + {"ok": "succeeded", "degraded": "waiting_for_input"}
                                                    .get(status, "failed")}, label)),
-        h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Health checks"}, [
-            h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in ("Check", "State", "Details")])),
-            h("tbody", {}, [_check_row(name, checks[name]) for name in ("database", "writes", "schema", "disk", "backup")
-                            if isinstance(checks.get(name), dict)]),
-        ])),
-        "backup" not in checks and h("p", {"class": "muted"}, "Backups are not enabled on this server."),
+        table("Health checks", ("Check", "State", "Details"),
+              [_check_row(name, checks[name]) for name in ("database", "writes", "schema", "disk", "backup")
+               if isinstance(checks.get(name), dict)]),
+        "backup" not in checks and note("Backups are not enabled on this server."),
     ])
-
-
-def _user_row(u):
-    name = u.get("email")
-    return h("tr", {"class": "disabled" if u.get("disabled") else ""}, [
-        h("td", {}, u.get("email")),
-        h("td", {}, u.get("name") or ""),
-        h("td", {}, h("select", {"aria-label": "Role of " + name,
-                                 "onchange": lambda ev, i=u["id"]: SetRole(i, ev.target.value)},
-                      [h("option", {"value": r, "selected": u.get("role") == r}, r) for r in ("member", "admin")])),
-        h("td", {}, [
-            h("span", {"class": "status " + ("s-failed" if u.get("disabled") else "s-succeeded")},
-              "Disabled" if u.get("disabled") else "Active"), " ",
-            h("button", {"type": "button", "class": "secondary" if u.get("disabled") else "danger",
-                         "aria-label": ("Enable " if u.get("disabled") else "Disable ") + name,
-                         "onclick": SetDisabled(u["id"], not u.get("disabled"))},
-              "Enable" if u.get("disabled") else "Disable")]),
-        h("td", {}, fmt.when(u.get("created_at"))),
-        h("td", {}, h("button", {"type": "button", "class": "secondary", "aria-label": "Sign-in identities of " + name,
-                                 "onclick": ShowIdentities(u["id"])}, "Identities")),
-    ])
-
-
-def _identity_row(user_id, i, confirming):
-    key = (i["provider"], i["subject"])
-    if confirming:
-        action = [h("button", {"type": "button", "class": "danger",
-                               "onclick": Unlink(user_id, i["provider"], i["subject"])}, "Remove"), " ",
-                  h("button", {"type": "button", "class": "secondary", "onclick": AskUnlink(None)}, "Keep")]
-    else:
-        action = h("button", {"type": "button", "class": "secondary",
-                              "aria-label": "Remove %s identity %s" % (i["provider"], i["subject"]),
-                              "onclick": AskUnlink(key)}, "Remove…")
-    return h("tr", {}, [h("td", {}, i["provider"]), h("td", {}, h("code", {}, i["subject"])), h("td", {}, i["email"]),
-                        h("td", {}, fmt.when(i.get("last_login_at"))), h("td", {}, action)])
-
-
-def _identities(model):
-    if model.identities_of is None:
-        return None
-    who = model.identities_of
-    for u in model.users or ():
-        if u["id"] == model.identities_of:
-            who = u.get("email")
-    head = h("h3", {}, "Sign-in identities of " + who)
-    note = h("p", {"class": "muted"}, "Remove an identity only once you know the person: that provider account then "
-                                     "no longer signs in here, and the next sign-in at that provider with this "
-                                     "verified address joins this account (how an identity conflict is settled).")
-    alert = model.identities_error and h("p", {"class": "alert", "role": "alert"}, model.identities_error)
-    if model.identities is None:
-        body = None if model.identities_error else h("p", {"class": "muted"}, "Loading identities…")
-    elif not model.identities:
-        body = h("p", {"class": "muted"}, "No identity at a provider: this user signs in with links an admin makes.")
-    else:
-        body = h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Sign-in identities"}, [
-            h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in
-                                        ("Provider", "Subject", "Email", "Last sign-in", "")])),
-            h("tbody", {}, [_identity_row(model.identities_of, i,
-                                          model.unlink_confirm == (i["provider"], i["subject"]))
-                            for i in model.identities]),
-        ]))
-    return h("section", {"class": "identities", "aria-label": "Sign-in identities"}, [head, note, alert, body])
-
-
-def _users(model):
-    search = h("form", {"class": "row", "role": "search", "onsubmit": SearchUsers()}, [
-        h("label", {"for": "user-q"}, "Find"),
-        h("input", {"id": "user-q", "type": "search", "value": model.user_query, "placeholder": "email or name",
-                    "oninput": lambda ev: SetUserQuery(ev.target.value)}),
-        h("button", {"type": "submit", "class": "secondary"}, "Search"),
-    ])
-    if model.users_error:
-        body = h("p", {"class": "alert", "role": "alert"}, model.users_error)
-    elif model.users is None:
-        body = h("p", {"class": "muted"}, "Loading users…")
-    elif not model.users:
-        body = h("p", {"class": "muted"}, "No users match.")
-    else:
-        body = h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Users"}, [
-            h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in
-                                        ("Email", "Name", "Role", "State", "Created", "")])),
-            h("tbody", {}, [memo(_user_row, u, key=u["id"]) for u in model.users]),
-        ]))
-    return [search, model.user_error and h("p", {"class": "alert", "role": "alert"}, model.user_error), body,
-            _identities(model)]
 
 
 def _audit_row(e):
@@ -529,23 +195,13 @@ def _audit(model):
         h("input", {"id": "audit-action", "type": "text", "value": f["action"], "placeholder": "e.g. auth.signin",
                     "oninput": lambda ev: SetAuditFilter("action", ev.target.value)}),
         h("label", {"for": "audit-outcome"}, "Outcome"),
-        h("select", {"id": "audit-outcome", "onchange": lambda ev: SetAuditFilter("outcome", ev.target.value)}, [
-            h("option", {"value": v, "selected": f["outcome"] == v}, label)
-            for v, label in (("", "Any"), ("success", "Success"), ("failure", "Failure"))]),
+        select({"id": "audit-outcome"}, (("", "Any"), ("success", "Success"), ("failure", "Failure")), f["outcome"],
+               lambda ev: SetAuditFilter("outcome", ev.target.value)),
         h("button", {"type": "submit", "class": "secondary"}, "Filter"),
     ])
-    if model.audit_error:
-        body = h("p", {"class": "alert", "role": "alert"}, model.audit_error)
-    elif model.audit is None:
-        body = h("p", {"class": "muted"}, "Loading the audit log…")
-    elif not model.audit:
-        body = h("p", {"class": "muted"}, "No entries.")
-    else:
-        body = h("div", {"class": "table-wrap"}, h("table", {"aria-label": "Audit log"}, [
-            h("thead", {}, h("tr", {}, [h("th", {"scope": "col"}, c) for c in
-                                        ("When (UTC)", "Action", "Outcome", "Actor", "Target", "IP", "Details")])),
-            h("tbody", {}, [memo(_audit_row, e, key=e["id"]) for e in model.audit]),
-        ]))
+    body = listing(model.audit, "Loading the audit log…", "No entries.", lambda entries: table(
+        "Audit log", ("When (UTC)", "Action", "Outcome", "Actor", "Target", "IP", "Details"),
+        [memo(_audit_row, e, key=e["id"]) for e in entries]), model.audit_error)
     pager = h("div", {"class": "row"}, [
         h("button", {"type": "button", "class": "secondary", "disabled": model.audit_before is None,
                      "onclick": AuditPage(None)}, "Newer"),
@@ -555,23 +211,14 @@ def _audit(model):
     return [filters, body, pager]
 
 
-def _chart_of(usage):
-    return chart(daily(usage, USAGE_DAYS))
-
-
 def _usage(model):
-    if model.usage_error:
-        return h("p", {"class": "alert", "role": "alert"}, model.usage_error)
-    if model.usage is None:
-        return h("p", {"class": "muted"}, "Loading usage…")
-    if not model.usage:
-        return h("p", {"class": "muted"}, "No tokens used in the last %d days." % USAGE_DAYS)
-    return h("figure", {"class": "usage"}, [
-        memo(_chart_of, model.usage),
-        h("figcaption", {"class": "legend"}, [
-            h("span", {"class": "key prompt"}, ""), " prompt tokens ",
-            h("span", {"class": "key completion"}, ""), " completion tokens"]),
-    ])
+    return listing(model.usage, "Loading usage…", "No tokens used in the last %d days." % USAGE_DAYS,
+                   lambda usage: h("figure", {"class": "usage"}, [
+                       memo(chart.usage, usage, USAGE_DAYS),
+                       h("figcaption", {"class": "legend"}, [
+                           h("span", {"class": "key prompt"}, ""), " prompt tokens ",
+                           h("span", {"class": "key completion"}, ""), " completion tokens"]),
+                   ]), model.usage_error)
 
 
 def view(model):
@@ -582,7 +229,7 @@ def view(model):
         h("section", {"aria-labelledby": "usage-heading", "class": "card"}, [
             h("h2", {"id": "usage-heading"}, "Usage, last %d days" % USAGE_DAYS), _usage(model)]),
         h("section", {"aria-labelledby": "users-title", "class": "card"}, [
-            h("h2", {"id": "users-title"}, "Users and roles")] + _users(model)),
+            h("h2", {"id": "users-title"}, "Users and roles")] + admin_users.section(model)),
         h("section", {"aria-labelledby": "audit-title", "class": "card"}, [
             h("h2", {"id": "audit-title"}, "Audit log")] + _audit(model)),
     ])

@@ -1,57 +1,20 @@
-"""The application: routes (History API), the signed-in user, the live socket,
-and the current page (each page module owns its Model, init, update and view).
+"""The application: routes (History API), the signed-in user, the live socket, and the page
+shown (each page module owns its Model, init, update, view and subscriptions; README.md).
+
+What the app tells the page: KnowUser once /api/me answers, Connected / Disconnected as the
+socket opens and closes, Live for each socket message. The socket follows the topics the page's
+subscriptions(model) names (runtime.Topics keeps them in step), so a page never subscribes itself.
 
 Page modules are imported when first shown: compiling or loading every page before
 the first render would put the admin page's code between a person and their chat."""
 
 import runtime
-from runtime import Msg, Http, Navigate, Socket, Every, SessionEnded, h, Record
+from runtime import Update, Http, Navigate, Socket, KnowUser, Connected, Disconnected, Live, SessionEnded, h, Record
 import fmt
 
-
-class UrlChanged(Msg):
-    def __init__(self, url):
-        self.url = url
-
-
-class GotMe(Msg):
-    def __init__(self, me):
-        self.me = me
-
-
-class MeFailed(Msg):
-    def __init__(self, error):
-        self.error = error
-
-
-class Unauthorized(Msg):
-    pass
-
-
-class SignOut(Msg):
-    pass
-
-
-class SignedOut(Msg):
-    def __init__(self, _=None):
-        pass
-
-
-class WsOpened(Msg):
-    pass
-
-
-class WsClosed(Msg):
-    def __init__(self, code):
-        self.code = code
-
-
-class WsMessage(Msg):
-    def __init__(self, data):
-        self.data = data
-
-
 PAGE_NAMES = ("signin", "agents", "chat", "runs", "workflows", "account", "admin")
+NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("workflows", "/workflows", "Workflows"),
+       ("runs", "/runs", "Runs"), ("account", "/account", "Account"))
 _modules = {}
 
 
@@ -63,8 +26,6 @@ def page_module(name):
     if module is None:
         module = _modules[name] = __import__(name)
     return module
-NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("workflows", "/workflows", "Workflows"),
-       ("runs", "/runs", "Runs"), ("account", "/account", "Account"))
 
 
 def parse_query(qs):
@@ -101,20 +62,14 @@ def route(url):
     parts = [p for p in path.split("/") if p]
     if not parts:
         return "redirect", "/agents"
-    if parts == ["signin"]:
-        return "signin", parse_query(qs)
-    if parts == ["agents"]:
-        return "agents", None
+    if parts[0] in ("signin", "runs") and len(parts) == 1:
+        return parts[0], parse_query(qs)
+    if parts[0] in ("agents", "account", "admin") and len(parts) == 1:
+        return parts[0], None
     if parts[0] == "chat" and len(parts) <= 2:
         return "chat", parts[1] if len(parts) == 2 else None
-    if parts == ["runs"]:
-        return "runs", parse_query(qs)
     if parts[0] == "workflows" and len(parts) <= 2:
         return "workflows", (parts[1] if len(parts) == 2 else None, parse_query(qs))
-    if parts == ["account"]:
-        return "account", None
-    if parts == ["admin"]:
-        return "admin", None
     return "notfound", path
 
 
@@ -138,91 +93,102 @@ def goto(model, url):
     page, arg = route(url)
     if page == "redirect":
         return model, [Navigate(arg, replace=True)]
-    effects = []
     old = page_module(model.page)
     if page == model.page and hasattr(old, "same_page") and old.same_page(model.sub, arg):
         return model.but(url=url), []           # the page put what it shows into the URL
-    if old is not None and hasattr(old, "leave"):
-        effects += old.leave(model.sub)
     module = page_module(page)
-    if page in ("signin", "admin"):
-        sub, fx = module.init(arg)
-    elif page == "agents":
-        sub, fx = module.init()
-    elif page in ("chat", "runs", "workflows", "account"):
-        sub, fx = module.init(arg, model.online)
-    else:
-        sub, fx = arg, []
-    know = getattr(module, "KnowUser", None) if module is not None else None
-    if know is not None and model.me is not None:
-        sub, more = module.update(know(model.me.get("id")), sub)
-        fx = fx + more
-    return model.but(url=url, page=page, sub=sub), effects + fx
-
-
-def update(msg, model):
-    if isinstance(msg, UrlChanged):
-        if msg.url == model.url and model.page is not None:
-            return model, []
-        return goto(model, msg.url)
-    if isinstance(msg, GotMe):
-        m = model.but(me=msg.me["user"], session_ended=False)
-        return _live(m, "KnowUser", m.me.get("id"))
-    if isinstance(msg, MeFailed):
-        return model, []
-    if isinstance(msg, Unauthorized):
-        if model.page == "signin":
-            return model.but(me=None), []
-        path = model.url.partition("?")[0]
-        return model.but(me=None), [Navigate("/signin?next=" + fmt.quote(path).replace("%2F", "/"), replace=True)]
-    if isinstance(msg, SignOut):
-        return model, [Http("POST", "/auth/logout", None, SignedOut, SignedOut)]
-    if isinstance(msg, SignedOut):
-        return model.but(me=None), [Navigate("/signin")]
-    if isinstance(msg, SessionEnded):
-        return model.but(me=None, online=False), [Navigate("/signin", replace=True)]
-    if isinstance(msg, WsOpened):
-        return _live(model.but(online=True, ever_online=True), "Connected")
-    if isinstance(msg, WsClosed):
-        m = model.but(online=False)
-        if msg.code == 4001:     # the session ended (logout elsewhere, revoked)
-            m = m.but(me=None, session_ended=True)
-            m, fx = _live(m, "Disconnected")
-            return m, fx + [Navigate("/signin?error=session_ended", replace=True)]
-        return _live(m, "Disconnected")
-    if isinstance(msg, WsMessage):
-        data = runtime.live_message(msg.data)
-        return _live(model, "Live", data) if data is not None else (model, [])
-    return _to_page(msg, model)
-
-
-def _live(model, name, *args):
-    """Hand a socket happening to the current page, if it follows live events."""
-    module = page_module(model.page)
-    cls = getattr(module, name, None) if module is not None else None
-    if cls is None:
-        return model, []
-    return _to_page(cls(*args), model)
+    if module is None:
+        return model.but(url=url, page=page, sub=arg), []
+    sub, fx = module.init(arg)
+    m = model.but(url=url, page=page, sub=sub)
+    for msg in (model.me is not None and KnowUser(model.me.get("id")), model.online and Connected(False)):
+        if msg:
+            m, more = _to_page(msg, m)
+            fx = fx + more
+    return m, fx
 
 
 def _to_page(msg, model):
-    """Hand a page's own message to the page's update; others' (late replies) are dropped."""
+    """A message for the page shown (its own, or one the app hands over); a page's late reply
+    after another page took its place is dropped by that page's update table."""
     module = page_module(model.page)
-    if module is None or not isinstance(msg, module.Msg):
+    if module is None:
         return model, []
     sub, effects = module.update(msg, model.sub)
-    return model.but(sub=sub), effects
+    return (model if sub is model.sub else model.but(sub=sub)), effects
+
+
+on = Update(otherwise=_to_page)
+update = on.update
+
+
+@on("url")
+def UrlChanged(model, url):
+    if url == model.url and model.page is not None:
+        return model
+    return goto(model, url)
+
+
+@on("me")
+def GotMe(model, me):
+    return _to_page(KnowUser(me["user"].get("id")), model.but(me=me["user"], session_ended=False))
+
+
+@on("error")
+def MeFailed(model, error):
+    return model
+
+
+@on()
+def Unauthorized(model):
+    if model.page == "signin":
+        return model.but(me=None)
+    path = model.url.partition("?")[0]
+    return model.but(me=None), [Navigate("/signin?next=" + fmt.quote(path).replace("%2F", "/"), replace=True)]
+
+
+@on()
+def SignOut(model):
+    return model, [Http("POST", "/auth/logout", None, lambda _: SignedOut(), lambda _: SignedOut())]
+
+
+@on()
+def SignedOut(model):
+    return model.but(me=None), [Navigate("/signin")]
+
+
+@on(SessionEnded)
+def _session_ended(model):
+    return model.but(me=None, online=False), [Navigate("/signin", replace=True)]
+
+
+@on()
+def WsOpened(model):
+    return _to_page(Connected(model.ever_online), model.but(online=True, ever_online=True))
+
+
+@on("code")
+def WsClosed(model, code):
+    m, fx = _to_page(Disconnected(), model.but(online=False))
+    if code == 4001:     # the session ended (logout elsewhere, revoked)
+        return m.but(me=None, session_ended=True), fx + [Navigate("/signin?error=session_ended", replace=True)]
+    return m, fx
+
+
+@on("data")
+def WsMessage(model, data):
+    data = runtime.live_message(data)
+    return _to_page(Live(data), model) if data is not None else model
 
 
 def subscriptions(model):
+    """The socket while signed in, following the page's topics; the page's clocks."""
     if model.me is None:
         return []
-    subs = [Socket("/ws", WsOpened, WsClosed, WsMessage)]
-    if model.page == "runs":
-        runs = page_module("runs")
-        if runs.has_active(model.sub):
-            subs.append(Every(1000, runs.Tick))      # durations of active runs count up
-    return subs
+    page = page_module(model.page)
+    topics = page.subscriptions(model.sub) if hasattr(page, "subscriptions") else {}
+    clocks = page.clocks(model.sub) if hasattr(page, "clocks") else []
+    return [Socket("/ws", WsOpened, WsClosed, WsMessage, topics)] + clocks
 
 
 def view(model):
@@ -256,4 +222,5 @@ def _current(attrs, current):
 
 
 def main():
-    return runtime.start(init, update, view, subscriptions, UrlChanged, Unauthorized)
+    import program
+    return program.start(init, update, view, subscriptions, UrlChanged, Unauthorized)

@@ -13,6 +13,20 @@ def _days_from_civil(y, m, d):
     return era * 146097 + doe - 719468
 
 
+def day_of(ms):
+    """'2026-11-25' for a time in ms since the epoch (UTC; the inverse of _days_from_civil)."""
+    z = ms // 86400000 + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return "%04d-%02d-%02d" % (y + (m <= 2), m, d)
+
+
 def iso_ms(s):
     """Milliseconds since the epoch for '2026-11-25T21:53:47.123456Z' (or +00:00); None if unreadable."""
     if not s or len(s) < 19:

@@ -1,6 +1,8 @@
 """The sign-in page: one link per identity provider, and why the last try failed."""
 
-from runtime import Msg, Http, ApiError, h, text
+from runtime import Update, Http, h
+from ui import alert
+import fmt
 
 ERRORS = {
     "state_mismatch": "The sign-in took too long or was started in another tab. Please try again.",
@@ -17,20 +19,6 @@ ERRORS = {
     "link_invalid": "That sign-in link is invalid, used or expired. Ask for a new one.",
     "session_ended": "Your session ended. Please sign in again.",
 }
-
-
-class Msg(Msg):
-    pass
-
-
-class GotProviders(Msg):
-    def __init__(self, providers):
-        self.providers = providers
-
-
-class ProvidersFailed(Msg):
-    def __init__(self, error):
-        self.error = error
 
 
 class Model:
@@ -52,24 +40,25 @@ def init(query=None):
                         ProvidersFailed)]
 
 
-def update(msg, model):
-    if isinstance(msg, GotProviders):
-        return Model(model.error, msg.providers, None, model.next_path), []
-    if isinstance(msg, ProvidersFailed):
-        return Model(model.error, [], msg.error.message, model.next_path), []
-    return model, []
+on = Update()
+update = on.update
+
+
+@on("providers")
+def GotProviders(model, providers):
+    return Model(model.error, providers, None, model.next_path)
+
+
+@on("error")
+def ProvidersFailed(model, error):
+    return Model(model.error, [], error.message, model.next_path)
 
 
 def login_href(provider, next_path=None):
     href = "/auth/login/" + provider["name"]
     if next_path and next_path.startswith("/") and not next_path.startswith("//"):
-        href += "?next=" + _quote(next_path)
+        href += "?next=" + fmt.quote(next_path).replace("%2F", "/")
     return href
-
-
-def _quote(s):
-    safe = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-_.~"
-    return "".join(c if c in safe else "".join("%%%02X" % b for b in c.encode()) for c in s)
 
 
 def view(model):
@@ -86,7 +75,7 @@ def view(model):
                           "single-use sign-in link (agentstead admin login-link).")
     return h("section", {"class": "card narrow", "aria-labelledby": "signin-title"}, [
         h("h1", {"id": "signin-title"}, "Sign in to Agentstead"),
-        err and h("p", {"class": "alert", "role": "alert"}, err),
-        model.load_error and h("p", {"class": "alert", "role": "alert"}, model.load_error),
+        alert(err),
+        alert(model.load_error),
         body,
     ])

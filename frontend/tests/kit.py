@@ -8,7 +8,7 @@ import runtime
 
 def node(n):
     """The VNode of n (rendering a memo)."""
-    return runtime._ensure(n)
+    return runtime.rendered(n)
 
 
 def walk(n):

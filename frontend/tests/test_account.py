@@ -1,7 +1,7 @@
 """The account page: API tokens shown once and revoked; log out here or everywhere."""
 
 import account
-from runtime import Http, ApiError, Send
+from runtime import Http, ApiError, KnowUser, Connected, Disconnected, Live
 from kit import find, find_all, text_of, fire, effects_of
 
 TOK = {"id": "k1", "name": "ci", "scopes": ["read"], "created_at": "2026-01-01T00:00:00Z",
@@ -71,23 +71,33 @@ def test_log_out_everywhere():
 
 def test_tokens_made_or_revoked_elsewhere_show_at_once():
     model = loaded([TOK, dict(TOK, id="k2", name="deploy")])
-    model, fx = account.update(account.KnowUser("u1"), model)
-    assert fx == []                                   # not online yet: nothing to send
-    model, fx = account.update(account.Connected(), model)
-    assert [e.message for e in effects_of(fx, Send)] == [{"op": "subscribe", "topic": "users/u1"}]
-    assert not effects_of(fx, Http)                   # first connection: the list is fresh
+    assert account.subscriptions(model) == {}                  # nobody to follow yet
+    model, fx = account.update(KnowUser("u1"), model)
+    assert fx == [] and account.subscriptions(model) == {"users/u1": None}      # live only
+    model, fx = account.update(Connected(False), model)
+    assert fx == []                                   # first connection: the list is fresh
     ev = {"op": "event", "topic": "users/u1", "seq": 4, "type": "token.revoked", "at": "x", "data": {"token_id": "k1"}}
-    model, _ = account.update(account.Live(ev), model)
+    model, _ = account.update(Live(ev), model)
     assert [t["id"] for t in model.tokens] == ["k2"]
     created = dict(ev, seq=5, type="token.created", data={"token_id": "k3", "name": "new", "scopes": ["read"]})
-    model, fx = account.update(account.Live(created), model)
+    model, fx = account.update(Live(created), model)
     assert fx[0].url == "/api/tokens"
     # another topic, malformed data: ignored
-    assert account.update(account.Live(dict(ev, topic="users/u2")), model)[1] == []
-    assert account.update(account.Live(dict(ev, data="x")), model)[1] == []
-    # a drop and a reconnect: subscribe again and reload what changed meanwhile
-    model, _ = account.update(account.Disconnected(), model)
-    model, fx = account.update(account.Connected(), model)
-    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "users/u1"}
-    assert effects_of(fx, Http)[0].url == "/api/tokens"
-    assert account.leave(model) == [Send({"op": "unsubscribe", "topic": "users/u1"})]
+    assert account.update(Live(dict(ev, topic="users/u2")), model) == (model, [])
+    assert account.update(Live(dict(ev, data="x")), model) == (model, [])
+    # a drop and a reconnect: the topic stays wanted, and what changed meanwhile is loaded again
+    model, fx = account.update(Disconnected(), model)
+    assert fx == [] and account.subscriptions(model) == {"users/u1": None}
+    model, fx = account.update(Connected(True), model)
+    assert [e.url for e in effects_of(fx, Http)] == ["/api/tokens"]
+
+
+def test_a_token_revoked_elsewhere_hides_the_value_shown_once():
+    model = loaded([TOK])
+    model, fx = account.update(account.Create(), account.update(account.SetName("deploy"), model)[0])
+    model, _ = account.update(fx[0].on_ok(dict(TOK, id="k2", name="deploy", token="ast_secret")), model)
+    model, _ = account.update(KnowUser("u1"), model)
+    ev = {"op": "event", "topic": "users/u1", "seq": 4, "type": "token.revoked", "at": "x", "data": {"token_id": "k2"}}
+    model, _ = account.update(Live(ev), model)
+    assert model.new_token is None and [t["id"] for t in model.tokens] == ["k1"]
+    assert not find_all(account.view(model), "input", id="new-token-value")

@@ -1,7 +1,10 @@
 """The admin page: health and backups, users and roles, audit paging, the usage chart."""
 
 import admin
-from runtime import Http, ApiError, Send
+import admin_users
+import chart
+import fmt
+from runtime import Http, ApiError, Live
 from kit import find, find_all, text_of, fire, effects_of
 
 HEALTH = {"status": "degraded", "failing": [], "degraded": ["backup"], "checks": {
@@ -46,8 +49,8 @@ def test_users_roles_and_disable():
     assert efx[0].body == {"disabled": True}
     model, _ = admin.update(efx[0].on_err(ApiError(409, "conflict", "You cannot disable yourself.")), model)
     assert find(admin.view(model), "p", "You cannot disable yourself.", role="alert")
-    model, _ = admin.update(admin.SetUserQuery("ad"), model)
-    model, efx = admin.update(admin.SearchUsers(), model)
+    model, _ = admin.update(admin_users.SetUserQuery("ad"), model)
+    model, efx = admin.update(admin_users.SearchUsers(), model)
     assert efx[0].url == "/api/admin/users?limit=200&q=ad"
 
 
@@ -71,7 +74,7 @@ def test_identities_listed_and_one_removed_after_confirming():
     assert none == [] and model.unlink_confirm == ("google", "tenant/7")
     model, _ = admin.update(fire(find(admin.view(model), "button", "Keep"), "click"), model)
     assert model.unlink_confirm is None
-    model, _ = admin.update(admin.AskUnlink(("google", "tenant/7")), model)
+    model, _ = admin.update(admin_users.AskUnlink(("google", "tenant/7")), model)
     model, efx = admin.update(fire(find(admin.view(model), "button", "Remove"), "click"), model)
     assert efx[0].method == "DELETE" and efx[0].url == "/api/admin/users/u1/identities/google/tenant%2F7"
     model, _ = admin.update(efx[0].on_ok(None), model)
@@ -79,18 +82,18 @@ def test_identities_listed_and_one_removed_after_confirming():
     # a failure says why; the same button again hides the panel
     model, _ = admin.update(efx[0].on_err(ApiError(404, "not_found", "the user has no such identity")), model)
     assert find(admin.view(model), "p", "the user has no such identity", role="alert")
-    model, none = admin.update(admin.ShowIdentities("u1"), model)
+    model, none = admin.update(admin_users.ShowIdentities("u1"), model)
     assert none == [] and model.identities_of is None and "Sign-in identities of" not in text_of(admin.view(model))
 
 
 def test_identities_answer_for_a_user_no_longer_shown_is_ignored():
     model, fx = loaded()
     model, _ = admin.update(fx[1].on_ok({"users": [USER], "next": None}), model)
-    model, first = admin.update(admin.ShowIdentities("u1"), model)
-    model, _ = admin.update(admin.ShowIdentities("u2"), model)
+    model, first = admin.update(admin_users.ShowIdentities("u1"), model)
+    model, _ = admin.update(admin_users.ShowIdentities("u2"), model)
     model, _ = admin.update(first[0].on_ok({"identities": [IDENTITY]}), model)
     assert model.identities_of == "u2" and model.identities is None
-    model, _ = admin.update(admin.GotIdentities("u2", {"identities": []}), model)
+    model, _ = admin.update(admin_users.GotIdentities("u2", {"identities": []}), model)
     assert "No identity at a provider" in text_of(admin.view(model))
 
 
@@ -120,13 +123,16 @@ def test_usage_chart_is_svg_with_a_text_alternative():
     usage = [{"day": "2026-01-01", "model": "a", "prompt_tokens": 100, "completion_tokens": 50, "runs": 1, "user_id": "u"},
              {"day": "2026-01-01", "model": "b", "prompt_tokens": 10, "completion_tokens": 5, "runs": 1, "user_id": "v"},
              {"day": "2026-01-03", "model": "a", "prompt_tokens": 1000, "completion_tokens": 0, "runs": 2, "user_id": "u"}]
-    points = admin.daily(usage, 30)
+    points = chart.daily(usage, 30)
     assert points == [("2026-01-01", 110, 55), ("2026-01-02", 0, 0), ("2026-01-03", 1000, 0)]
-    svg = admin.chart(points)
+    svg = chart.chart(points)
     assert svg.tag == "svg" and svg.attrs["role"] == "img"
     assert len(find_all(svg, "rect")) == 6
     assert "1,165 tokens over 3 days" in text_of(find(svg, "desc"))
-    assert admin._day(0) == "1970-01-01" and admin._day(951782400000) == "2000-02-29"
+    assert fmt.day_of(0) == "1970-01-01" and fmt.day_of(951782400000) == "2000-02-29"
+    # thirty days up to today, the days without use as 0
+    month = chart.daily(usage, 30, fmt.iso_ms("2026-01-30T12:00:00Z"))
+    assert len(month) == 30 and month[0] == ("2026-01-01", 110, 55) and month[-1] == ("2026-01-30", 0, 0)
     model, fx = loaded()
     model, _ = admin.update(fx[3].on_ok({"usage": usage}), model)
     assert find(admin.view(model), "svg")
@@ -136,17 +142,15 @@ def test_usage_chart_is_svg_with_a_text_alternative():
 
 def test_health_and_users_follow_the_system_topic():
     model, _ = loaded()
-    model, fx = admin.update(admin.Connected(), model)
-    assert fx == [Send({"op": "subscribe", "topic": "system"})]
+    assert admin.subscriptions(model) == {"system": None}          # live only
     ev = {"op": "event", "topic": "system", "seq": 4, "at": "", "type": "system.readiness",
           "data": {"status": "fail", "failing": ["disk"]}}
-    model, fx = admin.update(admin.Live(ev), model)
+    model, fx = admin.update(Live(ev), model)
     assert fx[0].url == "/api/admin/health"
-    model, fx = admin.update(admin.Live(dict(ev, type="system.user_created", data={"user_id": "u9", "email": "x",
-                                                                                   "role": "member"})), model)
+    model, fx = admin.update(Live(dict(ev, type="system.user_created", data={"user_id": "u9", "email": "x",
+                                                                             "role": "member"})), model)
     assert fx[0].url == "/api/admin/users?limit=200"
-    model, fx = admin.update(admin.Live(dict(ev, topic="threads/x")), model)
-    assert fx == []
-    assert admin.leave(model) == [Send({"op": "unsubscribe", "topic": "system"})]
-    model, _ = admin.update(admin.Live({"op": "error", "topic": "system", "code": "forbidden", "message": ""}), model)
-    assert admin.leave(model) == []
+    assert admin.update(Live(dict(ev, topic="threads/x")), model) == (model, [])
+    # a member is refused the topic: nothing changes (the socket does not ask again, runtime.Topics)
+    refused = {"op": "error", "topic": "system", "code": "forbidden", "message": "", "id": 3}
+    assert admin.update(Live(refused), model) == (model, [])

@@ -4,7 +4,7 @@ import app
 import chat
 import runs
 import account
-from runtime import Http, Navigate, Send, Socket, Every, Recall
+from runtime import Http, Navigate, Socket, Every, Recall, Topics
 from kit import find, find_all, text_of, effects_of
 
 ME = {"user": {"id": "u1", "email": "ada@example.org", "name": "Ada", "role": "member"}}
@@ -47,6 +47,12 @@ def test_every_page_renders_signed_in():
         assert text_of(tree)
 
 
+def topics(model):
+    """The topics the app's socket follows: {topic: cursor}."""
+    [socket] = [s for s in app.subscriptions(model) if isinstance(s, Socket)]
+    return socket.topics
+
+
 def test_socket_only_when_signed_in_and_clock_only_for_active_runs():
     model, _ = app.init("/runs")
     assert app.subscriptions(model) == []
@@ -56,6 +62,7 @@ def test_socket_only_when_signed_in_and_clock_only_for_active_runs():
     model, _ = app.update(runs.GotRuns({"runs": [{"id": "r1", "thread_id": "t1", "status": "running",
                                                    "created_at": "x"}]}), model)
     assert any(isinstance(s, Every) for s in app.subscriptions(model))
+    assert topics(model) == {"users/u1": None, "threads/t1": None}
 
 
 def test_live_events_reach_the_current_page():
@@ -63,19 +70,33 @@ def test_live_events_reach_the_current_page():
     recall = [e for e in fx if isinstance(e, Recall)][0]
     model, _ = app.update(recall.to_msg(None), model)
     model, fx = app.update(app.WsOpened(), model)
-    assert model.online and effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 0}
+    assert model.online and topics(model) == {"threads/t1": 0, "users/u1": None}     # the whole log replayed
     ev = {"op": "event", "topic": "threads/t1", "seq": 5, "type": "message.delta", "at": "",
           "data": {"run_id": "r1", "thread_id": "t1", "text": "Hi"}}
     model, _ = app.update(app.WsMessage(ev), model)
-    assert model.sub.streams == {"r1": "Hi"}
-    # leaving the page unsubscribes (it was subscribed)
-    model, _ = app.update(app.WsMessage({"op": "subscribed", "topic": "threads/t1", "seq": 5}), model)
+    assert model.sub.streams == {"r1": "Hi"} and topics(model)["threads/t1"] == 5
+    # leaving the page lets go of the thread (runtime.Topics unsubscribes what is no longer wanted)
+    socket = Topics()
+    socket.sync(topics(model))
     model, fx = app.update(app.UrlChanged("/runs"), model)
-    assert {"op": "unsubscribe", "topic": "threads/t1"} in [e.message for e in effects_of(fx, Send)]
+    assert socket.sync(topics(model)) == [{"op": "unsubscribe", "topic": "threads/t1", "id": 3},
+                                          {"op": "unsubscribe", "topic": "users/u1", "id": 4}]   # until runs load
     # pages without live messages ignore the socket
-    model, fx = app.update(app.UrlChanged("/account"), model)
-    model, fx = app.update(app.WsMessage(ev), model)
-    assert fx == []
+    model, fx = app.update(app.UrlChanged("/agents"), model)
+    assert app.update(app.WsMessage(ev), model) == (model, [])
+    assert topics(model) == {}
+
+
+def test_the_page_hears_whether_the_socket_was_open_before():
+    model, _ = signed_in("/chat")
+    model, fx = app.update(app.WsOpened(), model)
+    assert fx == []                                         # the first time: the list init asked for is fresh
+    model, _ = app.update(app.WsClosed(1006), model)
+    model, fx = app.update(app.WsOpened(), model)
+    assert [e.url for e in fx] == ["/api/threads?limit=100"]   # again: what changed meanwhile comes with it
+    # a page opened while the socket is open knows it is live
+    model, _ = app.update(app.UrlChanged("/runs"), model)
+    assert model.sub.online
 
 
 def test_session_end_forgets_the_user():
@@ -102,15 +123,18 @@ def test_unauthorized_goes_to_signin_with_next():
     assert effects_of(fx, Navigate)[0].path == "/signin?next=/runs"
 
 
-def test_the_chat_page_follows_the_users_topic_and_moves_it_between_threads():
-    model, _ = signed_in("/chat/t1")
+def test_the_chat_page_follows_the_users_topic_and_keeps_it_between_threads():
+    model, fx = signed_in("/chat/t1")
+    model, _ = app.update([e for e in fx if isinstance(e, Recall)][0].to_msg("12"), model)
     model, fx = app.update(app.WsOpened(), model)
-    sub = {"op": "subscribe", "topic": "users/u1", "id": "chat-users"}
-    assert model.sub.user_id == "u1" and sub in [e.message for e in effects_of(fx, Send)]
-    # another thread: the old page lets go of users/<me>, the new one asks again, in that order
+    assert model.sub.user_id == "u1" and topics(model) == {"threads/t1": 12, "users/u1": None}
+    socket = Topics()
+    assert [m["topic"] for m in socket.sync(topics(model))] == ["threads/t1", "users/u1"]
+    # another thread: the old one is let go, users/<me> stays followed (no gap in between)
     model, fx = app.update(app.UrlChanged("/chat/t2"), model)
-    sent = [e.message for e in effects_of(fx, Send)]
-    assert sent.index({"op": "unsubscribe", "topic": "users/u1", "id": "chat-users"}) < sent.index(sub)
+    model, _ = app.update([e for e in fx if isinstance(e, Recall)][0].to_msg(None), model)
+    assert socket.sync(topics(model)) == [{"op": "unsubscribe", "topic": "threads/t1", "id": 3},
+                                          {"op": "subscribe", "topic": "threads/t2", "after": 0, "id": 4}]
 
 
 def test_the_runs_page_learns_who_is_signed_in():

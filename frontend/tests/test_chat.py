@@ -2,8 +2,10 @@
 duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
+import thread_list
+import transcript
 import fakedom
-from runtime import Http, Navigate, Send, ApiError, Recall, Remember, diff
+from runtime import Http, Navigate, ApiError, Recall, Remember, Live, KnowUser, Connected, Disconnected, diff
 from kit import find, find_all, text_of, fire, effects_of
 
 T = "t1"
@@ -17,13 +19,13 @@ def ev(seq, kind, **data):
 
 def live(model, *events):
     for e in events:
-        model, _ = chat.update(chat.Live(e), model)
+        model, _ = chat.update(Live(e), model)
     return model
 
 
-def opened(online=True, kept=None):
+def opened(kept=None):
     """The page as the runtime starts it: init, then the answer to its Recall of the kept cursor."""
-    model, fx = chat.init(T, online)
+    model, fx = chat.init(T)
     recall = effects_of(fx, Recall)[0]
     assert recall.key == "agentstead:replay:t1"
     model, more = chat.update(recall.to_msg(kept), model)
@@ -41,24 +43,24 @@ def test_init_loads_thread_runs_and_replays_the_log():
     model, fx = opened()
     urls = [e.url for e in effects_of(fx, Http)]
     assert "/api/threads/t1?limit=100" in urls and "/api/runs?limit=50&thread_id=t1" in urls
-    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 0}
+    assert chat.subscriptions(model) == {"threads/t1": 0}          # the whole retained log
     # a cursor this browser kept while the thread was idle: the replay starts there
     model, fx = opened(kept="57")
-    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 57}
+    assert chat.subscriptions(model) == {"threads/t1": 57}
     model, fx = opened(kept="garbage")
-    assert effects_of(fx, Send)[0].message["after"] == 0
-    # nothing is sent before the kept cursor is known
-    model, fx = chat.init(T, True)
-    assert effects_of(fx, Send) == []
-    # offline: nothing is sent; the first Connected replays from 0, later ones from the cursor
-    model, fx = opened(False)
-    assert effects_of(fx, Send) == []
-    model, fx = chat.update(chat.Connected(), model)
-    assert fx[0].message["after"] == 0
-    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 42}), model)
-    model, _ = chat.update(chat.Disconnected(), model)
-    model, fx = chat.update(chat.Connected(), model)
-    assert fx[0].message == {"op": "subscribe", "topic": "threads/t1", "after": 42}
+    assert chat.subscriptions(model) == {"threads/t1": 0}
+    # nothing is followed before the kept cursor is known
+    model, fx = chat.init(T)
+    assert chat.subscriptions(model) == {}
+    # once events came, a subscribe after a drop resumes from the last one seen
+    model, fx = opened(kept="57")
+    model, _ = chat.update(Live({"op": "subscribed", "topic": "threads/t1", "seq": 60}), model)
+    assert chat.subscriptions(model) == {"threads/t1": 60}
+    model, _ = chat.update(Live(ev(61, "run.queued", run_id="r1", agent_id="a")), model)
+    model, fx = chat.update(Disconnected(), model)
+    assert fx == [] and chat.subscriptions(model) == {"threads/t1": 61}
+    model, fx = chat.update(Connected(True), model)
+    assert chat.subscriptions(model) == {"threads/t1": 61}
 
 
 def test_deltas_stream_and_a_replay_does_not_duplicate():
@@ -89,7 +91,7 @@ def test_reload_mid_stream_then_message_created():
                      ev(21, "run.succeeded", run_id="r1", prompt_tokens=3, completion_tokens=2))
         assert model.streams == {}
         assert [m["id"] for m in model.messages] == ["m1", "m2"]
-        assert text_of(chat.transcript(model)).count("Hello there") == 1
+        assert text_of(transcript.view(model)).count("Hello there") == 1
 
 
 def test_resumed_run_restreams_from_scratch():
@@ -111,12 +113,12 @@ def test_resume_and_cancel_effects():
     model, fx = chat.update(fire(find(chat.view(model), "button", "Cancel"), "click"), model)
     assert fx[0].method == "POST" and fx[0].url == "/api/runs/r1/cancel"
     assert find(chat.view(model), "button", "Cancel", disabled=True)
-    model, fx2 = chat.update(chat.Cancel("r1"), model)
+    model, fx2 = chat.update(transcript.Cancel("r1"), model)
     assert fx2 == []        # one request at a time
     model, _ = chat.update(fx[0].on_ok({"id": "r1", "status": "cancelled"}), model)
     model = live(model, ev(40, "run.cancelled", run_id="r1"))
     assert "Cancelled." in text_of(chat.view(model))
-    model, fx = chat.update(chat.Resume("r2"), model)
+    model, fx = chat.update(transcript.Resume("r2"), model)
     assert fx[0].url == "/api/runs/r2/resume" and fx[0].body is None
     model, _ = chat.update(fx[0].on_err(ApiError(409, "conflict", "The run cannot be resumed.")), model)
     assert model.error == "The run cannot be resumed." and not model.busy
@@ -143,13 +145,13 @@ def test_ask_human_is_answered_inline():
 def test_empty_answer_is_not_sent():
     model, _ = opened()
     model = live(model, ev(11, "run.waiting", run_id="r1", question="?"))
-    model, fx = chat.update(chat.Answer("r1"), model)
+    model, fx = chat.update(transcript.Answer("r1"), model)
     assert fx == []
 
 
 def test_waiting_run_after_reload_comes_from_rest():
     model, _ = opened()
-    model, _ = chat.update(chat.GotRuns({"runs": [
+    model, _ = chat.update(transcript.GotRuns({"runs": [
         {"id": "r1", "thread_id": T, "status": "waiting_for_input", "waiting_prompt": "Sure?", "input_message_id": "m1"},
         {"id": "r0", "thread_id": T, "status": "interrupted", "error": {"code": "interrupted", "message": "stopped"},
          "input_message_id": "m0"}]}), model)
@@ -157,7 +159,7 @@ def test_waiting_run_after_reload_comes_from_rest():
     assert "Sure?" in text_of(tree) and find(tree, "button", "Resume")
     # events are newer than the REST snapshot: a later GotRuns does not undo them
     model = live(model, ev(50, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1))
-    model, _ = chat.update(chat.GotRuns({"runs": [{"id": "r1", "thread_id": T, "status": "waiting_for_input",
+    model, _ = chat.update(transcript.GotRuns({"runs": [{"id": "r1", "thread_id": T, "status": "waiting_for_input",
                                                    "waiting_prompt": "Sure?"}]}), model)
     assert model.runs["r1"] == "succeeded"
 
@@ -184,10 +186,11 @@ def test_failed_run_and_cursor_expired():
     model, _ = opened()
     model = live(model, ev(10, "run.failed", run_id="r1", code="llm_error", message="The model is unreachable."))
     assert "The model is unreachable." in text_of(chat.view(model))
-    model, fx = chat.update(chat.Live({"op": "error", "code": "cursor_expired", "message": "x"}), model)
+    expired = {"op": "error", "code": "cursor_expired", "message": "x", "topic": "threads/t1", "floor": 50}
+    model, fx = chat.update(Live(expired), model)
     assert effects_of(fx, Http)[0].url == "/api/threads/t1?limit=100"
     assert Remember("agentstead:replay:t1", None) in fx          # the kept cursor is too old: forget it
-    assert effects_of(fx, Send)[0].message == {"op": "subscribe", "topic": "threads/t1"}
+    assert chat.subscriptions(model) == {"threads/t1": None}    # then live events only
 
 
 def test_send_and_post_failure_keeps_the_text():
@@ -215,7 +218,7 @@ def test_long_thread_renders_messages_once():
     msgs = [{"id": "m%d" % i, "seq": i, "role": "user" if i % 2 else "assistant", "content": "message %d" % i,
              "run_id": None} for i in range(200)]
     model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": msgs}), model)
-    assert len(find_all(chat.transcript(model), "li")) == 200
+    assert len(find_all(transcript.view(model), "li")) == 200
 
 
 def test_a_streamed_token_into_a_long_thread_patches_one_text_node():
@@ -237,19 +240,19 @@ def test_a_streamed_token_into_a_long_thread_patches_one_text_node():
 
 def test_the_cursor_is_kept_only_while_no_run_is_going():
     model, _ = opened()
-    model, fx = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 9}), model)
+    model, fx = chat.update(Live({"op": "subscribed", "topic": "threads/t1", "seq": 9}), model)
     assert fx == [Remember("agentstead:replay:t1", 9)]
-    model, fx = chat.update(chat.Live(ev(10, "run.queued", run_id="r1", agent_id="a")), model)
+    model, fx = chat.update(Live(ev(10, "run.queued", run_id="r1", agent_id="a")), model)
     assert effects_of(fx, Remember) == []
     for e in stream_events(["a", "b"], start=11)[1:]:
-        model, fx = chat.update(chat.Live(e), model)
+        model, fx = chat.update(Live(e), model)
         assert effects_of(fx, Remember) == []      # mid-stream: a reload must replay from before the run
-    model, fx = chat.update(chat.Live(ev(20, "message.created", run_id="r1", message={
+    model, fx = chat.update(Live(ev(20, "message.created", run_id="r1", message={
         "id": "m2", "seq": 2, "role": "assistant", "content": "ab", "partial": False})), model)
     assert effects_of(fx, Remember) == []          # still running until run.succeeded
-    model, fx = chat.update(chat.Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
+    model, fx = chat.update(Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
     assert fx == [Remember("agentstead:replay:t1", 21)]
-    model, fx = chat.update(chat.Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
+    model, fx = chat.update(Live(ev(21, "run.succeeded", run_id="r1", prompt_tokens=1, completion_tokens=1)), model)
     assert fx == []                                # nothing new: nothing written
 
 
@@ -282,7 +285,7 @@ def test_a_sent_message_keeps_its_place_among_replies():
 def shown_thread():
     """The page with its thread list and thread loaded."""
     model, _ = opened()
-    model, _ = chat.update(chat.GotThreads([{"id": T, "title": "Trip"}, {"id": "t2", "title": "Other"}]), model)
+    model, _ = chat.update(thread_list.GotThreads([{"id": T, "title": "Trip"}, {"id": "t2", "title": "Other"}]), model)
     model, _ = chat.update(chat.GotThread({"id": T, "title": "Trip", "messages": []}), model)
     return model
 
@@ -351,15 +354,15 @@ def test_an_answer_for_another_thread_changes_only_the_list():
 
 def test_a_rename_or_delete_in_another_tab_reaches_this_one():
     model = shown_thread()
-    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
-    model, fx = chat.update(chat.Live(ev(6, "thread.renamed", title="From the other tab")), model)
+    model, _ = chat.update(Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
+    model, fx = chat.update(Live(ev(6, "thread.renamed", title="From the other tab")), model)
     assert model.title == "From the other tab" and model.last_seq == 6
     assert find(chat.view(model), "a", "From the other tab", href="/chat/t1")
     # another thread's id, or no title: ignored
-    model, _ = chat.update(chat.Live(ev(7, "thread.renamed", thread_id="t2", title="x")), model)
-    model, _ = chat.update(chat.Live(ev(8, "thread.renamed", title=None)), model)
+    model, _ = chat.update(Live(ev(7, "thread.renamed", thread_id="t2", title="x")), model)
+    model, _ = chat.update(Live(ev(8, "thread.renamed", title=None)), model)
     assert model.title == "From the other tab" and [t["title"] for t in model.threads] == ["From the other tab", "Other"]
-    model, fx = chat.update(chat.Live(ev(9, "thread.deleted")), model)
+    model, fx = chat.update(Live(ev(9, "thread.deleted")), model)
     assert fx == [Remember("agentstead:replay:t1", None), Navigate("/chat")]
     assert [t["id"] for t in model.threads] == ["t2"]
 
@@ -367,72 +370,58 @@ def test_a_rename_or_delete_in_another_tab_reaches_this_one():
 
 # ---- the thread list follows users/<me> -----------------------------------------
 
-SUB_USER = {"op": "subscribe", "topic": "users/u1", "id": "chat-users"}
-UNSUB_USER = {"op": "unsubscribe", "topic": "users/u1", "id": "chat-users"}
-
-
 def user_ev(seq, kind, topic="users/u1", **data):
     return {"op": "event", "topic": topic, "seq": seq, "type": kind, "at": "2026-01-01T00:00:00Z", "data": data}
 
 
 def knowing(model):
-    model, _ = chat.update(chat.KnowUser("u1"), model)
+    model, _ = chat.update(KnowUser("u1"), model)
     return model
 
 
-def sends(fx):
-    return [e.message for e in effects_of(fx, Send)]
-
-
-def test_the_page_follows_the_users_topic_once_it_knows_the_user_and_leaves_it():
+def test_the_page_follows_the_users_topic_once_it_knows_the_user():
     model, _ = opened()
-    model, fx = chat.update(chat.KnowUser("u1"), model)
-    assert sends(fx) == [SUB_USER]
-    assert chat.update(chat.KnowUser("u1"), model)[1] == []          # once per socket
-    # its replies are not the thread's: its subscribed, and its errors (they carry only the id)
-    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "users/u1", "seq": 99, "id": "chat-users"}), model)
-    assert not model.subscribed and model.last_seq is None
+    model, fx = chat.update(KnowUser("u1"), model)
+    assert fx == [] and chat.subscriptions(model) == {"threads/t1": 0, "users/u1": None}    # live only
+    # its replies are not the thread's: its subscribed, and its errors (the socket names their topic)
+    model, _ = chat.update(Live({"op": "subscribed", "topic": "users/u1", "seq": 99, "id": 2}), model)
+    assert model.last_seq is None
     for code in ("forbidden", "already_subscribed", "cursor_expired"):
-        m, fx = chat.update(chat.Live({"op": "error", "code": code, "message": "x", "id": "chat-users", "floor": 1}),
-                            model)
-        assert (m, fx) == (model, [])
+        refused = {"op": "error", "code": code, "message": "x", "id": 2, "topic": "users/u1", "floor": 1}
+        assert chat.update(Live(refused), model) == (model, [])
     # the thread's own still work as before
-    model, _ = chat.update(chat.Live({"op": "error", "code": "forbidden", "message": "x"}), model)
+    model, _ = chat.update(Live({"op": "error", "code": "forbidden", "message": "x", "topic": "threads/t1"}), model)
     assert model.error == "This thread does not exist or is not yours."
-    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/t1", "seq": 5}), model)
-    assert model.subscribed and model.last_seq == 5
-    assert sends(chat.leave(model)) == [{"op": "unsubscribe", "topic": "threads/t1"}, UNSUB_USER]
+    model, _ = chat.update(Live({"op": "subscribed", "topic": "threads/t1", "seq": 5}), model)
+    assert model.last_seq == 5 and chat.subscriptions(model) == {"threads/t1": 5, "users/u1": None}
     # the chat index (no thread open) follows the list too
-    model, _ = chat.init(None, True)
-    model, fx = chat.update(chat.KnowUser("u1"), model)
-    assert sends(fx) == [SUB_USER] and sends(chat.leave(model)) == [UNSUB_USER]
-    # offline: the first Connected subscribes both, and does not fetch the list again (init did)
-    model, _ = opened(False)
-    model, fx = chat.update(chat.KnowUser("u1"), model)
-    assert fx == [] and chat.leave(model) == []
-    model, fx = chat.update(chat.Connected(), model)
-    assert sends(fx) == [{"op": "subscribe", "topic": "threads/t1", "after": 0}, SUB_USER]
-    assert [e.url for e in effects_of(fx, Http)] == []
+    model, _ = chat.init(None)
+    model, fx = chat.update(KnowUser("u1"), model)
+    assert fx == [] and chat.subscriptions(model) == {"users/u1": None}
+    # the first Connected does not fetch the list again (init did)
+    model, _ = opened()
+    model, fx = chat.update(Connected(False), model)
+    assert fx == []
 
 
 def test_threads_created_renamed_or_deleted_elsewhere_update_the_list():
     model = knowing(shown_thread())
-    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
+    model, _ = chat.update(Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
     created = user_ev(20, "thread.created", thread_id="t3", agent_id="a1", title="New one",
                       created_at="2026-01-02T00:00:00Z")
-    model, fx = chat.update(chat.Live(created), model)
+    model, fx = chat.update(Live(created), model)
     assert fx == [] and [t["id"] for t in model.threads] == ["t3", T, "t2"]
     assert model.threads[0] == {"id": "t3", "agent_id": "a1", "title": "New one",
                                 "created_at": "2026-01-02T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z"}
     assert find(chat.view(model), "a", "New one", href="/chat/t3")
     assert live(model, created).threads == model.threads                  # once
-    model, fx = chat.update(chat.Live(user_ev(21, "thread.renamed", thread_id="t2", title="Elsewhere")), model)
+    model, fx = chat.update(Live(user_ev(21, "thread.renamed", thread_id="t2", title="Elsewhere")), model)
     assert fx == [] and model.title == "Trip"
     assert [t["title"] for t in model.threads] == ["New one", "Trip", "Elsewhere"]
-    model, fx = chat.update(chat.Live(user_ev(22, "thread.renamed", thread_id=T, title="Open one")), model)
+    model, fx = chat.update(Live(user_ev(22, "thread.renamed", thread_id=T, title="Open one")), model)
     assert model.title == "Open one" and model.threads[1]["title"] == "Open one"
     assert find(chat.view(model), "h1", "Open one")
-    model, fx = chat.update(chat.Live(user_ev(23, "thread.deleted", thread_id="t3")), model)
+    model, fx = chat.update(Live(user_ev(23, "thread.deleted", thread_id="t3")), model)
     assert fx == [] and [t["id"] for t in model.threads] == [T, "t2"]
     # the thread's cursor is not moved by the list's events, and run.* or malformed ones change nothing
     assert model.last_seq == 5
@@ -442,27 +431,27 @@ def test_threads_created_renamed_or_deleted_elsewhere_update_the_list():
               user_ev(27, "thread.created", thread_id="t4"),
               user_ev(28, "thread.renamed", thread_id="t2", title=None),
               user_ev(29, "thread.deleted", thread_id=None)):
-        assert chat.update(chat.Live(e), model) == (model, [])
+        assert chat.update(Live(e), model) == (model, [])
     # while the list is loading a created thread comes with the list
     loading, _ = opened()
     loading = knowing(loading)
-    assert chat.update(chat.Live(created), loading)[0].threads is None
+    assert chat.update(Live(created), loading)[0].threads is None
 
 
 def test_deleting_the_open_thread_elsewhere_leaves_it():
     model = knowing(shown_thread())
-    model, fx = chat.update(chat.Live(user_ev(30, "thread.deleted", thread_id=T)), model)
+    model, fx = chat.update(Live(user_ev(30, "thread.deleted", thread_id=T)), model)
     assert fx == [Remember("agentstead:replay:t1", None), Navigate("/chat")]
     assert [t["id"] for t in model.threads] == ["t2"]
 
 
 def test_a_reconnect_fetches_the_list_again():
     model = knowing(shown_thread())
-    model, _ = chat.update(chat.Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
-    model, fx = chat.update(chat.Disconnected(), model)
-    assert fx == [] and chat.leave(model) == []
-    model, fx = chat.update(chat.Connected(), model)
-    assert sends(fx) == [{"op": "subscribe", "topic": "threads/t1", "after": 5}, SUB_USER]
+    model, _ = chat.update(Live({"op": "subscribed", "topic": "threads/" + T, "seq": 5}), model)
+    model, fx = chat.update(Disconnected(), model)
+    assert fx == []
+    model, fx = chat.update(Connected(True), model)
+    assert chat.subscriptions(model) == {"threads/t1": 5, "users/u1": None}
     assert [e.url for e in effects_of(fx, Http)] == ["/api/threads?limit=100"]
     model, _ = chat.update(effects_of(fx, Http)[0].on_ok({"threads": [{"id": "t5", "title": "Made offline"},
                                                                        {"id": T, "title": "Trip"}]}), model)
@@ -470,18 +459,17 @@ def test_a_reconnect_fetches_the_list_again():
     assert find(chat.view(model), "a", "Made offline", href="/chat/t5")
 
 
-
 def test_list_events_during_the_list_request_are_applied_to_its_answer():
     """After a reconnect the list is fetched again; what users/<me> says meanwhile may be newer
     than the answer (read before it), so it is applied again on top of the answer."""
     model = knowing(shown_thread())
-    model, _ = chat.update(chat.Disconnected(), model)
-    model, fx = chat.update(chat.Connected(), model)
+    model, _ = chat.update(Disconnected(), model)
+    model, fx = chat.update(Connected(True), model)
     request = effects_of(fx, Http)[0]
     for e in (user_ev(50, "thread.created", thread_id="t6", agent_id="a1", title="Made just now", created_at="x"),
               user_ev(51, "thread.renamed", thread_id="t2", title="Renamed just now"),
               user_ev(52, "thread.deleted", thread_id="t7")):
-        model, _ = chat.update(chat.Live(e), model)
+        model, _ = chat.update(Live(e), model)
     # the answer was read before the three events: it has t7, the old title, and no t6
     model, _ = chat.update(request.on_ok({"threads": [{"id": T, "title": "Trip"}, {"id": "t2", "title": "Old"},
                                                       {"id": "t7", "title": "Deleted just now"}]}), model)
@@ -489,7 +477,7 @@ def test_list_events_during_the_list_request_are_applied_to_its_answer():
                                                                ("t2", "Renamed just now")]
     assert model.list_events is None
     # once answered, events are applied as they come and not kept
-    model, _ = chat.update(chat.Live(user_ev(53, "thread.deleted", thread_id="t6")), model)
+    model, _ = chat.update(Live(user_ev(53, "thread.deleted", thread_id="t6")), model)
     assert [t["id"] for t in model.threads] == [T, "t2"] and model.list_events is None
 
 def test_list_events_of_another_topic_are_ignored():
@@ -498,10 +486,10 @@ def test_list_events_of_another_topic_are_ignored():
                       created_at="x"),
               user_ev(41, "thread.deleted", topic="users/u2", thread_id="t2"),
               user_ev(42, "thread.deleted", topic="system", thread_id="t2")):
-        assert chat.update(chat.Live(e), model)[0].threads == model.threads
+        assert chat.update(Live(e), model)[0].threads == model.threads
     # before the user is known, users/<me> is nobody's topic
     model = shown_thread()
-    assert chat.update(chat.Live(user_ev(43, "thread.deleted", thread_id=T)), model) == (model, [])
+    assert chat.update(Live(user_ev(43, "thread.deleted", thread_id=T)), model) == (model, [])
 
 
 def test_a_send_carries_an_idempotency_key_and_a_resend_of_the_same_text_reuses_it():

@@ -5,8 +5,9 @@ or a bug must not stop the app)."""
 import chat
 import runs
 import workflows
+import workflow_run
 import app
-from runtime import live_message
+from runtime import live_message, Live, Topics
 from kit import text_of
 
 JUNK = [
@@ -37,7 +38,7 @@ def feed(module, model, topic):
         data = live_message(data)
         if data is None:
             continue
-        model, fx = module.update(module.Live(data), model)
+        model, fx = module.update(Live(data), model)
         assert isinstance(fx, list)
         module.view(model)
         n += 1
@@ -45,14 +46,14 @@ def feed(module, model, topic):
 
 
 def test_chat_survives_junk():
-    model, _ = chat.init("t1", True)
+    model, _ = chat.init("t1")
     model, _ = chat.update(chat.GotReplayFrom("nonsense"), model)
     model, n = feed(chat, model, "threads/t1")
     assert n > 100 and text_of(chat.view(model))
 
 
 def test_runs_survive_junk():
-    model, _ = runs.init({}, True)
+    model, _ = runs.init({})
     model, _ = runs.update(runs.GotRuns({"runs": [{"id": "r1", "thread_id": "t1", "status": "running",
                                                    "created_at": "", "started_at": "bad"}]}), model)
     model, n = feed(runs, model, "threads/t1")
@@ -60,8 +61,8 @@ def test_runs_survive_junk():
 
 
 def test_workflows_survive_junk():
-    model, _ = workflows.init(("w1", {"run": "r1"}), True)
-    model, _ = workflows.update(workflows.GotRun({"id": "r1", "status": "running", "steps": []}), model)
+    model, _ = workflows.init(("w1", {"run": "r1"}))
+    model, _ = workflows.update(workflow_run.GotRun({"id": "r1", "status": "running", "steps": []}), model)
     model, n = feed(workflows, model, "runs/r1")
     assert n > 100
 
@@ -84,3 +85,12 @@ def test_live_message_keeps_the_promised_shapes_only():
     for bad in (None, [], "x", {"op": 1}, dict(good, seq="3"), dict(good, seq=True), dict(good, seq=-1),
                 dict(good, data=[]), dict(good, type=None), dict(good, topic=[]), {"op": "error", "code": None}):
         assert live_message(bad) is None, bad
+
+
+def test_topics_pass_junk_through_unchanged():
+    topics = Topics()
+    topics.sync({"threads/t1": 4})
+    for data in JUNK + [{"op": "error", "code": "forbidden", "id": [1]}, {"op": "error", "code": "x", "id": 99},
+                        {"op": "subscribed", "id": {"a": 1}}, {"op": "event", "id": 1, "topic": "x"}]:
+        assert topics.receive(data) is data
+    assert topics.sync({"threads/t1": 4}) == []          # still followed: nothing refused

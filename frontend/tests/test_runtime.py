@@ -1,8 +1,11 @@
-"""The runtime: virtual nodes, the keyed diff checked by applying it to a fake DOM, memo, SVG."""
+"""The runtime: virtual nodes, the keyed diff checked by applying it to a fake DOM, memo, SVG;
+messages, the update table, and the topics a socket follows."""
 
 import runtime
 from runtime import h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message, key_for, new_key
+from kit import raises
 import chat
+import thread_list
 import fakedom
 
 
@@ -26,7 +29,7 @@ def check_patch(old, new):
 
 def rebuild(v):
     def clone(n):
-        n = runtime._ensure(n)
+        n = runtime.rendered(n)
         if n.tag is None:
             return text(n.text)
         a = dict(n.attrs)
@@ -139,11 +142,11 @@ def test_api_error_fields_and_backoff():
 
 
 def test_a_reply_on_ok_cannot_read_becomes_an_error_message():
-    model, fx = chat.init("t1", False)
+    model, fx = chat.init("t1")
     threads = fx[0]
-    assert reply_message(threads, 200, {"threads": []}) == chat.GotThreads([])
+    assert reply_message(threads, 200, {"threads": []}) == thread_list.GotThreads([])
     bad = reply_message(threads, 200, "<html>proxy error</html>")
-    assert isinstance(bad, chat.LoadFailed) and bad.error.code == "bad_response"
+    assert isinstance(bad, thread_list.ListFailed) and bad.error.code == "bad_response"
     assert reply_message(Http("GET", "/x", None, lambda d: d["nope"]), 200, {}) is None
 
 
@@ -153,3 +156,89 @@ def test_idempotency_keys_are_new_per_action_and_kept_for_a_resend():
     first = key_for(None, {"name": "A"})
     assert key_for(first, {"name": "A"}) == first                  # the same body again: the same key
     assert key_for(first, {"name": "B"})[0] != first[0]            # another body: a new action
+
+
+# ---- messages, the update table, the topics a socket follows
+
+def test_a_message_class_has_named_fields_and_equals_by_them():
+    GotRun = runtime.message("GotRun", "run error")
+    a = GotRun({"id": 1})
+    assert a.run == {"id": 1} and a.error is None                  # fields not given are None
+    assert a == GotRun({"id": 1}) and a != GotRun({"id": 2}) and a != runtime.message("GotRun", "run")({"id": 1})
+    assert GotRun(error="x") == GotRun(None, "x") and repr(GotRun(1, 2)) == "GotRun(1, 2)"
+    assert raises(TypeError, GotRun, 1, 2, 3) and raises(TypeError, lambda: GotRun(nope=1))
+    assert isinstance(a, runtime.Msg) and GotRun.__name__ == "GotRun"
+
+
+def test_update_is_a_table_of_handlers_declaring_their_messages():
+    on = runtime.Update()
+
+    @on("n")
+    def Add(model, n):
+        return model + n
+
+    @on()
+    def Twice(model):
+        return model * 2, ["an effect"]
+
+    @on(runtime.Live)
+    def live(model, data):
+        return model - data["seq"]
+
+    assert Add.fields == ("n",) and Add(3).n == 3 and callable(live)
+    assert on.update(Add(3), 1) == (4, [])                          # a model alone: no effects
+    assert on.update(Twice(), 4) == (8, ["an effect"])
+    assert on.update(runtime.Live({"seq": 2}), 5) == (3, [])
+    assert on.update(runtime.Connected(True), 5) == (5, [])         # not in the table: nothing changes
+    # a table that includes another one's handlers, and hands what neither knows on
+    page = runtime.Update(on, otherwise=lambda msg, model: (model, ["otherwise"]))
+
+    @page()
+    def Reset(model):
+        return 0
+    assert page.update(Add(1), 1) == (2, []) and page.update(Reset(), 9) == (0, [])
+    assert page.update(runtime.Disconnected(), 9) == (9, ["otherwise"])
+    assert on.update(Reset(), 9) == (9, [])                         # the part does not know the page's
+
+
+def test_topics_subscribe_what_is_wanted_from_its_cursor_and_let_go_of_the_rest():
+    topics = runtime.Topics()
+    assert topics.sync({"threads/t1": 5, "users/u1": None}) == [
+        {"op": "subscribe", "topic": "threads/t1", "after": 5, "id": 1},
+        {"op": "subscribe", "topic": "users/u1", "id": 2}]           # None: live events only
+    assert topics.sync({"threads/t1": 9, "users/u1": None}) == []   # a moving cursor is not sent
+    assert topics.sync({"users/u1": None, "runs/r1": 3}) == [
+        {"op": "unsubscribe", "topic": "threads/t1", "id": 3},
+        {"op": "subscribe", "topic": "runs/r1", "after": 3, "id": 4}]
+    # the socket closed and opened again: every topic is asked for again, from its cursor now
+    topics.reset()
+    assert topics.sync({"users/u1": None, "runs/r1": 7}) == [
+        {"op": "subscribe", "topic": "users/u1", "id": 1}, {"op": "subscribe", "topic": "runs/r1", "after": 7, "id": 2}]
+
+
+def test_topics_name_the_topic_of_a_reply_and_do_not_ask_again_what_was_refused():
+    topics = runtime.Topics()
+    topics.sync({"system": None, "threads/t1": 5})
+    refused = topics.receive({"op": "error", "code": "forbidden", "message": "no", "id": 1})
+    assert refused == {"op": "error", "code": "forbidden", "message": "no", "id": 1, "topic": "system"}
+    expired = topics.receive({"op": "error", "code": "cursor_expired", "message": "old", "id": 2, "floor": 40})
+    assert expired["topic"] == "threads/t1"
+    assert topics.sync({"system": None, "threads/t1": 5}) == []     # not again from the same cursor (no loop)
+    assert topics.sync({"system": None, "threads/t1": None}) == [   # a new cursor: asked again
+        {"op": "subscribe", "topic": "threads/t1", "id": 3}]
+    assert topics.receive({"op": "subscribed", "topic": "threads/t1", "seq": 41, "id": 3})["topic"] == "threads/t1"
+    assert topics.sync({"threads/t1": 41}) == []                    # system was refused: nothing to let go of
+    # already_subscribed means followed; a reply to an unsubscribe changes nothing
+    topics = runtime.Topics()
+    topics.sync({"users/u1": None})
+    topics.receive({"op": "error", "code": "already_subscribed", "message": "", "id": 1})
+    assert topics.sync({"users/u1": None}) == []
+    assert topics.sync({}) == [{"op": "unsubscribe", "topic": "users/u1", "id": 2}]
+    assert topics.receive({"op": "error", "code": "not_subscribed", "message": "", "id": 2})["topic"] == "users/u1"
+    assert topics.sync({}) == []
+    # after a reconnect a refused topic is asked for once more (rights may have changed)
+    topics = runtime.Topics()
+    topics.sync({"system": None})
+    topics.receive({"op": "error", "code": "forbidden", "message": "", "id": 1})
+    topics.reset()
+    assert topics.sync({"system": None}) == [{"op": "subscribe", "topic": "system", "id": 1}]

@@ -5,7 +5,8 @@ import json
 
 import app
 import workflows as wf
-from runtime import Http, Send, Navigate, ApiError
+import workflow_run
+from runtime import Http, Navigate, ApiError, Live, Connected, Disconnected
 from kit import find, find_all, text_of, fire, effects_of
 
 DEF = {"name": "Review", "inputs": {"topic": {"type": "string"}, "count": {"type": "number", "required": False},
@@ -17,7 +18,7 @@ W = {"id": "w1", "version": 2, "name": "Review", "definition": DEF, "created_at"
 
 
 def test_list_page_starts_from_an_example_with_your_agent():
-    model, fx = wf.init((None, {}), True)
+    model, fx = wf.init((None, {}))
     assert [e.url for e in fx] == ["/api/agents?limit=200", "/api/workflows?limit=200"]
     model, _ = wf.update(fx[0].on_ok({"agents": [{"id": "a9", "name": "Helper"}]}), model)
     model, _ = wf.update(fx[1].on_ok({"workflows": [W]}), model)
@@ -32,7 +33,7 @@ def test_list_page_starts_from_an_example_with_your_agent():
 
 
 def test_bad_json_and_server_problems_are_listed():
-    model, _ = wf.init((None, {}), False)
+    model, _ = wf.init((None, {}))
     model, _ = wf.update(wf.SetSource("{nope"), model)
     model, fx = wf.update(wf.Save(), model)
     assert fx == [] and "not valid JSON" in text_of(find(wf.view(model), "div", role="alert"))
@@ -56,7 +57,7 @@ def test_pretty_json_round_trips():
 
 
 def opened(run_id=None):
-    model, fx = wf.init(("w1", {"run": run_id} if run_id else {}), True)
+    model, fx = wf.init(("w1", {"run": run_id} if run_id else {}))
     urls = [e.url for e in fx]
     assert "/api/workflows/w1" in urls and "/api/runs?kind=workflow&limit=100" in urls
     model, _ = wf.update(wf.GotWorkflow(W), model)
@@ -84,15 +85,15 @@ def test_inputs_are_typed_and_required():
 
 def ev(seq, type_, **data):
     data.setdefault("run_id", "r1")
-    return wf.Live({"op": "event", "topic": "runs/r1", "seq": seq, "type": type_, "at": "", "data": data})
+    return Live({"op": "event", "topic": "runs/r1", "seq": seq, "type": type_, "at": "", "data": data})
 
 
 def test_a_run_is_followed_live_and_approved_inline():
     model, _ = opened()
     model, fx = wf.update(wf.Started({"id": "r1", "status": "queued", "workflow_id": "w1"}), model)
-    assert {"op": "subscribe", "topic": "runs/r1"} in [e.message for e in effects_of(fx, Send)]
+    assert wf.subscriptions(model) == {"runs/r1": None}          # live from now: a snapshot follows
     assert effects_of(fx, Navigate)[0].path == "/workflows/w1?run=r1"
-    model, fx = wf.update(wf.Live({"op": "subscribed", "topic": "runs/r1", "seq": 10}), model)
+    model, fx = wf.update(Live({"op": "subscribed", "topic": "runs/r1", "seq": 10}), model)
     assert fx[0].url == "/api/runs/r1"
     for e in (ev(11, "run.started", resumed=False), ev(12, "step.started", step="draft", kind="agent", attempt=1),
               ev(13, "step.succeeded", step="draft", kind="agent", attempt=1, output="A draft.", duration_ms=1200,
@@ -118,7 +119,7 @@ def test_a_run_is_followed_live_and_approved_inline():
 
 def test_reject_cancel_and_resume():
     model, _ = opened("r1")
-    model, _ = wf.update(wf.GotRun({"id": "r1", "status": "waiting_for_input", "waiting_prompt": "Go?",
+    model, _ = wf.update(workflow_run.GotRun({"id": "r1", "status": "waiting_for_input", "waiting_prompt": "Go?",
                                     "steps": [{"step": "ok", "kind": "approval", "status": "waiting", "attempt": 1}]}), model)
     assert find(wf.view(model), "form", aria_label="Approval")
     model, fx = wf.update(fire(find(wf.view(model), "button", "Reject"), "click"), model)
@@ -127,20 +128,31 @@ def test_reject_cancel_and_resume():
     assert "Already answered." in text_of(wf.view(model))
     model, fx = wf.update(fire(find(wf.view(model), "button", "Cancel run"), "click"), model)
     assert fx[0].url == "/api/runs/r1/cancel"
-    model, _ = wf.update(wf.GotRun({"id": "r1", "status": "interrupted", "steps": []}), model)
-    model, _ = wf.update(wf.Decided({"id": "r1", "status": "interrupted"}), model)
+    model, _ = wf.update(workflow_run.GotRun({"id": "r1", "status": "interrupted", "steps": []}), model)
+    model, _ = wf.update(workflow_run.Decided({"id": "r1", "status": "interrupted"}), model)
     model, fx = wf.update(fire(find(wf.view(model), "button", "Resume run"), "click"), model)
     assert fx[0].url == "/api/runs/r1/resume" and fx[0].body is None
 
 
 def test_reconnect_resumes_from_the_cursor():
     model, _ = opened("r1")
-    model, _ = wf.update(wf.GotRun({"id": "r1", "status": "running", "steps": []}), model)
+    assert wf.subscriptions(model) == {"runs/r1": None}
+    model, _ = wf.update(workflow_run.GotRun({"id": "r1", "status": "running", "steps": []}), model)
     model, _ = wf.update(ev(20, "step.started", step="draft", kind="agent", attempt=1), model)
-    model, _ = wf.update(wf.Disconnected(), model)
-    model, fx = wf.update(wf.Connected(), model)
-    assert fx == [Send({"op": "subscribe", "topic": "runs/r1", "after": 20})]
-    assert wf.leave(model) == [Send({"op": "unsubscribe", "topic": "runs/r1"})]
+    model, fx = wf.update(Disconnected(), model)
+    assert fx == [] and wf.subscriptions(model) == {"runs/r1": 20}
+    model, fx = wf.update(Connected(True), model)
+    assert fx == [] and wf.subscriptions(model) == {"runs/r1": 20}
+    # the list page follows nothing
+    assert wf.subscriptions(wf.init((None, {}))[0]) == {}
+
+
+def test_a_cursor_too_old_for_the_log_fetches_the_run_and_follows_it_live():
+    model, _ = opened("r1")
+    model, _ = wf.update(ev(20, "step.started", step="draft", kind="agent", attempt=1), model)
+    expired = {"op": "error", "topic": "runs/r1", "code": "cursor_expired", "message": "x", "floor": 90}
+    model, fx = wf.update(Live(expired), model)
+    assert [e.url for e in fx] == ["/api/runs/r1"] and wf.subscriptions(model) == {"runs/r1": None}
 
 
 def test_starting_a_run_records_it_in_the_url_without_reloading_the_page():
@@ -157,6 +169,8 @@ def test_starting_a_run_records_it_in_the_url_without_reloading_the_page():
 
 
 def test_step_duration_from_the_snapshot_times():
-    row = wf._step_row({"step": "a", "kind": "agent", "status": "succeeded", "attempt": 1,
-                        "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:01.5Z", "output": "x"})
-    assert "1.5 s" in text_of(row)
+    model, _ = opened("r1")
+    model, _ = wf.update(workflow_run.GotRun({"id": "r1", "status": "succeeded", "steps": [
+        {"step": "a", "kind": "agent", "status": "succeeded", "attempt": 1, "started_at": "2026-01-01T00:00:00Z",
+         "finished_at": "2026-01-01T00:00:01.5Z", "output": "x"}]}), model)
+    assert "1.5 s" in text_of(find(wf.view(model), "table", aria_label="Steps"))
