@@ -146,7 +146,10 @@ async def body_limit(request: web.Request, handler):
     return await handler(request)
 
 
-def middlewares() -> tuple:
+def middlewares(tracer=None) -> tuple:
+    """The chain, outermost first; with tracing on, a server span right inside `observe`."""
     from .authn import authenticate  # imported late: it needs the identity service's keys
+    from .tracing import server_spans
 
-    return (observe, json_errors, readable_headers, body_limit, authenticate)
+    traced = (server_spans(tracer),) if tracer is not None else ()
+    return (observe, *traced, json_errors, readable_headers, body_limit, authenticate)
