@@ -458,8 +458,9 @@ SETTINGS: tuple[Setting, ...] = (
             "json (one object per line, for journald) or text (for a terminal).", example="json"),
     # ---- Tracing: OpenTelemetry spans over OTLP/HTTP (src/agentstead/tracing.py; docs/monitoring.md, Tracing). ----
     Setting("tracing_endpoint", _otlp_endpoint, "",
-            "OTLP/HTTP traces URL spans are sent to (Jaeger, Tempo, an OpenTelemetry Collector, Langfuse); "
-            "empty: tracing is off and nothing is sent.", example="http://127.0.0.1:4318/v1/traces"),
+            "OTLP/HTTP traces URL spans are sent to, path included: http://127.0.0.1:4318/v1/traces for Jaeger, "
+            "Tempo or an OpenTelemetry Collector (Langfuse: docs/monitoring.md, Tracing); empty: tracing is off "
+            "and nothing is sent.", example=""),
     Setting("tracing_headers", _otlp_headers, (),
             "Headers sent with every export, as OTEL_EXPORTER_OTLP_HEADERS writes them (name=value, "
             "comma-separated, values percent-encoded): the collector's credentials.", secret=True,
