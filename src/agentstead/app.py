@@ -19,6 +19,7 @@ from . import buildinfo, contracts, routes
 from .http import cors
 from .http.idempotency import forget_expired
 from .http.middleware import middlewares
+from .http.tracing import server_spans
 from .auth.ratelimit import RateLimiter
 from .bus.bus import Bus
 from .bus.retention import retention
@@ -150,7 +151,8 @@ async def _flush(access_log: AccessLog) -> None:
 def create_app(settings: Settings) -> web.Application:
     build = buildinfo.load()
     tracing = Tracing(settings, build.version)   # off (no provider, no thread) unless an endpoint is set
-    app = web.Application(middlewares=middlewares(tracing.tracer), client_max_size=settings.max_body_size)
+    traced = server_spans(tracing.tracer) if tracing.enabled else None
+    app = web.Application(middlewares=middlewares(traced), client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
     app[TRACING] = tracing
     app[METRICS] = Metrics()

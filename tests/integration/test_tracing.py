@@ -194,3 +194,37 @@ async def test_an_endpoint_that_does_not_take_spans_costs_no_request(chat, llm, 
     assert len(failures) == 1 and "could not send" in failures[0] and endpoint in failures[0], failures
     assert client.app[TRACING].exporter.failed > 0 and client.app[TRACING].exporter.exported == 0
     assert bool(otlp.requests) == (answer == "not_otlp")
+
+
+async def test_a_workflow_run_traces_its_agent_steps_model_calls_and_tool_step(make_client, settings, llm, otlp):  # noqa: F811
+    from .test_workflows import agent, save, start
+    from .test_workflows import settle as settle_workflow
+    from ..support.auth import token_user
+    providers = ({"name": "local", "base_url": llm.base_url, "api_key_file": "", "api_key": "sk-test",
+                  "models": ("gpt-test",), "default_model": "gpt-test"},)
+    client = await make_client(settings.replace(llm_providers=providers, llm_max_retries=0,
+                                                tracing_endpoint=otlp.endpoint))
+    _, headers = await token_user(client, "ada@example.org")
+    writer = await agent(client, headers, "You write.", tools=["calculator"])
+    llm.script = [Turn(tool_calls=[ToolCall("calculator", {"expression": "2 + 2"})]), Turn("Four.")]
+    workflow = await save(client, headers, {
+        "name": "Count", "start": "write",
+        "steps": {"write": {"kind": "agent", "agent_id": writer["id"], "input": "Count", "next": "sum"},
+                  "sum": {"kind": "tool", "tool": "calculator", "arguments": {"expression": "1 / 0"}}}})
+    run = await settle_workflow(client, headers, (await start(client, headers, workflow["id"]))["id"])
+    assert run["status"] == "failed", run   # the tool step divides by zero
+    assert await client.app[TRACING].flush()
+    await otlp.wait_for(lambda spans: otlp.named("run workflow"))
+    (run_span,) = otlp.named("run workflow")
+    (post,) = otlp.named("POST /api/workflows/{id}/runs")
+    assert (run_span.trace_id, run_span.parent_id) == (post.trace_id, post.span_id)
+    assert run_span.attributes["agentstead.workflow.id"] == workflow["id"]
+    assert run_span.attributes["agentstead.run.kind"] == "workflow"
+    assert run_span.status == "error" and run_span.attributes["agentstead.run.status"] == "failed"
+    children = [s for s in otlp.spans if s.parent_id == run_span.span_id]
+    assert sorted(s.name for s in children) == ["chat gpt-test", "chat gpt-test", "execute_tool calculator",
+                                                "execute_tool calculator"]
+    step_tool, agent_tool = sorted(otlp.named("execute_tool calculator"), key=lambda s: s.start_ns, reverse=True)
+    assert agent_tool.attributes["agentstead.tool.ok"] is True and "gen_ai.tool.call.id" in agent_tool.attributes
+    assert step_tool.attributes["agentstead.tool.ok"] is False and step_tool.status == "error"
+    assert step_tool.attributes["error.type"] == "tool_error"
