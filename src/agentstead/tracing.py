@@ -93,8 +93,9 @@ class Tracing:
         """The exporter and its batching thread (spans started before this are dropped)."""
         if self.provider is None or self.exporter is not None:
             return
-        self.exporter = _Reporting(OTLPSpanExporter(endpoint=self.endpoint, headers=dict(self._settings.tracing_headers),
-                                                    timeout=EXPORT_TIMEOUT), self.endpoint)
+        exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=dict(self._settings.tracing_headers),
+                                    timeout=EXPORT_TIMEOUT)
+        self.exporter = _Reporting(exporter, self.endpoint)
         self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
         log.info("tracing on: spans go to %s", self.endpoint)
 

@@ -190,13 +190,14 @@ async def test_an_endpoint_that_does_not_take_spans_costs_no_request(chat, llm, 
         assert (await settle(client, headers, submitted["id"]))["status"] == "succeeded"
         assert (await client.get("/api/agents", headers=headers)).status == 200
         await client.app[TRACING].flush()   # the export fails (after the SDK's retries, within its timeout)
-    failures = [r.getMessage() for r in caplog.records if r.name == "agentstead.tracing" and r.levelno == logging.WARNING]
+    failures = [r.getMessage() for r in caplog.records
+                if r.name == "agentstead.tracing" and r.levelno == logging.WARNING]
     assert len(failures) == 1 and "could not send" in failures[0] and endpoint in failures[0], failures
     assert client.app[TRACING].exporter.failed > 0 and client.app[TRACING].exporter.exported == 0
     assert bool(otlp.requests) == (answer == "not_otlp")
 
 
-async def test_a_workflow_run_traces_its_agent_steps_model_calls_and_tool_step(make_client, settings, llm, otlp):  # noqa: F811
+async def test_a_workflow_run_traces_its_agent_step_and_tool_step(make_client, settings, llm, otlp):  # noqa: F811
     from .test_workflows import agent, save, start
     from .test_workflows import settle as settle_workflow
     from ..support.auth import token_user
@@ -224,7 +225,7 @@ async def test_a_workflow_run_traces_its_agent_steps_model_calls_and_tool_step(m
     children = [s for s in otlp.spans if s.parent_id == run_span.span_id]
     assert sorted(s.name for s in children) == ["chat gpt-test", "chat gpt-test", "execute_tool calculator",
                                                 "execute_tool calculator"]
-    step_tool, agent_tool = sorted(otlp.named("execute_tool calculator"), key=lambda s: s.start_ns, reverse=True)
+    agent_tool, step_tool = sorted(otlp.named("execute_tool calculator"), key=lambda s: s.start_ns)
     assert agent_tool.attributes["agentstead.tool.ok"] is True and "gen_ai.tool.call.id" in agent_tool.attributes
     assert step_tool.attributes["agentstead.tool.ok"] is False and step_tool.status == "error"
     assert step_tool.attributes["error.type"] == "tool_error"
