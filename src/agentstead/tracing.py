@@ -6,8 +6,9 @@ On, the app owns its TracerProvider (never the process-global one: one process m
 several apps, and the global provider can be set only once); the request middleware
 (http/tracing.py), the runner (runner/traced.py) and the model/tool hooks get its tracer.
 Spans go out in batches from the SDK's BatchSpanProcessor thread (OTEL_BSP_* tune it), so
-an exporter that is slow, refuses or is unreachable costs the event loop nothing: spans
-are dropped once its queue is full, and one log line says so (`_Reporting`).
+an exporter that is slow, refuses or is unreachable costs the event loop nothing: a batch
+it could not send is dropped (as are spans once its queue is full), and one log line says
+so (`_Reporting`).
 What each span holds: docs/monitoring.md, Tracing.
 """
 

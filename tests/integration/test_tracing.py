@@ -178,9 +178,12 @@ async def test_tracing_on_runs_one_exporter_thread_and_stops_it(make_client, set
     assert otlp.named("GET /api/me"), "the last spans are sent at shutdown"
 
 
-@pytest.mark.parametrize("answer", ["unreachable", "not_otlp"])
+@pytest.mark.parametrize("answer", ["unreachable", "not_otlp", "malformed"])
 async def test_an_endpoint_that_does_not_take_spans_costs_no_request(chat, llm, otlp, caplog, answer):  # noqa: F811
-    endpoint = f"http://127.0.0.1:{free_port()}/v1/traces" if answer == "unreachable" else otlp.endpoint
+    # A URL that is not one is refused at start (tests/unit/test_settings.py); one that parses
+    # but cannot be used (port 99999) fails each export like an unreachable endpoint.
+    endpoint = {"unreachable": f"http://127.0.0.1:{free_port()}/v1/traces", "not_otlp": otlp.endpoint,
+                "malformed": "http://127.0.0.1:99999/v1/traces"}[answer]
     otlp.status = 404   # an HTTP server that is no OTLP receiver (a wrong path, say)
     client, headers = await chat(tracing_endpoint=endpoint)
     _, thread = await agent_and_thread(client, headers, tools=[])
