@@ -107,7 +107,13 @@ let
       credential = "llm_${name}_api_key";
       inherit path;
       example = "/run/secrets/agentstead-${name}-api-key";
-    }) cfg.llmApiKeyFiles;
+    }) cfg.llmApiKeyFiles
+    ++ lib.optional (cfg.tracing.headersFile != null) {
+      option = "tracing.headersFile";
+      credential = "tracing_headers";
+      path = cfg.tracing.headersFile;
+      example = "/run/secrets/agentstead-tracing-headers";
+    };
 
   # One KEY=value file, loaded under both names: the app's parser takes the
   # AWS_ACCESS_KEY_ID= line for one and AWS_SECRET_ACCESS_KEY= for the other.
@@ -330,7 +336,10 @@ let
     };
 in
 {
-  imports = [ ./monitoring.nix ]; # services.agentstead.monitoring
+  imports = [
+    ./monitoring.nix # services.agentstead.monitoring
+    ./tracing.nix # services.agentstead.tracing
+  ];
 
   options.services.agentstead = {
     enable = mkEnableOption "Agentstead, a self-hosted AI agents platform, behind Caddy";

@@ -36,11 +36,13 @@ def default_graph(base_url: str, api_key: str, model: str):
     return graph_on(default_model(base_url, api_key, model))
 
 
-async def direct_run(graph) -> dict:
-    """One call, as the runner streams it; its ms and the number of text chunks."""
+async def direct_run(graph, callbacks: list | None = None) -> dict:
+    """One call, as the runner streams it; its ms and the number of text chunks. `callbacks`
+    go into the config as a traced chat run's do (bench/runs/tracing.py)."""
     t0 = time.perf_counter()
     deltas = 0
-    async for mode, chunk in graph.astream({"messages": [HumanMessage("hello")]}, {"recursion_limit": 21},
+    config = {"recursion_limit": 21, **({"callbacks": callbacks} if callbacks else {})}
+    async for mode, chunk in graph.astream({"messages": [HumanMessage("hello")]}, config,
                                            stream_mode=["messages", "updates"]):
         if mode == "messages":
             piece, meta = chunk

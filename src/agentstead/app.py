@@ -19,6 +19,7 @@ from . import buildinfo, contracts, routes
 from .http import cors
 from .http.idempotency import forget_expired
 from .http.middleware import middlewares
+from .http.tracing import server_spans
 from .auth.ratelimit import RateLimiter
 from .bus.bus import Bus
 from .bus.retention import retention
@@ -26,7 +27,7 @@ from .bus.topics import Authorizer
 from .logs import AccessLog
 from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
                    OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
-                   WEBSOCKETS, WORKFLOWS)
+                   TRACING, WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
 from .services.idempotency import IdempotencyKeys
@@ -40,6 +41,7 @@ from .observe import watching
 from .settings import Settings
 from .store.db import Database
 from .store.migrate import migrate
+from .tracing import Tracing
 
 log = logging.getLogger("agentstead")
 
@@ -105,7 +107,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     """The runner (supervised run tasks) and the services over it; topics runs/ and threads/
     are readable by their owners, the same check the REST routes make."""
     db, settings = app[DB], app[SETTINGS]
-    runner = Runner(app[BUS], settings)
+    runner = Runner(app[BUS], settings, tracer=app[TRACING].tracer)
     app[RUNNER] = runner
     app[AGENTS] = AgentService(db, settings)
     app[THREADS] = threads = ThreadService(db, runner)
@@ -117,6 +119,14 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     await runner.start()
     yield
     await runner.stop()
+
+
+async def _tracing(app: web.Application) -> AsyncIterator[None]:
+    """The span exporter (tracing on only); first in, last out: the runner's last spans are sent."""
+    tracing = app[TRACING]
+    tracing.start()
+    yield
+    await tracing.stop()
 
 
 async def _idempotency_keys(app: web.Application) -> AsyncIterator[None]:
@@ -139,12 +149,16 @@ async def _flush(access_log: AccessLog) -> None:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=middlewares(), client_max_size=settings.max_body_size)
+    build = buildinfo.load()
+    tracing = Tracing(settings, build.version)   # off (no provider, no thread) unless an endpoint is set
+    traced = server_spans(tracing.tracer) if tracing.enabled else None
+    app = web.Application(middlewares=middlewares(traced), client_max_size=settings.max_body_size)
     app[SETTINGS] = settings
+    app[TRACING] = tracing
     app[METRICS] = Metrics()
     app[ACCESS_LOG] = AccessLog(settings.log_format, enabled=settings.log_level in ("debug", "info"))
     app.on_cleanup.append(lambda app: _flush(app[ACCESS_LOG]))
-    app[BUILD] = buildinfo.load()
+    app[BUILD] = build
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
     app[WEBSOCKETS] = weakref.WeakSet()
@@ -152,6 +166,7 @@ def create_app(settings: Settings) -> web.Application:
     app[TOPICS] = Authorizer()
     app[RATE_AUTH] = RateLimiter(settings.rate_limit_auth_per_minute, per=60)
     app[RATE_API] = RateLimiter(settings.rate_limit_api_per_minute, per=60)
+    app.cleanup_ctx.append(_tracing)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_bus)
     app.cleanup_ctx.append(watching)   # event loop lag, runs counted as they end (before the runner starts)

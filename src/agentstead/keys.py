@@ -23,6 +23,7 @@ from .services.threads import ThreadService
 from .services.workflows import WorkflowService
 from .settings import Settings
 from .store.db import Database
+from .tracing import Tracing
 
 SETTINGS = web.AppKey("settings", Settings)
 ACCESS_LOG = web.AppKey("access_log", AccessLog)
@@ -44,6 +45,7 @@ SYSTEM = web.AppKey("system", SystemService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)
+TRACING = web.AppKey("tracing", Tracing)
 IDEMPOTENCY_IN_FLIGHT = web.AppKey("idempotency_in_flight", set)   # (user, key) being handled
 
 PRINCIPAL = web.RequestKey("principal", Principal)

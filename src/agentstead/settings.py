@@ -17,7 +17,7 @@ import secrets
 import tomllib
 from pathlib import Path
 from typing import Any, Callable, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 ENV_PREFIX = "AGENTSTEAD_"
 CONFIG_ENV = "AGENTSTEAD_CONFIG"
@@ -244,6 +244,12 @@ def _url_with_path(raw: str) -> str:
     return text
 
 
+def _otlp_endpoint(raw: str) -> str:
+    """An OTLP/HTTP signal URL (the whole URL, path included, as OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)."""
+    text = str(raw).strip()
+    return _url_with_path(text) if text else ""
+
+
 def _domains(raw: str | list) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     out = []
@@ -293,6 +299,21 @@ def _context_tokens(provider: str, raw: Any) -> int | dict | None:
     if isinstance(raw, dict):
         return {str(model): check(value, f"context_tokens[{model!r}]") for model, value in raw.items()}
     return check(raw, "context_tokens")
+
+
+def _otlp_headers(raw: str) -> tuple[tuple[str, str], ...]:
+    """OTLP export headers as OTEL_EXPORTER_OTLP_HEADERS writes them: name=value pairs,
+    comma-separated, values percent-encoded ("Authorization=Basic%20abc,X-Scope-OrgID=1")."""
+    out = []
+    for item in (i.strip() for i in _secret(raw).split(",")):
+        if not item:
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name.strip()):
+            raise ValueError("must be name=value pairs separated by commas, like "
+                             "Authorization=Basic%20dXNlcjpwYXNz (the value is hidden)")
+        out.append((name.strip().lower(), unquote(value.strip())))
+    return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -435,6 +456,20 @@ SETTINGS: tuple[Setting, ...] = (
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",
             "json (one object per line, for journald) or text (for a terminal).", example="json"),
+    # ---- Tracing: OpenTelemetry spans over OTLP/HTTP (src/agentstead/tracing.py; docs/monitoring.md, Tracing). ----
+    Setting("tracing_endpoint", _otlp_endpoint, "",
+            "OTLP/HTTP traces URL spans are sent to, path included: http://127.0.0.1:4318/v1/traces for Jaeger, "
+            "Tempo or an OpenTelemetry Collector (Langfuse: docs/monitoring.md, Tracing); empty: tracing is off "
+            "and nothing is sent.", example=""),
+    Setting("tracing_headers", _otlp_headers, (),
+            "Headers sent with every export, as OTEL_EXPORTER_OTLP_HEADERS writes them (name=value, "
+            "comma-separated, values percent-encoded): the collector's credentials.", secret=True,
+            example="Authorization=Basic%20cGstbGYtLi4uOnNrLWxmLS4uLg=="),
+    Setting("tracing_service_name", _text, "agentstead",
+            "service.name of the spans: tells this instance apart in the tracing backend.", example="agentstead"),
+    Setting("tracing_sample_ratio", _float_range(0, 1), 1.0,
+            "Share of traces recorded (a trace whose caller sent a sampled traceparent is recorded "
+            "whatever this says).", example="1.0"),
     # ---- Backups: Litestream, rendered by `agentstead backup config` (src/agentstead/backup/). ----
     Setting("backup_enabled", _bool, False,
             "Litestream replicates the database (agentstead-litestream.service, or `agentstead backup "
@@ -540,6 +575,10 @@ class Settings:
     readyz_write_window: float = 30.0
     log_level: str = "info"
     log_format: str = "json"
+    tracing_endpoint: str = ""
+    tracing_headers: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
+    tracing_service_name: str = "agentstead"
+    tracing_sample_ratio: float = 1.0
     backup_enabled: bool = False
     backup_s3_bucket: str = ""
     backup_s3_endpoint: str = ""

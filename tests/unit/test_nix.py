@@ -541,12 +541,38 @@ def test_backup_assertions(evaluate, backup, message):
     assert len(failed) == 1, failed
 
 
+TRACING = """
+    tracing = { endpoint = "https://cloud.langfuse.example/api/public/otel/v1/traces";
+                headersFile = "/run/secrets/agentstead-tracing-headers"; sampleRatio = 0.25; };
+"""
+
+
+@needs_lib
+def test_tracing_is_off_unless_an_endpoint_is_set_and_its_headers_are_a_credential(evaluate, evaluation_error):
+    off = evaluate(enabled())
+    assert not any(name.startswith("AGENTSTEAD_TRACING_") for name in off["agentstead"]["environment"])
+    on = evaluate(enabled(TRACING))
+    assert on["failedAssertions"] == []
+    env = on["agentstead"]["environment"]
+    assert env["AGENTSTEAD_TRACING_ENDPOINT"] == "https://cloud.langfuse.example/api/public/otel/v1/traces"
+    assert env["AGENTSTEAD_TRACING_SERVICE_NAME"] == "agentstead"
+    assert env["AGENTSTEAD_TRACING_SAMPLE_RATIO"] == "0.25"
+    assert "AGENTSTEAD_TRACING_HEADERS" not in env   # a secret: a credential, never the environment
+    assert "tracing_headers:/run/secrets/agentstead-tracing-headers" in \
+        on["agentstead"]["serviceConfig"]["LoadCredential"]
+    for name, value in env.items():   # the app parses every value the module wrote
+        app_settings.BY_ENV[name].parse(value)
+    assert "tracing.endpoint" in evaluation_error(enabled('tracing.endpoint = "collector:4318";'))
+    assert "sampleRatio" in evaluation_error(enabled('tracing = { endpoint = "http://127.0.0.1:4318/v1/traces"; '
+                                                     'sampleRatio = 2; };'))
+
+
 # ---- 4. the module and the app agree on names ----
 
 @needs_lib
 @pytest.mark.parametrize("backup", [S3_BACKUP, LOCAL_BACKUP], ids=["s3", "local"])
 def test_every_setting_the_module_sets_is_an_app_setting(evaluate, backup):
-    out = evaluate(enabled('domain = "agents.example.org";' + PROVIDERS + PROVIDER_SECRETS + backup))
+    out = evaluate(enabled('domain = "agents.example.org";' + PROVIDERS + PROVIDER_SECRETS + backup + TRACING))
     for unit in ("agentstead", "litestream", "restore", "drill"):
         unknown = set(out[unit]["environment"]) - set(app_settings.BY_ENV)
         assert not unknown, f"the app would refuse {sorted(unknown)} in {unit} (not in agentstead.settings)"
@@ -556,7 +582,7 @@ def test_every_setting_the_module_sets_is_an_app_setting(evaluate, backup):
 def test_every_secret_setting_can_be_given_as_a_credential(evaluate):
     # secret_key through secretKeyFile, backup_s3_* through backup.credentialsFile; the
     # per-provider secrets are not rows of SETTINGS (see the provider tests above).
-    out = evaluate(enabled(PROVIDERS + PROVIDER_SECRETS + S3_BACKUP))
+    out = evaluate(enabled(PROVIDERS + PROVIDER_SECRETS + S3_BACKUP + TRACING))
     lines = [line for unit in ("agentstead", "litestream", "restore", "drill")
              for line in out[unit]["serviceConfig"].get("LoadCredential", [])]
     credentials = {line.split(":", 1)[0] for line in lines}

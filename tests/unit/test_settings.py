@@ -216,3 +216,29 @@ def test_llm_provider_context_budget_for_all_models_or_by_model():
                                       '{"name": "b", "base_url": "http://y.example/v1", "context_tokens": {"m": 4000}}]',
              AGENTSTEAD_LLM_CONTEXT_TOKENS="12000")
     assert [p["context_tokens"] for p in s.llm_providers] == [8000, {"m": 4000}] and s.llm_context_tokens == 12000
+
+
+def test_tracing_is_off_by_default_and_its_headers_are_a_secret_in_the_otel_format(tmp_path):
+    assert load().tracing_endpoint == ""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "tracing_headers").write_text("Authorization=Basic%20cGs6c2s=, X-Scope-OrgID = team-1\n")
+    s = load(AGENTSTEAD_TRACING_ENDPOINT="https://cloud.langfuse.com/api/public/otel/v1/traces",
+             AGENTSTEAD_TRACING_SAMPLE_RATIO="0.5", CREDENTIALS_DIRECTORY=str(creds))
+    assert s.tracing_endpoint == "https://cloud.langfuse.com/api/public/otel/v1/traces"
+    assert s.tracing_headers == (("authorization", "Basic cGs6c2s="), ("x-scope-orgid", "team-1"))
+    assert s.tracing_sample_ratio == 0.5
+    assert "cGs6c2s" not in repr(s)
+
+
+@pytest.mark.parametrize("env, fragment", [
+    ({"AGENTSTEAD_TRACING_ENDPOINT": "collector:4318"}, "must be an http(s) URL"),
+    ({"AGENTSTEAD_TRACING_ENDPOINT": "http://127.0.0.1:4318/v1/traces?x=1"}, "must be an http(s) URL"),
+    ({"AGENTSTEAD_TRACING_HEADERS": "Authorization Basic abc"}, "name=value pairs"),
+    ({"AGENTSTEAD_TRACING_SAMPLE_RATIO": "2"}, "between 0 and 1"),
+])
+def test_bad_tracing_settings_name_the_setting(env, fragment):
+    with pytest.raises(S.ConfigError) as err:
+        load(**env)
+    assert str(err.value).startswith(next(iter(env))) and fragment in str(err.value)
+    assert "abc" not in str(err.value)   # a header value is never echoed

@@ -146,7 +146,9 @@ async def body_limit(request: web.Request, handler):
     return await handler(request)
 
 
-def middlewares() -> tuple:
+def middlewares(traced=None) -> tuple:
+    """The chain, outermost first; `traced` (http/tracing.py, with tracing on) right inside `observe`."""
     from .authn import authenticate  # imported late: it needs the identity service's keys
 
-    return (observe, json_errors, readable_headers, body_limit, authenticate)
+    return (observe, *((traced,) if traced is not None else ()), json_errors, readable_headers, body_limit,
+            authenticate)

@@ -233,6 +233,8 @@ class ChatRuns:
         config = {"configurable": {"thread_id": thread,
                                    _EXECUTE_TOOL: lambda call: self._tool(run, call, ctx, allowed)},
                   "recursion_limit": version.max_steps * 2 + 1}
+        if self.tools.traces.callbacks:   # a span per model call (runner/traced.py), with tracing on only
+            config["callbacks"] = self.tools.traces.callbacks
         question = None
         checkpointed = graph.checkpointer is not None
         if checkpointed:
@@ -327,10 +329,12 @@ class ChatRuns:
         tool = REGISTRY.get(name)
         await self.tools.write(run, tool_calls.started, call_id, run.id, name, arguments,
                                events=[ev.ToolCalled(run.id, run.thread_id, call_id, name, arguments)])
-        if tool is None or tool.name not in allowed:
-            ok, output = False, f"error: no tool named {name!r} is available to this agent"
-        else:
-            ok, output = await run_tool(tool, args, ctx, self.tools.settings.tool_timeout_seconds)
+        with self.tools.traces.tool(name, call_id) as span:
+            if tool is None or tool.name not in allowed:
+                ok, output = False, f"error: no tool named {name!r} is available to this agent"
+            else:
+                ok, output = await run_tool(tool, args, ctx, self.tools.settings.tool_timeout_seconds)
+            span.outcome(ok)
         await self.tools.write(run, tool_calls.finished, call_id, output, ok,
                                events=[ev.ToolResult(run.id, run.thread_id, call_id, name, ok, output)])
         return ToolMessage(output, tool_call_id=call_id, name=name, status="success" if ok else "error")

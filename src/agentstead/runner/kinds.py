@@ -23,6 +23,7 @@ from ..store.db import Database
 from ..store.runs import Lease, Run
 from .failures import RunFailure
 from .stream import Deltas
+from .traced import Traces
 
 Prepared = Any   # what a kind read before its start, handed to its execute
 
@@ -80,6 +81,7 @@ class Toolkit:
     providers: dict[str, dict]     # by name, each with its prompt budget default (context.py)
     deltas: Deltas
     lease: Callable[[], Lease]
+    traces: Traces = dataclasses.field(default_factory=Traces)   # spans of runs, model and tool calls (tracing.py)
 
     def write(self, run: Run, fn: Callable[..., Any] | None, *args,
               events: list[ev.Event] | Callable[[Any], list[ev.Event]] = (), **kwargs) -> asyncio.Future:

@@ -37,6 +37,7 @@ from .chat_run import ChatRuns
 from .endings import Endings
 from .kinds import Prepared, RunKind, Toolkit, announce
 from .stream import Deltas
+from .traced import Traces
 from .watchdog import Leases
 from .workflow_run import WorkflowRuns
 
@@ -45,7 +46,7 @@ Record = Callable[[sqlite3.Connection, Any], None]   # the request's Idempotency
 
 
 class Runner:
-    def __init__(self, bus: Bus, settings: Settings):
+    def __init__(self, bus: Bus, settings: Settings, tracer=None):
         self.db = bus.db
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
@@ -56,7 +57,8 @@ class Runner:
         # Each provider with the prompt budget for its models that set none (context.py).
         providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
         self.deltas = Deltas(bus)
-        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease)
+        self.traces = Traces(tracer)   # tracing.py: None when tracing is off
+        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease, self.traces)
         self.kinds: dict[str, RunKind] = {"chat": ChatRuns(self.tools),
                                           "workflow": WorkflowRuns(self.tools, self.endings)}
         self._wake = asyncio.Event()
@@ -124,6 +126,7 @@ class Runner:
         finally:
             if reserved:
                 self.admission.unreserve(owner_id)
+        self.traces.submitted(run.id)   # its span is a child of this request's, whenever it starts
         if prepared is not None:
             self.launch(run, started=prepared)
         elif self.admission.may_start_now(run.owner_id) and run.id not in self.tasks:
@@ -234,24 +237,33 @@ class Runner:
         return prepared
 
     async def _supervise(self, run: Run, *, resume: Any, resumed: bool, started: Prepared) -> None:
+        with self.traces.run(run, resumed=resumed) as span:   # its model and tool calls are its children
+            await self._supervised(run, span, resume=resume, resumed=resumed, started=started)
+
+    async def _supervised(self, run: Run, span, *, resume: Any, resumed: bool, started: Prepared) -> None:
         kind = self.kinds[run.kind]
         try:
             async with asyncio.timeout(self.settings.run_timeout_seconds):
                 if started is None:
                     started = await self._start(run, kind, resume=resume, resumed=resumed)
                     if started is None:
+                        span.ended("not_started")
                         return   # launched twice: the other launch runs it
                 if await kind.execute(run, started, resume=resume, resumed=resumed):
+                    span.ended("waiting_for_input")
                     return       # waiting for a person
             await self.endings.write(run.id, kind.ending(run, "succeeded", None))
+            span.ended("succeeded")
         except asyncio.CancelledError:
             # The ending is written whatever the database does (endings.py): tried here, else
             # kept and written by the settler; a second cancel leaves it to the settler.
             status = "interrupted" if self.admission.closed else "cancelled"
+            span.ended(status)
             await asyncio.shield(self.endings.write(run.id, kind.ending(run, status, None)))
             raise
         except BaseException as exc:  # every failure ends as a failed row with a reason
             failure = kind.failure_of(exc)
+            span.ended("failed", failure)
             if failure.code == "internal_error":
                 log.exception("run failed", extra={"run_id": run.id})
             else:

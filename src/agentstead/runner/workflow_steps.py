@@ -96,7 +96,8 @@ class StepRunner:
             outer = var_child_runnable_config.set(None)
             try:
                 final = await graph.ainvoke({"messages": [HumanMessage(text)]},
-                                            {"recursion_limit": version.max_steps * 2 + 1, "callbacks": [counted]})
+                                            {"recursion_limit": version.max_steps * 2 + 1,
+                                             "callbacks": [counted, *self.tools.traces.callbacks]})
             finally:
                 var_child_runnable_config.reset(outer)
         except Exception as exc:
@@ -143,12 +144,14 @@ class StepRunner:
         call_id, name, args = call["id"], call["name"], call.get("args") or {}
         self.tools.write(run, None, events=[ev.ToolCalled(run.id, None, call_id, name,
                                                           args if isinstance(args, dict) else {})])
-        if name == ASK_HUMAN:
-            ok, output = False, ASK_HUMAN_REFUSED
-        elif name not in allowed:
-            ok, output = False, f"error: no tool named {name!r} is available to this agent"
-        else:
-            ok, output = await run_tool(REGISTRY[name], args, ctx, self.tools.settings.tool_timeout_seconds)
+        with self.tools.traces.tool(name, call_id) as span:
+            if name == ASK_HUMAN:
+                ok, output = False, ASK_HUMAN_REFUSED
+            elif name not in allowed:
+                ok, output = False, f"error: no tool named {name!r} is available to this agent"
+            else:
+                ok, output = await run_tool(REGISTRY[name], args, ctx, self.tools.settings.tool_timeout_seconds)
+            span.outcome(ok)
         self.tools.write(run, None, events=[ev.ToolResult(run.id, None, call_id, name, ok, output)])
         return ToolMessage(output, tool_call_id=call_id, name=name, status="success" if ok else "error")
 
@@ -157,7 +160,9 @@ class StepRunner:
         if tool is None or tool.run is None:
             raise StepError(f"no tool named {step.tool!r} can run in a workflow", retryable=False)
         ctx = ToolContext(allowed_hosts=self.tools.settings.http_get_allowed_hosts)
-        ok, output = await run_tool(tool, arguments, ctx, self.tools.settings.tool_timeout_seconds)
+        with self.tools.traces.tool(tool.name) as span:
+            ok, output = await run_tool(tool, arguments, ctx, self.tools.settings.tool_timeout_seconds)
+            span.outcome(ok)
         if not ok:
             raise StepError(output.removeprefix("error: "))
         return output
