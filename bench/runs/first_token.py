@@ -25,9 +25,9 @@ from pathlib import Path
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "ws"))
 sys.path.insert(0, str(HERE.parent / "auth"))
+sys.path.insert(0, str(HERE))            # bench/runs/run.py before bench/auth/run.py
 
 import benchkit as kit  # noqa: E402
 from signin import sign_in  # noqa: E402
