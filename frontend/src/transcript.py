@@ -9,8 +9,9 @@ applies each new event of threads/<id> here (apply_event) and hands the messages
 to `update`. A message or run control for issue 22 (copy, regenerate, edit and re-run, usage,
 Markdown) goes here: a field on Transcript, a handler below, a piece of _message or run_block."""
 
-from runtime import Update, Http, h, memo, text_of, put, Record
+from runtime import Update, Http, Copy, h, memo, text_of, put, Record
 from ui import ACTIVE, EVENT_STATUS
+import markdown
 
 
 class Transcript(Record):
@@ -196,6 +197,12 @@ def ActionFailed(model, run_id, error):
     return model.but(busy=put(model.busy, run_id, None), error=error.message)
 
 
+@on("text")
+def CopyText(model, text):
+    """A message's or a code block's Copy button: the text to the clipboard."""
+    return model, [Copy(text)]
+
+
 # ---------------------------------------------------------------- view
 
 def _args(arguments):
@@ -212,9 +219,13 @@ def _message(m):
             h("pre", {"class": "body"}, m.get("content", ""))]))
     calls = m.get("tool_calls") or ()
     label = {"user": "You", "assistant": "Agent"}.get(role, role)
+    content = m.get("content")
     return h("li", {"class": "msg " + role + (" pending" if m.get("pending") else "")}, [
         h("span", {"class": "who"}, label),
-        m.get("content") and h("div", {"class": "body"}, m.get("content", "")),
+        content and (markdown.view(content, CopyText) if role == "assistant" else h("div", {"class": "body"}, content)),
+        content and h("div", {"class": "msg-actions"}, [
+            h("button", {"type": "button", "class": "secondary small", "aria-label": "Copy message",
+                         "onclick": CopyText(content)}, "Copy")]),
         calls and h("ul", {"class": "calls"}, [
             h("li", {}, ["Called ", h("code", {}, c.get("name", "")), "(" + _args(c.get("args")) + ")"])
             for c in calls]),
@@ -235,7 +246,7 @@ def run_block(model, run_id, stored_results):
     if streamed:
         items.append(h("li", {"key": "stream-" + run_id, "aria-busy": "true" if status == "running" else None,
                               "class": "msg assistant streaming" + (" stopped" if status == "interrupted" else "")},
-                       [h("span", {"class": "who"}, "Agent"), h("div", {"class": "body"}, streamed)]))
+                       [h("span", {"class": "who"}, "Agent"), markdown.view(streamed, CopyText)]))
     for call_id in sorted(model.tools):
         call = model.tools[call_id]
         if call.get("run_id") != run_id or call_id in stored_results or call.get("name") == "ask_human":

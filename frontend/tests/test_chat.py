@@ -5,7 +5,7 @@ import chat
 import thread_list
 import transcript
 import fakedom
-from runtime import Http, Navigate, ApiError, Recall, Remember, Live, KnowUser, Connected, Disconnected, diff
+from runtime import Http, Navigate, ApiError, Recall, Remember, Copy, Live, KnowUser, Connected, Disconnected, diff
 from kit import find, find_all, text_of, fire, effects_of
 
 T = "t1"
@@ -534,3 +534,22 @@ def test_a_long_thread_opens_at_its_newest_page_and_shows_earlier_ones_on_reques
     model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": newest, "next": None,
                                            "prev": 101}), model)
     assert len(model.messages) == 200 and model.prev is None
+
+
+def test_answers_are_markdown_and_copy_buttons_copy():
+    model, _ = opened()
+    msgs = [{"id": "m1", "seq": 1, "role": "user", "content": "**not** rendered", "run_id": None},
+            {"id": "m2", "seq": 2, "role": "assistant", "content": "A **bold** answer\n\n```py\nx = 1\n```\n",
+             "run_id": None}]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "MD", "messages": msgs}), model)
+    tree = chat.view(model)
+    assert "**not** rendered" in text_of(find(tree, "li", **{"class": "msg user"}))   # what the person typed, as typed
+    answer = find(tree, "li", **{"class": "msg assistant"})
+    assert text_of(find(answer, "strong")) == "bold"
+    _, fx = chat.update(find(answer, "button", text="Copy", **{"aria-label": "Copy code"}).attrs["onclick"], model)
+    assert fx == [Copy("x = 1\n")]
+    _, fx = chat.update(find(answer, "button", **{"aria-label": "Copy message"}).attrs["onclick"], model)
+    assert fx == [Copy(msgs[1]["content"])]
+    # streamed text is Markdown while it arrives
+    model = live(model, *stream_events(["Some ", "*emphasis*"], start=10))
+    assert text_of(find(chat.view(model), "em")) == "emphasis"
