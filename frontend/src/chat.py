@@ -38,6 +38,9 @@ class Model(Transcript):
         self.renaming = None         # the title being typed while renaming; None: not renaming
         self.confirm_delete = False  # "Delete this thread?" is showing
         self.thread_busy = False     # a rename or delete is on its way
+        self.query = ""              # the search field (thread_list.py)
+        self.found = None            # its results ({threads, messages}, for `searched`); None: no search shown
+        self.searched = None         # the query `found` answers
 
 
 def topic(model):

@@ -19,7 +19,7 @@ try:
 except ImportError:  # CPython (unit tests)
     js = None
 
-from vdom import h
+from vdom import h, memo
 
 BLOCK = {"paragraph": "p", "blockquote": "blockquote", "bullet_list": "ul", "ordered_list": "ol",
          "list_item": "li", "table": "table", "thead": "thead", "tbody": "tbody", "tr": "tr", "th": "th",
@@ -35,6 +35,11 @@ _parser = [None]
 def use_parser(fn):
     """Tests: parse with fn(text) -> the bridge's token list (the real markdown-it, run by Node)."""
     _parser[0] = fn
+
+
+def available():
+    """A parser is loaded (the page's script has run, or a test installed one)."""
+    return _parser[0] is not None or (js is not None and getattr(js, "agentsteadMarkdown", None) is not None)
 
 
 def parse(text):
@@ -226,3 +231,50 @@ def view(text, on_copy=None):
     if raw is None:
         return h("div", {"class": "body"}, text)
     return h("div", {"class": "body markdown"}, blocks(nest(raw), on_copy))
+
+
+# ---------------------------------------------------------------- streaming
+
+def _fence(line):
+    """The fence a line opens or closes (``` or ~~~, up to three spaces in), else None."""
+    stripped = line.lstrip(" ")
+    if len(line) - len(stripped) > 3:
+        return None
+    for mark in ("```", "~~~"):
+        if stripped.startswith(mark):
+            return mark
+    return None
+
+
+def chunks(text):
+    """text cut at blank lines outside fenced code, where the next line does not continue a
+    block (indented): Markdown pieces that parse the same alone. Only the last one grows
+    while a reply streams, so only it is parsed and drawn again."""
+    out, cur, fence, blank = [], [], None, False
+    for line in text.split("\n"):
+        mark = _fence(line)
+        if fence is None and blank and cur and line.strip() and line[:1] not in (" ", "\t"):
+            out.append("\n".join(cur))
+            cur = []
+        if mark is not None and (fence is None or mark == fence):
+            fence = mark if fence is None else None
+        cur.append(line)
+        blank = fence is None and not line.strip()
+    if cur:
+        out.append("\n".join(cur))
+    return out
+
+
+def _piece(text, on_copy):
+    raw = parse(text)
+    return h("div", {"class": "md-piece"}, blocks(nest(raw), on_copy) if raw is not None else text)
+
+
+def streaming(text, on_copy=None):
+    """A reply as it streams: its settled pieces (chunks) are memos, so a token re-parses and
+    redraws only the last piece, however long the reply already is. The stored message is
+    drawn whole by `view` (one parse) when it arrives."""
+    if not available():
+        return h("div", {"class": "body"}, text)
+    pieces = chunks(text or "")
+    return h("div", {"class": "body markdown"}, [memo(_piece, c, on_copy, key=str(i)) for i, c in enumerate(pieces)])

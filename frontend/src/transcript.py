@@ -246,7 +246,7 @@ def run_block(model, run_id, stored_results):
     if streamed:
         items.append(h("li", {"key": "stream-" + run_id, "aria-busy": "true" if status == "running" else None,
                               "class": "msg assistant streaming" + (" stopped" if status == "interrupted" else "")},
-                       [h("span", {"class": "who"}, "Agent"), markdown.view(streamed, CopyText)]))
+                       [h("span", {"class": "who"}, "Agent"), markdown.streaming(streamed, CopyText)]))
     for call_id in sorted(model.tools):
         call = model.tools[call_id]
         if call.get("run_id") != run_id or call_id in stored_results or call.get("name") == "ask_human":

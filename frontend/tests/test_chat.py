@@ -232,8 +232,9 @@ def test_a_streamed_token_into_a_long_thread_patches_one_text_node():
     model = live(model, ev(400, "message.delta", run_id="r1", text="lo"))
     new = chat.view(model)
     ops = diff(old, new)
-    # the new text, and the composer's value re-checked against what the person typed
-    assert sorted((op[0], op[2] if op[0] == "attr" else "") for op in ops) == [("attr", "value"), ("text", "")], ops
+    # the new text, and the composer's and the search field's values re-checked against what was typed
+    assert sorted((op[0], op[2] if op[0] == "attr" else "") for op in ops) == \
+        [("attr", "value"), ("attr", "value"), ("text", "")], ops
     applier.apply(ops)
     assert "Hello" in root.text() and root.text().count("message 199") == 1
 
@@ -553,3 +554,39 @@ def test_answers_are_markdown_and_copy_buttons_copy():
     # streamed text is Markdown while it arrives
     model = live(model, *stream_events(["Some ", "*emphasis*"], start=10))
     assert text_of(find(chat.view(model), "em")) == "emphasis"
+
+
+def test_search_from_the_thread_list():
+    model, _ = opened()
+    model, fx = chat.update(thread_list.SetQuery("capi"), model)
+    model, fx2 = chat.update(thread_list.SetQuery("capital fr"), model)
+    delays = [e.msg for e in fx + fx2]
+    assert [d.query for d in delays] == ["capi", "capital fr"]
+    model, fx = chat.update(delays[0], model)              # typed on since: no request
+    assert fx == []
+    model, fx = chat.update(delays[1], model)
+    http = effects_of(fx, Http)[0]
+    assert http.url == "/api/search?limit=20&q=capital%20fr"
+    late = http.on_ok({"threads": [], "messages": []})
+    body = {"threads": [{"id": "t9", "title": "Capital", "updated_at": "x",
+                         "highlight": [{"text": "Capital", "match": True}]}],
+            "messages": [{"id": "m1", "seq": 3, "thread_id": "t2", "thread_title": "Geo", "role": "assistant",
+                          "created_at": "x", "snippet": [{"text": "Paris is the ", "match": False},
+                                                         {"text": "capital", "match": True},
+                                                         {"text": " <b>of</b> France", "match": False}]}]}
+    model, _ = chat.update(http.on_ok(body), model)
+    tree = thread_list.side(model)
+    results = find(tree, "ul", **{"aria-label": "Search results"})
+    assert [text_of(m) for m in find_all(results, "mark")] == ["Capital", "capital"]
+    assert find(results, "a", text="Paris").attrs["href"] == "/chat/t2"
+    assert not find_all(results, "b")                      # a snippet is text, never markup
+    # an answer to a query typed over is dropped; clearing shows the list again
+    model, _ = chat.update(thread_list.SetQuery("other"), model)
+    model2, _ = chat.update(late, model)
+    assert model2.found == model.found
+    model, _ = chat.update(thread_list.ClearSearch(), model)
+    assert model.found is None and model.query == ""
+    model, fx = chat.update(thread_list.SetQuery("x"), model)
+    model, fx = chat.update(fx[0].msg, model)
+    model, _ = chat.update(effects_of(fx, Http)[0].on_ok({"threads": [], "messages": []}), model)
+    assert "Nothing found" in text_of(thread_list.side(model))

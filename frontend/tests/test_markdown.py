@@ -3,6 +3,7 @@ virtual nodes; hostile input stays inert. Under CPython the parser is the browse
 by Node (tests/unit/test_frontend_pages.py); under MicroPython-WASM run.mjs loads that bundle."""
 
 import markdown
+import vdom
 from runtime import message
 from kit import find, find_all, walk, text_of
 
@@ -146,3 +147,38 @@ def test_safe_href():
     assert markdown.safe_href("http:") is None
     assert markdown.safe_href("javascript:alert(1)") is None
     assert markdown.safe_href(None) is None
+
+
+def test_chunks_cut_at_blank_lines_outside_code():
+    text = "# T\n\npara one\nstill one\n\n```py\na = 1\n\nb = 2\n```\n\n- x\n\n  continued\n\nlast"
+    assert markdown.chunks(text) == ["# T\n", "para one\nstill one\n", "```py\na = 1\n\nb = 2\n```\n",
+                                     "- x\n\n  continued\n", "last"]
+    assert "".join(c + "\n" for c in markdown.chunks(text))[:-1] == text
+
+
+def test_streaming_redraws_only_the_last_piece():
+    first = markdown.streaming("Intro **x**\n\n```py\nprint(1)\n```\n\nTail", CopyCode)
+    vdom._resolve(first)
+    for c in first.children:
+        vdom._resolve(c)
+    calls = []
+    saved = markdown._parser[0]
+
+    def counting(text):               # the real parser (installed or the page's), counted
+        calls.append(text)
+        markdown._parser[0] = saved
+        try:
+            return markdown.parse(text)
+        finally:
+            markdown._parser[0] = counting
+    markdown._parser[0] = counting
+    try:
+        second = markdown.streaming("Intro **x**\n\n```py\nprint(1)\n```\n\nTail grows", CopyCode)
+        for old, new in zip(first.children, second.children):
+            vdom._resolve(new, old)
+    finally:
+        markdown._parser[0] = saved
+    assert calls == ["Tail grows"]
+    inert(second)
+    assert text_of(find(second, "strong")) == "x"
+    assert find(second, "button", text="Copy").attrs["onclick"] == CopyCode("print(1)\n")
