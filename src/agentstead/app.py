@@ -24,8 +24,8 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
-                   OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, CONVERSATION, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY,
+                   METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
                    WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
@@ -33,6 +33,7 @@ from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
 from .services.system import SystemService
+from .services.conversation import ConversationService
 from .services.search import SearchService
 from .services.threads import ThreadService
 from .services.workflows import WorkflowService
@@ -112,6 +113,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[THREADS] = threads = ThreadService(db, runner)
     app[RUNS] = runs = RunService(db, runner)
     app[SEARCH] = SearchService(db)
+    app[CONVERSATION] = ConversationService(runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)

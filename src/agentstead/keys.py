@@ -19,6 +19,7 @@ from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
 from .services.system import SystemService
+from .services.conversation import ConversationService
 from .services.search import SearchService
 from .services.threads import ThreadService
 from .services.workflows import WorkflowService
@@ -40,6 +41,7 @@ RUNNER = web.AppKey("runner", Runner)
 AGENTS = web.AppKey("agents", AgentService)
 THREADS = web.AppKey("threads", ThreadService)
 SEARCH = web.AppKey("search", SearchService)
+CONVERSATION = web.AppKey("conversation", ConversationService)
 RUNS = web.AppKey("runs", RunService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)

@@ -40,8 +40,8 @@ def _delete(conn: sqlite3.Connection, thread_id: str) -> Run | bool:
     return thread_store.delete(conn, thread_id)
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
-    """The checks, the user's message and its queued run."""
+def open_for_turn(conn: sqlite3.Connection, owner_id: str, thread_id: str) -> tuple[Thread, agent_store.Agent]:
+    """The thread and its agent when a new turn may start: owned, agent there, no run going."""
     thread = thread_store.get_owned(conn, thread_id, owner_id)
     if thread is None:
         raise not_found("thread")
@@ -51,12 +51,23 @@ def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str)
     latest = run_store.latest_of_thread(conn, thread.id)
     if latest is not None and latest.status in run_store.ACTIVE + ("interrupted",):
         raise Refused(409, "run_in_progress", "wait for the current run (or cancel it) before sending more")
-    message = thread_store.add_message(conn, thread.id, "user", content)
+    return thread, agent
+
+
+def queue_turn(conn: sqlite3.Connection, owner_id: str, thread: Thread, agent: agent_store.Agent,
+               message: Message) -> Run:
+    """The queued run answering a user message."""
     run = Run(id=str(uuid.uuid4()), owner_id=owner_id, status="queued", created_at=now_iso(), kind="chat",
               thread_id=thread.id, agent_id=agent.id, agent_version=agent.current.version,
               input_message_id=message.id, model=agent.current.model)
     run_store.create(conn, run)
     return run
+
+
+def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
+    """The checks, the user's message and its queued run."""
+    thread, agent = open_for_turn(conn, owner_id, thread_id)
+    return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
 
 
 def _announced(thread: Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
