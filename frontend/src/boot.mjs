@@ -4,6 +4,19 @@ import { loadMicroPython } from "./__MICROPYTHON_MJS__";
 
 const WASM = "/assets/__MICROPYTHON_WASM__";
 const BUNDLE = "/assets/__APP_BUNDLE__";
+const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
+
+// The Markdown parser loads beside the runtime instead of before this module (a classic script
+// in the page would hold the runtime's download back until it had run). The app starts once
+// both are there; a parser that fails to load leaves answers as plain text, not a broken app.
+function markdown() {
+  return new Promise((resolve) => {
+    const s = document.createElement("script");
+    s.src = MARKDOWN;
+    s.onload = s.onerror = () => resolve();
+    document.head.append(s);
+  });
+}
 
 function fail(error) {
   console.error(error);
@@ -50,6 +63,7 @@ try {
       if (!r.ok) throw new Error(`${BUNDLE}: HTTP ${r.status}`);
       return r.arrayBuffer();
     }),
+    markdown(),
   ]);
   performance.mark("agentstead:runtime-ready");
   mp.FS.mkdir("/app");

@@ -12,6 +12,7 @@ Markdown) goes here: a field on Transcript, a handler below, a piece of _message
 from runtime import Update, Http, Copy, h, memo, text_of, put, Record
 from ui import ACTIVE, EVENT_STATUS
 import markdown
+import controls
 
 
 class Transcript(Record):
@@ -109,7 +110,8 @@ def _status(m, run_id, data, kind):
     return m.but(**changes)
 
 
-EVENTS = {"message.delta": _delta, "message.created": _created, "tool.call": _tool, "tool.result": _tool}
+EVENTS = {"message.delta": _delta, "message.created": _created, "tool.call": _tool, "tool.result": _tool,
+          "messages.removed": controls.removed}
 EVENTS.update({kind: _status for kind in EVENT_STATUS})
 
 
@@ -225,7 +227,8 @@ def _message(m):
         content and (markdown.view(content, CopyText) if role == "assistant" else h("div", {"class": "body"}, content)),
         content and h("div", {"class": "msg-actions"}, [
             h("button", {"type": "button", "class": "secondary small", "aria-label": "Copy message",
-                         "onclick": CopyText(content)}, "Copy")]),
+                         "onclick": CopyText(content)}, "Copy"),
+            role == "user" and not m.get("pending") and controls.edit_button(m)]),
         calls and h("ul", {"class": "calls"}, [
             h("li", {}, ["Called ", h("code", {}, c.get("name", "")), "(" + _args(c.get("args")) + ")"])
             for c in calls]),

@@ -3,6 +3,7 @@ duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
 import thread_list
+import controls
 import transcript
 import fakedom
 from runtime import Http, Navigate, ApiError, Recall, Remember, Copy, Live, KnowUser, Connected, Disconnected, diff
@@ -590,3 +591,52 @@ def test_search_from_the_thread_list():
     model, fx = chat.update(fx[0].msg, model)
     model, _ = chat.update(effects_of(fx, Http)[0].on_ok({"threads": [], "messages": []}), model)
     assert "Nothing found" in text_of(thread_list.side(model))
+
+
+def _idle_thread():
+    model, _ = opened()
+    msgs = [{"id": "u1", "seq": 1, "role": "user", "content": "one", "run_id": None},
+            {"id": "a1", "seq": 2, "role": "assistant", "content": "answer one", "run_id": "r0"},
+            {"id": "u2", "seq": 3, "role": "user", "content": "two", "run_id": None},
+            {"id": "a2", "seq": 4, "role": "assistant", "content": "answer two", "run_id": "r1"}]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "C", "messages": msgs}), model)
+    return model
+
+
+def test_regenerate_removes_the_last_answer_and_follows_the_new_run():
+    model = _idle_thread()
+    button = find(chat.view(model), "button", text="Regenerate answer")
+    model, fx = chat.update(button.attrs["onclick"], model)
+    http = effects_of(fx, Http)[0]
+    assert (http.method, http.url) == ("POST", "/api/threads/t1/regenerate")
+    assert [m["id"] for m in model.messages] == ["u1", "a1", "u2"]
+    assert not find_all(chat.view(model), "button", text="Regenerate answer")      # one at a time
+    refused, _ = chat.update(http.on_err(ApiError(409, "run_in_progress", "wait")), model)
+    assert [m["id"] for m in refused.messages] == ["u1", "a1", "u2", "a2"] and refused.error == "wait"
+    model, _ = chat.update(http.on_ok({"id": "r2", "status": "queued", "input_message_id": "u2"}), model)
+    assert model.runs["r2"] == "queued" and model.run_inputs["r2"] == "u2"
+    # the event (here or from another tab) removes the same messages once more: nothing changes
+    model = live(model, ev(20, "messages.removed", run_id="r2", from_seq=4),
+                 ev(21, "run.queued", run_id="r2", agent_id="a"))
+    assert [m["id"] for m in model.messages] == ["u1", "a1", "u2"]
+
+
+def test_edit_a_message_and_run_again():
+    model = _idle_thread()
+    tree = chat.view(model)
+    edits = find_all(tree, "button", **{"aria-label": "Edit message"})
+    assert len(edits) == 2                                       # on the user's messages only
+    model, _ = chat.update(edits[0].attrs["onclick"], model)
+    form = find(chat.view(model), "form", **{"aria-label": "Edit your message"})
+    assert find(form, "textarea").attrs["value"] == "one"
+    model, _ = chat.update(controls.SetEditText("ONE"), model)
+    model, fx = chat.update(controls.SaveEdit(), model)
+    http = effects_of(fx, Http)[0]
+    assert (http.url, http.body) == ("/api/threads/t1/messages/u1/edit", {"content": "ONE"})
+    assert [(m["content"], m.get("pending")) for m in model.messages] == [("ONE", True)]
+    model, _ = chat.update(http.on_ok({"id": "r3", "status": "queued", "input_message_id": "u9"}), model)
+    model = live(model, ev(30, "messages.removed", run_id="r3", from_seq=1))
+    assert [(m["id"], m["content"]) for m in model.messages] == [("u9", "ONE")]
+    # another tab's edit: the messages from its seq on go
+    other = live(_idle_thread(), ev(40, "messages.removed", run_id="r4", from_seq=3))
+    assert [m["id"] for m in other.messages] == ["u1", "a1"]
