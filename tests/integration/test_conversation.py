@@ -110,3 +110,28 @@ async def test_refusals_change_nothing(chat, llm):
     await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)
     await settle(client, headers, run["id"])
     assert texts(await thread_messages(client, headers, thread["id"]))[:2] == texts(before)
+
+
+async def test_an_untitled_thread_is_named_by_its_first_message(chat, llm):
+    client, headers = await chat()
+    llm.script = [Turn("ok"), Turn("ok")]
+    agent, titled = await agent_and_thread(client, headers)
+    resp = await client.post("/api/threads", json={"agent_id": agent["id"]}, headers=headers)
+    thread = await resp.json()
+    assert thread["title"] == "New conversation"
+    me = (await (await client.get("/api/me", headers=headers)).json())["user"]["id"]
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"users/{me}"})
+    await live.until("subscribed")
+    first = "How do I   plan a week-long trip through the Alps by train with two children?\nDetails follow."
+    await settle(client, headers, (await send(client, headers, thread["id"], first))["id"])
+    renamed = await live.until("event")
+    assert renamed["type"] == "thread.renamed"
+    title = "How do I plan a week-long trip through the Alps by train…"
+    assert renamed["data"] == {"thread_id": thread["id"], "title": title}
+    assert (await (await client.get(f"/api/threads/{thread['id']}", headers=headers)).json())["title"] == title
+    # only the first message names it, and a title given by someone is kept
+    await settle(client, headers, (await send(client, headers, thread["id"], "second"))["id"])
+    await settle(client, headers, (await send(client, headers, titled["id"], "named already"))["id"])
+    threads = {t["id"]: t["title"] for t in (await (await client.get("/api/threads", headers=headers)).json())["threads"]}
+    assert threads == {thread["id"]: title, titled["id"]: "Test"}

@@ -64,9 +64,27 @@ def queue_turn(conn: sqlite3.Connection, owner_id: str, thread: Thread, agent: a
     return run
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
-    """The checks, the user's message and its queued run."""
+DEFAULT_TITLE = "New conversation"
+TITLE_WORDS = 60      # characters of the first message that name an untitled thread
+
+
+def title_from(content: str) -> str:
+    """A thread's automatic title: its first message's first line, cut at a word near 60 characters."""
+    line = " ".join(content.split("\n", 1)[0].split())
+    if len(line) <= TITLE_WORDS:
+        return line
+    cut = line[:TITLE_WORDS].rsplit(" ", 1)[0] or line[:TITLE_WORDS]
+    return cut + "…"
+
+
+def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, retitled: list) -> Run:
+    """The checks, the user's message and its queued run; an untitled thread's first message
+    names it (in the same transaction; `retitled` gets the thread when it was renamed)."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
+    if thread.title == DEFAULT_TITLE and thread_store.last_of_role(conn, thread.id, "user") is None:
+        renamed = thread_store.rename(conn, thread.id, owner_id, title_from(content) or DEFAULT_TITLE)
+        if renamed is not None:
+            retitled.append(renamed)
     return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
 
 
@@ -129,8 +147,12 @@ class ThreadService:
 
     async def post(self, p: Principal, thread_id: str, content: str, record: Record | None = None) -> Run:
         """The user's message, a queued run and run.queued: one transaction (the runner starts
-        the run in it too when it has a slot: runner.submit)."""
-        return await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content), record)
+        the run in it too when it has a slot: runner.submit). An untitled thread ("New
+        conversation") takes its first message's first line as its title (thread.renamed)."""
+        retitled: list[Thread] = []
+        return await self.runner.submit(
+            p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content, retitled), record,
+            before=lambda run: [e for t in retitled for e in _announced(t, ev.ThreadRenamed(t.id, t.title))])
 
     async def readable(self, p: Principal, thread_id: str) -> bool:
         """Who may follow threads/{id}: its owner (bus/topics.py)."""
