@@ -13,6 +13,7 @@ from runtime import Update, Http, Copy, h, memo, text_of, put, Record
 from ui import ACTIVE, EVENT_STATUS
 import markdown
 import controls
+import run_usage
 
 
 class Transcript(Record):
@@ -28,6 +29,7 @@ class Transcript(Record):
         self.busy = {}               # run id -> True while a cancel / resume / answer is on its way
         self.tools = {}              # call id -> {run_id, name, arguments, ok, output} (live tool events)
         self.error = None            # what the last action could not do
+        self.usage = {}              # run id -> its time and tokens (run_usage.py)
 
 
 def _seq(m):
@@ -121,7 +123,10 @@ def apply_event(model, event):
     fn = EVENTS.get(event["type"])
     if fn is None or not isinstance(data.get("run_id"), str):
         return model                 # every event shown here names its run
-    return fn(model, data["run_id"], data, event["type"])
+    model = fn(model, data["run_id"], data, event["type"])
+    if event["type"] in ("run.started", "run.succeeded"):
+        model = model.but(usage=run_usage.on_event(model.usage, data["run_id"], event["type"], data, event.get("at")))
+    return model
 
 
 # ---------------------------------------------------------------- runs: snapshot and actions
@@ -134,6 +139,7 @@ update = on.update
 def GotRuns(model, body):
     """The thread's recent runs over REST: statuses, questions and errors after a reload."""
     runs, inputs, errors, prompts = dict(model.runs), dict(model.run_inputs), dict(model.run_errors), dict(model.prompts)
+    usage = dict(model.usage)
     for r in body.get("runs") or ():
         if r.get("thread_id") != model.thread_id:
             continue
@@ -141,11 +147,13 @@ def GotRuns(model, body):
         if r["id"] in runs:
             continue              # events already told us more recent news
         runs[r["id"]] = r.get("status")
+        if r.get("status") == "succeeded":
+            usage[r["id"]] = run_usage.from_run(r)
         if r.get("status") == "waiting_for_input":
             prompts[r["id"]] = r.get("waiting_prompt") or ""
         elif r.get("status") in ("failed", "interrupted") and r.get("error"):
             errors[r["id"]] = r["error"].get("message") or r["error"].get("code")
-    return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts)
+    return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts, usage=usage)
 
 
 def _act(model, run_id, path, body=None):
@@ -293,6 +301,9 @@ def run_block(model, run_id, stored_results):
                        model.run_errors.get(run_id) or "The run failed."))
     elif status == "cancelled":
         items.append(h("li", {"key": "state-" + run_id, "class": "msg note"}, "Cancelled."))
+    elif status == "succeeded" and run_usage.line(model.usage.get(run_id)):
+        items.append(h("li", {"key": "usage-" + run_id, "class": "msg note usage"},
+                       run_usage.line(model.usage.get(run_id))))
     return items
 
 
@@ -331,10 +342,11 @@ def _items(model, messages, start, anchors, stored):
     return items
 
 
-def _history(k, messages, runs, run_errors, tools, run_inputs):
+def _history(k, messages, runs, run_errors, tools, run_inputs, usage):
     """The settled part of the transcript (messages[:k] and their finished runs): one memo, so a
     streamed token re-renders only the tail, not a long thread's 200 messages."""
-    model = Transcript().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs)
+    model = Transcript().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs,
+                             usage=usage)
     anchors, _ = _anchors(model)
     stored = _stored_results(model) if model.tools else ()
     return h("ol", {"class": "transcript"}, _items(model, model.messages[:k], 0, anchors, stored))
@@ -355,6 +367,7 @@ def view(model, earlier=None):
         rest += run_block(model, rid, stored)
     return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
         earlier,
-        memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, key="history"),
+        memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, model.usage,
+             key="history"),
         h("ol", {"class": "transcript tail", "key": "tail"}, rest),
     ])

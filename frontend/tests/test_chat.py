@@ -4,6 +4,7 @@ duplication, tool calls, ask_human answered inline, cancel and resume."""
 import chat
 import thread_list
 import controls
+import run_usage
 import transcript
 import fakedom
 from runtime import Http, Navigate, ApiError, Recall, Remember, Copy, Live, KnowUser, Connected, Disconnected, diff
@@ -640,3 +641,22 @@ def test_edit_a_message_and_run_again():
     # another tab's edit: the messages from its seq on go
     other = live(_idle_thread(), ev(40, "messages.removed", run_id="r4", from_seq=3))
     assert [m["id"] for m in other.messages] == ["u1", "a1"]
+
+
+def test_each_answer_shows_its_time_and_tokens():
+    model, _ = opened()
+    model, _ = chat.update(transcript.GotRuns({"runs": [
+        {"id": "r0", "thread_id": T, "status": "succeeded", "input_message_id": "u1", "prompt_tokens": 30,
+         "completion_tokens": 12, "started_at": "2026-01-01T10:00:00.000Z", "finished_at": "2026-01-01T10:00:02.500Z"}]}),
+        model)
+    msgs = [{"id": "u1", "seq": 1, "role": "user", "content": "q", "run_id": None},
+            {"id": "a1", "seq": 2, "role": "assistant", "content": "a", "run_id": "r0"}]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "U", "messages": msgs}), model)
+    assert text_of(find(chat.view(model), "li", **{"class": "msg note usage"})) == "2.5 s · 30 + 12 tokens"
+    # a live run: its events' times and run.succeeded's tokens
+    start = ev(10, "run.queued", run_id="r1", agent_id="a")
+    started = dict(ev(11, "run.started", run_id="r1", resumed=False), at="2026-01-01T10:01:00.000Z")
+    done = dict(ev(12, "run.succeeded", run_id="r1", prompt_tokens=50, completion_tokens=7),
+                at="2026-01-01T10:01:01.200Z")
+    model = live(model, start, started, done)
+    assert run_usage.line(model.usage["r1"]) == "1.2 s · 50 + 7 tokens"
