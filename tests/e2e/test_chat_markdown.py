@@ -3,7 +3,7 @@ hostile HTML through the real app and Caddy into Debian chromium. The page shows
 while it streams and once stored (code highlighted, a table, a task list), the hostile parts
 inert (no script runs, no handler fires, no image loads, no javascript: link), no console
 error; a code block's Copy button puts the code on the clipboard. Screenshots in light, dark
-and at 375 px wide."""
+and at 375 px wide. Then regenerate, edit and run again, and search the thread."""
 
 from __future__ import annotations
 
@@ -114,6 +114,31 @@ async def test_markdown_answer_streams_formatted_and_inert(dist, tmp_path):
             await answer.locator(".code-block button", has_text="Copy").click()
             await page.wait_for_function("code => navigator.clipboard.readText().then(t => t === code)", arg=CODE,
                                          timeout=5000)
+
+            await expect(log.locator(".msg.note.usage")).to_contain_text("tokens")      # time and usage
+
+            # regenerate: the answer is replaced (a second reply from the LLM server)
+            llm.script = [Turn("A **fresh** answer about zeppelins."), Turn("Edited answer on **dirigibles**.")]
+            await page.get_by_role("button", name="Regenerate answer").click()
+            await expect(answer.locator("strong")).to_have_text("fresh", timeout=20000)
+            await expect(log.locator(".msg.assistant")).to_have_count(1)
+
+            # edit the question and run again: question and answer replaced
+            await log.get_by_role("button", name="Edit message").click()
+            form = page.get_by_role("form", name="Edit your message")
+            await form.locator("textarea").fill("Tell me about airships")
+            await form.get_by_role("button", name="Save and run").click()
+            await expect(answer.locator("strong")).to_have_text("dirigibles", timeout=20000)
+            await expect(log.locator(".msg.user .body")).to_have_text(["Tell me about airships"])
+
+            # search finds the thread's message, highlighted; the removed answer is gone
+            search = page.get_by_role("searchbox", name="Search your chats")
+            await search.fill("dirigib")
+            results = page.get_by_role("list", name="Search results")
+            await expect(results.locator("mark")).to_have_text(["dirigibles"], timeout=10000)
+            await search.fill("zeppelins")
+            await expect(page.get_by_text("Nothing found")).to_be_visible(timeout=10000)
+            await search.fill("")
 
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "markdown-light.png"), full_page=True)
