@@ -6,16 +6,14 @@ const WASM = "/assets/__MICROPYTHON_WASM__";
 const BUNDLE = "/assets/__APP_BUNDLE__";
 const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
 
-// The Markdown parser loads beside the runtime instead of before this module (a classic script
-// in the page would hold the runtime's download back until it had run). The app starts once
-// both are there; a parser that fails to load leaves answers as plain text, not a broken app.
+// The Markdown parser loads beside the runtime and the app does not wait for it: answers show
+// as plain text until it is there, then the app draws them again (program.py sets
+// agentsteadMarkdownReady). A parser that fails to load leaves plain text, not a broken app.
 function markdown() {
-  return new Promise((resolve) => {
-    const s = document.createElement("script");
-    s.src = MARKDOWN;
-    s.onload = s.onerror = () => resolve();
-    document.head.append(s);
-  });
+  const s = document.createElement("script");
+  s.src = MARKDOWN;
+  s.onload = () => globalThis.agentsteadMarkdownReady?.();
+  document.head.append(s);
 }
 
 function fail(error) {
@@ -56,6 +54,7 @@ function early() {
 try {
   performance.mark("agentstead:boot");
   early();
+  markdown();
   const [mp, bundle] = await Promise.all([
     loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
                       stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),
@@ -63,7 +62,6 @@ try {
       if (!r.ok) throw new Error(`${BUNDLE}: HTTP ${r.status}`);
       return r.arrayBuffer();
     }),
-    markdown(),
   ]);
   performance.mark("agentstead:runtime-ready");
   mp.FS.mkdir("/app");

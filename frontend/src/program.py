@@ -45,6 +45,8 @@ class Program:
         self._frame = jsffi.create_proxy(self._render)
         js.window.addEventListener("popstate", jsffi.create_proxy(lambda e: self.dispatch(self.on_url(_here()))))
         js.document.addEventListener("click", jsffi.create_proxy(self._on_link))
+        # the Markdown parser arrived after the app started: draw again (views memo on whether it is there)
+        js.agentsteadMarkdownReady = jsffi.create_proxy(lambda *_: self._after(()))
         model, effects = init(_here())
         self.model = model
         self._after(effects)

@@ -221,7 +221,9 @@ def _args(arguments):
     return ", ".join("%s: %s" % (k, arguments[k]) for k in sorted(arguments))
 
 
-def _message(m):
+def _message(m, rendered=False):
+    """One stored message; `rendered`: Markdown is available (a memo argument, so messages drawn
+    as plain text before the parser loaded are drawn again once it has)."""
     role = m.get("role", "assistant")
     if role == "tool":
         return h("li", {"class": "msg tool"}, h("details", {}, [
@@ -335,14 +337,15 @@ def _live_runs(model):
 
 def _items(model, messages, start, anchors, stored):
     items = []
+    ready = markdown.available()
     for i, m in enumerate(messages):
-        items.append(memo(_message, m, key=m["id"]))
+        items.append(memo(_message, m, ready, key=m["id"]))
         for rid in anchors.get(start + i, ()):
             items += run_block(model, rid, stored)
     return items
 
 
-def _history(k, messages, runs, run_errors, tools, run_inputs, usage):
+def _history(k, messages, runs, run_errors, tools, run_inputs, usage, ready=False):
     """The settled part of the transcript (messages[:k] and their finished runs): one memo, so a
     streamed token re-renders only the tail, not a long thread's 200 messages."""
     model = Transcript().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs,
@@ -368,6 +371,6 @@ def view(model, earlier=None):
     return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
         earlier,
         memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, model.usage,
-             key="history"),
+             markdown.available(), key="history"),
         h("ol", {"class": "transcript tail", "key": "tail"}, rest),
     ])

@@ -37,8 +37,9 @@ async def test_finds_own_messages_and_titles_with_highlights(chat, llm):
     assert "".join(s["text"] for s in reply["snippet"]) == \
         "Paris is the capital of France; the café serves croissants."
 
-    # every word required, each a prefix, accents ignored
-    assert len((await search(client, headers, "capit fran"))["messages"]) == 2
+    # every word required, the last one a prefix, accents ignored
+    assert len((await search(client, headers, "capital fran"))["messages"]) == 2
+    assert (await search(client, headers, "capit france"))["messages"] == []     # only the last word is a prefix
     assert [marked(m["snippet"]) for m in (await search(client, headers, "cafe croissant"))["messages"]] == \
         ["Paris is the capital of France; the [café] serves [croissants]."]
     assert (await search(client, headers, "capital nowhere"))["messages"] == []

@@ -24,12 +24,14 @@ class Results:
 
 
 def fts_query(text: str) -> str:
-    """The user's words as an FTS5 query: every word required, each as a quoted prefix, so
-    no character of the input is FTS5 syntax ("AND", '"', '*', ':' and '-' are just text)."""
+    """The user's words as an FTS5 query: every word required, each quoted, so no character
+    of the input is FTS5 syntax ("AND", '"', '*', ':' and '-' are just text); the last word
+    is a prefix (it may be still being typed), the others whole words: a prefix per word made
+    two short words cost seconds over 100,000 messages (bench/search/run.py)."""
     words = _WORD.findall(text)[:MAX_TERMS]
     if not words:
         raise Refused(400, "bad_request", "query parameter q must contain a word")
-    return " ".join('"%s"*' % w for w in words)
+    return " ".join('"%s"' % w for w in words[:-1]) + (" " if len(words) > 1 else "") + '"%s"*' % words[-1]
 
 
 def segments(marked: str) -> list[dict]:

@@ -30,22 +30,25 @@ class ThreadHit:
 
 
 def messages(conn: sqlite3.Connection, owner_id: str, match: str, *, limit: int) -> list[MessageHit]:
-    """The owner's messages matching an FTS5 query, best first (bm25), with a snippet."""
+    """The owner's messages matching an FTS5 query, newest first, with a snippet. Newest first
+    because FTS5 walks its index in rowid (= seq) order and stops at `limit` owned matches:
+    ranking (bm25) a common word's every match, and making each one's snippet before the
+    sort, took 1–3 s over 100,000 messages (bench/search/run.py)."""
     rows = conn.execute(
         "SELECT m.seq, m.id, m.thread_id, t.title AS thread_title, m.role, m.created_at,"
         "       snippet(messages_fts, 0, ?, ?, '…', 24) AS snippet"
         " FROM messages_fts JOIN messages m ON m.seq = messages_fts.rowid"
         " JOIN threads t ON t.id = m.thread_id"
         " WHERE messages_fts MATCH ? AND t.owner_id = ?"
-        " ORDER BY rank LIMIT ?", (OPEN, CLOSE, match, owner_id, limit)).fetchall()
+        " ORDER BY messages_fts.rowid DESC LIMIT ?", (OPEN, CLOSE, match, owner_id, limit)).fetchall()
     return [MessageHit(**dict(zip(r.keys(), r))) for r in rows]
 
 
 def threads(conn: sqlite3.Connection, owner_id: str, match: str, *, limit: int) -> list[ThreadHit]:
-    """The owner's threads whose title matches, best first."""
+    """The owner's threads whose title matches, newest first (as messages)."""
     rows = conn.execute(
         "SELECT t.id, t.title, t.updated_at, highlight(threads_fts, 0, ?, ?) AS highlighted"
         " FROM threads_fts JOIN threads t ON t.rowid = threads_fts.rowid"
         " WHERE threads_fts MATCH ? AND t.owner_id = ?"
-        " ORDER BY rank LIMIT ?", (OPEN, CLOSE, match, owner_id, limit)).fetchall()
+        " ORDER BY threads_fts.rowid DESC LIMIT ?", (OPEN, CLOSE, match, owner_id, limit)).fetchall()
     return [ThreadHit(**dict(zip(r.keys(), r))) for r in rows]

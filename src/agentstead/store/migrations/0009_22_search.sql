@@ -4,9 +4,11 @@
 -- message or a thread (a thread's or user's deletion cascades here too) changes its index
 -- in the same transaction, so a search never finds what is gone nor misses what was
 -- acknowledged. Ownership is not indexed: a search joins threads and filters on owner_id.
--- unicode61 with remove_diacritics 2: "café" finds "cafe"; prefixes come from the query ("w"*).
+-- unicode61 with remove_diacritics 2: "café" finds "cafe"; the query's last word is a prefix
+-- ("w"*), which the prefix indexes of 2 and 3 characters keep cheap.
 CREATE VIRTUAL TABLE messages_fts USING fts5(
-    content, content = 'messages', content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2'
+    content, content = 'messages', content_rowid = 'seq', tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
 );
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.role IN ('user', 'assistant') BEGIN
     INSERT INTO messages_fts (rowid, content) VALUES (new.seq, new.content);
