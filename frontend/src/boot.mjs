@@ -4,6 +4,17 @@ import { loadMicroPython } from "./__MICROPYTHON_MJS__";
 
 const WASM = "/assets/__MICROPYTHON_WASM__";
 const BUNDLE = "/assets/__APP_BUNDLE__";
+const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
+
+// The Markdown parser loads beside the runtime and the app does not wait for it: answers show
+// as plain text until it is there, then the app draws them again (program.py sets
+// agentsteadMarkdownReady). A parser that fails to load leaves plain text, not a broken app.
+function markdown() {
+  const s = document.createElement("script");
+  s.src = MARKDOWN;
+  s.onload = () => globalThis.agentsteadMarkdownReady?.();
+  document.head.append(s);
+}
 
 function fail(error) {
   console.error(error);
@@ -43,6 +54,7 @@ function early() {
 try {
   performance.mark("agentstead:boot");
   early();
+  markdown();
   const [mp, bundle] = await Promise.all([
     loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
                       stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),

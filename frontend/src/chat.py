@@ -10,6 +10,7 @@ list is fetched again after a reconnect."""
 from runtime import (Update, Http, Navigate, Remember, Recall, KnowUser, Connected, Live, h, key_for, put)
 from ui import alert, note, typed
 import thread_list
+import controls
 import transcript
 from transcript import Transcript, merge, next_seq
 
@@ -38,6 +39,12 @@ class Model(Transcript):
         self.renaming = None         # the title being typed while renaming; None: not renaming
         self.confirm_delete = False  # "Delete this thread?" is showing
         self.thread_busy = False     # a rename or delete is on its way
+        self.editing = None          # controls.py: the message being edited, its new text, and the
+        self.edit_text = ""          # messages to put back if a regenerate / edit is refused
+        self.undo = None
+        self.query = ""              # the search field (thread_list.py)
+        self.found = None            # its results ({threads, messages}, for `searched`); None: no search shown
+        self.searched = None         # the query `found` answers
 
 
 def topic(model):
@@ -86,7 +93,7 @@ def init(thread_id=None):
     return model, effects
 
 
-on = Update(transcript.on, thread_list.on)
+on = Update(transcript.on, thread_list.on, controls.on)
 update = on.update
 
 
@@ -322,6 +329,7 @@ def view(model):
             _thread_head(model),
             alert(model.error),
             transcript.view(model, _earlier(model)),
+            controls.view(model),
             h("form", {"class": "composer", "onsubmit": SendMessage(), "aria-label": "Composer"}, [
                 h("label", {"for": "composer"}, "Message"),
                 h("textarea", {"id": "composer", "rows": "3", "value": model.composer,

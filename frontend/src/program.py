@@ -11,7 +11,7 @@ except ImportError:  # CPython: the unit tests import every module; nothing here
 
 import json
 
-from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, ApiError, Every, Topics, Applier, h, diff,
+from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, ApiError, Every, Topics, Applier, h, diff,
                      reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
 
 
@@ -40,10 +40,13 @@ class Program:
         self.focus_main = False   # after an in-app navigation, focus moves to <main> (screen readers follow)
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self.effects = {Navigate: self._navigate, Http: lambda fx: self._fetch(fx, retried=False),
-                        Delay: self._delay, Remember: self._remember, Recall: self._recall}
+                        Delay: self._delay, Remember: self._remember, Recall: self._recall,
+                        Copy: self._copy}
         self._frame = jsffi.create_proxy(self._render)
         js.window.addEventListener("popstate", jsffi.create_proxy(lambda e: self.dispatch(self.on_url(_here()))))
         js.document.addEventListener("click", jsffi.create_proxy(self._on_link))
+        # the Markdown parser arrived after the app started: draw again (views memo on whether it is there)
+        js.agentsteadMarkdownReady = jsffi.create_proxy(lambda *_: self._after(()))
         model, effects = init(_here())
         self.model = model
         self._after(effects)
@@ -132,6 +135,13 @@ class Program:
                 js.localStorage.removeItem(fx.key)
             else:
                 js.localStorage.setItem(fx.key, str(fx.value))
+        except Exception:
+            pass
+
+    def _copy(self, fx):
+        try:                 # no clipboard (insecure origin, permission refused): nothing to do
+            done = js.navigator.clipboard.writeText(str(fx.text))
+            done.catch(jsffi.create_proxy(lambda *_: None))     # refused: not an error to report
         except Exception:
             pass
 

@@ -154,6 +154,11 @@ class Remember(Effect):
     fields = ("key", "value")
 
 
+class Copy(Effect):
+    """Put text on the clipboard (a code block's or a message's Copy button)."""
+    fields = ("text",)
+
+
 class Recall(Effect):
     """Dispatch to_msg(the string kept under key, or None)."""
     fields = ("key", "to_msg")

@@ -9,8 +9,11 @@ applies each new event of threads/<id> here (apply_event) and hands the messages
 to `update`. A message or run control for issue 22 (copy, regenerate, edit and re-run, usage,
 Markdown) goes here: a field on Transcript, a handler below, a piece of _message or run_block."""
 
-from runtime import Update, Http, h, memo, text_of, put, Record
+from runtime import Update, Http, Copy, h, memo, text_of, put, Record
 from ui import ACTIVE, EVENT_STATUS
+import markdown
+import controls
+import run_usage
 
 
 class Transcript(Record):
@@ -26,6 +29,7 @@ class Transcript(Record):
         self.busy = {}               # run id -> True while a cancel / resume / answer is on its way
         self.tools = {}              # call id -> {run_id, name, arguments, ok, output} (live tool events)
         self.error = None            # what the last action could not do
+        self.usage = {}              # run id -> its time and tokens (run_usage.py)
 
 
 def _seq(m):
@@ -108,7 +112,8 @@ def _status(m, run_id, data, kind):
     return m.but(**changes)
 
 
-EVENTS = {"message.delta": _delta, "message.created": _created, "tool.call": _tool, "tool.result": _tool}
+EVENTS = {"message.delta": _delta, "message.created": _created, "tool.call": _tool, "tool.result": _tool,
+          "messages.removed": controls.removed}
 EVENTS.update({kind: _status for kind in EVENT_STATUS})
 
 
@@ -118,7 +123,10 @@ def apply_event(model, event):
     fn = EVENTS.get(event["type"])
     if fn is None or not isinstance(data.get("run_id"), str):
         return model                 # every event shown here names its run
-    return fn(model, data["run_id"], data, event["type"])
+    model = fn(model, data["run_id"], data, event["type"])
+    if event["type"] in ("run.started", "run.succeeded"):
+        model = model.but(usage=run_usage.on_event(model.usage, data["run_id"], event["type"], data, event.get("at")))
+    return model
 
 
 # ---------------------------------------------------------------- runs: snapshot and actions
@@ -131,6 +139,7 @@ update = on.update
 def GotRuns(model, body):
     """The thread's recent runs over REST: statuses, questions and errors after a reload."""
     runs, inputs, errors, prompts = dict(model.runs), dict(model.run_inputs), dict(model.run_errors), dict(model.prompts)
+    usage = dict(model.usage)
     for r in body.get("runs") or ():
         if r.get("thread_id") != model.thread_id:
             continue
@@ -138,11 +147,13 @@ def GotRuns(model, body):
         if r["id"] in runs:
             continue              # events already told us more recent news
         runs[r["id"]] = r.get("status")
+        if r.get("status") == "succeeded":
+            usage[r["id"]] = run_usage.from_run(r)
         if r.get("status") == "waiting_for_input":
             prompts[r["id"]] = r.get("waiting_prompt") or ""
         elif r.get("status") in ("failed", "interrupted") and r.get("error"):
             errors[r["id"]] = r["error"].get("message") or r["error"].get("code")
-    return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts)
+    return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts, usage=usage)
 
 
 def _act(model, run_id, path, body=None):
@@ -196,6 +207,12 @@ def ActionFailed(model, run_id, error):
     return model.but(busy=put(model.busy, run_id, None), error=error.message)
 
 
+@on("text")
+def CopyText(model, text):
+    """A message's or a code block's Copy button: the text to the clipboard."""
+    return model, [Copy(text)]
+
+
 # ---------------------------------------------------------------- view
 
 def _args(arguments):
@@ -204,7 +221,9 @@ def _args(arguments):
     return ", ".join("%s: %s" % (k, arguments[k]) for k in sorted(arguments))
 
 
-def _message(m):
+def _message(m, rendered=False):
+    """One stored message; `rendered`: Markdown is available (a memo argument, so messages drawn
+    as plain text before the parser loaded are drawn again once it has)."""
     role = m.get("role", "assistant")
     if role == "tool":
         return h("li", {"class": "msg tool"}, h("details", {}, [
@@ -212,9 +231,14 @@ def _message(m):
             h("pre", {"class": "body"}, m.get("content", ""))]))
     calls = m.get("tool_calls") or ()
     label = {"user": "You", "assistant": "Agent"}.get(role, role)
+    content = m.get("content")
     return h("li", {"class": "msg " + role + (" pending" if m.get("pending") else "")}, [
         h("span", {"class": "who"}, label),
-        m.get("content") and h("div", {"class": "body"}, m.get("content", "")),
+        content and (markdown.view(content, CopyText) if role == "assistant" else h("div", {"class": "body"}, content)),
+        content and h("div", {"class": "msg-actions"}, [
+            h("button", {"type": "button", "class": "secondary small", "aria-label": "Copy message",
+                         "onclick": CopyText(content)}, "Copy"),
+            role == "user" and not m.get("pending") and controls.edit_button(m)]),
         calls and h("ul", {"class": "calls"}, [
             h("li", {}, ["Called ", h("code", {}, c.get("name", "")), "(" + _args(c.get("args")) + ")"])
             for c in calls]),
@@ -235,7 +259,7 @@ def run_block(model, run_id, stored_results):
     if streamed:
         items.append(h("li", {"key": "stream-" + run_id, "aria-busy": "true" if status == "running" else None,
                               "class": "msg assistant streaming" + (" stopped" if status == "interrupted" else "")},
-                       [h("span", {"class": "who"}, "Agent"), h("div", {"class": "body"}, streamed)]))
+                       [h("span", {"class": "who"}, "Agent"), markdown.streaming(streamed, CopyText)]))
     for call_id in sorted(model.tools):
         call = model.tools[call_id]
         if call.get("run_id") != run_id or call_id in stored_results or call.get("name") == "ask_human":
@@ -279,6 +303,9 @@ def run_block(model, run_id, stored_results):
                        model.run_errors.get(run_id) or "The run failed."))
     elif status == "cancelled":
         items.append(h("li", {"key": "state-" + run_id, "class": "msg note"}, "Cancelled."))
+    elif status == "succeeded" and run_usage.line(model.usage.get(run_id)):
+        items.append(h("li", {"key": "usage-" + run_id, "class": "msg note usage"},
+                       run_usage.line(model.usage.get(run_id))))
     return items
 
 
@@ -310,17 +337,19 @@ def _live_runs(model):
 
 def _items(model, messages, start, anchors, stored):
     items = []
+    ready = markdown.available()
     for i, m in enumerate(messages):
-        items.append(memo(_message, m, key=m["id"]))
+        items.append(memo(_message, m, ready, key=m["id"]))
         for rid in anchors.get(start + i, ()):
             items += run_block(model, rid, stored)
     return items
 
 
-def _history(k, messages, runs, run_errors, tools, run_inputs):
+def _history(k, messages, runs, run_errors, tools, run_inputs, usage, ready=False):
     """The settled part of the transcript (messages[:k] and their finished runs): one memo, so a
     streamed token re-renders only the tail, not a long thread's 200 messages."""
-    model = Transcript().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs)
+    model = Transcript().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs,
+                             usage=usage)
     anchors, _ = _anchors(model)
     stored = _stored_results(model) if model.tools else ()
     return h("ol", {"class": "transcript"}, _items(model, model.messages[:k], 0, anchors, stored))
@@ -341,6 +370,7 @@ def view(model, earlier=None):
         rest += run_block(model, rid, stored)
     return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
         earlier,
-        memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, key="history"),
+        memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, model.usage,
+             markdown.available(), key="history"),
         h("ol", {"class": "transcript tail", "key": "tail"}, rest),
     ])

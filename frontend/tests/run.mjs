@@ -5,11 +5,17 @@
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import vm from "node:vm";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const src = path.join(here, "..", "src");
 const pkg = path.join(here, "..", "node_modules", "@micropython", "micropython-webassembly-pyscript", "micropython.mjs");
 const { loadMicroPython } = await import(pkg);
+
+// The browser's Markdown bundle (markdown-it, Prism, markdown-bridge.js), as the page loads it
+// before the app: tests/unit/test_frontend_wasm.py writes it from frontend/build.py.
+const markdown = path.join(here, "..", "node_modules", ".agentstead", "markdown.js");
+if (fs.existsSync(markdown)) vm.runInThisContext(fs.readFileSync(markdown, "utf8"), { filename: "markdown.js" });
 
 const out = [];
 const mp = await loadMicroPython({

@@ -3,9 +3,11 @@ duplication, tool calls, ask_human answered inline, cancel and resume."""
 
 import chat
 import thread_list
+import controls
+import run_usage
 import transcript
 import fakedom
-from runtime import Http, Navigate, ApiError, Recall, Remember, Live, KnowUser, Connected, Disconnected, diff
+from runtime import Http, Navigate, ApiError, Recall, Remember, Copy, Live, KnowUser, Connected, Disconnected, diff
 from kit import find, find_all, text_of, fire, effects_of
 
 T = "t1"
@@ -232,8 +234,9 @@ def test_a_streamed_token_into_a_long_thread_patches_one_text_node():
     model = live(model, ev(400, "message.delta", run_id="r1", text="lo"))
     new = chat.view(model)
     ops = diff(old, new)
-    # the new text, and the composer's value re-checked against what the person typed
-    assert sorted((op[0], op[2] if op[0] == "attr" else "") for op in ops) == [("attr", "value"), ("text", "")], ops
+    # the new text, and the composer's and the search field's values re-checked against what was typed
+    assert sorted((op[0], op[2] if op[0] == "attr" else "") for op in ops) == \
+        [("attr", "value"), ("attr", "value"), ("text", "")], ops
     applier.apply(ops)
     assert "Hello" in root.text() and root.text().count("message 199") == 1
 
@@ -534,3 +537,126 @@ def test_a_long_thread_opens_at_its_newest_page_and_shows_earlier_ones_on_reques
     model, _ = chat.update(chat.GotThread({"id": T, "title": "Long", "messages": newest, "next": None,
                                            "prev": 101}), model)
     assert len(model.messages) == 200 and model.prev is None
+
+
+def test_answers_are_markdown_and_copy_buttons_copy():
+    model, _ = opened()
+    msgs = [{"id": "m1", "seq": 1, "role": "user", "content": "**not** rendered", "run_id": None},
+            {"id": "m2", "seq": 2, "role": "assistant", "content": "A **bold** answer\n\n```py\nx = 1\n```\n",
+             "run_id": None}]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "MD", "messages": msgs}), model)
+    tree = chat.view(model)
+    assert "**not** rendered" in text_of(find(tree, "li", **{"class": "msg user"}))   # what the person typed, as typed
+    answer = find(tree, "li", **{"class": "msg assistant"})
+    assert text_of(find(answer, "strong")) == "bold"
+    _, fx = chat.update(find(answer, "button", text="Copy", **{"aria-label": "Copy code"}).attrs["onclick"], model)
+    assert fx == [Copy("x = 1\n")]
+    _, fx = chat.update(find(answer, "button", **{"aria-label": "Copy message"}).attrs["onclick"], model)
+    assert fx == [Copy(msgs[1]["content"])]
+    # streamed text is Markdown while it arrives
+    model = live(model, *stream_events(["Some ", "*emphasis*"], start=10))
+    assert text_of(find(chat.view(model), "em")) == "emphasis"
+
+
+def test_search_from_the_thread_list():
+    model, _ = opened()
+    model, fx = chat.update(thread_list.SetQuery("capi"), model)
+    model, fx2 = chat.update(thread_list.SetQuery("capital fr"), model)
+    delays = [e.msg for e in fx + fx2]
+    assert [d.query for d in delays] == ["capi", "capital fr"]
+    model, fx = chat.update(delays[0], model)              # typed on since: no request
+    assert fx == []
+    model, fx = chat.update(delays[1], model)
+    http = effects_of(fx, Http)[0]
+    assert http.url == "/api/search?limit=20&q=capital%20fr"
+    late = http.on_ok({"threads": [], "messages": []})
+    body = {"threads": [{"id": "t9", "title": "Capital", "updated_at": "x",
+                         "highlight": [{"text": "Capital", "match": True}]}],
+            "messages": [{"id": "m1", "seq": 3, "thread_id": "t2", "thread_title": "Geo", "role": "assistant",
+                          "created_at": "x", "snippet": [{"text": "Paris is the ", "match": False},
+                                                         {"text": "capital", "match": True},
+                                                         {"text": " <b>of</b> France", "match": False}]}]}
+    model, _ = chat.update(http.on_ok(body), model)
+    tree = thread_list.side(model)
+    results = find(tree, "ul", **{"aria-label": "Search results"})
+    assert [text_of(m) for m in find_all(results, "mark")] == ["Capital", "capital"]
+    assert find(results, "a", text="Paris").attrs["href"] == "/chat/t2"
+    assert not find_all(results, "b")                      # a snippet is text, never markup
+    # an answer to a query typed over is dropped; clearing shows the list again
+    model, _ = chat.update(thread_list.SetQuery("other"), model)
+    model2, _ = chat.update(late, model)
+    assert model2.found == model.found
+    model, _ = chat.update(thread_list.ClearSearch(), model)
+    assert model.found is None and model.query == ""
+    model, fx = chat.update(thread_list.SetQuery("x"), model)
+    model, fx = chat.update(fx[0].msg, model)
+    model, _ = chat.update(effects_of(fx, Http)[0].on_ok({"threads": [], "messages": []}), model)
+    assert "Nothing found" in text_of(thread_list.side(model))
+
+
+def _idle_thread():
+    model, _ = opened()
+    msgs = [{"id": "u1", "seq": 1, "role": "user", "content": "one", "run_id": None},
+            {"id": "a1", "seq": 2, "role": "assistant", "content": "answer one", "run_id": "r0"},
+            {"id": "u2", "seq": 3, "role": "user", "content": "two", "run_id": None},
+            {"id": "a2", "seq": 4, "role": "assistant", "content": "answer two", "run_id": "r1"}]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "C", "messages": msgs}), model)
+    return model
+
+
+def test_regenerate_removes_the_last_answer_and_follows_the_new_run():
+    model = _idle_thread()
+    button = find(chat.view(model), "button", text="Regenerate answer")
+    model, fx = chat.update(button.attrs["onclick"], model)
+    http = effects_of(fx, Http)[0]
+    assert (http.method, http.url) == ("POST", "/api/threads/t1/regenerate")
+    assert [m["id"] for m in model.messages] == ["u1", "a1", "u2"]
+    assert not find_all(chat.view(model), "button", text="Regenerate answer")      # one at a time
+    refused, _ = chat.update(http.on_err(ApiError(409, "run_in_progress", "wait")), model)
+    assert [m["id"] for m in refused.messages] == ["u1", "a1", "u2", "a2"] and refused.error == "wait"
+    model, _ = chat.update(http.on_ok({"id": "r2", "status": "queued", "input_message_id": "u2"}), model)
+    assert model.runs["r2"] == "queued" and model.run_inputs["r2"] == "u2"
+    # the event (here or from another tab) removes the same messages once more: nothing changes
+    model = live(model, ev(20, "messages.removed", run_id="r2", from_seq=4),
+                 ev(21, "run.queued", run_id="r2", agent_id="a"))
+    assert [m["id"] for m in model.messages] == ["u1", "a1", "u2"]
+
+
+def test_edit_a_message_and_run_again():
+    model = _idle_thread()
+    tree = chat.view(model)
+    edits = find_all(tree, "button", **{"aria-label": "Edit message"})
+    assert len(edits) == 2                                       # on the user's messages only
+    model, _ = chat.update(edits[0].attrs["onclick"], model)
+    form = find(chat.view(model), "form", **{"aria-label": "Edit your message"})
+    assert find(form, "textarea").attrs["value"] == "one"
+    model, _ = chat.update(controls.SetEditText("ONE"), model)
+    model, fx = chat.update(controls.SaveEdit(), model)
+    http = effects_of(fx, Http)[0]
+    assert (http.url, http.body) == ("/api/threads/t1/messages/u1/edit", {"content": "ONE"})
+    assert [(m["content"], m.get("pending")) for m in model.messages] == [("ONE", True)]
+    model, _ = chat.update(http.on_ok({"id": "r3", "status": "queued", "input_message_id": "u9"}), model)
+    model = live(model, ev(30, "messages.removed", run_id="r3", from_seq=1))
+    assert [(m["id"], m["content"]) for m in model.messages] == [("u9", "ONE")]
+    # another tab's edit: the messages from its seq on go
+    other = live(_idle_thread(), ev(40, "messages.removed", run_id="r4", from_seq=3))
+    assert [m["id"] for m in other.messages] == ["u1", "a1"]
+
+
+def test_each_answer_shows_its_time_and_tokens():
+    model, _ = opened()
+    model, _ = chat.update(transcript.GotRuns({"runs": [
+        {"id": "r0", "thread_id": T, "status": "succeeded", "input_message_id": "u1", "prompt_tokens": 30,
+         "completion_tokens": 12, "started_at": "2026-01-01T10:00:00.000Z", "finished_at": "2026-01-01T10:00:02.500Z"}]}),
+        model)
+    msgs = [{"id": "u1", "seq": 1, "role": "user", "content": "q", "run_id": None},
+            {"id": "a1", "seq": 2, "role": "assistant", "content": "a", "run_id": "r0"}]
+    model, _ = chat.update(chat.GotThread({"id": T, "title": "U", "messages": msgs}), model)
+    assert text_of(find(chat.view(model), "li", **{"class": "msg note usage"})) == "2.5 s · 30 + 12 tokens"
+    # a live run: its events' times and run.succeeded's tokens
+    start = ev(10, "run.queued", run_id="r1", agent_id="a")
+    started = dict(ev(11, "run.started", run_id="r1", resumed=False), at="2026-01-01T10:01:00.000Z")
+    done = dict(ev(12, "run.succeeded", run_id="r1", prompt_tokens=50, completion_tokens=7),
+                at="2026-01-01T10:01:01.200Z")
+    model = live(model, start, started, done)
+    assert run_usage.line(model.usage["r1"]) == "1.2 s · 50 + 7 tokens"

@@ -25,15 +25,17 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
-                   OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
-                   TRACING, WEBSOCKETS, WORKFLOWS)
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, CONVERSATION, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY,
+                   METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS,
+                   TOPICS, TRACING, WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
 from .services.system import SystemService
+from .services.conversation import ConversationService
+from .services.search import SearchService
 from .services.threads import ThreadService
 from .services.workflows import WorkflowService
 from .metrics import Metrics
@@ -112,6 +114,8 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[AGENTS] = AgentService(db, settings)
     app[THREADS] = threads = ThreadService(db, runner)
     app[RUNS] = runs = RunService(db, runner)
+    app[SEARCH] = SearchService(db)
+    app[CONVERSATION] = ConversationService(runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)

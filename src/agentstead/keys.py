@@ -19,6 +19,8 @@ from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
 from .services.system import SystemService
+from .services.conversation import ConversationService
+from .services.search import SearchService
 from .services.threads import ThreadService
 from .services.workflows import WorkflowService
 from .settings import Settings
@@ -39,6 +41,8 @@ TOPICS = web.AppKey("topics", Authorizer)
 RUNNER = web.AppKey("runner", Runner)
 AGENTS = web.AppKey("agents", AgentService)
 THREADS = web.AppKey("threads", ThreadService)
+SEARCH = web.AppKey("search", SearchService)
+CONVERSATION = web.AppKey("conversation", ConversationService)
 RUNS = web.AppKey("runs", RunService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)

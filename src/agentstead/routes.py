@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, agents, auth, health, meta, runs, sse, threads, workflows, ws
+from .http import account, admin, agents, auth, conversation, health, meta, runs, search, sse, threads, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -45,6 +45,9 @@ def setup(app: web.Application) -> None:
     r.add_delete("/api/threads/{id}", threads.delete_thread, name="thread_delete")
     r.add_post("/api/threads/{id}/messages", threads.post_message, name="thread_message")
     r.add_get("/api/threads/{id}/stream", sse.thread_stream, name="thread_stream")
+    r.add_post("/api/threads/{id}/regenerate", conversation.regenerate, name="thread_regenerate")
+    r.add_post("/api/threads/{id}/messages/{message_id}/edit", conversation.edit_message, name="message_edit")
+    r.add_get("/api/search", search.search, name="search")
     r.add_get("/api/workflows", workflows.list_workflows, name="workflows")
     r.add_post("/api/workflows", workflows.create_workflow, name="workflows_create")
     r.add_get("/api/workflows/{id}", workflows.get_workflow, name="workflow")

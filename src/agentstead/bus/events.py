@@ -110,6 +110,15 @@ class MessageCreated(Event):
     message: dict
 
 
+@event("messages.removed")
+class MessagesRemoved(Event):
+    """The thread's messages from seq `from_seq` on were removed (a regenerate or an edit
+    truncates the thread); run `run_id`, queued in the same transaction, answers anew."""
+    run_id: str
+    thread_id: str
+    from_seq: int
+
+
 @event("tool.call")
 class ToolCalled(Event):
     """The agent called a tool."""

@@ -13,6 +13,7 @@ from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
 from .idempotency import Reply, idempotent, recorder
+from ..services.threads import DEFAULT_TITLE
 from .runs import run_json
 
 
@@ -37,7 +38,7 @@ def _created(thread: Thread) -> Reply:
 async def create_thread(request: web.Request) -> web.Response:
     body = v.document(await json_body(request), {"agent_id", "title"})
     agent_id = v.string(body, "agent_id", required=True, min_len=1, max_len=64)
-    title = v.string(body, "title", max_len=200) or "New conversation"
+    title = v.string(body, "title", max_len=200) or DEFAULT_TITLE
     thread = await request.app[THREADS].create(principal_of(request), agent_id, title, recorder(request, _created))
     return _created(thread).response()
 

@@ -101,10 +101,11 @@ class Runner:
     # ---- the doors: submit, cancel, resume ------------------------------------------
 
     async def submit(self, owner_id: str, create: Callable[[sqlite3.Connection], Run],
-                     record: Record | None = None) -> Run:
+                     record: Record | None = None, before: Callable[[Run], list] | None = None) -> Run:
         """A new run: `create(conn)` writes its queued row, in one transaction with run.queued
         (and `record`). When a slot is free and nobody is queued before it, a kind that allows
-        it starts in that same transaction (run.started); else the scheduler takes it in turn."""
+        it starts in that same transaction (run.started); else the scheduler takes it in turn.
+        `before(run)`: (topics, event) pairs of what `create` changed, announced first."""
         reserved = self.admission.reserve(owner_id)
         lease = self.leases.lease() if reserved else None
 
@@ -119,7 +120,8 @@ class Runner:
 
         def events(result: tuple[Run, Prepared | None]) -> list:
             run, prepared = result
-            return announce(run, [ev.RunQueued(run.id, run.thread_id, run.agent_id)]
+            first = list(before(run)) if before is not None else []
+            return first + announce(run, [ev.RunQueued(run.id, run.thread_id, run.agent_id)]
                             + ([ev.RunStarted(run.id, run.thread_id, False)] if prepared is not None else []))
         try:
             run, prepared = await self.db.write(queue, events=events)

@@ -1,13 +1,14 @@
 """Streamed text as `message.delta` events, coalesced.
 
-A piece goes out at once when the run's previous delta is durable and at least
-DELTA_GAP ago (the run's start counts as one); otherwise it waits, joined with
-the pieces that arrive meanwhile, and goes out when the gap has passed or with
-the run's next event (`flush`). Tokens slower than one per DELTA_GAP go out one
-per delta with no added latency; a provider that sends hundreds a second costs a
-delta per DELTA_GAP, not hundreds of appends competing with the stream
-(measured: bench/RESULTS.md, Runs). A model that answers within DELTA_GAP of the
-start shows its first text at most DELTA_GAP late.
+The run's first piece goes out the moment the model emits it: time to first
+token is what a reader feels most (issue 22; bench/runs/first_token.py). After
+that a piece goes out at once when the run's previous delta is durable and at
+least DELTA_GAP ago; otherwise it waits, joined with the pieces that arrive
+meanwhile, and goes out when the gap has passed or with the run's next event
+(`flush`). Tokens slower than one per DELTA_GAP go out one per delta with no
+added latency; a provider that sends hundreds a second costs a delta per
+DELTA_GAP, not hundreds of appends competing with the stream (measured:
+bench/RESULTS.md, Runs).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ DELTA_GAP = 0.05   # seconds: at most one streamed delta per run per 50 ms (20 a
 @dataclasses.dataclass
 class _Stream:
     run: Run
-    sent_at: float                                 # loop time of the last delta (or of the start)
+    sent_at: float = float("-inf")                 # loop time of the last delta (none yet: no wait)
     partial: list[str] = dataclasses.field(default_factory=list)   # everything streamed (kept on cancel)
     pending: list[str] = dataclasses.field(default_factory=list)   # waiting to go out as one delta
     inflight: asyncio.Future | None = None
@@ -38,7 +39,7 @@ class Deltas:
         self._streams: dict[str, _Stream] = {}
 
     def open(self, run: Run) -> None:
-        self._streams[run.id] = _Stream(run, asyncio.get_running_loop().time())
+        self._streams[run.id] = _Stream(run)
 
     def close(self, run_id: str) -> None:
         stream = self._streams.pop(run_id, None)

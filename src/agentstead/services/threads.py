@@ -40,21 +40,52 @@ def _delete(conn: sqlite3.Connection, thread_id: str) -> Run | bool:
     return thread_store.delete(conn, thread_id)
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
-    """The checks, the user's message and its queued run."""
-    thread = found(thread_store.get_owned(conn, thread_id, owner_id), "thread")
+def open_for_turn(conn: sqlite3.Connection, owner_id: str, thread_id: str) -> tuple[Thread, agent_store.Agent]:
+    """The thread and its agent when a new turn may start: owned, agent there, no run going."""
+    thread = thread_store.get_owned(conn, thread_id, owner_id)
+    if thread is None:
+        raise not_found("thread")
     agent = agent_store.get_owned(conn, thread.agent_id, owner_id)
     if agent is None:
         raise Refused(409, "agent_deleted", "the thread's agent was deleted")
     latest = run_store.latest_of_thread(conn, thread.id)
     if latest is not None and latest.status in run_store.ACTIVE + ("interrupted",):
         raise Refused(409, "run_in_progress", "wait for the current run (or cancel it) before sending more")
-    message = thread_store.add_message(conn, thread.id, "user", content)
+    return thread, agent
+
+
+def queue_turn(conn: sqlite3.Connection, owner_id: str, thread: Thread, agent: agent_store.Agent,
+               message: Message) -> Run:
+    """The queued run answering a user message."""
     run = Run(id=str(uuid.uuid4()), owner_id=owner_id, status="queued", created_at=now_iso(), kind="chat",
               thread_id=thread.id, agent_id=agent.id, agent_version=agent.current.version,
               input_message_id=message.id, model=agent.current.model)
     run_store.create(conn, run)
     return run
+
+
+DEFAULT_TITLE = "New conversation"
+TITLE_WORDS = 60      # characters of the first message that name an untitled thread
+
+
+def title_from(content: str) -> str:
+    """A thread's automatic title: its first message's first line, cut at a word near 60 characters."""
+    line = " ".join(content.split("\n", 1)[0].split())
+    if len(line) <= TITLE_WORDS:
+        return line
+    cut = line[:TITLE_WORDS].rsplit(" ", 1)[0] or line[:TITLE_WORDS]
+    return cut + "…"
+
+
+def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, retitled: list) -> Run:
+    """The checks, the user's message and its queued run; an untitled thread's first message
+    names it (in the same transaction; `retitled` gets the thread when it was renamed)."""
+    thread, agent = open_for_turn(conn, owner_id, thread_id)
+    if thread.title == DEFAULT_TITLE and thread_store.last_of_role(conn, thread.id, "user") is None:
+        renamed = thread_store.rename(conn, thread.id, owner_id, title_from(content) or DEFAULT_TITLE)
+        if renamed is not None:
+            retitled.append(renamed)
+    return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
 
 
 def _announced(thread: Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
@@ -114,8 +145,12 @@ class ThreadService:
 
     async def post(self, p: Principal, thread_id: str, content: str, record: Record | None = None) -> Run:
         """The user's message, a queued run and run.queued: one transaction (the runner starts
-        the run in it too when it has a slot: runner.submit)."""
-        return await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content), record)
+        the run in it too when it has a slot: runner.submit). An untitled thread ("New
+        conversation") takes its first message's first line as its title (thread.renamed)."""
+        retitled: list[Thread] = []
+        return await self.runner.submit(
+            p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content, retitled), record,
+            before=lambda run: [e for t in retitled for e in _announced(t, ev.ThreadRenamed(t.id, t.title))])
 
     async def readable(self, p: Principal, thread_id: str) -> bool:
         """Who may follow threads/{id}: its owner (bus/topics.py)."""

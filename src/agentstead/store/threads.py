@@ -125,6 +125,24 @@ def newest(conn: sqlite3.Connection, thread_id: str, *, before_seq: int | None =
     return [_message(r) for r in rows]
 
 
+def last_of_role(conn: sqlite3.Connection, thread_id: str, role: str) -> Message | None:
+    """The thread's newest message of a role (the one a regenerate answers again)."""
+    row = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND role = ? ORDER BY seq DESC LIMIT 1",
+                       (thread_id, role)).fetchone()
+    return _message(row) if row is not None else None
+
+
+def message_in(conn: sqlite3.Connection, thread_id: str, message_id: str) -> Message | None:
+    row = conn.execute(f"SELECT {_M} FROM messages WHERE thread_id = ? AND id = ?", (thread_id, message_id)).fetchone()
+    return _message(row) if row is not None else None
+
+
+def remove_from(conn: sqlite3.Connection, thread_id: str, from_seq: int) -> int:
+    """Delete the thread's messages from a seq on (a regenerate or an edit truncates the thread:
+    search's index follows by trigger); how many went."""
+    return conn.execute("DELETE FROM messages WHERE thread_id = ? AND seq >= ?", (thread_id, from_seq)).rowcount
+
+
 def seq_of(conn: sqlite3.Connection, message_id: str) -> int | None:
     row = conn.execute("SELECT seq FROM messages WHERE id = ?", (message_id,)).fetchone()
     return row[0] if row else None

@@ -1,0 +1,39 @@
+"""runner/stream.py: the run's first piece of text goes out at once, alone; later pieces are
+paced (one delta per DELTA_GAP) and joined. A real Bus on a migrated SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agentstead.bus.bus import Bus
+from agentstead.runner.stream import Deltas
+from agentstead.store.db import Database
+from agentstead.store.migrate import migrate
+from agentstead.store.runs import Run
+
+
+@pytest.fixture
+async def bus(tmp_path):
+    path = tmp_path / "d.db"
+    migrate(path)
+    database = Database(path, readers=1)
+    await database.open()
+    yield Bus(database)
+    await database.close()
+
+
+async def test_first_piece_goes_out_alone_at_once_then_pieces_are_joined(bus):
+    run = Run(id="r1", owner_id="u1", status="running", created_at="2026-01-01T00:00:00Z", thread_id="t1")
+    seen: list[str] = []
+    bus.subscribe("runs/r1", lambda d: seen.append(d.data["text"]))
+    deltas = Deltas(bus)
+    deltas.open(run)
+    for piece in ("one", " two", " three"):      # all within one turn of the loop: well inside DELTA_GAP
+        deltas.text(run, piece)
+    async with asyncio.timeout(10):
+        while "".join(seen) != "one two three":
+            await asyncio.sleep(0.005)
+    deltas.close(run.id)
+    assert seen == ["one", " two three"]
