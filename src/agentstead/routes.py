@@ -7,66 +7,74 @@ from aiohttp import web
 from .http import account, admin, agents, auth, conversation, health, meta, runs, search, sse, threads, workflows, ws
 
 
-def setup(app: web.Application) -> None:
-    r = app.router
-    r.add_get("/", health.healthz, name="root")
-    r.add_get("/healthz", health.healthz, name="healthz")
-    r.add_get("/readyz", health.readyz, name="readyz")
-    r.add_get("/metrics", health.metrics, name="metrics")
-    r.add_get("/api/openapi.json", meta.openapi, name="openapi")
-    r.add_get("/api/system/schema", meta.schema, name="system_schema")
+# (method, path, handler, name): one row per route, grouped by resource.
+ROUTES = [
+    ("GET", "/", health.healthz, "root"),
+    ("GET", "/healthz", health.healthz, "healthz"),
+    ("GET", "/readyz", health.readyz, "readyz"),
+    ("GET", "/metrics", health.metrics, "metrics"),
+    ("GET", "/api/openapi.json", meta.openapi, "openapi"),
+    ("GET", "/api/system/schema", meta.schema, "system_schema"),
 
-    r.add_get("/auth/providers", auth.providers, name="auth_providers")
-    r.add_get("/auth/login/{provider}", auth.login, name="auth_login")
-    r.add_get("/auth/callback/{provider}", auth.callback, name="auth_callback")
-    r.add_get("/auth/link/{token}", auth.link, name="auth_link")
-    r.add_post("/auth/refresh", auth.refresh, name="auth_refresh")
-    r.add_post("/auth/logout", auth.logout, name="auth_logout")
-    r.add_post("/auth/logout-all", auth.logout_all, name="auth_logout_all")
-    r.add_post("/auth/ws-ticket", auth.ws_ticket, name="auth_ws_ticket")
+    ("GET", "/auth/providers", auth.providers, "auth_providers"),
+    ("GET", "/auth/login/{provider}", auth.login, "auth_login"),
+    ("GET", "/auth/callback/{provider}", auth.callback, "auth_callback"),
+    ("GET", "/auth/link/{token}", auth.link, "auth_link"),
+    ("POST", "/auth/refresh", auth.refresh, "auth_refresh"),
+    ("POST", "/auth/logout", auth.logout, "auth_logout"),
+    ("POST", "/auth/logout-all", auth.logout_all, "auth_logout_all"),
+    ("POST", "/auth/ws-ticket", auth.ws_ticket, "auth_ws_ticket"),
 
-    r.add_get("/ws", ws.websocket, name="ws")
+    ("GET", "/ws", ws.websocket, "ws"),
 
-    r.add_get("/api/me", account.me, name="me")
-    r.add_get("/api/tokens", account.list_tokens, name="tokens")
-    r.add_post("/api/tokens", account.create_token, name="tokens_create")
-    r.add_delete("/api/tokens/{id}", account.revoke_token, name="token_revoke")
+    ("GET", "/api/me", account.me, "me"),
+    ("GET", "/api/tokens", account.list_tokens, "tokens"),
+    ("POST", "/api/tokens", account.create_token, "tokens_create"),
+    ("DELETE", "/api/tokens/{id}", account.revoke_token, "token_revoke"),
 
-    r.add_get("/api/models", agents.models, name="models")
-    r.add_get("/api/agents", agents.list_agents, name="agents")
-    r.add_post("/api/agents", agents.create_agent, name="agents_create")
-    r.add_get("/api/agents/{id}", agents.get_agent, name="agent")
-    r.add_patch("/api/agents/{id}", agents.update_agent, name="agent_update")
-    r.add_delete("/api/agents/{id}", agents.delete_agent, name="agent_delete")
-    r.add_get("/api/threads", threads.list_threads, name="threads")
-    r.add_post("/api/threads", threads.create_thread, name="threads_create")
-    r.add_get("/api/threads/{id}", threads.get_thread, name="thread")
-    r.add_patch("/api/threads/{id}", threads.rename_thread, name="thread_rename")
-    r.add_delete("/api/threads/{id}", threads.delete_thread, name="thread_delete")
-    r.add_post("/api/threads/{id}/messages", threads.post_message, name="thread_message")
-    r.add_get("/api/threads/{id}/stream", sse.thread_stream, name="thread_stream")
-    r.add_post("/api/threads/{id}/regenerate", conversation.regenerate, name="thread_regenerate")
-    r.add_post("/api/threads/{id}/messages/{message_id}/edit", conversation.edit_message, name="message_edit")
-    r.add_get("/api/search", search.search, name="search")
-    r.add_get("/api/workflows", workflows.list_workflows, name="workflows")
-    r.add_post("/api/workflows", workflows.create_workflow, name="workflows_create")
-    r.add_get("/api/workflows/{id}", workflows.get_workflow, name="workflow")
-    r.add_patch("/api/workflows/{id}", workflows.update_workflow, name="workflow_update")
-    r.add_delete("/api/workflows/{id}", workflows.delete_workflow, name="workflow_delete")
-    r.add_post("/api/workflows/{id}/runs", workflows.start_run, name="workflow_run")
-    r.add_get("/api/runs", runs.list_runs, name="runs")
-    r.add_get("/api/runs/{id}", runs.get_run, name="run")
-    r.add_post("/api/runs/{id}/cancel", runs.cancel_run, name="run_cancel")
-    r.add_post("/api/runs/{id}/resume", runs.resume_run, name="run_resume")
-    r.add_get("/api/runs/{id}/stream", sse.run_stream, name="run_stream")
-    r.add_get("/api/usage", runs.usage, name="usage")
-    r.add_get("/api/admin/usage", runs.admin_usage, name="admin_usage")
+    ("GET", "/api/models", agents.models, "models"),
+    ("GET", "/api/agents", agents.list_agents, "agents"),
+    ("POST", "/api/agents", agents.create_agent, "agents_create"),
+    ("GET", "/api/agents/{id}", agents.get_agent, "agent"),
+    ("PATCH", "/api/agents/{id}", agents.update_agent, "agent_update"),
+    ("DELETE", "/api/agents/{id}", agents.delete_agent, "agent_delete"),
+    ("GET", "/api/threads", threads.list_threads, "threads"),
+    ("POST", "/api/threads", threads.create_thread, "threads_create"),
+    ("GET", "/api/threads/{id}", threads.get_thread, "thread"),
+    ("PATCH", "/api/threads/{id}", threads.rename_thread, "thread_rename"),
+    ("DELETE", "/api/threads/{id}", threads.delete_thread, "thread_delete"),
+    ("POST", "/api/threads/{id}/messages", threads.post_message, "thread_message"),
+    ("GET", "/api/threads/{id}/stream", sse.thread_stream, "thread_stream"),
+    ("POST", "/api/threads/{id}/regenerate", conversation.regenerate, "thread_regenerate"),
+    ("POST", "/api/threads/{id}/messages/{message_id}/edit", conversation.edit_message, "message_edit"),
+    ("GET", "/api/search", search.search, "search"),
+    ("GET", "/api/workflows", workflows.list_workflows, "workflows"),
+    ("POST", "/api/workflows", workflows.create_workflow, "workflows_create"),
+    ("GET", "/api/workflows/{id}", workflows.get_workflow, "workflow"),
+    ("PATCH", "/api/workflows/{id}", workflows.update_workflow, "workflow_update"),
+    ("DELETE", "/api/workflows/{id}", workflows.delete_workflow, "workflow_delete"),
+    ("POST", "/api/workflows/{id}/runs", workflows.start_run, "workflow_run"),
+    ("GET", "/api/runs", runs.list_runs, "runs"),
+    ("GET", "/api/runs/{id}", runs.get_run, "run"),
+    ("POST", "/api/runs/{id}/cancel", runs.cancel_run, "run_cancel"),
+    ("POST", "/api/runs/{id}/resume", runs.resume_run, "run_resume"),
+    ("GET", "/api/runs/{id}/stream", sse.run_stream, "run_stream"),
+    ("GET", "/api/usage", runs.usage, "usage"),
+    ("GET", "/api/admin/usage", runs.admin_usage, "admin_usage"),
 
-    r.add_get("/api/admin/health", health.admin_health, name="admin_health")
-    r.add_get("/api/admin/users", admin.list_users, name="admin_users")
-    r.add_patch("/api/admin/users/{id}", admin.update_user, name="admin_user_update")
-    r.add_get("/api/admin/users/{id}/identities", admin.list_identities, name="admin_user_identities")
+    ("GET", "/api/admin/health", health.admin_health, "admin_health"),
+    ("GET", "/api/admin/users", admin.list_users, "admin_users"),
+    ("PATCH", "/api/admin/users/{id}", admin.update_user, "admin_user_update"),
+    ("GET", "/api/admin/users/{id}/identities", admin.list_identities, "admin_user_identities"),
     # {subject:.+}: a provider's subject may hold a "/" (sent as %2F)
-    r.add_delete("/api/admin/users/{id}/identities/{provider}/{subject:.+}", admin.unlink_identity,
-                 name="admin_user_identity_unlink")
-    r.add_get("/api/admin/audit", admin.audit, name="admin_audit")
+    ("DELETE", "/api/admin/users/{id}/identities/{provider}/{subject:.+}", admin.unlink_identity, "admin_user_identity_unlink"),
+    ("GET", "/api/admin/audit", admin.audit, "admin_audit"),
+]
+
+
+def setup(app: web.Application) -> None:
+    for method, path, handler, name in ROUTES:
+        if method == "GET":    # add_get also answers HEAD, as the routes always have
+            app.router.add_get(path, handler, name=name)
+        else:
+            app.router.add_route(method, path, handler, name=name)
