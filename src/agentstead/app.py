@@ -25,10 +25,11 @@ from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
 from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
-                   OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
+                   OPENAI, OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
                    WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
+from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
@@ -111,6 +112,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[THREADS] = threads = ThreadService(db, runner)
     app[RUNS] = runs = RunService(db, runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
+    app[OPENAI] = OpenAIService(app[BUS], runner)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)

@@ -15,6 +15,7 @@ from .bus.bus import Bus
 from .bus.topics import Authorizer
 from .runner.runner import Runner
 from .services.agents import AgentService
+from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
@@ -39,6 +40,7 @@ RUNNER = web.AppKey("runner", Runner)
 AGENTS = web.AppKey("agents", AgentService)
 THREADS = web.AppKey("threads", ThreadService)
 RUNS = web.AppKey("runs", RunService)
+OPENAI = web.AppKey("openai", OpenAIService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, agents, auth, health, meta, runs, sse, threads, workflows, ws
+from .http import account, admin, agents, auth, compat_openai, health, meta, runs, sse, threads, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -58,6 +58,10 @@ def setup(app: web.Application) -> None:
     r.add_get("/api/runs/{id}/stream", sse.run_stream, name="run_stream")
     r.add_get("/api/usage", runs.usage, name="usage")
     r.add_get("/api/admin/usage", runs.admin_usage, name="admin_usage")
+
+    # The OpenAI-compatible endpoint (docs/protocols.md; contracts/openapi-compat.yaml).
+    r.add_get("/v1/models", compat_openai.models, name="openai_models")
+    r.add_post("/v1/chat/completions", compat_openai.chat_completions, name="openai_chat_completions")
 
     r.add_get("/api/admin/health", health.admin_health, name="admin_health")
     r.add_get("/api/admin/users", admin.list_users, name="admin_users")

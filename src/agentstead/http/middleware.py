@@ -148,5 +148,6 @@ async def body_limit(request: web.Request, handler):
 
 def middlewares() -> tuple:
     from .authn import authenticate  # imported late: it needs the identity service's keys
+    from .compat_errors import compat_errors
 
-    return (observe, json_errors, readable_headers, body_limit, authenticate)
+    return (observe, compat_errors, json_errors, readable_headers, body_limit, authenticate)

@@ -59,6 +59,9 @@ def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str)
     return run
 
 
+turn = _turn   # the protocol adapters' turns (services/compat_openai.py) go through the same checks
+
+
 def _announced(thread: Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
     """A thread's change goes on its topic (the tabs showing it) and on its owner's
     users/{id} (the thread list in every tab)."""
