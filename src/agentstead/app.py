@@ -25,7 +25,7 @@ from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
 from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
-                   OPENAI, OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
+                   OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
                    WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
@@ -45,15 +45,16 @@ from .store.migrate import migrate
 log = logging.getLogger("agentstead")
 
 
-@functools.lru_cache(maxsize=1)
-def _openapi_text() -> str:
-    return resources.files("agentstead.contracts").joinpath("openapi.yaml").read_text(encoding="utf-8")
+@functools.lru_cache(maxsize=2)
+def _openapi_text(name: str = "openapi.yaml") -> str:
+    return resources.files("agentstead.contracts").joinpath(name).read_text(encoding="utf-8")
 
 
-def load_openapi() -> dict:
-    """The OpenAPI document (parsed with libyaml when available; the file is read once)."""
+def load_openapi(name: str = "openapi.yaml") -> dict:
+    """The OpenAPI document (parsed with libyaml when available; the file is read once);
+    `openapi-compat.yaml` is the protocol adapters' (/v1, /lg)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return contracts.bundle(yaml.load(_openapi_text(), Loader=loader))  # workflow.schema.json inlined
+    return contracts.bundle(yaml.load(_openapi_text(name), Loader=loader))  # workflow.schema.json inlined
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -149,6 +150,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BUILD] = buildinfo.load()
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
+    app[OPENAPI_COMPAT] = load_openapi("openapi-compat.yaml")
     app[WEBSOCKETS] = weakref.WeakSet()
     app[IDEMPOTENCY_IN_FLIGHT] = set()
     app[TOPICS] = Authorizer()

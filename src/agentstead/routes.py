@@ -14,6 +14,7 @@ def setup(app: web.Application) -> None:
     r.add_get("/readyz", health.readyz, name="readyz")
     r.add_get("/metrics", health.metrics, name="metrics")
     r.add_get("/api/openapi.json", meta.openapi, name="openapi")
+    r.add_get("/api/openapi-compat.json", meta.openapi_compat, name="openapi_compat")
     r.add_get("/api/system/schema", meta.schema, name="system_schema")
 
     r.add_get("/auth/providers", auth.providers, name="auth_providers")

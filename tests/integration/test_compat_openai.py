@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from ..support.auth import token_user
+from ..support.contract import CompatChecks
 from ..support.llm_server import LLMServer, ToolCall, Turn
 
 
@@ -22,7 +23,15 @@ async def llm():
 
 
 @pytest.fixture
-async def v1(make_client, settings, llm):
+def checks():
+    """Every response the SDK gets, validated against openapi-compat.yaml."""
+    checks = CompatChecks()
+    yield checks
+    assert checks.validated > 0
+
+
+@pytest.fixture
+async def v1(make_client, settings, llm, checks):
     """make(**settings) -> (app client, API headers, openai.AsyncOpenAI of a member)."""
     async def make(**overrides):
         providers = ({"name": "local", "base_url": llm.base_url, "api_key_file": "", "api_key": "sk-test",
@@ -30,7 +39,8 @@ async def v1(make_client, settings, llm):
         client = await make_client(settings.replace(llm_providers=providers, llm_max_retries=0, **overrides))
         _, headers = await token_user(client, "ada@example.org")
         sdk = openai.AsyncOpenAI(base_url=str(client.raw.make_url("/v1")),
-                                 api_key=headers["Authorization"].split(" ", 1)[1], max_retries=0)
+                                 api_key=headers["Authorization"].split(" ", 1)[1], max_retries=0,
+                                 http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [checks]}))
         return client, headers, sdk
     return make
 
