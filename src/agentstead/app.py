@@ -24,11 +24,12 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, LANGGRAPH, METRICS,
                    OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
                    WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
+from .services.compat_langgraph import LangGraphService
 from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
@@ -114,6 +115,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[RUNS] = runs = RunService(db, runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
     app[OPENAI] = OpenAIService(app[BUS], runner)
+    app[LANGGRAPH] = LangGraphService(app[BUS], runner, threads, runs)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)

@@ -15,6 +15,7 @@ from .bus.bus import Bus
 from .bus.topics import Authorizer
 from .runner.runner import Runner
 from .services.agents import AgentService
+from .services.compat_langgraph import LangGraphService
 from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
@@ -42,6 +43,7 @@ AGENTS = web.AppKey("agents", AgentService)
 THREADS = web.AppKey("threads", ThreadService)
 RUNS = web.AppKey("runs", RunService)
 OPENAI = web.AppKey("openai", OpenAIService)
+LANGGRAPH = web.AppKey("langgraph", LangGraphService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, agents, auth, compat_openai, health, meta, runs, sse, threads, workflows, ws
+from .http import account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai, health, meta, runs, sse, threads, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -63,6 +63,34 @@ def setup(app: web.Application) -> None:
     # The OpenAI-compatible endpoint (docs/protocols.md; contracts/openapi-compat.yaml).
     r.add_get("/v1/models", compat_openai.models, name="openai_models")
     r.add_post("/v1/chat/completions", compat_openai.chat_completions, name="openai_chat_completions")
+
+    # The LangGraph API (Agent Protocol subset): the same services (docs/protocols.md).
+    lg, lgr = compat_langgraph, compat_langgraph_runs
+    r.add_post("/lg/assistants/search", lg.search_assistants, name="lg_assistants_search")
+    r.add_get("/lg/assistants/{assistant_id}", lg.get_assistant, name="lg_assistant")
+    r.add_get("/lg/assistants/{assistant_id}/graph", lg.assistant_graph, name="lg_assistant_graph")
+    r.add_get("/lg/assistants/{assistant_id}/schemas", lg.assistant_schemas, name="lg_assistant_schemas")
+    r.add_post("/lg/assistants", lg.not_supported, name="lg_assistants_create")
+    r.add_post("/lg/threads", lg.create_thread, name="lg_threads_create")
+    r.add_post("/lg/threads/search", lg.search_threads, name="lg_threads_search")
+    r.add_get("/lg/threads/{thread_id}", lg.get_thread, name="lg_thread")
+    r.add_patch("/lg/threads/{thread_id}", lg.update_thread, name="lg_thread_update")
+    r.add_delete("/lg/threads/{thread_id}", lg.delete_thread, name="lg_thread_delete")
+    r.add_get("/lg/threads/{thread_id}/state", lg.thread_state, name="lg_thread_state")
+    r.add_get("/lg/threads/{thread_id}/state/{checkpoint_id}", lg.thread_state, name="lg_thread_state_at")
+    r.add_post("/lg/threads/{thread_id}/state", lg.not_supported, name="lg_thread_state_update")
+    r.add_post("/lg/threads/{thread_id}/history", lg.thread_history, name="lg_thread_history")
+    r.add_post("/lg/threads/{thread_id}/runs", lgr.create_run, name="lg_runs_create")
+    r.add_get("/lg/threads/{thread_id}/runs", lgr.list_runs, name="lg_runs")
+    r.add_post("/lg/threads/{thread_id}/runs/stream", lgr.stream_run, name="lg_runs_stream")
+    r.add_post("/lg/threads/{thread_id}/runs/wait", lgr.wait_run, name="lg_runs_wait")
+    r.add_get("/lg/threads/{thread_id}/runs/{run_id}", lgr.get_run, name="lg_run")
+    r.add_post("/lg/threads/{thread_id}/runs/{run_id}/cancel", lgr.cancel_run, name="lg_run_cancel")
+    r.add_get("/lg/threads/{thread_id}/runs/{run_id}/join", lgr.join_run, name="lg_run_join")
+    r.add_get("/lg/threads/{thread_id}/runs/{run_id}/stream", lgr.join_stream, name="lg_run_stream")
+    r.add_post("/lg/runs", lgr.create_run, name="lg_stateless_runs_create")
+    r.add_post("/lg/runs/stream", lgr.stream_run, name="lg_stateless_runs_stream")
+    r.add_post("/lg/runs/wait", lgr.wait_run, name="lg_stateless_runs_wait")
 
     r.add_get("/api/admin/health", health.admin_health, name="admin_health")
     r.add_get("/api/admin/users", admin.list_users, name="admin_users")
