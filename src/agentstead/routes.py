@@ -66,6 +66,7 @@ def setup(app: web.Application) -> None:
 
     # The LangGraph API (Agent Protocol subset): the same services (docs/protocols.md).
     lg, lgr = compat_langgraph, compat_langgraph_runs
+    r.add_get("/lg/info", lg.info, name="lg_info")
     r.add_post("/lg/assistants/search", lg.search_assistants, name="lg_assistants_search")
     r.add_get("/lg/assistants/{assistant_id}", lg.get_assistant, name="lg_assistant")
     r.add_get("/lg/assistants/{assistant_id}/graph", lg.assistant_graph, name="lg_assistant_graph")

@@ -59,6 +59,7 @@ async def stored(client, headers, thread_id) -> list[dict]:
 
 async def test_assistants_are_the_callers_agents(lg):
     client, headers, sdk, agent = await lg()
+    assert (await sdk.http.get("/info"))["flags"]["assistants"] is True
     found = await sdk.assistants.search()
     assert [a["assistant_id"] for a in found] == [agent["id"]]
     got = await sdk.assistants.get(agent["id"])

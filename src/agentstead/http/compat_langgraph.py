@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..auth.access import requires
+from ..auth.access import public, requires
 from ..errors import Refused, invalid
-from ..keys import LANGGRAPH
+from ..keys import BUILD, LANGGRAPH
 from . import compat_langgraph_shapes as shapes
 from .authn import principal_of
 from .bodies import json_body
@@ -47,6 +47,14 @@ def obj(body: dict, key: str) -> dict:
 
 def unsupported(what: str) -> Refused:
     return Refused(422, "unsupported", f"{what} is not supported by Agentstead's LangGraph API (docs/protocols.md)")
+
+
+@public
+async def info(request: web.Request) -> web.Response:
+    """What UIs on the LangGraph SDK ask first (agent-chat-ui: is the server there?)."""
+    return web.json_response({"version": request.app[BUILD].version, "server": "agentstead",
+                              "flags": {"assistants": True, "crons": False, "langsmith": False,
+                                        "strict_resume": False}})
 
 
 # ---- assistants --------------------------------------------------------------------
