@@ -23,11 +23,11 @@ from .sse import cursor
 
 MODES = ("values", "updates", "messages-tuple")
 IGNORED = {"metadata", "durability", "checkpoint_during", "stream_resumable", "strict_resume", "langsmith_tracer",
-           "on_disconnect", "feedback_keys"}
+           "feedback_keys"}
 REFUSED = {"checkpoint", "checkpoint_id", "interrupt_before", "interrupt_after", "webhook", "after_seconds",
            "stream_subgraphs", "context"}
 FIELDS = {"assistant_id", "input", "command", "stream_mode", "config", "multitask_strategy", "if_not_exists",
-          "on_completion"} | IGNORED | REFUSED
+          "on_completion", "on_disconnect"} | IGNORED | REFUSED
 
 
 def _text(message: object) -> str:
