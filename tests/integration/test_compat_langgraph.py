@@ -114,7 +114,7 @@ async def test_ask_human_interrupts_and_command_resume_goes_on(lg, llm):
     client, headers, sdk, agent = await lg()
     thread = await sdk.threads.create()
     llm.script = [Turn(tool_calls=[ToolCall("ask_human", {"question": "Which city?"})]), Turn("Paris it is.")]
-    waited = await sdk.runs.wait(thread["thread_id"], agent["id"], input=user("Book a trip"))
+    waited = await sdk.runs.wait(thread["thread_id"], "Helper", input=user("Book a trip"))   # by name
     assert waited["__interrupt__"][0]["value"] == {"question": "Which city?"}
     got = await sdk.threads.get(thread["thread_id"])
     assert got["status"] == "interrupted"
@@ -122,7 +122,7 @@ async def test_ask_human_interrupts_and_command_resume_goes_on(lg, llm):
     assert state["next"] == ["tools"] and state["interrupts"][0]["value"]["question"] == "Which city?"
     with pytest.raises(ConflictError):   # a new message while it waits: reject
         await sdk.runs.create(thread["thread_id"], agent["id"], input=user("Hello?"))
-    parts = [p async for p in sdk.runs.stream(thread["thread_id"], agent["id"], command={"resume": "Paris"},
+    parts = [p async for p in sdk.runs.stream(thread["thread_id"], "Helper", command={"resume": "Paris"},
                                              stream_mode="updates")]
     assert [p.event for p in parts][0] == "metadata"
     assert parts[-1].data["agent"]["messages"][0]["content"] == "Paris it is."

@@ -50,7 +50,8 @@ class View:
         status = self.latest.status if self.latest is not None else None
         if status in BUSY:
             return "busy"
-        return {"waiting_for_input": "interrupted", "failed": "error"}.get(status, "idle")
+        # interrupted (a restart cut the run off): resume it with POST /api/runs/{id}/resume
+        return {"waiting_for_input": "interrupted", "failed": "error", "interrupted": "error"}.get(status, "idle")
 
 
 def _view(conn: sqlite3.Connection, thread_id: str, owner_id: str) -> View | None:
@@ -73,9 +74,15 @@ def _views(conn: sqlite3.Connection, owner_id: str, limit: int) -> list[View]:
 
 
 def _agent(conn: sqlite3.Connection, owner_id: str, assistant_id: str) -> Agent:
+    """The agent an assistant id names: its id, or its name when no other agent of the
+    caller's has that name (as LangGraph takes a graph's name for its assistant)."""
     agent = agent_store.get_owned(conn, assistant_id, owner_id)
     if agent is None:
-        raise Refused(404, "not_found", f"no such assistant {assistant_id!r}")
+        named = compat_store.agents_named(conn, owner_id, assistant_id)
+        if len(named) != 1:
+            raise Refused(404, "not_found", f"no such assistant {assistant_id!r}" + (
+                " (several agents have that name: use an id)" if named else ""))
+        agent = named[0]
     return agent
 
 
@@ -157,7 +164,7 @@ class LangGraphService:
         if resume is not None:
             if latest is None or latest.status != "waiting_for_input":
                 raise Refused(409, "not_resumable", "nothing to resume: the thread's run is not waiting for an answer")
-            if latest.agent_id != assistant_id:
+            if latest.agent_id != (await self.assistant(p, assistant_id)).id:
                 raise Refused(409, "assistant_mismatch", f"this thread belongs to assistant {latest.agent_id}")
             return Started(await self.runner.resume(latest, resume), after)
         if latest is not None and latest.status in run_store.ACTIVE + ("interrupted",):
