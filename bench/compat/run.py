@@ -122,9 +122,11 @@ async def main() -> int:
     llm = subprocess.Popen([sys.executable, str(ROOT / "bench" / "runs" / "llm.py"), "--api-key", API_KEY,
                             "--models", ",".join(models)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT)
     ports = json.loads(llm.stdout.readline())
-    providers = json.dumps([{"name": "local", "base_url": f"http://127.0.0.1:{ports['fast']}/v1",
-                             "api_key": API_KEY, "models": models, "default_model": "tok-1"}])
     with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "llm-key").write_text(API_KEY)
+        providers = json.dumps([{"name": "local", "base_url": f"http://127.0.0.1:{ports['fast']}/v1",
+                                 "api_key_file": str(Path(tmp) / "llm-key"), "models": models,
+                                 "default_model": "tok-1"}])
         server = Server(Path(tmp) / "state", AGENTSTEAD_LLM_PROVIDERS=providers,
                         AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000").start()
         try:
