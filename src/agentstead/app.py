@@ -26,10 +26,12 @@ from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
 from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, CONVERSATION, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY,
-                   METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS,
-                   TOPICS, TRACING, WEBSOCKETS, WORKFLOWS)
+                   LANGGRAPH, METRICS, OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API, RATE_AUTH, RUNNER, RUNS, SEARCH,
+                   SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS, TRACING, WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agents import AgentService
+from .services.compat_langgraph import LangGraphService
+from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
@@ -48,15 +50,16 @@ from .tracing import Tracing
 log = logging.getLogger("agentstead")
 
 
-@functools.lru_cache(maxsize=1)
-def _openapi_text() -> str:
-    return resources.files("agentstead.contracts").joinpath("openapi.yaml").read_text(encoding="utf-8")
+@functools.lru_cache(maxsize=2)
+def _openapi_text(name: str = "openapi.yaml") -> str:
+    return resources.files("agentstead.contracts").joinpath(name).read_text(encoding="utf-8")
 
 
-def load_openapi() -> dict:
-    """The OpenAPI document (parsed with libyaml when available; the file is read once)."""
+def load_openapi(name: str = "openapi.yaml") -> dict:
+    """The OpenAPI document (parsed with libyaml when available; the file is read once);
+    `openapi-compat.yaml` is the protocol adapters' (/v1, /lg)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return contracts.bundle(yaml.load(_openapi_text(), Loader=loader))  # workflow.schema.json inlined
+    return contracts.bundle(yaml.load(_openapi_text(name), Loader=loader))  # workflow.schema.json inlined
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
@@ -117,6 +120,8 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[SEARCH] = SearchService(db)
     app[CONVERSATION] = ConversationService(runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
+    app[OPENAI] = OpenAIService(app[BUS], runner)
+    app[LANGGRAPH] = LangGraphService(app[BUS], runner, threads, runs)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)
@@ -165,6 +170,7 @@ def create_app(settings: Settings) -> web.Application:
     app[BUILD] = build
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
+    app[OPENAPI_COMPAT] = load_openapi("openapi-compat.yaml")
     app[WEBSOCKETS] = weakref.WeakSet()
     app[IDEMPOTENCY_IN_FLIGHT] = set()
     app[TOPICS] = Authorizer()

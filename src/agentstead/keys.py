@@ -15,6 +15,8 @@ from .bus.bus import Bus
 from .bus.topics import Authorizer
 from .runner.runner import Runner
 from .services.agents import AgentService
+from .services.compat_langgraph import LangGraphService
+from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
@@ -34,6 +36,7 @@ METRICS = web.AppKey("metrics", Metrics)
 BUILD = web.AppKey("build", BuildInfo)
 STARTED_AT = web.AppKey("started_at", float)
 OPENAPI = web.AppKey("openapi", dict)
+OPENAPI_COMPAT = web.AppKey("openapi_compat", dict)   # contracts/openapi-compat.yaml (/v1, /lg)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
 IDENTITY = web.AppKey("identity", Identity)
 BUS = web.AppKey("bus", Bus)
@@ -44,6 +47,8 @@ THREADS = web.AppKey("threads", ThreadService)
 SEARCH = web.AppKey("search", SearchService)
 CONVERSATION = web.AppKey("conversation", ConversationService)
 RUNS = web.AppKey("runs", RunService)
+OPENAI = web.AppKey("openai", OpenAIService)
+LANGGRAPH = web.AppKey("langgraph", LangGraphService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)

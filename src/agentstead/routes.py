@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, agents, auth, conversation, health, meta, runs, search, sse, threads, workflows, ws
+from .http import (account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai,
+                   conversation, health, meta, runs, search, sse, threads, workflows, ws)
 
 
 # (method, path, handler, name): one row per route, grouped by resource.
@@ -61,6 +62,39 @@ ROUTES = [
     ("GET", "/api/runs/{id}/stream", sse.run_stream, "run_stream"),
     ("GET", "/api/usage", runs.usage, "usage"),
     ("GET", "/api/admin/usage", runs.admin_usage, "admin_usage"),
+
+    ("GET", "/api/openapi-compat.json", meta.openapi_compat, "openapi_compat"),
+    # The OpenAI-compatible endpoint (docs/protocols.md; contracts/openapi-compat.yaml).
+    ("GET", "/v1/models", compat_openai.models, "openai_models"),
+    ("POST", "/v1/chat/completions", compat_openai.chat_completions, "openai_chat_completions"),
+
+    # The LangGraph API (Agent Protocol subset): the same services (docs/protocols.md).
+    ("GET", "/lg/info", compat_langgraph.info, "lg_info"),
+    ("POST", "/lg/assistants/search", compat_langgraph.search_assistants, "lg_assistants_search"),
+    ("GET", "/lg/assistants/{assistant_id}", compat_langgraph.get_assistant, "lg_assistant"),
+    ("GET", "/lg/assistants/{assistant_id}/graph", compat_langgraph.assistant_graph, "lg_assistant_graph"),
+    ("GET", "/lg/assistants/{assistant_id}/schemas", compat_langgraph.assistant_schemas, "lg_assistant_schemas"),
+    ("POST", "/lg/assistants", compat_langgraph.not_supported, "lg_assistants_create"),
+    ("POST", "/lg/threads", compat_langgraph.create_thread, "lg_threads_create"),
+    ("POST", "/lg/threads/search", compat_langgraph.search_threads, "lg_threads_search"),
+    ("GET", "/lg/threads/{thread_id}", compat_langgraph.get_thread, "lg_thread"),
+    ("PATCH", "/lg/threads/{thread_id}", compat_langgraph.update_thread, "lg_thread_update"),
+    ("DELETE", "/lg/threads/{thread_id}", compat_langgraph.delete_thread, "lg_thread_delete"),
+    ("GET", "/lg/threads/{thread_id}/state", compat_langgraph.thread_state, "lg_thread_state"),
+    ("GET", "/lg/threads/{thread_id}/state/{checkpoint_id}", compat_langgraph.thread_state, "lg_thread_state_at"),
+    ("POST", "/lg/threads/{thread_id}/state", compat_langgraph.not_supported, "lg_thread_state_update"),
+    ("POST", "/lg/threads/{thread_id}/history", compat_langgraph.thread_history, "lg_thread_history"),
+    ("POST", "/lg/threads/{thread_id}/runs", compat_langgraph_runs.create_run, "lg_runs_create"),
+    ("GET", "/lg/threads/{thread_id}/runs", compat_langgraph_runs.list_runs, "lg_runs"),
+    ("POST", "/lg/threads/{thread_id}/runs/stream", compat_langgraph_runs.stream_run, "lg_runs_stream"),
+    ("POST", "/lg/threads/{thread_id}/runs/wait", compat_langgraph_runs.wait_run, "lg_runs_wait"),
+    ("GET", "/lg/threads/{thread_id}/runs/{run_id}", compat_langgraph_runs.get_run, "lg_run"),
+    ("POST", "/lg/threads/{thread_id}/runs/{run_id}/cancel", compat_langgraph_runs.cancel_run, "lg_run_cancel"),
+    ("GET", "/lg/threads/{thread_id}/runs/{run_id}/join", compat_langgraph_runs.join_run, "lg_run_join"),
+    ("GET", "/lg/threads/{thread_id}/runs/{run_id}/stream", compat_langgraph_runs.join_stream, "lg_run_stream"),
+    ("POST", "/lg/runs", compat_langgraph_runs.create_run, "lg_stateless_runs_create"),
+    ("POST", "/lg/runs/stream", compat_langgraph_runs.stream_run, "lg_stateless_runs_stream"),
+    ("POST", "/lg/runs/wait", compat_langgraph_runs.wait_run, "lg_stateless_runs_wait"),
 
     ("GET", "/api/admin/health", health.admin_health, "admin_health"),
     ("GET", "/api/admin/users", admin.list_users, "admin_users"),

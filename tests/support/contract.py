@@ -78,3 +78,27 @@ class ContractClient:
 
     async def delete(self, path: str, **kw):
         return await self.request("DELETE", path, **kw)
+
+
+_COMPAT: OpenAPI | None = None
+
+
+class CompatChecks:
+    """An httpx response hook (for the openai and langgraph SDKs' clients) that validates
+    every response of the protocol adapters against contracts/openapi-compat.yaml; an
+    event stream by its status and content type (its body is the stream the test reads)."""
+
+    def __init__(self):
+        self.validated = 0
+
+    async def __call__(self, response) -> None:
+        global _COMPAT
+        if _COMPAT is None:
+            _COMPAT = OpenAPI.from_dict(load_openapi("openapi-compat.yaml"))
+        content_type = response.headers.get("content-type", "").split(";")[0]
+        body = b"(the stream)" if content_type == "text/event-stream" else await response.aread()
+        request = MockRequest("http://127.0.0.1:47293", response.request.method.lower(), response.request.url.path,
+                              data=response.request.content or None, content_type="application/json")
+        _COMPAT.validate_response(request, MockResponse(body, status_code=response.status_code,
+                                                        content_type=content_type))
+        self.validated += 1

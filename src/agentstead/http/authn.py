@@ -85,6 +85,8 @@ async def authenticate(request: web.Request, handler):
     # database, no JWT check); the cache drops it on every revocation.
     principals = request.app[IDENTITY].principals
     header = request.headers.get("Authorization")
+    if header is None and "x-api-key" in request.headers:   # the LangGraph SDK's way of sending a token
+        header = "Bearer " + request.headers["x-api-key"]
     principal, via_cookie = None, False
     try:
         if header is not None:

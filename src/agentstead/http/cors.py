@@ -12,8 +12,11 @@ from aiohttp import web
 
 from ..settings import Settings
 
-_HEADERS = ("Content-Type", "Authorization", "X-CSRF-Token", "X-Request-ID", "Last-Event-ID", "Idempotency-Key")
-_EXPOSED = ("X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed")
+# x-api-key: the LangGraph SDK's token header (browser UIs on it, e.g. agent-chat-ui; docs/protocols.md)
+_HEADERS = ("Content-Type", "Authorization", "X-CSRF-Token", "X-Request-ID", "Last-Event-ID", "Idempotency-Key",
+            "x-api-key")
+_EXPOSED = ("X-Request-ID", "Retry-After", "Location", "Idempotent-Replayed", "Content-Location",
+            "X-Agentstead-Run-Id", "X-Agentstead-Thread-Id")
 
 
 def setup(app: web.Application, settings: Settings) -> None:

@@ -7,13 +7,19 @@ import dataclasses
 from aiohttp import web
 
 from ..auth.access import public, requires
-from ..keys import OPENAPI, SYSTEM
+from ..keys import OPENAPI, OPENAPI_COMPAT, SYSTEM
 from ..store.migrate import latest_version
 
 
 @public
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(request.app[OPENAPI])
+
+
+@public
+async def openapi_compat(request: web.Request) -> web.Response:
+    """The protocol adapters' document (/v1 and /lg; docs/protocols.md)."""
+    return web.json_response(request.app[OPENAPI_COMPAT])
 
 
 @requires("admin")

@@ -149,6 +149,7 @@ async def body_limit(request: web.Request, handler):
 def middlewares(traced=None) -> tuple:
     """The chain, outermost first; `traced` (http/tracing.py, with tracing on) right inside `observe`."""
     from .authn import authenticate  # imported late: it needs the identity service's keys
+    from .compat_errors import compat_errors
 
-    return (observe, *((traced,) if traced is not None else ()), json_errors, readable_headers, body_limit,
-            authenticate)
+    return (observe, *((traced,) if traced is not None else ()), compat_errors, json_errors, readable_headers,
+            body_limit, authenticate)

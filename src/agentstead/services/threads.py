@@ -88,6 +88,13 @@ def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str,
     return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
 
 
+def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
+    """The protocol adapters' turns (services/compat_*.py): the same checks, message and queued
+    run as a posted message; their threads keep the title they were created with."""
+    thread, agent = open_for_turn(conn, owner_id, thread_id)
+    return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
+
+
 def _announced(thread: Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
     """A thread's change goes on its topic (the tabs showing it) and on its owner's
     users/{id} (the thread list in every tab)."""

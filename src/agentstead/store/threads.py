@@ -57,9 +57,10 @@ def _message(row) -> Message:
     return Message(**values)
 
 
-def create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str) -> Thread:
+def create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str, thread_id: str | None = None) -> Thread:
+    """A new thread (under a given id: a LangGraph thread's first run, services/compat_langgraph.py)."""
     now = now_iso()
-    thread = Thread(str(uuid.uuid4()), owner_id, agent_id, title, now, now)
+    thread = Thread(thread_id or str(uuid.uuid4()), owner_id, agent_id, title, now, now)
     conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?)",
                  (thread.id, owner_id, agent_id, title, now, now))
     return thread
