@@ -55,3 +55,10 @@ def current_versions(conn: sqlite3.Connection, owner_id: str) -> dict[str, int]:
     rows = conn.execute("SELECT id, current_version FROM agents WHERE owner_id = ? AND deleted_at IS NULL",
                         (owner_id,)).fetchall()
     return {r["id"]: r["current_version"] for r in rows}
+
+
+def named(conn: sqlite3.Connection, owner_id: str, name: str, *, limit: int = 5) -> list[Agent]:
+    """The owner's live agents whose current version has this name, newest first."""
+    rows = conn.execute(_TABLE.select() + " WHERE h.owner_id = ? AND h.deleted_at IS NULL AND v.name = ? "
+                        "ORDER BY h.created_at DESC LIMIT ?", (owner_id, name, limit)).fetchall()
+    return [_TABLE.built(r) for r in rows]

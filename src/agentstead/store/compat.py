@@ -13,10 +13,7 @@ from .agents import Agent
 
 def agents_named(conn: sqlite3.Connection, owner_id: str, name: str) -> list[Agent]:
     """The owner's live agents whose current version has this name, newest first."""
-    rows = conn.execute(
-        agent_store._SELECT + " WHERE a.owner_id = ? AND a.deleted_at IS NULL AND v.name = ? "
-        "ORDER BY a.created_at DESC LIMIT 5", (owner_id, name)).fetchall()
-    return [agent_store._agent(r) for r in rows]
+    return agent_store.named(conn, owner_id, name)
 
 
 def conversation(conn: sqlite3.Connection, owner_id: str, digest: str) -> tuple[str, str] | None:
