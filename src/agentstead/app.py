@@ -24,9 +24,10 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, METRICS,
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, MCP, METRICS,
                    OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
                    WEBSOCKETS, WORKFLOWS)
+from .agents.mcp_tools import McpTools
 from .runner.runner import Runner
 from .services.agents import AgentService
 from .services.idempotency import IdempotencyKeys
@@ -105,18 +106,21 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     """The runner (supervised run tasks) and the services over it; topics runs/ and threads/
     are readable by their owners, the same check the REST routes make."""
     db, settings = app[DB], app[SETTINGS]
-    runner = Runner(app[BUS], settings)
+    app[MCP] = mcp = McpTools(settings.mcp_servers, settings.mcp_refresh_seconds)
+    runner = Runner(app[BUS], settings, mcp)
     app[RUNNER] = runner
-    app[AGENTS] = AgentService(db, settings)
+    app[AGENTS] = AgentService(db, settings, mcp)
     app[THREADS] = threads = ThreadService(db, runner)
     app[RUNS] = runs = RunService(db, runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)
+    await mcp.start()
     await runner.start()
     yield
     await runner.stop()
+    await mcp.stop()
 
 
 async def _idempotency_keys(app: web.Application) -> AsyncIterator[None]:

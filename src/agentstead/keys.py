@@ -11,6 +11,7 @@ from .logs import AccessLog
 from .metrics import Metrics
 from .auth.access import Principal
 from .auth.ratelimit import RateLimiter
+from .agents.mcp_tools import McpTools
 from .bus.bus import Bus
 from .bus.topics import Authorizer
 from .runner.runner import Runner
@@ -41,6 +42,7 @@ THREADS = web.AppKey("threads", ThreadService)
 RUNS = web.AppKey("runs", RunService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)
+MCP = web.AppKey("mcp", McpTools)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, agents, auth, health, meta, runs, sse, threads, workflows, ws
+from .http import account, admin, agents, auth, health, mcp_admin, meta, runs, sse, threads, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -33,6 +33,7 @@ def setup(app: web.Application) -> None:
     r.add_delete("/api/tokens/{id}", account.revoke_token, name="token_revoke")
 
     r.add_get("/api/models", agents.models, name="models")
+    r.add_get("/api/tools", agents.tools, name="tools")
     r.add_get("/api/agents", agents.list_agents, name="agents")
     r.add_post("/api/agents", agents.create_agent, name="agents_create")
     r.add_get("/api/agents/{id}", agents.get_agent, name="agent")
@@ -67,3 +68,5 @@ def setup(app: web.Application) -> None:
     r.add_delete("/api/admin/users/{id}/identities/{provider}/{subject:.+}", admin.unlink_identity,
                  name="admin_user_identity_unlink")
     r.add_get("/api/admin/audit", admin.audit, name="admin_audit")
+    r.add_get("/api/admin/mcp-servers", mcp_admin.list_servers, name="admin_mcp_servers")
+    r.add_post("/api/admin/mcp-servers/{name}/refresh", mcp_admin.refresh_server, name="admin_mcp_server_refresh")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from ..agents.tools import REGISTRY
 from ..auth.access import requires
 from ..keys import AGENTS, SETTINGS
 from ..store.agents import Agent
@@ -21,7 +20,8 @@ def agent_json(a: Agent) -> dict:
     c = a.current
     return {"id": a.id, "version": c.version, "name": c.name, "instructions": c.instructions,
             "provider": c.provider, "model": c.model, "temperature": c.temperature, "tools": list(c.tools),
-            "max_steps": c.max_steps, "created_at": a.created_at, "updated_at": a.updated_at}
+            "max_steps": c.max_steps, "tool_schemas": c.tool_schemas, "created_at": a.created_at,
+            "updated_at": a.updated_at}
 
 
 async def _provider_models(p: dict) -> dict:
@@ -45,8 +45,13 @@ async def _provider_models(p: dict) -> dict:
 @requires("read")
 async def models(request: web.Request) -> web.Response:
     providers = [await _provider_models(p) for p in request.app[SETTINGS].llm_providers]
-    return web.json_response({"providers": providers, "tools": [
-        {"name": t.name, "description": t.description, "parameters": t.parameters} for t in REGISTRY.values()]})
+    return web.json_response({"providers": providers, "tools": request.app[AGENTS].tools(principal_of(request))})
+
+
+@requires("read")
+async def tools(request: web.Request) -> web.Response:
+    """The tools the caller may give an agent: built-ins and the MCP tools granted to them."""
+    return web.json_response({"tools": request.app[AGENTS].tools(principal_of(request))})
 
 
 def _agent_body(body, *, create: bool) -> dict:

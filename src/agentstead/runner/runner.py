@@ -23,6 +23,7 @@ import logging
 import sqlite3
 from typing import Any, Callable
 
+from ..agents.mcp_tools import McpTools
 from ..bus import events as ev
 from ..bus.bus import Bus
 from ..errors import Refused
@@ -45,7 +46,7 @@ Record = Callable[[sqlite3.Connection, Any], None]   # the request's Idempotency
 
 
 class Runner:
-    def __init__(self, bus: Bus, settings: Settings):
+    def __init__(self, bus: Bus, settings: Settings, mcp: McpTools | None = None):
         self.db = bus.db
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
@@ -56,7 +57,7 @@ class Runner:
         # Each provider with the prompt budget for its models that set none (context.py).
         providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
         self.deltas = Deltas(bus)
-        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease)
+        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease, mcp)
         self.kinds: dict[str, RunKind] = {"chat": ChatRuns(self.tools),
                                           "workflow": WorkflowRuns(self.tools, self.endings)}
         self._wake = asyncio.Event()

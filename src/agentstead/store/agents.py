@@ -21,6 +21,7 @@ class AgentVersion:
     tools: tuple[str, ...]
     max_steps: int
     created_at: str
+    tool_schemas: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Agent:
 
 
 _SELECT = ("SELECT a.id, a.owner_id, a.created_at, a.updated_at, v.agent_id, v.version, v.name, v.instructions, "
-           "v.provider, v.model, v.temperature, v.tools, v.max_steps, v.created_at "
+           "v.provider, v.model, v.temperature, v.tools, v.max_steps, v.created_at, v.tool_schemas "
            "FROM agents a JOIN agent_versions v ON v.agent_id = a.id AND v.version = a.current_version")
 
 
@@ -41,7 +42,7 @@ def _agent(row) -> Agent | None:
     if row is None:
         return None
     version = AgentVersion(row[4], row[5], row[6], row[7], row[8], row[9], row[10], tuple(json.loads(row[11])),
-                           row[12], row[13])
+                           row[12], row[13], json.loads(row[14]))
     return Agent(row[0], row[1], row[2], row[3], version)
 
 
@@ -56,9 +57,9 @@ def create(conn: sqlite3.Connection, agent_id: str, owner_id: str, fields: dict)
 def _insert_version(conn: sqlite3.Connection, agent_id: str, version: int, f: dict, now: str) -> None:
     conn.execute(
         "INSERT INTO agent_versions (agent_id, version, name, instructions, provider, model, temperature, tools, "
-        "max_steps, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "max_steps, created_at, tool_schemas) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (agent_id, version, f["name"], f["instructions"], f["provider"], f["model"], f["temperature"],
-         json.dumps(list(f["tools"])), f["max_steps"], now))
+         json.dumps(list(f["tools"])), f["max_steps"], now, json.dumps(f.get("tool_schemas") or {})))
 
 
 def new_version(conn: sqlite3.Connection, agent: Agent, fields: dict) -> Agent:
@@ -77,12 +78,13 @@ def get_owned(conn: sqlite3.Connection, agent_id: str, owner_id: str) -> Agent |
 def version(conn: sqlite3.Connection, agent_id: str, number: int) -> AgentVersion | None:
     """A version by number, also of a deleted agent (its runs keep it)."""
     row = conn.execute("SELECT agent_id, version, name, instructions, provider, model, temperature, "
-                       "tools, max_steps, created_at FROM agent_versions WHERE agent_id = ? AND version = ?",
+                       "tools, max_steps, created_at, tool_schemas FROM agent_versions WHERE agent_id = ? AND version = ?",
                        (agent_id, number)).fetchone()
     if row is None:
         return None
     values = dict(zip(row.keys(), row))
     values["tools"] = tuple(json.loads(values["tools"]))
+    values["tool_schemas"] = json.loads(values["tool_schemas"])
     return AgentVersion(**values)
 
 
