@@ -24,12 +24,14 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
-from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, MCP, METRICS,
-                   OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS,
-                   WEBSOCKETS, WORKFLOWS)
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY, MCP,
+                   MCP_ENDPOINT, METRICS, OPENAPI, RATE_API, RATE_AUTH, RUNNER, RUNS, SETTINGS, STARTED_AT, SYSTEM,
+                   THREADS, TOPICS, WEBSOCKETS, WORKFLOWS)
 from .agents.mcp_tools import McpTools
 from .runner.runner import Runner
+from .services.agent_tools import AgentTools
 from .services.agents import AgentService
+from .services.mcp_endpoint import McpEndpoint
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
@@ -113,12 +115,16 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[THREADS] = threads = ThreadService(db, runner)
     app[RUNS] = runs = RunService(db, runner)
     app[WORKFLOWS] = WorkflowService(db, runner)
+    app[MCP_ENDPOINT] = endpoint = McpEndpoint(AgentTools(db, app[AGENTS], threads, runs,
+                                                          settings.run_timeout_seconds))
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)
     await mcp.start()
     await runner.start()
+    await endpoint.start()
     yield
+    await endpoint.stop()
     await runner.stop()
     await mcp.stop()
 

@@ -17,6 +17,7 @@ from .bus.topics import Authorizer
 from .runner.runner import Runner
 from .services.agents import AgentService
 from .services.idempotency import IdempotencyKeys
+from .services.mcp_endpoint import McpEndpoint
 from .services.identity import Identity
 from .services.runs import RunService
 from .services.system import SystemService
@@ -43,6 +44,7 @@ RUNS = web.AppKey("runs", RunService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)
 MCP = web.AppKey("mcp", McpTools)
+MCP_ENDPOINT = web.AppKey("mcp_endpoint", McpEndpoint)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)

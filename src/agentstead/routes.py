@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import account, admin, agents, auth, health, mcp_admin, meta, runs, sse, threads, workflows, ws
+from .http import account, admin, agents, auth, health, mcp, mcp_admin, meta, runs, sse, threads, workflows, ws
 
 
 def setup(app: web.Application) -> None:
@@ -26,6 +26,7 @@ def setup(app: web.Application) -> None:
     r.add_post("/auth/ws-ticket", auth.ws_ticket, name="auth_ws_ticket")
 
     r.add_get("/ws", ws.websocket, name="ws")
+    r.add_post("/mcp", mcp.mcp, name="mcp")
 
     r.add_get("/api/me", account.me, name="me")
     r.add_get("/api/tokens", account.list_tokens, name="tokens")
