@@ -25,8 +25,10 @@ def parse(entries: list[tuple[str, dict]]) -> tuple[dict, ...]:
     for name, item in entries:
         url = str(item.get("url", "")).strip()
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment \
-                or parts.username is not None:
+        if parts.username is not None:   # not echoed: it holds a password
+            raise ValueError(f"server {name!r}: url must be without user:password@ (credentials go in "
+                             "headers_file)")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
             raise ValueError(f"server {name!r}: url must be an http(s) URL of its streamable-HTTP endpoint "
                              f"(got {url!r})")
         tools = _names(item.get("tools", []), f"server {name!r}: tools", _TOOL_NAME)
