@@ -85,7 +85,8 @@ class AgentTools:
 
     async def _reply(self, run: Run) -> str:
         if run.status == "waiting_for_input":
-            return f"The agent asks: {run.waiting_prompt}\n(answer by calling it again with this thread_id)"
+            return (f"The agent asks: {run.waiting_prompt}\n(the run {run.id} waits for the answer in "
+                    "Agentstead: POST /api/runs/{id}/resume, or the chat page)")
         if run.status != "succeeded":
             raise Refused(502, run.error_code or "run_failed",
                           f"the run {run.status}: {run.error_message or 'no reply'}")
