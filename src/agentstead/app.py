@@ -122,7 +122,6 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)
     await mcp.start()
     await runner.start()
-    await endpoint.start()
     yield
     await endpoint.stop()
     await runner.stop()

@@ -16,10 +16,6 @@ import json
 import logging
 from typing import Any
 
-import httpx2
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
-
 from ..timeutil import now_iso
 
 log = logging.getLogger("agentstead.mcp")
@@ -56,7 +52,7 @@ class _Link:
 
     def __init__(self, url: str, headers: dict[str, str]):
         self.url, self.headers = url, headers
-        self.client: Client | None = None
+        self.client = None   # an mcp.Client while open
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -64,7 +60,7 @@ class _Link:
     def alive(self) -> bool:
         return self.client is not None and self._task is not None and not self._task.done()
 
-    async def open(self) -> Client:
+    async def open(self):
         ready: asyncio.Future = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._hold(ready), name=f"mcp {self.url}")
         try:
@@ -76,6 +72,11 @@ class _Link:
         return self.client
 
     async def _hold(self, ready: asyncio.Future) -> None:
+        # Imported on first use: the SDK (pydantic models, httpx2) costs about half the app's own
+        # import time, and a host without MCP servers should not pay it at every start.
+        import httpx2
+        from mcp import Client
+        from mcp.client.streamable_http import streamable_http_client
         try:
             async with httpx2.AsyncClient(headers=self.headers, follow_redirects=False) as http, \
                     Client(streamable_http_client(self.url, http_client=http)) as client:
@@ -136,7 +137,7 @@ class McpServer:
         """May a user with this role and email use the server's tools?"""
         return role in self.config["roles"] or email.lower() in self.config["users"]
 
-    async def _client(self) -> Client:
+    async def _client(self):
         async with self._lock:
             if self._link is None or not self._link.alive:
                 if self._link is not None:

@@ -60,5 +60,4 @@ async def mcp(request: web.Request) -> web.StreamResponse:
     """POST /mcp (and GET/DELETE, which a stateless server answers with 405)."""
     endpoint = request.app[MCP_ENDPOINT]
     body = await request.read()
-    return await _bridge(request, endpoint.scope(request, principal_of(request)), body,
-                         endpoint.manager.handle_request)
+    return await _bridge(request, endpoint.scope(request, principal_of(request)), body, await endpoint.handler())

@@ -12,11 +12,6 @@ import asyncio
 import contextlib
 from typing import Any
 
-from mcp import types
-from mcp.server.lowlevel import Server
-from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
-from mcp.server.transport_security import TransportSecuritySettings
-
 from ..auth.access import Principal
 from ..errors import Refused
 from .agent_tools import AgentTools, tool_name
@@ -32,14 +27,17 @@ def _principal(ctx: Any) -> Principal:
     return ctx.request.scope[SCOPE_KEY]
 
 
-def _server(tools: AgentTools) -> Server:
-    async def list_tools(ctx, params) -> types.ListToolsResult:
+def _server(tools: AgentTools):
+    from mcp import types
+    from mcp.server.lowlevel import Server
+
+    async def list_tools(ctx, params):
         return types.ListToolsResult(tools=[types.Tool(
             name=tool_name(a), title=a.current.name, input_schema=INPUT,
             description=f"Ask the agent {a.current.name!r} (model {a.current.model}) and get its reply.")
             for a in await tools.list(_principal(ctx))])
 
-    async def call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(ctx, params):
         try:
             answer = await tools.ask(_principal(ctx), params.name, dict(params.arguments or {}))
         except Refused as exc:
@@ -53,25 +51,39 @@ def _server(tools: AgentTools) -> Server:
 
 class McpEndpoint:
     """The MCP server's session manager, held open by a task of its own (anyio scopes end
-    in the task that began them) for the app's lifetime."""
+    in the task that began them) from the first request to /mcp until the app stops. Built
+    then, not at start: the SDK costs about half the app's own import time."""
 
     def __init__(self, tools: AgentTools):
-        # Bearer tokens, not cookies, authenticate here; Caddy and authn.py check the host.
-        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-        self.manager = StreamableHTTPSessionManager(app=_server(tools), stateless=True, json_response=True,
-                                                    security_settings=security)
+        self.tools = tools
+        self.manager = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
 
-    async def start(self) -> None:
+    async def handler(self):
+        """The SDK's ASGI app, started on first use."""
+        async with self._lock:
+            if self.manager is None:
+                await self._start()
+        return self.manager.handle_request
+
+    async def _start(self) -> None:
+        from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+        from mcp.server.transport_security import TransportSecuritySettings
+        # Bearer tokens, not cookies, authenticate here; Caddy and authn.py check the host.
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+        manager = StreamableHTTPSessionManager(app=_server(self.tools), stateless=True, json_response=True,
+                                               security_settings=security)
         ready = asyncio.get_running_loop().create_future()
 
         async def hold() -> None:
-            async with self.manager.run():
+            async with manager.run():
                 ready.set_result(None)
                 await self._stop.wait()
         self._task = asyncio.create_task(hold(), name="mcp endpoint")
         await ready
+        self.manager = manager
 
     async def stop(self) -> None:
         self._stop.set()
