@@ -114,6 +114,12 @@ let
       path = cfg.tracing.headersFile;
       example = "/run/secrets/agentstead-tracing-headers";
     };
+    ++ lib.mapAttrsToList (name: path: {
+      option = "mcpHeadersFiles.${name}";
+      credential = "mcp_${name}_headers";
+      inherit path;
+      example = "/run/secrets/agentstead-${name}-mcp-headers";
+    }) cfg.mcpHeadersFiles;
 
   # One KEY=value file, loaded under both names: the app's parser takes the
   # AWS_ACCESS_KEY_ID= line for one and AWS_SECRET_ACCESS_KEY= for the other.
@@ -161,6 +167,7 @@ let
   providerSettings = [
     "oidc_providers"
     "llm_providers"
+    "mcp_servers"
   ];
 
   environment = lib.mapAttrs' (
@@ -306,6 +313,7 @@ let
 
   oidcNames = map (provider: provider.name) cfg.settings.oidc_providers;
   llmNames = map (provider: provider.name) cfg.settings.llm_providers;
+  mcpNames = map (server: server.name) cfg.settings.mcp_servers;
   # A file the app reads itself, named in a provider entry.
   providerFiles =
     map (provider: {
@@ -315,13 +323,17 @@ let
     ++ map (provider: {
       option = "settings.llm_providers (${provider.name}).api_key_file";
       path = provider.api_key_file or "";
-    }) cfg.settings.llm_providers;
+    }) cfg.settings.llm_providers
+    ++ map (server: {
+      option = "settings.mcp_servers (${server.name}).headers_file";
+      path = server.headers_file or "";
+    }) cfg.settings.mcp_servers;
   oidcWithoutSecret = lib.filter (
     provider: !(cfg.oidcClientSecretFiles ? ${provider.name}) && (provider.client_secret_file or "") == ""
   ) cfg.settings.oidc_providers;
-  providersWithSecretValues = lib.filter (provider: provider ? client_secret || provider ? api_key) (
-    cfg.settings.oidc_providers ++ cfg.settings.llm_providers
-  );
+  providersWithSecretValues = lib.filter (
+    provider: provider ? client_secret || provider ? api_key || provider ? headers
+  ) (cfg.settings.oidc_providers ++ cfg.settings.llm_providers ++ cfg.settings.mcp_servers);
 
   unknownKeys =
     option: names: given: listName:
@@ -551,6 +563,46 @@ in
               local server may need none).
             '';
           };
+          mcp_servers = mkOption {
+            type = types.listOf (
+              types.submodule {
+                freeformType =
+                  with types;
+                  attrsOf (oneOf [
+                    str
+                    int
+                    float
+                    (listOf str)
+                  ]);
+                options.name = mkOption {
+                  type = types.strMatching "[a-z][a-z0-9_-]{0,31}";
+                  example = "files";
+                  description = "Name of the MCP server: lower-case letters, digits, - or _. Its tools are `<name>.<tool>`; it names its headers' credential.";
+                };
+              }
+            );
+            default = [ ];
+            example = literalExpression ''
+              [
+                {
+                  name = "files";
+                  url = "http://127.0.0.1:8931/mcp";
+                  tools = [ "read_file" "list_directory" ];
+                  roles = [ "admin" "member" ];
+                  timeout_seconds = 20;
+                }
+              ]
+            '';
+            description = ''
+              MCP servers (streamable HTTP) whose tools agents may use, passed
+              to the app as JSON (`AGENTSTEAD_MCP_SERVERS`). Keys: `name`,
+              `url`, `tools` (allow-list; empty allows all), `roles` (default
+              `[ "admin" ]`), `users` (emails), `timeout_seconds`,
+              `max_output`, `description`. Request headers (credentials) go
+              in {option}`services.agentstead.mcpHeadersFiles` under its name,
+              never here. See docs/mcp.md.
+            '';
+          };
         };
       };
       default = { };
@@ -611,6 +663,20 @@ in
         API key file of each model provider in
         {option}`services.agentstead.settings.llm_providers`, by provider
         name; given to the app as the credential `llm_<name>_api_key`.
+      '';
+    };
+
+    mcpHeadersFiles = mkOption {
+      type = types.attrsOf secretFile;
+      default = { };
+      example = {
+        files = "/run/secrets/agentstead-files-mcp-headers";
+      };
+      description = ''
+        Request headers of each MCP server in
+        {option}`services.agentstead.settings.mcp_servers`, by server name, as
+        `Name: value` lines (e.g. `Authorization: Bearer ...`); given to the
+        app as the credential `mcp_<name>_headers`.
       '';
     };
 
@@ -799,6 +865,7 @@ in
       }
       (unknownKeys "oidcClientSecretFiles" oidcNames cfg.oidcClientSecretFiles "oidc_providers")
       (unknownKeys "llmApiKeyFiles" llmNames cfg.llmApiKeyFiles "llm_providers")
+      (unknownKeys "mcpHeadersFiles" mcpNames cfg.mcpHeadersFiles "mcp_servers")
       {
         # The app refuses to start without it; say so here, with the fix.
         assertion = oidcWithoutSecret == [ ];

@@ -7,6 +7,7 @@ from runtime import Update, Http, Live, h, memo, Record
 from ui import alert, listing, note, select, table
 from admin_users import why, users_request
 import admin_users
+import admin_mcp
 import chart
 import fmt
 
@@ -34,6 +35,9 @@ class Model(Record):
         self.audit_error = None
         self.usage = None
         self.usage_error = None
+        self.mcp = None               # the MCP servers (admin_mcp.py); None while loading
+        self.mcp_error = None
+        self.mcp_refreshing = None    # the server being asked for its tools now
 
 
 def audit_request(model, before=None):
@@ -52,6 +56,7 @@ def init(_=None):
         users_request(""),
         audit_request(model),
         Http("GET", "/api/admin/usage" + fmt.query({"days": USAGE_DAYS}), None, GotUsage, UsageFailed),
+        admin_mcp.servers_request(),
     ]
 
 
@@ -60,7 +65,7 @@ def subscriptions(model):
     return {"system": None}
 
 
-on = Update(admin_users.on)
+on = Update(admin_users.on, admin_mcp.on)
 update = on.update
 
 
@@ -169,7 +174,7 @@ def _health(model):
         h("p", {"class": "status-line"}, h("span", {"class": "status s-" + {"ok": "succeeded", "degraded": "waiting_for_input"}
                                                    .get(status, "failed")}, label)),
         table("Health checks", ("Check", "State", "Details"),
-              [_check_row(name, checks[name]) for name in ("database", "writes", "schema", "disk", "backup")
+              [_check_row(name, checks[name]) for name in ("database", "writes", "schema", "disk", "backup", "mcp")
                if isinstance(checks.get(name), dict)]),
         "backup" not in checks and note("Backups are not enabled on this server."),
     ])
@@ -230,6 +235,8 @@ def view(model):
             h("h2", {"id": "usage-heading"}, "Usage, last %d days" % USAGE_DAYS), _usage(model)]),
         h("section", {"aria-labelledby": "users-title", "class": "card"}, [
             h("h2", {"id": "users-title"}, "Users and roles")] + admin_users.section(model)),
+        h("section", {"aria-labelledby": "mcp-title", "class": "card"}, [
+            h("h2", {"id": "mcp-title"}, "MCP servers")] + admin_mcp.section(model)),
         h("section", {"aria-labelledby": "audit-title", "class": "card"}, [
             h("h2", {"id": "audit-title"}, "Audit log")] + _audit(model)),
     ])

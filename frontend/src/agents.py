@@ -23,6 +23,7 @@ class Model(Record):
         self.editing = None                       # id of the agent being edited; None: a new one
         self.models = ()                          # (provider, model) pairs offered
         self.tools = {}                           # tool name -> description (from /api/models)
+        self.mcp_tools = ()                       # (name, server, description) of MCP tools offered to you
         self.confirm = None                       # id of the agent whose deletion awaits a yes
         self.idem = None                          # (Idempotency-Key, what it was sent with) of the last create
 
@@ -69,8 +70,10 @@ def LoadFailed(model, error):
 
 @on("body")
 def GotModels(model, body):
-    tools = {t["name"]: t.get("description", "") for t in body.get("tools") or ()}
-    return model.but(models=models_of(body), tools=tools)
+    listed = body.get("tools") or ()
+    tools = {t["name"]: t.get("description", "") for t in listed if t.get("source", "builtin") == "builtin"}
+    mcp = tuple((t["name"], t.get("server", ""), t.get("description", "")) for t in listed if t.get("source") == "mcp")
+    return model.but(models=models_of(body), tools=tools, mcp_tools=mcp)
 
 
 @on("field value")
@@ -80,7 +83,11 @@ def SetField(model, field, value):
 
 @on("tool")
 def ToggleTool(model, tool):
-    return model.but(form=put(model.form, "tools", tuple(t for t in TOOLS if (t in model.form["tools"]) != (t == tool))))
+    chosen = model.form["tools"]
+    order = TOOLS + tuple(m[0] for m in model.mcp_tools)
+    # a tool no longer offered (its server's grant withdrawn) stays until unticked
+    kept = tuple(t for t in chosen if t not in order and t != tool)
+    return model.but(form=put(model.form, "tools", tuple(t for t in order if (t in chosen) != (t == tool)) + kept))
 
 
 @on("agent_id")
@@ -214,6 +221,22 @@ def _set_model(value):
     return SetField("model", value)
 
 
+def _mcp_tools(model):
+    """MCP tools (`server.tool`): their descriptions are the servers' text, shown as untrusted quotes."""
+    if not model.mcp_tools:
+        return None
+    return h("fieldset", {"class": "field"}, [
+        h("legend", {}, "MCP tools"),
+        h("p", {"class": "muted small"}, "Descriptions come from the MCP servers, not from Agentstead."),
+        h("div", {"class": "checks"}, [h("label", {"class": "check"}, [
+            h("input", {"type": "checkbox", "name": "tool", "value": name, "checked": name in model.form["tools"],
+                        "onchange": ToggleTool(name)}), " " + name,
+            h("q", {"class": "untrusted muted small", "title": "Text from the MCP server %s (untrusted)"
+                             % server}, description or "(no description)")])
+            for name, server, description in model.mcp_tools]),
+    ])
+
+
 def view(model):
     agents = listing(model.agents, "Loading agents…", "No agents yet. Create your first one below.", lambda agents: h(
         "ul", {"class": "list", "aria-label": "Agents"}, [memo(_agent_row, a, model.confirm == a["id"], key=a["id"])
@@ -228,6 +251,7 @@ def view(model):
             _field(model, "instructions", "Instructions", multiline=True),
             _model_field(model),
             checks("Tools", "tool", TOOLS, model.form["tools"], ToggleTool, model.tools, model.errors.get("tools")),
+            _mcp_tools(model),
             alert(model.form_error),
             h("div", {"class": "row"}, [
                 h("button", {"type": "submit", "disabled": model.saving},

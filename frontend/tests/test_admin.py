@@ -2,6 +2,7 @@
 
 import admin
 import admin_users
+import admin_mcp
 import chart
 import fmt
 from runtime import Http, ApiError, Live
@@ -20,7 +21,7 @@ def loaded():
     model, fx = admin.init()
     urls = [e.url for e in fx]
     assert urls == ["/api/admin/health", "/api/admin/users?limit=200", "/api/admin/audit?limit=25",
-                    "/api/admin/usage?days=30"]
+                    "/api/admin/usage?days=30", "/api/admin/mcp-servers"]
     return model, fx
 
 
@@ -154,3 +155,24 @@ def test_health_and_users_follow_the_system_topic():
     # a member is refused the topic: nothing changes (the socket does not ask again, runtime.Topics)
     refused = {"op": "error", "topic": "system", "code": "forbidden", "message": "", "id": 3}
     assert admin.update(Live(refused), model) == (model, [])
+
+
+SERVER = {"name": "files", "url": "http://127.0.0.1:8931/mcp", "status": "error", "error": "ConnectError: refused",
+          "refreshed_at": None, "roles": ["admin"], "users": [], "timeout_seconds": 20, "max_output": 16000,
+          "left_out": ["rm"], "tools": [{"name": "files.read", "description": "<b>Do as I say</b>", "parameters": {}}]}
+
+
+def test_mcp_servers_status_tools_and_refresh():
+    model, fx = loaded()
+    model, _ = admin.update(fx[4].on_ok({"servers": [SERVER]}), model)
+    tree = admin.view(model)
+    text = text_of(tree)
+    assert "Failing" in text and "ConnectError: refused" in text and "Not on the allow-list: rm" in text
+    assert "untrusted" in find(tree, "blockquote", "<b>Do as I say</b>").attrs["class"] and not find_all(tree, "b")
+    model, fx = admin.update(fire(find(tree, "button", "Refresh"), "click"), model)
+    assert fx[0].method == "POST" and fx[0].url == "/api/admin/mcp-servers/files/refresh"
+    assert find(admin.view(model), "button", "Refreshing…")
+    model, _ = admin.update(fx[0].on_ok(dict(SERVER, status="ok", error="")), model)
+    assert "OK" in text_of(admin.view(model)) and model.mcp_refreshing is None
+    model, _ = admin.update(admin_mcp.ServersFailed(ApiError(403, "forbidden", "no")), model)
+    assert "Only administrators" in text_of(admin.view(model))

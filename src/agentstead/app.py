@@ -25,13 +25,16 @@ from .bus.bus import Bus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
+from .agents.mcp_tools import McpTools
 from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, CONVERSATION, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY,
-                   LANGGRAPH, METRICS, OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API, RATE_AUTH, RUNNER, RUNS, SEARCH,
-                   SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS, TRACING, WEBSOCKETS, WORKFLOWS)
+                   LANGGRAPH, MCP, MCP_ENDPOINT, METRICS, OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API, RATE_AUTH, RUNNER,
+                   RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS, TRACING, WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
+from .services.agent_tools import AgentTools
 from .services.agents import AgentService
 from .services.compat_langgraph import LangGraphService
 from .services.compat_openai import OpenAIService
+from .services.mcp_endpoint import McpEndpoint
 from .services.idempotency import IdempotencyKeys
 from .services.identity import Identity
 from .services.runs import RunService
@@ -112,9 +115,10 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     """The runner (supervised run tasks) and the services over it; topics runs/ and threads/
     are readable by their owners, the same check the REST routes make."""
     db, settings = app[DB], app[SETTINGS]
-    runner = Runner(app[BUS], settings, tracer=app[TRACING].tracer)
+    app[MCP] = mcp = McpTools(settings.mcp_servers, settings.mcp_refresh_seconds)
+    runner = Runner(app[BUS], settings, mcp, tracer=app[TRACING].tracer)
     app[RUNNER] = runner
-    app[AGENTS] = AgentService(db, settings)
+    app[AGENTS] = AgentService(db, settings, mcp)
     app[THREADS] = threads = ThreadService(db, runner)
     app[RUNS] = runs = RunService(db, runner)
     app[SEARCH] = SearchService(db)
@@ -122,12 +126,17 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[WORKFLOWS] = WorkflowService(db, runner)
     app[OPENAI] = OpenAIService(app[BUS], runner)
     app[LANGGRAPH] = LangGraphService(app[BUS], runner, threads, runs)
+    app[MCP_ENDPOINT] = endpoint = McpEndpoint(AgentTools(db, app[AGENTS], threads, runs,
+                                                          settings.run_timeout_seconds))
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)
     app[TOPICS].register("threads", threads.readable, pattern=lambda p: False)
+    await mcp.start()
     await runner.start()
     yield
+    await endpoint.stop()
     await runner.stop()
+    await mcp.stop()
 
 
 async def _tracing(app: web.Application) -> AsyncIterator[None]:

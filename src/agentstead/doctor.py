@@ -14,6 +14,7 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
+from .agents.mcp_client import McpServer
 from .settings import Settings
 from .store import files
 from .store.migrate import latest_version
@@ -145,11 +146,34 @@ async def check_public_url(settings: Settings, http: aiohttp.ClientSession) -> l
     return out
 
 
+async def check_mcp(settings: Settings, http: aiohttp.ClientSession) -> list[Finding]:
+    """Each MCP server answers a tool list over streamable HTTP, with its headers."""
+    out = []
+    for config in settings.mcp_servers:
+        server = McpServer(config)
+        try:
+            await server.refresh()
+        finally:
+            await server.close()
+        name = f"mcp: {server.name}"
+        if server.status != "ok":
+            out.append(Finding(name, False, f"{config['url']} did not list its tools: {server.error}",
+                               "check url (the streamable-HTTP endpoint, often …/mcp), that the server runs, "
+                               f"and its headers (headers_file or the credential mcp_{server.name}_headers)"))
+        elif not server.tools:
+            out.append(Finding(name, False, f"{config['url']} answers but offers none of the allowed tools "
+                                            f"(left out: {', '.join(server.left_out)[:200] or 'none'})",
+                               "check the server entry's tools allow-list"))
+        else:
+            out.append(Finding(name, True, f"{config['url']} answers; {len(server.tools)} tools"))
+    return out
+
+
 async def run_all(settings: Settings) -> list[Finding]:
     findings = [check_database(settings), check_disk(settings)]
     async with aiohttp.ClientSession() as http:
         checks: list[Callable[[Settings, aiohttp.ClientSession], Awaitable[list[Finding]]]] = [
-            check_llm, check_oidc, check_public_url]
+            check_llm, check_oidc, check_public_url, check_mcp]
         for results in await asyncio.gather(*(c(settings, http) for c in checks)):
             findings += results
     return findings

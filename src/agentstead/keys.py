@@ -11,6 +11,7 @@ from .logs import AccessLog
 from .metrics import Metrics
 from .auth.access import Principal
 from .auth.ratelimit import RateLimiter
+from .agents.mcp_tools import McpTools
 from .bus.bus import Bus
 from .bus.topics import Authorizer
 from .runner.runner import Runner
@@ -18,6 +19,7 @@ from .services.agents import AgentService
 from .services.compat_langgraph import LangGraphService
 from .services.compat_openai import OpenAIService
 from .services.idempotency import IdempotencyKeys
+from .services.mcp_endpoint import McpEndpoint
 from .services.identity import Identity
 from .services.runs import RunService
 from .services.system import SystemService
@@ -51,6 +53,8 @@ OPENAI = web.AppKey("openai", OpenAIService)
 LANGGRAPH = web.AppKey("langgraph", LangGraphService)
 WORKFLOWS = web.AppKey("workflows", WorkflowService)
 SYSTEM = web.AppKey("system", SystemService)
+MCP = web.AppKey("mcp", McpTools)
+MCP_ENDPOINT = web.AppKey("mcp_endpoint", McpEndpoint)
 IDEMPOTENCY = web.AppKey("idempotency", IdempotencyKeys)
 RATE_AUTH = web.AppKey("rate_auth", RateLimiter)
 RATE_API = web.AppKey("rate_api", RateLimiter)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import (account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai,
+from .http import ((account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai,,
+                   mcp, mcp_admin)
                    conversation, health, meta, runs, search, sse, threads, workflows, ws)
 
 
@@ -95,6 +96,11 @@ ROUTES = [
     ("POST", "/lg/runs", compat_langgraph_runs.create_run, "lg_stateless_runs_create"),
     ("POST", "/lg/runs/stream", compat_langgraph_runs.stream_run, "lg_stateless_runs_stream"),
     ("POST", "/lg/runs/wait", compat_langgraph_runs.wait_run, "lg_stateless_runs_wait"),
+
+    ("POST", "/mcp", mcp.mcp, "mcp"),
+    ("GET", "/api/tools", agents.tools, "tools"),
+    ("GET", "/api/admin/mcp-servers", mcp_admin.list_servers, "admin_mcp_servers"),
+    ("POST", "/api/admin/mcp-servers/{name}/refresh", mcp_admin.refresh_server, "admin_mcp_server_refresh"),
 
     ("GET", "/api/admin/health", health.admin_health, "admin_health"),
     ("GET", "/api/admin/users", admin.list_users, "admin_users"),

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 from urllib.parse import unquote, urlsplit
 
+from . import settings_mcp
+
 ENV_PREFIX = "AGENTSTEAD_"
 CONFIG_ENV = "AGENTSTEAD_CONFIG"
 MIN_SECRET_BYTES = 32
@@ -287,6 +289,11 @@ def _llm_providers(raw: str | list) -> tuple[dict, ...]:
     return tuple(out)
 
 
+def _mcp_servers(raw: str | list) -> tuple[dict, ...]:
+    """MCP servers whose tools agents may use (settings_mcp.py, docs/mcp.md)."""
+    return settings_mcp.parse(_named_entries(raw, settings_mcp.KEYS))
+
+
 def _context_tokens(provider: str, raw: Any) -> int | dict | None:
     """A provider's prompt budget: one number for all its models, or {model: number}."""
     def check(value: Any, where: str) -> int:
@@ -420,6 +427,16 @@ SETTINGS: tuple[Setting, ...] = (
             "read from api_key_file or the credential llm_<name>_api_key; an empty models list allows any model; "
             "context_tokens (a number, or {model: number}) is the prompt budget, else AGENTSTEAD_LLM_CONTEXT_TOKENS.",
             example='[{"name": "openai", "base_url": "https://api.openai.com/v1", "models": ["gpt-4o-mini"]}]'),
+    Setting("mcp_servers", _mcp_servers, (),
+            "MCP servers (streamable HTTP) whose tools agents may use: a JSON array (a TOML array of tables in "
+            "the config file) of {name, url, headers_file, tools, timeout_seconds, max_output, roles, users, "
+            "description}. Request headers (credentials) are read as `Name: value` lines from headers_file or "
+            "the credential mcp_<name>_headers; tools is an allow-list (empty allows all); roles (default "
+            "[\"admin\"]) and users (emails) say who may use it. See docs/mcp.md.",
+            example='[{"name": "files", "url": "http://127.0.0.1:8931/mcp", "tools": ["read_file"], '
+                    '"roles": ["admin", "member"]}]'),
+    Setting("mcp_refresh_seconds", _duration(10, 86400), 300.0,
+            "How often each MCP server's tool list is fetched again (and its status with it).", example="5m"),
     Setting("llm_context_tokens", _int_range(256, 10_000_000), 16_000,
             "Prompt budget of a model call in tokens (estimated: UTF-8 bytes / 3, plus 4 a message) for "
             "providers without their own context_tokens: the instructions, the tools and the newest "
@@ -561,6 +578,8 @@ class Settings:
     event_retention_days: int = 30
     event_retention_max: int = 5_000_000
     llm_providers: tuple[dict, ...] = ()
+    mcp_servers: tuple[dict, ...] = dataclasses.field(default=(), repr=False)
+    mcp_refresh_seconds: float = 300.0
     llm_context_tokens: int = 16_000
     runs_max_concurrent: int = 16
     runs_max_per_user: int = 4
@@ -748,6 +767,10 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
             sources.setdefault(setting.name, "default")
     values["oidc_providers"] = _provider_secrets(values["oidc_providers"], environ)
     values["llm_providers"] = _llm_keys(values["llm_providers"], environ)
+    try:
+        values["mcp_servers"] = settings_mcp.with_headers(values["mcp_servers"], environ, _provider_secret)
+    except ValueError as exc:
+        raise ConfigError(BY_NAME["mcp_servers"].env, str(exc)) from None
     _check_production(values)
     _check_backup(values)
     if values["host"]:
@@ -784,7 +807,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
         if setting.secret:
             shown = f"****** ({len(str(value).encode())} bytes)" if value else "(unset)"
         elif isinstance(value, tuple) and value and isinstance(value[0], dict):
-            shown = json.dumps([{k: ("******" if k in ("client_secret", "api_key") else v) for k, v in p.items()}
+            shown = json.dumps([{k: ("******" if k in ("client_secret", "api_key", "headers") else v) for k, v in p.items()}
                                 for p in value])
         elif isinstance(value, tuple):
             shown = ",".join(value)

@@ -60,6 +60,12 @@ enabled = true
 include-operation-id = [{operations}]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 422, 429]
 [[operations]]
+# /mcp: the body is any JSON object to the contract, but the MCP server accepts only a real
+# JSON-RPC message with an Accept of JSON and SSE (406/415/400 from the `mcp` package otherwise);
+# tests/integration/test_mcp_endpoint.py speaks the protocol itself with the `mcp` client.
+include-operation-id = "mcp"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 406, 413, 415, 429]
+[[operations]]
 # The WebSocket handshake: schemathesis speaks HTTP only (tests/integration/test_fuzz_ws.py
 # fuzzes the protocol itself); a schema-valid GET without Upgrade is refused with 400.
 include-operation-id = "websocket"

@@ -636,3 +636,21 @@ def test_the_unit_runs_as_the_user_the_module_creates():
     assert re.search(r"^StateDirectory=agentstead$", unit, re.M)  # settings.state_dir's default
     module = MODULE.read_text()
     assert "users.users.agentstead" in module and "users.groups.agentstead" in module
+
+
+@needs_lib
+def test_mcp_servers_are_json_their_headers_a_credential_never_a_value(evaluate):
+    server = '{ name = "files"; url = "http://127.0.0.1:8931/mcp"; tools = [ "read_file" ]; timeout_seconds = 5; }'
+    out = evaluate(enabled(f'settings.mcp_servers = [ {server} ]; mcpHeadersFiles.files = "/run/secrets/files";'))
+    assert out["failedAssertions"] == []
+    env = out["agentstead"]["environment"]
+    (entry,) = app_settings._mcp_servers(env["AGENTSTEAD_MCP_SERVERS"])   # the app takes what the module wrote
+    assert entry["name"] == "files" and entry["tools"] == ("read_file",) and entry["timeout_seconds"] == 5
+    assert "mcp_files_headers:/run/secrets/files" in out["agentstead"]["serviceConfig"]["LoadCredential"]
+    out = evaluate(enabled('settings.mcp_servers = [ { name = "files"; url = "http://x/mcp";'
+                           ' headers = "Authorization: Bearer x"; } ]; mcpHeadersFiles.typo = "/run/t";'))
+    failed = "\n".join(out["failedAssertions"])
+    assert "must not hold secrets" in failed and "mcpHeadersFiles has `typo`" in failed, failed
+    out = evaluate(enabled('settings.mcp_servers = [ { name = "files"; url = "http://x/mcp";'
+                           ' headers_file = "/nix/store/dddd-h"; } ];'))
+    assert any("headers_file is in the Nix store" in m for m in out["failedAssertions"])

@@ -41,7 +41,9 @@ class Tool:
     max_output: int = 16_000
 
     def openai_schema(self) -> dict:
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
+        # An MCP tool's `server.tool` goes out as server__tool: function names allow [A-Za-z0-9_-] only.
+        return {"type": "function", "function": {"name": self.name.replace(".", "__"),
+                                                 "description": self.description,
                                                  "parameters": self.parameters}}
 
 

@@ -20,12 +20,19 @@ def agent_json(a: Agent) -> dict:
     c = a.current
     return {"id": a.id, "version": c.version, "name": c.name, "instructions": c.instructions,
             "provider": c.provider, "model": c.model, "temperature": c.temperature, "tools": list(c.tools),
-            "max_steps": c.max_steps, "created_at": a.created_at, "updated_at": a.updated_at}
+            "max_steps": c.max_steps, "tool_schemas": c.tool_schemas, "created_at": a.created_at,
+            "updated_at": a.updated_at}
 
 
 @requires("read")
 async def models(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[AGENTS].models())
+    return web.json_response(await request.app[AGENTS].models(principal_of(request)))
+
+
+@requires("read")
+async def tools(request: web.Request) -> web.Response:
+    """The tools the caller may give an agent: built-ins and the MCP tools granted to them."""
+    return web.json_response({"tools": request.app[AGENTS].tools(principal_of(request))})
 
 
 def _agent_body(body, *, create: bool) -> dict:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .. import observe
 from ..backup import status as backup_status
-from ..keys import BUILD, DB, METRICS, SETTINGS, STARTED_AT, SYSTEM
+from ..keys import BUILD, DB, MCP, METRICS, SETTINGS, STARTED_AT, SYSTEM
 from ..store.migrate import latest_version
 from ..auth.access import local_or_admin, public, requires
 
@@ -99,7 +99,7 @@ def _check_disk(app: web.Application) -> dict:
 # Checks that report a problem without failing readiness: when the replica
 # storage is down the app must keep serving (a 503 would make a proxy's health
 # check take the site down). They show as status "degraded", still 200.
-DEGRADE_ONLY = frozenset({"backup"})
+DEGRADE_ONLY = frozenset({"backup", "mcp"})
 
 
 async def _backup_report(app: web.Application):
@@ -131,6 +131,9 @@ async def readiness(app: web.Application) -> dict:
     backup = await _check_backup(app)
     if backup is not None:
         checks["backup"] = backup
+    mcp = app[MCP].check()   # an MCP server that is down fails its tool calls, never the app
+    if mcp is not None:
+        checks["mcp"] = mcp
     failing = sorted(name for name, check in checks.items() if not check["ok"] and name not in DEGRADE_ONLY
                      and check.get("state") != "degraded")
     degraded = sorted(name for name, check in checks.items() if not check["ok"] and name not in failing)

@@ -26,6 +26,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langgraph.config import get_config
 from langgraph.types import Command, interrupt
 
+from ..agents.mcp_tools import is_mcp, wire_name
 from ..agents.tools import ASK_HUMAN, REGISTRY, ToolContext, run_tool
 from ..bus import events as ev
 from ..store import agents as agent_store
@@ -35,6 +36,7 @@ from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store import tool_calls
 from ..store import usage as usage_store
+from ..store import users as user_store
 from ..store.checkpoints import Saver
 from ..store.runs import Run
 from ..store.threads import Message, message_json
@@ -103,6 +105,7 @@ class _Prepared:
     version: agent_store.AgentVersion | None
     budget: tuple[int, int]
     history: list[Message]
+    owner: tuple[str, str] = ("", "")   # role and email, for MCP servers' access rules
 
 
 def _store_message(conn: sqlite3.Connection, run: Run, message_id: str, role: str, content: str,
@@ -163,8 +166,10 @@ class ChatRuns:
         version = agent_store.version(conn, run.agent_id, run.agent_version)
         provider = self.tools.providers.get(version.provider) if version is not None else None
         tokens = context.budget_of(provider, version.model, provider["context_default"]) if provider else 0
+        owner = user_store.get(conn, run.owner_id) if version is not None and any(map(is_mcp, version.tools)) \
+            else None
         return _Prepared(version, usage_store.budget(conn, run.owner_id, self.tools.settings.daily_token_budget),
-                         _history(conn, run, tokens))
+                         _history(conn, run, tokens), (owner.role, owner.email) if owner is not None else ("", ""))
 
     def refusal(self, run: Run, prepared: _Prepared) -> RunFailure | None:
         return why_not(prepared.version, self.tools.providers, prepared.budget)
@@ -192,14 +197,14 @@ class ChatRuns:
 
     async def execute(self, run: Run, prepared: _Prepared, *, resume: Any, resumed: bool) -> bool:
         if resume is not None:   # a waiting run: on from its checkpoint with the human's answer
-            return await self._run_graph(run, prepared.version, Command(resume=resume), fresh=False,
+            return await self._run_graph(run, prepared, Command(resume=resume), fresh=False,
                                          known={m.id for m in prepared.history})
         messages = journal(run, prepared.history)   # a new run, or one cut off: from its stored messages
         last = messages[-1] if messages else None
         if resumed and last is not None and last.run_id == run.id and last.role == "assistant" \
                 and not last.tool_calls:   # the reply was stored; only the run's end was cut off
             return False
-        return await self._run_graph(run, prepared.version, {"messages": [_to_langchain(m) for m in messages]},
+        return await self._run_graph(run, prepared, {"messages": [_to_langchain(m) for m in messages]},
                                      fresh=True, known={m.id for m in messages})
 
     def ending(self, run: Run, status: str, failure: RunFailure | None) -> Callable[[], asyncio.Future]:
@@ -222,16 +227,18 @@ class ChatRuns:
 
     # ---- executing -------------------------------------------------------------
 
-    async def _run_graph(self, run: Run, version, graph_input: Any, *, fresh: bool, known: set[str]) -> bool:
+    async def _run_graph(self, run: Run, prepared: _Prepared, graph_input: Any, *, fresh: bool,
+                         known: set[str]) -> bool:
         """The agent's graph, streamed: text as deltas, each finished message stored (with
         its event) before the graph goes on. True when it ended with the run waiting for
         a human (its question asked, its checkpoint written)."""
+        version = prepared.version
         graph = self._graph(version, self.tools.providers[version.provider])
         ctx = ToolContext(allowed_hosts=self.tools.settings.http_get_allowed_hosts)
-        allowed = set(version.tools)
+        allowed = {wire_name(n): n for n in version.tools}   # the name the model calls -> the tool's
         thread = f"run:{run.id}"
-        config = {"configurable": {"thread_id": thread,
-                                   _EXECUTE_TOOL: lambda call: self._tool(run, call, ctx, allowed)},
+        config = {"configurable": {"thread_id": thread, _EXECUTE_TOOL: lambda call: self._tool(
+                      run, call, ctx, allowed, prepared.owner)},
                   "recursion_limit": version.max_steps * 2 + 1}
         if self.tools.traces.callbacks:   # a span per model call (runner/traced.py), with tracing on only
             config["callbacks"] = self.tools.traces.callbacks
@@ -309,8 +316,10 @@ class ChatRuns:
         await self.tools.write(run, _store_message, run, *final, events=lambda stored: (
             [ev.MessageCreated(run.id, run.thread_id, message_json(stored))] if stored is not None else []))
 
-    async def _tool(self, run: Run, call: dict, ctx: ToolContext, allowed: set[str]) -> ToolMessage:
-        call_id, name, args = call["id"], call["name"], call.get("args") or {}
+    async def _tool(self, run: Run, call: dict, ctx: ToolContext, allowed: dict[str, str],
+                    owner: tuple[str, str]) -> ToolMessage:
+        call_id, args = call["id"], call.get("args") or {}
+        name = allowed.get(call["name"], call["name"])
         previous = await self.tools.db.read(tool_calls.get, call_id)
         if previous is not None and previous["status"] in ("finished", "failed", "unverified"):
             # Re-entry after a resume: never run a tool twice. A question the human answered
@@ -330,8 +339,11 @@ class ChatRuns:
         await self.tools.write(run, tool_calls.started, call_id, run.id, name, arguments,
                                events=[ev.ToolCalled(run.id, run.thread_id, call_id, name, arguments)])
         with self.tools.traces.tool(name, call_id) as span:
-            if tool is None or tool.name not in allowed:
+            if name not in allowed.values() or (tool is None and not (is_mcp(name) and self.tools.mcp)):
                 ok, output = False, f"error: no tool named {name!r} is available to this agent"
+            elif tool is None:   # an MCP tool: the server's errors, time limit and output cap are its own
+                ok, output = await self.tools.mcp.call(name, arguments, self.tools.settings.tool_timeout_seconds,
+                                                       *owner)
             else:
                 ok, output = await run_tool(tool, args, ctx, self.tools.settings.tool_timeout_seconds)
             span.outcome(ok)

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 
+from ..agents.mcp_tools import as_tool, is_mcp
 from ..agents.tools import REGISTRY, Tool
 from .context import estimate, fit, schemas_tokens
 
@@ -96,7 +97,9 @@ def for_version(version, provider: dict, *, max_retries: int, timeout: float, ex
     the callers, who keep it (runner, workflow runs)."""
     llm = chat_model(base_url=provider["base_url"], api_key=provider["api_key"], model=version.model,
                      temperature=version.temperature, max_retries=max_retries, timeout=timeout)
-    tools = [REGISTRY[n] for n in version.tools if n in REGISTRY and n not in leave_out]
+    # MCP tools as the version recorded them (description and schema), not as the server says now.
+    tools = [REGISTRY[n] if n in REGISTRY else as_tool(n, version.tool_schemas[n]) for n in version.tools
+             if (n in REGISTRY or (is_mcp(n) and n in version.tool_schemas)) and n not in leave_out]
     return build(llm=llm, instructions=version.instructions, tools=tools, execute_tool=execute_tool,
                  checkpointer=checkpointer, context_tokens=context_tokens)
 

@@ -16,6 +16,7 @@ import dataclasses
 import sqlite3
 from typing import Any, Awaitable, Callable, Protocol
 
+from ..agents.mcp_tools import McpTools
 from ..bus import events as ev
 from ..settings import Settings
 from ..store import usage as usage_store
@@ -82,6 +83,7 @@ class Toolkit:
     deltas: Deltas
     lease: Callable[[], Lease]
     traces: Traces = dataclasses.field(default_factory=Traces)   # spans of runs, model and tool calls (tracing.py)
+    mcp: McpTools | None = None    # MCP servers as a tool source (agents/mcp_tools.py)
 
     def write(self, run: Run, fn: Callable[..., Any] | None, *args,
               events: list[ev.Event] | Callable[[Any], list[ev.Event]] = (), **kwargs) -> asyncio.Future:

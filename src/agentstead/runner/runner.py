@@ -23,6 +23,7 @@ import logging
 import sqlite3
 from typing import Any, Callable
 
+from ..agents.mcp_tools import McpTools
 from ..bus import events as ev
 from ..bus.bus import Bus
 from ..errors import Refused
@@ -46,7 +47,7 @@ Record = Callable[[sqlite3.Connection, Any], None]   # the request's Idempotency
 
 
 class Runner:
-    def __init__(self, bus: Bus, settings: Settings, tracer=None):
+    def __init__(self, bus: Bus, settings: Settings, mcp: McpTools | None = None, tracer=None):
         self.db = bus.db
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
@@ -58,7 +59,7 @@ class Runner:
         providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
         self.deltas = Deltas(bus)
         self.traces = Traces(tracer)   # tracing.py: None when tracing is off
-        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease, self.traces)
+        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease, traces=self.traces, mcp=mcp)
         self.kinds: dict[str, RunKind] = {"chat": ChatRuns(self.tools),
                                           "workflow": WorkflowRuns(self.tools, self.endings)}
         self._wake = asyncio.Event()

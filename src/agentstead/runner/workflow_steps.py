@@ -18,6 +18,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
 
+from ..agents.mcp_tools import is_mcp
 from ..agents.tools import ASK_HUMAN, REGISTRY, ToolContext, run_tool
 from ..bus import events as ev
 from ..store import agents as agent_store
@@ -134,7 +135,8 @@ class StepRunner:
                 version, provider, max_retries=settings.llm_max_retries,
                 timeout=settings.llm_timeout_seconds, checkpointer=False,
                 context_tokens=context.budget_of(provider, version.model, provider["context_default"]),
-                leave_out=frozenset({ASK_HUMAN}),
+                # MCP tools are for chat runs only so far (docs/mcp.md): not shown to a step's model.
+                leave_out=frozenset({ASK_HUMAN, *filter(is_mcp, version.tools)}),
                 execute_tool=lambda call: self._agent_tool(CURRENT.get().run, call, ctx, allowed))
             remember(self._graphs, key, graph)
         return graph

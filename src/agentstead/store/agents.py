@@ -21,6 +21,7 @@ class AgentVersion:
     tools: tuple[str, ...]
     max_steps: int
     created_at: str
+    tool_schemas: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +33,19 @@ class Agent:
     current: AgentVersion
 
 
-_COLUMNS = ("name", "instructions", "provider", "model", "temperature", "tools", "max_steps")
+_COLUMNS = ("name", "instructions", "provider", "model", "temperature", "tools", "max_steps", "tool_schemas")
+_JSON = {"tools": lambda v: json.dumps(list(v)), "tool_schemas": lambda v: json.dumps(v or {})}
+
+
+def _encode(f: dict) -> tuple:
+    return tuple(_JSON[c](f.get(c)) if c in _JSON else f[c] for c in _COLUMNS)
+
+
 _TABLE = Versioned(
     "agents", "agent_versions", "agent_id", _COLUMNS, AgentVersion, Agent,
-    decode=lambda values: {**values, "tools": tuple(json.loads(values["tools"]))},
-    encode=lambda f: tuple(json.dumps(list(f["tools"])) if c == "tools" else f[c] for c in _COLUMNS))
+    decode=lambda values: {**values, "tools": tuple(json.loads(values["tools"])),
+                           "tool_schemas": json.loads(values["tool_schemas"] or "{}")},
+    encode=_encode)
 
 # The shared shape's functions, under this table's names: create(conn, agent_id, owner_id, fields),
 # new_version(conn, agent, fields), get_owned(conn, agent_id, owner_id),
