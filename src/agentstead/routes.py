@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .http import ((account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai,,
-                   mcp, mcp_admin)
-                   conversation, health, meta, runs, search, sse, threads, workflows, ws)
+from .http import (account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai,
+                   conversation, health, mcp, mcp_admin, meta, runs, search, sse, threads, workflows, ws)
 
 
 # (method, path, handler, name): one row per route, grouped by resource.
