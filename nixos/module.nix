@@ -113,7 +113,7 @@ let
       credential = "tracing_headers";
       path = cfg.tracing.headersFile;
       example = "/run/secrets/agentstead-tracing-headers";
-    };
+    }
     ++ lib.mapAttrsToList (name: path: {
       option = "mcpHeadersFiles.${name}";
       credential = "mcp_${name}_headers";
