@@ -66,6 +66,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404
 include-operation-id = "mcp"
 checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 406, 413, 415, 429]
 [[operations]]
+# /api/search: q must hold a word (letters or digits of any script, as FTS5 tokenizes them);
+# punctuation alone is schema-valid text that finds nothing to match, refused with 400.
+include-operation-id = "search"
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 429]
+[[operations]]
 # The WebSocket handshake: schemathesis speaks HTTP only (tests/integration/test_fuzz_ws.py
 # fuzzes the protocol itself); a schema-valid GET without Upgrade is refused with 400.
 include-operation-id = "websocket"
