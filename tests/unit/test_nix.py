@@ -340,7 +340,8 @@ def test_site_caddy_takes_the_three_arguments_the_module_and_the_caddyfile_pass(
     assert sorted(set(re.findall(r"\{args\[(\d+)\]\}", site))) == ["0", "1", "2"]
     assert "{$" not in re.sub(r"#.*", "", site)  # no environment placeholders: the host's Caddy has none
     imports = re.findall(r"^\s*import site\.caddy (.+)$", (REPO / "caddy" / "Caddyfile").read_text(), re.M)
-    assert len(imports) == 1 and len(imports[0].split()) == 3
+    assert len(imports) == 1 and len(imports[0].split()) == 4   # and the instances past the first
+    assert imports[0].split()[3] == "{$CADDY_MORE_UPSTREAMS}" and "{args[3:]}" in site
 
 
 @needs_lib
