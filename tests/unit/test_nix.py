@@ -611,3 +611,32 @@ def test_the_unit_runs_as_the_user_the_module_creates():
     assert re.search(r"^StateDirectory=agentstead$", unit, re.M)  # settings.state_dir's default
     module = MODULE.read_text()
     assert "users.users.agentstead" in module and "users.groups.agentstead" in module
+
+
+@needs_lib
+def test_one_instance_is_the_default_with_no_nats(evaluate):
+    out = evaluate(enabled())
+    assert out["agentstead"]["wantedBy"] == ["multi-user.target"]
+    assert out["nats"] == {} and out["instanceUnits"] == {}
+    assert "AGENTSTEAD_NATS_URL" not in out["agentstead"]["environment"]
+
+
+@needs_lib
+def test_several_instances_are_template_units_behind_caddy_sharing_nats(evaluate):
+    out = evaluate(enabled('instances = 3; cpuAffinity = [ 1 2 ]; natsPort = 4333;'))
+    assert out["failedAssertions"] == []
+    assert out["agentstead"] is None   # the single unit is not started
+    assert out["nats"] == {"enable": True, "port": 4333, "settings": {"host": "127.0.0.1"}}
+    units = out["instanceUnits"]
+    assert sorted(units) == ["agentstead@1", "agentstead@2", "agentstead@3"]
+    for i, (port, cpu) in enumerate([(47293, "1"), (47303, "2"), (47313, "1")], start=1):
+        unit = units[f"agentstead@{i}"]
+        assert unit["overrideStrategy"] == "asDropin" and unit["wantedBy"] == ["multi-user.target"]
+        assert unit["after"] == ["nats.service"]
+        env = unit["environment"]
+        assert env["AGENTSTEAD_PORT"] == str(port) and env["AGENTSTEAD_NATS_URL"] == "nats://127.0.0.1:4333"
+        assert env["AGENTSTEAD_INSTANCES"] == "3"
+        assert unit["serviceConfig"]["CPUAffinity"] == cpu
+    words = out["caddy"]["virtualHosts"]["http://localhost:47294"]["extraConfig"].split()
+    assert words[0] == "import" and words[1].endswith("/site.caddy")   # site.caddy's args[3:]: the others
+    assert words[3:] == ["127.0.0.1:47293", "1MiB", "127.0.0.1:47303", "127.0.0.1:47313"]
