@@ -36,6 +36,7 @@ from .sequence import Sequencer
 log = logging.getLogger("agentstead.bus")
 POLL_UP = 1.0      # seconds between looks at the log's head while NATS carries events
 POLL_DOWN = 0.05   # ... while it does not (every event then comes from the log)
+CHUNK = 100        # events per NATS message at most
 
 
 def _encode(events: list[Committed]) -> bytes:
@@ -60,11 +61,13 @@ class NatsBus(Bus):
         self.subject = subject
         self.nc: NATS | None = None
         self.sequencer: Sequencer | None = None
-        self.published = 0            # commits sent over NATS
+        self.published = 0            # messages sent over NATS (each one or more commits)
         self.heard = 0                # events heard over NATS
         self.publish_failures = 0
         self.down_since: float | None = time.monotonic()   # not connected yet
         self._tasks: list[asyncio.Task] = []
+        self._outbox: list[Committed] = []      # committed here, not yet handed to the NATS client
+        self._pending = asyncio.Event()
 
     async def start(self) -> None:
         """The log's head is where delivery starts; NATS is connected in the background
@@ -72,7 +75,8 @@ class NatsBus(Bus):
         head = await self.db.read(store.head)
         self.sequencer = Sequencer(self._deliver, self._fill, start=head)
         self._tasks = [asyncio.create_task(self._connect(), name="nats-connect"),
-                       asyncio.create_task(self._poll(), name="bus-log-poll")]
+                       asyncio.create_task(self._poll(), name="bus-log-poll"),
+                       asyncio.create_task(self._publish_forever(), name="nats-publish")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -95,16 +99,29 @@ class NatsBus(Bus):
         if self.sequencer is None:   # before start (nothing subscribes yet): the log has them
             return
         self.sequencer.offer(events)
-        nc = self.nc
-        if nc is None or not nc.is_connected:
-            return   # the others read them from the log
-        try:
-            # Buffered by the client and flushed by its own task: no await on the commit path.
-            asyncio.get_running_loop().create_task(nc.publish(self.subject, _encode(events)))
-            self.published += 1
-        except Exception as exc:
-            self.publish_failures += 1
-            log.warning("publishing to NATS failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        if self.connected:   # else the others read them from the log
+            self._outbox.extend(events)
+            self._pending.set()
+
+    async def _publish_forever(self) -> None:
+        """One task sends what the commits since its last turn appended, as one message: no
+        await on the commit path, and one encoding per turn of the loop under load."""
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            events, self._outbox = self._outbox, []
+            nc = self.nc
+            if not events or nc is None or not nc.is_connected:
+                continue
+            try:
+                # Buffered; the client flushes. In slices, under NATS's 1 MiB message limit
+                # (a message over it is refused: the others would read its events from the log).
+                for i in range(0, len(events), CHUNK):
+                    await nc.publish(self.subject, _encode(events[i:i + CHUNK]))
+                    self.published += 1
+            except Exception as exc:   # the others read them from the log
+                self.publish_failures += 1
+                log.warning("publishing to NATS failed", extra={"error": f"{type(exc).__name__}: {exc}"})
 
     def _deliver(self, c: Committed) -> None:
         for topic in c.topics:
