@@ -241,9 +241,8 @@ let
       option = "environmentFile";
       path = cfg.environmentFile;
     };
-  secretUnits = [
-    "agentstead.service"
-  ]
+  secretUnits =
+  appUnits
   ++ lib.optionals backup.enable [
     "agentstead-litestream.service"
     "agentstead-restore.service"
@@ -286,11 +285,24 @@ let
   };
 
   # IPv6 addresses need brackets in host:port.
-  upstream =
+  hostPort =
+    port:
     if lib.hasInfix ":" cfg.listenAddress then
-      "[${cfg.listenAddress}]:${toString cfg.port}"
+      "[${cfg.listenAddress}]:${toString port}"
     else
-      "${cfg.listenAddress}:${toString cfg.port}";
+      "${cfg.listenAddress}:${toString port}";
+  upstream = hostPort cfg.port;
+
+  # Several instances (docs/scale-out.md): instance i listens on port + 10 (i - 1),
+  # runs on CPU (i - 1) modulo the pinned list, and they share NATS on loopback.
+  several = cfg.instances > 1;
+  instanceNumbers = lib.range 1 cfg.instances;
+  instancePort = i: cfg.port + 10 * (i - 1);
+  moreUpstreams = map (i: hostPort (instancePort i)) (lib.drop 1 instanceNumbers);
+  natsUrl = "nats://127.0.0.1:${toString cfg.natsPort}";
+  instanceCpu =
+    i: if cfg.cpuAffinity == null then null else lib.elemAt cfg.cpuAffinity (lib.mod (i - 1) (lib.length cfg.cpuAffinity));
+  appUnits = if several then map (i: "agentstead@${toString i}.service") instanceNumbers else [ "agentstead.service" ];
 
   # Providers: a list of attribute sets, passed to the app as JSON. `name` is
   # checked here (it names the credential); the app checks the rest and
@@ -702,6 +714,30 @@ in
       '';
     };
 
+    instances = mkOption {
+      type = types.ints.between 1 64;
+      default = 1;
+      example = 4;
+      description = ''
+        App processes serving this host (docs/scale-out.md). 1 (the default) is
+        one process and the embedded event bus, as before; more start the
+        template units `agentstead@1` ... `agentstead@N` (ports `port`,
+        `port` + 10, ...), each pinned to the next CPU of `cpuAffinity`, and
+        `services.nats` on loopback carrying their events, with Caddy
+        balancing over them. The default is 1 because evaluation cannot see
+        the host's CPUs and one process is the cheapest shape on 1 or 2
+        vCPUs (bench/RESULTS.md, "Several instances"); on a host with 4 or more
+        vCPUs set it to the number of vCPUs minus one (Caddy, NATS and
+        Litestream need a little CPU too) and list those CPUs in `cpuAffinity`.
+      '';
+    };
+
+    natsPort = mkOption {
+      type = types.port;
+      default = 4222;
+      description = "Loopback port of the NATS server the instances share (when `instances` > 1).";
+    };
+
     openFirewall = mkOption {
       type = types.bool;
       default = false;
@@ -824,7 +860,7 @@ in
     };
   };
 
-  config = mkIf cfg.enable {
+  config = mkIf cfg.enable (mkMerge [ {
     assertions = [
       {
         assertion = cfg.secretKeyFile != null || cfg.environmentFile != null;
@@ -905,6 +941,10 @@ in
         host = cfg.listenAddress;
         inherit (cfg) port;
       }
+      (mkIf several {
+        nats_url = natsUrl;
+        inherit (cfg) instances;
+      })
       (mkIf (cfg.initialAdminEmail != null) { initial_admin_email = cfg.initialAdminEmail; })
       (mkIf backup.enable backupSettings)
     ];
@@ -919,7 +959,7 @@ in
 
     # The units come from the package; this extends them with drop-ins.
     systemd.packages = [ cfg.package ];
-    systemd.services.agentstead = {
+    systemd.services.agentstead = mkIf (!several) {
       wantedBy = [ "multi-user.target" ];
       inherit environment;
       # Not the S3 keys: the app only asks Litestream's control socket
@@ -932,6 +972,14 @@ in
       // lib.optionalAttrs (cfg.cpuAffinity != null) {
         CPUAffinity = lib.concatMapStringsSep " " toString cfg.cpuAffinity;
       };
+    };
+
+    # Several instances share their events through NATS on loopback (docs/scale-out.md).
+    services.nats = mkIf several {
+      enable = true;
+      port = cfg.natsPort;
+      # Loopback only: the instances of this host are its only clients.
+      settings.host = "127.0.0.1";
     };
 
     # A missing secret file fails LoadCredential=/EnvironmentFile= before the
@@ -967,7 +1015,7 @@ in
     );
     systemd.services.agentstead-restore = mkIf backup.enable (
       # Without restoreOnFirstBoot it is only there to start by hand.
-      backupUnit // lib.optionalAttrs backup.restoreOnFirstBoot { requiredBy = [ "agentstead.service" ]; }
+      backupUnit // lib.optionalAttrs backup.restoreOnFirstBoot { requiredBy = appUnits; }
     );
     systemd.services.agentstead-backup-drill = mkIf backup.enable backupUnit;
     systemd.timers.agentstead-backup-drill = mkIf backup.enable {
@@ -1006,7 +1054,9 @@ in
           import ${caddyShare}/log-format.caddy
         '';
         extraConfig = ''
-          import ${caddyShare}/site.caddy ${cfg.frontendPackage} ${upstream} ${maxBodySize}
+          import ${caddyShare}/site.caddy ${cfg.frontendPackage} ${upstream} ${maxBodySize}${
+            lib.concatMapStrings (u: " " + u) moreUpstreams
+          }
         '';
       };
     };
@@ -1019,5 +1069,23 @@ in
       # HTTP/3 (QUIC), which Caddy serves by default.
       allowedUDPPorts = [ 443 ];
     };
-  };
+  }
+  {
+    # Several instances: the packaged template agentstead@.service, one drop-in each
+    # (its port and CPU), after the shared NATS.
+    systemd.services = mkIf several (lib.listToAttrs (map (i: lib.nameValuePair "agentstead@${toString i}" {
+      overrideStrategy = "asDropin";
+      wantedBy = [ "multi-user.target" ];
+      after = [ "nats.service" ];
+      wants = [ "nats.service" ];
+      environment = environment // { AGENTSTEAD_PORT = toString (instancePort i); };
+      serviceConfig = {
+        LoadCredential = loadCredential appSecrets;
+      }
+      // lib.optionalAttrs (stateWritePaths != [ ]) { ReadWritePaths = stateWritePaths; }
+      // environmentFiles
+      // lib.optionalAttrs (instanceCpu i != null) { CPUAffinity = toString (instanceCpu i); };
+    }) instanceNumbers));
+  }
+  ]);
 }

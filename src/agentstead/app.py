@@ -22,6 +22,7 @@ from .http.middleware import middlewares
 from .http.tracing import server_spans
 from .auth.ratelimit import RateLimiter
 from .bus.bus import Bus
+from .bus.nats_bus import NatsBus
 from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
@@ -85,13 +86,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 
 async def _bus(app: web.Application) -> AsyncIterator[None]:
     """The event bus (fan-out after each commit) and the event log's retention."""
-    bus = Bus(app[DB])
+    settings = app[SETTINGS]
+    # Several instances share the log and hear each other's commits over NATS (docs/scale-out.md).
+    bus = NatsBus(app[DB], settings.nats_url, settings.nats_subject) if settings.nats_url else Bus(app[DB])
     app[BUS] = bus
-    task = asyncio.create_task(retention(bus, app[SETTINGS]))
+    await bus.start()
+    task = asyncio.create_task(retention(bus, settings))
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await bus.stop()
 
 
 async def _identity(app: web.Application) -> AsyncIterator[None]:
@@ -183,8 +188,11 @@ def create_app(settings: Settings) -> web.Application:
     app[WEBSOCKETS] = weakref.WeakSet()
     app[IDEMPOTENCY_IN_FLIGHT] = set()
     app[TOPICS] = Authorizer()
-    app[RATE_AUTH] = RateLimiter(settings.rate_limit_auth_per_minute, per=60)
-    app[RATE_API] = RateLimiter(settings.rate_limit_api_per_minute, per=60)
+    # Per instance, the limit divided among the instances: Caddy spreads a client's requests
+    # evenly (round robin), so the host as a whole allows the configured rate (docs/scale-out.md).
+    share = settings.instances
+    app[RATE_AUTH] = RateLimiter(max(1.0, settings.rate_limit_auth_per_minute / share), per=60)
+    app[RATE_API] = RateLimiter(max(1.0, settings.rate_limit_api_per_minute / share), per=60)
     app.cleanup_ctx.append(_tracing)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_bus)

@@ -161,6 +161,13 @@ def _url(raw: str) -> str:
     return text
 
 
+def _nats_url(raw: str) -> str:
+    text = str(raw).strip()
+    if text and (urlsplit(text).scheme not in ("nats", "tls") or not urlsplit(text).hostname):
+        raise ValueError(f"must be empty or a NATS URL like nats://127.0.0.1:4222 (got {raw!r})")
+    return text
+
+
 def _origins_or_ips(raw: str | list) -> tuple[str, ...]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     out = []
@@ -450,6 +457,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("run_lease_seconds", _float_range(3, 3600), 30.0, "A running run's row holds a lease of its "
             "process, renewed every third of this; a running row whose task is gone (its lease ran out) is "
             "settled as interrupted by the watchdog.", example="30"),
+    # ---- Scale out: several instances on one host (docs/scale-out.md). ----
+    Setting("nats_url", _nats_url, "", "NATS server the instances of one host share their events through "
+            "(nats://127.0.0.1:4222); empty: one instance, the embedded bus. The event log stays the truth: "
+            "a lost NATS message is read from it.", example=""),
+    Setting("nats_subject", _text, "agentstead.events", "NATS subject the events travel on (one per "
+            "deployment sharing a NATS server).", example="agentstead.events"),
+    Setting("instance", _text, "", "This instance's name among several (1, 2, ...): a restarted instance "
+            "interrupts the runs its previous life left running at once, and leaves the others' alone.",
+            example="1"),
+    Setting("instances", _int_range(1, 256), 1, "How many instances serve this host: the per-minute rate "
+            "limits are divided among them (each counts its own requests).", example="1"),
     Setting("tool_timeout_seconds", _float_range(0.1, 3600), 20.0, "Longest a tool call may take.",
             example="20"),
     Setting("llm_max_retries", _int_range(0, 20), 4, "Retries (with backoff, honouring Retry-After) for "
@@ -585,6 +603,10 @@ class Settings:
     runs_max_per_user: int = 4
     run_timeout_seconds: float = 900.0
     run_lease_seconds: float = 30.0
+    nats_url: str = ""
+    nats_subject: str = "agentstead.events"
+    instance: str = ""
+    instances: int = 1
     tool_timeout_seconds: float = 20.0
     llm_max_retries: int = 4
     llm_timeout_seconds: float = 120.0

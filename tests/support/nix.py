@@ -122,6 +122,8 @@ in
     # Set by nixos/monitoring.nix (tests/unit/test_nix_monitoring.py evaluates them in detail).
     services.prometheus = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
     services.grafana = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
+    # Set when services.agentstead.instances > 1 (nixpkgs' services.nats: enable, port, settings).
+    services.nats = lib.mkOption { type = t.attrsOf t.anything; default = { }; };
     systemd.packages = lib.mkOption { type = t.listOf t.package; default = [ ]; };
     systemd.services = lib.mkOption {
       default = { };
@@ -191,6 +193,8 @@ in
     then { enable = true; inherit (config.services.caddy) email virtualHosts; }
     else { enable = false; };
   caddyService = config.systemd.services.caddy or null;
+  nats = config.services.nats;
+  instanceUnits = lib.filterAttrs (name: _: lib.hasPrefix "agentstead@" name) config.systemd.services;
   secrets = service "agentstead-secrets";
   llmServer = service "llm-server";
   s3 = service "s3";

@@ -364,6 +364,8 @@ class Upstream:
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/api/stream", self._stream)
         app.router.add_post("/api/echo", self._echo)
+        # Caddy checks the app's readiness (site.caddy: health_uri): this stand-in is ready.
+        app.router.add_get("/readyz", lambda request: web.json_response({"status": "ok"}))
         self.runner = web.AppRunner(app)
         self.loop.run_until_complete(self.runner.setup())
         self.loop.run_until_complete(web.TCPSite(self.runner, "127.0.0.1", self.port).start())

@@ -340,7 +340,8 @@ def test_site_caddy_takes_the_three_arguments_the_module_and_the_caddyfile_pass(
     assert sorted(set(re.findall(r"\{args\[(\d+)\]\}", site))) == ["0", "1", "2"]
     assert "{$" not in re.sub(r"#.*", "", site)  # no environment placeholders: the host's Caddy has none
     imports = re.findall(r"^\s*import site\.caddy (.+)$", (REPO / "caddy" / "Caddyfile").read_text(), re.M)
-    assert len(imports) == 1 and len(imports[0].split()) == 3
+    assert len(imports) == 1 and len(imports[0].split()) == 4   # and the instances past the first
+    assert imports[0].split()[3] == "{$CADDY_MORE_UPSTREAMS}" and "{args[3:]}" in site
 
 
 @needs_lib
@@ -654,3 +655,32 @@ def test_mcp_servers_are_json_their_headers_a_credential_never_a_value(evaluate)
     out = evaluate(enabled('settings.mcp_servers = [ { name = "files"; url = "http://x/mcp";'
                            ' headers_file = "/nix/store/dddd-h"; } ];'))
     assert any("headers_file is in the Nix store" in m for m in out["failedAssertions"])
+
+
+@needs_lib
+def test_one_instance_is_the_default_with_no_nats(evaluate):
+    out = evaluate(enabled())
+    assert out["agentstead"]["wantedBy"] == ["multi-user.target"]
+    assert out["nats"] == {} and out["instanceUnits"] == {}
+    assert "AGENTSTEAD_NATS_URL" not in out["agentstead"]["environment"]
+
+
+@needs_lib
+def test_several_instances_are_template_units_behind_caddy_sharing_nats(evaluate):
+    out = evaluate(enabled('instances = 3; cpuAffinity = [ 1 2 ]; natsPort = 4333;'))
+    assert out["failedAssertions"] == []
+    assert out["agentstead"] is None   # the single unit is not started
+    assert out["nats"] == {"enable": True, "port": 4333, "settings": {"host": "127.0.0.1"}}
+    units = out["instanceUnits"]
+    assert sorted(units) == ["agentstead@1", "agentstead@2", "agentstead@3"]
+    for i, (port, cpu) in enumerate([(47293, "1"), (47303, "2"), (47313, "1")], start=1):
+        unit = units[f"agentstead@{i}"]
+        assert unit["overrideStrategy"] == "asDropin" and unit["wantedBy"] == ["multi-user.target"]
+        assert unit["after"] == ["nats.service"]
+        env = unit["environment"]
+        assert env["AGENTSTEAD_PORT"] == str(port) and env["AGENTSTEAD_NATS_URL"] == "nats://127.0.0.1:4333"
+        assert env["AGENTSTEAD_INSTANCES"] == "3"
+        assert unit["serviceConfig"]["CPUAffinity"] == cpu
+    words = out["caddy"]["virtualHosts"]["http://localhost:47294"]["extraConfig"].split()
+    assert words[0] == "import" and words[1].endswith("/site.caddy")   # site.caddy's args[3:]: the others
+    assert words[3:] == ["127.0.0.1:47293", "1MiB", "127.0.0.1:47303", "127.0.0.1:47313"]

@@ -260,3 +260,16 @@ def test_app_runs_under_the_units_memory_and_syscall_restrictions(tmp_path):
             proc.kill()
             proc.wait()
     assert "Operation not permitted" not in logs() and "Traceback" not in logs(), logs()
+
+
+def test_the_instance_template_is_the_app_unit_but_for_its_instance_lines():
+    """agentstead@.service (several instances, docs/scale-out.md) cannot include agentstead.service;
+    this keeps the copy true: the same directives but Description, SyslogIdentifier and the
+    instance's name."""
+    single = directives(UNITS / "agentstead.service")
+    template = directives(UNITS / "agentstead@.service")
+    differ = {"Description", "SyslogIdentifier"}
+    assert [d for d in single if d[1] not in differ] == [
+        d for d in template if d[1] not in differ and d[2] != "AGENTSTEAD_INSTANCE=%i"]
+    assert ("Service", "Environment", "AGENTSTEAD_INSTANCE=%i") in template
+    assert ("Service", "SyslogIdentifier", "agentstead@%i") in template

@@ -11,10 +11,10 @@ Storage: an event published on several topics (a run's status on users/{id},
 runs/{id} and threads/{id}) is stored once, with one seq, linked to each topic
 (store/events.py); subscribers of each topic receive it under that topic.
 
-Growing past one process (issue "Scale out"): a NATS bus keeps these methods;
-its `committed` publishes to NATS and its NATS subscription feeds `_fanout`, and
-a gap in `seq` is filled from the log with `replay`. Nothing outside bus/ knows
-which bus it is.
+Several processes (issue "Scale out"): `nats_bus.py: NatsBus` keeps these methods;
+its `committed` also publishes to NATS, its NATS subscription feeds the same
+`_fanout` through a sequencer that fills gaps in `seq` from the log. Nothing
+outside bus/ knows which bus it is (app.py chooses).
 """
 
 from __future__ import annotations
@@ -82,6 +82,16 @@ class Bus:
         self._patterns: dict[str, set[Subscription]] = {}
         db.on_commit(self.committed)
 
+    async def start(self) -> None:
+        """Nothing to start in one process (the NATS bus connects here)."""
+
+    async def stop(self) -> None:
+        """Nothing to stop in one process."""
+
+    def check(self) -> dict | None:
+        """The bus's part of /readyz: None in one process (nothing to fail)."""
+        return None
+
     @property
     def appended(self) -> int:
         """Events committed to the log by this process (for /metrics)."""
@@ -148,3 +158,4 @@ class Bus:
     async def head(self) -> int:
         """The newest seq in the log."""
         return await self.db.read(store.head)
+

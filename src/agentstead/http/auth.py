@@ -123,5 +123,5 @@ async def logout_all(request: web.Request) -> web.Response:
 
 @requires("read")
 async def ws_ticket(request: web.Request) -> web.Response:
-    ticket, ttl = request.app[IDENTITY].tickets.issue(principal_of(request))
+    ticket, ttl = await request.app[IDENTITY].tickets.issue(principal_of(request))
     return web.json_response({"ticket": ticket, "expires_in": ttl}, status=201)

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from .. import observe
 from ..backup import status as backup_status
-from ..keys import BUILD, DB, MCP, METRICS, SETTINGS, STARTED_AT, SYSTEM
+from ..keys import BUILD, BUS, DB, MCP, METRICS, SETTINGS, STARTED_AT, SYSTEM
 from ..store.migrate import latest_version
 from ..auth.access import local_or_admin, public, requires
 
@@ -99,7 +99,7 @@ def _check_disk(app: web.Application) -> dict:
 # Checks that report a problem without failing readiness: when the replica
 # storage is down the app must keep serving (a 503 would make a proxy's health
 # check take the site down). They show as status "degraded", still 200.
-DEGRADE_ONLY = frozenset({"backup", "mcp"})
+DEGRADE_ONLY = frozenset({"backup", "bus", "mcp"})   # bus: NATS down, events come from the log
 
 
 async def _backup_report(app: web.Application):
@@ -128,6 +128,9 @@ async def readiness(app: web.Application) -> dict:
         "schema": await _check_schema(app),
         "disk": _check_disk(app),
     }
+    bus = app[BUS].check()   # None with one instance (no NATS)
+    if bus is not None:
+        checks["bus"] = bus
     backup = await _check_backup(app)
     if backup is not None:
         checks["backup"] = backup

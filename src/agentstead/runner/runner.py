@@ -36,6 +36,7 @@ from ..store.runs import Run
 from .admission import Admission
 from .chat_run import ChatRuns
 from .endings import Endings
+from .instances import LimitsReached, Siblings, check_limits
 from .kinds import Prepared, RunKind, Toolkit, announce
 from .stream import Deltas
 from .traced import Traces
@@ -54,7 +55,10 @@ class Runner:
         self.endings = Endings()   # runs' last transactions, kept until written
         self.admission = Admission(settings.runs_max_concurrent, settings.runs_max_per_user)
         self.leases = Leases(self.db, self.endings, settings.run_lease_seconds,
-                             lambda: set(self.tasks) | set(self.endings.pending))
+                             lambda: set(self.tasks) | set(self.endings.pending), name=settings.instance)
+        # Several instances on one database (instances.py): limits from the rows, remote cancels.
+        self.siblings = Siblings(bus, self.tasks, self.wake) if settings.nats_url else None
+        self.limits = (settings.runs_max_concurrent, settings.runs_max_per_user) if self.siblings else None
         # Each provider with the prompt budget for its models that set none (context.py).
         providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
         self.deltas = Deltas(bus)
@@ -69,8 +73,14 @@ class Runner:
 
     async def start(self) -> None:
         """Recovery first: runs the rows say were running did not finish (interrupted)."""
-        await self.db.write(run_store.interrupt_running, events=lambda runs: [
-            pair for run in runs for pair in announce(run, [ev.RunInterrupted(run.id, run.thread_id)])])
+        if self.siblings is None:
+            recover = (run_store.interrupt_running,)
+        else:   # the other instances' runs are theirs; a dead one's are the watchdog's
+            self.siblings.start()
+            recover = (run_store.interrupt_running_of, f"{self.settings.instance}:") if self.settings.instance else ()
+        if recover:
+            await self.db.write(*recover, events=lambda runs: [
+                pair for run in runs for pair in announce(run, [ev.RunInterrupted(run.id, run.thread_id)])])
         for kind in self.kinds.values():
             await kind.start()
         self.endings.start()
@@ -82,6 +92,8 @@ class Runner:
     async def stop(self) -> None:
         """On shutdown running runs become `interrupted` (resumable), not cancelled."""
         self.admission.closed = True
+        if self.siblings is not None:
+            self.siblings.stop()
         for kind in self.kinds.values():
             kind.stop()
         if self._scheduler is not None:
@@ -199,7 +211,7 @@ class Runner:
 
     async def _schedule(self) -> None:
         admission = self.admission
-        if admission.full():
+        if admission.full() or (self.siblings is not None and self.siblings.paused()):
             admission.backlog = True
             return
         admission.backlog = True   # until this pass has seen the queue
@@ -233,6 +245,11 @@ class Runner:
         kind = self.kinds[run.kind]
         if not kind.eager:
             return None
+        if self.limits is not None:
+            try:
+                check_limits(conn, run.owner_id, self.limits)
+            except LimitsReached:
+                return None   # left queued: an instance with room takes it
         prepared = kind.prepare(conn, run)
         if kind.refusal(run, prepared) is not None:
             return None   # left queued: its task fails it with the reason, as any other
@@ -280,17 +297,25 @@ class Runner:
         failure = kind.refusal(run, prepared)
         if failure is not None:
             raise failure
-        ok = await self.tools.write(run, _begin, run, kind, self.leases.lease(), resumed=resumed,
-                                    answered=resume is not None,
-                                    events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else [])
+        try:
+            ok = await self.tools.write(run, _begin, run, kind, self.leases.lease(), resumed=resumed,
+                                        answered=resume is not None, limits=self.limits,
+                                        events=lambda ok: [ev.RunStarted(run.id, run.thread_id, resumed)] if ok else [])
+        except LimitsReached:   # full on the instances together: it stays queued
+            self.siblings.limits_reached()
+            return None
         return prepared if ok else None
 
 
-def _begin(conn: sqlite3.Connection, run: Run, kind: RunKind, lease, *, resumed: bool, answered: bool) -> bool:
+def _begin(conn: sqlite3.Connection, run: Run, kind: RunKind, lease, *, resumed: bool, answered: bool,
+           limits: tuple[int, int] | None = None) -> bool:
     """The start transaction. A new run starts only while still queued, so a run launched
-    twice by a stale read runs once; it counts towards its owner's day."""
+    twice by a stale read runs once; it counts towards its owner's day. With several
+    instances, only within the limits counted from the rows (instances.py)."""
     if not resumed and run_store.status_of(conn, run.id) != "queued":
         return False
+    if limits is not None and not resumed:
+        check_limits(conn, run.owner_id, limits)
     run_store.set_status(conn, run.id, "running", started=True, lease=lease)
     if not resumed:
         usage_store.count_run(conn, run)

@@ -12,7 +12,7 @@ the owner of the thread can resume or cancel it.
 Several app processes on one file (scale-out) share these columns: each renews
 its own runs' leases, and any of them settles a row whose lease ran out. (At
 startup a single process still interrupts every running row at once, as before;
-with several processes startup must leave rows with live leases alone.)
+one of several interrupts only its previous life's, by instance name: runner.py.)
 """
 
 from __future__ import annotations
@@ -34,12 +34,15 @@ log = logging.getLogger("agentstead.runner")
 
 
 class Leases:
-    def __init__(self, db: Database, endings: Endings, seconds: float, vouched: Callable[[], set[str]]):
+    def __init__(self, db: Database, endings: Endings, seconds: float, vouched: Callable[[], set[str]],
+                 name: str = ""):
         self.db = db
         self.endings = endings
         self.seconds = seconds
         self._vouched = vouched   # the runs this process has a task (or an unwritten ending) for
-        self.instance = uuid.uuid4().hex   # this process; a restart is a new instance
+        # This process; a restart is a new instance. With several, prefixed with the instance's
+        # name: a restarted instance knows its previous life's runs (runner.start).
+        self.instance = f"{name}:{uuid.uuid4().hex}" if name else uuid.uuid4().hex
         self._task: asyncio.Task | None = None
         self.settled = 0                    # rows the watchdog interrupted (for tests and logs)
 

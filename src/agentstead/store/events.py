@@ -124,3 +124,14 @@ def compact_deltas(conn: sqlite3.Connection, run_id: str) -> None:
     is on); its stored messages (message.created) carry the text."""
     conn.execute("DELETE FROM events WHERE type = 'message.delta' AND seq IN (SELECT et.seq FROM event_topics et "
                  "WHERE et.topic = (SELECT id FROM topics WHERE name = ?))", (f"runs/{run_id}",))
+
+
+def between(conn: sqlite3.Connection, first: int, last: int, *, limit: int = 5000) -> list[tuple]:
+    """Events with first <= seq <= last, each once with all its topics, oldest first:
+    (seq, topics, type, data, at). What another instance committed that this one has not
+    heard of (bus/sequence.py fills gaps with it)."""
+    rows = conn.execute(
+        "SELECT e.seq, group_concat(t.name, char(31)), e.type, e.data, e.at FROM events e "
+        "JOIN event_topics et ON et.seq = e.seq JOIN topics t ON t.id = et.topic "
+        "WHERE e.seq BETWEEN ? AND ? GROUP BY e.seq ORDER BY e.seq LIMIT ?", (first, last, limit))
+    return [(r[0], tuple(r[1].split("\x1f")), r[2], json.loads(r[3]), r[4]) for r in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import re
@@ -106,6 +107,14 @@ def migrate(db_path: Path, *, snapshots_kept: int = 3,
     latest = latest_version(migrations)
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
+    # Several instances start at once on one file (docs/scale-out.md): one migrates, the
+    # others wait here and then find nothing pending.
+    with open(db_path.with_name(db_path.name + ".migrate-lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _migrate(db_path, snapshots_kept, migrations, latest)
+
+
+def _migrate(db_path: Path, snapshots_kept: int, migrations: list[Migration], latest: int) -> MigrationReport:
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:
         conn.execute("PRAGMA busy_timeout = 5000")

@@ -167,3 +167,24 @@ def interrupt_running(conn: sqlite3.Connection) -> list[Run]:
                  INTERRUPTED)
     _unfinished_work(conn, "1 = ?", (1,), now_iso())
     return runs
+
+
+def running_counts(conn: sqlite3.Connection, owner_id: str) -> tuple[int, int]:
+    """Runs running now on every instance, and this owner's (several instances: the limits
+    are counted from the rows, in the start transaction, which BEGIN IMMEDIATE serialises)."""
+    row = conn.execute("SELECT count(*), coalesce(sum(owner_id = ?), 0) FROM runs WHERE status = 'running'",
+                       (owner_id,)).fetchone()
+    return row[0], row[1]
+
+
+def interrupt_running_of(conn: sqlite3.Connection, instance_prefix: str) -> list[Run]:
+    """At the startup of one of several instances: only the runs its previous life (the same
+    instance name) left running; the others' runs are theirs, or the watchdog's."""
+    where, args = "status = 'running' AND owner_instance LIKE ? ESCAPE '\\'", (
+        instance_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%",)
+    runs = [_run(r) for r in conn.execute(f"SELECT {_COLUMNS} FROM runs WHERE {where}", args)]
+    for run in runs:
+        conn.execute("UPDATE runs SET status = 'interrupted', error_code = ?, error_message = ? WHERE id = ?",
+                     (*INTERRUPTED, run.id))
+        _unfinished_work(conn, "run_id = ?", (run.id,), now_iso())
+    return runs

@@ -44,7 +44,7 @@ class Identity:
         self.tokens = ApiTokens(db, settings, self.principals, use)
         self.users = Users(db, settings)
         self.signin = SignIn(db, settings, http, self.sessions, self.principals)
-        self.tickets = WsTickets(self.principals)
+        self.tickets = WsTickets(db, self.principals)
         self.bus = bus
         if bus is not None:   # the account events of every user keep the cache true
             self._subscription = bus.subscribe("users/*", self.principals.account_event)

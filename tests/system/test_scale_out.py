@@ -1,0 +1,253 @@
+"""Several instances on one host, through the real parts: two `agentstead serve` processes
+on one SQLite file, the real nats-server between them, the real Caddy balancing over
+them, the LLM over HTTP. A socket on one instance sees a run started through the other;
+NATS killed mid-stream loses nothing; an instance killed mid-run leaves its run to the
+other's watchdog; a revocation on one instance closes sockets on the other; a cancel
+on one stops the run executing on the other."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+
+import aiohttp
+import pytest
+
+from ..support.caddy import Caddy
+from ..support.live import Live
+from ..support.llm_server import LLMServer, Turn
+from ..support.nats import NatsServer
+from ..support.procs import VENV_BIN, Server, clean_env
+
+ORIGIN = "http://localhost:47294"
+ANSWER = " ".join(f"token{i}" for i in range(40))
+
+
+class Cluster:
+    def __init__(self, tmp_path, llm: LLMServer):
+        self.tmp = tmp_path
+        self.nats = NatsServer(tmp_path / "nats")
+        key = tmp_path / "llm_key"
+        key.write_text("sk-test")
+        self.env = {
+            "AGENTSTEAD_LLM_PROVIDERS": json.dumps([{"name": "local", "base_url": llm.base_url,
+                                                     "models": ["gpt-test"], "api_key_file": str(key)}]),
+            "AGENTSTEAD_NATS_URL": self.nats.url, "AGENTSTEAD_INSTANCES": "2",
+            "AGENTSTEAD_RUN_LEASE_SECONDS": "3", "AGENTSTEAD_SECRET_KEY": "s" * 48,
+        }
+        self.a = Server(tmp_path / "state", AGENTSTEAD_INSTANCE="1", **self.env)
+        self.b = Server(tmp_path / "state", AGENTSTEAD_INSTANCE="2", **self.env)
+        spa = tmp_path / "spa"
+        spa.mkdir()
+        (spa / "index.html").write_text("<!doctype html><title>spa</title>")
+        self.caddy = Caddy(tmp_path / "caddy", upstream=f"127.0.0.1:{self.a.port}", frontend_root=spa,
+                           CADDY_MORE_UPSTREAMS=f"127.0.0.1:{self.b.port}")
+
+    def start(self) -> "Cluster":
+        self.nats.start()
+        self.a.start()
+        self.b.start()
+        self.caddy.start()
+        return self
+
+    def stop(self) -> None:
+        for part in (self.caddy, self.a, self.b, self.nats):
+            part.stop()
+
+
+@pytest.fixture
+async def llm():
+    server = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=20)
+    await server.start()
+    server.script = [Turn(ANSWER)] * 10
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path, llm):
+    c = Cluster(tmp_path, llm).start()
+    yield c
+    c.stop()
+
+
+async def _signed_in(cluster: Cluster, email: str = "ada@example.org") -> dict[str, aiohttp.ClientSession]:
+    """One person's cookie, used against instance A, instance B and Caddy."""
+    env = clean_env(AGENTSTEAD_STATE_DIR=str(cluster.a.state_dir), **cluster.env)
+    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email],
+                   env=env, check=True, capture_output=True)
+    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    jar = aiohttp.CookieJar(unsafe=True)
+    sessions = {name: aiohttp.ClientSession(base_url=url, cookie_jar=jar) for name, url in
+                (("a", cluster.a.url), ("b", cluster.b.url), ("caddy", cluster.caddy.url))}
+    resp = await sessions["a"].get("/auth/link/" + out.split()[0].rsplit("/", 1)[1], allow_redirects=False)
+    assert resp.status == 302
+    return sessions
+
+
+async def _unsafe(http: aiohttp.ClientSession) -> dict:
+    me = await (await http.get("/api/me")).json()
+    return {"Origin": ORIGIN, "X-CSRF-Token": me["csrf_token"]}
+
+
+async def _thread(http) -> tuple[dict, dict]:
+    unsafe = await _unsafe(http)
+    agent = await (await http.post("/api/agents", json={"name": "A"}, headers=unsafe)).json()
+    thread = await (await http.post("/api/threads", json={"agent_id": agent["id"]}, headers=unsafe)).json()
+    return thread, unsafe
+
+
+async def _subscribe(http, topic: str, after: int = 0) -> Live:
+    live = Live(await http.ws_connect("/ws", headers={"Origin": ORIGIN}))
+    await live.send({"op": "subscribe", "topic": topic, "after": after})
+    await live.until("subscribed")
+    return live
+
+
+async def _until_end(live: Live, seen: list, timeout: float = 30.0) -> list:
+    async with asyncio.timeout(timeout):
+        while not seen or seen[-1]["type"] not in ("run.succeeded", "run.failed", "run.cancelled",
+                                                   "run.interrupted"):
+            seen.append(await live.until("event"))
+    return seen
+
+
+def _gapless(events: list[dict]) -> None:
+    """Every event once, in seq order (a thread's topic: run and message events)."""
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(set(seqs)), seqs
+
+
+async def _status(http, run_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            run = await (await http.get(f"/api/runs/{run_id}")).json()
+            if run["status"] in statuses:
+                return run
+            await asyncio.sleep(0.05)
+
+
+async def test_a_socket_on_one_instance_sees_a_run_started_through_the_other(cluster):
+    s = await _signed_in(cluster)
+    try:
+        thread, unsafe = await _thread(s["b"])
+        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
+        via_caddy = await _subscribe(s["caddy"], f"threads/{thread['id']}")
+        resp = await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"}, headers=unsafe)
+        assert resp.status == 202
+        got_a = await _until_end(on_a, [])
+        got_caddy = await _until_end(via_caddy, [])
+        assert got_a[-1]["type"] == "run.succeeded"
+        _gapless(got_a)
+        assert [e["seq"] for e in got_a] == [e["seq"] for e in got_caddy]   # the same stream wherever
+        text = "".join(e["data"]["text"] for e in got_a if e["type"] == "message.delta")
+        assert text == ANSWER
+        ready = await (await s["a"].get("/readyz")).json()
+        assert ready["status"] == "ok" and ready["checks"]["bus"]["heard"] > 0
+    finally:
+        for http in s.values():
+            await http.close()
+
+
+async def test_nats_killed_mid_stream_loses_nothing_and_comes_back(cluster):
+    s = await _signed_in(cluster)
+    try:
+        thread, unsafe = await _thread(s["b"])
+        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
+        resp = await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"}, headers=unsafe)
+        run = await resp.json()
+        seen = []
+        async with asyncio.timeout(30):
+            while sum(1 for e in seen if e["type"] == "message.delta") < 3:
+                seen.append(await on_a.until("event"))
+        cluster.nats.stop()   # mid-stream
+        degraded = await (await s["a"].get("/readyz")).json()
+        await _until_end(on_a, seen)
+        _gapless(seen)
+        done = await (await s["b"].get(f"/api/runs/{run['id']}")).json()
+        assert done["status"] == "succeeded"
+        # Read from the log, a finished run's last deltas may be compacted already (store/events.py:
+        # compact_deltas): what was streamed is a prefix, and message.created has the whole text.
+        assert ANSWER.startswith("".join(e["data"]["text"] for e in seen if e["type"] == "message.delta"))
+        assert [e["data"]["message"]["content"] for e in seen if e["type"] == "message.created"] == [ANSWER]
+        deadline = asyncio.get_running_loop().time() + 10
+        while degraded["status"] != "degraded" and asyncio.get_running_loop().time() < deadline:
+            degraded = await (await s["a"].get("/readyz")).json()
+            await asyncio.sleep(0.1)
+        assert degraded["status"] == "degraded" and degraded["degraded"] == ["bus"]
+        assert degraded["checks"]["bus"]["filled_from_log"] > 0
+        cluster.nats.start()   # the fast path returns
+        async with asyncio.timeout(15):
+            while (await (await s["a"].get("/readyz")).json())["status"] != "ok":
+                await asyncio.sleep(0.2)
+    finally:
+        for http in s.values():
+            await http.close()
+
+
+async def test_an_instance_killed_mid_run_leaves_the_run_to_the_other(cluster, llm):
+    s = await _signed_in(cluster)
+    try:
+        thread, unsafe = await _thread(s["b"])
+        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
+        run = await (await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"},
+                                       headers=unsafe)).json()
+        seen = []
+        async with asyncio.timeout(30):
+            while sum(1 for e in seen if e["type"] == "message.delta") < 3:
+                seen.append(await on_a.until("event"))
+        cluster.b.proc.send_signal(signal.SIGKILL)
+        assert cluster.b.wait(10) == -signal.SIGKILL
+        # Instance A's watchdog settles it within the lease (3 s) and a third of it.
+        await _until_end(on_a, seen, timeout=15)
+        assert seen[-1]["type"] == "run.interrupted"
+        # Resumed through Caddy (only A is left): it finishes there.
+        resp = await s["caddy"].post(f"/api/runs/{run['id']}/resume", headers=await _unsafe(s["caddy"]))
+        assert resp.status == 202, await resp.text()
+        seen.append(await on_a.until("event"))
+        await _until_end(on_a, seen)
+        assert seen[-1]["type"] == "run.succeeded"
+        _gapless(seen)
+        body = await (await s["caddy"].get(f"/api/threads/{thread['id']}")).json()
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant"]
+        assert body["messages"][-1]["content"] == ANSWER
+    finally:
+        for http in s.values():
+            await http.close()
+
+
+async def test_a_revocation_and_a_cancel_on_one_instance_reach_the_other(cluster):
+    s = await _signed_in(cluster)
+    try:
+        thread, unsafe = await _thread(s["b"])
+        run = await (await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"},
+                                       headers=unsafe)).json()
+        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
+        await _status(s["a"], run["id"], {"running"})
+        # Cancelled through A while B executes it: B's task stops, the row says cancelled.
+        resp = await s["a"].post(f"/api/runs/{run['id']}/cancel", headers=await _unsafe(s["a"]))
+        assert resp.status == 200, await resp.text()
+        seen = await _until_end(on_a, [])
+        assert seen[-1]["type"] == "run.cancelled"
+        await asyncio.sleep(1.0)   # B's task would have streamed on (20 tokens/s): it stopped
+        assert (await (await s["a"].get(f"/api/runs/{run['id']}")).json())["status"] == "cancelled"
+        after = await _subscribe(s["b"], f"threads/{thread['id']}", after=seen[-1]["seq"])
+        with pytest.raises(TimeoutError):
+            await after.until("event", timeout=0.5)
+        # A ticket issued by one instance opens a socket on the other.
+        ticket = (await (await s["a"].post("/auth/ws-ticket", headers=await _unsafe(s["a"]))).json())["ticket"]
+        async with aiohttp.ClientSession() as bare:
+            ws = await bare.ws_connect(f"{cluster.b.url}/ws?ticket={ticket}")
+            sock = Live(ws)
+            await sock.send({"op": "subscribe", "topic": f"threads/{thread['id']}", "after": 0})
+            await sock.until("subscribed")
+            # Signed out everywhere through A: the socket on B closes.
+            resp = await s["a"].post("/auth/logout-all", headers=await _unsafe(s["a"]))
+            assert resp.status == 200
+            assert await sock.closed(timeout=5) in (4001, 4003, 1008)
+    finally:
+        for http in s.values():
+            await http.close()
