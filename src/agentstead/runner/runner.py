@@ -47,11 +47,35 @@ log = logging.getLogger("agentstead.runner")
 Record = Callable[[sqlite3.Connection, Any], None]   # the request's Idempotency-Key, in the queueing transaction
 
 
+def _recovery(settings: Settings, *, alone: bool) -> tuple:
+    """The write that interrupts, at start, the runs this process's previous life left running:
+    all of them when it is the only instance; with several, only its own (a dead sibling's are
+    the watchdog's once their leases run out); none for an unnamed instance among several."""
+    if alone:
+        return (run_store.interrupt_running,)
+    return (run_store.interrupt_running_of, f"{settings.instance}:") if settings.instance else ()
+
+
+def _providers(settings: Settings) -> dict[str, dict]:
+    """Each provider by name, with the prompt budget for its models that set none (context.py)."""
+    return {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
+
+
+async def _cancelled(tasks: list[asyncio.Task]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 class Runner:
     def __init__(self, bus: Bus, settings: Settings, mcp: McpTools | None = None, tracer=None):
         self.db = bus.db
         self.settings = settings
         self.tasks: dict[str, asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self.wake = self._wake.set   # the scheduler looks at the queue again
         self.endings = Endings()   # runs' last transactions, kept until written
         self.admission = Admission(settings.runs_max_concurrent, settings.runs_max_per_user)
         self.leases = Leases(self.db, self.endings, settings.run_lease_seconds,
@@ -59,25 +83,21 @@ class Runner:
         # Several instances on one database (instances.py): limits from the rows, remote cancels.
         self.siblings = Siblings(bus, self.tasks, self.wake) if settings.nats_url else None
         self.limits = (settings.runs_max_concurrent, settings.runs_max_per_user) if self.siblings else None
-        # Each provider with the prompt budget for its models that set none (context.py).
-        providers = {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
         self.deltas = Deltas(bus)
         self.traces = Traces(tracer)   # tracing.py: None when tracing is off
-        self.tools = Toolkit(self.db, settings, providers, self.deltas, self.leases.lease, traces=self.traces, mcp=mcp)
+        self.tools = Toolkit(self.db, settings, _providers(settings), self.deltas, self.leases.lease,
+                             traces=self.traces, mcp=mcp)
         self.kinds: dict[str, RunKind] = {"chat": ChatRuns(self.tools),
                                           "workflow": WorkflowRuns(self.tools, self.endings)}
-        self._wake = asyncio.Event()
         self._scheduler: asyncio.Task | None = None
 
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         """Recovery first: runs the rows say were running did not finish (interrupted)."""
-        if self.siblings is None:
-            recover = (run_store.interrupt_running,)
-        else:   # the other instances' runs are theirs; a dead one's are the watchdog's
+        if self.siblings is not None:
             self.siblings.start()
-            recover = (run_store.interrupt_running_of, f"{self.settings.instance}:") if self.settings.instance else ()
+        recover = _recovery(self.settings, alone=self.siblings is None)
         if recover:
             await self.db.write(*recover, events=lambda runs: [
                 pair for run in runs for pair in announce(run, [ev.RunInterrupted(run.id, run.thread_id)])])
@@ -100,16 +120,9 @@ class Runner:
             self._scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._scheduler
-        for task in list(self.tasks.values()):
-            task.cancel()
-        for task in list(self.tasks.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _cancelled(list(self.tasks.values()))
         await self.leases.stop()
         await self.endings.stop()   # endings still unwritten: their rows say running; the next start interrupts them
-
-    def wake(self) -> None:
-        self._wake.set()
 
     # ---- the doors: submit, cancel, resume ------------------------------------------
 
