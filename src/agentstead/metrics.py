@@ -71,25 +71,18 @@ class _BackupGauges:
     """agentstead_backup_*: refreshed from the backup report on each scrape and /readyz."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.lag = Gauge(
-            "agentstead_backup_replication_lag_seconds",
-            "Seconds since Litestream last brought the replica level with the database; NaN when unknown.",
-            registry=registry)
-        self.up = Gauge(
-            "agentstead_backup_litestream_up", "1 when Litestream answers on its control socket.",
-            registry=registry)
-        self.ok = Gauge(
-            "agentstead_backup_ok", "1 when the /readyz backup check passes (lag, drill, Litestream).",
-            registry=registry)
-        self.drill_success = Gauge(
-            "agentstead_backup_drill_success", "1 when the last restore drill passed, 0 when it failed; "
-            "NaN before the first drill.", registry=registry)
-        self.drill_timestamp = Gauge(
-            "agentstead_backup_drill_timestamp_seconds", "Unix time of the last restore drill; 0 before the first.",
-            registry=registry)
-        self.max_lag = Gauge(
-            "agentstead_backup_max_lag_seconds", "AGENTSTEAD_BACKUP_MAX_LAG: the lag /readyz (and the alert) allows.",
-            registry=registry)
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(f"agentstead_backup_{name}", doc, registry=registry)
+
+        self.lag = gauge("replication_lag_seconds", "Seconds since Litestream last brought the replica level with "
+                         "the database; NaN when unknown.")
+        self.up = gauge("litestream_up", "1 when Litestream answers on its control socket.")
+        self.ok = gauge("ok", "1 when the /readyz backup check passes (lag, drill, Litestream).")
+        self.drill_success = gauge("drill_success", "1 when the last restore drill passed, 0 when it failed; "
+                                   "NaN before the first drill.")
+        self.drill_timestamp = gauge("drill_timestamp_seconds", "Unix time of the last restore drill; 0 before "
+                                     "the first.")
+        self.max_lag = gauge("max_lag_seconds", "AGENTSTEAD_BACKUP_MAX_LAG: the lag /readyz (and the alert) allows.")
 
     def update(self, report) -> None:
         nan = float("nan")

@@ -12,6 +12,7 @@ from ..auth.access import public, requires
 from ..errors import Refused, invalid
 from ..keys import BUILD, LANGGRAPH
 from . import compat_langgraph_shapes as shapes
+from . import validate as v
 from .authn import principal_of
 from .bodies import json_body
 
@@ -19,14 +20,8 @@ from .bodies import json_body
 async def body_of(request: web.Request, allowed: set[str]) -> dict:
     """The JSON object of a request (an empty body is {}); unknown fields are refused."""
     body = await json_body(request) if request.can_read_body else {}
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise invalid("", "must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise invalid(f"/{unknown[0]}", "is not supported by Agentstead's LangGraph API (docs/protocols.md)")
-    return body
+    return v.document({} if body is None else body, allowed,
+                      "is not supported by Agentstead's LangGraph API (docs/protocols.md)")
 
 
 def page(body: dict, default: int = 10) -> tuple[int, int]:
@@ -79,16 +74,17 @@ async def get_assistant(request: web.Request) -> web.Response:
     return web.json_response(shapes.assistant_json(agent))
 
 
-@requires("read")
-async def assistant_graph(request: web.Request) -> web.Response:
-    await request.app[LANGGRAPH].assistant(principal_of(request), request.match_info["assistant_id"])
-    return web.json_response(shapes.graph_json())
+def _of_an_assistant(shape):
+    """A handler answering `shape()` (the same for every assistant) once the caller's assistant is found."""
+    @requires("read")
+    async def handler(request: web.Request) -> web.Response:
+        await request.app[LANGGRAPH].assistant(principal_of(request), request.match_info["assistant_id"])
+        return web.json_response(shape())
+    return handler
 
 
-@requires("read")
-async def assistant_schemas(request: web.Request) -> web.Response:
-    await request.app[LANGGRAPH].assistant(principal_of(request), request.match_info["assistant_id"])
-    return web.json_response(shapes.schemas_json())
+assistant_graph = _of_an_assistant(shapes.graph_json)
+assistant_schemas = _of_an_assistant(shapes.schemas_json)
 
 
 @requires("read")

@@ -15,12 +15,12 @@ from ..errors import Refused, invalid
 fail = invalid   # 422 validation_failed naming the field
 
 
-def document(body: Any, allowed: set[str]) -> dict:
+def document(body: Any, allowed: set[str], unknown_field: str = "is not a known field") -> dict:
     if not isinstance(body, dict):
         raise fail("", "must be a JSON object")
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise fail(f"/{unknown[0]}", "is not a known field")
+        raise fail(f"/{unknown[0]}", unknown_field)
     return body
 
 
