@@ -155,9 +155,11 @@ async def test_cancel_join_and_multitask_strategies(lg, llm):
     llm.tokens_per_second = 5.0
     llm.script = [Turn("slow " * 40), Turn("Interrupted you.")]
     slow = await sdk.runs.create(tid, agent["id"], input=user("Slow"))
-    llm.tokens_per_second = 0
+    # The pace stays slow until the interrupting run is in: the server reads it for every token,
+    # so a faster pace set here could let the slow reply finish first (seen once in CI).
     fast = await sdk.runs.create(tid, agent["id"], input=user("Now"), multitask_strategy="interrupt")
     await sdk.runs.join(tid, fast["run_id"])
+    llm.tokens_per_second = 0
     assert (await sdk.runs.get(tid, slow["run_id"]))["status"] == "interrupted"
     assert (await sdk.runs.get(tid, fast["run_id"]))["status"] == "success"
     with pytest.raises(UnprocessableEntityError):
