@@ -6,6 +6,7 @@ serves the app from a venv of the runtime lock alone."""
 from __future__ import annotations
 
 import importlib.metadata
+import pathlib
 
 from packaging.utils import canonicalize_name
 
@@ -54,3 +55,13 @@ def test_the_suite_runs_with_the_runtime_locks_versions():
     differ = {name: (version, installed.get(name)) for name, version in locks.runtime_pins().items()
               if installed.get(name) != version}
     assert not differ, f"requirements.txt vs this venv (name: (locked, installed)): {differ}"
+
+
+def test_no_lock_file_names_an_address():
+    """Lock files carry names, versions and hashes only: no registry host, no funding or
+    repository link (the build fetches by hash from whatever index the machine is given)."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    for name in ("requirements.txt", "requirements-dev.txt", "frontend/package-lock.json",
+                 "nixos/python-lock.json"):
+        text = (root / name).read_text()
+        assert "://" not in text, f"{name} names an address"
