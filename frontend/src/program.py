@@ -11,8 +11,8 @@ except ImportError:  # CPython: the unit tests import every module; nothing here
 
 import json
 
-from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, ApiError, Every, Topics, Applier, h, diff,
-                     reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
+from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, LoadCode, ApiError, Every, Topics,
+                     Applier, h, diff, reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
 
 
 def _json(s):
@@ -41,12 +41,13 @@ class Program:
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self.effects = {Navigate: self._navigate, Http: lambda fx: self._fetch(fx, retried=False),
                         Delay: self._delay, Remember: self._remember, Recall: self._recall,
-                        Copy: self._copy}
+                        Copy: self._copy, LoadCode: lambda fx: js.agentsteadLazy()}
         self._frame = jsffi.create_proxy(self._render)
         js.window.addEventListener("popstate", jsffi.create_proxy(lambda e: self.dispatch(self.on_url(_here()))))
         js.document.addEventListener("click", jsffi.create_proxy(self._on_link))
         # the Markdown parser arrived after the app started: draw again (views memo on whether it is there)
         js.agentsteadMarkdownReady = jsffi.create_proxy(lambda *_: self._after(()))
+        js.agentsteadLazyReady = js.agentsteadMarkdownReady     # the same for the lazy modules
         model, effects = init(_here())
         self.model = model
         self._after(effects)

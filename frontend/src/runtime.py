@@ -159,6 +159,12 @@ class Copy(Effect):
     fields = ("text",)
 
 
+class LoadCode(Effect):
+    """Fetch the modules built apart from the first load (build.py LAZY: the workflow drawing);
+    the app draws again when they are there, so a view imports them in a try."""
+    fields = ()
+
+
 class Recall(Effect):
     """Dispatch to_msg(the string kept under key, or None)."""
     fields = ("key", "to_msg")

@@ -1,8 +1,8 @@
 """One workflow run, followed live on the workflows page: its steps from step.* events on
 `runs/{id}` (after a snapshot over REST), its status, an approval answered inline, cancel and
 resume; and the panel that shows it. The page's model holds the fields below (run_id, run,
-steps, waiting, comment, busy, cursor, runs, error); the page's update table hands the messages
-declared here to `update`."""
+steps, waiting, comment, busy, cursor, runs, error, selected); the page's update table hands the
+messages declared here to `update`."""
 
 from runtime import Update, Http, Live, h, memo, text_of
 from ui import ACTIVE, EVENT_STATUS, alert, badge, note, table, typed
@@ -122,6 +122,12 @@ def RunUnavailable(model, error):
     return model.but(error=error.message)
 
 
+@on("step")
+def SelectStep(model, step):
+    """The step whose details the drawing shows (workflow_diagram.py); None closes them."""
+    return model.but(selected=step)
+
+
 @on("value")
 def SetComment(model, value):
     return model.but(comment=value)
@@ -185,7 +191,8 @@ def _show(value):
     return value if isinstance(value, str) else pretty(value)
 
 
-def _took(s):
+def took(s):
+    """A step's duration in ms (from its event, else its start and finish), or None."""
     if s.get("duration_ms") is not None:
         return s["duration_ms"]
     start, end = fmt.iso_ms(s.get("started_at")), fmt.iso_ms(s.get("finished_at"))
@@ -194,13 +201,13 @@ def _took(s):
 
 def _step_row(s):
     out = s.get("error") or _show(s.get("output"))
-    took = _took(s)
+    took_ms = took(s)
     return h("tr", {"data-status": s.get("status", "")}, [
         h("th", {"scope": "row"}, s.get("step", "")),
         h("td", {}, s.get("kind", "")),
         h("td", {}, badge(s.get("status", ""))),
         h("td", {"class": "num"}, str(s.get("attempt", 1))),
-        h("td", {"class": "num"}, fmt.duration(took) if took is not None else "—"),
+        h("td", {"class": "num"}, fmt.duration(took_ms) if took_ms is not None else "—"),
         h("td", {"class": "wide"}, h("pre", {"class": "out"}, out) if out else ""),
     ])
 

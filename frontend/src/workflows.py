@@ -2,10 +2,11 @@
 server with every problem pointed at), a form for its inputs to start a run, and that run
 followed live (workflow_run.py: its steps over `runs/{id}`, approvals answered inline).
 
-The definition's text helpers are in workflow_definition.py; a drawing of the definition
-(issue 22) would be a module of its own whose view this page places next to the editor."""
+The definition's text helpers are in workflow_definition.py; its drawing (the steps lit up as
+the run goes, a step's details) is workflow_diagram.py, built apart from the first load and
+fetched with LoadCode: until it is in, the page shows a note in its place."""
 
-from runtime import Update, Http, Navigate, h, memo, put, Record, key_for
+from runtime import Update, Http, Navigate, LoadCode, h, memo, put, Record, key_for
 from ui import alert, badge, listing, note, field, described, select, typed
 from workflow_definition import example, pretty, parse_source, coerce_inputs
 import workflow_run
@@ -33,6 +34,7 @@ class Model(Record):
         self.runs = []                 # recent runs of this workflow
         self.cursor = None             # last seq seen on runs/<run_id>
         self.error = None
+        self.selected = None           # the step whose details the drawing shows
         self.idem = None               # (Idempotency-Key, request) of the last create or start: a resend reuses it
 
 
@@ -52,7 +54,7 @@ def init(arg):
         effects.append(Http("GET", "/api/runs?kind=workflow&limit=100", None, GotRuns, lambda e: GotRuns({})))
         if run_id:
             effects.append(workflow_run.run_request(run_id))
-    return model, effects
+    return model, effects + [LoadCode()]       # the drawing's modules
 
 
 def same_page(model, arg):
@@ -147,6 +149,7 @@ def Start(model):
 def Started(model, run):
     # the page follows the new run from here (subscriptions), and the URL says which run it shows
     m = model.but(busy=False, run_id=run["id"], run=run, steps=[], waiting=None, cursor=None, idem=None,
+                  selected=None,
                   runs=[run] + [r for r in model.runs if r["id"] != run["id"]])
     return m, [Navigate("/workflows/%s?run=%s" % (model.workflow_id, run["id"]), replace=True)]
 
@@ -230,6 +233,20 @@ def _runs_list(model):
     ])
 
 
+_lazy = {}      # module name -> module, once imported (the CPython tests' loader hands them in)
+
+
+def _diagram(model):
+    """The drawing, once its modules are in (build.py LAZY: fetched after the first load)."""
+    module = _lazy.get("workflow_diagram")
+    if module is None:
+        try:
+            module = _lazy["workflow_diagram"] = __import__("workflow_diagram")
+        except ImportError:
+            return h("section", {"class": "card wf-diagram"}, note("Loading the diagram…"))
+    return module.view(model)
+
+
 def view(model):
     if model.workflow_id is None:
         return h("section", {"aria-labelledby": "wf-title"}, [
@@ -239,6 +256,7 @@ def view(model):
                     lambda workflows: h("ul", {"class": "list", "aria-label": "Workflows"},
                                         [memo(_workflow_row, w, key=w["id"]) for w in workflows])),
             _editor(model, "New workflow"),
+            model.source and _diagram(model),
         ])
     w = model.workflow
     return h("section", {"aria-labelledby": "wf-title"}, [
@@ -247,6 +265,7 @@ def view(model):
         w and (w.get("definition") or {}).get("description") and note(w["definition"]["description"]),
         alert(model.error),
         w and _inputs_form(model),
+        w and _diagram(model),
         workflow_run.panel(model),
         _runs_list(model),
         w and _editor(model, "Definition · version %d" % w.get("version", 1)),

@@ -1,0 +1,215 @@
+"""The workflow drawn: the definition being edited laid out (workflow_graph.py) as SVG through
+the page's own virtual nodes, each step coloured by its state in the run shown, the problems of
+the last save pinned to their steps, and the details of the step chosen (input, output, attempts,
+timing, error). Every step is a button: Tab reaches it, Enter or Space (or a click) shows its
+details. Reads the workflows page's model (source, workflow, run, steps, problems, selected);
+its messages are workflow_run's (SelectStep). Built apart from the first load (build.py LAZY)."""
+
+from runtime import h
+from ui import ACTIVE, badge, note
+from workflow_definition import parse_source, pretty
+from workflow_graph import layout, step_of
+import workflow_run
+import fmt
+
+STATE = {"running": "running", "retrying": "running", "waiting": "waiting", "succeeded": "succeeded",
+         "failed": "failed", "cancelled": "stopped", "interrupted": "stopped"}
+STATE_LABEL = {"pending": "pending", "running": "running", "waiting": "waiting for approval",
+               "succeeded": "succeeded", "failed": "failed", "stopped": "stopped", "skipped": "skipped"}
+_cache = [None, None]      # (source, Layout): the last layout, drawn again while the text is the same
+
+
+def definition_of(model):
+    """What to draw: the text being edited when it is a JSON object, else the saved definition."""
+    value, why = parse_source(model.source) if model.source else (None, "empty")
+    if why:
+        value = (model.workflow or {}).get("definition") or {}
+    return value
+
+
+def layout_of(model):
+    if _cache[0] != model.source or _cache[1] is None:
+        _cache[0], _cache[1] = model.source, layout(definition_of(model))
+    return _cache[1]
+
+
+def states(model, lay):
+    """{node id: state} while a run is shown; {} otherwise."""
+    if model.run is None:
+        return {}
+    seen = {s.get("step"): STATE.get(s.get("status"), "running") for s in model.steps}
+    missing = "pending" if model.run.get("status") in ACTIVE else "skipped"
+    out = {}
+    for n in lay.nodes:
+        if n.kind == "join":
+            group = seen.get(n.group)
+            out[n.id] = "succeeded" if group == "succeeded" else (group if group in ("failed", "stopped") else missing)
+        elif n.kind != "missing":
+            out[n.id] = seen.get(n.id, missing)
+    return out
+
+
+def problems_by_step(problems):
+    out = {}
+    for pointer, message in problems or ():
+        name = step_of(pointer)
+        if name is not None:
+            out.setdefault(name, []).append(message)
+    return out
+
+
+def _shape(n):
+    w, h2 = n.w, n.h
+    if n.kind == "branch":       # a hexagon: the way splits here
+        return h("polygon", {"class": "shape", "points": "0,%d 14,0 %d,0 %d,%d %d,%d 14,%d" % (
+            h2 // 2, w - 14, w, h2 // 2, w - 14, h2, h2)})
+    if n.kind == "approval":
+        return h("rect", {"class": "shape", "width": w, "height": h2, "rx": h2 // 2})
+    if n.kind == "join":
+        return h("rect", {"class": "shape", "width": w, "height": h2, "rx": 4})
+    return h("rect", {"class": "shape", "width": w, "height": h2, "rx": 6})
+
+
+def _short(s, n=18):
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+def _on_key(name):
+    def handler(ev):
+        if ev.key in ("Enter", " ", "Spacebar"):
+            ev.preventDefault()
+            return workflow_run.SelectStep(name)
+    return handler
+
+
+def _node(n, state, errors, selected):
+    cls = "node k-" + n.kind + (" st-" + state if state else "") + (" invalid" if errors else "") \
+        + (" selected" if selected else "")
+    attrs = {"class": cls, "transform": "translate(%d %d)" % (n.x, n.y), "data-step": n.id,
+             "data-state": state or None}
+    label = [n.id, n.detail + " step" if n.kind not in ("join", "missing") else n.detail]
+    if state:
+        label.append(STATE_LABEL[state])
+    if errors:
+        label.append("; ".join(errors))
+    title = h("title", {}, ", ".join(x for x in label if x))
+    if n.kind == "join":
+        return h("g", attrs, [title, _shape(n)])
+    if n.kind != "missing":
+        attrs.update({"tabindex": "0", "role": "button", "aria-label": ", ".join(x for x in label if x),
+                      "aria-pressed": "true" if selected else "false",
+                      "onclick": workflow_run.SelectStep(n.id), "onkeydown": _on_key(n.id)})
+    return h("g", attrs, [
+        title, _shape(n),
+        h("text", {"class": "name", "x": n.w // 2, "y": 18, "text-anchor": "middle"}, _short(n.id)),
+        h("text", {"class": "detail", "x": n.w // 2, "y": 34, "text-anchor": "middle"},
+          ("⚠ " if errors else "") + _short(n.detail, 22)),
+        n.start and h("circle", {"class": "start", "cx": 0, "cy": 0, "r": 5}),
+    ])
+
+
+def _edge(e, st):
+    taken = st.get(e.src) in ("succeeded", "running", "waiting", "failed") and st.get(e.dst) not in (
+        None, "pending", "skipped")
+    cls = "edge" + (" taken" if taken else "") + (" back" if e.back else "")
+    return h("path", {"class": cls, "d": e.path, "marker-end": "url(#wf-arrow)"})
+
+
+def _labels(lay):
+    nodes = {n.id: n for n in lay.nodes}
+    out = []
+    for e in lay.edges:
+        if e.label and e.src in nodes and e.dst in nodes:
+            b = nodes[e.dst]
+            out.append(h("text", {"class": "edge-label", "x": b.x + b.w // 2 + 4, "y": b.y - 6}, e.label))
+    return out
+
+
+def drawing(model):
+    """The SVG of the definition with the run's states and the save's problems."""
+    lay = layout_of(model)
+    if not lay.nodes:
+        return note("Nothing to draw yet: the definition has no steps.")
+    st, errs = states(model, lay), problems_by_step(model.problems)
+    return h("svg", {"class": "wf-graph", "viewBox": "0 0 %d %d" % (lay.width, lay.height),
+                     "width": lay.width, "height": lay.height, "role": "group",
+                     "aria-label": "Workflow steps; choose one for its details"}, [
+        h("defs", {}, h("marker", {"id": "wf-arrow", "viewBox": "0 0 8 8", "refX": "8", "refY": "4",
+                                   "markerWidth": "7", "markerHeight": "7", "orient": "auto"},
+                        h("path", {"d": "M0 0L8 4L0 8z", "class": "arrow"}))),
+        h("g", {"class": "edges"}, [_edge(e, st) for e in lay.edges]),
+        h("g", {"class": "labels"}, _labels(lay)),
+        [_node(n, st.get(n.id), errs.get(n.id), n.id == model.selected) for n in lay.nodes],
+    ])
+
+
+def _configured(raw):
+    """The step's own input as the definition has it (a template, arguments, a prompt)."""
+    raw = raw if isinstance(raw, dict) else {}
+    for k in ("input", "arguments", "prompt", "cases", "steps"):
+        if k in raw:
+            return raw[k]
+    return None
+
+
+def _block(label, value):
+    if value is None or value == "":
+        return None
+    return [h("dt", {}, label), h("dd", {}, h("pre", {"class": "out"}, value if isinstance(value, str)
+                                                    else pretty(value)))]
+
+
+def _row(label, value):
+    return [h("dt", {}, label), h("dd", {}, value)] if value not in (None, "") else None
+
+
+def details(model):
+    """The chosen step: its problems, state, attempts, timing, input and output."""
+    name = model.selected
+    if not name:
+        return note("Choose a step (click it, or Tab to it and press Enter) to see its details.")
+    raw = ((definition_of(model) or {}).get("steps") or {}).get(name)
+    s = next((x for x in model.steps if x.get("step") == name), None) if model.run is not None else None
+    errors = problems_by_step(model.problems).get(name) or []
+    kind = (s or {}).get("kind") or (raw or {}).get("kind") or "?"
+    took = workflow_run.took(s) if s else None
+    tokens = (s or {}).get("prompt_tokens", 0) + (s or {}).get("completion_tokens", 0)
+    return h("section", {"class": "wf-details", "aria-labelledby": "wf-step-title", "aria-live": "polite"}, [
+        h("h3", {"id": "wf-step-title"}, [h("code", {}, name), " · " + kind + " step ",
+                                           s and badge(s.get("status", ""))]),
+        errors and h("ul", {"class": "alert", "role": "alert"}, [h("li", {}, m) for m in errors]),
+        h("dl", {"class": "facts"}, [
+            _row("Status", None if s else ("not run" if model.run is not None else "no run shown")),
+            s and _row("Attempts", str(s.get("attempt", 1))),
+            s and _row("Started", fmt.when(s.get("started_at")) if s.get("started_at") else None),
+            s and _row("Finished", fmt.when(s.get("finished_at")) if s.get("finished_at") else None),
+            _row("Took", fmt.duration(took) if took is not None else None),
+            _row("Tokens", fmt.count(tokens) if tokens else None),
+            _block("Input", (s or {}).get("input")),
+            (s or {}).get("input") is None and _block("Input (as defined)", _configured(raw)),
+            s and _block("Output", s.get("output")),
+            s and s.get("error") and _row("Error", h("span", {"class": "field-error"}, s["error"])),
+        ]),
+        h("button", {"type": "button", "class": "secondary", "onclick": workflow_run.SelectStep(None)}, "Close"),
+    ])
+
+
+def problem_list(model):
+    """The save's problems at steps, each a link to its step in the drawing."""
+    errs = problems_by_step(model.problems)
+    if not errs:
+        return None
+    return h("ul", {"class": "wf-problems", "aria-label": "Problems at steps"}, [
+        h("li", {}, [h("button", {"type": "button", "class": "link", "onclick": workflow_run.SelectStep(name)},
+                       name), ": " + "; ".join(errs[name])]) for name in sorted(errs)])
+
+
+def view(model):
+    """The drawing card: the SVG, the problems at steps, and the chosen step's details."""
+    return h("section", {"class": "card wf-diagram", "aria-labelledby": "wf-diagram-title"}, [
+        h("h2", {"id": "wf-diagram-title"}, "Diagram"),
+        h("div", {"class": "wf-canvas"}, drawing(model)),
+        problem_list(model),
+        details(model),
+    ])
+
