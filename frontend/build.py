@@ -82,9 +82,9 @@ def markdown_js() -> bytes:
     return b"\n;\n".join(parts) + b"\n"
 
 
-# Modules left out of the first load (app.bin): the workflow drawing. boot.mjs fetches them on
-# /workflows (or when a page asks with runtime.LoadCode) and the app draws again when they are in.
-LAZY = ("workflow_graph", "workflow_diagram")
+# Modules left out of the first load (app.bin): the workflows page and its parts. boot.mjs fetches
+# them at start on /workflows, else when the app first shows that page (runtime.LoadCode).
+LAZY = ("workflows", "workflow_run", "workflow_definition", "workflow_graph", "workflow_diagram")
 
 
 def runtime_version() -> str:

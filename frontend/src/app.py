@@ -6,10 +6,13 @@ socket opens and closes, Live for each socket message. The socket follows the to
 subscriptions(model) names (runtime.Topics keeps them in step), so a page never subscribes itself.
 
 Page modules are imported when first shown: compiling or loading every page before
-the first render would put the admin page's code between a person and their chat."""
+the first render would put the admin page's code between a person and their chat. A page built
+apart from the first load (frontend/build.py LAZY: the workflows page) is fetched then (LoadCode)
+and shown when it is in (CodeLoaded)."""
 
 import runtime
-from runtime import Update, Http, Navigate, Socket, KnowUser, Connected, Disconnected, Live, SessionEnded, h, Record
+from runtime import (Update, Http, Navigate, Socket, KnowUser, Connected, Disconnected, Live, SessionEnded, h, Record,
+                     LoadCode, CodeLoaded)
 import fmt
 
 PAGE_NAMES = ("signin", "agents", "chat", "runs", "workflows", "account", "admin")
@@ -24,7 +27,10 @@ def page_module(name):
         return None
     module = _modules.get(name)
     if module is None:
-        module = _modules[name] = __import__(name)
+        try:
+            module = _modules[name] = __import__(name)
+        except ImportError:     # built apart and not fetched yet (goto asks for it)
+            return None
     return module
 
 
@@ -82,6 +88,7 @@ class Model(Record):
         self.online = False          # the live socket is open
         self.ever_online = False
         self.session_ended = False
+        self.loading = False         # the page's modules are being fetched (LoadCode)
 
 
 def init(url):
@@ -93,14 +100,15 @@ def goto(model, url):
     page, arg = route(url)
     if page == "redirect":
         return model, [Navigate(arg, replace=True)]
-    old = page_module(model.page)
+    old = _shown(model)
     if page == model.page and hasattr(old, "same_page") and old.same_page(model.sub, arg):
         return model.but(url=url), []           # the page put what it shows into the URL
     module = page_module(page)
     if module is None:
-        return model.but(url=url, page=page, sub=arg), []
+        loading = page in PAGE_NAMES
+        return model.but(url=url, page=page, sub=arg, loading=loading), [LoadCode()] if loading else []
     sub, fx = module.init(arg)
-    m = model.but(url=url, page=page, sub=sub)
+    m = model.but(url=url, page=page, sub=sub, loading=False)
     for msg in (model.me is not None and KnowUser(model.me.get("id")), model.online and Connected(False)):
         if msg:
             m, more = _to_page(msg, m)
@@ -108,10 +116,15 @@ def goto(model, url):
     return m, fx
 
 
+def _shown(model):
+    """The module of the page shown; None while it is fetched (model.sub is then its argument)."""
+    return None if model.loading else page_module(model.page)
+
+
 def _to_page(msg, model):
     """A message for the page shown (its own, or one the app hands over); a page's late reply
     after another page took its place is dropped by that page's update table."""
-    module = page_module(model.page)
+    module = _shown(model)
     if module is None:
         return model, []
     sub, effects = module.update(msg, model.sub)
@@ -127,6 +140,11 @@ def UrlChanged(model, url):
     if url == model.url and model.page is not None:
         return model
     return goto(model, url)
+
+
+@on(CodeLoaded)
+def _code_loaded(model):
+    return goto(model.but(page=None), model.url) if model.loading else model
 
 
 @on("me")
@@ -185,17 +203,15 @@ def subscriptions(model):
     """The socket while signed in, following the page's topics; the page's clocks."""
     if model.me is None:
         return []
-    page = page_module(model.page)
+    page = _shown(model)
     topics = page.subscriptions(model.sub) if hasattr(page, "subscriptions") else {}
     clocks = page.clocks(model.sub) if hasattr(page, "clocks") else []
     return [Socket("/ws", WsOpened, WsClosed, WsMessage, topics)] + clocks
 
 
 def view(model):
-    page = page_module(model.page)
-    content = page.view(model.sub) if page else h("section", {"class": "card narrow"}, [
-        h("h1", {}, "Not found"), h("p", {}, ["Nothing lives at ", h("code", {}, str(model.sub)), "."]),
-        h("p", {}, h("a", {"href": "/agents"}, "Go to your agents"))])
+    page = _shown(model)
+    content = page.view(model.sub) if page else _no_page(model)
     offline = model.me is not None and model.ever_online and not model.online
     return h("div", {"class": "shell"}, [
         h("a", {"class": "skip", "href": "#main"}, "Skip to content"),
@@ -213,6 +229,14 @@ def view(model):
                       "Offline: reconnecting… Replies will continue where they left off."),
         h("main", {"id": "main", "tabindex": "-1", "data-page": model.page or ""}, content),
     ])
+
+
+def _no_page(model):
+    if model.loading:
+        return h("p", {"class": "booting", "role": "status"}, "Loading…")
+    return h("section", {"class": "card narrow"}, [
+        h("h1", {}, "Not found"), h("p", {}, ["Nothing lives at ", h("code", {}, str(model.sub)), "."]),
+        h("p", {}, h("a", {"href": "/agents"}, "Go to your agents"))])
 
 
 def _current(attrs, current):

@@ -72,14 +72,14 @@ function fetched(url) {
   });
 }
 
-// The lazy modules, fetched once: at start on the pages that use them, else when a page asks
-// (runtime.LoadCode). They go into /app once the runtime is there; then the app draws again
-// (program.py sets agentsteadLazyReady). A failed fetch may be asked for again.
+// The modules built apart (frontend/build.py LAZY), fetched once: at start on the page that
+// uses them, else when the app asks (runtime.LoadCode). They go into /app as soon as both they
+// and the runtime are there; after the app started, agentsteadLazyReady (program.py) tells it.
 let lazy = null, runtime = null, lazyBytes = null;
 function lazyIn() {
   if (!runtime || !lazyBytes) return;
   unpack(runtime, lazyBytes);
-  lazyBytes = new ArrayBuffer(0);
+  lazyBytes = null;
   globalThis.agentsteadLazyReady?.();
 }
 globalThis.agentsteadLazy = () => {
@@ -100,10 +100,10 @@ try {
   mp.FS.mkdir("/app");
   unpack(mp, bundle);
   runtime = mp;
+  lazyIn();
   mp.runPython("import sys\nsys.path.insert(0, '/app')\nimport app");
   performance.mark("agentstead:app-ready");
   mp.runPython("app.main()");
-  lazyIn();       // the lazy modules came first: in now, after main() set agentsteadLazyReady
 } catch (error) {
   fail(error);
 }

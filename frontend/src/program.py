@@ -11,7 +11,7 @@ except ImportError:  # CPython: the unit tests import every module; nothing here
 
 import json
 
-from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, LoadCode, ApiError, Every, Topics,
+from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, LoadCode, CodeLoaded, ApiError, Every, Topics,
                      Applier, h, diff, reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
 
 
@@ -47,7 +47,8 @@ class Program:
         js.document.addEventListener("click", jsffi.create_proxy(self._on_link))
         # the Markdown parser arrived after the app started: draw again (views memo on whether it is there)
         js.agentsteadMarkdownReady = jsffi.create_proxy(lambda *_: self._after(()))
-        js.agentsteadLazyReady = js.agentsteadMarkdownReady     # the same for the lazy modules
+        # the modules built apart are in (boot.mjs): the app shows the page that waited for them
+        js.agentsteadLazyReady = jsffi.create_proxy(lambda *_: self.dispatch(CodeLoaded()))
         model, effects = init(_here())
         self.model = model
         self._after(effects)

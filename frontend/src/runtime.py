@@ -127,6 +127,7 @@ Connected = message("Connected", "again")   # the socket is open; again: not the
 Disconnected = message("Disconnected")      # the socket closed; it reconnects by itself
 KnowUser = message("KnowUser", "user_id")   # who is signed in (/api/me answered)
 SessionEnded = message("SessionEnded")      # the session is over: the app forgets the user
+CodeLoaded = message("CodeLoaded")          # the modules built apart (LoadCode) are in: the app may show their page
 
 
 # ---------------------------------------------------------------- effects
@@ -160,8 +161,8 @@ class Copy(Effect):
 
 
 class LoadCode(Effect):
-    """Fetch the modules built apart from the first load (build.py LAZY: the workflow drawing);
-    the app draws again when they are there, so a view imports them in a try."""
+    """Fetch the modules built apart from the first load (build.py LAZY: the workflows page and
+    its drawing); CodeLoaded follows once they can be imported."""
     fields = ()
 
 

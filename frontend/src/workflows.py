@@ -3,13 +3,14 @@ server with every problem pointed at), a form for its inputs to start a run, and
 followed live (workflow_run.py: its steps over `runs/{id}`, approvals answered inline).
 
 The definition's text helpers are in workflow_definition.py; its drawing (the steps lit up as
-the run goes, a step's details) is workflow_diagram.py, built apart from the first load and
-fetched with LoadCode: until it is in, the page shows a note in its place."""
+the run goes, a step's details) is workflow_diagram.py. The page and its modules are built apart
+from the first load (frontend/build.py LAZY): the app fetches them when the page is first shown."""
 
-from runtime import Update, Http, Navigate, LoadCode, h, memo, put, Record, key_for
+from runtime import Update, Http, Navigate, h, memo, put, Record, key_for
 from ui import alert, badge, listing, note, field, described, select, typed
 from workflow_definition import example, pretty, parse_source, coerce_inputs
 import workflow_run
+import workflow_diagram
 import fmt
 
 
@@ -54,7 +55,7 @@ def init(arg):
         effects.append(Http("GET", "/api/runs?kind=workflow&limit=100", None, GotRuns, lambda e: GotRuns({})))
         if run_id:
             effects.append(workflow_run.run_request(run_id))
-    return model, effects + [LoadCode()]       # the drawing's modules
+    return model, effects
 
 
 def same_page(model, arg):
@@ -233,20 +234,6 @@ def _runs_list(model):
     ])
 
 
-_lazy = {}      # module name -> module, once imported (the CPython tests' loader hands them in)
-
-
-def _diagram(model):
-    """The drawing, once its modules are in (build.py LAZY: fetched after the first load)."""
-    module = _lazy.get("workflow_diagram")
-    if module is None:
-        try:
-            module = _lazy["workflow_diagram"] = __import__("workflow_diagram")
-        except ImportError:
-            return h("section", {"class": "card wf-diagram"}, note("Loading the diagram…"))
-    return module.view(model)
-
-
 def view(model):
     if model.workflow_id is None:
         return h("section", {"aria-labelledby": "wf-title"}, [
@@ -256,7 +243,7 @@ def view(model):
                     lambda workflows: h("ul", {"class": "list", "aria-label": "Workflows"},
                                         [memo(_workflow_row, w, key=w["id"]) for w in workflows])),
             _editor(model, "New workflow"),
-            model.source and _diagram(model),
+            model.source and workflow_diagram.view(model),
         ])
     w = model.workflow
     return h("section", {"aria-labelledby": "wf-title"}, [
@@ -265,7 +252,7 @@ def view(model):
         w and (w.get("definition") or {}).get("description") and note(w["definition"]["description"]),
         alert(model.error),
         w and _inputs_form(model),
-        w and _diagram(model),
+        w and workflow_diagram.view(model),
         workflow_run.panel(model),
         _runs_list(model),
         w and _editor(model, "Definition · version %d" % w.get("version", 1)),

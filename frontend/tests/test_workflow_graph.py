@@ -4,11 +4,12 @@ from a click or from Enter / Space on it, and the save's problems pinned to thei
 
 import json
 
+import app
 import workflows as wf
 import workflow_run
 import workflow_diagram
 from workflow_graph import layout, step_of
-from runtime import Live, ApiError
+from runtime import Live, ApiError, CodeLoaded, Http
 from kit import find, find_all, text_of, fire
 
 FULL = {"name": "Ship", "start": "plan", "steps": {
@@ -192,3 +193,14 @@ def test_what_cannot_be_drawn_says_so():
     assert "no steps" in text_of(workflow_diagram.view(model))
     model, _ = wf.update(wf.SetSource("{broken"), _page())
     assert find(wf.view(model), "g", data_step="plan")       # the saved definition, while the text is broken
+
+
+def test_the_page_waits_for_its_modules_then_shows():
+    # the workflows page is built apart (build.py LAZY): until it is in, the app says it is loading
+    model, _ = app.init("/agents")
+    model = model.but(page="workflows", sub=("w1", {}), loading=True, url="/workflows/w1")
+    assert "Loading…" in text_of(find(app.view(model), "main"))
+    model, fx = app.update(CodeLoaded(), model)
+    assert not model.loading and isinstance(model.sub, wf.Model) and model.sub.workflow_id == "w1"
+    assert "/api/workflows/w1" in [e.url for e in fx if isinstance(e, Http)]
+    assert app.update(CodeLoaded(), model) == (model, [])        # once in, nothing more to do

@@ -6,7 +6,7 @@ import json
 import app
 import workflows as wf
 import workflow_run
-from runtime import Http, Navigate, LoadCode, ApiError, Live, Connected, Disconnected
+from runtime import Http, Navigate, ApiError, Live, Connected, Disconnected
 from kit import find, find_all, text_of, fire, effects_of
 
 DEF = {"name": "Review", "inputs": {"topic": {"type": "string"}, "count": {"type": "number", "required": False},
@@ -19,8 +19,7 @@ W = {"id": "w1", "version": 2, "name": "Review", "definition": DEF, "created_at"
 
 def test_list_page_starts_from_an_example_with_your_agent():
     model, fx = wf.init((None, {}))
-    assert [e.url for e in fx[:-1]] == ["/api/agents?limit=200", "/api/workflows?limit=200"]
-    assert fx[-1] == LoadCode()      # the drawing's modules, outside the first load
+    assert [e.url for e in fx] == ["/api/agents?limit=200", "/api/workflows?limit=200"]
     model, _ = wf.update(fx[0].on_ok({"agents": [{"id": "a9", "name": "Helper"}]}), model)
     model, _ = wf.update(fx[1].on_ok({"workflows": [W]}), model)
     assert json.loads(model.source)["steps"]["draft"]["agent_id"] == "a9"

@@ -42,7 +42,6 @@ def load_spa() -> types.SimpleNamespace:
         sys.modules.update(saved)
     # app imports page modules on first use by their short names; hand it the renamed ones
     loaded["app"]._modules.update({n: loaded[n] for n in loaded["app"].PAGE_NAMES})
-    loaded["workflows"]._lazy["workflow_diagram"] = loaded["workflow_diagram"]   # imported when first drawn
     loaded["markdown"].use_parser(markdown_parser())
     package = types.ModuleType("spa")
     package.loaded = types.SimpleNamespace(**loaded)
