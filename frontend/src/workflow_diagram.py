@@ -116,12 +116,14 @@ def _edge(e, st):
 
 
 def _labels(lay):
+    """A branch's cases and an approval's ways, beside their edge halfway down its first gap."""
     nodes = {n.id: n for n in lay.nodes}
     out = []
     for e in lay.edges:
-        if e.label and e.src in nodes and e.dst in nodes:
-            b = nodes[e.dst]
-            out.append(h("text", {"class": "edge-label", "x": b.x + b.w // 2 + 4, "y": b.y - 6}, e.label))
+        if e.label and not e.back and e.src in nodes and e.dst in nodes:
+            a, b = nodes[e.src], nodes[e.dst]
+            x = (a.x + a.w // 2 + b.x + b.w // 2) // 2
+            out.append(h("text", {"class": "edge-label", "x": x + 5, "y": a.y + a.h + 16}, e.label))
     return out
 
 
@@ -135,7 +137,8 @@ def drawing(model):
                      "width": lay.width, "height": lay.height, "role": "group",
                      "aria-label": "Workflow steps; choose one for its details"}, [
         h("defs", {}, h("marker", {"id": "wf-arrow", "viewBox": "0 0 8 8", "refX": "8", "refY": "4",
-                                   "markerWidth": "7", "markerHeight": "7", "orient": "auto"},
+                                   "markerUnits": "userSpaceOnUse", "markerWidth": "8", "markerHeight": "8",
+                                   "orient": "auto"},
                         h("path", {"d": "M0 0L8 4L0 8z", "class": "arrow"}))),
         h("g", {"class": "edges"}, [_edge(e, st) for e in lay.edges]),
         h("g", {"class": "labels"}, _labels(lay)),

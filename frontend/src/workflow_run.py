@@ -47,6 +47,9 @@ def _step_from_event(kind, data):
         out["duration_ms"] = _number(data.get("duration_ms"))
     elif kind == "step.waiting":
         out["output"] = None
+        out["input"] = data.get("prompt")
+    elif kind == "step.started":
+        out["input"] = data.get("input")
     return out
 
 

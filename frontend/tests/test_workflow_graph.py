@@ -122,8 +122,12 @@ def test_steps_light_up_as_the_run_goes_and_the_untaken_way_is_skipped():
     state = lambda m, s: _svg_step(wf.view(m), s).attrs["data-state"]  # noqa: E731
     assert state(model, "plan") == "pending"
     model, _ = wf.update(ev(11, "run.started", resumed=False), model)
-    model, _ = wf.update(ev(12, "step.started", step="plan", kind="agent", attempt=1, started_at=""), model)
+    model, _ = wf.update(ev(12, "step.started", step="plan", kind="agent", attempt=1, started_at="",
+                            input="Plan cats"), model)
     assert state(model, "plan") == "running" and "st-running" in _svg_step(wf.view(model), "plan").attrs["class"]
+    shown = text_of(find(wf.view(wf.update(wf.workflow_run.SelectStep("plan"), model)[0]), "section",
+                         aria_labelledby="wf-step-title"))
+    assert "Plan cats" in shown and "Input (as defined)" not in shown          # what it was given, live
     model, _ = wf.update(ev(13, "step.succeeded", step="plan", kind="agent", attempt=1, output="P",
                             duration_ms=5, output_truncated=False), model)
     model, _ = wf.update(ev(14, "step.succeeded", step="route", kind="branch", attempt=1, output="fan",

@@ -271,6 +271,9 @@ async def test_parallel_pair_and_approval_gate_run_to_completion(app, llm):
     assert types[0] == "run.queued" and types[1] == "run.started" and types[-1] == "run.waiting", types
     started = [e["data"]["step"] for e in events if e["type"] == "step.started"]
     assert started[0] == "gather" and set(started[1:3]) == {"research", "facts"} and started[3] == "draft"
+    given = {e["data"]["step"]: e["data"]["input"] for e in events if e["type"] == "step.started"}
+    assert given == {"gather": None, "research": "Research bees", "facts": "Facts on bees",
+                     "draft": "Write from Bees dance. and Bees have 5 eyes."}     # what each step was given
     succeeded = {e["data"]["step"]: e["data"] for e in events if e["type"] == "step.succeeded"}
     assert succeeded["research"]["output"] == "Bees dance." and succeeded["research"]["duration_ms"] > 0
     assert succeeded["gather"]["output"] == {"research": "Bees dance.", "facts": "Bees have 5 eyes."}
@@ -303,6 +306,8 @@ async def test_parallel_pair_and_approval_gate_run_to_completion(app, llm):
     assert set(steps) == {"gather", "research", "facts", "draft", "gate", "count"}
     assert all(s["status"] == "succeeded" and s["finished_at"] for s in steps.values())
     assert steps["research"]["completion_tokens"] > 0 and steps["count"]["output"] == "42"
+    assert steps["research"]["input"] == "Research bees" and steps["count"]["input"] == {"expression": "6 * 7"}
+    assert steps["gate"]["input"] == "Publish? A draft about bees." and steps["gather"]["input"] is None
     assert len(llm.requests) == 3  # each agent step called the model once; the approval repeated nothing
     # the agent steps ran with a fresh message list: their instructions and the rendered input only
     assert all(len(r["messages"]) == 2 for r in llm.requests)

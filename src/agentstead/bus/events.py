@@ -208,12 +208,14 @@ class ThreadDeleted(Event):
 
 @event("step.started")
 class StepStarted(Event):
-    """A workflow step started (an agent or tool step's attempt, or a parallel group)."""
+    """A workflow step started (an agent or tool step's attempt, or a parallel group); `input` is
+    what it was given (rendered input, tool arguments; cut at 16 KiB of text), null for a group."""
     run_id: str
     step: str
     kind: str
     attempt: int
     started_at: str
+    input: Any = None
 
 
 @event("step.succeeded")

@@ -36,7 +36,7 @@ from ..workflows.definition import ApprovalStep, Definition, ParallelStep, Step
 from .approvals import Approvals
 from .failures import RunFailure, failure_of
 from .kinds import Toolkit, end_event, over_budget
-from .step_journal import Finished, Journal, StepSaver, write_all
+from .step_journal import Finished, Journal, StepSaver, event_output, write_all
 from .workflow_steps import CURRENT, StepRunner, remember
 
 
@@ -182,7 +182,8 @@ class WorkflowRuns:
         if isinstance(approval, ApprovalStep) and approval.timeout_seconds:
             self.approvals.arm(run.id, step, started_at, approval.timeout_seconds)
 
-    async def _write_started(self, state: _Run, name: str, kind: str, attempt: int, started_at: str) -> None:
+    async def _write_started(self, state: _Run, name: str, kind: str, attempt: int, started_at: str,
+                             given: Any) -> None:
         """The start's row with its event (a parallel group starts with its first member)."""
         run = state.run
         group = state.group_of.get(name)
@@ -190,8 +191,9 @@ class WorkflowRuns:
         if opens_group:
             state.journal.started_at[group] = (started_at, time.perf_counter())
         events = [ev.StepStarted(run.id, group, "parallel", 1, started_at)] if opens_group else []
+        started = ev.StepStarted(run.id, name, kind, attempt, started_at, event_output(given)[0])
         await self.tools.write(run, _step_started, run.id, group if opens_group else None, name, kind, attempt,
-                               started_at, events=[*events, ev.StepStarted(run.id, name, kind, attempt, started_at)])
+                               started_at, given, events=[*events, started])
 
     async def _start_written(self, state: _Run, name: str) -> None:
         task = state.starting.pop(name, None)
@@ -203,7 +205,8 @@ class WorkflowRuns:
         row is written while the step works; the outcome's row goes with LangGraph's writes."""
         attempt = state.attempts[name] = state.attempts.get(name, 0) + 1
         started_at, began = state.running[name] = (now_iso(), time.perf_counter())
-        state.starting[name] = asyncio.create_task(self._write_started(state, name, step.kind, attempt, started_at))
+        state.starting[name] = asyncio.create_task(self._write_started(state, name, step.kind, attempt, started_at,
+                                                                       rendered))
         output, usage = await self.steps.run(state.run, step, rendered)
         await self._start_written(state, name)
         state.running.pop(name, None)
@@ -239,10 +242,10 @@ class WorkflowRuns:
 
 
 def _step_started(conn: sqlite3.Connection, run_id: str, group: str | None, name: str, kind: str, attempt: int,
-                  started_at: str) -> None:
+                  started_at: str, given: Any) -> None:
     if group is not None:
         step_store.started(conn, run_id, group, "parallel", 1, started_at)
-    step_store.started(conn, run_id, name, kind, attempt, started_at)
+    step_store.started(conn, run_id, name, kind, attempt, started_at, input=given)
 
 
 def _attempt_failed(conn: sqlite3.Connection, run: Run, name: str, kind: str, status: str, attempt: int,
@@ -256,7 +259,7 @@ def _attempt_failed(conn: sqlite3.Connection, run: Run, name: str, kind: str, st
 
 def _waiting(conn: sqlite3.Connection, run_id: str, step: str, started_at: str, prompt: str, journal: list) -> None:
     write_all(conn, journal)
-    step_store.started(conn, run_id, step, "approval", 1, started_at, status="waiting")
+    step_store.started(conn, run_id, step, "approval", 1, started_at, status="waiting", input=prompt)
     run_store.set_status(conn, run_id, "waiting_for_input", waiting_prompt=prompt)
 
 

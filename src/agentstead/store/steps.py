@@ -23,18 +23,19 @@ class RunStep:
     error: str | None
     prompt_tokens: int
     completion_tokens: int
+    input: object = None  # what the step was given (rendered input, tool arguments, approval prompt)
 
 
 _COLUMNS = ", ".join(f.name for f in dataclasses.fields(RunStep))
 
 
 def started(conn: sqlite3.Connection, run_id: str, step: str, kind: str, attempt: int, started_at: str,
-            status: str = "running") -> None:
+            status: str = "running", input: object = None) -> None:
     conn.execute(
-        f"INSERT INTO run_steps ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0, 0) "
+        f"INSERT INTO run_steps ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, NULL, 0, 0, ?) "
         "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, "
-        "started_at = excluded.started_at, finished_at = NULL, error = NULL",
-        (run_id, step, kind, status, attempt, started_at))
+        "started_at = excluded.started_at, finished_at = NULL, error = NULL, input = excluded.input",
+        (run_id, step, kind, status, attempt, started_at, _json(input)))
 
 
 def finished(conn: sqlite3.Connection, run_id: str, step: str, kind: str, status: str, *, attempt: int = 1,
@@ -42,13 +43,17 @@ def finished(conn: sqlite3.Connection, run_id: str, step: str, kind: str, status
              prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
     """The outcome of a step (an upsert: branch, approval and group steps have no start row)."""
     conn.execute(
-        f"INSERT INTO run_steps ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO run_steps ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
         "ON CONFLICT (run_id, step) DO UPDATE SET status = excluded.status, attempt = excluded.attempt, "
         "finished_at = excluded.finished_at, output = excluded.output, error = excluded.error, "
         "prompt_tokens = run_steps.prompt_tokens + excluded.prompt_tokens, "
         "completion_tokens = run_steps.completion_tokens + excluded.completion_tokens",
         (run_id, step, kind, status, attempt, started_at, finished_at,
-         json.dumps(output, default=str) if output is not None else None, error, prompt_tokens, completion_tokens))
+         _json(output), error, prompt_tokens, completion_tokens))
+
+
+def _json(value: object) -> str | None:
+    return json.dumps(value, default=str) if value is not None else None
 
 
 def ended(conn: sqlite3.Connection, run_id: str, status: str) -> None:
@@ -77,6 +82,7 @@ def of_run(conn: sqlite3.Connection, run_id: str) -> list[RunStep]:
     for row in conn.execute(f"SELECT {_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY started_at, step",
                             (run_id,)):
         values = dict(zip(row.keys(), row))
-        values["output"] = json.loads(values["output"]) if values["output"] is not None else None
+        for column in ("output", "input"):
+            values[column] = json.loads(values[column]) if values[column] is not None else None
         out.append(RunStep(**values))
     return out
