@@ -37,7 +37,8 @@ def _number(value):
 
 def _step_from_event(kind, data):
     attempt = data.get("attempt")
-    out = {"step": data.get("step"), "kind": text_of(data.get("kind")), "status": STEP_STATUS[kind],
+    out = {"step": data.get("step"), "kind": text_of(data.get("kind")) or ("approval" if kind == "step.waiting" else ""),
+           "status": STEP_STATUS[kind],
            "attempt": attempt if type(attempt) is int and attempt > 0 else 1}
     if kind == "step.succeeded":
         out["output"] = data.get("output")

@@ -144,6 +144,7 @@ def test_steps_light_up_as_the_run_goes_and_the_untaken_way_is_skipped():
     assert state(model, "fan-join") == "succeeded"
     model, _ = wf.update(ev(20, "step.waiting", step="review", prompt="Ship?"), model)
     assert state(model, "review") == "waiting" and state(model, "quick") == "pending"
+    assert [x for x in model.steps if x["step"] == "review"][0]["kind"] == "approval"   # step.waiting names none
     model, _ = wf.update(ev(21, "run.failed", code="x", message="no"), model)
     assert state(model, "quick") == "skipped" and state(model, "done") == "skipped"
 
