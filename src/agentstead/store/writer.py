@@ -26,12 +26,13 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import time
 from typing import Any, Callable, Iterable, Union
 
 from ..timeutil import now_iso
 from . import events as event_log
 from .connection import Worker
-from .write_health import WriteHealth, is_write_failure
+from .write_health import LockWaits, WriteHealth, is_write_failure
 
 log = logging.getLogger("agentstead.store")
 
@@ -153,11 +154,20 @@ def _each(conn: sqlite3.Connection, batch: list[_Write], at: str) -> None:
         _announce_all(conn, announcements, at)
 
 
-def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool:
+def _begin(conn: sqlite3.Connection, waits: LockWaits) -> None:
+    """BEGIN IMMEDIATE, timed: the write lock may be another process's (the busy timeout waits)."""
+    start = time.perf_counter()
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    finally:
+        waits.observe(time.perf_counter() - start)
+
+
+def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: LockWaits) -> bool:
     """The batch, in the writer's thread: one transaction, each write under a savepoint.
     A lone write needs none: when its `fn` raises, the transaction is rolled back
     (False: nothing was committed) and its caller gets the exception."""
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn, waits)
     try:
         if len(batch) == 1:
             write = batch[0]
@@ -225,7 +235,7 @@ class Writer:
         at = now_iso()
         try:
             # Shielded: a stopping writer still learns how its last transaction ended.
-            committed_any = await asyncio.shield(self.worker.run(_transaction, batch, at))
+            committed_any = await asyncio.shield(self.worker.run(_transaction, batch, at, self.health.lock_waits))
         except Exception as exc:
             self._failed(batch, exc)
             return
