@@ -34,7 +34,8 @@ class Pair:
             "AGENTSTEAD_LLM_PROVIDERS": json.dumps([{"name": "local", "base_url": llm.base_url,
                                                      "models": ["gpt-test"], "api_key_file": str(key)}]),
             "AGENTSTEAD_NATS_URL": self.nats.url, "AGENTSTEAD_INSTANCES": "2", "AGENTSTEAD_SECRET_KEY": "s" * 48,
-            "AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE": "1000000", "AGENTSTEAD_LOG_LEVEL": "warning", **env,
+            "AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE": "1000000", "AGENTSTEAD_RATE_LIMIT_AUTH_PER_MINUTE": "100000",
+            "AGENTSTEAD_LOG_LEVEL": "warning", **env,
         }
         self.a = Server(work / "state", AGENTSTEAD_INSTANCE="1", wrapper=("taskset", "-c", "0"), **self.env)
         self.b = Server(work / "state", AGENTSTEAD_INSTANCE="2", wrapper=("taskset", "-c", "1"), **self.env)

@@ -316,3 +316,40 @@ async def test_a_revocation_a_demotion_and_a_cancel_on_one_instance_reach_the_ot
     finally:
         for http in (*s.values(), *bob.values()):
             await http.close()
+
+
+async def test_concurrent_writes_on_both_instances_never_answer_database_locked(cluster):
+    """Two writer processes on one file meet at BEGIN IMMEDIATE: the busy timeout makes the
+    later wait (agentstead_db_lock_wait_seconds), never fail. bench/scale/writers.py measures it."""
+    s = await _signed_in(cluster, role="admin")
+    try:
+        token = await (await s["a"].post("/api/tokens", json={"name": "w", "scopes": ["admin"]},
+                                         headers=await _unsafe(s["a"]))).json()
+        bearer = {"Authorization": f"Bearer {token['token']}"}
+        before = [await _metric(s[n], "agentstead_db_lock_wait_seconds_count") for n in "ab"]
+
+        async def writes(url: str, n: int) -> list[tuple[int, str]]:
+            gate = asyncio.Semaphore(16)
+            async with aiohttp.ClientSession(base_url=url, headers=bearer) as http:
+                async def one(i: int) -> tuple[int, str]:
+                    async with gate:
+                        resp = await http.post("/api/agents", json={"name": f"w{i}"})
+                        if resp.status == 201 and i % 2:
+                            agent = await resp.json()
+                            resp = await http.post("/api/threads", json={"agent_id": agent["id"]})
+                        return resp.status, await resp.text()
+                return await asyncio.gather(*(one(i) for i in range(n)))
+        answers = [a for got in await asyncio.gather(writes(cluster.a.url, 150), writes(cluster.b.url, 150))
+                   for a in got]
+        assert [a for a in answers if a[0] != 201] == []
+        for n, old in zip("ab", before):
+            assert await _metric(s[n], "agentstead_db_lock_wait_seconds_count") >= old + 1
+            text = await (await s[n].get("/metrics")).text()
+            failed = [x.value for f in text_string_to_metric_families(text) for x in f.samples
+                      if x.name == "agentstead_db_writes_total" and x.labels.get("outcome") == "failed"]
+            assert failed == [0.0]
+        listed = await (await s["caddy"].get("/api/agents", params={"limit": "200"}, headers=bearer)).json()
+        assert len(listed["agents"]) == 200   # 300 written: every acknowledged write is there to read
+    finally:
+        for http in s.values():
+            await http.close()
