@@ -74,7 +74,7 @@ async def _level(url: str, token: str, n: int) -> dict:
     return {"runs": n, "gap_p50_ms": _p(gaps, 50), "gap_p99_ms": _p(gaps, 99), "gaps": len(gaps)}
 
 
-async def streaming(url: str, token: str, llm, start: int = 8, top: int = 256) -> dict:
+async def streaming(url: str, token: str, llm, start: int = 4, top: int = 256) -> dict:
     """The most runs at 30 tokens/s held with delta-gap p99 ≤ 100 ms, and every level's figures."""
     answer = " ".join(f"w{i}" for i in range(STREAM_TPS * STREAM_SECONDS))
     pace, script = llm.tokens_per_second, llm.script

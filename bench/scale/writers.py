@@ -2,7 +2,9 @@
 """SQLite with several writer processes (issue 19): what two instances writing to one file cost
 and give, against one instance, in one run (alternating rounds: 1 2, then 2 1, ...).
 
-Shape 1: one instance (CPU 0). Shape 2: two instances on one file with NATS (CPU 0 and 1).
+Shapes: "1" one instance (CPU 0); "2" two instances on one file with NATS (CPU 0 and 1),
+taking turns at the write gate (store/write_gate.py) as AGENTSTEAD_INSTANCES=2 makes them;
+"2 no gate" the same with AGENTSTEAD_INSTANCES=1 on both: SQLite's busy handler alone.
 Load: wrk on POST /api/agents (a write: the agent row, its first version, an audit row, an
 event: one `db.write`) with an admin API token, `--connections` in all (shape 2: two wrk
 processes, half the connections each, one per instance; so the same offered load). Reported:
@@ -82,8 +84,12 @@ def quantile_bound(buckets: dict, q: float) -> str:
     return "> 5000"
 
 
-async def one_round(work: Path, llm: LLMServer, instances: int, args, script: Path) -> dict:
-    pair = Pair(work, llm)
+SHAPES = {"1": (1, {}), "2": (2, {}), "2 no gate": (2, {"AGENTSTEAD_INSTANCES": "1"})}
+
+
+async def one_round(work: Path, llm: LLMServer, shape: str, args, script: Path) -> dict:
+    instances, env = SHAPES[shape]
+    pair = Pair(work, llm, **env)
     urls = [pair.a.url] if instances == 1 else [pair.a.url, pair.b.url]
     pair.nats.start()
     pair.a.start(60)
@@ -126,14 +132,14 @@ async def main() -> int:
     llm = LLMServer(api_key="sk-test", models=("gpt-test",))
     await llm.start()
     began = os.getloadavg()[0]
-    results: dict[int, list[dict]] = {1: [], 2: []}
+    results: dict[str, list[dict]] = {k: [] for k in SHAPES}
     try:
         with tempfile.TemporaryDirectory(prefix="bench-writers-") as tmp:
             script = Path(tmp) / "post.lua"
             script.write_text(LUA)
             for r in range(args.rounds):
-                for n in ((1, 2) if r % 2 == 0 else (2, 1)):
-                    row = await one_round(Path(tmp) / f"r{r}-{n}", llm, n, args, script)
+                for i, n in enumerate(list(SHAPES) if r % 2 == 0 else reversed(SHAPES)):
+                    row = await one_round(Path(tmp) / f"r{r}-{i}", llm, n, args, script)
                     results[n].append(row)
                     print(n, {k: v for k, v in row.items() if k != "buckets"}, flush=True)
     finally:
@@ -145,7 +151,7 @@ async def main() -> int:
     return 0
 
 
-def render(results: dict[int, list[dict]], args, began: float) -> str:
+def render(results: dict[str, list[dict]], args, began: float) -> str:
     def med(n, key):
         v = sorted(r[key] for r in results[n])
         return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
@@ -158,15 +164,16 @@ def render(results: dict[int, list[dict]], args, began: float) -> str:
         return out
     lines = [f"Load (1-min average) at start {began:.2f}, at end {os.getloadavg()[0]:.2f}; {args.rounds} rounds "
              f"(1 2, 2 1, ...), wrk {args.duration} s, {args.connections} connections in all.", "",
-             "| measure | 1 writer process | 2 writer processes | **2/1** |", "|---|---:|---:|---:|"]
+             "| measure | 1 writer process | 2, gate | 2, no gate | **2 gate / 1** | **2 no gate / 1** |",
+             "|---|---:|---:|---:|---:|---:|"]
     for label, key in (("writes/s (POST /api/agents, median)", "writes_per_s"),
                        ("write transactions/s", "tx_per_s"), ("writes per transaction", "per_tx"),
                        ("lock wait mean ms", "wait_mean_ms")):
-        a, b = med(1, key), med(2, key)
-        lines.append(f"| {label} | {a:.2f} | {b:.2f} | **{b / a:.2f}** |")
-    for q in (50, 99):
-        lines.append(f"| lock wait p{q} ms (bucket, all rounds) | {quantile_bound(pooled(1), q)} | "
-                     f"{quantile_bound(pooled(2), q)} | |")
+        a, b, c = med("1", key), med("2", key), med("2 no gate", key)
+        lines.append(f"| {label} | {a:.2f} | {b:.2f} | {c:.2f} | **{b / a:.2f}** | **{c / a:.2f}** |")
+    for q in (50, 90, 99):
+        lines.append(f"| lock wait p{q} ms (bucket, all rounds) | " + " | ".join(
+            quantile_bound(pooled(n), q) for n in SHAPES) + " | | |")
     bad = sum(r["non2xx"] for n in results for r in results[n])
     failed = sum(r["failed_tx"] for n in results for r in results[n])
     lines += ["", f"Responses other than 2xx in all rounds: {bad}; failed write transactions: {failed}.",

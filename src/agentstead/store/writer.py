@@ -15,7 +15,8 @@ awaits its write finds its events durable and delivered.
 
 Only one writer runs per process (SQLite serialises writers anyway; one queue
 keeps "database is locked" away). Several processes on one file each have
-theirs and meet at BEGIN IMMEDIATE under the busy timeout (issue "Scale out").
+theirs and take turns at a file lock first (write_gate.py), then BEGIN IMMEDIATE
+under the busy timeout (issue "Scale out").
 """
 
 from __future__ import annotations
@@ -154,20 +155,23 @@ def _each(conn: sqlite3.Connection, batch: list[_Write], at: str) -> None:
         _announce_all(conn, announcements, at)
 
 
-def _begin(conn: sqlite3.Connection, waits: LockWaits) -> None:
-    """BEGIN IMMEDIATE, timed: the write lock may be another process's (the busy timeout waits)."""
+def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: LockWaits,
+                 gate: contextlib.AbstractContextManager) -> bool:
+    """The batch, in the writer's thread, through the gate (several instances: write_gate.py).
+    The wait for the write lock (the gate's and BEGIN IMMEDIATE's) is timed."""
     start = time.perf_counter()
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    finally:
-        waits.observe(time.perf_counter() - start)
+    with gate:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            waits.observe(time.perf_counter() - start)
+        return _in_transaction(conn, batch, at)
 
 
-def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: LockWaits) -> bool:
-    """The batch, in the writer's thread: one transaction, each write under a savepoint.
-    A lone write needs none: when its `fn` raises, the transaction is rolled back
-    (False: nothing was committed) and its caller gets the exception."""
-    _begin(conn, waits)
+def _in_transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool:
+    """One transaction, each write under a savepoint. A lone write needs none: when its
+    `fn` raises, the transaction is rolled back (False: nothing was committed) and its
+    caller gets the exception."""
     try:
         if len(batch) == 1:
             write = batch[0]
@@ -187,10 +191,12 @@ def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: 
 
 
 class Writer:
-    def __init__(self, worker: Worker, health: WriteHealth, *, batch_max: int = 1000):
+    def __init__(self, worker: Worker, health: WriteHealth, *, batch_max: int = 1000,
+                 gate: contextlib.AbstractContextManager | None = None):
         self.worker = worker
         self.health = health
         self.batch_max = batch_max
+        self.gate = gate if gate is not None else contextlib.nullcontext()
         self.listeners: list[Callable[[list[Committed]], None]] = []
         self.appended = 0   # events committed to the log by this process
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
@@ -235,7 +241,8 @@ class Writer:
         at = now_iso()
         try:
             # Shielded: a stopping writer still learns how its last transaction ended.
-            committed_any = await asyncio.shield(self.worker.run(_transaction, batch, at, self.health.lock_waits))
+            committed_any = await asyncio.shield(self.worker.run(_transaction, batch, at, self.health.lock_waits,
+                                                                  self.gate))
         except Exception as exc:
             self._failed(batch, exc)
             return
