@@ -4,8 +4,10 @@ SQLite makes a writer that finds the write lock taken wait in its busy handler, 
 sleeps and looks again: 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms. A lock let go
 0.3 ms later can cost the waiter 25 ms or more, and meanwhile its queue grows. A blocking
 `flock` on `<db>.write-lock` is woken by the kernel the moment the other process lets go.
-Measured with two instances under a write-heavy load (bench/scale/writers.py, bench/RESULTS.md
-"Scale out"): the gate is what keeps a second writer process from costing write throughput.
+The writer waits for its turn before it takes its batch from the queue (store/writer.py), so
+the writes that queue up while the other instance writes join one transaction and one fsync,
+as in a single process. Measured with two instances under a write-heavy load
+(bench/scale/writers.py; bench/RESULTS.md, "Scale out").
 
 Only instances of the app take the gate; anything else that writes to the file (the CLI,
 Litestream's checkpoints, the restore drill) still meets them at BEGIN IMMEDIATE, under the
