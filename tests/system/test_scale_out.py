@@ -260,6 +260,41 @@ async def test_an_instance_killed_mid_run_leaves_the_run_to_the_other(cluster, l
             await http.close()
 
 
+async def test_an_instance_stopped_gracefully_hands_its_run_to_the_other(cluster):
+    """SIGTERM: instance B's run ends `interrupted` with the code handed_over and A resumes it
+    at once, with no request (a run of an instance killed with -9 waits for its lease and for
+    a resume: the test above)."""
+    s = await _signed_in(cluster)
+    try:
+        thread, unsafe = await _thread(s["b"])
+        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
+        run = await (await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"},
+                                       headers=unsafe)).json()
+        seen = []
+        async with asyncio.timeout(30):
+            while sum(1 for e in seen if e["type"] == "message.delta") < 3:
+                seen.append(await on_a.until("event"))
+        await asyncio.to_thread(cluster.b.stop)   # SIGTERM, and B exits
+        assert cluster.b.proc.returncode == 0
+        await _until_end(on_a, seen)
+        assert seen[-1]["type"] == "run.interrupted"
+        seen.append(await on_a.until("event"))   # no resume request: A takes it over by itself
+        await _until_end(on_a, seen)
+        interrupted = [e for e in seen if e["type"] == "run.interrupted"]
+        assert len(interrupted) == 1 and seen[-1]["type"] == "run.succeeded", [e["type"] for e in seen]
+        started = [i for i, e in enumerate(seen) if e["type"] == "run.started"]
+        assert len(started) == 2 and started[1] > seen.index(interrupted[0])   # started again, on A
+        _gapless(seen)
+        done = await (await s["a"].get(f"/api/runs/{run['id']}")).json()
+        assert done["status"] == "succeeded" and done.get("error") is None, done
+        body = await (await s["a"].get(f"/api/threads/{thread['id']}")).json()
+        assert [m["role"] for m in body["messages"]] == ["user", "assistant"]
+        assert body["messages"][-1]["content"] == ANSWER
+    finally:
+        for http in s.values():
+            await http.close()
+
+
 async def test_a_revocation_a_demotion_and_a_cancel_on_one_instance_reach_the_other(cluster):
     """How soon (the issue's 100 ms) is measured by bench/scale/crossing.py; here: that it happens."""
     s = await _signed_in(cluster, role="admin")

@@ -16,7 +16,10 @@ run's events on the bus (NATS, backed by the log). From them this instance:
   instance's scheduler pauses until a run ends somewhere.
 
 Crash recovery is the leases' (watchdog.py): an instance that dies stops renewing
-its runs' leases and another instance's watchdog makes them `interrupted`.
+its runs' leases and another instance's watchdog makes them `interrupted`. An instance
+stopped gracefully (SIGTERM) hands its runs over instead: they end `interrupted` with
+the code `handed_over`, and an instance that hears it resumes the run at once (the
+resume transaction checks the row is still interrupted, so one instance takes it).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 from ..bus.bus import Bus, Delivery
 from ..store import runs as run_store
@@ -48,10 +51,13 @@ def check_limits(conn: sqlite3.Connection, owner_id: str, limits: tuple[int, int
 class Siblings:
     """What this instance does with the other instances' run events."""
 
-    def __init__(self, bus: Bus, tasks: dict[str, asyncio.Task], wake: Callable[[], None]):
+    def __init__(self, bus: Bus, tasks: dict[str, asyncio.Task], wake: Callable[[], None],
+                 take_over: Callable[[str], Awaitable[None]]):
         self.bus = bus
         self.tasks = tasks
         self.wake = wake
+        self.take_over = take_over   # Runner._take_over: resume a run handed over here
+        self._taking: set[asyncio.Task] = set()
         self.paused_until = 0.0
         self.cancelled_here = 0   # tasks stopped because another instance cancelled their run
         self._sub = None
@@ -79,6 +85,12 @@ class Siblings:
             if task is not None and not task.done() and not task.cancelling():
                 self.cancelled_here += 1
                 task.cancel()
+        if delivery.type == "run.interrupted" and delivery.topic.split("/", 1)[1] not in self.tasks:
+            # Maybe handed over by an instance that is stopping: the row says (Runner._take_over).
+            task = asyncio.get_running_loop().create_task(self.take_over(delivery.data["run_id"]),
+                                                          name="run-take-over")
+            self._taking.add(task)
+            task.add_done_callback(self._taking.discard)
         if delivery.type in ENDED:
             self.paused_until = 0.0
             self.wake()
