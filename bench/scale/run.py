@@ -256,6 +256,7 @@ async def main() -> int:
     p.add_argument("--paced-sockets", type=int, default=50, help="per side, paced delivery")
     p.add_argument("--paced-events", type=int, default=200)
     p.add_argument("--stream-top", type=int, default=256, help="the most concurrent streaming runs tried")
+    p.add_argument("--only", default="reads,fanout,runs,paced,streaming", help="the measures to take")
     p.add_argument("--output", default=str(ROOT / "bench" / "out" / "scale.md"))
     args = p.parse_args()
     llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=1000)
@@ -271,14 +272,20 @@ async def main() -> int:
                     shape.start()
                     try:
                         token = await admin_token(shape)
-                        row = {"reads": reads(shape, token, args.duration)}
-                        row["fanout"] = await fanout(shape, token, args.sockets, args.events)
-                        row["runs"] = await runs(shape, token, args.runs)
-                        row["paced"] = await streams.paced(
-                            [PY, str(ROOT / "bench" / "ws" / "client.py")],
-                            [shape.ports[0], shape.ports[-1]], f"http://127.0.0.1:{shape.ports[0]}/bench/publish",
-                            token, args.paced_sockets, args.paced_events, 0.01, _percentile)
-                        row["streaming"] = await streams.streaming(shape.url, token, llm, top=args.stream_top)
+                        row = {}
+                        if "reads" in args.only:
+                            row["reads"] = reads(shape, token, args.duration)
+                        if "fanout" in args.only:
+                            row["fanout"] = await fanout(shape, token, args.sockets, args.events)
+                        if "runs" in args.only:
+                            row["runs"] = await runs(shape, token, args.runs)
+                        if "paced" in args.only:
+                            row["paced"] = await streams.paced(
+                                [PY, str(ROOT / "bench" / "ws" / "client.py")], [shape.ports[0], shape.ports[-1]],
+                                f"http://127.0.0.1:{shape.ports[0]}/bench/publish", token, args.paced_sockets,
+                                args.paced_events, 0.01, _percentile)
+                        if "streaming" in args.only:
+                            row["streaming"] = await streams.streaming(shape.url, token, llm, top=args.stream_top)
                     finally:
                         shape.stop()
                     results[name].append(row)
@@ -322,16 +329,21 @@ def render(results: dict[str, list[dict]], args, began: str) -> str:
              "| measure | A: 1 instance | B: 1 + NATS | C: 2 + NATS | **B/A** | **C/A** |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, f in rows:
-        a, b, c = med("A", f), med("B", f), med("C", f)
+        try:
+            a, b, c = med("A", f), med("B", f), med("C", f)
+        except KeyError:   # a measure not taken (--only)
+            continue
         ratio = (lambda x: f"{x / a:.2f}") if a else (lambda x: "–")
         lines.append(f"| {label} | {a:.1f} | {b:.1f} | {c:.1f} | **{ratio(b)}** | **{ratio(c)}** |")
     lines.append("")
-    for name in results:
+    for name in (results if "streaming" in args.only else ()):
         lines.append(f"- streaming levels, {name}: " + "; ".join(
             " / ".join(f"{lv['runs']} runs: p99 {lv['gap_p99_ms']:.0f} ms" for lv in r["streaming"]["levels"])
             for r in results[name]))
-    lost = [(n, r["fanout"]) for n in results for r in results[n] if r["fanout"]["deliveries"] != r["fanout"]["expected"]]
-    paced_short = [(n, p) for n in results for r in results[n] for p in r["paced"] if p["events"] != p["expected"]]
+    lost = [(n, r["fanout"]) for n in results for r in results[n]
+            if "fanout" in r and r["fanout"]["deliveries"] != r["fanout"]["expected"]]
+    paced_short = [(n, p) for n in results for r in results[n] for p in r.get("paced", ())
+                   if p["events"] != p["expected"]]
     lines += ["", f"Deliveries missing or extra in any round: {lost or 'none'}; paced: {paced_short or 'none'}."]
     return "\n".join(lines) + "\n"
 
