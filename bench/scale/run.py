@@ -18,6 +18,14 @@ Measured per shape and round:
    the latency p50/p99 (receive - publish, one clock);
 3. runs/s: `--runs` chat runs submitted at once through Caddy on as many threads, the LLM
    streaming at 1,000 tokens/s; time until every run.succeeded reached a socket.
+4. paced delivery (bench/scale/streams.py): events published on instance 1 one every 10 ms,
+   sockets straight to instance 1 (in-process) and to the last instance (over NATS with two):
+   p50/p99 per side, and their difference;
+5. concurrent streaming runs (streams.py): how many runs at 30 tokens/s are held with the gap
+   between a run's deltas at p99 ≤ 100 ms (levels doubling from 4).
+During the reads the CPU of the app instances, Caddy, wrk and the whole box is read from /proc:
+on a box without idle cores this is what says why a second instance cannot add reads.
+`--only reads,paced` takes some of the measures.
 
 Usage: .venv/bin/python bench/scale/run.py [--rounds 2] [--sockets 400] [--events 100] [--runs 40]
                                            [--duration 5] [--output bench/out/scale.md]
