@@ -18,6 +18,14 @@ Measured per shape and round:
    the latency p50/p99 (receive - publish, one clock);
 3. runs/s: `--runs` chat runs submitted at once through Caddy on as many threads, the LLM
    streaming at 1,000 tokens/s; time until every run.succeeded reached a socket.
+4. paced delivery (bench/scale/streams.py): events published on instance 1 one every 10 ms,
+   sockets straight to instance 1 (in-process) and to the last instance (over NATS with two):
+   p50/p99 per side, and their difference;
+5. concurrent streaming runs (streams.py): how many runs at 30 tokens/s are held with the gap
+   between a run's deltas at p99 ≤ 100 ms (levels doubling from 4).
+During the reads the CPU of the app instances, Caddy, wrk and the whole box is read from /proc:
+on a box without idle cores this is what says why a second instance cannot add reads.
+`--only reads,paced` takes some of the measures.
 
 Usage: .venv/bin/python bench/scale/run.py [--rounds 2] [--sockets 400] [--events 100] [--runs 40]
                                            [--duration 5] [--output bench/out/scale.md]
@@ -48,6 +56,9 @@ from tests.support.llm_server import LLMServer  # noqa: E402
 from tests.support.nats import NatsServer  # noqa: E402
 from tests.support.procs import VENV_BIN, clean_env, free_port, wait_http  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import streams  # noqa: E402
+
 PY = str(VENV_BIN / "python")
 ORIGIN = "http://localhost:47294"
 SHAPES = {"A": (1, False), "B": (1, True), "C": (2, True)}
@@ -66,8 +77,8 @@ class Shape:
         key.write_text("sk-test")
         self.env = clean_env(
             AGENTSTEAD_STATE_DIR=str(self.state), AGENTSTEAD_SECRET_KEY="b" * 48, AGENTSTEAD_LOG_LEVEL="warning",
-            AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000", AGENTSTEAD_RUNS_MAX_CONCURRENT="64",
-            AGENTSTEAD_RUNS_MAX_PER_USER="64", AGENTSTEAD_INSTANCES=str(self.instances),
+            AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000", AGENTSTEAD_RUNS_MAX_CONCURRENT="512",
+            AGENTSTEAD_RUNS_MAX_PER_USER="512", AGENTSTEAD_INSTANCES=str(self.instances),
             AGENTSTEAD_LLM_PROVIDERS=json.dumps([{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"],
                                                   "api_key_file": str(key)}]))
         self.procs: list[subprocess.Popen] = []
@@ -120,12 +131,37 @@ async def admin_token(shape: Shape) -> str:
         return (await resp.json())["token"]
 
 
-def reads(shape: Shape, token: str, duration: int) -> float:
-    out = subprocess.run(["wrk", "-t1", "-c64", f"-d{duration}s", "-H", f"Authorization: Bearer {token}",
-                          f"{shape.url}/api/system/schema"], capture_output=True, text=True, timeout=duration + 60).stdout
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _box_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine (every session on it)."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def reads(shape: Shape, token: str, duration: int) -> dict:
+    """wrk's requests/s, and where the CPU went meanwhile (share of one core per process)."""
+    wrk = subprocess.Popen(["wrk", "-t1", "-c64", f"-d{duration}s", "-H", f"Authorization: Bearer {token}",
+                            f"{shape.url}/api/system/schema"], stdout=subprocess.PIPE, text=True)
+    pids = {"app": [p.pid for p in shape.procs], "caddy": [shape.caddy.proc.pid], "wrk": [wrk.pid]}
+    start = {k: sum(_cpu(p) for p in v) for k, v in pids.items()}
+    box0, t0 = _box_busy(), time.monotonic()
+    time.sleep(duration * 0.9)   # inside wrk's run: the CPU of the load phase only
+    used = {k: sum(_cpu(p) for p in v) - start[k] for k, v in pids.items()}
+    box1, elapsed = _box_busy(), time.monotonic() - t0
+    out = wrk.communicate(timeout=duration + 60)[0]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     assert non2xx is None, out
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    cpu = {k: v / elapsed for k, v in used.items()}
+    cpu["box"] = (box1[0] - box0[0]) / (box1[1] - box0[1]) * os.cpu_count()   # cores busy, everyone's
+    return {"per_s": rps, "cpu": cpu, "per_app_cpu_s": rps / cpu["app"] if cpu["app"] else float("nan")}
 
 
 def _percentile(hist: dict[str, int], q: float) -> float:
@@ -225,6 +261,10 @@ async def main() -> int:
     p.add_argument("--events", type=int, default=100)
     p.add_argument("--runs", type=int, default=40)
     p.add_argument("--duration", type=int, default=5)
+    p.add_argument("--paced-sockets", type=int, default=50, help="per side, paced delivery")
+    p.add_argument("--paced-events", type=int, default=200)
+    p.add_argument("--stream-top", type=int, default=256, help="the most concurrent streaming runs tried")
+    p.add_argument("--only", default="reads,fanout,runs,paced,streaming", help="the measures to take")
     p.add_argument("--output", default=str(ROOT / "bench" / "out" / "scale.md"))
     args = p.parse_args()
     llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=1000)
@@ -240,9 +280,20 @@ async def main() -> int:
                     shape.start()
                     try:
                         token = await admin_token(shape)
-                        row = {"reads": reads(shape, token, args.duration)}
-                        row["fanout"] = await fanout(shape, token, args.sockets, args.events)
-                        row["runs"] = await runs(shape, token, args.runs)
+                        row = {}
+                        if "reads" in args.only:
+                            row["reads"] = reads(shape, token, args.duration)
+                        if "fanout" in args.only:
+                            row["fanout"] = await fanout(shape, token, args.sockets, args.events)
+                        if "runs" in args.only:
+                            row["runs"] = await runs(shape, token, args.runs)
+                        if "paced" in args.only:
+                            row["paced"] = await streams.paced(
+                                [PY, str(ROOT / "bench" / "ws" / "client.py")], [shape.ports[0], shape.ports[-1]],
+                                f"http://127.0.0.1:{shape.ports[0]}/bench/publish", token, args.paced_sockets,
+                                args.paced_events, 0.01, _percentile)
+                        if "streaming" in args.only:
+                            row["streaming"] = await streams.streaming(shape.url, token, llm, top=args.stream_top)
                     finally:
                         shape.stop()
                     results[name].append(row)
@@ -264,21 +315,44 @@ def _median(values: list[float]) -> float:
 def render(results: dict[str, list[dict]], args, began: str) -> str:
     def med(name, f):
         return _median([f(r) for r in results[name]])
-    rows = [("reads/s (GET /api/system/schema, admin token)", lambda r: r["reads"]),
+    rows = [("reads/s (GET /api/system/schema, admin token)", lambda r: r["reads"]["per_s"]),
+            ("  CPU of the app instances during reads (cores)", lambda r: r["reads"]["cpu"]["app"]),
+            ("  CPU of Caddy (cores)", lambda r: r["reads"]["cpu"]["caddy"]),
+            ("  CPU of wrk (cores)", lambda r: r["reads"]["cpu"]["wrk"]),
+            ("  CPU busy on the whole box, every session (cores)", lambda r: r["reads"]["cpu"]["box"]),
+            ("  reads per app CPU-second", lambda r: r["reads"]["per_app_cpu_s"]),
             (f"WebSocket deliveries/s ({args.sockets} sockets, {args.events} events at once)",
              lambda r: r["fanout"]["per_s"]),
             ("delivery latency p50 ms", lambda r: r["fanout"]["p50_ms"]),
             ("delivery latency p99 ms", lambda r: r["fanout"]["p99_ms"]),
-            (f"runs/s ({args.runs} chat runs at once)", lambda r: r["runs"])]
+            (f"runs/s ({args.runs} chat runs at once)", lambda r: r["runs"]),
+            ("concurrent runs at 30 tokens/s held with delta-gap p99 ≤ 100 ms", lambda r: r["streaming"]["held"]),
+            ("paced delivery p50 ms, sockets on instance 1 (in-process)", lambda r: r["paced"][0]["p50_ms"]),
+            ("paced delivery p99 ms, sockets on instance 1 (in-process)", lambda r: r["paced"][0]["p99_ms"]),
+            ("paced delivery p50 ms, sockets on the last instance", lambda r: r["paced"][1]["p50_ms"]),
+            ("paced delivery p99 ms, sockets on the last instance", lambda r: r["paced"][1]["p99_ms"]),
+            ("  last instance p99 − instance 1 p99, ms", lambda r: r["paced"][1]["p99_ms"] - r["paced"][0]["p99_ms"])]
     lines = [f"Machine at start: {began}; at end: load {os.getloadavg()[0]:.2f}.",
              f"Rounds: {args.rounds} (A B C, then C B A), medians; wrk {args.duration} s per shape.", "",
              "| measure | A: 1 instance | B: 1 + NATS | C: 2 + NATS | **B/A** | **C/A** |",
              "|---|---:|---:|---:|---:|---:|"]
     for label, f in rows:
-        a, b, c = med("A", f), med("B", f), med("C", f)
-        lines.append(f"| {label} | {a:.1f} | {b:.1f} | {c:.1f} | **{b / a:.2f}** | **{c / a:.2f}** |")
-    lost = [(n, r["fanout"]) for n in results for r in results[n] if r["fanout"]["deliveries"] != r["fanout"]["expected"]]
-    lines += ["", f"Deliveries missing or extra in any round: {lost or 'none'}."]
+        try:
+            a, b, c = med("A", f), med("B", f), med("C", f)
+        except KeyError:   # a measure not taken (--only)
+            continue
+        ratio = (lambda x: f"{x / a:.2f}") if a else (lambda x: "–")
+        lines.append(f"| {label} | {a:.1f} | {b:.1f} | {c:.1f} | **{ratio(b)}** | **{ratio(c)}** |")
+    lines.append("")
+    for name in (results if "streaming" in args.only else ()):
+        lines.append(f"- streaming levels, {name}: " + "; ".join(
+            " / ".join(f"{lv['runs']} runs: p99 {lv['gap_p99_ms']:.0f} ms" for lv in r["streaming"]["levels"])
+            for r in results[name]))
+    lost = [(n, r["fanout"]) for n in results for r in results[n]
+            if "fanout" in r and r["fanout"]["deliveries"] != r["fanout"]["expected"]]
+    paced_short = [(n, p) for n in results for r in results[n] for p in r.get("paced", ())
+                   if p["events"] != p["expected"]]
+    lines += ["", f"Deliveries missing or extra in any round: {lost or 'none'}; paced: {paced_short or 'none'}."]
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`agentstead serve` unchanged, plus one bench-only route: POST /bench/publish {topic, n}
-publishes `n` bench.tick events with `Bus.publish` (each carries time.monotonic() at
-publish, so bench/ws/client.py measures delivery latency on the same clock)."""
+"""`agentstead serve` unchanged, plus one bench-only route: POST /bench/publish {topic, n,
+interval?} publishes `n` bench.tick events (at once, or one every `interval` s) with
+`Bus.publish` (each carries time.monotonic() at publish, so bench/ws/client.py measures
+delivery latency on the same clock)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ class Tick(Event):
 async def bench_publish(request: web.Request) -> web.Response:
     body = await request.json()
     bus = request.app[BUS]
-    futures = [bus.publish(body["topic"], Tick(i, time.monotonic())) for i in range(int(body["n"]))]
+    interval = float(body.get("interval", 0))   # 0: a burst; else one event every `interval` s
+    futures = []
+    for i in range(int(body["n"])):
+        futures.append(bus.publish(body["topic"], Tick(i, time.monotonic())))
+        if interval:
+            await asyncio.sleep(interval)
     await asyncio.gather(*futures)
     return web.json_response({"n": len(futures)})
 

@@ -75,7 +75,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         log.info("migrated database", extra={"from_version": report.before, "to_version": report.after,
                                              "snapshot": str(report.snapshot or "")})
     db = Database(settings.db_file, readers=settings.db_readers,
-                  busy_timeout_ms=settings.db_busy_timeout_ms, health_window=settings.readyz_write_window)
+                  busy_timeout_ms=settings.db_busy_timeout_ms, health_window=settings.readyz_write_window,
+                  shared=settings.instances > 1)   # several writer processes take turns (store/write_gate.py)
     await db.open()
     app[DB] = db
     app[SYSTEM] = SystemService(db)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
 
 from .monitoring_metrics import MonitoringMetrics
+from .store.write_health import LOCK_WAIT_BUCKETS
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -40,6 +42,8 @@ class Metrics:
             "agentstead_db_writes_ok", "1 when no write failed in the window, 0.5 degraded (some failed), "
             "0 failing (the newest failed, or 3+ and 10 % of the window's did).", registry=self.registry)
         self._written = (0, 0)
+        self._lock_waits = None   # store.write_health.LockWaits, from set_writes
+        self.registry.register(_LockWaitCollector(self))
 
         self._backup: _BackupGauges | None = None
         # Event loop lag, how runs end, WebSockets, disk, database files, usage by model and
@@ -58,6 +62,7 @@ class Metrics:
         self.db_writes.labels("ok").inc(ok - self._written[0])
         self.db_writes.labels("failed").inc(failed - self._written[1])
         self._written = (ok, failed)
+        self._lock_waits = health.lock_waits
         report = health.report()
         self.db_writes_recent.set(report.writes)
         self.db_write_failures_recent.set(report.failures)
@@ -65,6 +70,29 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _LockWaitCollector:
+    """agentstead_db_lock_wait_seconds: counted in the writer's thread (store/write_health.py)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        waits = self.metrics._lock_waits
+        if waits is None:
+            return
+        buckets, seen = [], 0
+        for bound, n in zip((*map(str, LOCK_WAIT_BUCKETS), "+Inf"), list(waits.counts)):
+            seen += n
+            buckets.append((bound, seen))
+        yield HistogramMetricFamily(
+            "agentstead_db_lock_wait_seconds", "How long write transactions waited for the database's write "
+            "lock (BEGIN IMMEDIATE): another instance's transaction, a checkpoint.", buckets=buckets,
+            sum_value=waits.sum)
 
 
 class _BackupGauges:

@@ -44,6 +44,7 @@ class State:
     db_bytes: int | None = None
     wal_bytes: int | None = None
     events_appended: int | None = None
+    bus: dict | None = None   # the NATS bus's check() (several instances); None: the embedded bus
     runs_active: dict[str, int] = dataclasses.field(default_factory=dict)
     # model -> (prompt tokens, completion tokens, runs), all time (usage_daily)
     usage: dict[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
@@ -109,6 +110,7 @@ class _StateCollector:
         if s.events_appended is not None:
             yield CounterMetricFamily("agentstead_events_appended", "Events appended to the event log "
                                       "by this process.", value=s.events_appended)
+        yield from _bus_families(s.bus)
         active = GaugeMetricFamily("agentstead_runs_active", "Runs not yet ended, by status.", labels=["status"])
         for status in ("queued", "running", "waiting_for_input"):
             active.add_metric([status], s.runs_active.get(status, 0))
@@ -123,3 +125,19 @@ class _StateCollector:
             runs.add_metric([model], count)
         yield tokens
         yield runs
+
+
+def _bus_families(bus: dict | None):
+    """The NATS bus (several instances): how events from the others arrived. `heard` rising is
+    the fast path; `filled` rising alone is the log doing NATS's work (NATS down, messages lost)."""
+    if bus is None or bus.get("kind") != "nats":
+        return
+    yield GaugeMetricFamily("agentstead_bus_nats_connected", "1 when this instance is connected to NATS.",
+                            value=1 if bus["ok"] else 0)
+    yield CounterMetricFamily("agentstead_bus_events_heard", "Events of other instances heard over NATS "
+                              "(the fast path).", value=bus["heard"])
+    yield CounterMetricFamily("agentstead_bus_events_filled", "Events of other instances read from the event "
+                              "log because NATS had not brought them in time (NATS down, a message lost or late).",
+                              value=bus["filled_from_log"])
+    yield CounterMetricFamily("agentstead_bus_messages_published", "NATS messages this instance sent (each "
+                              "carries the events of one or more commits).", value=bus["published"])

@@ -57,4 +57,5 @@ async def refresh(app: web.Application) -> None:
     state.disk_min_free = settings.min_free_disk
     state.db_bytes, state.wal_bytes = _size(db_file), _size(db_file + "-wal")
     state.events_appended = app[BUS].appended
+    state.bus = app[BUS].check()
     state.runs_active, state.usage = await app[SYSTEM].run_stats()

@@ -4,6 +4,8 @@ runs against the test LLM server, real WebSockets and a real event loop."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 import time
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -129,3 +131,27 @@ async def test_disk_and_database_files(client, settings):
     wal = settings.db_file.with_name(settings.db_file.name + "-wal")
     assert value(samples, "agentstead_db_wal_size_bytes") == (wal.stat().st_size if wal.exists() else 0)
     assert value(samples, "process_start_time_seconds") > 0
+
+
+async def test_a_write_that_waited_for_another_process_s_write_lock_shows_its_wait(client, settings):
+    """Another process (here a plain sqlite3 connection) holds the write lock for 0.4 s: the app's
+    next write waits for it under the busy timeout, succeeds, and the wait is in the histogram."""
+    _, headers = await token_user(client, "ada@example.org")
+    before = await scrape(client)
+    other = sqlite3.connect(settings.db_file, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.4, other.execute, ("COMMIT",))
+    released.start()
+    try:
+        resp = await client.post("/api/agents", json={"name": "waited"}, headers=headers)
+        assert resp.status == 201, await resp.text()
+    finally:
+        released.join()
+        other.close()
+    after = await scrape(client)
+    name = "agentstead_db_lock_wait_seconds_bucket"
+    long_waits = [value(s, "agentstead_db_lock_wait_seconds_count") - value(s, name, le="0.25")
+                  for s in (before, after)]
+    assert long_waits[1] - long_waits[0] >= 1, "a write that waited 0.4 s is not counted as a long wait"
+    assert value(after, "agentstead_db_lock_wait_seconds_sum") >= 0.3
+    assert value(after, "agentstead_db_lock_wait_seconds_count") > value(before, "agentstead_db_lock_wait_seconds_count")

@@ -82,6 +82,13 @@ class NatsBus(Bus):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # The last commits (a stopping runner's endings: runs handed over) go out now,
+        # not a poll later; NATS down: the others read them from the log.
+        events, self._outbox = self._outbox, []
+        if events and self.connected:
+            with contextlib.suppress(Exception):
+                for i in range(0, len(events), CHUNK):
+                    await self.nc.publish(self.subject, _encode(events[i:i + CHUNK]))
         if self.sequencer is not None:
             self.sequencer.close()
         if self.nc is not None:

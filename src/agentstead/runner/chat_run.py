@@ -134,7 +134,8 @@ def _end(conn: sqlite3.Connection, run: Run, status: str, failure: RunFailure | 
         stored = thread_store.add_message(conn, run.thread_id, "assistant", partial, message_id=str(uuid.uuid4()),
                                           run_id=run.id, partial=True)
     if status == "interrupted":
-        run_store.set_status(conn, run.id, status, error=run_store.INTERRUPTED)
+        run_store.set_status(conn, run.id, status, error=(failure.code, failure.message) if failure
+                             else run_store.INTERRUPTED)
         return True, stored, (0, 0)
     run_store.set_status(conn, run.id, status, finished=True,
                          error=(failure.code, failure.message) if failure is not None else None)

@@ -16,19 +16,25 @@ run's events on the bus (NATS, backed by the log). From them this instance:
   instance's scheduler pauses until a run ends somewhere.
 
 Crash recovery is the leases' (watchdog.py): an instance that dies stops renewing
-its runs' leases and another instance's watchdog makes them `interrupted`.
+its runs' leases and another instance's watchdog makes them `interrupted`. An instance
+stopped gracefully (SIGTERM) hands its runs over instead: they end `interrupted` with
+the code `handed_over`, and an instance that hears it resumes the run at once (the
+resume transaction checks the row is still interrupted, so one instance takes it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
-from typing import Callable
+from typing import Any, Awaitable, Callable
 
 from ..bus.bus import Bus, Delivery
+from ..errors import Refused
 from ..store import runs as run_store
 
+log = logging.getLogger("agentstead.runner")
 ENDED = frozenset({"run.succeeded", "run.failed", "run.cancelled", "run.interrupted", "run.waiting"})
 PAUSE = 1.0   # seconds the scheduler rests after the shared limits refused a start (unless a run ends)
 
@@ -48,10 +54,13 @@ def check_limits(conn: sqlite3.Connection, owner_id: str, limits: tuple[int, int
 class Siblings:
     """What this instance does with the other instances' run events."""
 
-    def __init__(self, bus: Bus, tasks: dict[str, asyncio.Task], wake: Callable[[], None]):
+    def __init__(self, bus: Bus, tasks: dict[str, asyncio.Task], wake: Callable[[], None],
+                 resume: Callable[[run_store.Run, Any], Awaitable[Any]]):
         self.bus = bus
         self.tasks = tasks
         self.wake = wake
+        self.resume = resume   # Runner.resume
+        self._taking: set[asyncio.Task] = set()
         self.paused_until = 0.0
         self.cancelled_here = 0   # tasks stopped because another instance cancelled their run
         self._sub = None
@@ -72,6 +81,19 @@ class Siblings:
         self.paused_until = time.monotonic() + PAUSE
         asyncio.get_running_loop().call_later(PAUSE, self.wake)
 
+    async def _take_over(self, run_id: str) -> None:
+        """A run another instance handed over as it stopped (interrupted, handed_over): resumed
+        here, unless this instance is stopping too or another one was quicker."""
+        run = await self.bus.db.read(run_store.get, run_id)
+        if run is None or run.status != "interrupted" or run.error_code != run_store.HANDED_OVER[0] \
+                or self._sub is None:
+            return
+        try:
+            await self.resume(run, None)
+        except Refused:
+            return
+        log.info("resumed a run another instance handed over", extra={"run_id": run_id})
+
     def _heard(self, delivery: Delivery) -> None:
         if delivery.type == "run.cancelled":
             task = self.tasks.get(delivery.topic.split("/", 1)[1])
@@ -79,6 +101,12 @@ class Siblings:
             if task is not None and not task.done() and not task.cancelling():
                 self.cancelled_here += 1
                 task.cancel()
+        if delivery.type == "run.interrupted" and delivery.topic.split("/", 1)[1] not in self.tasks:
+            # Maybe handed over by an instance that is stopping: the row says (Runner._take_over).
+            task = asyncio.get_running_loop().create_task(self._take_over(delivery.data["run_id"]),
+                                                          name="run-take-over")
+            self._taking.add(task)
+            task.add_done_callback(self._taking.discard)
         if delivery.type in ENDED:
             self.paused_until = 0.0
             self.wake()

@@ -36,6 +36,7 @@ from ..store.runs import Run
 from .admission import Admission
 from .chat_run import ChatRuns
 from .endings import Endings
+from .failures import RunFailure
 from .instances import LimitsReached, Siblings, check_limits
 from .kinds import Prepared, RunKind, Toolkit, announce
 from .stream import Deltas
@@ -61,6 +62,17 @@ def _providers(settings: Settings) -> dict[str, dict]:
     return {p["name"]: {**p, "context_default": settings.llm_context_tokens} for p in settings.llm_providers}
 
 
+def _handed(status: str, siblings: Siblings | None) -> RunFailure | None:
+    """Stopping among several instances, a run is handed to the others (instances.py)."""
+    return RunFailure(*run_store.HANDED_OVER) if status == "interrupted" and siblings is not None else None
+
+
+def _unchanged(conn: sqlite3.Connection, run: Run) -> None:
+    """In a resume transaction: the run is as it was read (not resumed or ended meanwhile, anywhere)."""
+    if run_store.status_of(conn, run.id) != run.status:
+        raise Refused(409, "not_resumable", "the run was resumed or ended meanwhile")
+
+
 async def _cancelled(tasks: list[asyncio.Task]) -> None:
     for task in tasks:
         task.cancel()
@@ -81,7 +93,7 @@ class Runner:
         self.leases = Leases(self.db, self.endings, settings.run_lease_seconds,
                              lambda: set(self.tasks) | set(self.endings.pending), name=settings.instance)
         # Several instances on one database (instances.py): limits from the rows, remote cancels.
-        self.siblings = Siblings(bus, self.tasks, self.wake) if settings.nats_url else None
+        self.siblings = Siblings(bus, self.tasks, self.wake, self.resume) if settings.nats_url else None
         self.limits = (settings.runs_max_concurrent, settings.runs_max_per_user) if self.siblings else None
         self.deltas = Deltas(bus)
         self.traces = Traces(tracer)   # tracing.py: None when tracing is off
@@ -204,6 +216,7 @@ class Runner:
         kind = self.kinds[run.kind]
 
         def resuming(conn: sqlite3.Connection) -> list[ev.Event]:
+            _unchanged(conn, run)
             run_store.set_status(conn, run.id, "running", started=True, lease=self.leases.lease())
             return kind.resuming(conn, run, answer)
         await self.tools.write(run, resuming, events=lambda announced: announced)
@@ -292,7 +305,7 @@ class Runner:
             # kept and written by the settler; a second cancel leaves it to the settler.
             status = "interrupted" if self.admission.closed else "cancelled"
             span.ended(status)
-            await asyncio.shield(self.endings.write(run.id, kind.ending(run, status, None)))
+            await asyncio.shield(self.endings.write(run.id, kind.ending(run, status, _handed(status, self.siblings))))
             raise
         except BaseException as exc:  # every failure ends as a failed row with a reason
             failure = kind.failure_of(exc)

@@ -275,7 +275,8 @@ def _end(conn: sqlite3.Connection, run: Run, status: str, failure: RunFailure | 
         run_store.set_status(conn, run.id, status, finished=True)
     elif status == "interrupted":   # shutdown: resumable from the checkpoint
         step_store.ended(conn, run.id, "interrupted")
-        run_store.set_status(conn, run.id, status, error=run_store.INTERRUPTED)
+        run_store.set_status(conn, run.id, status, error=(failure.code, failure.message) if failure
+                             else run_store.INTERRUPTED)
         return usage_store.tokens_of(conn, run.id)
     else:   # cancelled, failed: e.g. a parallel sibling cut short
         step_store.ended(conn, run.id, "cancelled")

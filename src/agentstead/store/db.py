@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from .connection import Worker, connect, inline, pragmas  # noqa: F401 (inline: the marker for store modules)
+from .write_gate import WriteGate
 from .write_health import WriteHealth
 from .writer import Committed, Events, Writer
 
@@ -38,13 +39,15 @@ class Database:
     """Owns the writer and the readers of one SQLite file."""
 
     def __init__(self, path: Path, *, readers: int = 4, busy_timeout_ms: int = 5000,
-                 health_window: float = 30.0, batch_max: int = 1000):
+                 health_window: float = 30.0, batch_max: int = 1000, shared: bool = False):
         self.path = Path(path)
+        self._shared = shared   # other instances write to this file too: take turns at a WriteGate
         self.health = WriteHealth(health_window)   # outcomes of recent writes (/readyz, /metrics, the runner)
         self._n_readers = readers
         self._busy_timeout_ms = busy_timeout_ms
         self._batch_max = batch_max
         self._writer: Writer | None = None
+        self._gate: WriteGate | None = None
         self._readers: asyncio.Queue[Worker] = asyncio.Queue()
         self._all_readers: list[Worker] = []
         self._inline: sqlite3.Connection | None = None
@@ -55,7 +58,8 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         worker = Worker(await asyncio.to_thread(connect, self.path, readonly=False,
                                                 busy_timeout_ms=self._busy_timeout_ms), "database-writer")
-        self._writer = Writer(worker, self.health, batch_max=self._batch_max)
+        self._gate = WriteGate(self.path) if self._shared else None
+        self._writer = Writer(worker, self.health, batch_max=self._batch_max, gate=self._gate)
         self._writer.listeners = self._listeners
         self._writer.start()
         # On the event loop nothing may wait: no busy timeout, and a budget per query (read()).
@@ -76,6 +80,9 @@ class Database:
             await self._writer.stop()
             await self._writer.worker.close()
             self._writer = None
+        if self._gate is not None:
+            self._gate.close()
+            self._gate = None
         if self._inline is not None:
             self._inline.close()
             self._inline = None

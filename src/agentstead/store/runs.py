@@ -12,6 +12,8 @@ from .connection import inline
 ACTIVE = ("queued", "running", "waiting_for_input")
 FINISHED = ("succeeded", "failed", "cancelled")
 INTERRUPTED = ("interrupted", "the server stopped while this run was running; resume it")
+# Several instances: one stopping gracefully hands its runs to the others (runner/instances.py).
+HANDED_OVER = ("handed_over", "the instance running this run stopped; another instance resumes it")
 ORPHANED = ("interrupted", "the run's task stopped without finishing it (its lease ran out); resume it")
 QUEUE_PAGE = 500   # queued runs the scheduler reads at a time
 

@@ -7,6 +7,7 @@ succeeds after failures, to settle what they keep in memory at once.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import logging
@@ -64,6 +65,7 @@ class WriteHealth:
         self.last_error: str | None = None
         self.last_failure_at: float | None = None
         self._listeners: list[Callable[[], None]] = []
+        self.lock_waits = LockWaits()
 
     def _bucket(self) -> list:
         now = int(self._clock())
@@ -108,3 +110,23 @@ class WriteHealth:
         failed = sum(b[2] for b in self._buckets)
         since = now - self.last_failure_at if self.last_failure_at is not None else None
         return Report(ok + failed, failed, self.window, self.last_failed and failed > 0, self.last_error, since)
+
+
+LOCK_WAIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                     2.5, 5.0)
+
+
+class LockWaits:
+    """How long each write transaction waited for the database's write lock (BEGIN IMMEDIATE):
+    for another process's transaction (several instances on one file), a checkpoint, a backup
+    drill. Counted per bucket in the writer's thread; /metrics exports it as a histogram."""
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LOCK_WAIT_BUCKETS) + 1)   # the last: above the largest bucket
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LOCK_WAIT_BUCKETS, seconds)] += 1
+        self.sum += seconds
+        self.count += 1

@@ -15,7 +15,8 @@ awaits its write finds its events durable and delivered.
 
 Only one writer runs per process (SQLite serialises writers anyway; one queue
 keeps "database is locked" away). Several processes on one file each have
-theirs and meet at BEGIN IMMEDIATE under the busy timeout (issue "Scale out").
+theirs and take turns at a file lock first (write_gate.py), then BEGIN IMMEDIATE
+under the busy timeout (issue "Scale out").
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import time
 from typing import Any, Callable, Iterable, Union
 
 from ..timeutil import now_iso
 from . import events as event_log
 from .connection import Worker
-from .write_health import WriteHealth, is_write_failure
+from .write_gate import WriteGate
+from .write_health import LockWaits, WriteHealth, is_write_failure
 
 log = logging.getLogger("agentstead.store")
 
@@ -153,11 +156,38 @@ def _each(conn: sqlite3.Connection, batch: list[_Write], at: str) -> None:
         _announce_all(conn, announcements, at)
 
 
-def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool:
-    """The batch, in the writer's thread: one transaction, each write under a savepoint.
-    A lone write needs none: when its `fn` raises, the transaction is rolled back
-    (False: nothing was committed) and its caller gets the exception."""
-    conn.execute("BEGIN IMMEDIATE")
+def _gate_wait(conn: sqlite3.Connection, gate: WriteGate) -> float:
+    """In the writer's thread: wait for this instance's turn (write_gate.py); seconds waited."""
+    start = time.perf_counter()
+    gate.__enter__()
+    return time.perf_counter() - start
+
+
+def _gate_leave(conn: sqlite3.Connection, gate: WriteGate) -> None:
+    gate.__exit__(None, None, None)
+
+
+def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: LockWaits,
+                 gate: WriteGate | None, waited: float) -> bool:
+    """The batch, in the writer's thread; a gate taken before (several instances) is let go
+    after COMMIT or ROLLBACK. The wait for the write lock (the gate's `waited`, and BEGIN
+    IMMEDIATE's under the busy timeout) is timed."""
+    start = time.perf_counter()
+    try:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            waits.observe(waited + time.perf_counter() - start)
+        return _in_transaction(conn, batch, at)
+    finally:
+        if gate is not None:
+            _gate_leave(conn, gate)
+
+
+def _in_transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool:
+    """One transaction, each write under a savepoint. A lone write needs none: when its
+    `fn` raises, the transaction is rolled back (False: nothing was committed) and its
+    caller gets the exception."""
     try:
         if len(batch) == 1:
             write = batch[0]
@@ -177,10 +207,12 @@ def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool
 
 
 class Writer:
-    def __init__(self, worker: Worker, health: WriteHealth, *, batch_max: int = 1000):
+    def __init__(self, worker: Worker, health: WriteHealth, *, batch_max: int = 1000,
+                 gate: WriteGate | None = None):
         self.worker = worker
         self.health = health
         self.batch_max = batch_max
+        self.gate = gate   # several instances on the file: take turns (write_gate.py)
         self.listeners: list[Callable[[list[Committed]], None]] = []
         self.appended = 0   # events committed to the log by this process
         self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
@@ -207,6 +239,11 @@ class Writer:
         while not stopping:
             batch: list[_Write] = []
             item = await self._queue.get()
+            waited = 0.0
+            if self.gate is not None:
+                # The turn first, the batch after: what queues up while another instance
+                # writes joins this transaction (one fsync), as it would in one process.
+                waited = await asyncio.shield(self.worker.run(_gate_wait, self.gate))
             while True:
                 if item is None:
                     stopping = True
@@ -219,13 +256,16 @@ class Writer:
                 except asyncio.QueueEmpty:
                     break
             if batch:
-                await self._commit(batch)
+                await self._commit(batch, waited)
+            elif self.gate is not None:
+                await self.worker.run(_gate_leave, self.gate)
 
-    async def _commit(self, batch: list[_Write]) -> None:
+    async def _commit(self, batch: list[_Write], waited: float) -> None:
         at = now_iso()
         try:
             # Shielded: a stopping writer still learns how its last transaction ended.
-            committed_any = await asyncio.shield(self.worker.run(_transaction, batch, at))
+            committed_any = await asyncio.shield(self.worker.run(_transaction, batch, at, self.health.lock_waits,
+                                                                  self.gate, waited))
         except Exception as exc:
             self._failed(batch, exc)
             return
