@@ -11,6 +11,7 @@ the first render would put the admin page's code between a person and their chat
 import runtime
 from runtime import Update, Http, Navigate, Socket, KnowUser, Connected, Disconnected, Live, SessionEnded, h, Record
 import fmt
+import markdown
 
 PAGE_NAMES = ("signin", "agents", "chat", "runs", "workflows", "account", "admin")
 NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("workflows", "/workflows", "Workflows"),
@@ -131,6 +132,7 @@ def UrlChanged(model, url):
 
 @on("me")
 def GotMe(model, me):
+    markdown.allow_images((me.get("chat") or {}).get("image_origins"))
     return _to_page(KnowUser(me["user"].get("id")), model.but(me=me["user"], session_ended=False))
 
 

@@ -6,15 +6,20 @@ const WASM = "/assets/__MICROPYTHON_WASM__";
 const BUNDLE = "/assets/__APP_BUNDLE__";
 const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
 
-// The Markdown parser loads beside the runtime and the app does not wait for it: answers show
-// as plain text until it is there, then the app draws them again (program.py sets
+// The Markdown parser (55 KB) loads only where answers are shown: beside the runtime on a chat
+// page, else when a page first asks for it (markdown.py: available). Nothing waits for it:
+// answers show as plain text until it is there, then the app draws them again (program.py sets
 // agentsteadMarkdownReady). A parser that fails to load leaves plain text, not a broken app.
+let markdownAsked = false;
 function markdown() {
+  if (markdownAsked) return;
+  markdownAsked = true;
   const s = document.createElement("script");
   s.src = MARKDOWN;
   s.onload = () => globalThis.agentsteadMarkdownReady?.();
   document.head.append(s);
 }
+globalThis.agentsteadLoadMarkdown = markdown;
 
 function fail(error) {
   console.error(error);
@@ -54,7 +59,7 @@ function early() {
 try {
   performance.mark("agentstead:boot");
   early();
-  markdown();
+  if (location.pathname.startsWith("/chat")) markdown();
   const [mp, bundle] = await Promise.all([
     loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
                       stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),

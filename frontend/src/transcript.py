@@ -222,8 +222,8 @@ def _args(arguments):
 
 
 def _message(m, rendered=False):
-    """One stored message; `rendered`: Markdown is available (a memo argument, so messages drawn
-    as plain text before the parser loaded are drawn again once it has)."""
+    """One stored message; `rendered`: markdown.state() (a memo argument, so messages drawn as
+    plain text before the parser loaded, or before the image origins were known, are drawn again)."""
     role = m.get("role", "assistant")
     if role == "tool":
         return h("li", {"class": "msg tool"}, h("details", {}, [
@@ -337,7 +337,7 @@ def _live_runs(model):
 
 def _items(model, messages, start, anchors, stored):
     items = []
-    ready = markdown.available()
+    ready = markdown.state()
     for i, m in enumerate(messages):
         items.append(memo(_message, m, ready, key=m["id"]))
         for rid in anchors.get(start + i, ()):
@@ -371,6 +371,6 @@ def view(model, earlier=None):
     return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
         earlier,
         memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, model.usage,
-             markdown.available(), key="history"),
+             markdown.state(), key="history"),
         h("ol", {"class": "transcript tail", "key": "tail"}, rest),
     ])
