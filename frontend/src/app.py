@@ -12,6 +12,8 @@ import runtime
 from runtime import Update, Http, Navigate, Socket, KnowUser, Connected, Disconnected, Live, SessionEnded, h, Record
 import fmt
 import markdown
+import shortcuts
+from shortcuts import ShowShortcuts
 
 PAGE_NAMES = ("signin", "agents", "chat", "runs", "workflows", "account", "admin")
 NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("workflows", "/workflows", "Workflows"),
@@ -83,6 +85,7 @@ class Model(Record):
         self.online = False          # the live socket is open
         self.ever_online = False
         self.session_ended = False
+        self.shortcuts = False       # the keyboard shortcuts' list is open (shortcuts.py)
 
 
 def init(url):
@@ -149,6 +152,11 @@ def Unauthorized(model):
     return model.but(me=None), [Navigate("/signin?next=" + fmt.quote(path).replace("%2F", "/"), replace=True)]
 
 
+@on(ShowShortcuts)
+def _show_shortcuts(model, shown):
+    return shortcuts.shown(model, shown)
+
+
 @on()
 def SignOut(model):
     return model, [Http("POST", "/auth/logout", None, lambda _: SignedOut(), lambda _: SignedOut())]
@@ -209,11 +217,14 @@ def view(model):
                  if model.me.get("role") == "admin" else []))),
             model.me and h("div", {"class": "who"}, [
                 h("span", {"class": "muted"}, model.me.get("email", "")),
+                h("button", {"type": "button", "class": "link", "aria-label": "Keyboard shortcuts",
+                             "aria-keyshortcuts": "?", "onclick": ShowShortcuts(True)}, "Keys (?)"),
                 h("button", {"type": "button", "class": "link", "onclick": SignOut()}, "Sign out")]),
         ]),
         offline and h("div", {"class": "banner", "role": "status"},
                       "Offline: reconnecting… Replies will continue where they left off."),
         h("main", {"id": "main", "tabindex": "-1", "data-page": model.page or ""}, content),
+        model.shortcuts and shortcuts.view(),
     ])
 
 
@@ -225,4 +236,4 @@ def _current(attrs, current):
 
 def main():
     import program
-    return program.start(init, update, view, subscriptions, UrlChanged, Unauthorized)
+    return program.start(init, update, view, subscriptions, UrlChanged, Unauthorized, on_key=shortcuts.key)

@@ -8,8 +8,10 @@ is typed), undo (the messages before a regenerate / edit on its way), plus the t
 
 from runtime import Update, Http, h, put
 from ui import ACTIVE
+import turn_picker
 
 on = Update()
+update = on.update
 
 
 def _last_user(messages):
@@ -35,7 +37,8 @@ def Regenerate(model):
         return model
     kept = [m for m in model.messages if (m.get("seq") or 0) <= (last.get("seq") or 0)]
     return (model.but(undo=model.messages, messages=kept, error=None),
-            [Http("POST", "/api/threads/%s/regenerate" % model.thread_id, None, Accepted, Refused)])
+            [Http("POST", "/api/threads/%s/regenerate" % model.thread_id, turn_picker.body(model) or None, Accepted,
+                  Refused)])
 
 
 @on("message_id content")
@@ -65,8 +68,8 @@ def SaveEdit(model):
     new = {"id": "edit-" + old["id"], "seq": seq - 0.5, "role": "user", "content": text, "pending": True}
     kept = [m for m in model.messages if (m.get("seq") or 0) < seq] + [new]
     return (model.but(undo=model.messages, messages=kept, editing=None, edit_text="", error=None),
-            [Http("POST", "/api/threads/%s/messages/%s/edit" % (model.thread_id, old["id"]), {"content": text},
-                  Accepted, Refused)])
+            [Http("POST", "/api/threads/%s/messages/%s/edit" % (model.thread_id, old["id"]),
+                  dict(turn_picker.body(model), content=text), Accepted, Refused)])
 
 
 @on("run")
@@ -74,9 +77,10 @@ def Accepted(model, run):
     """The new run: followed like a sent message's (its events come on the thread's topic)."""
     input_id = run.get("input_message_id")
     messages = [dict(m, pending=False, id=input_id or m["id"]) if m.get("pending") else m for m in model.messages]
-    return model.but(undo=None, messages=messages, runs=put(model.runs, run["id"], model.runs.get(run["id"])
-                                                             or run.get("status", "queued")),
-                     run_inputs=put(model.run_inputs, run["id"], input_id))
+    return turn_picker.after_turn(model.but(
+        undo=None, messages=messages, runs=put(model.runs, run["id"], model.runs.get(run["id"]) or run.get("status",
+                                                                                                       "queued")),
+        run_inputs=put(model.run_inputs, run["id"], input_id)), run)
 
 
 @on("error")
@@ -113,7 +117,8 @@ def view(model):
                 h("button", {"type": "button", "class": "secondary", "onclick": CancelEdit()}, "Cancel")])])
     if can_regenerate(model):
         return h("div", {"class": "row thread-controls"}, h(
-            "button", {"type": "button", "class": "secondary small", "onclick": Regenerate()}, "Regenerate answer"))
+            "button", {"type": "button", "class": "secondary small", "aria-keyshortcuts": "r", "onclick": Regenerate()},
+            "Regenerate answer"))
     return None
 
 
