@@ -40,7 +40,7 @@ function early() {
   const urls = ["/api/me"];
   const chat = path.match(/^\/chat\/([^/]+)$/);
   if (path === "/agents") urls.push("/api/agents?limit=200", "/api/models");
-  else if (chat) urls.push("/api/threads?limit=100", "/api/agents?limit=200", `/api/threads/${chat[1]}?limit=1000`,
+  else if (chat) urls.push("/api/threads?limit=100", "/api/agents?limit=200", `/api/threads/${chat[1]}?limit=100`,
                            `/api/runs?limit=50&thread_id=${chat[1]}`);
   else if (path === "/chat") urls.push("/api/threads?limit=100", "/api/agents?limit=200");
   else if (path === "/runs" && !q.get("status")) urls.push("/api/runs?limit=100");

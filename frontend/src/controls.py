@@ -77,10 +77,10 @@ def Accepted(model, run):
     """The new run: followed like a sent message's (its events come on the thread's topic)."""
     input_id = run.get("input_message_id")
     messages = [dict(m, pending=False, id=input_id or m["id"]) if m.get("pending") else m for m in model.messages]
-    return turn_picker.after_turn(model.but(
-        undo=None, messages=messages, runs=put(model.runs, run["id"], model.runs.get(run["id"]) or run.get("status",
-                                                                                                       "queued")),
-        run_inputs=put(model.run_inputs, run["id"], input_id)), run)
+    m = model.but(undo=None, messages=messages, runs=put(model.runs, run["id"], model.runs.get(run["id"])
+                                                          or run.get("status", "queued")),
+                  run_inputs=put(model.run_inputs, run["id"], input_id))
+    return turn_picker.after_turn(_superseded(m, run["id"], input_id), run)
 
 
 @on("error")
@@ -95,11 +95,24 @@ def removed(model, run_id, data, kind):
     start = data.get("from_seq")
     if not isinstance(start, int):
         return model
-    gone = {m["id"] for m in model.messages if (m.get("seq") or 0) >= start and not m.get("pending")}
-    if not gone:
+    removed = [m for m in model.messages if (m.get("seq") or 0) >= start and not m.get("pending")]
+    if not removed:
+        return _superseded(model, run_id, model.run_inputs.get(run_id))
+    gone = {m["id"] for m in removed}
+    wrote = {m.get("run_id") for m in removed}     # a regenerated answer's run: its input stays
+    runs = {rid: s for rid, s in model.runs.items()
+            if (model.run_inputs.get(rid) not in gone and rid not in wrote) or rid == run_id}
+    return _superseded(model.but(messages=[m for m in model.messages if m["id"] not in gone], runs=runs), run_id,
+                       model.run_inputs.get(run_id))
+
+
+def _superseded(model, run_id, input_id):
+    """A regenerate's new run answers the same message as the run it replaces: that one goes
+    from view (its answer is removed; its time and tokens line would stay otherwise)."""
+    if not input_id:
         return model
-    runs = {rid: s for rid, s in model.runs.items() if model.run_inputs.get(rid) not in gone or rid == run_id}
-    return model.but(messages=[m for m in model.messages if m["id"] not in gone], runs=runs)
+    old = [rid for rid, mid in model.run_inputs.items() if mid == input_id and rid != run_id and rid in model.runs]
+    return model.but(runs={rid: s for rid, s in model.runs.items() if rid not in old}) if old else model
 
 
 def _typed(ev):

@@ -133,7 +133,7 @@ def view(model):
         changed = bool(body(model))
         return h("div", {"class": "turn-pick row muted"}, [
             h("span", {}, ["Next answer: ", h("strong" if changed else "span", {}, who),
-                           " (from now on)" if changed and model.choice_keep else ""]),
+                           " (from now on)" if changed and model.choice_keep else "", " "]),
             h("button", {"type": "button", "class": "link", "aria-keyshortcuts": "a", "onclick": Pick(True)},
               "Change")])
     agents = [(a["id"], a.get("name") or a["id"]) for a in model.agents or ()]
