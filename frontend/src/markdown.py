@@ -298,16 +298,34 @@ def _fence(line):
     return None
 
 
+def _item_line(line):
+    """The line starts a list item ("- a", "* a", "+ a", "1. a", "1) a"; up to three spaces in)."""
+    s = line.lstrip(" ")
+    if len(line) - len(s) > 3 or not s:
+        return False
+    if s[0] in "-*+":
+        return len(s) == 1 or s[1] in " \t"
+    digits = 0
+    while digits < len(s) and digits < 10 and s[digits].isdigit():
+        digits += 1
+    return 0 < digits < 10 and s[digits:digits + 1] in (".", ")") and s[digits + 1:digits + 2] in ("", " ", "\t")
+
+
 def chunks(text):
     """text cut at blank lines outside fenced code, where the next line does not continue a
-    block (indented): Markdown pieces that parse the same alone. Only the last one grows
-    while a reply streams, so only it is parsed and drawn again."""
-    out, cur, fence, blank = [], [], None, False
+    block (indented) nor a list (a loose list's next item): Markdown pieces that parse the
+    same alone. Only the last one grows while a reply streams, so only it is parsed and drawn
+    again."""
+    out, cur, fence, blank, listing = [], [], None, False, False
     for line in text.split("\n"):
         mark = _fence(line)
-        if fence is None and blank and cur and line.strip() and line[:1] not in (" ", "\t"):
+        top = fence is None and bool(line.strip()) and line[:1] not in (" ", "\t")
+        item = top and _item_line(line)
+        if top and blank and cur and not (item and listing):
             out.append("\n".join(cur))
             cur = []
+        if top:
+            listing = item              # the piece so far ends in a list (indented lines continue it)
         if mark is not None and (fence is None or mark == fence):
             fence = mark if fence is None else None
         cur.append(line)

@@ -209,6 +209,22 @@ def test_chunks_cut_at_blank_lines_outside_code():
     assert "".join(c + "\n" for c in markdown.chunks(text))[:-1] == text
 
 
+def test_a_loose_list_streams_as_one_list():
+    text = "Steps:\n\n- one\n\n- two\n\n  more of two\n\n- three\n\n1. a\n\n2. b\n\nAfter."
+    assert markdown.chunks(text) == ["Steps:\n", "- one\n\n- two\n\n  more of two\n\n- three\n\n1. a\n\n2. b\n",
+                                     "After."]
+    tree = markdown.streaming(text, CopyCode)
+    for c in tree.children:
+        vdom._resolve(c)
+    lists = [n for n in walk(tree) if n.tag in ("ul", "ol")]
+    stored = [n for n in walk(md(text)) if n.tag in ("ul", "ol")]
+    assert [(n.tag, len(find_all(n, "li"))) for n in lists] == [(n.tag, len(find_all(n, "li"))) for n in stored] == [
+        ("ul", 3), ("ol", 2)]
+    assert [markdown._item_line(x) for x in ("- a", "* a", "+ a", "12. a", "3) a", "-", "   - a")] == [True] * 7
+    assert [markdown._item_line(x) for x in ("-a", "--- ", "1.a", "    - a", "a. b", "1234567890. a", "")] == [
+        False] * 7
+
+
 def test_streaming_redraws_only_the_last_piece():
     first = markdown.streaming("Intro **x**\n\n```py\nprint(1)\n```\n\nTail", CopyCode)
     vdom._resolve(first)
