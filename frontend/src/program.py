@@ -135,7 +135,10 @@ class Program:
     def _focus(self, fx):
         if fx.keep:
             self.focus_saved = js.document.activeElement
-        self.focus_next = fx
+        el = js.document.getElementById(fx.element_id) if fx.element_id else None
+        if el is not None:
+            el.focus()            # there already (the composer): at once, so the next key goes there
+        self.focus_next = fx      # and after the render (an element the render creates or replaces)
 
     def _focused(self, fx):
         self.focus_next = None

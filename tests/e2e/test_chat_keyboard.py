@@ -114,7 +114,7 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
 
             # ---- keyboard only: i, type, Enter sends
             await page.locator("body").press("i")
-            assert await _focused(page) == "composer"
+            await expect(page.locator("#composer")).to_be_focused()
             await page.keyboard.type("first question")
             await page.keyboard.press("Enter")
             answer = log.locator(".msg.assistant:not(.streaming)")
@@ -138,7 +138,7 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await page.keyboard.press("?")
             dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
             await expect(dialog).to_be_visible()
-            assert await _focused(page) == "shortcuts-close"
+            await expect(page.locator("#shortcuts-close")).to_be_focused()
             await page.keyboard.press("Tab")
             await page.keyboard.press("Shift+Tab")
             assert await _focused(page) == "shortcuts-close"
@@ -146,17 +146,19 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await page.screenshot(path=str(ARTIFACTS / "keys-light.png"))
             await page.keyboard.press("Escape")
             await expect(dialog).to_have_count(0)
-            assert await _focused(page) == before
+            await page.wait_for_function("id => (document.activeElement.id || document.activeElement.textContent)"
+                                         " === id", arg=before, timeout=5000)
 
             # ---- a: another agent and model for the next message only
             await page.keyboard.press("a")
             await expect(page.get_by_role("group", name="Who answers next")).to_be_visible()
-            assert await _focused(page) == "turn-agent"
+            await expect(page.locator("#turn-agent")).to_be_focused()
             await page.get_by_label("Agent", exact=True).select_option(label="Pirate")
             await page.get_by_label("Model", exact=True).select_option("gpt-other")
             await page.keyboard.press("Escape")
             await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible()
             await page.locator("body").press("i")
+            await expect(page.locator("#composer")).to_be_focused()
             await page.keyboard.type("second question")
             await page.keyboard.press("Enter")
             await expect(answer.nth(1).locator(".who")).to_have_text("Pirate · gpt-other", timeout=20000)
