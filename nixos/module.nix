@@ -252,6 +252,13 @@ let
   # Caddy: the package's site, as a virtual host of the host's Caddy.
   siteAddress = if cfg.domain != null then cfg.domain else localAddress;
   caddyShare = "${cfg.package}/share/agentstead/caddy";
+  imageOrigins =
+    let
+      origins = cfg.settings.chat_image_origins or [ ];
+    in
+    lib.filter (o: o != "") (
+      map lib.trim (if builtins.isList origins then origins else lib.splitString "," origins)
+    );
   maxBodySize = toString (cfg.settings.max_body_size or "1MiB");
 
   # `agentstead` for root: the command as agentstead.service runs it, with the
@@ -1086,6 +1093,13 @@ in
       // environmentFiles
       // lib.optionalAttrs (instanceCpu i != null) { CPUAffinity = toString (instanceCpu i); };
     }) instanceNumbers));
+  }
+  {
+    # The chat's image origins (settings.chat_image_origins), as the site's CSP img-src lists
+    # them (caddy/headers.caddy); the host's Caddy gets no environment without them.
+    systemd.services = mkIf (imageOrigins != [ ]) {
+      caddy.environment.CADDY_IMG_SRC = lib.concatStringsSep " " imageOrigins;
+    };
   }
   ]);
 }

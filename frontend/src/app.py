@@ -14,6 +14,9 @@ import runtime
 from runtime import (Update, Http, Navigate, Socket, KnowUser, Connected, Disconnected, Live, SessionEnded, h, Record,
                      LoadCode, CodeLoaded)
 import fmt
+import markdown
+import shortcuts
+from shortcuts import ShowShortcuts
 
 PAGE_NAMES = ("signin", "agents", "chat", "runs", "workflows", "account", "admin")
 NAV = (("agents", "/agents", "Agents"), ("chat", "/chat", "Chat"), ("workflows", "/workflows", "Workflows"),
@@ -89,6 +92,7 @@ class Model(Record):
         self.ever_online = False
         self.session_ended = False
         self.loading = False         # the page's modules are being fetched (LoadCode)
+        self.shortcuts = False       # the keyboard shortcuts' list is open (shortcuts.py)
 
 
 def init(url):
@@ -149,6 +153,7 @@ def _code_loaded(model):
 
 @on("me")
 def GotMe(model, me):
+    markdown.allow_images((me.get("chat") or {}).get("image_origins"))
     return _to_page(KnowUser(me["user"].get("id")), model.but(me=me["user"], session_ended=False))
 
 
@@ -163,6 +168,11 @@ def Unauthorized(model):
         return model.but(me=None)
     path = model.url.partition("?")[0]
     return model.but(me=None), [Navigate("/signin?next=" + fmt.quote(path).replace("%2F", "/"), replace=True)]
+
+
+@on(ShowShortcuts)
+def _show_shortcuts(model, shown):
+    return shortcuts.shown(model, shown)
 
 
 @on()
@@ -223,11 +233,14 @@ def view(model):
                  if model.me.get("role") == "admin" else []))),
             model.me and h("div", {"class": "who"}, [
                 h("span", {"class": "muted"}, model.me.get("email", "")),
+                h("button", {"type": "button", "class": "link", "aria-label": "Keyboard shortcuts",
+                             "aria-keyshortcuts": "?", "onclick": ShowShortcuts(True)}, "Keys (?)"),
                 h("button", {"type": "button", "class": "link", "onclick": SignOut()}, "Sign out")]),
         ]),
         offline and h("div", {"class": "banner", "role": "status"},
                       "Offline: reconnecting… Replies will continue where they left off."),
         h("main", {"id": "main", "tabindex": "-1", "data-page": model.page or ""}, content),
+        model.shortcuts and shortcuts.view(),
     ])
 
 
@@ -247,4 +260,4 @@ def _current(attrs, current):
 
 def main():
     import program
-    return program.start(init, update, view, subscriptions, UrlChanged, Unauthorized)
+    return program.start(init, update, view, subscriptions, UrlChanged, Unauthorized, on_key=shortcuts.key)

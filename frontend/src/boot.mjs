@@ -7,15 +7,20 @@ const BUNDLE = "/assets/__APP_BUNDLE__";
 const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
 const LAZY = "/assets/__LAZY_BUNDLE__";       // modules outside the first load (frontend/build.py LAZY)
 
-// The Markdown parser loads beside the runtime and the app does not wait for it: answers show
-// as plain text until it is there, then the app draws them again (program.py sets
+// The Markdown parser (55 KB) loads only where answers are shown: beside the runtime on a chat
+// page, else when a page first asks for it (markdown.py: available). Nothing waits for it:
+// answers show as plain text until it is there, then the app draws them again (program.py sets
 // agentsteadMarkdownReady). A parser that fails to load leaves plain text, not a broken app.
+let markdownAsked = false;
 function markdown() {
+  if (markdownAsked) return;
+  markdownAsked = true;
   const s = document.createElement("script");
   s.src = MARKDOWN;
   s.onload = () => globalThis.agentsteadMarkdownReady?.();
   document.head.append(s);
 }
+globalThis.agentsteadLoadMarkdown = markdown;
 
 function fail(error) {
   console.error(error);
@@ -36,9 +41,9 @@ function early() {
   const urls = ["/api/me"];
   const chat = path.match(/^\/chat\/([^/]+)$/);
   if (path === "/agents") urls.push("/api/agents?limit=200", "/api/models");
-  else if (chat) urls.push("/api/threads?limit=100", `/api/threads/${chat[1]}?limit=1000`,
+  else if (chat) urls.push("/api/threads?limit=100", "/api/agents?limit=200", `/api/threads/${chat[1]}?limit=100`,
                            `/api/runs?limit=50&thread_id=${chat[1]}`);
-  else if (path === "/chat") urls.push("/api/threads?limit=100");
+  else if (path === "/chat") urls.push("/api/threads?limit=100", "/api/agents?limit=200");
   else if (path === "/runs" && !q.get("status")) urls.push("/api/runs?limit=100");
   else if (path === "/account") urls.push("/api/tokens");
   else if (path === "/workflows") urls.push("/api/agents?limit=200", "/api/workflows?limit=200");
@@ -89,7 +94,7 @@ globalThis.agentsteadLazy = () => {
 try {
   performance.mark("agentstead:boot");
   early();
-  markdown();
+  if (location.pathname.startsWith("/chat")) markdown();
   if (location.pathname.startsWith("/workflows")) globalThis.agentsteadLazy();
   const [mp, bundle] = await Promise.all([
     loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,

@@ -12,6 +12,8 @@ from ui import alert, note, typed
 import thread_list
 import controls
 import transcript
+import turn_picker
+import chat_keys
 from transcript import Transcript, merge, next_seq
 
 PAGE = 100   # messages loaded at a time: the newest page first, earlier ones on request
@@ -45,6 +47,13 @@ class Model(Transcript):
         self.query = ""              # the search field (thread_list.py)
         self.found = None            # its results ({threads, messages}, for `searched`); None: no search shown
         self.searched = None         # the query `found` answers
+        self.agent_id = None         # turn_picker.py: the thread's agent, yours, who answers next
+        self.agents = None
+        self.provider_models = None
+        self.picking = False
+        self.choice_agent = None
+        self.choice_model = None
+        self.choice_keep = False
 
 
 def topic(model):
@@ -84,7 +93,8 @@ def thread_request(thread_id):
 
 def init(thread_id=None):
     model = Model(thread_id)
-    effects = [thread_list.request()]
+    effects = [thread_list.request(), Http("GET", "/api/agents?limit=200", None,
+                                           lambda d: turn_picker.GotAgents(d.get("agents")), LoadFailed)]
     if thread_id:
         effects.append(thread_request(thread_id))
         effects.append(Http("GET", "/api/runs?limit=50&thread_id=" + thread_id, None, transcript.GotRuns,
@@ -93,7 +103,7 @@ def init(thread_id=None):
     return model, effects
 
 
-on = Update(transcript.on, thread_list.on, controls.on)
+on = Update(transcript.on, thread_list.on, controls.on, turn_picker.on, chat_keys.on)
 update = on.update
 
 
@@ -103,7 +113,7 @@ def GotThread(model, thread):
         return model
     # the newest page; `prev`: where the earlier ones start (a later reload keeps what is shown)
     prev = model.prev if model.loaded else thread.get("prev")
-    return model.but(title=thread.get("title") or "Untitled chat", loaded=True, prev=prev,
+    return model.but(title=thread.get("title") or "Untitled chat", loaded=True, prev=prev, agent_id=thread.get("agent_id"),
                      messages=merge(thread.get("messages") or [], model.messages))
 
 
@@ -155,10 +165,11 @@ def SendMessage(model):
     pending = {"id": "local-%d" % local, "seq": next_seq(model.messages), "role": "user", "content": content,
                "pending": True}
     # the same text sent again after a failure (maybe a lost answer) goes with the same key: one message
-    idem = key_for(model.send_idem, (model.thread_id, content))
+    body = dict(turn_picker.body(model), content=content)
+    idem = key_for(model.send_idem, (model.thread_id, body))
     return (model.but(composer="", sending=True, local=local, error=None, messages=model.messages + [pending],
                       send_idem=idem),
-            [Http("POST", "/api/threads/%s/messages" % model.thread_id, {"content": content}, Posted, PostFailed,
+            [Http("POST", "/api/threads/%s/messages" % model.thread_id, body, Posted, PostFailed,
                   key=idem[0])])
 
 
@@ -168,8 +179,8 @@ def Posted(model, run):
     runs.setdefault(run["id"], run.get("status", "queued"))
     input_id = run.get("input_message_id")
     messages = [dict(m, pending=False, id=input_id or m["id"]) if m.get("pending") else m for m in model.messages]
-    return model.but(sending=False, runs=runs, messages=messages, send_idem=None,
-                     run_inputs=put(model.run_inputs, run["id"], input_id))
+    return turn_picker.after_turn(model.but(sending=False, runs=runs, messages=messages, send_idem=None,
+                                            run_inputs=put(model.run_inputs, run["id"], input_id)), run)
 
 
 @on("error")
@@ -330,10 +341,12 @@ def view(model):
             alert(model.error),
             transcript.view(model, _earlier(model)),
             controls.view(model),
+            turn_picker.view(model),
             h("form", {"class": "composer", "onsubmit": SendMessage(), "aria-label": "Composer"}, [
                 h("label", {"for": "composer"}, "Message"),
                 h("textarea", {"id": "composer", "rows": "3", "value": model.composer,
                                "placeholder": "Write a message (Enter sends, Shift+Enter for a new line)",
+                               "aria-keyshortcuts": "i",
                                "oninput": typed(SetComposer), "onkeydown": _enter_sends}),
                 h("button", {"type": "submit", "disabled": model.sending or not model.composer.strip()}, "Send"),
             ]),

@@ -8,8 +8,10 @@ is typed), undo (the messages before a regenerate / edit on its way), plus the t
 
 from runtime import Update, Http, h, put
 from ui import ACTIVE
+import turn_picker
 
 on = Update()
+update = on.update
 
 
 def _last_user(messages):
@@ -35,7 +37,8 @@ def Regenerate(model):
         return model
     kept = [m for m in model.messages if (m.get("seq") or 0) <= (last.get("seq") or 0)]
     return (model.but(undo=model.messages, messages=kept, error=None),
-            [Http("POST", "/api/threads/%s/regenerate" % model.thread_id, None, Accepted, Refused)])
+            [Http("POST", "/api/threads/%s/regenerate" % model.thread_id, turn_picker.body(model) or None, Accepted,
+                  Refused)])
 
 
 @on("message_id content")
@@ -65,8 +68,8 @@ def SaveEdit(model):
     new = {"id": "edit-" + old["id"], "seq": seq - 0.5, "role": "user", "content": text, "pending": True}
     kept = [m for m in model.messages if (m.get("seq") or 0) < seq] + [new]
     return (model.but(undo=model.messages, messages=kept, editing=None, edit_text="", error=None),
-            [Http("POST", "/api/threads/%s/messages/%s/edit" % (model.thread_id, old["id"]), {"content": text},
-                  Accepted, Refused)])
+            [Http("POST", "/api/threads/%s/messages/%s/edit" % (model.thread_id, old["id"]),
+                  dict(turn_picker.body(model), content=text), Accepted, Refused)])
 
 
 @on("run")
@@ -74,9 +77,10 @@ def Accepted(model, run):
     """The new run: followed like a sent message's (its events come on the thread's topic)."""
     input_id = run.get("input_message_id")
     messages = [dict(m, pending=False, id=input_id or m["id"]) if m.get("pending") else m for m in model.messages]
-    return model.but(undo=None, messages=messages, runs=put(model.runs, run["id"], model.runs.get(run["id"])
-                                                             or run.get("status", "queued")),
-                     run_inputs=put(model.run_inputs, run["id"], input_id))
+    m = model.but(undo=None, messages=messages, runs=put(model.runs, run["id"], model.runs.get(run["id"])
+                                                          or run.get("status", "queued")),
+                  run_inputs=put(model.run_inputs, run["id"], input_id))
+    return turn_picker.after_turn(_superseded(m, run["id"], input_id), run)
 
 
 @on("error")
@@ -91,11 +95,24 @@ def removed(model, run_id, data, kind):
     start = data.get("from_seq")
     if not isinstance(start, int):
         return model
-    gone = {m["id"] for m in model.messages if (m.get("seq") or 0) >= start and not m.get("pending")}
-    if not gone:
+    removed = [m for m in model.messages if (m.get("seq") or 0) >= start and not m.get("pending")]
+    if not removed:
+        return _superseded(model, run_id, model.run_inputs.get(run_id))
+    gone = {m["id"] for m in removed}
+    wrote = {m.get("run_id") for m in removed}     # a regenerated answer's run: its input stays
+    runs = {rid: s for rid, s in model.runs.items()
+            if (model.run_inputs.get(rid) not in gone and rid not in wrote) or rid == run_id}
+    return _superseded(model.but(messages=[m for m in model.messages if m["id"] not in gone], runs=runs), run_id,
+                       model.run_inputs.get(run_id))
+
+
+def _superseded(model, run_id, input_id):
+    """A regenerate's new run answers the same message as the run it replaces: that one goes
+    from view (its answer is removed; its time and tokens line would stay otherwise)."""
+    if not input_id:
         return model
-    runs = {rid: s for rid, s in model.runs.items() if model.run_inputs.get(rid) not in gone or rid == run_id}
-    return model.but(messages=[m for m in model.messages if m["id"] not in gone], runs=runs)
+    old = [rid for rid, mid in model.run_inputs.items() if mid == input_id and rid != run_id and rid in model.runs]
+    return model.but(runs={rid: s for rid, s in model.runs.items() if rid not in old}) if old else model
 
 
 def _typed(ev):
@@ -113,7 +130,8 @@ def view(model):
                 h("button", {"type": "button", "class": "secondary", "onclick": CancelEdit()}, "Cancel")])])
     if can_regenerate(model):
         return h("div", {"class": "row thread-controls"}, h(
-            "button", {"type": "button", "class": "secondary small", "onclick": Regenerate()}, "Regenerate answer"))
+            "button", {"type": "button", "class": "secondary small", "aria-keyshortcuts": "r", "onclick": Regenerate()},
+            "Regenerate answer"))
     return None
 
 

@@ -5,8 +5,9 @@ off) turns the text into its flat token list, and Prism tokenizes fenced code; b
 module as plain data. `view(text, on_copy)` builds the nodes from those tokens, and safe by
 construction: every tag comes from the tables below (a token this module does not know adds
 only its text), every attribute is one this module sets (no attribute of a token is copied
-through), links only with http(s) or mailto URLs and rel="noopener noreferrer", images never
-loaded (shown as a link to open by hand), raw HTML only ever as text. Task lists ("- [ ] a",
+through), links only with http(s) or mailto URLs and rel="noopener noreferrer", images loaded
+only from the origins the administrator allows (`allow_images`, from /api/me; without a
+referrer, lazily; any other image is shown as a link to open by hand), raw HTML only ever as text. Task lists ("- [ ] a",
 "- [x] b") are read here from the list items' text, as GFM does.
 
 The parser is the browser's (`js.agentsteadMarkdown`); CPython tests install the same one run by
@@ -30,6 +31,7 @@ ALIGN = {"text-align:left": "left", "text-align:center": "center", "text-align:r
 LANG_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789+#-_."
 
 _parser = [None]
+_images = [(), 0]    # origins whose images are loaded, and how often they changed (state())
 
 
 def use_parser(fn):
@@ -38,8 +40,54 @@ def use_parser(fn):
 
 
 def available():
-    """A parser is loaded (the page's script has run, or a test installed one)."""
-    return _parser[0] is not None or (js is not None and getattr(js, "agentsteadMarkdown", None) is not None)
+    """A parser is loaded (the page's script has run, or a test installed one). When it is not,
+    the page's script is asked for (boot.mjs loads it once; the app draws again when it is in)."""
+    if _parser[0] is not None:
+        return True
+    if js is None:
+        return False
+    if getattr(js, "agentsteadMarkdown", None) is not None:
+        return True
+    load = getattr(js, "agentsteadLoadMarkdown", None)
+    if load is not None:
+        load()
+    return False
+
+
+def allow_images(origins):
+    """The origins (scheme://host[:port]) whose images are loaded: the administrator's
+    AGENTSTEAD_CHAT_IMAGE_ORIGINS, as /api/me says; () loads none."""
+    origins = tuple(str(o).lower() for o in origins or ())
+    if origins != _images[0]:
+        _images[0], _images[1] = origins, _images[1] + 1
+
+
+def state():
+    """What a drawn message depends on besides its text (a memo argument: an int, so equal
+    states compare equal): whether a parser is loaded, and the image origins' changes."""
+    return (1 if available() else 0) + 2 * _images[1]
+
+
+def image_origin(url):
+    """The origin of an http(s) URL whose images may load, or None: no other scheme, no
+    user info, spaces, control characters or backslashes (which browsers read as '/')."""
+    u = (url or "").strip()
+    if any(c <= " " or c == "\\" for c in u):
+        return None
+    low = u.lower()
+    for scheme in ("https://", "http://"):
+        if low.startswith(scheme):
+            rest = low[len(scheme):]
+            end = len(rest)
+            for stop in "/?#":
+                at = rest.find(stop)
+                if at != -1 and at < end:
+                    end = at
+            host = rest[:end]
+            if not host or "@" in host:
+                return None
+            return scheme + host
+    return None
 
 
 def parse(text):
@@ -131,7 +179,11 @@ def code_block(tok, on_copy):
 
 def _image(tok):
     alt = "".join(t.content for t in (nest(tok.inline) if tok.inline else ()))
-    href = safe_href(tok.attr("src"))
+    src = (tok.attr("src") or "").strip()
+    if _images[0] and image_origin(src) in _images[0]:
+        return h("img", {"class": "md-img", "src": src, "alt": alt, "referrerpolicy": "no-referrer",
+                         "loading": "lazy"})
+    href = safe_href(src)
     label = "[image" + (": " + alt if alt else "") + "]"
     if href is None:
         return h("span", {"class": "md-image"}, label)
@@ -246,16 +298,34 @@ def _fence(line):
     return None
 
 
+def _item_line(line):
+    """The line starts a list item ("- a", "* a", "+ a", "1. a", "1) a"; up to three spaces in)."""
+    s = line.lstrip(" ")
+    if len(line) - len(s) > 3 or not s:
+        return False
+    if s[0] in "-*+":
+        return len(s) == 1 or s[1] in " \t"
+    digits = 0
+    while digits < len(s) and digits < 10 and s[digits].isdigit():
+        digits += 1
+    return 0 < digits < 10 and s[digits:digits + 1] in (".", ")") and s[digits + 1:digits + 2] in ("", " ", "\t")
+
+
 def chunks(text):
     """text cut at blank lines outside fenced code, where the next line does not continue a
-    block (indented): Markdown pieces that parse the same alone. Only the last one grows
-    while a reply streams, so only it is parsed and drawn again."""
-    out, cur, fence, blank = [], [], None, False
+    block (indented) nor a list (a loose list's next item): Markdown pieces that parse the
+    same alone. Only the last one grows while a reply streams, so only it is parsed and drawn
+    again."""
+    out, cur, fence, blank, listing = [], [], None, False, False
     for line in text.split("\n"):
         mark = _fence(line)
-        if fence is None and blank and cur and line.strip() and line[:1] not in (" ", "\t"):
+        top = fence is None and bool(line.strip()) and line[:1] not in (" ", "\t")
+        item = top and _item_line(line)
+        if top and blank and cur and not (item and listing):
             out.append("\n".join(cur))
             cur = []
+        if top:
+            listing = item              # the piece so far ends in a list (indented lines continue it)
         if mark is not None and (fence is None or mark == fence):
             fence = mark if fence is None else None
         cur.append(line)

@@ -11,8 +11,8 @@ except ImportError:  # CPython: the unit tests import every module; nothing here
 
 import json
 
-from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, LoadCode, CodeLoaded, ApiError, Every, Topics,
-                     Applier, h, diff, reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
+from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, Focus, LoadCode, CodeLoaded, ApiError, Every,
+                     Topics, Applier, h, diff, reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
 
 
 def _json(s):
@@ -27,7 +27,7 @@ class Program:
     view(model) -> vnode; subscriptions(model) -> [Socket | Every]; on_url(url) -> msg;
     on_unauthorized() -> msg (a 401 the runtime could not fix by refreshing)."""
 
-    def __init__(self, init, update, view, subscriptions, on_url, on_unauthorized, root):
+    def __init__(self, init, update, view, subscriptions, on_url, on_unauthorized, root, on_key=None):
         self.update_fn, self.view_fn, self.subs_fn = update, view, subscriptions
         self.on_url, self.on_unauthorized = on_url, on_unauthorized
         self.root = root
@@ -41,10 +41,14 @@ class Program:
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self.effects = {Navigate: self._navigate, Http: lambda fx: self._fetch(fx, retried=False),
                         Delay: self._delay, Remember: self._remember, Recall: self._recall,
-                        Copy: self._copy, LoadCode: lambda fx: js.agentsteadLazy()}
+                        Copy: self._copy, Focus: self._focus, LoadCode: lambda fx: js.agentsteadLazy()}
+        self.focus_next = None    # a Focus effect to carry out after the next render
+        self.focus_saved = None   # the element focused when a Focus(keep=True) came
         self._frame = jsffi.create_proxy(self._render)
         js.window.addEventListener("popstate", jsffi.create_proxy(lambda e: self.dispatch(self.on_url(_here()))))
         js.document.addEventListener("click", jsffi.create_proxy(self._on_link))
+        if on_key is not None:    # keyboard shortcuts: on_key(event) -> a message or None
+            js.document.addEventListener("keydown", jsffi.create_proxy(lambda e: self.dispatch(on_key(e))))
         # the Markdown parser arrived after the app started: draw again (views memo on whether it is there)
         js.agentsteadMarkdownReady = jsffi.create_proxy(lambda *_: self._after(()))
         # the modules built apart are in (boot.mjs): the app shows the page that waited for them
@@ -87,7 +91,9 @@ class Program:
         self.vroot = new
         if follow:
             js.window.scrollTo(0, js.document.documentElement.scrollHeight)
-        if self.focus_main:
+        if self.focus_next is not None:
+            self._focused(self.focus_next)
+        elif self.focus_main:
             self.focus_main = False
             main = js.document.getElementById("main")
             if main is not None:
@@ -127,6 +133,22 @@ class Program:
                 js.window.scrollTo(0, 0)
                 self.focus_main = True
         self.dispatch(self.on_url(_here()))
+
+    def _focus(self, fx):
+        if fx.keep:
+            self.focus_saved = js.document.activeElement
+        el = js.document.getElementById(fx.element_id) if fx.element_id else None
+        if el is not None:
+            el.focus()            # there already (the composer): at once, so the next key goes there
+        self.focus_next = fx      # and after the render (an element the render creates or replaces)
+
+    def _focused(self, fx):
+        self.focus_next = None
+        el = js.document.getElementById(fx.element_id) if fx.element_id else self.focus_saved
+        if not fx.element_id:
+            self.focus_saved = None
+        if el is not None and el.isConnected:
+            el.focus()
 
     def _delay(self, fx):
         js.setTimeout(jsffi.create_proxy(lambda *_: self.dispatch(fx.msg)), fx.ms)
@@ -287,5 +309,6 @@ def _here():
     return js.location.pathname + js.location.search
 
 
-def start(init, update, view, subscriptions, on_url, on_unauthorized, root_id="app"):
-    return Program(init, update, view, subscriptions, on_url, on_unauthorized, js.document.getElementById(root_id))
+def start(init, update, view, subscriptions, on_url, on_unauthorized, root_id="app", on_key=None):
+    return Program(init, update, view, subscriptions, on_url, on_unauthorized, js.document.getElementById(root_id),
+                   on_key)

@@ -166,6 +166,12 @@ class LoadCode(Effect):
     fields = ()
 
 
+class Focus(Effect):
+    """After the next render, move focus to the element with this id; keep=True first notes
+    the element focused now, and an id of None moves focus back to it (a dialog closing)."""
+    fields = ("element_id", "keep")
+
+
 class Recall(Effect):
     """Dispatch to_msg(the string kept under key, or None)."""
     fields = ("key", "to_msg")

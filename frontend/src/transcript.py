@@ -14,6 +14,7 @@ from ui import ACTIVE, EVENT_STATUS
 import markdown
 import controls
 import run_usage
+import turn_picker
 
 
 class Transcript(Record):
@@ -30,6 +31,8 @@ class Transcript(Record):
         self.tools = {}              # call id -> {run_id, name, arguments, ok, output} (live tool events)
         self.error = None            # what the last action could not do
         self.usage = {}              # run id -> its time and tokens (run_usage.py)
+        self.agents = None           # yours (names of who answered: turn_picker.py)
+        self.run_meta = {}           # run id -> (agent id, model) of who answers it
 
 
 def _seq(m):
@@ -153,7 +156,8 @@ def GotRuns(model, body):
             prompts[r["id"]] = r.get("waiting_prompt") or ""
         elif r.get("status") in ("failed", "interrupted") and r.get("error"):
             errors[r["id"]] = r["error"].get("message") or r["error"].get("code")
-    return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts, usage=usage)
+    return model.but(runs=runs, run_inputs=inputs, run_errors=errors, prompts=prompts, usage=usage,
+                     run_meta=turn_picker.from_runs(model.run_meta, body.get("runs") or ()))
 
 
 def _act(model, run_id, path, body=None):
@@ -221,16 +225,16 @@ def _args(arguments):
     return ", ".join("%s: %s" % (k, arguments[k]) for k in sorted(arguments))
 
 
-def _message(m, rendered=False):
-    """One stored message; `rendered`: Markdown is available (a memo argument, so messages drawn
-    as plain text before the parser loaded are drawn again once it has)."""
+def _message(m, rendered=0, who="Agent"):
+    """One stored message; `rendered`: markdown.state() (a memo argument, so messages drawn as
+    plain text before the parser loaded, or before the image origins were known, are drawn again)."""
     role = m.get("role", "assistant")
     if role == "tool":
         return h("li", {"class": "msg tool"}, h("details", {}, [
             h("summary", {}, "Tool result"),
             h("pre", {"class": "body"}, m.get("content", ""))]))
     calls = m.get("tool_calls") or ()
-    label = {"user": "You", "assistant": "Agent"}.get(role, role)
+    label = {"user": "You", "assistant": who}.get(role, role)
     content = m.get("content")
     return h("li", {"class": "msg " + role + (" pending" if m.get("pending") else "")}, [
         h("span", {"class": "who"}, label),
@@ -259,7 +263,8 @@ def run_block(model, run_id, stored_results):
     if streamed:
         items.append(h("li", {"key": "stream-" + run_id, "aria-busy": "true" if status == "running" else None,
                               "class": "msg assistant streaming" + (" stopped" if status == "interrupted" else "")},
-                       [h("span", {"class": "who"}, "Agent"), markdown.streaming(streamed, CopyText)]))
+                       [h("span", {"class": "who"}, turn_picker.answered_by(model, {"run_id": run_id})),
+                        markdown.streaming(streamed, CopyText)]))
     for call_id in sorted(model.tools):
         call = model.tools[call_id]
         if call.get("run_id") != run_id or call_id in stored_results or call.get("name") == "ask_human":
@@ -337,19 +342,20 @@ def _live_runs(model):
 
 def _items(model, messages, start, anchors, stored):
     items = []
-    ready = markdown.available()
+    ready = markdown.state()
     for i, m in enumerate(messages):
-        items.append(memo(_message, m, ready, key=m["id"]))
+        items.append(memo(_message, m, ready, turn_picker.answered_by(model, m) if m.get("role") == "assistant"
+                          else "", key=m["id"]))
         for rid in anchors.get(start + i, ()):
             items += run_block(model, rid, stored)
     return items
 
 
-def _history(k, messages, runs, run_errors, tools, run_inputs, usage, ready=False):
+def _history(k, messages, runs, run_errors, tools, run_inputs, usage, ready=0, agents=None, run_meta=None):
     """The settled part of the transcript (messages[:k] and their finished runs): one memo, so a
     streamed token re-renders only the tail, not a long thread's 200 messages."""
     model = Transcript().but(messages=messages, runs=runs, run_errors=run_errors, tools=tools, run_inputs=run_inputs,
-                             usage=usage)
+                             usage=usage, agents=agents, run_meta=run_meta or {})
     anchors, _ = _anchors(model)
     stored = _stored_results(model) if model.tools else ()
     return h("ol", {"class": "transcript"}, _items(model, model.messages[:k], 0, anchors, stored))
@@ -371,6 +377,6 @@ def view(model, earlier=None):
     return h("div", {"class": "transcript-log", "role": "log", "aria-live": "polite", "aria-label": "Transcript"}, [
         earlier,
         memo(_history, k, model.messages, model.runs, model.run_errors, model.tools, model.run_inputs, model.usage,
-             markdown.available(), key="history"),
+             markdown.state(), model.agents, model.run_meta, key="history"),
         h("ol", {"class": "transcript tail", "key": "tail"}, rest),
     ])

@@ -660,3 +660,22 @@ def test_each_answer_shows_its_time_and_tokens():
                 at="2026-01-01T10:01:01.200Z")
     model = live(model, start, started, done)
     assert run_usage.line(model.usage["r1"]) == "1.2 s · 50 + 7 tokens"
+
+
+def test_a_regenerated_answers_run_leaves_the_view_with_its_usage_line():
+    model = _idle_thread()
+    model, _ = chat.update(transcript.GotRuns({"runs": [
+        {"id": "r1", "thread_id": T, "status": "succeeded", "input_message_id": "u2", "prompt_tokens": 3,
+         "completion_tokens": 2, "started_at": "2026-01-01T10:00:00.000Z",
+         "finished_at": "2026-01-01T10:00:01.000Z"}]}), model)
+    assert "r1" in model.runs
+    model, fx = chat.update(controls.Regenerate(), model)
+    model, _ = chat.update(effects_of(fx, Http)[0].on_ok({"id": "r2", "status": "queued", "input_message_id": "u2"}),
+                           model)
+    assert "r1" not in model.runs and model.runs["r2"] == "queued"
+    # the same when the event comes first (another tab regenerated)
+    other = _idle_thread()
+    other, _ = chat.update(transcript.GotRuns({"runs": [{"id": "r1", "thread_id": T, "status": "succeeded",
+                                                         "input_message_id": "u2"}]}), other)
+    other = live(other, ev(20, "messages.removed", run_id="r2", from_seq=4))
+    assert "r1" not in other.runs

@@ -121,6 +121,59 @@ def test_images_are_not_loaded():
     assert "[image: a cat]" in text_of(tree)
 
 
+HOSTILE_IMAGES = ("![x](javascript:alert(1)) ![y](data:image/png;base64,AAAA) ![z](vbscript:msgbox) "
+                  "![u](https://images.example.org@evil.example/a.png) ![v](https://evil.example/images.example.org) "
+                  "![w](HTTPS://evil.example) ![b](https://images.example.org.evil.example/a.png) "
+                  "![p](//images.example.org/a.png) ![f](file:///etc/passwd) "
+                  "![e](&#106;avascript:alert(1)) ![s](<https://images.example.org\\@evil.example/a.png>)")
+
+
+def test_images_load_only_from_the_allowed_origins():
+    markdown.allow_images(["https://images.example.org", "http://127.0.0.1:8080"])
+    try:
+        tree = md("![a cat](https://images.example.org/cat.png \"t\") ![b](HTTP://127.0.0.1:8080/b.png?x=1) "
+                  "![c](https://other.example/c.png) " + HOSTILE_IMAGES)
+        imgs = find_all(tree, "img")
+        assert [i.attrs["src"] for i in imgs] == ["https://images.example.org/cat.png",
+                                                  "HTTP://127.0.0.1:8080/b.png?x=1"]
+        for i in imgs:
+            assert set(i.attrs) == {"class", "src", "alt", "referrerpolicy", "loading"}
+            assert i.attrs["referrerpolicy"] == "no-referrer" and i.attrs["loading"] == "lazy"
+        assert imgs[0].attrs["alt"] == "a cat"
+        # an image from elsewhere is a link to open by hand; hostile ones not even that
+        hrefs = [a.attrs["href"] for a in find_all(tree, "a")]
+        assert hrefs[:5] == ["https://other.example/c.png", "https://images.example.org@evil.example/a.png",
+                             "https://evil.example/images.example.org", "HTTPS://evil.example",
+                             "https://images.example.org.evil.example/a.png"]
+        assert all(h.lower().startswith("http") for h in hrefs) and len(hrefs) <= 6
+        for n in walk(tree):
+            if n.tag not in (None, "img"):
+                assert n.tag in TAGS and set(n.attrs) <= ATTRS, (n.tag, n.attrs)
+    finally:
+        markdown.allow_images(())
+    assert not find_all(md("![a cat](https://images.example.org/cat.png)"), "img")
+
+
+def test_image_origin():
+    o = markdown.image_origin
+    assert o("https://Images.Example.org/a.png?q#f") == "https://images.example.org"
+    assert o("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
+    for bad in ("javascript:alert(1)", "data:image/png;base64,AAAA", "//images.example.org/a", "https://",
+                "https://a@b.example/", "https://b.example\\@a/", "https://a.example/\nx", "ftp://a.example/",
+                None, ""):
+        assert o(bad) is None, bad
+
+
+def test_the_image_origins_are_part_of_a_messages_memo_state():
+    before = markdown.state()
+    markdown.allow_images(["https://images.example.org"])
+    try:
+        assert markdown.state() != before
+    finally:
+        markdown.allow_images(())
+    assert markdown.state() != before     # changed again: messages are drawn anew, not from the memo
+
+
 def test_event_handler_attributes_never_come_through():
     tree = md('[x](https://example.org "title\\" onclick=\\"alert(1)") {onclick=alert(1)}')
     inert(tree)
@@ -154,6 +207,22 @@ def test_chunks_cut_at_blank_lines_outside_code():
     assert markdown.chunks(text) == ["# T\n", "para one\nstill one\n", "```py\na = 1\n\nb = 2\n```\n",
                                      "- x\n\n  continued\n", "last"]
     assert "".join(c + "\n" for c in markdown.chunks(text))[:-1] == text
+
+
+def test_a_loose_list_streams_as_one_list():
+    text = "Steps:\n\n- one\n\n- two\n\n  more of two\n\n- three\n\n1. a\n\n2. b\n\nAfter."
+    assert markdown.chunks(text) == ["Steps:\n", "- one\n\n- two\n\n  more of two\n\n- three\n\n1. a\n\n2. b\n",
+                                     "After."]
+    tree = markdown.streaming(text, CopyCode)
+    for c in tree.children:
+        vdom._resolve(c)
+    lists = [n for n in walk(tree) if n.tag in ("ul", "ol")]
+    stored = [n for n in walk(md(text)) if n.tag in ("ul", "ol")]
+    assert [(n.tag, len(find_all(n, "li"))) for n in lists] == [(n.tag, len(find_all(n, "li"))) for n in stored] == [
+        ("ul", 3), ("ol", 2)]
+    assert [markdown._item_line(x) for x in ("- a", "* a", "+ a", "12. a", "3) a", "-", "   - a")] == [True] * 7
+    assert [markdown._item_line(x) for x in ("-a", "--- ", "1.a", "    - a", "a. b", "1234567890. a", "")] == [
+        False] * 7
 
 
 def test_streaming_redraws_only_the_last_piece():

@@ -194,6 +194,14 @@ def _origins(raw: str | list) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _image_origins(raw: str | list) -> tuple[str, ...]:
+    """Exact http(s) origins (no wildcard: each one is trusted to see who reads the chat)."""
+    out = _origins(raw)
+    if "*" in out:
+        raise ValueError("list each origin (https://host[:port]); a wildcard is refused")
+    return tuple(o.lower() for o in out)
+
+
 _PROVIDER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 
@@ -481,6 +489,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("http_get_allowed_hosts", _domains, (), "Hosts the http_get tool may fetch (exact names); "
             "private, loopback and link-local addresses are refused whatever the name.",
             example="en.wikipedia.org,api.github.com"),
+    Setting("chat_image_origins", _image_origins, (),
+            "Origins (http(s)://host[:port], comma-separated) whose images in model answers the chat page "
+            "loads (without a referrer, lazily); empty: no image from a model answer is loaded, each is shown "
+            "as a link. Caddy's Content-Security-Policy img-src must list the same origins: CADDY_IMG_SRC "
+            "(NixOS sets it from this setting; docs/chat.md, Images).", example=""),
     Setting("idempotency_key_ttl", _duration(60, 30 * 86400), 86400.0,
             "How long a creating POST's Idempotency-Key and its first result are kept: a retry within it "
             "gets that result instead of a second resource.", example="24h"),
@@ -612,6 +625,7 @@ class Settings:
     llm_timeout_seconds: float = 120.0
     daily_token_budget: int = 0
     http_get_allowed_hosts: tuple[str, ...] = ()
+    chat_image_origins: tuple[str, ...] = ()
     idempotency_key_ttl: float = 86400.0
     readyz_write_window: float = 30.0
     log_level: str = "info"

@@ -684,3 +684,16 @@ def test_several_instances_are_template_units_behind_caddy_sharing_nats(evaluate
     words = out["caddy"]["virtualHosts"]["http://localhost:47294"]["extraConfig"].split()
     assert words[0] == "import" and words[1].endswith("/site.caddy")   # site.caddy's args[3:]: the others
     assert words[3:] == ["127.0.0.1:47293", "1MiB", "127.0.0.1:47303", "127.0.0.1:47313"]
+
+
+@needs_lib
+def test_chat_image_origins_reach_the_apps_environment_and_caddys_img_src(evaluate):
+    out = evaluate(enabled('''
+        domain = "agents.example.org";
+        settings.chat_image_origins = [ "https://upload.wikimedia.org" "https://images.example.org" ];
+    '''))
+    env = out["agentstead"]["environment"]
+    assert env["AGENTSTEAD_CHAT_IMAGE_ORIGINS"] == "https://upload.wikimedia.org,https://images.example.org"
+    # the host's Caddy lists the same origins in the site's CSP (caddy/headers.caddy: img-src)
+    assert out["caddyService"]["environment"]["CADDY_IMG_SRC"] == (
+        "https://upload.wikimedia.org https://images.example.org")

@@ -28,6 +28,8 @@ async def me(request: web.Request) -> web.Response:
                  "created_at": user.created_at},
         "auth": {"via": p.via, "scopes": sorted(p.scopes), "session_id": p.session_id, "token_id": p.token_id},
         "csrf_token": identity.principals.csrf_for(p),
+        # what the page shows as the administrator set it (the SPA reads it at start)
+        "chat": {"image_origins": list(request.app[SETTINGS].chat_image_origins)},
     })
 
 

@@ -14,6 +14,7 @@ from .authn import principal_of
 from .bodies import json_body
 from .idempotency import Reply, idempotent, recorder
 from ..services.threads import DEFAULT_TITLE
+from ..services.turn_choice import Choice
 from .runs import run_json
 
 
@@ -43,6 +44,12 @@ async def create_thread(request: web.Request) -> web.Response:
     return _created(thread).response()
 
 
+def _answered(message: dict, by: dict) -> dict:
+    """A message with the agent and model of the run that wrote it (null for the user's)."""
+    agent_id, model = by.get(message["run_id"], (None, None))
+    return {**message, "agent_id": agent_id, "model": model}
+
+
 @requires("read")
 async def get_thread(request: web.Request) -> web.Response:
     q = request.query
@@ -50,14 +57,14 @@ async def get_thread(request: web.Request) -> web.Response:
     before = v.query_int(q.get("before"), "before", default=-1, lo=1, hi=2**62)
     after, before = (None if after < 0 else after), (None if before < 0 else before)
     limit = v.query_int(q.get("limit"), "limit", default=200, lo=1, hi=1000)
-    thread, rows = await request.app[THREADS].messages(principal_of(request), request.match_info["id"],
-                                                       after=after, before=before, limit=limit)
+    thread, rows, by = await request.app[THREADS].messages(principal_of(request), request.match_info["id"],
+                                                           after=after, before=before, limit=limit)
     full = len(rows) == limit
     if after is not None:   # paging forward from a seq (within the window up to `before`, when given)
         newer, older = full, bool(rows) and after > 0
     else:                   # the newest page, or the page before a seq
         newer, older = before is not None and bool(rows), full
-    return web.json_response({**thread_json(thread), "messages": [message_json(m) for m in rows],
+    return web.json_response({**thread_json(thread), "messages": [_answered(message_json(m), by) for m in rows],
                               "next": rows[-1].seq if newer else None, "prev": rows[0].seq if older else None})
 
 
@@ -79,11 +86,19 @@ def _posted(run: Run) -> Reply:
     return Reply(202, run_json(run), {"Location": f"/api/runs/{run.id}"})
 
 
+TURN_FIELDS = {"agent_id", "model"}
+
+
+def turn_choice(body: dict) -> Choice:
+    """Another agent or model for this turn (services/turn_choice.py), when the body names one."""
+    return Choice(v.string(body, "agent_id", min_len=1, max_len=64), v.string(body, "model", min_len=1, max_len=200))
+
+
 @requires("write")
 @idempotent
 async def post_message(request: web.Request) -> web.Response:
-    body = v.document(await json_body(request), {"content"})
+    body = v.document(await json_body(request), {"content"} | TURN_FIELDS)
     content = v.string(body, "content", required=True, min_len=1, max_len=100_000)
     run = await request.app[THREADS].post(principal_of(request), request.match_info["id"], content,
-                                          recorder(request, _posted))
+                                          recorder(request, _posted), turn_choice(body))
     return _posted(run).response()

@@ -165,6 +165,8 @@ class ChatRuns:
     def prepare(self, conn: sqlite3.Connection, run: Run) -> _Prepared:
         """Everything a chat run reads before it starts, in one hop."""
         version = agent_store.version(conn, run.agent_id, run.agent_version)
+        if version is not None and run.model and run.model != version.model:
+            version = dataclasses.replace(version, model=run.model)   # the turn chose another model
         provider = self.tools.providers.get(version.provider) if version is not None else None
         tokens = context.budget_of(provider, version.model, provider["context_default"]) if provider else 0
         owner = user_store.get(conn, run.owner_id) if version is not None and any(map(is_mcp, version.tools)) \

@@ -106,7 +106,8 @@ def for_version(version, provider: dict, *, max_retries: int, timeout: float, ex
 
 def version_key(version, provider: dict) -> tuple:
     """What a cached graph depends on."""
-    return (version.agent_id, version.version, provider["name"], provider["base_url"], provider["api_key"])
+    return (version.agent_id, version.version, version.model, provider["name"], provider["base_url"],
+            provider["api_key"])
 
 
 def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer,

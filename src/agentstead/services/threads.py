@@ -18,6 +18,7 @@ from ..store.runs import Run
 from ..store.threads import Message, Thread
 from ..timeutil import now_iso
 from .agents import Record
+from .turn_choice import NONE, Choice, resolve
 
 
 def _create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str, record: Record | None) -> Thread:
@@ -55,11 +56,12 @@ def open_for_turn(conn: sqlite3.Connection, owner_id: str, thread_id: str) -> tu
 
 
 def queue_turn(conn: sqlite3.Connection, owner_id: str, thread: Thread, agent: agent_store.Agent,
-               message: Message) -> Run:
-    """The queued run answering a user message."""
+               message: Message, model: str | None = None) -> Run:
+    """The queued run answering a user message (with `model` instead of the agent's, when given:
+    services/turn_choice.py checked it)."""
     run = Run(id=str(uuid.uuid4()), owner_id=owner_id, status="queued", created_at=now_iso(), kind="chat",
               thread_id=thread.id, agent_id=agent.id, agent_version=agent.current.version,
-              input_message_id=message.id, model=agent.current.model)
+              input_message_id=message.id, model=model or agent.current.model)
     run_store.create(conn, run)
     return run
 
@@ -77,15 +79,19 @@ def title_from(content: str) -> str:
     return cut + "…"
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, retitled: list) -> Run:
-    """The checks, the user's message and its queued run; an untitled thread's first message
-    names it (in the same transaction; `retitled` gets the thread when it was renamed)."""
+def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, retitled: list,
+          choice: Choice = NONE, providers: dict | None = None) -> Run:
+    """The checks, the user's message and its queued run (by the turn's agent and model:
+    turn_choice.py); an untitled thread's first message names it (in the same transaction;
+    `retitled` gets the thread when it was renamed)."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
+    agent, model = resolve(conn, owner_id, agent, choice, providers or {})
     if thread.title == DEFAULT_TITLE and thread_store.last_of_role(conn, thread.id, "user") is None:
         renamed = thread_store.rename(conn, thread.id, owner_id, title_from(content) or DEFAULT_TITLE)
         if renamed is not None:
             retitled.append(renamed)
-    return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
+    return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content),
+                      model)
 
 
 def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
@@ -93,6 +99,12 @@ def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) 
     run as a posted message; their threads keep the title they were created with."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
     return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
+
+
+def _page(conn: sqlite3.Connection, thread_id: str, after: int | None, before: int | None,
+          limit: int) -> tuple[list[Message], dict]:
+    rows = thread_store.page(conn, thread_id, after_seq=after, before_seq=before, limit=limit)
+    return rows, run_store.answered_by(conn, [m.run_id for m in rows if m.run_id])
 
 
 def _announced(thread: Thread, event: ev.Event) -> list[tuple[str, ev.Event]]:
@@ -121,11 +133,12 @@ class ThreadService:
         return await self.db.read(thread_store.list_owned, p.user_id, limit=limit, before=before)
 
     async def messages(self, p: Principal, thread_id: str, *, after: int | None, before: int | None,
-                       limit: int) -> tuple[Thread, list[Message]]:
-        """The thread and a page of its messages, oldest first (store/threads.py: page)."""
+                       limit: int) -> tuple[Thread, list[Message], dict]:
+        """The thread, a page of its messages, oldest first (store/threads.py: page), and who
+        wrote the page's replies ({run id: (agent id, model)}: a turn may choose another)."""
         thread = await self.get(p, thread_id)
-        return thread, await self.db.read(thread_store.page, thread.id, after_seq=after, before_seq=before,
-                                          limit=limit)
+        rows, by = await self.db.read(_page, thread.id, after, before, limit)
+        return thread, rows, by
 
     async def rename(self, p: Principal, thread_id: str, title: str) -> Thread:
         thread = await self.db.write(thread_store.rename, thread_id, p.user_id, title,
@@ -150,13 +163,16 @@ class ThreadService:
             return
         raise Refused(409, "run_in_progress", "runs keep starting in this thread: try the delete again")
 
-    async def post(self, p: Principal, thread_id: str, content: str, record: Record | None = None) -> Run:
+    async def post(self, p: Principal, thread_id: str, content: str, record: Record | None = None,
+                   choice: Choice = NONE) -> Run:
         """The user's message, a queued run and run.queued: one transaction (the runner starts
         the run in it too when it has a slot: runner.submit). An untitled thread ("New
-        conversation") takes its first message's first line as its title (thread.renamed)."""
+        conversation") takes its first message's first line as its title (thread.renamed).
+        `choice`: another agent or model for this turn (turn_choice.py)."""
         retitled: list[Thread] = []
+        providers = self.runner.tools.providers
         return await self.runner.submit(
-            p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content, retitled), record,
+            p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content, retitled, choice, providers), record,
             before=lambda run: [e for t in retitled for e in _announced(t, ev.ThreadRenamed(t.id, t.title))])
 
     async def readable(self, p: Principal, thread_id: str) -> bool:

@@ -190,3 +190,15 @@ def interrupt_running_of(conn: sqlite3.Connection, instance_prefix: str) -> list
                      (*INTERRUPTED, run.id))
         _unfinished_work(conn, "run_id = ?", (run.id,), now_iso())
     return runs
+
+
+def answered_by(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[str | None, str | None]]:
+    """{run id: (agent id, model)} of the given chat runs: who wrote a page of a thread's replies."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    ids = sorted(set(run_ids))
+    for at in range(0, len(ids), 500):       # SQLite's bound-parameter limit, with room to spare
+        part = ids[at:at + 500]
+        rows = conn.execute(f"SELECT id, agent_id, model FROM runs WHERE id IN ({', '.join('?' * len(part))})",
+                            part).fetchall()
+        out.update({r["id"]: (r["agent_id"], r["model"]) for r in rows})
+    return out

@@ -1,0 +1,146 @@
+"""Who answers the next message of a thread: another of your agents, or another model of the
+agent's provider, for the next message only or kept "from now on" (in this tab, for this
+thread: each turn names it; the server checks it, services/turn_choice.py). And who answered
+each reply: the agent's name and the model, from the message (GET /api/threads/{id}) or its
+run (as sent, or GET /api/runs).
+
+Fields on the chat model: agent_id (the thread's), agents (yours, for names and the picker;
+None while loading), provider_models ({provider: [models]}, None until the picker first
+opens), picking, choice_agent / choice_model (None: the thread's agent, the agent's model),
+choice_keep; run_meta on the transcript ({run id: (agent id, model)})."""
+
+from runtime import Update, Http, Focus, h, put
+
+on = Update()
+update = on.update
+AGENT_FIELD = "turn-agent"
+
+
+def _agent(model, agent_id):
+    for a in model.agents or ():
+        if a.get("id") == agent_id:
+            return a
+    return None
+
+
+def chosen(model):
+    """(agent, model name) answering the next message; agent None while the agents load."""
+    agent = _agent(model, model.choice_agent or model.agent_id)
+    return agent, model.choice_model or (agent or {}).get("model")
+
+
+def body(model):
+    """What a turn sends besides its content: the choice, when it differs from the thread's."""
+    out = {}
+    if model.choice_agent and model.choice_agent != model.agent_id:
+        out["agent_id"] = model.choice_agent
+    agent = _agent(model, model.choice_agent or model.agent_id)
+    if model.choice_model and (agent is None or model.choice_model != agent.get("model")):
+        out["model"] = model.choice_model
+    return out
+
+
+def after_turn(model, run):
+    """A turn was accepted: note who answers it; a choice for one message only is spent."""
+    meta = put(model.run_meta, run["id"], (run.get("agent_id"), run.get("model")))
+    if model.choice_keep:
+        return model.but(run_meta=meta)
+    return model.but(run_meta=meta, choice_agent=None, choice_model=None, picking=False)
+
+
+def answered_by(model, m):
+    """"Agent name · model" for a reply (or "Agent" when nothing says)."""
+    agent_id, name = m.get("agent_id"), m.get("model")
+    if agent_id is None and m.get("run_id") in model.run_meta:
+        agent_id, name = model.run_meta[m["run_id"]]
+    agent = _agent(model, agent_id)
+    label = agent.get("name") if agent else "Agent"
+    return label + " · " + name if name else label
+
+
+def from_runs(meta, runs):
+    """run_meta with the runs of GET /api/runs."""
+    for r in runs:
+        if r.get("id") and r.get("agent_id") and r["id"] not in meta:
+            meta = put(meta, r["id"], (r["agent_id"], r.get("model")))
+    return meta
+
+
+@on("agents")
+def GotAgents(model, agents):
+    return model.but(agents=agents or [])
+
+
+@on("body")
+def GotModels(model, body):
+    models = {}
+    for p in (body or {}).get("providers") or ():
+        models[p.get("provider")] = list(p.get("configured_models") or p.get("available_models") or ())
+    return model.but(provider_models=models)
+
+
+@on("error")
+def ModelsFailed(model, error):
+    return model.but(provider_models={}, error=error.message)
+
+
+@on("shown")
+def Pick(model, shown):
+    """Open the picker (its agent field focused) or close it."""
+    if not shown:
+        return model.but(picking=False)
+    fx = [Focus(AGENT_FIELD, False)]
+    if model.provider_models is None:
+        fx.append(Http("GET", "/api/models", None, GotModels, ModelsFailed))
+    return model.but(picking=True), fx
+
+
+@on("value")
+def ChooseAgent(model, value):
+    # another agent: its own model unless one is chosen again
+    return model.but(choice_agent=None if value == model.agent_id else value, choice_model=None)
+
+
+@on("value")
+def ChooseModel(model, value):
+    agent, _ = chosen(model)
+    return model.but(choice_model=None if agent and value == agent.get("model") else value)
+
+
+@on("shown")
+def Keep(model, shown):
+    return model.but(choice_keep=bool(shown))
+
+
+def _models(model, agent):
+    if agent is None:
+        return []
+    listed = (model.provider_models or {}).get(agent.get("provider")) or []
+    return listed if agent.get("model") in listed else [agent.get("model")] + listed
+
+
+def _select(fid, label, value, options, on_change):
+    return [h("label", {"for": fid}, label),
+            h("select", {"id": fid, "onchange": lambda ev: on_change(ev.target.value)}, [
+                h("option", {"value": v, "selected": v == value}, text) for v, text in options])]
+
+
+def view(model):
+    """One line saying who answers next, with a way to change it."""
+    agent, name = chosen(model)
+    who = ((agent or {}).get("name") or "the thread's agent") + (" · " + name if name else "")
+    if not model.picking:
+        changed = bool(body(model))
+        return h("div", {"class": "turn-pick row muted"}, [
+            h("span", {}, ["Next answer: ", h("strong" if changed else "span", {}, who),
+                           " (from now on)" if changed and model.choice_keep else "", " "]),
+            h("button", {"type": "button", "class": "link", "aria-keyshortcuts": "a", "onclick": Pick(True)},
+              "Change")])
+    agents = [(a["id"], a.get("name") or a["id"]) for a in model.agents or ()]
+    return h("div", {"class": "turn-pick card", "role": "group", "aria-label": "Who answers next"},
+             _select(AGENT_FIELD, "Agent", (agent or {}).get("id"), agents, ChooseAgent)
+             + _select("turn-model", "Model", name, [(m, m) for m in _models(model, agent)], ChooseModel)
+             + [h("label", {"class": "check"}, [
+                 h("input", {"type": "checkbox", "checked": model.choice_keep,
+                             "onchange": lambda ev: Keep(ev.target.checked)}), " From now on (else the next message only)"]),
+                h("button", {"type": "button", "class": "secondary small", "onclick": Pick(False)}, "Done")])

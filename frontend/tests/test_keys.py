@@ -1,0 +1,177 @@
+"""Keyboard: the keys (shortcuts.py), the list opened with `?` (focus kept inside, given back),
+the chat's actions by key (chat_keys.py) and who answers the next turn (turn_picker.py)."""
+
+import app
+import chat
+import shortcuts
+import turn_picker
+import thread_list
+from runtime import Http, Navigate, Focus, Copy, Live
+from shortcuts import Shortcut, ShowShortcuts, Escape
+from kit import find, find_all, text_of, fire, effects_of
+
+T = "t1"
+AGENTS = [{"id": "a1", "name": "Helper", "provider": "local", "model": "gpt-test"},
+          {"id": "a2", "name": "Pirate", "provider": "local", "model": "gpt-other"}]
+
+
+class El:
+    def __init__(self, tag="BODY", editable=False, doc=None):
+        self.tagName, self.isContentEditable, self.ownerDocument = tag, editable, doc
+        self.focused = False
+
+    def focus(self):
+        self.focused = True
+
+
+class Doc:
+    def __init__(self, dialog=False):
+        self.close = El("BUTTON")
+        self.dialog = dialog
+
+    def getElementById(self, eid):
+        if not self.dialog:
+            return None
+        return {shortcuts.DIALOG: El("DIV"), shortcuts.CLOSE: self.close}.get(eid)
+
+
+class Key:
+    def __init__(self, key, tag="BODY", dialog=False, ctrl=False, editable=False):
+        self.key, self.ctrlKey, self.metaKey, self.altKey, self.isComposing = key, ctrl, False, False, False
+        self.doc = Doc(dialog)
+        self.target = El(tag, editable, self.doc)
+        self.prevented = False
+
+    def preventDefault(self):
+        self.prevented = True
+
+
+def test_single_keys_outside_text_fields_are_shortcuts():
+    e = Key("?")
+    assert shortcuts.key(e) == ShowShortcuts(True) and e.prevented
+    for k, action in (("r", "regenerate"), ("/", "search"), ("a", "pick"), ("s", "stop"), ("j", "next")):
+        e = Key(k)
+        assert shortcuts.key(e) == Shortcut(action) and e.prevented
+    # typing is never taken over: not in fields, not with modifiers, not unknown keys
+    for e in (Key("?", "TEXTAREA"), Key("r", "INPUT"), Key("r", "SELECT"), Key("r", editable=True),
+              Key("r", ctrl=True), Key("x"), Key("Enter")):
+        assert shortcuts.key(e) is None and not e.prevented
+    assert shortcuts.key(Key("Escape", "TEXTAREA")) == Escape()
+
+
+def test_the_list_keeps_focus_and_closes_with_escape():
+    e = Key("Tab", dialog=True)
+    assert shortcuts.key(e) is None and e.prevented and e.doc.close.focused   # Tab stays on Close
+    for k in ("Escape", "?"):
+        e = Key(k, dialog=True)
+        assert shortcuts.key(e) == ShowShortcuts(False) and e.prevented
+    e = Key("r", dialog=True)
+    assert shortcuts.key(e) is None                        # no page action behind the dialog
+
+
+def test_the_app_opens_the_list_moves_focus_and_gives_it_back():
+    model, _ = app.init("/agents")
+    model, fx = app.update(ShowShortcuts(True), model)
+    assert model.shortcuts and effects_of(fx, Focus) == [Focus(shortcuts.CLOSE, True)]
+    tree = app.view(model)
+    dialog = find(tree, "div", id=shortcuts.DIALOG)
+    assert dialog.attrs["role"] == "dialog" and dialog.attrs["aria-modal"] == "true"
+    keys = [text_of(k) for k in find_all(dialog, "kbd")]
+    assert keys[:2] == ["?", "/"] and "r" in keys and "e" in keys
+    assert fire(find(dialog, "button", id=shortcuts.CLOSE), "click") == ShowShortcuts(False)
+    model, fx = app.update(ShowShortcuts(False), model)
+    assert not model.shortcuts and effects_of(fx, Focus) == [Focus(None, False)]
+    assert not find_all(app.view(model), "div", id=shortcuts.DIALOG)
+    model2, fx = app.update(ShowShortcuts(False), model)        # closing twice changes nothing
+    assert model2 is model and fx == []
+
+
+def _thread(messages=(), runs=None):
+    model, _ = chat.init(T)
+    model, _ = chat.update(turn_picker.GotAgents(AGENTS), model)
+    model, _ = chat.update(thread_list.GotThreads([{"id": T, "title": "One"}, {"id": "t2", "title": "Two"}]), model)
+    model, _ = chat.update(chat.GotThread({"id": T, "agent_id": "a1", "title": "One", "messages": list(messages)}),
+                           model)
+    return model
+
+
+USER = {"id": "m1", "seq": 1, "role": "user", "content": "hi"}
+REPLY = {"id": "m2", "seq": 2, "role": "assistant", "content": "hello **there**", "run_id": "r1",
+         "agent_id": "a2", "model": "gpt-other"}
+
+
+def test_chat_actions_by_key():
+    model = _thread([USER, REPLY])
+    _, fx = chat.update(Shortcut("search"), model)
+    assert fx == [Focus("thread-search", False)]
+    _, fx = chat.update(Shortcut("compose"), model)
+    assert fx == [Focus("composer", False)]
+    _, fx = chat.update(Shortcut("copy"), model)
+    assert effects_of(fx, Copy) == [Copy("hello **there**")]
+    m, fx = chat.update(Shortcut("regenerate"), model)
+    assert [x.url for x in effects_of(fx, Http)] == ["/api/threads/t1/regenerate"] and m.undo is not None
+    m, fx = chat.update(Shortcut("edit"), model)
+    assert m.editing == "m1" and m.edit_text == "hi" and effects_of(fx, Focus) == [Focus("edit-text", False)]
+    m, fx = chat.update(Escape(), m)
+    assert m.editing is None and fx == [Focus("composer", False)]
+    _, fx = chat.update(Shortcut("next"), model)
+    assert fx == [Navigate("/chat/t2")]
+    _, fx = chat.update(Shortcut("prev"), model)
+    assert fx == [Navigate("/chat/t2")]                     # around the list
+    m, fx = chat.update(Shortcut("new"), model)
+    post = effects_of(fx, Http)[0]
+    assert (post.method, post.url, post.body) == ("POST", "/api/threads", {"agent_id": "a1"})
+    assert effects_of(chat.update(post.on_ok({"id": "t9"}), m)[1], Navigate) == [Navigate("/chat/t9")]
+    # stop: the running run's cancel
+    running = model.but(runs={"r5": "running"})
+    _, fx = chat.update(Shortcut("stop"), running)
+    assert [x.url for x in effects_of(fx, Http)] == ["/api/runs/r5/cancel"]
+    _, fx = chat.update(Shortcut("stop"), model)             # nothing going: nothing sent
+    assert fx == []
+
+
+def test_who_answered_each_reply_is_shown():
+    model = _thread([USER, REPLY])
+    tree = chat.view(model)
+    whos = [text_of(w) for w in find_all(tree, "span", **{"class": "who"})]
+    assert "Pirate · gpt-other" in whos and "You" in whos
+
+
+def test_another_agent_or_model_for_the_next_message_only_or_from_now_on():
+    model = _thread([USER, REPLY])
+    assert "Helper · gpt-test" in text_of(find(chat.view(model), "div", **{"class": "turn-pick row muted"}))
+    model, fx = chat.update(Shortcut("pick"), model)
+    assert model.picking and Focus(turn_picker.AGENT_FIELD, False) in fx
+    assert [x.url for x in effects_of(fx, Http)] == ["/api/models"]
+    model, _ = chat.update(turn_picker.GotModels({"providers": [{"provider": "local", "configured_models": [
+        "gpt-test", "gpt-other"], "available_models": None}]}), model)
+    tree = chat.view(model)
+    agent_field = find(tree, "select", id=turn_picker.AGENT_FIELD)
+    assert [o.attrs["value"] for o in find_all(agent_field, "option")] == ["a1", "a2"]
+    model, _ = chat.update(fire(agent_field, "change", "a2"), model)
+    assert turn_picker.body(model) == {"agent_id": "a2"}          # the Pirate with its own model
+    model_field = find(chat.view(model), "select", id="turn-model")
+    model, _ = chat.update(fire(model_field, "change", "gpt-test"), model)
+    assert turn_picker.body(model) == {"agent_id": "a2", "model": "gpt-test"}
+    # the next message carries the choice; once accepted, the choice is spent
+    model, _ = chat.update(chat.SetComposer("again"), model)
+    model, fx = chat.update(chat.SendMessage(), model)
+    post = effects_of(fx, Http)[0]
+    assert post.body == {"content": "again", "agent_id": "a2", "model": "gpt-test"}
+    model, _ = chat.update(chat.Posted({"id": "r2", "status": "queued", "agent_id": "a2", "model": "gpt-test",
+                                        "input_message_id": "m3"}), model)
+    assert turn_picker.body(model) == {} and not model.picking
+    assert model.run_meta["r2"] == ("a2", "gpt-test")
+    # from now on: kept after a turn, for regenerate too
+    model, _ = chat.update(turn_picker.ChooseModel("gpt-other"), model)
+    model, _ = chat.update(turn_picker.Keep(True), model)
+    model, _ = chat.update(chat.Posted({"id": "r3", "status": "queued", "agent_id": "a1", "model": "gpt-other"}),
+                           model)
+    assert turn_picker.body(model) == {"model": "gpt-other"}
+    assert "(from now on)" in text_of(chat.view(model))
+    model = model.but(messages=[USER, REPLY], runs={})
+    _, fx = chat.update(Shortcut("regenerate"), model)
+    assert effects_of(fx, Http)[0].body == {"model": "gpt-other"}
+    # choosing the thread's own agent and model again is no choice
+    model, _ = chat.update(turn_picker.ChooseModel("gpt-test"), model)
+    assert turn_picker.body(model) == {}

@@ -1,0 +1,195 @@
+"""The chat by keyboard, another agent and model for one turn, and images the administrator
+allows, end to end: the real app (AGENTSTEAD_CHAT_IMAGE_ORIGINS naming a loopback image
+server), Caddy (its CSP img-src listing that origin through CADDY_IMG_SRC) and Debian chromium.
+
+Without a mouse: `i` focuses the composer, Enter sends, `?` opens the shortcut list (focus on its
+Close button and kept there by Tab, Escape closes it and focus comes back), `a` opens the picker
+where the next message goes to another agent with another model (the LLM server sees that
+model and that agent's instructions; the transcript names both), `r` regenerates (back to the
+thread's agent: the choice was for one message). An image from the allowed origin loads, one
+from elsewhere is a link and is never requested. No console error. Screenshots in light, dark
+and at 375 px wide."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+
+import pytest
+from aiohttp import web
+
+from ..support.caddy import Caddy
+from ..support.llm_server import LLMServer, Turn
+from ..support.procs import Server
+from .test_chat_markdown import ARTIFACTS, dist  # noqa: F401 (fixture)
+from .test_spa import CHROMIUM, FLAGS, _login_link
+
+def _png(size: int = 48) -> bytes:
+    """A size x size PNG (a diagonal band), enough to see in the screenshots."""
+    rows = b"".join(b"\0" + b"".join(bytes((40, 120, 200) if abs(x - y) < 8 else (250, 200, 60)) for x in range(size))
+                    for y in range(size))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PNG = _png()
+
+
+async def _image_server() -> tuple[web.AppRunner, str, list[str]]:
+    seen: list[str] = []
+
+    async def image(request: web.Request) -> web.Response:
+        seen.append(request.path + " referer=" + request.headers.get("Referer", ""))
+        return web.Response(body=PNG, content_type="image/png")
+    app = web.Application()
+    app.router.add_get("/{name}.png", image)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}", seen
+
+
+async def _create_agent(page, name: str, instructions: str, model: str | None = None) -> None:
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Instructions").fill(instructions)
+    if model:
+        await page.get_by_label("Model").select_option(model)
+    await page.get_by_role("button", name="Create agent").click()
+    await page.get_by_role("list", name="Agents").get_by_text(name, exact=True).wait_for()
+
+
+async def _focused(page) -> str:
+    return await page.evaluate("() => document.activeElement.id || document.activeElement.textContent")
+
+
+@pytest.mark.timeout(300)
+async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa: F811
+    from playwright.async_api import async_playwright, expect
+
+    images, origin, requested = await _image_server()
+    seen: list[dict] = []
+
+    def script(body):
+        seen.append(body)
+        return Turn(f"Answer {len(seen)} by **{body['model']}**: ![a cat]({origin}/cat.png) "
+                    f"![elsewhere](http://127.0.0.1:9/other.png)")
+    llm = LLMServer(api_key="sk-test", models=("gpt-test", "gpt-other"), tokens_per_second=200)
+    await llm.start()
+    llm.script = script
+    key = tmp_path / "llm_key"
+    key.write_text("sk-test")
+    caddy = Caddy(tmp_path / "caddy", upstream="127.0.0.1:0", frontend_root=dist, CADDY_IMG_SRC=origin)
+    server = Server(tmp_path / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_CHAT_IMAGE_ORIGINS=origin,
+                    AGENTSTEAD_LLM_PROVIDERS=json.dumps([{"name": "local", "base_url": llm.base_url, "models": [
+                        "gpt-test", "gpt-other"], "api_key_file": str(key)}]))
+    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
+    server.start()
+    caddy.start()
+    errors: list[str] = []
+    loaded: list[str] = []
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            context = await browser.new_context(viewport={"width": 1100, "height": 800})
+            page = await context.new_page()
+            page.on("console", lambda m: errors.append(m.text)
+                    if m.type == "error" and "status of 401" not in m.text else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("request", lambda r: loaded.append(r.url) if r.resource_type == "image" else None)
+
+            await page.goto(caddy.url + _login_link(server, "ada@example.org"))
+            await page.wait_for_url("**/agents", timeout=20000)
+            await _create_agent(page, "Helper", "Be brief.")
+            await _create_agent(page, "Pirate", "Talk like a pirate.")
+            await page.get_by_role("button", name="Chat with Helper").click()
+            await page.wait_for_url("**/chat/*")
+            log = page.get_by_role("log", name="Transcript")
+            await expect(page.get_by_text("Next answer: Helper · gpt-test")).to_be_visible(timeout=20000)
+
+            # ---- keyboard only: i, type, Enter sends
+            await page.locator("body").press("i")
+            await expect(page.locator("#composer")).to_be_focused()
+            await page.keyboard.type("first question")
+            await page.keyboard.press("Enter")
+            answer = log.locator(".msg.assistant:not(.streaming)")
+            await expect(answer.locator("strong")).to_have_text("gpt-test", timeout=20000)
+            await expect(answer.locator(".who")).to_have_text("Helper · gpt-test")
+
+            # the image from the allowed origin loads (no referrer, lazily); the other is a link
+            img = answer.locator("img.md-img")
+            await expect(img).to_have_attribute("src", origin + "/cat.png")
+            await expect(img).to_have_attribute("referrerpolicy", "no-referrer")
+            await expect(img).to_have_attribute("loading", "lazy")
+            await page.wait_for_function("() => { const i = document.querySelector('img.md-img');"
+                                         " return i && i.complete && i.naturalWidth === 48; }", timeout=10000)
+            assert requested and all(r == "/cat.png referer=" for r in requested), requested
+            await expect(answer.locator("a.md-image")).to_have_attribute("href", "http://127.0.0.1:9/other.png")
+            assert not [u for u in loaded if "other.png" in u], loaded
+
+            # ---- ? opens the list: focus on Close, kept there by Tab; Escape closes, focus comes back
+            await page.keyboard.press("Tab")                       # out of the composer, onto Send
+            before = await _focused(page)
+            await page.keyboard.press("?")
+            dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+            await expect(dialog).to_be_visible()
+            await expect(page.locator("#shortcuts-close")).to_be_focused()
+            await page.keyboard.press("Tab")
+            await page.keyboard.press("Shift+Tab")
+            assert await _focused(page) == "shortcuts-close"
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "keys-light.png"))
+            await page.keyboard.press("Escape")
+            await expect(dialog).to_have_count(0)
+            await page.wait_for_function("id => (document.activeElement.id || document.activeElement.textContent)"
+                                         " === id", arg=before, timeout=5000)
+
+            # ---- a: another agent and model for the next message only
+            await page.keyboard.press("a")
+            await expect(page.get_by_role("group", name="Who answers next")).to_be_visible()
+            await expect(page.locator("#turn-agent")).to_be_focused()
+            await page.get_by_label("Agent", exact=True).select_option(label="Pirate")
+            await page.get_by_label("Model", exact=True).select_option("gpt-other")
+            await page.keyboard.press("Escape")
+            await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible()
+            await page.locator("body").press("i")
+            await expect(page.locator("#composer")).to_be_focused()
+            await page.keyboard.type("second question")
+            await page.keyboard.press("Enter")
+            await expect(answer.nth(1).locator(".who")).to_have_text("Pirate · gpt-other", timeout=20000)
+            await expect(answer.nth(1).locator("strong")).to_have_text("gpt-other")
+            assert seen[-1]["model"] == "gpt-other"
+            assert seen[-1]["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
+            await expect(page.get_by_text("Next answer: Helper · gpt-test")).to_be_visible()   # spent
+
+            # ---- r regenerates the last answer: the thread's agent again
+            await page.keyboard.press("Tab")
+            await page.keyboard.press("r")
+            await expect(answer.nth(1).locator(".who")).to_have_text("Helper · gpt-test", timeout=20000)
+            await expect(answer.nth(1).locator("strong")).to_have_text("gpt-test")
+            assert seen[-1]["messages"][0]["content"] == "Be brief."
+            await expect(answer).to_have_count(2)
+
+            await page.keyboard.press("a")
+            await page.screenshot(path=str(ARTIFACTS / "keys-picker-light.png"), full_page=True)
+            await page.emulate_media(color_scheme="dark")
+            await page.keyboard.press("Escape")
+            await page.keyboard.press("Tab")
+            await page.keyboard.press("?")
+            await page.screenshot(path=str(ARTIFACTS / "keys-dark.png"))
+            await page.keyboard.press("Escape")
+            await page.screenshot(path=str(ARTIFACTS / "keys-chat-dark.png"), full_page=True)
+            await page.set_viewport_size({"width": 375, "height": 800})
+            await page.screenshot(path=str(ARTIFACTS / "keys-375.png"), full_page=True)
+            await browser.close()
+        assert not errors, errors
+    finally:
+        caddy.stop()
+        server.stop()
+        await llm.stop()
+        await images.cleanup()
