@@ -35,7 +35,9 @@ TYPING = ("INPUT", "TEXTAREA", "SELECT")
 
 
 def _typing(target):
-    return target is not None and (str(target.tagName or "").upper() in TYPING or bool(target.isContentEditable))
+    # an SVG element (a workflow step) has no isContentEditable: JsProxy raises on a missing name
+    return target is not None and (str(getattr(target, "tagName", "") or "").upper() in TYPING
+                                   or bool(getattr(target, "isContentEditable", False)))
 
 
 def _open_dialog(document):

@@ -59,6 +59,20 @@ def test_single_keys_outside_text_fields_are_shortcuts():
     assert shortcuts.key(Key("Escape", "TEXTAREA")) == Escape()
 
 
+class SvgEl:
+    """An SVG element (a step of the workflow drawing): no isContentEditable at all."""
+    tagName = "g"
+
+    def __init__(self, doc):
+        self.ownerDocument = doc
+
+
+def test_a_key_on_an_svg_element_is_a_shortcut_not_an_error():
+    e = Key("?")
+    e.target = SvgEl(e.doc)
+    assert shortcuts.key(e) == ShowShortcuts(True) and e.prevented
+
+
 def test_the_list_keeps_focus_and_closes_with_escape():
     e = Key("Tab", dialog=True)
     assert shortcuts.key(e) is None and e.prevented and e.doc.close.focused   # Tab stays on Close
