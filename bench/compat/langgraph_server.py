@@ -22,7 +22,9 @@ name): `threads.create()` then one of `runs.stream(..., stream_mode="messages-tu
 servers in alternating order, each call `--runs` runs on tok-1 (the fixed cost of a run)
 then on tok-N (per token: (tok-N - tok-1) / (N - 1)). Wall ms per run at the client, and
 server CPU ms per run: user+system of the server's process and its children
-(/proc/<pid>/stat). Medians of the rounds; ratios Agentstead / LangGraph Server.
+(/proc/<pid>/stat). Medians of the rounds; ratios Agentstead / LangGraph Server. Also
+LangGraph's wall less its runs' queue wait (its log's run_queue_ms: `langgraph dev` polls
+its queue every 0.5 s), and each server's idle CPU after the runs.
 
 Usage: .venv/bin/python bench/compat/langgraph_server.py [--rounds 5] [--runs 10] [--tokens 200]
 """
@@ -37,6 +39,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -139,7 +142,9 @@ class LangGraphServer:
         if strace:
             cmd = ["strace", "-f", "-qq", "-e", "trace=connect", "-o", str(self.trace), *cmd]
         self.log = open(directory / "langgraph-dev.log", "ab")
-        self.proc = subprocess.Popen(cmd, cwd=directory, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        # its own process group: stop() ends strace's child too (strace detaches on SIGTERM)
+        self.proc = subprocess.Popen(cmd, cwd=directory, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         wait_http(self.url + "/ok", 120, self.proc, detail=lambda: (directory / "langgraph-dev.log").read_text())
 
     def queue_ms(self) -> float:
@@ -158,20 +163,25 @@ class LangGraphServer:
                 total += wait
         return total
 
-    def connects(self) -> list[str]:
-        """strace's connect() lines that name an internet address (not loopback)."""
+    def connects(self) -> tuple[int, list[str]]:
+        """strace's connect() calls to internet addresses: how many, and those not to loopback."""
         if not self.trace.exists():
-            return []
+            return 0, []
         lines = [ln for ln in self.trace.read_text().splitlines() if "AF_INET" in ln]
-        return [ln for ln in lines if '"127.' not in ln and '"::1"' not in ln]
+        return len(lines), [ln for ln in lines if '"127.' not in ln and '"::1"' not in ln]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(15)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        with contextlib.suppress(ProcessLookupError):   # strace gone, its child perhaps not yet
+            time.sleep(0.5)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
 
 
@@ -269,7 +279,7 @@ def start_agentstead(tmp: Path, llm_url: str, models: list[str]) -> tuple[Server
     return server, token
 
 
-async def drive(args, tmp: Path, llm_url: str, models: list[str], bin_dir: Path) -> tuple[dict, set, list, list]:
+async def drive(args, tmp: Path, llm_url: str, models: list[str], bin_dir: Path) -> tuple[dict, set, tuple, list]:
     defaults = Settings()
     lg_graph.write(tmp / "lg", models=models, base_url=llm_url, api_key=API_KEY, temperature=0.7,
                    context_tokens=defaults.llm_context_tokens, max_retries=defaults.llm_max_retries,
@@ -338,7 +348,8 @@ def main() -> int:
               f"{statistics.median(waits):.1f} ms, min {min(waits):.1f}, max {max(waits):.1f} over {len(waits)} runs")
     print(f"\nLangGraph Server's non-loopback peers (ss, sampled every round): {sorted(foreign) or 'none'}")
     if args.strace:
-        print(f"its connect() calls to non-loopback addresses (strace): {connects or 'none'}")
+        print(f"its connect() calls to internet addresses (strace): {connects[0]}; not to loopback: "
+              f"{connects[1] or 'none'}")
     return 0
 
 
