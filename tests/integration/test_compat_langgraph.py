@@ -12,6 +12,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEnti
 
 from ..support.auth import token_user
 from ..support.contract import CompatChecks
+from ..support.live import Live
 from ..support.llm_server import LLMServer, ToolCall, Turn
 
 
@@ -217,3 +218,28 @@ async def test_a_second_user_sees_nothing_of_the_first(lg, llm):
         await sdk.threads.get(thread["thread_id"])
     resp = await client.get(f"/api/threads/{thread['thread_id']}", headers=headers)
     assert resp.status == 404
+
+
+async def test_threads_are_titled_and_announced_as_api_titles_them(lg, llm):
+    """A thread a run creates takes its first message's first line as its title and is
+    announced (thread.created); an untitled /api thread is named by its first message
+    through /lg as through /api (thread.renamed): services/threads.py, title_from."""
+    client, headers, sdk, agent = await lg()
+    llm.script = [Turn("Sure."), Turn("Fine.")]
+    me = (await (await client.get("/api/me", headers=headers)).json())["user"]["id"]
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"users/{me}"})
+    await live.until("subscribed")
+    first = "How do I   plan a week-long trip through the Alps by train with two children?\nDetails follow."
+    title = "How do I plan a week-long trip through the Alps by train…"
+    thread = await sdk.threads.create()
+    await sdk.runs.wait(thread["thread_id"], agent["id"], input=user(first))
+    event = await live.until("event", type="thread.created")
+    assert event["data"]["thread_id"] == thread["thread_id"] and event["data"]["title"] == title
+    untitled = await (await client.post("/api/threads", json={"agent_id": agent["id"]}, headers=headers)).json()
+    assert untitled["title"] == "New conversation"
+    await sdk.runs.wait(untitled["id"], agent["id"], input=user("Pack light\nplease"))
+    event = await live.until("event", type="thread.renamed")
+    assert event["data"] == {"thread_id": untitled["id"], "title": "Pack light"}
+    for thread_id, named in ((thread["thread_id"], title), (untitled["id"], "Pack light")):
+        assert (await (await client.get(f"/api/threads/{thread_id}", headers=headers)).json())["title"] == named

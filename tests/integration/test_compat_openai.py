@@ -11,6 +11,7 @@ import pytest
 
 from ..support.auth import token_user
 from ..support.contract import CompatChecks
+from ..support.live import Live
 from ..support.llm_server import LLMServer, ToolCall, Turn
 
 
@@ -254,3 +255,26 @@ async def test_a_client_that_goes_away_cancels_its_run(v1, llm):
                     break
                 await asyncio.sleep(0.1)
         assert runs[0]["status"] == "cancelled"
+
+
+async def test_a_conversations_thread_is_titled_and_announced_as_api_titles_it(v1, llm):
+    """A new conversation's thread takes its first user message's first line as its title
+    (services/threads.py: title_from, as /api names an untitled thread) and is announced
+    with thread.created on the owner's users/{id}, like a thread made through /api."""
+    client, headers, sdk = await v1()
+    await new_agent(client, headers)
+    llm.script = [Turn("Sure.")]
+    me = (await (await client.get("/api/me", headers=headers)).json())["user"]["id"]
+    live = Live(await client.raw.ws_connect("/ws", headers=headers))
+    await live.send({"op": "subscribe", "topic": f"users/{me}"})
+    await live.until("subscribed")
+    first = "How do I   plan a week-long trip through the Alps by train with two children?\nDetails follow."
+    raw = await sdk.chat.completions.with_raw_response.create(
+        model="Helper", messages=[{"role": "system", "content": "Be kind."}, {"role": "user", "content": first},
+                                  {"role": "assistant", "content": "Tell me more."},
+                                  {"role": "user", "content": "Two weeks."}])
+    thread_id = raw.headers["x-agentstead-thread-id"]
+    title = "How do I plan a week-long trip through the Alps by train…"
+    event = await live.until("event", type="thread.created")
+    assert event["data"]["thread_id"] == thread_id and event["data"]["title"] == title
+    assert (await (await client.get(f"/api/threads/{thread_id}", headers=headers)).json())["title"] == title

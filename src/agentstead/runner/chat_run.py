@@ -22,7 +22,7 @@ import sqlite3
 import uuid
 from typing import Any, Callable
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command, interrupt
 
@@ -243,22 +243,17 @@ class ChatRuns:
         config = {"configurable": {"thread_id": thread, _EXECUTE_TOOL: lambda call: self._tool(
                       run, call, ctx, allowed, prepared.owner)},
                   "recursion_limit": version.max_steps * 2 + 1}
-        if self.tools.traces.callbacks:   # a span per model call (runner/traced.py), with tracing on only
-            config["callbacks"] = self.tools.traces.callbacks
+        # the reply's text to the run's deltas; a span per model call (runner/traced.py) with tracing on
+        config["callbacks"] = [graphs.ReplyText(lambda text: self.tools.deltas.text(run, text)),
+                               *self.tools.traces.callbacks]
         question = None
         checkpointed = graph.checkpointer is not None
         if checkpointed:
             self.saver.hold(thread, fresh=fresh)
         try:
-            async for mode, chunk in graph.astream(graph_input, config, stream_mode=["messages", "updates"],
-                                                   durability="exit" if checkpointed else None):
-                if mode == "messages":
-                    piece, meta = chunk
-                    if isinstance(piece, AIMessageChunk) and meta.get("langgraph_node") == "agent":
-                        text = graphs.content_text(piece.content)
-                        if text:
-                            self.tools.deltas.text(run, text)
-                elif "__interrupt__" in chunk:
+            async for chunk in graph.astream(graph_input, config, stream_mode="updates",
+                                             durability="exit" if checkpointed else None):
+                if "__interrupt__" in chunk:
                     question = str(chunk["__interrupt__"][0].value.get("question", ""))
                 else:
                     for update in chunk.values():

@@ -73,6 +73,34 @@ class YieldWhileStreaming(AsyncCallbackHandler):
 YIELD = YieldWhileStreaming()
 
 
+class ReplyText(AsyncCallbackHandler):
+    """The agent node's reply text as the model streams it, handed to `on_text` inline (the
+    run's deltas). LangGraph's "messages" stream mode did this for ~25 µs more CPU per token
+    (each chunk copied onto the graph's stream queue, for the runner to take off again;
+    bench/RESULTS.md, LangGraph Server), paid on every token of every run since the runner
+    streams every run whatever its clients asked for. A tool's own model calls are not
+    the reply: only calls made in the "agent" node count, as the stream mode's filter did."""
+
+    run_inline = True
+
+    def __init__(self, on_text: Callable[[str], None]) -> None:
+        super().__init__()
+        self.on_text = on_text
+        self.calls: set = set()
+
+    async def on_chat_model_start(self, serialized: dict, messages: list, *, run_id: Any,
+                                  metadata: dict | None = None, **kwargs: Any) -> None:
+        if (metadata or {}).get("langgraph_node") == "agent":
+            self.calls.add(run_id)
+
+    async def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: Any = None, **kwargs: Any) -> None:
+        if run_id in self.calls:
+            message = getattr(chunk, "message", None)
+            text = content_text(message.content) if message is not None else token
+            if text:
+                self.on_text(text)
+
+
 @functools.lru_cache(maxsize=64)
 def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, max_retries: int,
                timeout: float) -> ChatOpenAI:

@@ -28,7 +28,7 @@ from ..store.runs import Run
 from ..store.threads import Message
 from .compat_openai import Started
 from .runs import RunService
-from .threads import ThreadService, turn
+from .threads import DEFAULT_TITLE, ThreadService, created, title_from, turn
 
 STATE_MESSAGES = 1000   # the newest messages a thread's state holds
 BUSY = ("queued", "running")
@@ -87,21 +87,22 @@ def _agent(conn: sqlite3.Connection, owner_id: str, assistant_id: str) -> Agent:
 
 
 def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, assistant_id: str, text: str,
-          create: bool) -> Run:
+          create: bool, news: list) -> Run:
     """The user's message and its run; the thread is bound to the assistant by its first run
-    (and created first, with if_not_exists=create)."""
+    (and created first, with if_not_exists=create), titled as /api titles a thread (its first
+    message); `news` gets its thread.created."""
     agent = _agent(conn, owner_id, assistant_id)
     thread = thread_store.get_owned(conn, thread_id, owner_id)
     if thread is None:
         if compat_store.lg_get(conn, thread_id, owner_id) is None:
             if not create or compat_store.lg_create(conn, thread_id, owner_id, {}) is None:
                 raise not_found("thread")
-        thread = thread_store.create(conn, owner_id, agent.id, " ".join(text.split())[:80] or "Conversation",
-                                     thread_id=thread_id)
+        thread = thread_store.create(conn, owner_id, agent.id, title_from(text) or DEFAULT_TITLE, thread_id=thread_id)
+        news.extend(created(thread))
     elif thread.agent_id != agent.id:
         raise Refused(409, "assistant_mismatch", f"this thread belongs to assistant {thread.agent_id}; an "
                       "Agentstead thread keeps one agent (start a new thread for another)")
-    return turn(conn, owner_id, thread.id, text)
+    return turn(conn, owner_id, thread.id, text, news)
 
 
 class LangGraphService:
@@ -176,7 +177,9 @@ class LangGraphService:
             else:
                 raise Refused(409, "run_in_progress", "the thread has a run going (or waiting for an answer): wait, "
                               "cancel it, resume it with Command(resume=…), or use multitask_strategy interrupt")
-        run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, tid, assistant_id, text, create))
+        news: list = []
+        run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, tid, assistant_id, text, create,
+                                                                     news), before=lambda run: news)
         return Started(run, after)
 
     async def run(self, p: Principal, thread_id: str, run_id: str) -> Run:

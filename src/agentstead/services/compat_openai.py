@@ -31,7 +31,7 @@ from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store.agents import Agent
 from ..store.runs import Run
-from .threads import turn
+from .threads import DEFAULT_TITLE, created, title_from, turn
 
 Messages = list[tuple[str, str]]   # (role, text), the last one the user's
 
@@ -63,20 +63,22 @@ def _continuing(conn: sqlite3.Connection, owner_id: str, agent_id: str, messages
     return latest if messages[-2][1].strip().endswith(last_reply(conn, latest).strip()) else None
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, agent: Agent, messages: Messages, key: str) -> Run:
+def _turn(conn: sqlite3.Connection, owner_id: str, agent: Agent, messages: Messages, key: str, news: list) -> Run:
     """The user's message and its run: in the thread the conversation continues, or in a new
-    thread that holds the earlier messages."""
+    thread that holds the earlier messages, titled as /api titles a thread (its first user
+    message); `news` gets the thread.created."""
     going_on = _continuing(conn, owner_id, agent.id, messages)
     if going_on is not None:
         thread_id = going_on.thread_id
     else:
         first = next((text for role, text in messages if role == "user"), "")
-        title = " ".join(first.split())[:80] or "Conversation"
-        thread_id = thread_store.create(conn, owner_id, agent.id, title).id
+        thread = thread_store.create(conn, owner_id, agent.id, title_from(first) or DEFAULT_TITLE)
+        news.extend(created(thread))
+        thread_id = thread.id
         for role, text in messages[:-1]:
             if role in ("user", "assistant"):
                 thread_store.add_message(conn, thread_id, role, text)
-    run = turn(conn, owner_id, thread_id, messages[-1][1])
+    run = turn(conn, owner_id, thread_id, messages[-1][1], news)
     compat_store.remember(conn, owner_id, key, thread_id, run.id)
     return run
 
@@ -118,5 +120,7 @@ class OpenAIService:
             run = await self.runner.resume(waiting, messages[-1][1])
             await self.db.write(compat_store.remember, p.user_id, key, run.thread_id, run.id)
             return Started(run, after)
-        run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, agent, messages, key))
+        news: list = []
+        run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, agent, messages, key, news),
+                                       before=lambda run: news)
         return Started(run, after)

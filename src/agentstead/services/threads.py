@@ -79,26 +79,26 @@ def title_from(content: str) -> str:
     return cut + "…"
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, retitled: list,
-          choice: Choice = NONE, providers: dict | None = None) -> Run:
+def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, news: list,
+         choice: Choice = NONE, providers: dict | None = None) -> Run:
     """The checks, the user's message and its queued run (by the turn's agent and model:
-    turn_choice.py); an untitled thread's first message names it (in the same transaction;
-    `retitled` gets the thread when it was renamed)."""
+    turn_choice.py), for /api and the protocol adapters (services/compat_*.py) alike. An untitled
+    thread's first message names it, in the same transaction: its thread.renamed goes into `news`
+    ((topic, event) pairs to announce)."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
     agent, model = resolve(conn, owner_id, agent, choice, providers or {})
     if thread.title == DEFAULT_TITLE and thread_store.last_of_role(conn, thread.id, "user") is None:
         renamed = thread_store.rename(conn, thread.id, owner_id, title_from(content) or DEFAULT_TITLE)
         if renamed is not None:
-            retitled.append(renamed)
+            news.extend(_announced(renamed, ev.ThreadRenamed(renamed.id, renamed.title)))
     return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content),
                       model)
 
 
-def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str) -> Run:
-    """The protocol adapters' turns (services/compat_*.py): the same checks, message and queued
-    run as a posted message; their threads keep the title they were created with."""
-    thread, agent = open_for_turn(conn, owner_id, thread_id)
-    return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content))
+def created(thread: Thread) -> list[tuple[str, ev.Event]]:
+    """A new thread's thread.created: on its owner's users/{id} only (nobody can follow the
+    thread's own topic yet)."""
+    return [(f"users/{thread.owner_id}", ev.ThreadCreated(thread.id, thread.agent_id, thread.title, thread.created_at))]
 
 
 def _page(conn: sqlite3.Connection, thread_id: str, after: int | None, before: int | None,
@@ -119,11 +119,9 @@ class ThreadService:
         self.runner = runner
 
     async def create(self, p: Principal, agent_id: str, title: str, record: Record | None = None) -> Thread:
-        """The thread and its thread.created (on the owner's users/{id} only: nobody can
-        follow the thread's own topic yet) in one transaction."""
+        """The thread and its thread.created in one transaction."""
         return await self.db.write(
-            _create, p.user_id, agent_id, title, record,
-            events=lambda t: [(f"users/{t.owner_id}", ev.ThreadCreated(t.id, t.agent_id, t.title, t.created_at))])
+            _create, p.user_id, agent_id, title, record, events=created)
 
     async def get(self, p: Principal, thread_id: str) -> Thread:
         thread = found(await self.db.read(thread_store.get_owned, thread_id, p.user_id), "thread")
@@ -169,11 +167,11 @@ class ThreadService:
         the run in it too when it has a slot: runner.submit). An untitled thread ("New
         conversation") takes its first message's first line as its title (thread.renamed).
         `choice`: another agent or model for this turn (turn_choice.py)."""
-        retitled: list[Thread] = []
+        news: list = []
         providers = self.runner.tools.providers
         return await self.runner.submit(
-            p.user_id, lambda conn: _turn(conn, p.user_id, thread_id, content, retitled, choice, providers), record,
-            before=lambda run: [e for t in retitled for e in _announced(t, ev.ThreadRenamed(t.id, t.title))])
+            p.user_id, lambda conn: turn(conn, p.user_id, thread_id, content, news, choice, providers), record,
+            before=lambda run: news)
 
     async def readable(self, p: Principal, thread_id: str) -> bool:
         """Who may follow threads/{id}: its owner (bus/topics.py)."""
