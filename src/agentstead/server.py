@@ -30,7 +30,10 @@ def settle_heap(thresholds: tuple[int, ...]) -> None:
     pydantic's classes; hundreds of thousands of objects), then set the thresholds. A
     full collection walked all of them: 129–237 ms pauses with 50 chats streaming
     (bench/RESULTS.md, Chat, "50 concurrent chats"); frozen, no collection looks at them
-    again, and the young generation is collected less often (settings: gc_thresholds)."""
+    again, and the young generation is collected less often (settings: gc_thresholds;
+    none: the collector is left as Python set it)."""
+    if not thresholds:
+        return
     gc.collect()
     gc.freeze()
     gc.set_threshold(*thresholds)

@@ -272,7 +272,10 @@ def _domains(raw: str | list) -> tuple[str, ...]:
 
 
 def _gc_thresholds(raw: str | list) -> tuple[int, ...]:
-    """'10000,20,100' -> (10000, 20, 100): gc.set_threshold's arguments, one to three."""
+    """'10000,20,100' -> (10000, 20, 100): gc.set_threshold's arguments, one to three;
+    empty -> (): Python's collector left as it is."""
+    if not isinstance(raw, list) and not str(raw).strip():
+        return ()
     items = raw if isinstance(raw, list) else str(raw).split(",")
     try:
         values = tuple(int(str(i).strip().replace("_", "")) for i in items)
@@ -503,8 +506,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("gc_thresholds", _gc_thresholds, (10_000, 20, 100),
             "Python's garbage-collection thresholds (gc.set_threshold: generations 0, 1, 2), set once the server "
             "has started, after the objects of start-up are frozen (gc.freeze) so that no collection walks them "
-            "again. 700,10,10 is Python's default; 0 turns automatic collection off (docs/operations.md, "
-            "Garbage collection).", example="10000,20,100"),
+            "again. 700,10,10 is Python's default; 0 turns automatic collection off; empty leaves the collector "
+            "as Python set it, nothing frozen (docs/operations.md, Garbage collection).", example="10000,20,100"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",

@@ -36,3 +36,10 @@ async def test_a_started_server_has_frozen_its_start_up_and_set_the_thresholds(t
         serving.cancel()
         with pytest.raises(asyncio.CancelledError):
             await serving
+
+
+def test_no_thresholds_leave_the_collector_as_python_set_it(restore_gc):
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    server.settle_heap(())
+    assert gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == 0

@@ -118,6 +118,7 @@ def test_gc_thresholds_are_one_to_three_integers():
     assert load().gc_thresholds == (10_000, 20, 100)
     assert load(AGENTSTEAD_GC_THRESHOLDS="700, 10,10").gc_thresholds == (700, 10, 10)
     assert load(AGENTSTEAD_GC_THRESHOLDS="0").gc_thresholds == (0,)
+    assert load(AGENTSTEAD_GC_THRESHOLDS="").gc_thresholds == ()       # Python's collector as it is
 
 
 def test_sizes_accept_units():
