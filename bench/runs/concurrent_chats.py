@@ -6,9 +6,10 @@ Every side is a real server driven over loopback as a browser would, pointed at 
 model (bench/runs/llm.py, "slow": --tps tokens/s, model tok-N answers N tokens):
 - Agentstead (`agentstead serve`): per chat, a thread (POST /api/threads), a WebSocket on /ws
   subscribed to threads/{id}, then POST /api/threads/{id}/messages; the chat's tokens are the
-  words of its `message.delta` events. Sides: the working tree ("this"), and any
-  `--against REV` (that commit's src/, from `git archive`, on the same venv), each with its own
-  server; `--variant NAME:VAR=V,…` adds a server of the working tree with settings changed.
+  words of its `message.delta` events. Sides: the working tree ("A"), and any
+  `--against [NAME=]REV[:VAR=V,…]` (that commit's src/, from `git archive`, on the same venv,
+  with settings changed), each with its own server; `--variant NAME:VAR=V,…` adds a server of
+  the working tree with settings changed.
 - Open WebUI (`--openwebui`, bench/openwebui/run.py): its chat path (what its UI does:
   POST /api/chat/completions with a chat, a message id and a socket.io session; the tokens
   arrive as socket.io events) and its OpenAI proxy (POST /openai/chat/completions, SSE).
@@ -252,6 +253,13 @@ def report(args, facts, started, results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_against(text: str) -> tuple[str, str, dict]:
+    """`[NAME=]REV[:VAR=V,…]` -> (side name, commit, environment)."""
+    head, _, assignments = text.partition(":")
+    name, _, rev = head.rpartition("=")
+    return name or f"A@{rev}", rev, dict(a.split("=", 1) for a in assignments.split(",") if a)
+
+
 def parse_variant(text: str) -> tuple[str, dict]:
     name, _, assignments = text.partition(":")
     env = dict(a.split("=", 1) for a in assignments.split(",") if a)
@@ -264,7 +272,8 @@ def main() -> int:
     p.add_argument("--n", type=int, default=50, help="chats at once")
     p.add_argument("--tokens", type=int, default=300, help="tokens per reply")
     p.add_argument("--tps", type=float, default=30.0, help="the stub model's tokens per second")
-    p.add_argument("--against", action="append", default=[], metavar="REV", help="also a server of this commit")
+    p.add_argument("--against", action="append", default=[], metavar="[NAME=]REV[:VAR=V,…]",
+                   help="also a server of this commit (its src/), with these environment variables")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:VAR=V,…",
                    help="also a server of the working tree with these environment variables")
     p.add_argument("--no-this", action="store_true", help="leave out the working tree's own server")
@@ -285,8 +294,9 @@ def main() -> int:
     llm, sides = None, {}
     try:
         llm = LLMProc([model], tmp / "llm.log", args.tps)
-        for rev in args.against:
-            sides[f"A@{rev}"] = Agentstead(f"A@{rev}", tmp, llm, model, extract_src(rev, tmp), {})
+        for spec in args.against:
+            name, rev, env = parse_against(spec)
+            sides[name] = Agentstead(name, tmp, llm, model, extract_src(rev, tmp), env)
         if not args.no_this:
             sides["A"] = Agentstead("A", tmp, llm, model, None, {})
         for v in args.variant:
