@@ -257,13 +257,25 @@ def parse_against(text: str) -> tuple[str, str, dict]:
     """`[NAME=]REV[:VAR=V,…]` -> (side name, commit, environment)."""
     head, _, assignments = text.partition(":")
     name, _, rev = head.rpartition("=")
-    return name or f"A@{rev}", rev, dict(a.split("=", 1) for a in assignments.split(",") if a)
+    return name or f"A@{rev}", rev, assignments_env(assignments)
+
+
+def assignments_env(text: str) -> dict:
+    """`A=1,B=x,y` -> {"A": "1", "B": "x,y"}: a piece without `=` belongs to the value before."""
+    env: dict[str, str] = {}
+    last = None
+    for piece in text.split(","):
+        if "=" in piece:
+            last, _, value = piece.partition("=")
+            env[last] = value
+        elif last is not None:
+            env[last] += "," + piece
+    return env
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
     name, _, assignments = text.partition(":")
-    env = dict(a.split("=", 1) for a in assignments.split(",") if a)
-    return name, env
+    return name, assignments_env(assignments)
 
 
 def main() -> int:
