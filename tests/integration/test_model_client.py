@@ -157,3 +157,21 @@ async def test_an_error_object_inside_the_stream_is_raised(aiohttp_server):
     for client in (lean, reference):
         with pytest.raises(openai.APIError, match="overloaded"):
             await client.ainvoke([HumanMessage("hello")])
+
+
+async def test_an_event_whose_data_spans_lines_is_one_object(aiohttp_server):
+    """SSE: an event's `data:` lines are joined with newlines; a blank line ends the event."""
+    async def chat(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b': a comment\r\nevent: message\r\ndata: {"id":"c1","object":"chat.completion.chunk",\r\n'
+                         b'data: "model":"m","choices":[{"index":0,"delta":{"content":"two"},"finish_reason":null}]}\r\n\r\n')
+        await resp.write(b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":'
+                         b'[{"index":0,"delta":{"content":" lines"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        return resp
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    server = await aiohttp_server(app)
+    for client in clients(str(server.make_url("/v1"))):
+        reply = await client.ainvoke([HumanMessage("hello")])
+        assert reply.content == "two lines" and reply.response_metadata["finish_reason"] == "stop"

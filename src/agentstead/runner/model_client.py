@@ -70,35 +70,43 @@ def text_chunk(text: str) -> ChatGenerationChunk:
 
 async def sse_data(response) -> AsyncIterator[dict]:
     """The JSON objects of a Chat Completions SSE stream, until `[DONE]`, as the openai SDK's
-    stream reads them: an `error` object in the stream raises openai.APIError, a timeout or
-    a broken connection APITimeoutError or APIConnectionError. The body's rest is read after
-    `[DONE]` so that the connection goes back to the pool."""
+    stream reads them: an event's `data:` lines joined (one line each, from every provider
+    seen), an `error` object raises openai.APIError, a timeout or a broken connection
+    APITimeoutError or APIConnectionError. The body's rest is read after `[DONE]` so that
+    the connection goes back to the pool."""
     body = response.http_response.aiter_bytes()
     try:
-        tail = b""
+        tail, data = b"", []
         async for block in body:
             lines = (tail + block).split(b"\n")
             tail = lines.pop()
             for line in lines:
-                if not line.startswith(b"data:"):
-                    continue      # blank separators, comments, `event:`/`id:` fields
-                data = line[5:].strip()
-                if data == b"[DONE]":
+                if line.startswith(b"data:"):
+                    data.append(line[5:].strip())
+                    continue
+                if line.strip() or not data:
+                    continue      # comments, `event:`/`id:` fields; a blank line ends an event
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+                if payload == b"[DONE]":
                     async for _ in body:
                         pass
                     return
-                obj = json.loads(data)
-                if isinstance(obj, dict) and obj.get("error"):
-                    error = obj["error"]
-                    message = error.get("message") if isinstance(error, dict) else None
-                    raise openai.APIError(message if isinstance(message, str) and message
-                                          else "An error occurred during streaming",
-                                          request=response.http_response.request, body=error)
-                yield obj
+                yield _parsed(payload, response)
     except timeout_exceptions() as err:
         raise openai.APITimeoutError(request=response.http_response.request) from err
     except request_exceptions() as err:
         raise openai.APIConnectionError(request=response.http_response.request) from err
+
+
+def _parsed(payload: bytes, response) -> dict:
+    obj = json.loads(payload)
+    if isinstance(obj, dict) and obj.get("error"):
+        error = obj["error"]
+        message = error.get("message") if isinstance(error, dict) else None
+        raise openai.APIError(message if isinstance(message, str) and message else "An error occurred during streaming",
+                              request=response.http_response.request, body=error)
+    return obj
 
 
 class YieldWhileStreaming(AsyncCallbackHandler):
