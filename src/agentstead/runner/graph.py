@@ -1,8 +1,9 @@
 """The agent as a LangGraph graph: a model node and a tools node in a loop.
 
-The model is langchain-openai's ChatOpenAI (with a lean stream parser:
-model_client.py) against any OpenAI-compatible endpoint; the tools node runs our registry's tools (with their limits) and
-pauses the graph for `ask_human` with LangGraph's `interrupt`.
+The model is langchain-openai's ChatOpenAI with a lean stream parser
+(model_client.py) against any OpenAI-compatible endpoint; the tools node runs
+our registry's tools (with their limits) and pauses the graph for `ask_human`
+with LangGraph's `interrupt`.
 """
 
 from __future__ import annotations
