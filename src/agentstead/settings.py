@@ -279,6 +279,22 @@ def _domains(raw: str | list) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _gc_thresholds(raw: str | list) -> tuple[int, ...]:
+    """'10000,20,100' -> (10000, 20, 100): gc.set_threshold's arguments, one to three;
+    empty -> (): Python's collector left as it is."""
+    if not isinstance(raw, list) and not str(raw).strip():
+        return ()
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    try:
+        values = tuple(int(str(i).strip().replace("_", "")) for i in items)
+    except ValueError:
+        raise ValueError(f"must be one to three integers separated by commas, like 10000,20,100 (got {raw!r})") \
+            from None
+    if not 1 <= len(values) <= 3 or any(not 0 <= v <= 10_000_000 for v in values):
+        raise ValueError(f"must be one to three integers from 0 to 10000000, like 10000,20,100 (got {raw!r})")
+    return values
+
+
 def _email(raw: str) -> str:
     email = str(raw).strip()
     local, at, domain = email.rpartition("@")
@@ -500,6 +516,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("readyz_write_window", _duration(1, 3600), 30.0,
             "/readyz and /metrics count database write failures over this window: unready while the "
             "newest write failed or 3+ of the window's did and they are 10 % of them, degraded while any did.", example="30s"),
+    Setting("gc_thresholds", _gc_thresholds, (10_000, 20, 100),
+            "Python's garbage-collection thresholds (gc.set_threshold: generations 0, 1, 2), set once the server "
+            "has started, after the objects of start-up are frozen (gc.freeze) so that no collection walks them "
+            "again. 700,10,10 is Python's default; 0 turns automatic collection off; empty leaves the collector "
+            "as Python set it, nothing frozen (docs/operations.md, Garbage collection).", example="10000,20,100"),
     Setting("log_level", _choice("debug", "info", "warning", "error"), "info",
             "Least severe log level written.", example="info"),
     Setting("log_format", _choice("json", "text"), "json",
@@ -628,6 +649,7 @@ class Settings:
     chat_image_origins: tuple[str, ...] = ()
     idempotency_key_ttl: float = 86400.0
     readyz_write_window: float = 30.0
+    gc_thresholds: tuple[int, ...] = (10_000, 20, 100)
     log_level: str = "info"
     log_format: str = "json"
     tracing_endpoint: str = ""
@@ -846,7 +868,7 @@ def describe(settings: Settings) -> list[tuple[str, str, str]]:
             shown = json.dumps([{k: ("******" if k in ("client_secret", "api_key", "headers") else v) for k, v in p.items()}
                                 for p in value])
         elif isinstance(value, tuple):
-            shown = ",".join(value)
+            shown = ",".join(map(str, value))
         else:
             shown = str(value)
         rows.append((setting.env, shown, settings.sources.get(setting.name, "default")))

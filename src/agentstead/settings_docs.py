@@ -16,7 +16,7 @@ README_END = "<!-- settings:end -->"
 def _default(s: Setting) -> str:
     if s.secret:
         return "(none)"
-    value = ",".join(s.default) if isinstance(s.default, tuple) else str(s.default)
+    value = ",".join(map(str, s.default)) if isinstance(s.default, tuple) else str(s.default)
     return f"`{value}`" if value else "(empty)"
 
 

@@ -110,7 +110,7 @@ async def deltas_until_done(live: Live) -> list[str]:
 
 
 async def test_slow_tokens_stream_one_delta_each(chat, llm):
-    """Coalescing adds no latency: when tokens come slower than one per DELTA_GAP (50 ms),
+    """Coalescing adds no latency: when tokens come slower than one per DELTA_GAP (30 ms),
     every token goes out as its own delta as soon as it arrives."""
     client, headers = await chat()
     llm.tokens_per_second = 12.0

@@ -1,10 +1,11 @@
-"""runner/graph.py's YieldWhileStreaming: a model stream that keeps the event loop busy gives it
+"""runner/model_client.py's YieldWhileStreaming: a model stream that keeps the event loop busy gives it
 a turn; one that waits for its socket between tokens never sleeps on its account."""
 
 import asyncio
 import time
 
-from agentstead.runner.graph import YIELD, YieldWhileStreaming, chat_model
+from agentstead.runner.graph import chat_model
+from agentstead.runner.model_client import LeanChatOpenAI, YieldWhileStreaming
 
 
 async def test_tokens_parsed_back_to_back_give_the_loop_a_turn():
@@ -29,8 +30,11 @@ async def test_a_stream_that_waits_for_its_socket_never_sleeps_here():
     assert handler.yields == 0
 
 
-def test_every_model_client_of_the_runner_carries_it():
+def test_every_model_client_of_the_runner_asks_it_itself():
+    """The runner's client is the lean one, which asks YIELD per chunk (tests/integration/
+    test_model_client.py streams through it); a callback per token would cost LangChain's
+    dispatch on top."""
     llm = chat_model(base_url="http://127.0.0.1:9/v1", api_key="k", model="m", temperature=0.0,
                      max_retries=0, timeout=1.0)
-    assert llm.callbacks == [YIELD]
+    assert isinstance(llm, LeanChatOpenAI) and not llm.callbacks
     assert llm.stream_chunk_timeout is None              # see chat_model: wait_for could drop a cancel

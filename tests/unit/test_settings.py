@@ -56,6 +56,9 @@ def test_sources_override_in_order(tmp_path):
     ({"AGENTSTEAD_PROT": "1"}, "AGENTSTEAD_PROT", "unknown setting"),
     ({"AGENTSTEAD_SECRET_KEY_FILE": "/nonexistent/key"}, "AGENTSTEAD_SECRET_KEY_FILE", "cannot read"),
     ({"AGENTSTEAD_CONFIG": "/nonexistent.toml"}, "AGENTSTEAD_CONFIG", "cannot read"),
+    ({"AGENTSTEAD_GC_THRESHOLDS": "lots"}, "AGENTSTEAD_GC_THRESHOLDS", "one to three integers"),
+    ({"AGENTSTEAD_GC_THRESHOLDS": "1,2,3,4"}, "AGENTSTEAD_GC_THRESHOLDS", "one to three integers"),
+    ({"AGENTSTEAD_GC_THRESHOLDS": "-1"}, "AGENTSTEAD_GC_THRESHOLDS", "from 0 to 10000000"),
 ])
 def test_each_bad_value_names_its_setting(env, name, fragment):
     with pytest.raises(S.ConfigError) as info:
@@ -109,6 +112,13 @@ def test_production_never_generates_a_key(tmp_path):
     s = load(**PROD_OK, AGENTSTEAD_STATE_DIR=str(tmp_path))
     assert S.ensure_secret_key(s).secret_key == "s" * 32
     assert not (tmp_path / "secret_key").exists()
+
+
+def test_gc_thresholds_are_one_to_three_integers():
+    assert load().gc_thresholds == (10_000, 20, 100)
+    assert load(AGENTSTEAD_GC_THRESHOLDS="700, 10,10").gc_thresholds == (700, 10, 10)
+    assert load(AGENTSTEAD_GC_THRESHOLDS="0").gc_thresholds == (0,)
+    assert load(AGENTSTEAD_GC_THRESHOLDS="").gc_thresholds == ()       # Python's collector as it is
 
 
 def test_sizes_accept_units():

@@ -1,25 +1,25 @@
 """The agent as a LangGraph graph: a model node and a tools node in a loop.
 
-The model is langchain-openai's ChatOpenAI against any OpenAI-compatible
-endpoint; the tools node runs our registry's tools (with their limits) and
-pauses the graph for `ask_human` with LangGraph's `interrupt`.
+The model is langchain-openai's ChatOpenAI with a lean stream parser
+(model_client.py) against any OpenAI-compatible endpoint; the tools node runs
+our registry's tools (with their limits) and pauses the graph for `ask_human`
+with LangGraph's `interrupt`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import time
 from typing import Any, Awaitable, Callable
 
 from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
-from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from ..agents.mcp_tools import as_tool, is_mcp
 from ..agents.tools import REGISTRY, Tool
 from .context import estimate, fit, schemas_tokens
+from .model_client import YIELD, LeanChatOpenAI, YieldWhileStreaming  # noqa: F401 (re-exported)
 
 ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
 
@@ -31,46 +31,6 @@ def content_text(content: Any) -> str:
     if isinstance(content, list):
         return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
     return str(content)
-
-
-class YieldWhileStreaming(AsyncCallbackHandler):
-    """Gives the event loop a turn when a model's stream has kept it for YIELD_EVERY.
-
-    A reply that arrives faster than it is parsed sits in the socket's buffer, and the
-    openai SDK then parses token after token without ever waiting: one task step can run
-    for tens of milliseconds, and timers (the runner's delta pacing), the bus's writer
-    and every other request wait behind it (bench/RESULTS.md, Runs, Session 5). Awaited
-    inline in the model's task (run_inline), once per token. It starts a clock and asks
-    the loop to note its next turn (call_soon); a token that finds the loop has not had
-    that turn for YIELD_EVERY gives it one (`sleep(0)`). A stream slower than its
-    parsing waits for the socket anyway and never sleeps here (yielding on a timer
-    instead raised the loop lag of 50 streams at 30 tokens/s: 19.5, 20.8 ms against
-    12.8, 14.8). One instance serves every stream: the loop's turn is everyone's."""
-
-    run_inline = True
-    YIELD_EVERY = 0.002
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.turned = True     # the loop has run its ready callbacks since the clock started
-        self.since = 0.0
-        self.yields = 0
-
-    def _turn(self) -> None:
-        self.turned = True
-
-    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        now = time.perf_counter()
-        if self.turned:
-            self.turned = False
-            self.since = now
-            asyncio.get_running_loop().call_soon(self._turn)
-        elif now - self.since >= self.YIELD_EVERY:
-            self.yields += 1
-            await asyncio.sleep(0)      # _turn runs in this turn, and the next token restarts the clock
-
-
-YIELD = YieldWhileStreaming()
 
 
 class ReplyText(AsyncCallbackHandler):
@@ -103,7 +63,7 @@ class ReplyText(AsyncCallbackHandler):
 
 @functools.lru_cache(maxsize=64)
 def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, max_retries: int,
-               timeout: float) -> ChatOpenAI:
+               timeout: float) -> LeanChatOpenAI:
     """One client per distinct configuration, reused by every run that needs it: building
     one (the openai SDK client and its pydantic models) costs ~3.6 ms of CPU here, more
     than the rest of a short run's bookkeeping. A ChatOpenAI holds no per-call state."""
@@ -113,9 +73,11 @@ def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, m
     # arrives with it; about one cancel in ten of a fast stream was lost and the reply ran
     # to its end. A stalled stream still ends: httpx's read timeout (`timeout`, between
     # bytes: llm_timeout_seconds) and the run's time limit (run_timeout_seconds) bound it.
-    return ChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model, temperature=temperature,
-                      streaming=True, stream_usage=True, max_retries=max_retries, timeout=timeout,
-                      stream_chunk_timeout=None, callbacks=[YIELD])
+    # No YieldWhileStreaming callback: LeanChatOpenAI asks YIELD itself, without LangChain's
+    # dispatch of one more handler per token.
+    return LeanChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model,
+                          temperature=temperature, streaming=True, stream_usage=True, max_retries=max_retries,
+                          timeout=timeout, stream_chunk_timeout=None)
 
 
 def for_version(version, provider: dict, *, max_retries: int, timeout: float, execute_tool: ExecuteTool,
@@ -138,7 +100,7 @@ def version_key(version, provider: dict) -> tuple:
             provider["api_key"])
 
 
-def build(*, llm: ChatOpenAI, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer,
+def build(*, llm: BaseChatModel, instructions: str, tools: list[Tool], execute_tool: ExecuteTool, checkpointer,
           context_tokens: int | None = None):
     """`context_tokens`: the prompt budget; each model call sends the instructions, the tools
     and the newest messages that fit (context.py). None sends every message."""

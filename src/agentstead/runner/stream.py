@@ -20,7 +20,10 @@ from ..bus import events as ev
 from ..bus.bus import Bus
 from ..store.runs import Run
 
-DELTA_GAP = 0.05   # seconds: at most one streamed delta per run per 50 ms (20 a second)
+# Seconds: at most one streamed delta per run per 30 ms (33 a second). Under the 33 ms between
+# tokens at 30 tokens/s, so that such a reply goes out a token per delta as it comes; at 50 ms,
+# every gap a reader saw was 50 ms or more (bench/RESULTS.md, Chat, "50 concurrent chats").
+DELTA_GAP = 0.03
 
 
 @dataclasses.dataclass

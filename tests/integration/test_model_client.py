@@ -1,0 +1,177 @@
+"""runner/model_client.py's LeanChatOpenAI against the tests' OpenAI-compatible server over
+HTTP: what it gives the graph equals what langchain-openai's ChatOpenAI gives (text, tool
+calls, usage, metadata), errors are the same classes, a cancel closes the stream, and an
+`error` object inside a stream is raised as the openai SDK raises it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import openai
+import pytest
+from aiohttp import web
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_openai import ChatOpenAI
+
+from agentstead.runner.model_client import LeanChatOpenAI, text_chunk
+
+from ..support.llm_server import Fault, LLMServer, ToolCall, Turn
+
+TOOL = {"type": "function", "function": {"name": "calculator", "description": "Evaluates arithmetic.",
+                                         "parameters": {"type": "object", "properties": {"expression": {"type": "string"}},
+                                                        "required": ["expression"]}}}
+
+
+def clients(base_url: str, **settings) -> tuple[LeanChatOpenAI, ChatOpenAI]:
+    common = dict(base_url=base_url, api_key="sk-test", model="gpt-test", streaming=True, stream_usage=True,
+                  stream_chunk_timeout=None, max_retries=settings.pop("max_retries", 0),
+                  timeout=settings.pop("timeout", 10.0))
+    return LeanChatOpenAI(**common), ChatOpenAI(**common)
+
+
+@pytest.fixture
+async def llm():
+    server = LLMServer("sk-test", ["gpt-test"], tokens_per_second=0)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def comparable(message) -> dict:
+    """A reply as the runner and the checkpointer see it (its run-specific id left out)."""
+    return {"content": message.content, "tool_calls": message.tool_calls,
+            "invalid_tool_calls": message.invalid_tool_calls, "usage": message.usage_metadata,
+            "metadata": {k: v for k, v in message.response_metadata.items() if k != "id"}}
+
+
+async def test_a_streamed_reply_is_the_one_chatopenai_gives(llm):
+    results = []
+    for client in clients(llm.base_url):
+        llm.script = [Turn("Hello there, how are you today?")]
+        results.append(await client.ainvoke([HumanMessage("hello")]))
+    lean, reference = results
+    assert comparable(lean) == comparable(reference)
+    assert lean.content == "Hello there, how are you today?"
+    assert lean.usage_metadata["input_tokens"] == 1 and lean.usage_metadata["output_tokens"] == 6
+    assert lean.response_metadata["finish_reason"] == "stop"
+
+
+async def test_its_chunks_are_the_ones_chatopenai_streams(llm):
+    streams = []
+    for client in clients(llm.base_url):
+        llm.script = [Turn("one two three")]
+        streams.append([c async for c in client.astream([HumanMessage("hello")])])
+    lean, reference = streams
+    assert [c.content for c in lean] == [c.content for c in reference]
+    assert all(isinstance(c, AIMessageChunk) for c in lean)
+    assert [comparable(c) for c in lean] == [comparable(c) for c in reference]
+
+
+def test_a_plain_text_chunk_equals_a_validated_one():
+    built = text_chunk(" word")
+    validated = AIMessageChunk(content=" word", response_metadata={"model_provider": "openai"})
+    assert built.message == validated and built.text == " word"
+    assert built.message.additional_kwargs is not text_chunk("x").message.additional_kwargs   # not shared
+
+
+async def test_tool_calls_arrive_whole_as_chatopenai_parses_them(llm):
+    turn = Turn("Let me compute.", tool_calls=[ToolCall("calculator", {"expression": "6 * 7"}, id="call_1")])
+    results = []
+    for client in clients(llm.base_url):
+        llm.script = [turn]
+        results.append(await client.bind_tools([TOOL]).ainvoke([HumanMessage("what is 6 * 7?")]))
+    lean, reference = results
+    assert comparable(lean) == comparable(reference)
+    assert lean.tool_calls == [{"name": "calculator", "args": {"expression": "6 * 7"}, "id": "call_1",
+                                "type": "tool_call"}]
+    assert llm.requests[-1]["tools"] == llm.requests[-2]["tools"]       # the same request, tools included
+    assert llm.requests[-1]["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize("fault,error", [
+    (Fault("status", status=401), openai.AuthenticationError),
+    (Fault("status", status=404), openai.NotFoundError),
+    (Fault("status", status=500), openai.InternalServerError),
+    (Fault("drop", after_tokens=2), openai.APIConnectionError),
+])
+async def test_errors_are_the_classes_chatopenai_raises(llm, fault, error):
+    raised = []
+    for client in clients(llm.base_url):
+        llm.script = [Turn("w0 w1 w2 w3 w4")]
+        llm.faults = [fault]
+        with pytest.raises(error) as info:
+            await client.ainvoke([HumanMessage("hello")])
+        raised.append(type(info.value))
+    assert raised[0] is raised[1]
+
+
+async def test_a_429_is_retried_honouring_retry_after(llm):
+    lean, _ = clients(llm.base_url, max_retries=2)
+    llm.script = [Turn("after the wait")]
+    llm.faults = [Fault("status", status=429, retry_after=0.3)]
+    started = asyncio.get_running_loop().time()
+    reply = await lean.ainvoke([HumanMessage("hello")])
+    assert reply.content == "after the wait" and asyncio.get_running_loop().time() - started >= 0.3
+
+
+async def test_a_stall_between_tokens_times_out(llm):
+    lean, _ = clients(llm.base_url, timeout=0.5)
+    llm.script = [Turn("w0 w1 w2 w3")]
+    llm.faults = [Fault("stall", after_tokens=2, seconds=3.0)]
+    with pytest.raises(openai.APITimeoutError):
+        await lean.ainvoke([HumanMessage("hello")])
+
+
+async def test_a_cancel_closes_the_stream_to_the_provider(llm):
+    llm.tokens_per_second = 20
+    lean, _ = clients(llm.base_url)
+    llm.script = [Turn(" ".join(f"w{i}" for i in range(200)))]
+    seen = []
+
+    async def consume():
+        async for chunk in lean.astream([HumanMessage("hello")]):
+            seen.append(chunk)
+    task = asyncio.create_task(consume())
+    async with asyncio.timeout(5):
+        while len(seen) < 3:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await llm.wait_cancelled(1, timeout=1.0)
+
+
+async def test_an_error_object_inside_the_stream_is_raised(aiohttp_server):
+    """Some providers report a failure mid-stream as `data: {"error": …}` after a 200."""
+    async def chat(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":'
+                         b'[{"index":0,"delta":{"role":"assistant","content":"partial"},"finish_reason":null}]}\n\n')
+        await resp.write(b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n')
+        return resp
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    server = await aiohttp_server(app)
+    lean, reference = clients(str(server.make_url("/v1")))
+    for client in (lean, reference):
+        with pytest.raises(openai.APIError, match="overloaded"):
+            await client.ainvoke([HumanMessage("hello")])
+
+
+async def test_an_event_whose_data_spans_lines_is_one_object(aiohttp_server):
+    """SSE: an event's `data:` lines are joined with newlines; a blank line ends the event."""
+    async def chat(request):
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b': a comment\r\nevent: message\r\ndata: {"id":"c1","object":"chat.completion.chunk",\r\n'
+                         b'data: "model":"m","choices":[{"index":0,"delta":{"content":"two"},"finish_reason":null}]}\r\n\r\n')
+        await resp.write(b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":'
+                         b'[{"index":0,"delta":{"content":" lines"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        return resp
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    server = await aiohttp_server(app)
+    for client in clients(str(server.make_url("/v1"))):
+        reply = await client.ainvoke([HumanMessage("hello")])
+        assert reply.content == "two lines" and reply.response_metadata["finish_reason"] == "stop"
