@@ -1,15 +1,17 @@
 """The graph module LangGraph Server runs in bench/compat/langgraph_server.py: Agentstead's
-own agent graph, from the source of src/agentstead/runner/graph.py and runner/context.py.
+own agent graph, from the source of src/agentstead/runner/graph.py, runner/context.py and
+runner/model_client.py.
 
 LangGraph Server's venv has LangGraph and langchain-openai (at requirements.txt's versions)
 but not Agentstead, whose import chain (tools, MCP, aiohttp) does not belong there. So the
 module is written from Agentstead's source: every top-level statement of runner/graph.py
 except its imports from Agentstead (tools, MCP) and the two functions that use them
-(`for_version`, `version_key`), and runner/context.py copied beside it. The graph is then
+(`for_version`, `version_key`), and runner/context.py and runner/model_client.py (the
+model client, LeanChatOpenAI) copied beside it. The graph is then
 `build(llm=chat_model(...), ...)` with what the runner passes for an agent with Agentstead's
 defaults (no instructions, no tools, temperature 0.7, the default prompt budget, retries and
 timeout): the same nodes, edges, ChatOpenAI settings (streaming, stream_usage, no per-chunk
-timeout) and streaming callback (YieldWhileStreaming) as a chat run. Nothing here imports
+timeout) and model client (LeanChatOpenAI, which gives the loop its turns) as a chat run. Nothing here imports
 LangGraph: tests/unit/test_bench_langgraph_server.py imports the written module in the
 main venv and checks it.
 """
@@ -25,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNNER = ROOT / "src" / "agentstead" / "runner"
 LEFT_OUT = {"for_version", "version_key"}   # they need Agentstead's tool registry
 CONTEXT_MODULE = "agentstead_context"
+COPIED = {"context": CONTEXT_MODULE, "model_client": "agentstead_model_client"}   # runner module -> its copy
 
 
 def variable(model: str) -> str:
@@ -43,8 +46,8 @@ def graph_source(graph_py: str) -> str:
     kept: list[str] = ["Tool = object   # agents/tools.py: Tool (only in annotations here)"]
     for node in tree.body[1:] if ast.get_docstring(tree) else tree.body:
         if isinstance(node, ast.ImportFrom) and node.level > 0:
-            if node.module == "context":   # .context -> the copy beside this module
-                imports.append(f"from {CONTEXT_MODULE} import {', '.join(a.name for a in node.names)}")
+            if node.module in COPIED:      # .context, .model_client -> the copies beside this module
+                imports.append(f"from {COPIED[node.module]} import {', '.join(a.name for a in node.names)}")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             imports.append(segment(node))
         elif not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in LEFT_OUT):
@@ -78,7 +81,8 @@ def write(directory: Path, *, models: list[str], **settings) -> dict:
     graphs' map (graph id -> module:attribute) as langgraph.json has it."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "bench_graph.py").write_text(module_source(models=models, **settings))
-    (directory / f"{CONTEXT_MODULE}.py").write_text((RUNNER / "context.py").read_text())
+    for name, copy in COPIED.items():
+        (directory / f"{copy}.py").write_text((RUNNER / f"{name}.py").read_text())
     graphs = {m: f"./bench_graph.py:{variable(m)}" for m in models}
     (directory / "langgraph.json").write_text(json.dumps({"dependencies": ["."], "graphs": graphs}, indent=2))
     return graphs
