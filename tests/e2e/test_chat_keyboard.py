@@ -22,7 +22,7 @@ from aiohttp import web
 from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, Turn
 from ..support.procs import Server
-from .test_chat_markdown import ARTIFACTS, dist  # noqa: F401 (fixture)
+from .test_chat_markdown import ARTIFACTS
 from .test_spa import CHROMIUM, FLAGS, _login_link
 
 def _png(size: int = 48) -> bytes:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import subprocess
 
 import pytest
 
 from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, Turn
 from ..support.procs import Server
-from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link, _missing
+from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link
 
 ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
 CODE = "def greet(name):\n    return f\"Hello, {name}!\"  # a comment\n"
@@ -29,17 +28,6 @@ ANSWER = ("## Result\n\nHere is **bold**, *emphasis* and `inline code`.\n\n"
           "<img src=\"x\" onerror=\"window.__pwned = 'img'\"> "
           "[click](javascript:window.__pwned='link') [docs](https://example.org/docs) "
           "![cat](http://127.0.0.1:9/cat.png)\n")
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> pathlib.Path:
-    reason = _missing()
-    if reason:
-        print(f"skipping the Markdown end-to-end test: {reason}")
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("spa") / "dist"
-    subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(out)], check=True, timeout=600)
-    return out
 
 
 @pytest.mark.timeout(300)

@@ -37,17 +37,6 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> pathlib.Path:
-    reason = _missing()
-    if reason:
-        print(f"skipping the SPA end-to-end test: {reason}")
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("spa") / "dist"
-    subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(out)], check=True, timeout=600)
-    return out
-
-
 def _gzipped_size(dist: pathlib.Path) -> int:
     """Bytes a first visit downloads with gzip: index.html and every asset it names."""
     total = (dist / "index.html.gz").stat().st_size

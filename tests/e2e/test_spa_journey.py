@@ -29,7 +29,7 @@ from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, ToolCall, Turn, last_user_text
 from ..support.oidc_provider import OIDCProvider
 from ..support.procs import VENV_BIN, Server, clean_env
-from .test_spa import CHROMIUM, FLAGS, ROOT, _missing
+from .test_spa import CHROMIUM, FLAGS, ROOT
 
 ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
 HELLO = " ".join(f"hello{i}" for i in range(40))
@@ -110,17 +110,6 @@ async def assistant_texts(page) -> list[str]:
     return await page.evaluate(
         "() => [...document.querySelectorAll('.transcript .msg.assistant:not(.streaming) .body')]"
         ".map(e => e.textContent)")
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> pathlib.Path:
-    reason = _missing()
-    if reason:
-        print(f"skipping the SPA journey: {reason}")
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("spa") / "dist"
-    subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(out)], check=True, timeout=600)
-    return out
 
 
 @pytest.mark.timeout(420)

@@ -13,14 +13,13 @@ import json
 import os
 import pathlib
 import re
-import subprocess
 
 import pytest
 
 from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, Turn, last_user_text
 from ..support.procs import Server
-from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link, _missing
+from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link
 
 ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
 
@@ -37,17 +36,6 @@ def definition(agent_id: str) -> dict:
                 "right": {"kind": "tool", "tool": "calculator", "arguments": {"expression": "6 * 7"}},
                 "review": {"kind": "approval", "prompt": "Ship {{ steps.plan.output }}?", "on_approve": "done"},
                 "done": {"kind": "agent", "agent_id": agent_id, "input": "Finish {{ steps.plan.output }}"}}}
-
-
-@pytest.fixture(scope="module")
-def dist(tmp_path_factory) -> pathlib.Path:
-    reason = _missing()
-    if reason:
-        print(f"skipping the workflow diagram end-to-end test: {reason}")
-        pytest.skip(reason)
-    out = tmp_path_factory.mktemp("spa") / "dist"
-    subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(out)], check=True, timeout=600)
-    return out
 
 
 @pytest.mark.timeout(300)
