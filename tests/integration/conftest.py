@@ -9,8 +9,20 @@ from aiohttp.test_utils import TestServer
 from agentstead.app import create_app
 
 from ..support.contract import ContractClient
+from ..support.llm_server import LLMServer
 from ..support.oidc_provider import OIDCProvider
 from ..support.procs import free_port
+
+
+@pytest.fixture
+async def llm():
+    """The tests' OpenAI-compatible model server (one model, gpt-test), over HTTP on loopback.
+    A module that needs another script or more models overrides it (pytest hands the override
+    this one when it asks for `llm`)."""
+    server = LLMServer(api_key="sk-test", models=("gpt-test",))
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

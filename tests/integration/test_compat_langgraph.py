@@ -13,15 +13,7 @@ from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEnti
 from ..support.auth import token_user
 from ..support.contract import CompatChecks
 from ..support.live import Live
-from ..support.llm_server import LLMServer, ToolCall, Turn
-
-
-@pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    yield server
-    await server.stop()
+from ..support.llm_server import ToolCall, Turn
 
 
 @pytest.fixture

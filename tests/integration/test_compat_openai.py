@@ -12,15 +12,7 @@ import pytest
 from ..support.auth import token_user
 from ..support.contract import CompatChecks
 from ..support.live import Live
-from ..support.llm_server import LLMServer, ToolCall, Turn
-
-
-@pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    yield server
-    await server.stop()
+from ..support.llm_server import ToolCall, Turn
 
 
 @pytest.fixture

@@ -11,16 +11,13 @@ import uuid
 import pytest
 
 from ..support.auth import token_user
-from ..support.llm_server import LLMServer, Turn
+from ..support.llm_server import Turn
 
 
 @pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    server.script = lambda body: Turn("Fine.")
-    yield server
-    await server.stop()
+def llm(llm):
+    llm.script = lambda body: Turn("Fine.")
+    return llm
 
 
 @pytest.fixture

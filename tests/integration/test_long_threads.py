@@ -14,19 +14,16 @@ from agentstead.keys import DB
 from agentstead.store import threads as thread_store
 
 from ..support.auth import token_user
-from ..support.llm_server import LLMServer, Turn
+from ..support.llm_server import Turn
 
 BUDGET = 3000
 N = 5000
 
 
 @pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    server.script = lambda body: Turn("Noted.")
-    yield server
-    await server.stop()
+def llm(llm):
+    llm.script = lambda body: Turn("Noted.")
+    return llm
 
 
 @pytest.fixture

@@ -9,15 +9,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from ..support.auth import api_token, bearer, token_user
-from ..support.llm_server import LLMServer, Turn
-
-
-@pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    yield server
-    await server.stop()
+from ..support.llm_server import Turn
 
 
 @pytest.fixture

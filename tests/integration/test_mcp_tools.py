@@ -18,7 +18,7 @@ import pytest
 from agentstead.keys import MCP
 
 from ..support.auth import token_user
-from ..support.llm_server import LLMServer, ToolCall, Turn
+from ..support.llm_server import ToolCall, Turn
 from .test_runs import settle, send, thread_messages
 
 SERVER = Path(__file__).resolve().parents[1] / "support" / "mcp_server.py"
@@ -53,14 +53,6 @@ def mcp_server():
     server = McpProcess()
     yield server
     server.kill()
-
-
-@pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def server_entry(name: str, url: str, headers_file: str = "", **extra) -> dict:

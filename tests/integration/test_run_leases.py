@@ -13,16 +13,13 @@ from agentstead.keys import RUNNER
 
 from ..support.auth import token_user
 from ..support.live import Live
-from ..support.llm_server import LLMServer, Turn
+from ..support.llm_server import Turn
 
 
 @pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    server.script = lambda body: Turn("Done.")
-    yield server
-    await server.stop()
+def llm(llm):
+    llm.script = lambda body: Turn("Done.")
+    return llm
 
 
 async def finished_run(make_client, settings, llm, **overrides):

@@ -12,17 +12,9 @@ import pytest
 
 from ..support.auth import api_token, bearer, make_user, token_user
 from ..support.live import Live
-from ..support.llm_server import LLMServer, ToolCall, Turn
+from ..support.llm_server import ToolCall, Turn
 
 FINAL = {"succeeded", "failed", "cancelled", "waiting_for_input", "interrupted"}
-
-
-@pytest.fixture
-async def llm():
-    server = LLMServer(api_key="sk-test", models=("gpt-test",))
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
