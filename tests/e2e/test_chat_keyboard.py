@@ -12,16 +12,14 @@ and at 375 px wide."""
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 
 import pytest
 from aiohttp import web
 
-from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, Turn
-from ..support.procs import Server
+from . import appliance
 from .test_chat_markdown import ARTIFACTS
 from .test_spa import CHROMIUM, FLAGS, _login_link
 
@@ -82,25 +80,15 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
     llm = LLMServer(api_key="sk-test", models=("gpt-test", "gpt-other"), tokens_per_second=200)
     await llm.start()
     llm.script = script
-    key = tmp_path / "llm_key"
-    key.write_text("sk-test")
-    caddy = Caddy(tmp_path / "caddy", upstream="127.0.0.1:0", frontend_root=dist, CADDY_IMG_SRC=origin)
-    server = Server(tmp_path / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_CHAT_IMAGE_ORIGINS=origin,
-                    AGENTSTEAD_LLM_PROVIDERS=json.dumps([{"name": "local", "base_url": llm.base_url, "models": [
-                        "gpt-test", "gpt-other"], "api_key_file": str(key)}]))
-    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
-    server.start()
-    caddy.start()
-    errors: list[str] = []
+    caddy, server = appliance.start(tmp_path, dist, llm, models=("gpt-test", "gpt-other"),
+                                    caddy_env={"CADDY_IMG_SRC": origin}, AGENTSTEAD_CHAT_IMAGE_ORIGINS=origin)
     loaded: list[str] = []
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             context = await browser.new_context(viewport={"width": 1100, "height": 800})
             page = await context.new_page()
-            page.on("console", lambda m: errors.append(m.text)
-                    if m.type == "error" and "status of 401" not in m.text else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            errors = appliance.console_errors(page)
             page.on("request", lambda r: loaded.append(r.url) if r.resource_type == "image" else None)
 
             await page.goto(caddy.url + _login_link(server, "ada@example.org"))

@@ -7,15 +7,13 @@ and at 375 px wide. Then regenerate, edit and run again, and search the thread."
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 
 import pytest
 
-from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, Turn
-from ..support.procs import Server
+from . import appliance
 from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link
 
 ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
@@ -37,15 +35,7 @@ async def test_markdown_answer_streams_formatted_and_inert(dist, tmp_path):
     llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=40)
     await llm.start()
     llm.script = [Turn(ANSWER)]
-    key = tmp_path / "llm_key"
-    key.write_text("sk-test")
-    caddy = Caddy(tmp_path / "caddy", upstream="127.0.0.1:0", frontend_root=dist)
-    server = Server(tmp_path / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
-        [{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"], "api_key_file": str(key)}]))
-    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
-    server.start()
-    caddy.start()
-    errors: list[str] = []
+    caddy, server = appliance.start(tmp_path, dist, llm)
     images: list[str] = []
     try:
         async with async_playwright() as pw:
@@ -53,9 +43,7 @@ async def test_markdown_answer_streams_formatted_and_inert(dist, tmp_path):
             context = await browser.new_context(viewport={"width": 1100, "height": 800})
             await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=caddy.url)
             page = await context.new_page()
-            page.on("console", lambda m: errors.append(m.text)
-                    if m.type == "error" and "status of 401" not in m.text else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            errors = appliance.console_errors(page)
             page.on("request", lambda r: images.append(r.url) if r.resource_type == "image" else None)
 
             await page.goto(caddy.url + _login_link(server, "ada@example.org"))

@@ -16,9 +16,8 @@ import re
 
 import pytest
 
-from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer, Turn, last_user_text
-from ..support.procs import Server
+from . import appliance
 from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link
 
 ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
@@ -54,24 +53,14 @@ async def test_a_workflow_is_drawn_lit_up_live_and_explained(dist, tmp_path):
     llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=0)
     await llm.start()
     llm.script = model
-    key = tmp_path / "llm_key"
-    key.write_text("sk-test")
-    caddy = Caddy(tmp_path / "caddy", upstream="127.0.0.1:0", frontend_root=dist)
-    server = Server(tmp_path / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
-        [{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"], "api_key_file": str(key)}]))
-    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
-    server.start()
-    caddy.start()
-    errors: list[str] = []
-    expected = ["status of 422"]    # the refused save, logged by the browser as a failed request
+    caddy, server = appliance.start(tmp_path, dist, llm)
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             context = await browser.new_context(viewport={"width": 1100, "height": 900})
             page = await context.new_page()
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" and not any(
-                e in m.text for e in expected) else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            # the refused save is logged by the browser as a failed request
+            errors = appliance.console_errors(page, expected=("status of 422",))
             lazy: list[str] = []
             page.on("request", lambda r: lazy.append(r.url) if "/assets/lazy." in r.url else None)
 
