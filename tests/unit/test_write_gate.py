@@ -32,12 +32,12 @@ async def test_two_writers_on_one_file_take_turns_and_every_write_lands(tmp_path
         assert a.health.total_failed == b.health.total_failed == 0
 
         # While A holds the gate, B's write waits (and is counted as waiting) until A lets go.
-        a._gate.__enter__()
+        a._gate.take()
         waited_before = b.health.lock_waits.sum
         pending = b.write(_insert, -1)
         await asyncio.sleep(0.3)
         assert not pending.done()
-        a._gate.__exit__(None, None, None)
+        a._gate.leave()
         await asyncio.wait_for(pending, 5)
         assert b.health.lock_waits.sum - waited_before >= 0.25
     finally:

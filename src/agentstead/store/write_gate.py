@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
 from pathlib import Path
 
 
 class WriteGate:
-    """An exclusive flock held from before BEGIN IMMEDIATE until after COMMIT or ROLLBACK."""
+    """An exclusive flock held from before BEGIN IMMEDIATE until after COMMIT or ROLLBACK.
+    `take` and `leave` run in the writer's thread (Worker.run hands them its connection)."""
 
     def __init__(self, db_path: Path):
         self.path = Path(f"{db_path}.write-lock")
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
-    def __enter__(self) -> "WriteGate":
+    def take(self, conn: sqlite3.Connection | None = None) -> float:
+        """Wait for this instance's turn; the seconds waited."""
+        start = time.perf_counter()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
+        return time.perf_counter() - start
 
-    def __exit__(self, *exc) -> None:
+    def leave(self, conn: sqlite3.Connection | None = None) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:

@@ -156,17 +156,6 @@ def _each(conn: sqlite3.Connection, batch: list[_Write], at: str) -> None:
         _announce_all(conn, announcements, at)
 
 
-def _gate_wait(conn: sqlite3.Connection, gate: WriteGate) -> float:
-    """In the writer's thread: wait for this instance's turn (write_gate.py); seconds waited."""
-    start = time.perf_counter()
-    gate.__enter__()
-    return time.perf_counter() - start
-
-
-def _gate_leave(conn: sqlite3.Connection, gate: WriteGate) -> None:
-    gate.__exit__(None, None, None)
-
-
 def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: LockWaits,
                  gate: WriteGate | None, waited: float) -> bool:
     """The batch, in the writer's thread; a gate taken before (several instances) is let go
@@ -181,7 +170,7 @@ def _transaction(conn: sqlite3.Connection, batch: list[_Write], at: str, waits: 
         return _in_transaction(conn, batch, at)
     finally:
         if gate is not None:
-            _gate_leave(conn, gate)
+            gate.leave()
 
 
 def _in_transaction(conn: sqlite3.Connection, batch: list[_Write], at: str) -> bool:
@@ -243,7 +232,7 @@ class Writer:
             if self.gate is not None:
                 # The turn first, the batch after: what queues up while another instance
                 # writes joins this transaction (one fsync), as it would in one process.
-                waited = await asyncio.shield(self.worker.run(_gate_wait, self.gate))
+                waited = await asyncio.shield(self.worker.run(self.gate.take))
             while True:
                 if item is None:
                     stopping = True
@@ -258,7 +247,7 @@ class Writer:
             if batch:
                 await self._commit(batch, waited)
             elif self.gate is not None:
-                await self.worker.run(_gate_leave, self.gate)
+                await self.worker.run(self.gate.leave)
 
     async def _commit(self, batch: list[_Write], waited: float) -> None:
         at = now_iso()
