@@ -132,7 +132,7 @@ async def _runs(app: web.Application) -> AsyncIterator[None]:
     app[WORKFLOWS] = WorkflowService(db, runner)
     app[OPENAI] = OpenAIService(app[BUS], runner)
     app[LANGGRAPH] = LangGraphService(app[BUS], runner, threads, runs)
-    app[MCP_ENDPOINT] = endpoint = McpEndpoint(AgentTools(db, app[AGENTS], threads, runs,
+    app[MCP_ENDPOINT] = endpoint = McpEndpoint(AgentTools(db, app[BUS], app[AGENTS], threads, runs,
                                                           settings.run_timeout_seconds))
     # Owners only, as the REST routes: no pattern (runs/*, threads/*) for anyone, admins included.
     app[TOPICS].register("runs", runs.readable, pattern=lambda p: False)

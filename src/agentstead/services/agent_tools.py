@@ -11,6 +11,8 @@ import asyncio
 import dataclasses
 
 from ..auth.access import Principal
+from ..bus.bus import Bus
+from ..bus.follow import follow
 from ..errors import Refused, invalid
 from ..store import threads as thread_store
 from ..store.agents import Agent
@@ -21,7 +23,6 @@ from .runs import RunService
 from .threads import ThreadService
 
 PREFIX = "agent_"
-ENDED = {"succeeded", "failed", "cancelled", "waiting_for_input", "interrupted"}
 MAX_MESSAGE = 100_000     # as POST /api/threads/{id}/messages
 
 
@@ -38,9 +39,9 @@ class Answer:
 
 
 class AgentTools:
-    def __init__(self, db: Database, agents: AgentService, threads: ThreadService, runs: RunService,
+    def __init__(self, db: Database, bus: Bus, agents: AgentService, threads: ThreadService, runs: RunService,
                  timeout: float):
-        self.db, self.agents, self.threads, self.runs = db, agents, threads, runs
+        self.db, self.bus, self.agents, self.threads, self.runs = db, bus, agents, threads, runs
         self.timeout = timeout
 
     async def list(self, p: Principal) -> list[Agent]:
@@ -75,13 +76,12 @@ class AgentTools:
         return Answer(thread.id, run, await self._reply(run))
 
     async def _ended(self, p: Principal, run_id: str) -> Run:
-        # Polls the row (cheap point reads) rather than holding a bus subscription per call.
+        # The run's own topic from its start (bus/follow.py): done the moment its end (or its
+        # question) is announced, in the transaction that wrote the row read after it.
         async with asyncio.timeout(self.timeout + 30):
-            while True:
-                run = await self.runs.get(p, run_id)
-                if run.status in ENDED:
-                    return run
-                await asyncio.sleep(0.05)
+            async for _ in follow(self.bus, f"runs/{run_id}", 0, idle=5.0):
+                pass
+        return await self.runs.get(p, run_id)
 
     async def _reply(self, run: Run) -> str:
         if run.status == "waiting_for_input":
