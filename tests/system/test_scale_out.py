@@ -118,6 +118,20 @@ async def _until_end(live: Live, seen: list, timeout: float = 30.0) -> list:
     return seen
 
 
+async def _streaming_on_b(s: dict) -> tuple[dict, Live, dict, list]:
+    """A run on instance B, followed from instance A until three deltas came through:
+    (thread, A's socket, the run, the events A saw so far)."""
+    thread, unsafe = await _thread(s["b"])
+    on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
+    run = await (await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"},
+                                   headers=unsafe)).json()
+    seen = []
+    async with asyncio.timeout(30):
+        while sum(1 for e in seen if e["type"] == "message.delta") < 3:
+            seen.append(await on_a.until("event"))
+    return thread, on_a, run, seen
+
+
 def _gapless(events: list[dict]) -> None:
     """Every event once, in seq order (a thread's topic: run and message events)."""
     seqs = [e["seq"] for e in events]
@@ -232,14 +246,7 @@ async def test_nats_stopped_while_runs_stream_loses_nothing_and_the_fast_path_re
 async def test_an_instance_killed_mid_run_leaves_the_run_to_the_other(cluster, llm):
     s = await _signed_in(cluster)
     try:
-        thread, unsafe = await _thread(s["b"])
-        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
-        run = await (await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"},
-                                       headers=unsafe)).json()
-        seen = []
-        async with asyncio.timeout(30):
-            while sum(1 for e in seen if e["type"] == "message.delta") < 3:
-                seen.append(await on_a.until("event"))
+        thread, on_a, run, seen = await _streaming_on_b(s)
         cluster.b.proc.send_signal(signal.SIGKILL)
         assert cluster.b.wait(10) == -signal.SIGKILL
         # Instance A's watchdog settles it within the lease (3 s) and a third of it.
@@ -266,14 +273,7 @@ async def test_an_instance_stopped_gracefully_hands_its_run_to_the_other(cluster
     a resume: the test above)."""
     s = await _signed_in(cluster)
     try:
-        thread, unsafe = await _thread(s["b"])
-        on_a = await _subscribe(s["a"], f"threads/{thread['id']}")
-        run = await (await s["b"].post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"},
-                                       headers=unsafe)).json()
-        seen = []
-        async with asyncio.timeout(30):
-            while sum(1 for e in seen if e["type"] == "message.delta") < 3:
-                seen.append(await on_a.until("event"))
+        thread, on_a, run, seen = await _streaming_on_b(s)
         await asyncio.to_thread(cluster.b.stop)   # SIGTERM, and B exits
         assert cluster.b.proc.returncode == 0
         await _until_end(on_a, seen)
