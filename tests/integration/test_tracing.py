@@ -190,7 +190,8 @@ async def test_an_endpoint_that_does_not_take_spans_costs_no_request(chat, llm, 
     llm.script = [Turn("Fine.")]
     with caplog.at_level(logging.INFO, logger="agentstead.tracing"):
         submitted, _ = await post_message(client, headers, thread["id"], "hi")
-        assert (await settle(client, headers, submitted["id"]))["status"] == "succeeded"
+        run = await settle(client, headers, submitted["id"])
+        assert run["status"] == "succeeded", (run, llm.requests)
         assert (await client.get("/api/agents", headers=headers)).status == 200
         await client.app[TRACING].flush()   # the export fails (after the SDK's retries, within its timeout)
     failures = [r.getMessage() for r in caplog.records

@@ -517,13 +517,14 @@ async def test_an_approval_nobody_answers_in_time_fails_the_run_also_across_a_re
     assert resp.status == 409
 
     # answered in time: the deadline does nothing
-    patient = await save(client, headers, gated(1.0))
+    # 2 s: enough for the answer to arrive in time on a loaded machine (1 s flaked under load > 10)
+    patient = await save(client, headers, gated(2.0))
     answered = await start(client, headers, patient["id"])
     await settle(client, headers, answered["id"])
     resp = await client.post(f"/api/runs/{answered['id']}/resume", json={"answer": {"approved": False}},
                              headers=headers)
     assert resp.status == 202
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(2.3)
     assert (await settle(client, headers, answered["id"]))["status"] == "succeeded"
 
     # the deadline survives a restart of the runner
