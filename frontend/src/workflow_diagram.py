@@ -34,12 +34,12 @@ def layout_of(model):
     return _cache[1]
 
 
-def states(model, lay):
+def states(run, steps, lay):
     """{node id: state} while a run is shown; {} otherwise."""
-    if model.run is None:
+    if run is None:
         return {}
-    seen = {s.get("step"): STATE.get(s.get("status"), "running") for s in model.steps}
-    missing = "pending" if model.run.get("status") in ACTIVE else "skipped"
+    seen = {s.get("step"): STATE.get(s.get("status"), "running") for s in steps}
+    missing = "pending" if run.get("status") in ACTIVE else "skipped"
     out = {}
     for n in lay.nodes:
         if n.kind == "join":
@@ -134,8 +134,7 @@ MAX_HEIGHT = 560   # the box's height in pixels at most (CSS caps it at 70vh too
 
 def _figure(lay, run, steps, problems, selected):
     """Everything inside the SVG; a memo of what it draws, so a drag or a zoom changes one attribute."""
-    model = _Shown(run, steps, problems)
-    st, errs = states(model, lay), problems_by_step(problems)
+    st, errs = states(run, steps, lay), problems_by_step(problems)
     return h("g", {"class": "figure"}, [
         h("defs", {}, h("marker", {"id": "wf-arrow", "viewBox": "0 0 8 8", "refX": "8", "refY": "4",
                                    "markerUnits": "userSpaceOnUse", "markerWidth": "8", "markerHeight": "8",
@@ -145,13 +144,6 @@ def _figure(lay, run, steps, problems, selected):
         h("g", {"class": "labels"}, _labels(lay)),
         [_node(n, st.get(n.id), errs.get(n.id), n.id == selected, lay.width, lay.height) for n in lay.nodes],
     ])
-
-
-class _Shown:
-    """What states() reads of the page's model."""
-
-    def __init__(self, run, steps, problems):
-        self.run, self.steps, self.problems = run, steps, problems
 
 
 def drawing(model):
