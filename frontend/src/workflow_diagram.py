@@ -2,8 +2,10 @@
 the page's own virtual nodes, each step coloured by its state in the run shown, the problems of
 the last save pinned to their steps, and the details of the step chosen (input, output, attempts,
 timing, error). Every step is a button: Tab reaches it, Enter or Space (or a click) shows its
-details. Reads the workflows page's model (source, workflow, run, steps, problems, selected);
-its messages are workflow_run's (SelectStep). Built apart from the first load (build.py LAZY)."""
+details, with the step's attempts latest first. Reads the workflows page's model (source,
+workflow, run, steps, problems, selected, view, drag); its messages are workflow_run's
+(SelectStep) and workflow_view's (zoom, pan, ClickStep). Built apart from the first load
+(build.py LAZY)."""
 
 from runtime import h, memo
 from ui import ACTIVE, badge, note
