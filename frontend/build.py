@@ -84,7 +84,7 @@ def markdown_js() -> bytes:
 
 # Modules left out of the first load (app.bin): the workflows page and its parts. boot.mjs fetches
 # them at start on /workflows, else when the app first shows that page (runtime.LoadCode).
-LAZY = ("workflows", "workflow_run", "workflow_definition", "workflow_graph", "workflow_diagram")
+LAZY = ("workflows", "workflow_run", "workflow_definition", "workflow_graph", "workflow_diagram", "workflow_view")
 
 
 def runtime_version() -> str:

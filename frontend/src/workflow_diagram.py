@@ -2,14 +2,17 @@
 the page's own virtual nodes, each step coloured by its state in the run shown, the problems of
 the last save pinned to their steps, and the details of the step chosen (input, output, attempts,
 timing, error). Every step is a button: Tab reaches it, Enter or Space (or a click) shows its
-details. Reads the workflows page's model (source, workflow, run, steps, problems, selected);
-its messages are workflow_run's (SelectStep). Built apart from the first load (build.py LAZY)."""
+details, with the step's attempts latest first. Reads the workflows page's model (source,
+workflow, run, steps, problems, selected, view, drag); its messages are workflow_run's
+(SelectStep) and workflow_view's (zoom, pan, ClickStep). Built apart from the first load
+(build.py LAZY)."""
 
-from runtime import h
+from runtime import h, memo
 from ui import ACTIVE, badge, note
 from workflow_definition import parse_source, pretty
 from workflow_graph import layout, step_of
 import workflow_run
+import workflow_view as zoom
 import fmt
 
 STATE = {"running": "running", "retrying": "running", "waiting": "waiting", "succeeded": "succeeded",
@@ -33,12 +36,12 @@ def layout_of(model):
     return _cache[1]
 
 
-def states(model, lay):
+def states(run, steps, lay):
     """{node id: state} while a run is shown; {} otherwise."""
-    if model.run is None:
+    if run is None:
         return {}
-    seen = {s.get("step"): STATE.get(s.get("status"), "running") for s in model.steps}
-    missing = "pending" if model.run.get("status") in ACTIVE else "skipped"
+    seen = {s.get("step"): STATE.get(s.get("status"), "running") for s in steps}
+    missing = "pending" if run.get("status") in ACTIVE else "skipped"
     out = {}
     for n in lay.nodes:
         if n.kind == "join":
@@ -74,15 +77,16 @@ def _short(s, n=18):
     return s if len(s) <= n else s[:n - 1] + "…"
 
 
-def _on_key(name):
+def _on_key(name, width, height):
     def handler(ev):
         if ev.key in ("Enter", " ", "Spacebar"):
             ev.preventDefault()
             return workflow_run.SelectStep(name)
+        return zoom.on_key(ev, width, height)
     return handler
 
 
-def _node(n, state, errors, selected):
+def _node(n, state, errors, selected, width, height):
     cls = "node k-" + n.kind + (" st-" + state if state else "") + (" invalid" if errors else "") \
         + (" selected" if selected else "")
     attrs = {"class": cls, "transform": "translate(%d %d)" % (n.x, n.y), "data-step": n.id,
@@ -98,7 +102,7 @@ def _node(n, state, errors, selected):
     if n.kind != "missing":
         attrs.update({"tabindex": "0", "role": "button", "aria-label": ", ".join(x for x in label if x),
                       "aria-pressed": "true" if selected else "false",
-                      "onclick": workflow_run.SelectStep(n.id), "onkeydown": _on_key(n.id)})
+                      "onclick": zoom.ClickStep(n.id), "onkeydown": _on_key(n.id, width, height)})
     return h("g", attrs, [
         title, _shape(n),
         h("text", {"class": "name", "x": n.w // 2, "y": 18, "text-anchor": "middle"}, _short(n.id)),
@@ -127,22 +131,53 @@ def _labels(lay):
     return out
 
 
-def drawing(model):
-    """The SVG of the definition with the run's states and the save's problems."""
-    lay = layout_of(model)
-    if not lay.nodes:
-        return note("Nothing to draw yet: the definition has no steps.")
-    st, errs = states(model, lay), problems_by_step(model.problems)
-    return h("svg", {"class": "wf-graph", "viewBox": "0 0 %d %d" % (lay.width, lay.height),
-                     "width": lay.width, "height": lay.height, "role": "group",
-                     "aria-label": "Workflow steps; choose one for its details"}, [
+MAX_HEIGHT = 560   # the box's height in pixels at most (CSS caps it at 70vh too): a larger drawing is fitted
+
+
+def _figure(lay, run, steps, problems, selected):
+    """Everything inside the SVG; a memo of what it draws, so a drag or a zoom changes one attribute."""
+    st, errs = states(run, steps, lay), problems_by_step(problems)
+    return h("g", {"class": "figure"}, [
         h("defs", {}, h("marker", {"id": "wf-arrow", "viewBox": "0 0 8 8", "refX": "8", "refY": "4",
                                    "markerUnits": "userSpaceOnUse", "markerWidth": "8", "markerHeight": "8",
                                    "orient": "auto"},
                         h("path", {"d": "M0 0L8 4L0 8z", "class": "arrow"}))),
         h("g", {"class": "edges"}, [_edge(e, st) for e in lay.edges]),
         h("g", {"class": "labels"}, _labels(lay)),
-        [_node(n, st.get(n.id), errs.get(n.id), n.id == model.selected) for n in lay.nodes],
+        [_node(n, st.get(n.id), errs.get(n.id), n.id == selected, lay.width, lay.height) for n in lay.nodes],
+    ])
+
+
+def drawing(model):
+    """The SVG of the definition with the run's states and the save's problems, fitted to its
+    box, zoomed and panned by the page's view (workflow_view.py)."""
+    lay = layout_of(model)
+    if not lay.nodes:
+        return note("Nothing to draw yet: the definition has no steps.")
+    view = zoom.settle(model.view[0], model.view[1], model.view[2], lay.width, lay.height) if model.view else None
+    attrs = {"class": "wf-graph" + (" dragging" if model.drag is not None else ""),
+             "viewBox": zoom.view_box_attr(view, lay.width, lay.height), "width": "100%",
+             "height": min(lay.height, MAX_HEIGHT), "preserveAspectRatio": "xMidYMid meet", "role": "group",
+             "aria-label": "Workflow steps; choose one for its details"}
+    attrs.update(zoom.handlers(lay.width, lay.height))
+    return h("svg", attrs, memo(_figure, lay, model.run, model.steps, model.problems, model.selected))
+
+
+def toolbar(model):
+    """Zoom in, zoom out, fit, and how close the drawing is shown."""
+    lay = layout_of(model)
+    if not lay.nodes:
+        return None
+    w, ht = lay.width, lay.height
+    shown = zoom.current(model.view, w, ht)[0]
+    return h("div", {"class": "row wf-zoom", "role": "toolbar", "aria-label": "Zoom"}, [
+        h("button", {"type": "button", "class": "secondary", "aria-label": "Zoom in", "title": "Zoom in (+)",
+                     "disabled": shown >= zoom.MAX_ZOOM, "onclick": zoom.Zoom(zoom.STEP, w, ht)}, "+"),
+        h("button", {"type": "button", "class": "secondary", "aria-label": "Zoom out", "title": "Zoom out (−)",
+                     "disabled": model.view is None, "onclick": zoom.Zoom(1 / zoom.STEP, w, ht)}, "−"),
+        h("button", {"type": "button", "class": "secondary", "title": "Fit the drawing (0)",
+                     "disabled": model.view is None, "onclick": zoom.Fit()}, "Fit"),
+        h("span", {"class": "muted", "data-zoom": "%d" % round(shown * 100)}, "%d%%" % round(shown * 100)),
     ])
 
 
@@ -183,7 +218,7 @@ def details(model):
         errors and h("ul", {"class": "alert", "role": "alert"}, [h("li", {}, m) for m in errors]),
         h("dl", {"class": "facts"}, [
             _row("Status", None if s else ("not run" if model.run is not None else "no run shown")),
-            s and _row("Attempts", str(s.get("attempt", 1))),
+            s and _row("Attempts", str((s.get("attempts") or [s])[-1].get("attempt") or 1)),
             s and _row("Started", fmt.when(s.get("started_at")) if s.get("started_at") else None),
             s and _row("Finished", fmt.when(s.get("finished_at")) if s.get("finished_at") else None),
             _row("Took", fmt.duration(took) if took is not None else None),
@@ -193,7 +228,29 @@ def details(model):
             s and _block("Output", s.get("output")),
             s and s.get("error") and _row("Error", h("span", {"class": "field-error"}, s["error"])),
         ]),
+        s and attempt_list(s.get("attempts")),
         h("button", {"type": "button", "class": "secondary", "onclick": workflow_run.SelectStep(None)}, "Close"),
+    ])
+
+
+def _attempt(a):
+    took = workflow_run.took(a)
+    return h("li", {"data-attempt": str(a.get("attempt", "")), "data-status": a.get("status", "")}, [
+        h("strong", {}, "Attempt %s" % a.get("attempt", "?")), " ", badge(a.get("status", "")),
+        a.get("started_at") and " " + fmt.when(a["started_at"]),
+        " · " + (fmt.duration(took) if took is not None else "…"),
+        a.get("error") and h("div", {"class": "field-error"}, a["error"]),
+    ])
+
+
+def attempt_list(attempts):
+    """Each attempt of the step, latest first: the one that decided the step's status is on top,
+    where the eye lands, and the earlier failures read downwards from it."""
+    if not attempts:
+        return None
+    return h("section", {"class": "wf-attempts", "aria-labelledby": "wf-attempts-title"}, [
+        h("h4", {"id": "wf-attempts-title"}, "Attempts, latest first"),
+        h("ul", {}, [_attempt(a) for a in reversed(attempts)]),
     ])
 
 
@@ -211,7 +268,11 @@ def view(model):
     """The drawing card: the SVG, the problems at steps, and the chosen step's details."""
     return h("section", {"class": "card wf-diagram", "aria-labelledby": "wf-diagram-title"}, [
         h("h2", {"id": "wf-diagram-title"}, "Diagram"),
-        h("div", {"class": "wf-canvas"}, drawing(model)),
+        toolbar(model),
+        h("div", {"class": "wf-canvas", "tabindex": "0", "role": "region",
+                  "aria-label": "Drawing: + and − zoom, 0 fits, arrow keys pan, drag to pan, ctrl or ⌘ + wheel zooms",
+                  "onkeydown": lambda ev: zoom.on_key(ev, layout_of(model).width, layout_of(model).height)},
+          drawing(model)),
         problem_list(model),
         details(model),
     ])

@@ -54,6 +54,35 @@ def _step_from_event(kind, data):
     return out
 
 
+ATTEMPTS_KEPT = 20   # as the server keeps (store/steps.py)
+
+
+def next_attempts(attempts, kind, data):
+    """A step's attempts (oldest first, numbered in start order as the API numbers them) after one
+    of its events: a start or a wait opens an attempt, an outcome closes the open one."""
+    out = list(attempts or ())
+    last = out[-1] if out else None
+    is_open = last is not None and last.get("status") in ("running", "waiting")
+    number = (last.get("attempt") or 0) + 1 if last else 1
+    if kind in ("step.started", "step.waiting"):
+        if kind == "step.waiting" and is_open:
+            out[-1] = dict(last, status="waiting")
+        else:
+            out.append({"attempt": number, "status": "running" if kind == "step.started" else "waiting",
+                        "started_at": text_of(data.get("started_at")) or None, "finished_at": None,
+                        "error": None, "output": None})
+        return out[-ATTEMPTS_KEPT:]
+    done = {"status": "succeeded" if kind == "step.succeeded" else "failed",
+            "finished_at": text_of(data.get("finished_at")) or None, "duration_ms": _number(data.get("duration_ms")),
+            "error": None if kind == "step.succeeded" else (text_of(data.get("error")) or "failed"),
+            "output": data.get("output") if kind == "step.succeeded" else None}
+    if is_open:
+        out[-1] = dict(last, **done)
+    else:   # a step with no start of its own (a branch), or its start came before the snapshot
+        out.append(dict(done, attempt=number, started_at=text_of(data.get("started_at")) or None))
+    return out[-ATTEMPTS_KEPT:]
+
+
 def _put_step(steps, step):
     out, found = [], False
     for s in steps:
@@ -77,7 +106,10 @@ def apply_event(model, data):
     if kind in STEP_STATUS:
         if not isinstance(ev.get("step"), str):
             return m
-        m = m.but(steps=_put_step(m.steps, _step_from_event(kind, ev)))
+        step = _step_from_event(kind, ev)
+        before = next((s for s in m.steps if s["step"] == ev["step"]), None) or {}
+        step["attempts"] = next_attempts(before.get("attempts"), kind, ev)
+        m = m.but(steps=_put_step(m.steps, step))
         if kind == "step.waiting":
             m = m.but(waiting={"step": ev["step"], "prompt": text_of(ev.get("prompt"))})
         return m

@@ -11,6 +11,7 @@ from ui import alert, badge, listing, note, field, described, select, typed
 from workflow_definition import example, pretty, parse_source, coerce_inputs
 import workflow_run
 import workflow_diagram
+import workflow_view
 import fmt
 
 
@@ -36,6 +37,9 @@ class Model(Record):
         self.cursor = None             # last seq seen on runs/<run_id>
         self.error = None
         self.selected = None           # the step whose details the drawing shows
+        self.view = None               # (zoom, cx, cy) of the drawing; None: fitted (workflow_view.py)
+        self.drag = None               # (x, y) of the pointer while a drag pans the drawing
+        self.dragged = False           # the last press moved: its click is not a choice of step
         self.idem = None               # (Idempotency-Key, request) of the last create or start: a resend reuses it
 
 
@@ -65,7 +69,7 @@ def same_page(model, arg):
 
 subscriptions = workflow_run.subscriptions
 
-on = Update(workflow_run.on)
+on = Update(workflow_run.on, workflow_view.on)
 update = on.update
 
 

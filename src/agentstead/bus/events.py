@@ -234,13 +234,17 @@ class StepSucceeded(Event):
 
 @event("step.retrying")
 class StepRetrying(Event):
-    """An attempt of a workflow step failed; the next starts after `retry_in_seconds`."""
+    """An attempt of a workflow step failed; the next starts after `retry_in_seconds`. The failed
+    attempt's `started_at`, `finished_at` and `duration_ms` (added for the page's attempt list)."""
     run_id: str
     step: str
     kind: str
     attempt: int
     error: str
     retry_in_seconds: float
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: float | None = None
 
 
 @event("step.failed")

@@ -222,11 +222,12 @@ class WorkflowRuns:
         started_at, began = state.running.pop(name, (now_iso(), time.perf_counter()))
         finished_at = now_iso()
         usage = getattr(exc, "usage", None) or (0, 0, None)
+        took = round((time.perf_counter() - began) * 1000, 3)
         if retry_in is not None:
-            event: ev.Event = ev.StepRetrying(run.id, name, step.kind, attempt, error, retry_in)
+            event: ev.Event = ev.StepRetrying(run.id, name, step.kind, attempt, error, retry_in, started_at,
+                                              finished_at, took)
         else:
-            event = ev.StepFailed(run.id, name, step.kind, attempt, started_at, finished_at,
-                                  round((time.perf_counter() - began) * 1000, 3), error)
+            event = ev.StepFailed(run.id, name, step.kind, attempt, started_at, finished_at, took, error)
         await self.tools.write(run, _attempt_failed, run, name, step.kind, "retrying" if retry_in is not None
                                else "failed", attempt, started_at, finished_at, error, usage, events=[event])
 
