@@ -74,7 +74,7 @@ async def update_thread(request: web.Request) -> web.Response:
     model: the agent's own). Fields left out are kept; at least one is named."""
     body = v.document(await json_body(request), {"title"} | TURN_FIELDS)
     if not body:
-        raise v.fail("", "name at least one of title, agent_id, model")
+        raise v.fail("/title", "is required when neither agent_id nor model is named")
     title = v.string(body, "title", min_len=1, max_len=200)
     agent_id = v.string(body, "agent_id", min_len=1, max_len=64) if "agent_id" in body else UNSET
     model = UNSET
