@@ -203,6 +203,23 @@ async def test_a_thread_model_its_provider_no_longer_offers_refuses_the_turn(cha
     assert seen[-1]["model"] == "gpt-test"
 
 
+async def test_a_thread_whose_agent_was_deleted_is_renamed_or_given_another_agent(chat, llm):
+    client, headers = await chat()
+    seen = _recorder(llm)
+    agent, thread = await agent_and_thread(client, headers)
+    pirate, _ = await agent_and_thread(client, headers, name="Pirate", instructions="Talk like a pirate.")
+    assert (await client.delete(f"/api/agents/{agent['id']}", headers=headers)).status == 204
+    resp = await client.post(f"/api/threads/{thread['id']}/messages", json={"content": "hi"}, headers=headers)
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "agent_deleted"
+    assert (await _patch(client, headers, thread["id"], {"title": "Still here"})).status == 200
+    resp = await _patch(client, headers, thread["id"], {"model": "gpt-other"})
+    assert resp.status == 409 and (await resp.json())["error"]["code"] == "agent_deleted"
+    resp = await _patch(client, headers, thread["id"], {"agent_id": pirate["id"], "model": "gpt-other"})
+    assert resp.status == 200, await resp.text()
+    run = await _turn(client, headers, thread["id"], {"content": "hi"})
+    assert run["agent_id"] == pirate["id"] and seen[-1]["model"] == "gpt-other"
+
+
 async def _v1(client, headers, model: str, messages: list[dict]):
     resp = await client.post("/v1/chat/completions", json={"model": model, "messages": messages}, headers=headers)
     assert resp.status == 200, await resp.text()

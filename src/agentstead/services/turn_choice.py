@@ -92,6 +92,8 @@ def choose(conn: sqlite3.Connection, owner_id: str, thread_id: str, agent_id, mo
     thread = thread_store.get_owned(conn, thread_id, owner_id)
     if thread is None:
         raise not_found("thread")
+    if agent_id is UNSET and model is UNSET:
+        return thread
     if agent_id is UNSET:
         agent = agent_store.get_owned(conn, thread.agent_id, owner_id)
         if agent is None:

@@ -89,7 +89,7 @@ def rename(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: str) 
 
 
 def choose(conn: sqlite3.Connection, thread_id: str, owner_id: str, agent_id: str, model: str | None) -> Thread | None:
-    """The agent and model the thread's turns use from now on (services/thread_choice.py checked them)."""
+    """The agent and model the thread's turns use from now on (services/turn_choice.py: choose checked them)."""
     row = conn.execute(f"UPDATE threads SET agent_id = ?, model = ? WHERE id = ? AND owner_id = ? RETURNING {_T}",
                        (agent_id, model, thread_id, owner_id)).fetchone()
     return _thread(row)
