@@ -47,7 +47,8 @@ class Model(Transcript):
         self.query = ""              # the search field (thread_list.py)
         self.found = None            # its results ({threads, messages}, for `searched`); None: no search shown
         self.searched = None         # the query `found` answers
-        self.agent_id = None         # turn_picker.py: the thread's agent, yours, who answers next
+        self.agent_id = None         # turn_picker.py: the thread's agent and model, yours, who answers next
+        self.thread_model = None
         self.agents = None
         self.provider_models = None
         self.picking = False
@@ -113,8 +114,8 @@ def GotThread(model, thread):
         return model
     # the newest page; `prev`: where the earlier ones start (a later reload keeps what is shown)
     prev = model.prev if model.loaded else thread.get("prev")
-    return model.but(title=thread.get("title") or "Untitled chat", loaded=True, prev=prev, agent_id=thread.get("agent_id"),
-                     messages=merge(thread.get("messages") or [], model.messages))
+    return turn_picker.followed(model, thread).but(title=thread.get("title") or "Untitled chat", loaded=True, prev=prev,
+                                                   messages=merge(thread.get("messages") or [], model.messages))
 
 
 @on()
@@ -306,12 +307,17 @@ def _thread_live(model, data):
         if d.get("thread_id") == m.thread_id and isinstance(d.get("title"), str):
             m = m.but(title=d["title"], threads=thread_list.retitled(m.threads, m.thread_id, d["title"]))
         return m, []
+    if kind == "thread.updated":
+        return turn_picker.followed(m, d), []
     return transcript.apply_event(m, data), []
 
 
 def _user_live(model, data):
     """users/<me>: the thread list follows thread.created, .renamed and .deleted from anywhere (the
-    open thread's title too). Its run.* and account events, its replies and errors change nothing."""
+    open thread's title too), and thread.updated of the open thread (another tab or client chose who
+    answers it). Its run.* and account events, its replies and errors change nothing."""
+    if data.get("op") == "event" and data.get("type") == "thread.updated":
+        return turn_picker.followed(model, data["data"])
     m = thread_list.follow(model, data.get("type"), data["data"]) if data.get("op") == "event" else None
     if m is None:
         return model

@@ -1,13 +1,15 @@
 """Who answers the next message of a thread: another of your agents, or another model of the
-agent's provider, for the next message only or kept "from now on" (in this tab, for this
-thread: each turn names it; the server checks it, services/turn_choice.py). And who answered
-each reply: the agent's name and the model, from the message (GET /api/threads/{id}) or its
-run (as sent, or GET /api/runs).
+agent's provider, for the next message only, or "from now on": then it is the thread's own
+choice, kept by the server (PATCH /api/threads/{id}: every tab, client and reload sees it; the
+page follows thread.updated). The server checks both (services/turn_choice.py). And who answered
+each reply: the agent's name and the model, from the message (GET /api/threads/{id}) or its run
+(as sent, or GET /api/runs).
 
-Fields on the chat model: agent_id (the thread's), agents (yours, for names and the picker;
-None while loading), provider_models ({provider: [models]}, None until the picker first
-opens), picking, choice_agent / choice_model (None: the thread's agent, the agent's model),
-choice_keep; run_meta on the transcript ({run id: (agent id, model)})."""
+Fields on the chat model: agent_id and thread_model (the thread's choice; thread_model None: the
+agent's own), agents (yours, for names and the picker; None while loading), provider_models
+({provider: [models]}, None until the picker first opens), picking, choice_agent / choice_model
+(for the next message only; None: the thread's), choice_keep (the picker changes the thread's
+choice); run_meta on the transcript ({run id: (agent id, model)})."""
 
 from runtime import Update, Http, Focus, h, put
 
@@ -23,10 +25,17 @@ def _agent(model, agent_id):
     return None
 
 
+def _default(model, agent):
+    """The model an agent answers with when a turn names none: the thread's for its agent."""
+    if agent is not None and agent.get("id") == model.agent_id and model.thread_model:
+        return model.thread_model
+    return (agent or {}).get("model")
+
+
 def chosen(model):
     """(agent, model name) answering the next message; agent None while the agents load."""
     agent = _agent(model, model.choice_agent or model.agent_id)
-    return agent, model.choice_model or (agent or {}).get("model")
+    return agent, model.choice_model or _default(model, agent)
 
 
 def body(model):
@@ -35,7 +44,7 @@ def body(model):
     if model.choice_agent and model.choice_agent != model.agent_id:
         out["agent_id"] = model.choice_agent
     agent = _agent(model, model.choice_agent or model.agent_id)
-    if model.choice_model and (agent is None or model.choice_model != agent.get("model")):
+    if model.choice_model and (agent is None or model.choice_model != _default(model, agent)):
         out["model"] = model.choice_model
     return out
 
@@ -46,6 +55,32 @@ def after_turn(model, run):
     if model.choice_keep:
         return model.but(run_meta=meta)
     return model.but(run_meta=meta, choice_agent=None, choice_model=None, picking=False)
+
+
+def followed(model, thread):
+    """The thread's choice as the server has it (GET, PATCH's answer, thread.updated)."""
+    if not thread or thread.get("id", thread.get("thread_id")) != model.thread_id or not thread.get("agent_id"):
+        return model
+    return model.but(agent_id=thread["agent_id"], thread_model=thread.get("model"))
+
+
+def _save(model, agent_id, name):
+    """Make (agent, model name) the thread's choice from now on; a name that is the agent's own
+    goes as null (the agent's own, whatever it becomes)."""
+    agent = _agent(model, agent_id)
+    body = {"agent_id": agent_id, "model": None if agent and name == agent.get("model") else name}
+    return (model.but(choice_agent=None, choice_model=None, error=None),
+            [Http("PATCH", "/api/threads/" + model.thread_id, body, Saved, SaveFailed)])
+
+
+@on("thread")
+def Saved(model, thread):
+    return followed(model, thread)
+
+
+@on("error")
+def SaveFailed(model, error):
+    return model.but(error=error.message)
 
 
 def answered_by(model, m):
@@ -98,18 +133,27 @@ def Pick(model, shown):
 @on("value")
 def ChooseAgent(model, value):
     # another agent: its own model unless one is chosen again
+    if model.choice_keep:
+        return _save(model, value, None) if value != model.agent_id else model
     return model.but(choice_agent=None if value == model.agent_id else value, choice_model=None)
 
 
 @on("value")
 def ChooseModel(model, value):
-    agent, _ = chosen(model)
-    return model.but(choice_model=None if agent and value == agent.get("model") else value)
+    agent, name = chosen(model)
+    if model.choice_keep and agent:
+        return _save(model, agent["id"], value) if value != name else model
+    return model.but(choice_model=None if agent and value == _default(model, agent) else value)
 
 
 @on("shown")
 def Keep(model, shown):
-    return model.but(choice_keep=bool(shown))
+    """From now on: what is chosen becomes the thread's (now, and each change while ticked)."""
+    model = model.but(choice_keep=bool(shown))
+    if not shown or not body(model):
+        return model
+    agent, name = chosen(model)
+    return _save(model, agent["id"], name) if agent else model
 
 
 def _models(model, agent):
@@ -133,7 +177,7 @@ def view(model):
         changed = bool(body(model))
         return h("div", {"class": "turn-pick row muted"}, [
             h("span", {}, ["Next answer: ", h("strong" if changed else "span", {}, who),
-                           " (from now on)" if changed and model.choice_keep else "", " "]),
+                           " (this message only)" if changed else "", " "]),
             h("button", {"type": "button", "class": "link", "aria-keyshortcuts": "a", "onclick": Pick(True)},
               "Change")])
     agents = [(a["id"], a.get("name") or a["id"]) for a in model.agents or ()]
@@ -142,5 +186,5 @@ def view(model):
              + _select("turn-model", "Model", name, [(m, m) for m in _models(model, agent)], ChooseModel)
              + [h("label", {"class": "check"}, [
                  h("input", {"type": "checkbox", "checked": model.choice_keep,
-                             "onchange": lambda ev: Keep(ev.target.checked)}), " From now on (else the next message only)"]),
+                             "onchange": lambda ev: Keep(ev.target.checked)}), " From now on, in this thread (else the next message only)"]),
                 h("button", {"type": "button", "class": "secondary small", "onclick": Pick(False)}, "Done")])

@@ -176,16 +176,48 @@ def test_another_agent_or_model_for_the_next_message_only_or_from_now_on():
                                         "input_message_id": "m3"}), model)
     assert turn_picker.body(model) == {} and not model.picking
     assert model.run_meta["r2"] == ("a2", "gpt-test")
-    # from now on: kept after a turn, for regenerate too
+    # a choice for one message is said so
     model, _ = chat.update(turn_picker.ChooseModel("gpt-other"), model)
-    model, _ = chat.update(turn_picker.Keep(True), model)
+    assert "(this message only)" in text_of(chat.view(model))
+    # from now on: the thread's choice, saved on the server (PATCH), not repeated by each turn
+    model, fx = chat.update(turn_picker.Keep(True), model)
+    patch = effects_of(fx, Http)
+    assert [(x.method, x.url, x.body) for x in patch] == [("PATCH", "/api/threads/" + T,
+                                                           {"agent_id": "a1", "model": "gpt-other"})]
+    assert turn_picker.body(model) == {}
+    model, _ = chat.update(patch[0].on_ok({"id": T, "agent_id": "a1", "model": "gpt-other", "title": "One"}), model)
+    assert (model.agent_id, model.thread_model) == ("a1", "gpt-other")
+    assert "Helper · gpt-other" in text_of(find(chat.view(model.but(picking=False)), "div",
+                                                **{"class": "turn-pick row muted"}))
     model, _ = chat.update(chat.Posted({"id": "r3", "status": "queued", "agent_id": "a1", "model": "gpt-other"}),
                            model)
-    assert turn_picker.body(model) == {"model": "gpt-other"}
-    assert "(from now on)" in text_of(chat.view(model))
+    assert turn_picker.body(model) == {}
     model = model.but(messages=[USER, REPLY], runs={})
     _, fx = chat.update(Shortcut("regenerate"), model)
-    assert effects_of(fx, Http)[0].body == {"model": "gpt-other"}
+    assert effects_of(fx, Http)[0].body is None
+    # while "from now on" is ticked, each change is saved: another agent goes with its own model
+    model, fx = chat.update(turn_picker.ChooseAgent("a2"), model)
+    assert [x.body for x in effects_of(fx, Http)] == [{"agent_id": "a2", "model": None}]
+    model, fx = chat.update(turn_picker.ChooseModel("gpt-other"), model)     # the thread's already
+    assert effects_of(fx, Http) == []
+    model, fx = chat.update(turn_picker.ChooseModel("gpt-test"), model)      # the agent's own: null
+    assert [x.body for x in effects_of(fx, Http)] == [{"agent_id": "a1", "model": None}]
+    # another tab or client changed it: thread.updated on the thread's topic or users/<me>
+    model, _ = chat.update(Live({"topic": "users/u1", "op": "event", "seq": 9, "type": "thread.updated",
+                                 "data": {"thread_id": T, "agent_id": "a2", "model": "gpt-test"}}),
+                           model.but(user_id="u1"))
+    assert (model.agent_id, model.thread_model) == ("a2", "gpt-test")
+    model, _ = chat.update(Live({"topic": "threads/" + T, "op": "event", "seq": 10, "type": "thread.updated",
+                                 "data": {"thread_id": T, "agent_id": "a1", "model": None}}), model)
+    assert (model.agent_id, model.thread_model) == ("a1", None)
+    model, _ = chat.update(Live({"topic": "users/u1", "op": "event", "seq": 11, "type": "thread.updated",
+                                 "data": {"thread_id": "t2", "agent_id": "a2", "model": "gpt-test"}}), model)
+    assert (model.agent_id, model.thread_model) == ("a1", None)             # another thread's
+    # a reload shows the thread's choice (GET /api/threads/{id})
+    again = chat.update(chat.GotThread({"id": T, "agent_id": "a2", "model": "gpt-test", "title": "One",
+                                        "messages": []}), _thread())[0]
+    assert "Pirate · gpt-test" in text_of(find(chat.view(again), "div", **{"class": "turn-pick row muted"}))
+    model = model.but(choice_keep=False)
     # choosing the thread's own agent and model again is no choice
     model, _ = chat.update(turn_picker.ChooseModel("gpt-test"), model)
     assert turn_picker.body(model) == {}

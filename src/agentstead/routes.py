@@ -42,7 +42,7 @@ ROUTES = [
     ("GET", "/api/threads", threads.list_threads, "threads"),
     ("POST", "/api/threads", threads.create_thread, "threads_create"),
     ("GET", "/api/threads/{id}", threads.get_thread, "thread"),
-    ("PATCH", "/api/threads/{id}", threads.rename_thread, "thread_rename"),
+    ("PATCH", "/api/threads/{id}", threads.update_thread, "thread_rename"),
     ("DELETE", "/api/threads/{id}", threads.delete_thread, "thread_delete"),
     ("POST", "/api/threads/{id}/messages", threads.post_message, "thread_message"),
     ("GET", "/api/threads/{id}/stream", sse.thread_stream, "thread_stream"),

@@ -6,7 +6,9 @@ Without a mouse: `i` focuses the composer, Enter sends, `?` opens the shortcut l
 Close button and kept there by Tab, Escape closes it and focus comes back), `a` opens the picker
 where the next message goes to another agent with another model (the LLM server sees that
 model and that agent's instructions; the transcript names both), `r` regenerates (back to the
-thread's agent: the choice was for one message). An image from the allowed origin loads, one
+thread's agent: the choice was for one message); "from now on" makes it the thread's (PATCH): a
+second tab follows it live, and after a reload it is still shown and the next reply is from it.
+An image from the allowed origin loads, one
 from elsewhere is a link and is never requested. No console error. Screenshots in light, dark
 and at 375 px wide."""
 
@@ -162,6 +164,30 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await expect(answer.nth(1).locator("strong")).to_have_text("gpt-test")
             assert seen[-1]["messages"][0]["content"] == "Be brief."
             await expect(answer).to_have_count(2)
+
+            # ---- from now on: the thread's choice, on the server: another tab follows it live, a
+            # reload still shows it, and the next reply is from that agent and model
+            other_tab = await context.new_page()
+            await other_tab.goto(page.url)
+            await expect(other_tab.get_by_text("Next answer: Helper · gpt-test")).to_be_visible(timeout=20000)
+            await page.keyboard.press("a")
+            await page.get_by_label("Agent", exact=True).select_option(label="Pirate")
+            await page.get_by_label("Model", exact=True).select_option("gpt-other")
+            await page.get_by_role("checkbox", name="From now on").check()
+            await page.keyboard.press("Escape")
+            await expect(page.get_by_text("Next answer: Pirate · gpt-other", exact=True)).to_be_visible()
+            await expect(other_tab.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible(timeout=10000)
+            await other_tab.close()
+            await page.reload()
+            await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible(timeout=20000)
+            await expect(answer).to_have_count(2, timeout=20000)
+            await page.locator("body").press("i")
+            await page.keyboard.type("third question")
+            await page.keyboard.press("Enter")
+            await expect(answer.nth(2).locator(".who")).to_have_text("Pirate · gpt-other", timeout=20000)
+            assert seen[-1]["model"] == "gpt-other"
+            assert seen[-1]["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
+            await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible()   # kept
 
             await page.keyboard.press("a")
             await page.screenshot(path=str(ARTIFACTS / "keys-picker-light.png"), full_page=True)

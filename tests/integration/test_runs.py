@@ -390,7 +390,7 @@ async def test_rename_a_thread_and_refuse_bad_titles(chat, llm, settings):
     assert [t["id"] for t in listed] == order and {t["id"]: t["title"] for t in listed}[thread["id"]] == "Trip to Paris"
     for body, pointer in [({}, "/title"), ({"title": ""}, "/title"), ({"title": "   "}, "/title"),
                           ({"title": "x" * 201}, "/title"), ({"title": 7}, "/title"), ({"title": None}, "/title"),
-                          ({"title": "ok", "agent_id": newer["agent_id"]}, "/agent_id")]:
+                          ({"title": "ok", "owner_id": newer["id"]}, "/owner_id")]:   # agent_id/model: test_thread_choice
         resp = await client.patch(url, json=body, headers=headers, validate_contract=False)
         assert resp.status == 422, (body, resp.status)
         assert (await resp.json())["error"]["details"]["errors"][0]["pointer"] == pointer, body

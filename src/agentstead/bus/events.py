@@ -198,6 +198,15 @@ class ThreadRenamed(Event):
     title: str
 
 
+@event("thread.updated")
+class ThreadUpdated(Event):
+    """Who answers the thread's turns from now on changed (PATCH /api/threads/{id}): its agent,
+    and its model (null: the agent's own)."""
+    thread_id: str
+    agent_id: str
+    model: str | None
+
+
 @event("thread.deleted")
 class ThreadDeleted(Event):
     """The thread was deleted with its messages and runs; nothing more comes on its topic."""

@@ -14,12 +14,12 @@ from .authn import principal_of
 from .bodies import json_body
 from .idempotency import Reply, idempotent, recorder
 from ..services.threads import DEFAULT_TITLE
-from ..services.turn_choice import Choice
+from ..services.turn_choice import UNSET, Choice
 from .runs import run_json
 
 
 def thread_json(t: Thread) -> dict:
-    return {"id": t.id, "agent_id": t.agent_id, "title": t.title, "created_at": t.created_at,
+    return {"id": t.id, "agent_id": t.agent_id, "model": t.model, "title": t.title, "created_at": t.created_at,
             "updated_at": t.updated_at}
 
 
@@ -69,10 +69,18 @@ async def get_thread(request: web.Request) -> web.Response:
 
 
 @requires("write")
-async def rename_thread(request: web.Request) -> web.Response:
-    body = v.document(await json_body(request), {"title"})
-    title = v.string(body, "title", required=True, min_len=1, max_len=200)
-    thread = await request.app[THREADS].rename(principal_of(request), request.match_info["id"], title)
+async def update_thread(request: web.Request) -> web.Response:
+    """A new title and/or who answers the thread's turns from now on (`agent_id`, `model`; a null
+    model: the agent's own). Fields left out are kept; at least one is named."""
+    body = v.document(await json_body(request), {"title"} | TURN_FIELDS)
+    if not body:
+        raise v.fail("/title", "is required when neither agent_id nor model is named")
+    title = v.string(body, "title", min_len=1, max_len=200)
+    agent_id = v.string(body, "agent_id", min_len=1, max_len=64) if "agent_id" in body else UNSET
+    model = UNSET
+    if "model" in body:
+        model = None if body["model"] is None else v.string(body, "model", min_len=1, max_len=200)
+    thread = await request.app[THREADS].update(principal_of(request), request.match_info["id"], title, agent_id, model)
     return web.json_response(thread_json(thread))
 
 

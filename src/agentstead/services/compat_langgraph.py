@@ -87,10 +87,11 @@ def _agent(conn: sqlite3.Connection, owner_id: str, assistant_id: str) -> Agent:
 
 
 def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, assistant_id: str, text: str,
-          create: bool, news: list) -> Run:
+          create: bool, news: list, providers: dict) -> Run:
     """The user's message and its run; the thread is bound to the assistant by its first run
-    (and created first, with if_not_exists=create), titled as /api titles a thread (its first
-    message); `news` gets its thread.created."""
+    (and created first, with if_not_exists=create; a thread switched to another agent with
+    PATCH /api/threads/{id} is bound to that one), answered with the thread's model from now on;
+    titled as /api titles a thread (its first message); `news` gets its thread.created."""
     agent = _agent(conn, owner_id, assistant_id)
     thread = thread_store.get_owned(conn, thread_id, owner_id)
     if thread is None:
@@ -102,7 +103,7 @@ def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, assistant_id:
     elif thread.agent_id != agent.id:
         raise Refused(409, "assistant_mismatch", f"this thread belongs to assistant {thread.agent_id}; an "
                       "Agentstead thread keeps one agent (start a new thread for another)")
-    return turn(conn, owner_id, thread.id, text, news)
+    return turn(conn, owner_id, thread.id, text, news, providers=providers)
 
 
 class LangGraphService:
@@ -178,8 +179,9 @@ class LangGraphService:
                 raise Refused(409, "run_in_progress", "the thread has a run going (or waiting for an answer): wait, "
                               "cancel it, resume it with Command(resume=…), or use multitask_strategy interrupt")
         news: list = []
+        providers = self.runner.tools.providers
         run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, tid, assistant_id, text, create,
-                                                                     news), before=lambda run: news)
+                                                                     news, providers), before=lambda run: news)
         return Started(run, after)
 
     async def run(self, p: Principal, thread_id: str, run_id: str) -> Run:

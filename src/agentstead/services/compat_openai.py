@@ -32,6 +32,7 @@ from ..store import threads as thread_store
 from ..store.agents import Agent
 from ..store.runs import Run
 from .threads import DEFAULT_TITLE, created, title_from, turn
+from .turn_choice import Choice
 
 Messages = list[tuple[str, str]]   # (role, text), the last one the user's
 
@@ -63,10 +64,13 @@ def _continuing(conn: sqlite3.Connection, owner_id: str, agent_id: str, messages
     return latest if messages[-2][1].strip().endswith(last_reply(conn, latest).strip()) else None
 
 
-def _turn(conn: sqlite3.Connection, owner_id: str, agent: Agent, messages: Messages, key: str, news: list) -> Run:
+def _turn(conn: sqlite3.Connection, owner_id: str, agent: Agent, messages: Messages, key: str, news: list,
+          providers: dict) -> Run:
     """The user's message and its run: in the thread the conversation continues, or in a new
     thread that holds the earlier messages, titled as /api titles a thread (its first user
-    message); `news` gets the thread.created."""
+    message); `news` gets the thread.created. The agent `model` names answers (a thread switched to
+    another agent since is answered by this one for this turn); the thread's model "from now on"
+    applies when the thread's agent is this one (services/turn_choice.py)."""
     going_on = _continuing(conn, owner_id, agent.id, messages)
     if going_on is not None:
         thread_id = going_on.thread_id
@@ -78,7 +82,7 @@ def _turn(conn: sqlite3.Connection, owner_id: str, agent: Agent, messages: Messa
         for role, text in messages[:-1]:
             if role in ("user", "assistant"):
                 thread_store.add_message(conn, thread_id, role, text)
-    run = turn(conn, owner_id, thread_id, messages[-1][1], news)
+    run = turn(conn, owner_id, thread_id, messages[-1][1], news, Choice(agent.id), providers)
     compat_store.remember(conn, owner_id, key, thread_id, run.id)
     return run
 
@@ -121,6 +125,7 @@ class OpenAIService:
             await self.db.write(compat_store.remember, p.user_id, key, run.thread_id, run.id)
             return Started(run, after)
         news: list = []
-        run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, agent, messages, key, news),
-                                       before=lambda run: news)
+        providers = self.runner.tools.providers
+        run = await self.runner.submit(p.user_id, lambda conn: _turn(conn, p.user_id, agent, messages, key, news,
+                                                                     providers), before=lambda run: news)
         return Started(run, after)

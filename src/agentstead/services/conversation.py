@@ -29,7 +29,7 @@ def _regenerate(conn: sqlite3.Connection, owner_id: str, thread_id: str, removed
     """Everything after the last user message goes; a new run answers that message (by the
     turn's agent and model: turn_choice.py)."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
-    agent, model = resolve(conn, owner_id, agent, choice, providers)
+    agent, model = resolve(conn, owner_id, agent, choice, providers, thread.model)
     last = thread_store.last_of_role(conn, thread.id, "user")
     if last is None:
         raise Refused(409, "nothing_to_regenerate", "the thread has no message to answer")
@@ -42,7 +42,7 @@ def _edit(conn: sqlite3.Connection, owner_id: str, thread_id: str, message_id: s
           removed: dict, choice: Choice, providers: dict) -> Run:
     """The edited message and everything after it go; the new text is sent in its place."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
-    agent, model = resolve(conn, owner_id, agent, choice, providers)
+    agent, model = resolve(conn, owner_id, agent, choice, providers, thread.model)
     old = thread_store.message_in(conn, thread.id, message_id)
     if old is None:
         raise not_found("message")

@@ -18,7 +18,7 @@ from ..store.runs import Run
 from ..store.threads import Message, Thread
 from ..timeutil import now_iso
 from .agents import Record
-from .turn_choice import NONE, Choice, resolve
+from .turn_choice import NONE, UNSET, Choice, choose, resolve
 
 
 def _create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str, record: Record | None) -> Thread:
@@ -86,13 +86,22 @@ def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, 
     thread's first message names it, in the same transaction: its thread.renamed goes into `news`
     ((topic, event) pairs to announce)."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
-    agent, model = resolve(conn, owner_id, agent, choice, providers or {})
+    agent, model = resolve(conn, owner_id, agent, choice, providers or {}, thread.model)
     if thread.title == DEFAULT_TITLE and thread_store.last_of_role(conn, thread.id, "user") is None:
         renamed = thread_store.rename(conn, thread.id, owner_id, title_from(content) or DEFAULT_TITLE)
         if renamed is not None:
             news.extend(_announced(renamed, ev.ThreadRenamed(renamed.id, renamed.title)))
     return queue_turn(conn, owner_id, thread, agent, thread_store.add_message(conn, thread.id, "user", content),
                       model)
+
+
+def _update(conn: sqlite3.Connection, owner_id: str, thread_id: str, title: str | None, agent_id, model,
+            providers: dict, news: list) -> Thread:
+    thread = choose(conn, owner_id, thread_id, agent_id, model, providers, news)
+    if title is not None:
+        thread = thread_store.rename(conn, thread.id, owner_id, title)
+        news.append(ev.ThreadRenamed(thread.id, thread.title))
+    return thread
 
 
 def created(thread: Thread) -> list[tuple[str, ev.Event]]:
@@ -138,11 +147,14 @@ class ThreadService:
         rows, by = await self.db.read(_page, thread.id, after, before, limit)
         return thread, rows, by
 
-    async def rename(self, p: Principal, thread_id: str, title: str) -> Thread:
-        thread = await self.db.write(thread_store.rename, thread_id, p.user_id, title,
-                                     events=lambda t: _announced(t, ev.ThreadRenamed(t.id, t.title)) if t else [])
-        if thread is None:
-            raise not_found("thread")
+    async def update(self, p: Principal, thread_id: str, title: str | None = None, agent_id=UNSET,
+                     model=UNSET) -> Thread:
+        """A new title (thread.renamed) and/or who answers its turns from now on (thread.updated:
+        services/turn_choice.py: choose), checked and written in one transaction."""
+        news: list = []
+        providers = self.runner.tools.providers
+        thread = await self.db.write(_update, p.user_id, thread_id, title, agent_id, model, providers, news,
+                                     events=lambda t: [pair for e in news for pair in _announced(t, e)])
         return thread
 
     async def delete(self, p: Principal, thread_id: str) -> None:

@@ -19,6 +19,7 @@ class Thread:
     title: str
     created_at: str
     updated_at: str
+    model: str | None = None     # the model its turns use; None: its agent's (PATCH /api/threads/{id})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Message:
     created_at: str
 
 
-_T = "id, owner_id, agent_id, title, created_at, updated_at"
+_T = "id, owner_id, agent_id, title, created_at, updated_at, model"
 _M = "seq, id, thread_id, run_id, role, content, tool_calls, tool_call_id, partial, created_at"
 
 
@@ -61,7 +62,7 @@ def create(conn: sqlite3.Connection, owner_id: str, agent_id: str, title: str, t
     """A new thread (under a given id: a LangGraph thread's first run, services/compat_langgraph.py)."""
     now = now_iso()
     thread = Thread(thread_id or str(uuid.uuid4()), owner_id, agent_id, title, now, now)
-    conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?)",
+    conn.execute(f"INSERT INTO threads ({_T}) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                  (thread.id, owner_id, agent_id, title, now, now))
     return thread
 
@@ -84,6 +85,13 @@ def rename(conn: sqlite3.Connection, thread_id: str, owner_id: str, title: str) 
     """A new title (the thread keeps its place in the list: updated_at is its last message)."""
     row = conn.execute(f"UPDATE threads SET title = ? WHERE id = ? AND owner_id = ? RETURNING {_T}",
                        (title, thread_id, owner_id)).fetchone()
+    return _thread(row)
+
+
+def choose(conn: sqlite3.Connection, thread_id: str, owner_id: str, agent_id: str, model: str | None) -> Thread | None:
+    """The agent and model the thread's turns use from now on (services/turn_choice.py: choose checked them)."""
+    row = conn.execute(f"UPDATE threads SET agent_id = ?, model = ? WHERE id = ? AND owner_id = ? RETURNING {_T}",
+                       (agent_id, model, thread_id, owner_id)).fetchone()
     return _thread(row)
 
 
