@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_openai import ChatOpenAI
 
 from agentstead.runner.model_client import LeanChatOpenAI, text_chunk
+from agentstead.runner.model_transport import http_client
 
 from ..support.llm_server import Fault, LLMServer, ToolCall, Turn
 
@@ -26,7 +27,7 @@ def clients(base_url: str, **settings) -> tuple[LeanChatOpenAI, ChatOpenAI]:
     common = dict(base_url=base_url, api_key="sk-test", model="gpt-test", streaming=True, stream_usage=True,
                   stream_chunk_timeout=None, max_retries=settings.pop("max_retries", 0),
                   timeout=settings.pop("timeout", 10.0))
-    return LeanChatOpenAI(**common), ChatOpenAI(**common)
+    return LeanChatOpenAI(**common, http_async_client=http_client()), ChatOpenAI(**common)   # as graph.chat_model
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from ..agents.mcp_tools import as_tool, is_mcp
 from ..agents.tools import REGISTRY, Tool
 from .context import estimate, fit, schemas_tokens
 from .model_client import YIELD, LeanChatOpenAI, YieldWhileStreaming  # noqa: F401 (re-exported)
+from .model_transport import http_client
 
 ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
 
@@ -74,10 +75,10 @@ def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, m
     # to its end. A stalled stream still ends: httpx's read timeout (`timeout`, between
     # bytes: llm_timeout_seconds) and the run's time limit (run_timeout_seconds) bound it.
     # No YieldWhileStreaming callback: LeanChatOpenAI asks YIELD itself, without LangChain's
-    # dispatch of one more handler per token.
+    # dispatch of one more handler per token. The SDK's requests go over aiohttp (model_transport.py).
     return LeanChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model,
                           temperature=temperature, streaming=True, stream_usage=True, max_retries=max_retries,
-                          timeout=timeout, stream_chunk_timeout=None)
+                          timeout=timeout, stream_chunk_timeout=None, http_async_client=http_client())
 
 
 def for_version(version, provider: dict, *, max_retries: int, timeout: float, execute_tool: ExecuteTool,

@@ -21,8 +21,6 @@ import json
 import time
 from typing import Any, AsyncIterator
 
-import aiohttp
-import httpx2
 import openai
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
@@ -31,7 +29,9 @@ from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models import base as lc_openai
 from openai._httpx2 import request_exceptions, timeout_exceptions   # the SDK's own stream maps these
 
-from .model_transport import AIOHTTP_BODY, as_httpx, http_client
+# A response's extension a transport may set (model_transport.py): a callable giving the body's
+# blocks straight from the socket's reader, its errors already httpx2's.
+BLOCKS = "agentstead.blocks"
 
 _PLAIN_DELTA = frozenset(("content",)), frozenset(("content", "role"))
 
@@ -77,10 +77,10 @@ async def sse_data(response) -> AsyncIterator[dict]:
     stream reads them: an event's `data:` lines joined (one line each, from every provider
     seen), an `error` object raises openai.APIError, a timeout or a broken connection
     APITimeoutError or APIConnectionError. The body's rest is read after `[DONE]` so that
-    the connection goes back to the pool. Over model_transport, the blocks come from aiohttp
-    directly (a read per token at 30 tokens/s: httpx2's stream layers were half its cost)."""
-    raw = response.http_response.extensions.get(AIOHTTP_BODY)
-    body = raw.iter_any() if raw is not None else response.http_response.aiter_bytes()
+    the connection goes back to the pool. Over model_transport the blocks come from aiohttp
+    directly (`BLOCKS`), not through httpx2's byte-stream layers."""
+    blocks = response.http_response.extensions.get(BLOCKS)
+    body = blocks() if blocks is not None else response.http_response.aiter_bytes()
     try:
         tail, data = b"", []
         async for block in body:
@@ -102,11 +102,6 @@ async def sse_data(response) -> AsyncIterator[dict]:
     except timeout_exceptions() as err:
         raise openai.APITimeoutError(request=response.http_response.request) from err
     except request_exceptions() as err:
-        raise openai.APIConnectionError(request=response.http_response.request) from err
-    except (asyncio.TimeoutError, aiohttp.ClientError, ConnectionError) as err:     # read from aiohttp
-        mapped = as_httpx(err)
-        if isinstance(mapped, httpx2.TimeoutException):
-            raise openai.APITimeoutError(request=response.http_response.request) from err
         raise openai.APIConnectionError(request=response.http_response.request) from err
 
 
@@ -172,13 +167,7 @@ class LeanChatOpenAI(ChatOpenAI):
     """ChatOpenAI whose Chat Completions stream skips the SDK's and langchain-openai's
     per-chunk models (see the module's docstring). Other paths (the Responses API,
     structured output, response headers) are ChatOpenAI's own. Gives the event loop its
-    turns as YieldWhileStreaming says, without a callback per token. Unless given another
-    `http_async_client` (or a proxy), its SDK client sends over aiohttp (model_transport.py)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        if kwargs.get("http_async_client") is None and not kwargs.get("openai_proxy"):
-            kwargs["http_async_client"] = http_client()
-        super().__init__(**kwargs)
+    turns as YieldWhileStreaming says, without a callback per token."""
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager=None, *, stream_usage: bool | None = None,

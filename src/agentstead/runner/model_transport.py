@@ -6,7 +6,7 @@ of the event loop's time (31 %, bench/RESULTS.md, Chat, "50 concurrent chats"). 
 httpx2 transport, so the SDK still builds every request (body, headers, auth, timeouts) and
 decides retries, backoff, Retry-After and the error classes from the responses it gets;
 aiohttp (already the server's library, with a C HTTP parser) carries the bytes. A streamed
-body is also left in the response's extensions (`AIOHTTP_BODY`) so that the SSE reader
+body's blocks are also offered in the response's extensions (model_client.BLOCKS) so that the SSE reader
 (model_client.sse_data) takes its blocks straight from aiohttp rather than through httpx2's
 byte-stream layers. One aiohttp session per event loop, shared by every model client.
 """
@@ -21,7 +21,7 @@ import aiohttp
 import httpx2
 import openai
 
-AIOHTTP_BODY = "agentstead.aiohttp_body"   # a response's aiohttp StreamReader, for sse_data
+from .model_client import BLOCKS
 # Not forwarded: aiohttp sets its own framing headers, and asks only for encodings it can decode
 # (it decodes them itself, so the response's Content-Encoding is dropped too).
 _REQUEST_SKIP = frozenset(("host", "content-length", "transfer-encoding", "connection", "accept-encoding"))
@@ -43,10 +43,14 @@ def as_httpx(err: BaseException) -> Exception | None:
 
 
 class _Body(httpx2.AsyncByteStream):
-    """An aiohttp response's body as httpx2 reads it (error bodies, non-streamed replies)."""
+    """An aiohttp response's body as httpx2 reads it (error bodies, non-streamed replies),
+    and as sse_data reads it (`blocks`)."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self.response = response
+
+    def blocks(self) -> AsyncIterator[bytes]:
+        return self.__aiter__()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -97,11 +101,12 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             if mapped is None:
                 raise
             raise mapped from err
+        body = _Body(response)
         return httpx2.Response(
             response.status, headers=[(k, v) for k, v in response.raw_headers if k.lower() not in _RESPONSE_SKIP],
-            stream=_Body(response), request=request,
+            stream=body, request=request,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode(),
-                        AIOHTTP_BODY: response.content})
+                        BLOCKS: body.blocks})
 
     async def aclose(self) -> None:
         """Closes this loop's session (its pooled connections)."""
