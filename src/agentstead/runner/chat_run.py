@@ -243,9 +243,10 @@ class ChatRuns:
         config = {"configurable": {"thread_id": thread, _EXECUTE_TOOL: lambda call: self._tool(
                       run, call, ctx, allowed, prepared.owner)},
                   "recursion_limit": version.max_steps * 2 + 1}
-        # the reply's text to the run's deltas; a span per model call (runner/traced.py) with tracing on
-        config["callbacks"] = [graphs.ReplyText(lambda text: self.tools.deltas.text(run, text)),
-                               *self.tools.traces.callbacks]
+        # a span per model call (runner/traced.py) with tracing on; the reply's text to the run's
+        # deltas from the model client itself (model_client.REPLY: no callback per token)
+        config["callbacks"] = list(self.tools.traces.callbacks)
+        reply = graphs.REPLY.set(lambda text: self.tools.deltas.text(run, text))
         question = None
         checkpointed = graph.checkpointer is not None
         if checkpointed:
@@ -266,6 +267,7 @@ class ChatRuns:
                                        events=[ev.RunWaiting(run.id, run.thread_id, question)])
             return question is not None
         finally:
+            graphs.REPLY.reset(reply)
             self.saver.drop(thread)
 
     def _graph(self, version, provider: dict):
