@@ -275,14 +275,7 @@ def _variant_no_yield() -> None:
     graphs.YIELD.YIELD_EVERY = math.inf
 
 
-def _variant_no_compact() -> None:
-    """A run's deltas left in the events table at its end (chat_run._end compacts them)."""
-    from agentstead.store import events as event_store
-    event_store.compact_deltas = lambda conn, run_id: None
-
-
 VARIANTS = {"db-synchronous-normal": _variant_db_synchronous_normal, "no-yield": _variant_no_yield,
-            "no-compact": _variant_no_compact,
             "gc-freeze": _variant_gc_freeze, "no-deltas": _variant_no_deltas, "deltas-at-end": _variant_deltas_at_end,
             "switch-interval": _variant_switch_interval}
 

@@ -81,9 +81,10 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         loop = asyncio.get_running_loop()
         session = self._sessions.get(loop)
         if session is None or session.closed:
-            # As the SDK's pool: up to 1,000 connections, idle ones kept 5 s; proxies from the environment.
-            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=5.0),
-                                            trust_env=True)
+            # As the SDK's pool: up to 1,000 connections, idle ones kept 5 s; proxies from the environment;
+            # certificates verified against what httpx2 verifies them with.
+            connector = aiohttp.TCPConnector(limit=1000, keepalive_timeout=5.0, ssl=httpx2.create_ssl_context())
+            session = aiohttp.ClientSession(connector=connector, trust_env=True)
             self._sessions[loop] = session
         return session
 
