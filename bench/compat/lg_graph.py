@@ -48,6 +48,9 @@ def graph_source(graph_py: str) -> str:
         if isinstance(node, ast.ImportFrom) and node.level > 0:
             if node.module in COPIED:      # .context, .model_client -> the copies beside this module
                 imports.append(f"from {COPIED[node.module]} import {', '.join(a.name for a in node.names)}")
+            elif node.module == "model_transport":   # aiohttp is not in LangGraph Server's venv: the SDK's httpx2
+                kept.append("def http_client():   # runner/model_transport.py: not in LangGraph Server's venv\n"
+                            "    return None      # (no aiohttp there): the openai SDK's own httpx2 client")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             imports.append(segment(node))
         elif not (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in LEFT_OUT):

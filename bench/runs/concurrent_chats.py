@@ -52,6 +52,7 @@ from signin import sign_in  # noqa: E402
 from run import API_KEY, LLMProc  # noqa: E402
 
 GAP_TARGET_MS = 50.0
+EDGE = 10          # gaps at a chat's start and end, counted apart (summary: where the slowest 1 % fall)
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -91,7 +92,15 @@ def summary(chats: list[Chat], cpu: float, wall: float, expected: int, failed: l
     gives their number)."""
     gaps = [g for c in chats for g in c.gaps()]
     tokens = sum(c.tokens for c in chats)
+    # Where the slowest 1 % of gaps fall in their chat: among the first EDGE gaps (the 50 runs
+    # starting), the last EDGE (runs ending while others still stream) or in between.
+    placed = sorted(((g, i, len(c.times) - 1) for c in chats for i, g in enumerate(c.gaps())), reverse=True)
+    top = placed[:max(1, len(placed) // 100)] if placed else []
+    edges = {"start": sum(1 for _, i, n in top if i < EDGE), "end": sum(1 for _, i, n in top if i >= n - EDGE)}
+    middle = [g for c in chats for g in c.gaps()[EDGE:-EDGE]]
     return {"gap_p50": kit.percentile(gaps, 50) * 1000, "gap_p99": kit.percentile(gaps, 99) * 1000,
+            "gap_p99_mid": kit.percentile(middle, 99) * 1000 if middle else float("nan"),
+            "top_start": edges["start"], "top_end": edges["end"], "top": len(top),
             "gap_max": max(gaps, default=float("nan")) * 1000, "messages": sum(len(c.times) for c in chats),
             "tokens": tokens, "short": sum(1 for c in chats if c.tokens != expected),
             "cpu_s": cpu, "cpu_us_per_token": cpu / tokens * 1e6 if tokens else float("nan"), "wall": wall,
@@ -216,7 +225,8 @@ async def bench(args, sides: dict) -> dict:
             x = await sides[name].round(args.n, args.tokens)
             results[name].append(x)
             print(f"round {i + 1} {name}: gap p50 {x['gap_p50']:.1f} ms p99 {x['gap_p99']:.1f} ms max "
-                  f"{x['gap_max']:.0f} ms; {x['tokens']} tokens in {x['messages']} messages; CPU {x['cpu_s']:.2f} s "
+                  f"{x['gap_max']:.0f} ms; p99 without each chat's first/last {EDGE} gaps {x['gap_p99_mid']:.1f} ms; "
+                  f"slowest 1 %: {x['top_start']} at starts, {x['top_end']} at ends of {x['top']}; {x['tokens']} tokens in {x['messages']} messages; CPU {x['cpu_s']:.2f} s "
                   f"({x['cpu_us_per_token']:.0f} µs/token); wall {x['wall']:.1f} s; load {x['load']:.2f}"
                   + (f"; {x['failed']} chats FAILED: {x['why']}" if x["failed"] else ""),
                   flush=True)
@@ -241,14 +251,16 @@ def report(args, facts, started, results: dict) -> str:
              "Machine: " + "; ".join(f"{k}: {v}" for k, v in facts.items()), "",
              f"{args.rounds} rounds, sides alternating; {args.n} chats at once, {args.tps:g} tokens/s × "
              f"{args.tokens} tokens each (bench/runs/llm.py). Gap: between consecutive token-carrying messages "
-             f"of a chat, pooled. CPU: the server's utime + stime (all threads and children) ÷ tokens received.",
-             "", "| side | gap p50 | gap p99 | gap max | messages / tokens | CPU per round | CPU per token "
-             f"| ÷ {base} (gap p99 / CPU) | load |", "|---|---|---|---|---|---|---|---|---|"]
+             f"of a chat, pooled (gap p99 mid: without each chat's first and last {EDGE} gaps). CPU: the server's utime + stime (all threads and children) ÷ tokens received.",
+             "", "| side | gap p50 | gap p99 | gap p99 mid | slowest 1 % at starts / ends | gap max | messages / tokens "
+             f"| CPU per round | CPU per token | ÷ {base} (gap p99 / CPU) | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     b = results[base]
     for name, rows in results.items():
         for i, x in enumerate(rows):
             ratio = f"{x['gap_p99'] / b[i]['gap_p99']:.2f} / {x['cpu_s'] / b[i]['cpu_s']:.2f}"
-            lines.append(f"| {name} r{i + 1} | {x['gap_p50']:.1f} ms | {x['gap_p99']:.1f} ms | {x['gap_max']:.0f} ms "
+            lines.append(f"| {name} r{i + 1} | {x['gap_p50']:.1f} ms | {x['gap_p99']:.1f} ms | {x['gap_p99_mid']:.1f} ms "
+                         f"| {x['top_start']} / {x['top_end']} of {x['top']} | {x['gap_max']:.0f} ms "
                          f"| {x['messages']} / {x['tokens']} | {x['cpu_s']:.2f} s | {x['cpu_us_per_token']:.0f} µs "
                          f"| {ratio} | {x['load']:.2f} |" + (f" {x['failed']} chats failed: {x['why']}" if x["failed"] else ""))
     lines += ["", "Medians over rounds:", "", "| side | gap p99 | CPU per token | ÷ " + base + " | verdict (gap p99 ≤ "

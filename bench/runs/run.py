@@ -52,7 +52,7 @@ Usage: .venv/bin/python bench/runs/run.py [--rounds 6] [--short 10] [--long 1000
                                           [--n-long 5] [--concurrent 50] [--output bench/out/runs.md]
                                           [--placement split|shared]
                                           [--py-spy /tmp/prof/bin/py-spy]
-About 1.7 minutes with the defaults (+ 30 s with --py-spy).
+About 2.3 minutes with the defaults (+ 30 s with --py-spy).
 """
 
 from __future__ import annotations
@@ -83,12 +83,15 @@ from direct import default_graph, direct_graph, direct_run  # noqa: E402
 
 from langchain_core.messages import AIMessageChunk, HumanMessage  # noqa: E402
 
+from agentstead.runner.compaction import QUIET  # noqa: E402
+
 
 ROOT = kit.ROOT
 API_KEY = "sk-bench"
 TARGET_RUN_MS = 5.0
 TARGET_TOKEN = 0.05
 TARGET_LAG_P99_MS = 20.0
+COMPACTED_AFTER = QUIET + 1.5   # seconds after runs end: their deltas are compacted by then (storage figures)
 med = kit.median
 
 
@@ -430,8 +433,8 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
                 if side == "A":
                     before = await asyncio.to_thread(db_stats, db_path) if i == 0 else None
                     x = await concurrent_agentstead(http, base, agents["stream"], args.concurrent, server_pid)
-                    if i == 0:
-                        await asyncio.sleep(0.5)
+                    if i == 0:      # after the finished runs' deltas are compacted (runner/compaction.py)
+                        await asyncio.sleep(COMPACTED_AFTER)
                         res["storage_runs"] = (before, await asyncio.to_thread(db_stats, db_path))
                     res["conc_A"].append(x)
                 else:
@@ -458,7 +461,7 @@ async def bench(args, base: str, token: str, llm: LLMProc, server_pid: int, db_p
             if track.status != "run.succeeded":
                 raise RuntimeError(f"turn ended {track.status}")
             turn_ms.append((end - t0) * 1000)
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(COMPACTED_AFTER)
             sizes.append(await asyncio.to_thread(db_stats, db_path))
         res["turns"] = {"sizes": sizes, "ms": turn_ms}
         await watcher.close()

@@ -14,6 +14,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_openai import ChatOpenAI
 
 from agentstead.runner.model_client import LeanChatOpenAI, text_chunk
+from agentstead.runner.model_transport import http_client
 
 from ..support.llm_server import Fault, LLMServer, ToolCall, Turn
 
@@ -26,7 +27,7 @@ def clients(base_url: str, **settings) -> tuple[LeanChatOpenAI, ChatOpenAI]:
     common = dict(base_url=base_url, api_key="sk-test", model="gpt-test", streaming=True, stream_usage=True,
                   stream_chunk_timeout=None, max_retries=settings.pop("max_retries", 0),
                   timeout=settings.pop("timeout", 10.0))
-    return LeanChatOpenAI(**common), ChatOpenAI(**common)
+    return LeanChatOpenAI(**common, http_async_client=http_client()), ChatOpenAI(**common)   # as graph.chat_model
 
 
 @pytest.fixture
@@ -175,3 +176,95 @@ async def test_an_event_whose_data_spans_lines_is_one_object(aiohttp_server):
     for client in clients(str(server.make_url("/v1"))):
         reply = await client.ainvoke([HumanMessage("hello")])
         assert reply.content == "two lines" and reply.response_metadata["finish_reason"] == "stop"
+
+
+# ---- the transport (runner/model_transport.py): aiohttp under the SDK, the SDK's semantics kept
+
+async def test_the_request_is_the_one_chatopenai_sends(aiohttp_server):
+    """Body and headers as the openai SDK builds them (aiohttp sets only the framing and the
+    encodings it can decode)."""
+    seen = []
+
+    async def chat(request):
+        seen.append(({k.lower(): v for k, v in request.headers.items()}, await request.json()))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":'
+                         b'[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        return resp
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    server = await aiohttp_server(app)
+    for client in clients(str(server.make_url("/v1"))):
+        await client.bind_tools([TOOL]).ainvoke([HumanMessage("hello")])
+    (lean_headers, lean_body), (ref_headers, ref_body) = seen
+    assert lean_body == ref_body and lean_body["tools"] == [TOOL] and lean_body["stream"] is True
+    # framing, and the SDK's note that the body is read raw (with_streaming_response, as before the transport)
+    framing = {"accept-encoding", "connection", "host", "content-length", "x-stainless-async", "x-stainless-raw-response"}
+    assert {k: v for k, v in lean_headers.items() if k not in framing} == \
+        {k: v for k, v in ref_headers.items() if k not in framing}
+    assert lean_headers["authorization"] == "Bearer sk-test"
+
+
+async def test_a_500_is_retried_with_backoff_and_a_401_is_not(llm):
+    lean, _ = clients(llm.base_url, max_retries=2)
+    llm.script = [Turn("second time lucky")]
+    llm.faults = [Fault("status", status=500)]
+    reply = await lean.ainvoke([HumanMessage("hello")])
+    assert reply.content == "second time lucky" and len(llm.requests) == 2
+    llm.script = [Turn("never")]
+    llm.faults = [Fault("status", status=401)]
+    with pytest.raises(openai.AuthenticationError):
+        await lean.ainvoke([HumanMessage("hello")])
+    assert len(llm.requests) == 3          # one more request: a 401 is not retried
+
+
+async def test_retries_end_in_the_status_error_with_its_body(llm):
+    lean, _ = clients(llm.base_url, max_retries=1)
+    llm.script = [Turn("never")]
+    llm.faults = [Fault("status", status=503, message="busy now", retry_after=0.1),
+                  Fault("status", status=503, message="busy now", retry_after=0.1)]
+    with pytest.raises(openai.InternalServerError, match="busy now") as info:
+        await lean.ainvoke([HumanMessage("hello")])
+    assert len(llm.requests) == 2 and info.value.status_code == 503
+    assert info.value.response.headers["retry-after"] == "0.1"
+
+
+async def test_a_stall_before_the_first_byte_times_out_as_the_sdk_does(llm):
+    """No response headers within the read timeout: retried, then APITimeoutError."""
+    lean, _ = clients(llm.base_url, timeout=0.4, max_retries=1)
+    llm.script = [Turn("late"), Turn("late")]
+    llm.faults = [Fault("stall", after_tokens=0, seconds=2.0), Fault("stall", after_tokens=0, seconds=2.0)]
+    with pytest.raises(openai.APITimeoutError):
+        await lean.ainvoke([HumanMessage("hello")])
+
+
+async def test_a_refused_connection_is_the_sdks_connection_error():
+    for client in clients("http://127.0.0.1:9/v1", max_retries=1):       # discard: nothing listens
+        with pytest.raises(openai.APIConnectionError):
+            await client.ainvoke([HumanMessage("hello")])
+
+
+async def test_a_reply_not_streamed_is_the_one_chatopenai_gives(llm):
+    results = []
+    for client in clients(llm.base_url):
+        llm.script = [Turn("Not streamed at all.")]
+        results.append(await client.model_copy(update={"streaming": False}).ainvoke([HumanMessage("hi")]))
+    assert comparable(results[0]) == comparable(results[1]) and results[0].content == "Not streamed at all."
+    assert "stream" not in llm.requests[-2] or llm.requests[-2]["stream"] is False
+
+
+async def test_streams_after_a_finished_one_and_after_a_cancelled_one_still_work(llm):
+    """A finished body gives its connection back; a cancelled one is closed, not reused half-read."""
+    lean, _ = clients(llm.base_url)
+    for _ in range(3):
+        llm.script = [Turn("one two three")]
+        assert (await lean.ainvoke([HumanMessage("hello")])).content == "one two three"
+    llm.tokens_per_second = 50
+    llm.script = [Turn(" ".join(f"w{i}" for i in range(100))), Turn("after the cancel")]
+    stream = lean.astream([HumanMessage("hello")])
+    await anext(stream)
+    await stream.aclose()
+    await llm.wait_cancelled(1, timeout=2.0)
+    llm.tokens_per_second = 0
+    assert (await lean.ainvoke([HumanMessage("hello")])).content == "after the cancel"

@@ -81,7 +81,7 @@ def test_the_written_graph_is_the_runners_code_and_langgraph_json_names_it(writt
     for graph_id, target in graphs.items():
         compiled = getattr(module, target.rsplit(":", 1)[1])
         assert set(compiled.get_graph().nodes) == {"__start__", "agent", "tools", "__end__"}
-    for name in ("build", "chat_model", "ReplyText", "LeanChatOpenAI", "YieldWhileStreaming", "content_text"):
+    for name in ("build", "chat_model", "LeanChatOpenAI", "YieldWhileStreaming", "content_text"):
         assert inspect.getsource(getattr(module, name)) == inspect.getsource(getattr(runner_graph, name))
     llm = module.chat_model(base_url="http://127.0.0.1:9/v1", api_key="sk-test", model="tok-1", temperature=0.7,
                             max_retries=0, timeout=10.0)

@@ -31,7 +31,6 @@ from ..agents.tools import ASK_HUMAN, REGISTRY, ToolContext, run_tool
 from ..bus import events as ev
 from ..store import agents as agent_store
 from ..store import checkpoints
-from ..store import events as event_store
 from ..store import runs as run_store
 from ..store import threads as thread_store
 from ..store import tool_calls
@@ -42,6 +41,7 @@ from ..store.runs import Run
 from ..store.threads import Message, message_json
 from . import context
 from . import graph as graphs
+from .compaction import Compactor
 from .failures import RunFailure, failure_of
 from .kinds import Toolkit, end_event, over_budget
 
@@ -141,8 +141,7 @@ def _end(conn: sqlite3.Connection, run: Run, status: str, failure: RunFailure | 
                          error=(failure.code, failure.message) if failure is not None else None)
     if status != "failed":
         checkpoints.delete_thread(conn, f"run:{run.id}")
-    event_store.compact_deltas(conn, run.id)
-    return True, stored, usage_store.tokens_of(conn, run.id)
+    return True, stored, usage_store.tokens_of(conn, run.id)   # its deltas: compaction.py, after this
 
 
 def _execute_tool_of_run(call: dict):
@@ -159,6 +158,7 @@ class ChatRuns:
         self.saver = Saver(tools.db)
         self._final: dict[str, tuple] = {}   # run id -> its final reply, stored with the run's end
         self._graphs: dict[tuple, Any] = {}  # compiled agent graphs by version and provider
+        self.compactor = Compactor(tools.db)  # finished runs' deltas, dropped in batches
 
     # ---- the protocol ------------------------------------------------------------
 
@@ -220,13 +220,22 @@ class ChatRuns:
                 return []
             created = [ev.MessageCreated(run.id, run.thread_id, message_json(stored))] if stored else []
             return created + [end_event(run, status, failure, tokens)]
-        return lambda: self.tools.write(run, _end, run, status, failure, final, partial, events=events)
+        def compact(written: asyncio.Future) -> None:
+            if not written.cancelled() and written.exception() is None and written.result()[0]:
+                self.compactor.ended(run.id)
+
+        def write() -> asyncio.Future:
+            written = self.tools.write(run, _end, run, status, failure, final, partial, events=events)
+            if status != "interrupted":      # an interrupted run goes on later: its deltas stay
+                written.add_done_callback(compact)
+            return written
+        return write
 
     async def start(self) -> None:
         pass
 
     def stop(self) -> None:
-        pass
+        self.compactor.stop()
 
     # ---- executing -------------------------------------------------------------
 
@@ -243,9 +252,10 @@ class ChatRuns:
         config = {"configurable": {"thread_id": thread, _EXECUTE_TOOL: lambda call: self._tool(
                       run, call, ctx, allowed, prepared.owner)},
                   "recursion_limit": version.max_steps * 2 + 1}
-        # the reply's text to the run's deltas; a span per model call (runner/traced.py) with tracing on
-        config["callbacks"] = [graphs.ReplyText(lambda text: self.tools.deltas.text(run, text)),
-                               *self.tools.traces.callbacks]
+        # a span per model call (runner/traced.py) with tracing on; the reply's text to the run's
+        # deltas from the model client itself (model_client.REPLY: no callback per token)
+        config["callbacks"] = list(self.tools.traces.callbacks)
+        reply = graphs.REPLY.set(lambda text: self.tools.deltas.text(run, text))
         question = None
         checkpointed = graph.checkpointer is not None
         if checkpointed:
@@ -266,6 +276,7 @@ class ChatRuns:
                                        events=[ev.RunWaiting(run.id, run.thread_id, question)])
             return question is not None
         finally:
+            graphs.REPLY.reset(reply)
             self.saver.drop(thread)
 
     def _graph(self, version, provider: dict):

@@ -9,9 +9,8 @@ with LangGraph's `interrupt`.
 from __future__ import annotations
 
 import functools
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
-from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
@@ -19,46 +18,10 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from ..agents.mcp_tools import as_tool, is_mcp
 from ..agents.tools import REGISTRY, Tool
 from .context import estimate, fit, schemas_tokens
-from .model_client import YIELD, LeanChatOpenAI, YieldWhileStreaming  # noqa: F401 (re-exported)
+from .model_client import REPLY, YIELD, LeanChatOpenAI, YieldWhileStreaming, content_text  # noqa: F401 (re-exported)
+from .model_transport import http_client
 
 ExecuteTool = Callable[[dict], Awaitable[ToolMessage]]
-
-
-def content_text(content: Any) -> str:
-    """A message's content as plain text (content may be a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
-    return str(content)
-
-
-class ReplyText(AsyncCallbackHandler):
-    """The agent node's reply text as the model streams it, handed to `on_text` inline (the
-    run's deltas). LangGraph's "messages" stream mode did this for ~25 µs more CPU per token
-    (each chunk copied onto the graph's stream queue, for the runner to take off again;
-    bench/RESULTS.md, LangGraph Server), paid on every token of every run since the runner
-    streams every run whatever its clients asked for. A tool's own model calls are not
-    the reply: only calls made in the "agent" node count, as the stream mode's filter did."""
-
-    run_inline = True
-
-    def __init__(self, on_text: Callable[[str], None]) -> None:
-        super().__init__()
-        self.on_text = on_text
-        self.calls: set = set()
-
-    async def on_chat_model_start(self, serialized: dict, messages: list, *, run_id: Any,
-                                  metadata: dict | None = None, **kwargs: Any) -> None:
-        if (metadata or {}).get("langgraph_node") == "agent":
-            self.calls.add(run_id)
-
-    async def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: Any = None, **kwargs: Any) -> None:
-        if run_id in self.calls:
-            message = getattr(chunk, "message", None)
-            text = content_text(message.content) if message is not None else token
-            if text:
-                self.on_text(text)
 
 
 @functools.lru_cache(maxsize=64)
@@ -74,10 +37,10 @@ def chat_model(*, base_url: str, api_key: str, model: str, temperature: float, m
     # to its end. A stalled stream still ends: httpx's read timeout (`timeout`, between
     # bytes: llm_timeout_seconds) and the run's time limit (run_timeout_seconds) bound it.
     # No YieldWhileStreaming callback: LeanChatOpenAI asks YIELD itself, without LangChain's
-    # dispatch of one more handler per token.
+    # dispatch of one more handler per token. The SDK's requests go over aiohttp (model_transport.py).
     return LeanChatOpenAI(base_url=base_url, api_key=api_key or "not-needed", model=model,
                           temperature=temperature, streaming=True, stream_usage=True, max_retries=max_retries,
-                          timeout=timeout, stream_chunk_timeout=None)
+                          timeout=timeout, stream_chunk_timeout=None, http_async_client=http_client())
 
 
 def for_version(version, provider: dict, *, max_retries: int, timeout: float, execute_tool: ExecuteTool,

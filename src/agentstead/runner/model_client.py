@@ -17,17 +17,23 @@ conversion, so what the graph receives is the same.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 import openai
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.runnables.config import ensure_config
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models import base as lc_openai
 from openai._httpx2 import request_exceptions, timeout_exceptions   # the SDK's own stream maps these
+
+# A response's extension a transport may set (model_transport.py): a callable giving the body's
+# blocks straight from the socket's reader, its errors already httpx2's.
+BLOCKS = "agentstead.blocks"
 
 _PLAIN_DELTA = frozenset(("content",)), frozenset(("content", "role"))
 
@@ -73,8 +79,10 @@ async def sse_data(response) -> AsyncIterator[dict]:
     stream reads them: an event's `data:` lines joined (one line each, from every provider
     seen), an `error` object raises openai.APIError, a timeout or a broken connection
     APITimeoutError or APIConnectionError. The body's rest is read after `[DONE]` so that
-    the connection goes back to the pool."""
-    body = response.http_response.aiter_bytes()
+    the connection goes back to the pool. Over model_transport the blocks come from aiohttp
+    directly (`BLOCKS`), not through httpx2's byte-stream layers."""
+    blocks = response.http_response.extensions.get(BLOCKS)
+    body = blocks() if blocks is not None else response.http_response.aiter_bytes()
     try:
         tail, data = b"", []
         async for block in body:
@@ -107,6 +115,32 @@ def _parsed(payload: bytes, response) -> dict:
         raise openai.APIError(message if isinstance(message, str) and message else "An error occurred during streaming",
                               request=response.http_response.request, body=error)
     return obj
+
+
+# The run's reply: set by the runner around its graph (chat_run.py), called with each piece of text
+# the agent node's model streams. LeanChatOpenAI hands the text over itself: as a LangChain
+# callback (on_llm_new_token) each token went through the callback manager's dispatch, 15 % of the
+# loop's time with 50 chats streaming (bench/RESULTS.md, Chat), and with no handler left LangChain
+# skips that dispatch. A tool's own model calls are not the reply: only the "agent" node's count.
+REPLY: contextvars.ContextVar[Callable[[str], None] | None] = contextvars.ContextVar("agentstead_reply", default=None)
+
+
+def content_text(content: Any) -> str:
+    """A message's content as plain text (content may be a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return str(content)
+
+
+def reply_to() -> Callable[[str], None] | None:
+    """Where this model call's text goes: REPLY's when the call is the agent node's (the node's
+    config is the context's: LangChain passes no run manager to a streaming `_astream`), else nowhere."""
+    on_text = REPLY.get()
+    if on_text is None or ensure_config().get("metadata", {}).get("langgraph_node") != "agent":
+        return None
+    return on_text
 
 
 class YieldWhileStreaming(AsyncCallbackHandler):
@@ -161,14 +195,18 @@ class LeanChatOpenAI(ChatOpenAI):
     """ChatOpenAI whose Chat Completions stream skips the SDK's and langchain-openai's
     per-chunk models (see the module's docstring). Other paths (the Responses API,
     structured output, response headers) are ChatOpenAI's own. Gives the event loop its
-    turns as YieldWhileStreaming says, without a callback per token."""
+    turns as YieldWhileStreaming says, and hands the agent node's text to REPLY, without a
+    callback per token."""
 
     async def _astream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                        run_manager=None, *, stream_usage: bool | None = None,
                        **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        reply = reply_to()
         if (self._use_responses_api({**kwargs, **self.model_kwargs}) or self.include_response_headers
                 or self._uses_gateway or "response_format" in kwargs):
             async for chunk in super()._astream(messages, stop, run_manager, stream_usage=stream_usage, **kwargs):
+                if reply is not None and (text := content_text(chunk.message.content)):
+                    reply(text)
                 yield chunk
             return
         kwargs["stream"] = True
@@ -183,11 +221,15 @@ class LeanChatOpenAI(ChatOpenAI):
                         await asyncio.sleep(0)
                     text = plain_text(data) if chunk_class is AIMessageChunk else None
                     if text is not None:
+                        if reply is not None and text:
+                            reply(text)
                         yield text_chunk(text)
                         continue
                     generation = self._convert_chunk_to_generation_chunk(data, chunk_class, {})
                     if generation is not None:
                         chunk_class = generation.message.__class__
+                        if reply is not None and (text := content_text(generation.message.content)):
+                            reply(text)
                         yield generation
         except openai.BadRequestError as e:
             lc_openai._handle_openai_bad_request(e)

@@ -39,6 +39,7 @@ from .endings import Endings
 from .failures import RunFailure
 from .instances import LimitsReached, Siblings, check_limits
 from .kinds import Prepared, RunKind, Toolkit, announce
+from . import model_transport
 from .stream import Deltas
 from .traced import Traces
 from .watchdog import Leases
@@ -99,8 +100,7 @@ class Runner:
         self.traces = Traces(tracer)   # tracing.py: None when tracing is off
         self.tools = Toolkit(self.db, settings, _providers(settings), self.deltas, self.leases.lease,
                              traces=self.traces, mcp=mcp)
-        self.kinds: dict[str, RunKind] = {"chat": ChatRuns(self.tools),
-                                          "workflow": WorkflowRuns(self.tools, self.endings)}
+        self.kinds: dict[str, RunKind] = {"chat": ChatRuns(self.tools), "workflow": WorkflowRuns(self.tools, self.endings)}
         self._scheduler: asyncio.Task | None = None
 
     # ---- lifecycle -------------------------------------------------------------
@@ -135,6 +135,7 @@ class Runner:
         await _cancelled(list(self.tasks.values()))
         await self.leases.stop()
         await self.endings.stop()   # endings still unwritten: their rows say running; the next start interrupts them
+        await model_transport.TRANSPORT.aclose()   # the model clients' pooled connections
 
     # ---- the doors: submit, cancel, resume ------------------------------------------
 

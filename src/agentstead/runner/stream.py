@@ -2,10 +2,13 @@
 
 The run's first piece goes out the moment the model emits it: time to first
 token is what a reader feels most (issue 22; bench/runs/first_token.py). After
-that a piece goes out at once when the run's previous delta is durable and at
-least DELTA_GAP ago; otherwise it waits, joined with the pieces that arrive
+that a piece goes out at once when the run's previous delta went out at least
+DELTA_GAP ago; otherwise it waits, joined with the pieces that arrive
 meanwhile, and goes out when the gap has passed or with the run's next event
-(`flush`). Tokens slower than one per DELTA_GAP go out one per delta with no
+(`flush`). It does not wait for the previous delta to be durable: the writer
+keeps their order and commits what is queued together, and a piece held until
+then missed the commit that started meanwhile and waited for the one after it
+(bench/RESULTS.md, Chat, "the last steps"). Tokens slower than one per DELTA_GAP go out one per delta with no
 added latency; a provider that sends hundreds a second costs a delta per
 DELTA_GAP, not hundreds of appends competing with the stream (measured:
 bench/RESULTS.md, Runs).
@@ -32,7 +35,6 @@ class _Stream:
     sent_at: float = float("-inf")                 # loop time of the last delta (none yet: no wait)
     partial: list[str] = dataclasses.field(default_factory=list)   # everything streamed (kept on cancel)
     pending: list[str] = dataclasses.field(default_factory=list)   # waiting to go out as one delta
-    inflight: asyncio.Future | None = None
     timer: asyncio.TimerHandle | None = None       # a delta due when DELTA_GAP has passed
 
 
@@ -73,8 +75,7 @@ class Deltas:
             self._send(stream)
 
     def _pump(self, stream: _Stream) -> None:
-        if (not stream.pending or stream.timer is not None or self._streams.get(stream.run.id) is not stream
-                or (stream.inflight is not None and not stream.inflight.done())):
+        if not stream.pending or stream.timer is not None or self._streams.get(stream.run.id) is not stream:
             return
         loop = asyncio.get_running_loop()
         wait = stream.sent_at + DELTA_GAP - loop.time()
@@ -97,5 +98,4 @@ class Deltas:
         event = ev.MessageDelta(run.id, run.thread_id, "".join(stream.pending))
         stream.pending.clear()
         stream.sent_at = asyncio.get_running_loop().time()
-        stream.inflight = self.bus.publish((f"runs/{run.id}", f"threads/{run.thread_id}"), event)
-        stream.inflight.add_done_callback(lambda _: self._pump(stream))
+        self.bus.publish((f"runs/{run.id}", f"threads/{run.thread_id}"), event)

@@ -119,11 +119,13 @@ def purge(conn: sqlite3.Connection, older_than: str, keep_max: int) -> int:
     return deleted
 
 
-def compact_deltas(conn: sqlite3.Connection, run_id: str) -> None:
-    """Drop a finished run's streamed deltas (every delta is on runs/{id}, whatever else it
-    is on); its stored messages (message.created) carry the text."""
+def compact_deltas(conn: sqlite3.Connection, *run_ids: str) -> None:
+    """Drop finished runs' streamed deltas (every delta is on runs/{id}, whatever else it
+    is on); their stored messages (message.created) carry the text."""
+    marks = ",".join("?" * len(run_ids))
     conn.execute("DELETE FROM events WHERE type = 'message.delta' AND seq IN (SELECT et.seq FROM event_topics et "
-                 "WHERE et.topic = (SELECT id FROM topics WHERE name = ?))", (f"runs/{run_id}",))
+                 f"WHERE et.topic IN (SELECT id FROM topics WHERE name IN ({marks})))",
+                 [f"runs/{r}" for r in run_ids])
 
 
 def between(conn: sqlite3.Connection, first: int, last: int, *, limit: int = 5000) -> list[tuple]:
