@@ -280,7 +280,7 @@ async def test_cancel_mid_stream_keeps_partial_output(chat, llm):
     assert (await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)).status == 409
 
 
-async def test_every_cancel_stops_the_stream_within_a_second(chat, llm):
+async def test_every_cancel_stops_the_stream_at_once(chat, llm):
     """A cancel landing at any moment of a fast stream stops it. Python 3.11's
     asyncio.wait_for returns the result and drops the cancel when both arrive together;
     langchain-openai wrapped every chunk in one, so about one cancel in ten of a fast
@@ -296,7 +296,8 @@ async def test_every_cancel_stops_the_stream_within_a_second(chat, llm):
         await asyncio.sleep(0.05 + 0.01 * i)
         resp = await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)
         assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
-        await llm.wait_cancelled(i + 1, timeout=1.0)
+        # the reply would run 10 s: 3 s tells a stopped stream from one run to its end on a loaded box
+        await llm.wait_cancelled(i + 1, timeout=3.0)
 
 
 @pytest.mark.parametrize("fault,code", [
