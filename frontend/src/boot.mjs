@@ -35,6 +35,13 @@ function fail(error) {
 // The first page's GET requests start now, while WebAssembly loads, instead of after Python
 // has started. The runtime takes a response when it asks for the same URL (once); a guess
 // that is not asked for costs one small request. Keep in step with the pages' init().
+// Each is read to its end here, and handed over as { status, text() } (all program.py reads),
+// and app.main() waits for them (a while: EARLY_WAIT_MS): the app then takes them in microtasks,
+// before its first animation frame, and the first render shows the page's data instead of a
+// loading note and a second render a frame later. A slower answer is not waited for: the page
+// shows its loading state first, as it would without this.
+const EARLY_WAIT_MS = 100;
+let earlyAnswers = [];
 function early() {
   const path = location.pathname, q = new URLSearchParams(location.search);
   const urls = ["/api/me"];
@@ -48,7 +55,9 @@ function early() {
   else if (path === "/workflows") urls.push("/api/agents?limit=200", "/api/workflows?limit=200");
   else if (path === "/signin") urls.push("/auth/providers");
   const started = new Map(urls.map((u) => [u, fetch(u, {
-    credentials: "same-origin", headers: { Accept: "application/json" } })]));
+    credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then((r) => r.text().then((body) => ({ status: r.status, text: () => Promise.resolve(body) })))]));
+  earlyAnswers = [...started.values()];
   globalThis.agentsteadEarly = (url) => {
     const p = started.get(url);
     started.delete(url);
@@ -135,6 +144,7 @@ try {
   lazyIn();
   mp.runPython("import sys\nsys.path.insert(0, '/app')\nimport app");
   performance.mark("agentstead:app-ready");
+  await Promise.race([Promise.allSettled(earlyAnswers), new Promise((r) => setTimeout(r, EARLY_WAIT_MS))]);
   mp.runPython("app.main()");
 } catch (error) {
   fail(error);

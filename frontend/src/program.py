@@ -187,6 +187,7 @@ class Program:
         if fx.key:
             headers["Idempotency-Key"] = fx.key
         # boot.mjs starts the first page's GETs while WebAssembly loads; take one if it is ours
+        # (a response already read: status and text(), what got() uses)
         promise = js.agentsteadEarly(fx.url) if fx.method == "GET" and not retried else None
         if promise is None:
             promise = js.fetch(fx.url, jsffi.to_js(opts))
