@@ -35,13 +35,17 @@ function fail(error) {
 // The first page's GET requests start now, while WebAssembly loads, instead of after Python
 // has started. The runtime takes a response when it asks for the same URL (once); a guess
 // that is not asked for costs one small request. Keep in step with the pages' init().
-// Each is read to its end here, and handed over as { status, text() } (all program.py reads),
-// and app.main() waits for them (a while: EARLY_WAIT_MS): the app then takes them in microtasks,
-// before its first animation frame, and the first render shows the page's data instead of a
-// loading note and a second render a frame later. A slower answer is not waited for: the page
-// shows its loading state first, as it would without this.
+// Each is read to its end here and handed over as { status, text() } (all program.py reads):
+// the app takes it in microtasks, not a task later. The app's first frame waits for them
+// (agentsteadFirstFrame, at most EARLY_WAIT_MS), so the first render shows the page's data
+// instead of a loading note and a second render a frame or more later. A slower answer is not
+// waited for: the page shows its loading state first, as it would without this.
 const EARLY_WAIT_MS = 100;
 let earlyAnswers = [];
+globalThis.agentsteadFirstFrame = (draw) => {
+  Promise.race([Promise.allSettled(earlyAnswers), new Promise((r) => setTimeout(r, EARLY_WAIT_MS))])
+    .then(() => requestAnimationFrame(draw));
+};
 function early() {
   const path = location.pathname, q = new URLSearchParams(location.search);
   const urls = ["/api/me"];
@@ -144,7 +148,6 @@ try {
   lazyIn();
   mp.runPython("import sys\nsys.path.insert(0, '/app')\nimport app");
   performance.mark("agentstead:app-ready");
-  await Promise.race([Promise.allSettled(earlyAnswers), new Promise((r) => setTimeout(r, EARLY_WAIT_MS))]);
   mp.runPython("app.main()");
 } catch (error) {
   fail(error);
