@@ -109,10 +109,11 @@ globalThis.agentsteadLazy = () => {
 // through by frontend/build.py RUNTIME_HOOK). index.html preloads the wasm, so this is one request.
 function compiled() {
   const response = fetch(WASM, { credentials: "same-origin" });
+  // as Emscripten does: a server that does not say application/wasm still gets the app started
+  // (the bytes again, from the cache: the streaming compile may have read the body)
   return WebAssembly.compileStreaming(response).catch((error) => {
     console.warn(`wasm streaming compile failed (${error}); compiling from the bytes`);
-    return response.then((r) => r.ok ? r.arrayBuffer() : Promise.reject(new Error(`${WASM}: HTTP ${r.status}`)))
-      .then((bytes) => WebAssembly.compile(bytes));
+    return fetched(WASM).then((bytes) => WebAssembly.compile(bytes));
   });
 }
 
