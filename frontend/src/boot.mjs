@@ -1,6 +1,7 @@
 // Starts the SPA: MicroPython (WebAssembly) plus the app's Python modules, then app.main().
 // The build replaces the asset names below with their content-hashed ones.
-const RUNTIME = "./__MICROPYTHON_MJS__";
+import { loadMicroPython } from "./__MICROPYTHON_MJS__";
+
 const WASM = "/assets/__MICROPYTHON_WASM__";
 const BUNDLE = "/assets/__APP_BUNDLE__";
 const MARKDOWN = "/assets/__MARKDOWN_JS__";   // markdown-it + Prism + the bridge (frontend/build.py)
@@ -103,43 +104,14 @@ globalThis.agentsteadLazy = () => {
   lazy ??= fetched(LAZY).then((b) => { lazyBytes = b; lazyIn(); }, (e) => { lazy = null; console.warn(e); });
 };
 
-// micropython.wasm (430 KB) compiles while micropython.mjs (the runtime's 108 KB of JS, imported
-// below, not statically: a static import would hold this script back until it is evaluated) is
-// fetched and evaluated; the runtime then instantiates the compiled module (instantiateWasm, let
-// through by frontend/build.py RUNTIME_HOOK). index.html preloads the wasm, so this is one request.
-function compiled() {
-  const response = fetch(WASM, { credentials: "same-origin" });
-  // as Emscripten does: a server that does not say application/wasm still gets the app started
-  // (the bytes again, from the cache: the streaming compile may have read the body)
-  return WebAssembly.compileStreaming(response).catch((error) => {
-    console.warn(`wasm streaming compile failed (${error}); compiling from the bytes`);
-    return fetched(WASM).then((bytes) => WebAssembly.compile(bytes));
-  });
-}
-
-// The runtime over the module compiling since boot; rejects when either fails (Emscripten waits on
-// instantiateWasm's callback for ever otherwise).
-function runtimeOver(wasm, loadMicroPython) {
-  return new Promise((resolve, reject) => {
-    const instantiateWasm = (imports, receive) => {
-      wasm.then((module) => WebAssembly.instantiate(module, imports)).then((instance) => receive(instance), reject);
-      return {};   // Emscripten: exports arrive through receive
-    };
-    loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true, instantiateWasm,
-                      stdout: (line) => console.log(line), stderr: (line) => console.error(line) })
-      .then(resolve, reject);
-  });
-}
-
 try {
   performance.mark("agentstead:boot");
-  const wasm = compiled();
-  wasm.catch(() => {});   // not unhandled while the runtime's JS loads: runtimeOver reports it
   early();
   if (location.pathname.startsWith("/chat")) markdown();
   if (location.pathname.startsWith("/workflows")) globalThis.agentsteadLazy();
   const [mp, bundle] = await Promise.all([
-    import(RUNTIME).then(({ loadMicroPython }) => runtimeOver(wasm, loadMicroPython)),
+    loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
+                      stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),
     fetched(BUNDLE),
   ]);
   performance.mark("agentstead:runtime-ready");

@@ -6,7 +6,6 @@ Skips, saying why, only without node."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import pathlib
 import shutil
 import subprocess
@@ -59,48 +58,3 @@ def test_runner_reports_a_failing_test(tmp_path):
     out = subprocess.run([node, str(copy / "tests" / "run.mjs")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 1, out.stdout
     assert "FAIL test_broken.test_fails" in out.stdout and "SUMMARY 1 passed, 1 failed" in out.stdout
-
-
-HOOKED = """
-import fs from "node:fs";
-const [pkg] = process.argv.slice(2);
-const { loadMicroPython } = await import(pkg + "/micropython.mjs");
-const module = await WebAssembly.compile(fs.readFileSync(pkg + "/micropython.wasm"));
-let calls = 0;
-const out = [];
-const mp = await loadMicroPython({
-  linebuffer: true, stdout: (line) => out.push(line),
-  instantiateWasm: (imports, receive) => {
-    calls += 1;
-    WebAssembly.instantiate(module, imports).then((instance) => receive(instance));
-    return {};
-  },
-});
-mp.runPython("import sys\\nprint('hooked', 6 * 7, sys.implementation.name)");
-console.log(JSON.stringify({ calls, out }));
-"""
-
-
-def test_runtime_takes_a_module_compiled_by_the_page(tmp_path):
-    """boot.mjs compiles micropython.wasm itself, early, and hands it over: the built runtime
-    (frontend/build.py runtime_mjs) instantiates through options.instantiateWasm, once, and runs."""
-    node = _node()
-    pkg = FRONTEND / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-    assert _build_module().RUNTIME_HOOK[1] in (pkg / "micropython.mjs").read_bytes()
-    script = tmp_path / "hooked.mjs"
-    script.write_text(HOOKED)
-    out = subprocess.run([node, str(script), str(pkg)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert json.loads(out.stdout.splitlines()[-1]) == {"calls": 1, "out": ["hooked 42 micropython"]}
-
-
-def test_build_stops_when_the_runtime_changes_where_it_builds_its_module():
-    """A runtime whose micropython.mjs no longer has the line RUNTIME_HOOK changes (or has it twice)
-    fails the build, naming the fix, instead of shipping a runtime that ignores the compiled module."""
-    build = _build_module()
-    old = build.RUNTIME_HOOK[0]
-    assert build.hook_runtime(b"a;" + old + b"b") == b"a;" + build.RUNTIME_HOOK[1] + b"b"
-    for body in (old.replace(b"let Module=", b"var Module="), old + old):
-        with pytest.raises(SystemExit) as stop:
-            build.hook_runtime(body)
-        assert "RUNTIME_HOOK" in str(stop.value)
