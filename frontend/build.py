@@ -10,6 +10,7 @@ dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/markdown.<hash>.js               markdown-it and Prism (their npm tarballs in frontend/vendor/,
                                           integrity in package-lock.json) + src/markdown-bridge.js
   assets/app.<hash>.css, assets/boot.<hash>.mjs, assets/favicon.<hash>.svg (no /favicon.ico request)
+(our own JS, boot.mjs and markdown-bridge.js, ships without its whole-line comments: script())
 and every text-like file gets .br and .gz siblings for Caddy's precompressed serving.
 Run through scripts/build-frontend; the Nix build (nixos/frontend.nix) runs this same file with
 an mpy-cross built from MicroPython's source. Neither needs npm: the runtime is the vendored tarball
@@ -78,7 +79,7 @@ def markdown_js() -> bytes:
              vendored("markdown-it", "dist/markdown-it.min.js"),
              vendored("prismjs", "components/prism-core.min.js")]
     parts += [vendored("prismjs", f"components/prism-{lang}.min.js") for lang in PRISM_LANGUAGES]
-    parts.append((SRC / "markdown-bridge.js").read_bytes())
+    parts.append(script(SRC / "markdown-bridge.js").encode())
     return b"\n;\n".join(parts) + b"\n"
 
 
@@ -130,6 +131,17 @@ def compile_mpy(mpy_cross: str, name: str, source: bytes) -> bytes:
         return src.with_suffix(".mpy").read_bytes()
 
 
+def script(path: pathlib.Path) -> str:
+    """Our own JS as shipped: without its whole-line // comments (a third of boot.mjs, for
+    people, not browsers). Stops the build on a line with an odd number of backticks: a template
+    literal over several lines could hold a line that only looks like a comment."""
+    lines = path.read_text().splitlines()
+    odd = [n for n, line in enumerate(lines, 1) if line.count("`") % 2]
+    if odd:
+        sys.exit(f"build-frontend: {path.name}:{odd[0]}: a template literal over several lines; keep them on one")
+    return "".join(line + "\n" for line in lines if not line.lstrip().startswith("//"))
+
+
 def bundle(files: dict[str, bytes]) -> bytes:
     """name/body pairs: u16 name length, name (UTF-8), u32 body length, body; read by boot.mjs."""
     out = bytearray()
@@ -179,7 +191,7 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
     asset("MARKDOWN_JS", "markdown.js", markdown_js())
     asset("APP_CSS", "app.css", (SRC / "app.css").read_bytes())
     asset("FAVICON", "favicon.svg", (SRC / "favicon.svg").read_bytes())
-    asset("BOOT_MJS", "boot.mjs", fill((SRC / "boot.mjs").read_text(), names).encode())
+    asset("BOOT_MJS", "boot.mjs", fill(script(SRC / "boot.mjs"), names).encode())
     write(tmp / "index.html", fill((SRC / "index.html").read_text(), names).encode())
     (tmp / "manifest.json").write_text(json.dumps(names, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(out, ignore_errors=True)

@@ -1,5 +1,5 @@
 // Starts the SPA: MicroPython (WebAssembly) plus the app's Python modules, then app.main().
-// The build replaces the three asset names below with their content-hashed ones.
+// The build replaces the asset names below with their content-hashed ones.
 import { loadMicroPython } from "./__MICROPYTHON_MJS__";
 
 const WASM = "/assets/__MICROPYTHON_WASM__";
@@ -36,6 +36,17 @@ function fail(error) {
 // The first page's GET requests start now, while WebAssembly loads, instead of after Python
 // has started. The runtime takes a response when it asks for the same URL (once); a guess
 // that is not asked for costs one small request. Keep in step with the pages' init().
+// Each is read to its end here and handed over as { status, text() } (all program.py reads):
+// the app takes it in microtasks, not a task later. The app's first frame waits for them
+// (agentsteadFirstFrame, at most EARLY_WAIT_MS), so the first render shows the page's data
+// instead of a loading note and a second render a frame or more later. A slower answer is not
+// waited for: the page shows its loading state first, as it would without this.
+const EARLY_WAIT_MS = 100;
+let earlyAnswers = [];
+globalThis.agentsteadFirstFrame = (draw) => {
+  Promise.race([Promise.allSettled(earlyAnswers), new Promise((r) => setTimeout(r, EARLY_WAIT_MS))])
+    .then(() => requestAnimationFrame(draw));
+};
 function early() {
   const path = location.pathname, q = new URLSearchParams(location.search);
   const urls = ["/api/me"];
@@ -49,7 +60,9 @@ function early() {
   else if (path === "/workflows") urls.push("/api/agents?limit=200", "/api/workflows?limit=200");
   else if (path === "/signin") urls.push("/auth/providers");
   const started = new Map(urls.map((u) => [u, fetch(u, {
-    credentials: "same-origin", headers: { Accept: "application/json" } })]));
+    credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then((r) => r.text().then((body) => ({ status: r.status, text: () => Promise.resolve(body) })))]));
+  earlyAnswers = [...started.values()];
   globalThis.agentsteadEarly = (url) => {
     const p = started.get(url);
     started.delete(url);

@@ -39,6 +39,7 @@ class Program:
         self.first_render = True
         self.focus_main = False   # after an in-app navigation, focus moves to <main> (screen readers follow)
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
+        self.first_frame = getattr(js, "agentsteadFirstFrame", None)
         self.effects = {Navigate: self._navigate, Http: lambda fx: self._fetch(fx, retried=False),
                         Delay: self._delay, Remember: self._remember, Recall: self._recall,
                         Copy: self._copy, Focus: self._focus, LoadCode: lambda fx: js.agentsteadLazy()}
@@ -74,7 +75,10 @@ class Program:
         self._subscribe()
         if not self.frame_pending:
             self.frame_pending = True
-            js.requestAnimationFrame(self._frame)
+            if self.vroot is None and self.first_frame is not None:
+                self.first_frame(self._frame)     # boot.mjs: once the page's early answers are in
+            else:
+                js.requestAnimationFrame(self._frame)
 
     def _render(self, *_):
         self.frame_pending = False
@@ -187,6 +191,7 @@ class Program:
         if fx.key:
             headers["Idempotency-Key"] = fx.key
         # boot.mjs starts the first page's GETs while WebAssembly loads; take one if it is ours
+        # (a response already read: status and text(), what got() uses)
         promise = js.agentsteadEarly(fx.url) if fx.method == "GET" and not retried else None
         if promise is None:
             promise = js.fetch(fx.url, jsffi.to_js(opts))

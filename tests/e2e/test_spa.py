@@ -111,8 +111,14 @@ async def test_spa_agents_and_streamed_chat(dist, tmp_path):
             await page.get_by_role("button", name="Create agent").click()
             agents = page.get_by_role("list", name="Agents")
             await expect(agents.get_by_text("Helper")).to_be_visible()
+            # boot.mjs starts the page's GETs before Python runs and hands each to the app, already
+            # read (the app's first frame waits for them): each is asked for once
+            asked = []
+            page.on("request", lambda r: asked.append(r.url.split("/", 3)[3]) if "/api/" in r.url else None)
             await page.reload()
             await expect(page.get_by_role("list", name="Agents").get_by_text("Helper")).to_be_visible(timeout=20000)
+            for url in ("api/me", "api/agents?limit=200", "api/models"):
+                assert asked.count(url) == 1, asked
 
             # chat: the reply streams in token by token over the WebSocket
             await page.get_by_role("button", name="Chat").click()

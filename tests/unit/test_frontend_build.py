@@ -1,0 +1,55 @@
+"""frontend/build.py's own steps: what it ships of our JS (script), and the built boot.mjs
+naming every asset it loads."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+FRONTEND = pathlib.Path(__file__).resolve().parents[2] / "frontend"
+
+
+def _build_module():
+    spec = importlib.util.spec_from_file_location("frontend_build", FRONTEND / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_drops_whole_line_comments_only(tmp_path):
+    js = tmp_path / "a.js"
+    js.write_text('// about a\nconst url = "https://example.org/x"; // kept: code on the line\n'
+                  '  // indented comment\nlet t = `a // b`;\n')
+    assert _build_module().script(js) == 'const url = "https://example.org/x"; // kept: code on the line\nlet t = `a // b`;\n'
+
+
+def test_script_refuses_a_template_literal_over_several_lines(tmp_path):
+    js = tmp_path / "a.js"
+    js.write_text("const t = `first\n// not a comment here\n`;\n")
+    with pytest.raises(SystemExit) as stop:
+        _build_module().script(js)
+    assert "a.js:1" in str(stop.value)
+
+
+def test_built_boot_names_its_assets_and_keeps_its_code(tmp_path):
+    """The shipped boot.mjs: every placeholder filled, no comment lines, and still the boot
+    (Node parses it as a module: nothing was cut mid-statement)."""
+    build = _build_module()
+    names = build.build(tmp_path / "dist", None)
+    boot = (tmp_path / "dist" / "assets" / names["BOOT_MJS"]).read_text()
+    assert not re.findall(r"__[A-Z_]+__", boot)
+    assert not [line for line in boot.splitlines() if line.lstrip().startswith("//")]
+    for name in ("MICROPYTHON_MJS", "MICROPYTHON_WASM", "APP_BUNDLE", "MARKDOWN_JS", "LAZY_BUNDLE"):
+        assert names[name] in boot
+    assert "agentsteadFirstFrame" in boot and "agentsteadEarly" in boot
+    node = shutil.which("node")
+    if node is None:
+        print("not parsing the built boot.mjs: node is not installed (Node >= 20)")
+        pytest.skip("node is not installed (Node >= 20 parses the built boot.mjs)")
+    checked = subprocess.run([node, "--check", "--input-type=module"], input=boot, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
