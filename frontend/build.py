@@ -83,9 +83,11 @@ def markdown_js() -> bytes:
     return b"\n;\n".join(parts) + b"\n"
 
 
-# Modules left out of the first load (app.bin): the workflows page and its parts. boot.mjs fetches
-# them at start on /workflows, else when the app first shows that page (runtime.LoadCode).
-LAZY = ("workflows", "workflow_run", "workflow_definition", "workflow_graph", "workflow_diagram", "workflow_view")
+# Modules left out of the first load (app.bin): the workflows page and its parts, the account page
+# and the admin pages (7.3 KB br of the first load: /chat's first visit was 302 KB with them). boot.mjs
+# fetches them at start on those pages, else when the app first shows one (runtime.LoadCode).
+LAZY = ("workflows", "workflow_run", "workflow_definition", "workflow_graph", "workflow_diagram", "workflow_view",
+        "admin", "admin_users", "admin_mcp", "account")
 
 
 def runtime_version() -> str:

@@ -7,7 +7,7 @@ subscriptions(model) names (runtime.Topics keeps them in step), so a page never 
 
 Page modules are imported when first shown: compiling or loading every page before
 the first render would put the admin page's code between a person and their chat. A page built
-apart from the first load (frontend/build.py LAZY: the workflows page) is fetched then (LoadCode)
+apart from the first load (frontend/build.py LAZY: the workflows, account and admin pages) is fetched then (LoadCode)
 and shown when it is in (CodeLoaded)."""
 
 import runtime

@@ -108,7 +108,7 @@ try {
   performance.mark("agentstead:boot");
   early();
   if (location.pathname.startsWith("/chat")) markdown();
-  if (location.pathname.startsWith("/workflows")) globalThis.agentsteadLazy();
+  if (/^\/(workflows|account|admin)(\/|$)/.test(location.pathname)) globalThis.agentsteadLazy();
   const [mp, bundle] = await Promise.all([
     loadMicroPython({ url: WASM, heapsize: 8 * 1024 * 1024, linebuffer: true,
                       stdout: (line) => console.log(line), stderr: (line) => console.error(line) }),

@@ -162,7 +162,7 @@ class Copy(Effect):
 
 class LoadCode(Effect):
     """Fetch the modules built apart from the first load (build.py LAZY: the workflows page and
-    its drawing); CodeLoaded follows once they can be imported."""
+    its drawing, the account and admin pages); CodeLoaded follows once they can be imported."""
     fields = ()
 
 
