@@ -247,10 +247,16 @@ class Applier:
         svg = svg or node.tag == "svg"   # SVG elements need their namespace to render
         el = node.el = self.doc.createElementNS(SVG_NS, node.tag) if svg else self.doc.createElement(node.tag)
         for name, value in node.attrs.items():
+            # A new element has no attribute, property or handler to take away: None and False
+            # cost no call into JavaScript here (each is one; the first render makes hundreds).
+            if value is None or value is False:
+                continue
             if name.startswith("on"):
                 self.set_event(node, name, value)
+            elif name in PROPS and not svg:
+                setattr(el, name, str(value) if name == "value" else value)
             else:
-                self.set_attr(el, name, value, svg)
+                el.setAttribute(name, "" if value is True else str(value))
         for c in node.children:
             el.appendChild(self.build(rendered(c), svg))
         return el
