@@ -14,22 +14,8 @@ import pytest
 
 from ..support.auth import token_user
 from ..support.live import Live
-from ..support.llm_server import Turn
 from .test_runs import agent_and_thread, chat, llm, send, settle, thread_messages  # noqa: F401 (fixtures)
-
-
-def _recorder(llm) -> list[dict]:
-    seen: list[dict] = []
-
-    def script(body):
-        seen.append(body)
-        return Turn(f"answer {len(seen)} by {body['model']}")
-    llm.script = script
-    return seen
-
-
-def _system(body: dict) -> str:
-    return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+from .test_turn_choice import _recorder, _system
 
 
 async def _patch(client, headers, thread_id: str, body, **kw):

@@ -3,22 +3,13 @@ naming every asset it loads."""
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import re
 import shutil
 import subprocess
 
 import pytest
 
-FRONTEND = pathlib.Path(__file__).resolve().parents[2] / "frontend"
-
-
-def _build_module():
-    spec = importlib.util.spec_from_file_location("frontend_build", FRONTEND / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .test_frontend_wasm import FRONTEND, _build_module
 
 
 def test_script_drops_whole_line_comments_only(tmp_path):
