@@ -123,6 +123,13 @@ async def test_a_stall_between_tokens_times_out(llm):
         await lean.ainvoke([HumanMessage("hello")])
 
 
+async def _provider(aiohttp_server, chat) -> str:
+    """A provider on loopback whose /v1/chat/completions is `chat`; its base URL."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    return str((await aiohttp_server(app)).make_url("/v1"))
+
+
 async def test_a_cancel_closes_the_stream_to_the_provider(llm):
     llm.tokens_per_second = 20
     lean, _ = clients(llm.base_url)
@@ -151,10 +158,8 @@ async def test_an_error_object_inside_the_stream_is_raised(aiohttp_server):
                          b'[{"index":0,"delta":{"role":"assistant","content":"partial"},"finish_reason":null}]}\n\n')
         await resp.write(b'data: {"error": {"message": "overloaded", "type": "server_error"}}\n\n')
         return resp
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    server = await aiohttp_server(app)
-    lean, reference = clients(str(server.make_url("/v1")))
+    base_url = await _provider(aiohttp_server, chat)
+    lean, reference = clients(base_url)
     for client in (lean, reference):
         with pytest.raises(openai.APIError, match="overloaded"):
             await client.ainvoke([HumanMessage("hello")])
@@ -170,10 +175,8 @@ async def test_an_event_whose_data_spans_lines_is_one_object(aiohttp_server):
         await resp.write(b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":'
                          b'[{"index":0,"delta":{"content":" lines"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
         return resp
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    server = await aiohttp_server(app)
-    for client in clients(str(server.make_url("/v1"))):
+    base_url = await _provider(aiohttp_server, chat)
+    for client in clients(base_url):
         reply = await client.ainvoke([HumanMessage("hello")])
         assert reply.content == "two lines" and reply.response_metadata["finish_reason"] == "stop"
 
@@ -192,10 +195,8 @@ async def test_the_request_is_the_one_chatopenai_sends(aiohttp_server):
         await resp.write(b'data: {"id":"c1","object":"chat.completion.chunk","model":"m","choices":'
                          b'[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
         return resp
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", chat)
-    server = await aiohttp_server(app)
-    for client in clients(str(server.make_url("/v1"))):
+    base_url = await _provider(aiohttp_server, chat)
+    for client in clients(base_url):
         await client.bind_tools([TOOL]).ainvoke([HumanMessage("hello")])
     (lean_headers, lean_body), (ref_headers, ref_body) = seen
     assert lean_body == ref_body and lean_body["tools"] == [TOOL] and lean_body["stream"] is True
