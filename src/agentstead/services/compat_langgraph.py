@@ -29,6 +29,7 @@ from ..store.threads import Message
 from .compat_openai import Started
 from .runs import RunService
 from .threads import DEFAULT_TITLE, ThreadService, created, title_from, turn
+from .turn_choice import NONE
 
 STATE_MESSAGES = 1000   # the newest messages a thread's state holds
 BUSY = ("queued", "running")
@@ -103,7 +104,7 @@ def _turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, assistant_id:
     elif thread.agent_id != agent.id:
         raise Refused(409, "assistant_mismatch", f"this thread belongs to assistant {thread.agent_id}; an "
                       "Agentstead thread keeps one agent (start a new thread for another)")
-    return turn(conn, owner_id, thread.id, text, news, providers=providers)
+    return turn(conn, owner_id, thread.id, text, news, NONE, providers)
 
 
 class LangGraphService:

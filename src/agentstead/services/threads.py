@@ -80,13 +80,14 @@ def title_from(content: str) -> str:
 
 
 def turn(conn: sqlite3.Connection, owner_id: str, thread_id: str, content: str, news: list,
-         choice: Choice = NONE, providers: dict | None = None) -> Run:
+         choice: Choice, providers: dict) -> Run:
     """The checks, the user's message and its queued run (by the turn's agent and model:
     turn_choice.py), for /api and the protocol adapters (services/compat_*.py) alike. An untitled
     thread's first message names it, in the same transaction: its thread.renamed goes into `news`
-    ((topic, event) pairs to announce)."""
+    ((topic, event) pairs to announce). `providers` is required: without it a thread's chosen model
+    could not be checked and would be refused as unoffered."""
     thread, agent = open_for_turn(conn, owner_id, thread_id)
-    agent, model = resolve(conn, owner_id, agent, choice, providers or {}, thread.model)
+    agent, model = resolve(conn, owner_id, agent, choice, providers, thread.model)
     if thread.title == DEFAULT_TITLE and thread_store.last_of_role(conn, thread.id, "user") is None:
         renamed = thread_store.rename(conn, thread.id, owner_id, title_from(content) or DEFAULT_TITLE)
         if renamed is not None:
