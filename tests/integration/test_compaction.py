@@ -11,11 +11,10 @@ import time
 
 from agentstead.runner import compaction
 from agentstead.runner.compaction import Compactor
-from agentstead.store.db import Database
-from agentstead.store.migrate import migrate
 
 from ..support.llm_server import Turn
 from .test_runs import agent_and_thread, chat, llm, send, settle  # noqa: F401 (the fixtures)
+from .test_stream_deltas import bus  # noqa: F401 (the fixture)
 
 
 def _deltas(db_file, run_id: str) -> int:
@@ -44,19 +43,12 @@ async def test_a_graceful_stop_compacts_the_runs_that_ended_in_the_window(chat, 
     assert content == "one two three four five six"
 
 
-async def test_a_stuck_write_does_not_hold_the_stop_past_its_grace(tmp_path, caplog):
-    path = tmp_path / "d.db"
-    migrate(path)
-    db = Database(path, readers=1)
-    await db.open()
-    try:
-        compactor = Compactor(db)
-        held = db.write(lambda conn: time.sleep(3))      # the writer is stuck behind this
-        compactor.ended("r1")
-        with caplog.at_level(logging.WARNING, logger=compaction.__name__):
-            await compactor.stop(0.2)
-        assert not held.done()                          # the stop gave up before the write came
-        assert "did not finish in time" in caplog.text
-        await held
-    finally:
-        await db.close()
+async def test_a_stuck_write_does_not_hold_the_stop_past_its_grace(bus, caplog):  # noqa: F811
+    compactor = Compactor(bus.db)
+    held = bus.db.write(lambda conn: time.sleep(3))      # the writer is stuck behind this
+    compactor.ended("r1")
+    with caplog.at_level(logging.WARNING, logger=compaction.__name__):
+        await compactor.stop(0.2)
+    assert not held.done()                              # the stop gave up before the write came
+    assert "did not finish in time" in caplog.text
+    await held
