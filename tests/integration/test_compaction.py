@@ -4,7 +4,6 @@ the stop past its grace. The app, the runner and the SQLite file are real."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import time
