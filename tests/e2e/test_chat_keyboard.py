@@ -173,6 +173,10 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await page.reload()
             await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible(timeout=20000)
             await expect(answer).to_have_count(2, timeout=20000)
+            await page.keyboard.press("a")                          # the picker says it is the thread's
+            await expect(page.get_by_role("checkbox", name="From now on")).to_be_checked()
+            await page.keyboard.press("Escape")
+            await expect(page.get_by_role("group", name="Who answers next")).to_have_count(0)
             await page.locator("body").press("i")
             await page.keyboard.type("third question")
             await page.keyboard.press("Enter")
