@@ -308,7 +308,7 @@ def _thread_live(model, data):
             m = m.but(title=d["title"], threads=thread_list.retitled(m.threads, m.thread_id, d["title"]))
         return m, []
     if kind == "thread.updated":
-        return turn_picker.followed(m, d), []
+        return turn_picker.followed(m, d, saved=True), []
     return transcript.apply_event(m, data), []
 
 
@@ -317,7 +317,7 @@ def _user_live(model, data):
     open thread's title too), and thread.updated of the open thread (another tab or client chose who
     answers it). Its run.* and account events, its replies and errors change nothing."""
     if data.get("op") == "event" and data.get("type") == "thread.updated":
-        return turn_picker.followed(model, data["data"])
+        return turn_picker.followed(model, data["data"], saved=True)
     m = thread_list.follow(model, data.get("type"), data["data"]) if data.get("op") == "event" else None
     if m is None:
         return model

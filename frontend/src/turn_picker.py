@@ -9,7 +9,8 @@ Fields on the chat model: agent_id and thread_model (the thread's choice; thread
 agent's own), agents (yours, for names and the picker; None while loading), provider_models
 ({provider: [models]}, None until the picker first opens), picking, choice_agent / choice_model
 (for the next message only; None: the thread's), choice_keep (the picker changes the thread's
-choice); run_meta on the transcript ({run id: (agent id, model)})."""
+choice: "From now on", ticked too when the thread has a choice of its own, see followed);
+run_meta on the transcript ({run id: (agent id, model)})."""
 
 from runtime import Update, Http, Focus, h, put
 
@@ -57,11 +58,17 @@ def after_turn(model, run):
     return model.but(run_meta=meta, choice_agent=None, choice_model=None, picking=False)
 
 
-def followed(model, thread):
-    """The thread's choice as the server has it (GET, PATCH's answer, thread.updated)."""
+def followed(model, thread, saved=False):
+    """The thread's choice as the server has it (GET, PATCH's answer, thread.updated: `saved`).
+    The "from now on" box shows that the thread has a choice of its own: ticked for its own model
+    (so after a reload), and for any choice saved from now on (thread.updated, from this tab or
+    another). Never unticked from here (a choice of the agent's own model leaves it as it was),
+    nor ticked while a choice for the next message only is pending."""
     if not thread or thread.get("id", thread.get("thread_id")) != model.thread_id or not thread.get("agent_id"):
         return model
-    return model.but(agent_id=thread["agent_id"], thread_model=thread.get("model"))
+    own = saved or thread.get("model") is not None
+    keep = model.choice_keep or (own and model.choice_agent is None and model.choice_model is None)
+    return model.but(agent_id=thread["agent_id"], thread_model=thread.get("model"), choice_keep=keep)
 
 
 def _save(model, agent_id, name):

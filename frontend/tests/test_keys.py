@@ -100,12 +100,12 @@ def test_the_app_opens_the_list_moves_focus_and_gives_it_back():
     assert model2 is model and fx == []
 
 
-def _thread(messages=(), runs=None):
+def _thread(messages=(), runs=None, **thread):
     model, _ = chat.init(T)
     model, _ = chat.update(turn_picker.GotAgents(AGENTS), model)
     model, _ = chat.update(thread_list.GotThreads([{"id": T, "title": "One"}, {"id": "t2", "title": "Two"}]), model)
-    model, _ = chat.update(chat.GotThread({"id": T, "agent_id": "a1", "title": "One", "messages": list(messages)}),
-                           model)
+    model, _ = chat.update(chat.GotThread(dict({"id": T, "agent_id": "a1", "title": "One",
+                                                "messages": list(messages)}, **thread)), model)
     return model
 
 
@@ -221,3 +221,36 @@ def test_another_agent_or_model_for_the_next_message_only_or_from_now_on():
     # choosing the thread's own agent and model again is no choice
     model, _ = chat.update(turn_picker.ChooseModel("gpt-test"), model)
     assert turn_picker.body(model) == {}
+
+
+def _kept(model):
+    """Whether the open picker's "From now on" box is ticked."""
+    return find(chat.view(model.but(picking=True)), "input", type="checkbox").attrs["checked"]
+
+
+def _updated(model, seq, data, topic="threads/" + T):
+    return chat.update(Live({"topic": topic, "op": "event", "seq": seq, "type": "thread.updated",
+                             "data": dict({"thread_id": T}, **data)}), model)[0]
+
+
+def test_the_from_now_on_box_shows_the_threads_own_choice():
+    assert not _kept(_thread())                      # a thread as started: its agent, the agent's model
+    # a reload of a thread with a model of its own (saved from now on): ticked, nothing for one message
+    model = _thread(agent_id="a2", model="gpt-test")
+    assert _kept(model) and turn_picker.body(model) == {}
+    assert "Pirate · gpt-test" in text_of(find(chat.view(model), "div", **{"class": "turn-pick row muted"}))
+    # a choice saved from now on in another tab or client, on the thread's topic or users/<me>
+    assert _kept(_updated(_thread(), 5, {"agent_id": "a2", "model": None}))
+    assert _kept(_updated(_thread().but(user_id="u1"), 5, {"agent_id": "a1", "model": "gpt-other"}, "users/u1"))
+    other = _updated(_thread().but(user_id="u1"), 5, {"thread_id": "t2", "agent_id": "a2", "model": "x"}, "users/u1")
+    assert not _kept(other)                          # another thread's
+    # a choice for the next message only, pending: left as it is, and still spent by the next turn
+    model, _ = chat.update(turn_picker.ChooseModel("gpt-other"), _thread())
+    model = _updated(model, 5, {"agent_id": "a1", "model": "gpt-test"})
+    assert not _kept(model) and turn_picker.body(model) == {"model": "gpt-other"}
+    # never unticked from the server: a choice of the agent's own model leaves the box ticked
+    model = _updated(_thread(agent_id="a2", model="gpt-test"), 5, {"agent_id": "a2", "model": None})
+    assert _kept(model) and model.thread_model is None
+    model, _ = chat.update(chat.GotThread({"id": T, "agent_id": "a2", "model": None, "title": "One",
+                                          "messages": []}), model)
+    assert _kept(model)

@@ -9,12 +9,12 @@ import subprocess
 import pytest
 
 from ..support.needs import require
-from .test_spa import ROOT, _missing
+from .appliance import ROOT, missing
 
 
 @pytest.fixture(scope="session")
 def dist(tmp_path_factory) -> pathlib.Path:
-    require(_missing())
+    require(missing())
     out = tmp_path_factory.mktemp("spa") / "dist"
     subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(out)], check=True, timeout=600)
     return out

@@ -20,10 +20,8 @@ import zlib
 import pytest
 from aiohttp import web
 
-from ..support.llm_server import LLMServer, Turn
+from ..support.llm_server import Turn
 from . import appliance
-from .test_chat_markdown import ARTIFACTS
-from .test_spa import CHROMIUM, FLAGS, _login_link
 
 def _png(size: int = 48) -> bytes:
     """A size x size PNG (a diagonal band), enough to see in the screenshots."""
@@ -70,7 +68,7 @@ async def _focused(page) -> str:
 
 @pytest.mark.timeout(300)
 async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa: F811
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     images, origin, requested = await _image_server()
     seen: list[dict] = []
@@ -79,21 +77,16 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
         seen.append(body)
         return Turn(f"Answer {len(seen)} by **{body['model']}**: ![a cat]({origin}/cat.png) "
                     f"![elsewhere](http://127.0.0.1:9/other.png)")
-    llm = LLMServer(api_key="sk-test", models=("gpt-test", "gpt-other"), tokens_per_second=200)
-    await llm.start()
-    llm.script = script
-    caddy, server = appliance.start(tmp_path, dist, llm, models=("gpt-test", "gpt-other"),
-                                    caddy_env={"CADDY_IMG_SRC": origin}, AGENTSTEAD_CHAT_IMAGE_ORIGINS=origin)
     loaded: list[str] = []
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            context = await browser.new_context(viewport={"width": 1100, "height": 800})
+        async with appliance.running(tmp_path, dist, script, tokens_per_second=200, models=("gpt-test", "gpt-other"),
+                                     caddy_env={"CADDY_IMG_SRC": origin}, AGENTSTEAD_CHAT_IMAGE_ORIGINS=origin) as app:
+            context = await app.browser.new_context(viewport={"width": 1100, "height": 800})
             page = await context.new_page()
             errors = appliance.console_errors(page)
             page.on("request", lambda r: loaded.append(r.url) if r.resource_type == "image" else None)
 
-            await page.goto(caddy.url + _login_link(server, "ada@example.org"))
+            await page.goto(app.signin("ada@example.org"))
             await page.wait_for_url("**/agents", timeout=20000)
             await _create_agent(page, "Helper", "Be brief.")
             await _create_agent(page, "Pirate", "Talk like a pirate.")
@@ -132,8 +125,7 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await page.keyboard.press("Tab")
             await page.keyboard.press("Shift+Tab")
             assert await _focused(page) == "shortcuts-close"
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "keys-light.png"))
+            await appliance.shoot(page, "keys-light", full_page=False)
             await page.keyboard.press("Escape")
             await expect(dialog).to_have_count(0)
             await page.wait_for_function("id => (document.activeElement.id || document.activeElement.textContent)"
@@ -181,6 +173,10 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await page.reload()
             await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible(timeout=20000)
             await expect(answer).to_have_count(2, timeout=20000)
+            await page.keyboard.press("a")                          # the picker says it is the thread's
+            await expect(page.get_by_role("checkbox", name="From now on")).to_be_checked()
+            await page.keyboard.press("Escape")
+            await expect(page.get_by_role("group", name="Who answers next")).to_have_count(0)
             await page.locator("body").press("i")
             await page.keyboard.type("third question")
             await page.keyboard.press("Enter")
@@ -190,20 +186,16 @@ async def test_keyboard_turn_choice_and_allowed_images(dist, tmp_path):  # noqa:
             await expect(page.get_by_text("Next answer: Pirate · gpt-other")).to_be_visible()   # kept
 
             await page.keyboard.press("a")
-            await page.screenshot(path=str(ARTIFACTS / "keys-picker-light.png"), full_page=True)
+            await appliance.shoot(page, "keys-picker-light")
             await page.emulate_media(color_scheme="dark")
             await page.keyboard.press("Escape")
             await page.keyboard.press("Tab")
             await page.keyboard.press("?")
-            await page.screenshot(path=str(ARTIFACTS / "keys-dark.png"))
+            await appliance.shoot(page, "keys-dark", full_page=False)
             await page.keyboard.press("Escape")
-            await page.screenshot(path=str(ARTIFACTS / "keys-chat-dark.png"), full_page=True)
+            await appliance.shoot(page, "keys-chat-dark")
             await page.set_viewport_size({"width": 375, "height": 800})
-            await page.screenshot(path=str(ARTIFACTS / "keys-375.png"), full_page=True)
-            await browser.close()
+            await appliance.shoot(page, "keys-375")
         assert not errors, errors
     finally:
-        caddy.stop()
-        server.stop()
-        await llm.stop()
-        await images.cleanup()
+        await images.cleanup()       # started first, stopped last

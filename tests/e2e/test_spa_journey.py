@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pathlib
 import re
 import subprocess
 
 import pytest
 
-from ..support.caddy import Caddy
-from ..support.llm_server import LLMServer, ToolCall, Turn, last_user_text
+from ..support.llm_server import ToolCall, Turn, last_user_text
 from ..support.oidc_provider import OIDCProvider
-from ..support.procs import VENV_BIN, Server, clean_env
-from .test_spa import CHROMIUM, FLAGS, ROOT
+from ..support.procs import VENV_BIN, clean_env
+from . import appliance
+from .appliance import shoot
 
-ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
 HELLO = " ".join(f"hello{i}" for i in range(40))
 STORY = " ".join(f"story{i}" for i in range(400))
 RESTART = " ".join(f"again{i}" for i in range(90))
@@ -86,11 +83,6 @@ class Console:
         page.on("pageerror", lambda e: self.errors.append(f"[{name} {page.url}] pageerror: {e}"))
 
 
-async def shoot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 async def streamed_text(page) -> str:
     return await page.evaluate("() => document.querySelector('.msg.streaming .body')?.textContent ?? ''")
 
@@ -114,35 +106,22 @@ async def assistant_texts(page) -> list[str]:
 
 @pytest.mark.timeout(420)
 async def test_spa_journey(dist, tmp_path):
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=30)
-    llm.script = reply
-    await llm.start()
     idp = OIDCProvider(client_id="agentstead", client_secret="s3cret")
     await idp.start()
-    (tmp_path / "llm_key").write_text("sk-test")
     (tmp_path / "oidc_secret").write_text("s3cret")
-    caddy = Caddy(tmp_path / "caddy", upstream="127.0.0.1:0", frontend_root=dist)
-    idp.redirect_uris = [caddy.url + "/auth/callback/corp"]
-    server = Server(
-        tmp_path / "state", AGENTSTEAD_PUBLIC_URL=caddy.url,
-        AGENTSTEAD_LLM_PROVIDERS=json.dumps([{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"],
-                                              "api_key_file": str(tmp_path / "llm_key")}]),
-        AGENTSTEAD_OIDC_PROVIDERS=json.dumps([{"name": "corp", "issuer": idp.issuer, "client_id": "agentstead",
-                                               "client_secret_file": str(tmp_path / "oidc_secret"),
-                                               "display_name": "Corp SSO"}]))
-    caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
-    server.start()
-    caddy.start()
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", "ada@example.org",
-                    "--role", "admin"], env=clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir)),
-                   check=True, capture_output=True)
+    oidc = json.dumps([{"name": "corp", "issuer": idp.issuer, "client_id": "agentstead",
+                        "client_secret_file": str(tmp_path / "oidc_secret"), "display_name": "Corp SSO"}])
     console = Console()
-    base = caddy.url
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        async with appliance.running(tmp_path, dist, reply, tokens_per_second=30,
+                                     AGENTSTEAD_OIDC_PROVIDERS=oidc) as app:
+            llm, server, browser, base = app.llm, app.server, app.browser, app.caddy.url
+            idp.redirect_uris = [base + "/auth/callback/corp"]
+            subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", "ada@example.org",
+                            "--role", "admin"], env=clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir)),
+                           check=True, capture_output=True)
             context = await browser.new_context(viewport={"width": 1200, "height": 860}, color_scheme="light")
             page = await context.new_page()
             console.watch(page, "main")
@@ -411,13 +390,9 @@ async def test_spa_journey(dist, tmp_path):
             await expect(page.get_by_role("link", name="Sign in with Corp SSO")).to_be_visible()
             again = await page.request.get(base + "/api/me")
             assert again.status == 401
-            await browser.close()
         assert console.errors == [], "\n".join(console.errors)
     finally:
         if console.errors:
             print("browser console errors:\n" + "\n".join(console.errors))
-        caddy.stop()
-        server.stop()
         await idp.stop()
-        await llm.stop()
-        print(f"\nscreenshots: {ARTIFACTS}")
+        print(f"\nscreenshots: {appliance.ARTIFACTS}")

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import pathlib
 import re
 
 import pytest
 
-from ..support.llm_server import LLMServer, Turn, last_user_text
+from ..support.llm_server import Turn, last_user_text
 from . import appliance
-from .test_spa import CHROMIUM, FLAGS, ROOT, _login_link
-
-ARTIFACTS = pathlib.Path(os.environ.get("AGENTSTEAD_ARTIFACTS") or ROOT / "tests" / "artifacts") / "e2e"
 
 
 def definition(agent_id: str) -> dict:
@@ -37,9 +32,20 @@ def definition(agent_id: str) -> dict:
                 "done": {"kind": "agent", "agent_id": agent_id, "input": "Finish {{ steps.plan.output }}"}}}
 
 
+async def fits_a_phone(page, diagram) -> None:
+    """At 375 px: the drawing is shown, fitted to the width, and nothing scrolls sideways."""
+    from playwright.async_api import expect
+
+    await expect(diagram).to_be_visible()
+    box = await diagram.bounding_box()
+    assert box and box["width"] <= 375, box                         # drawn to fit the phone
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 375, width
+
+
 @pytest.mark.timeout(300)
 async def test_a_workflow_is_drawn_lit_up_live_and_explained(dist, tmp_path):
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     gate = asyncio.Event()          # the plan step's answer waits for the test
 
@@ -50,21 +56,16 @@ async def test_a_workflow_is_drawn_lit_up_live_and_explained(dist, tmp_path):
             return Turn("a plan for cats")
         return Turn("done: " + text)
 
-    llm = LLMServer(api_key="sk-test", models=("gpt-test",), tokens_per_second=0)
-    await llm.start()
-    llm.script = model
-    caddy, server = appliance.start(tmp_path, dist, llm)
-    try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    async with appliance.running(tmp_path, dist, model, tokens_per_second=0) as app:
+        try:
+            context = await app.browser.new_context(viewport={"width": 1100, "height": 900})
             page = await context.new_page()
             # the refused save is logged by the browser as a failed request
             errors = appliance.console_errors(page, expected=("status of 422",))
             lazy: list[str] = []
             page.on("request", lambda r: lazy.append(r.url) if "/assets/lazy." in r.url else None)
 
-            await page.goto(caddy.url + _login_link(server, "ada@example.org"))
+            await page.goto(app.signin("ada@example.org"))
             await page.wait_for_url("**/agents", timeout=20000)
             await page.get_by_label("Name").fill("Worker")
             await page.get_by_role("button", name="Create agent").click()
@@ -93,8 +94,7 @@ async def test_a_workflow_is_drawn_lit_up_live_and_explained(dist, tmp_path):
             await expect(problems).to_contain_text("review: unknown step 'nowhere'")
             await expect(diagram.locator("g[data-step=done]")).to_have_attribute("aria-label", re.compile("unreachable"))
             await expect(diagram.locator("g.invalid")).to_have_count(2)      # review, and done cut off by it
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "workflow-diagram-invalid.png"), full_page=True)
+            await appliance.shoot(page, "workflow-diagram-invalid")
 
             await editor.fill(json.dumps(definition(agent_id)))
             await page.get_by_role("button", name="Save workflow").click()
@@ -150,7 +150,7 @@ async def test_a_workflow_is_drawn_lit_up_live_and_explained(dist, tmp_path):
             await step("review").focus()
             await page.keyboard.press("Enter")
             await expect(details).to_contain_text("Ship a plan for cats?")
-            await page.screenshot(path=str(ARTIFACTS / "workflow-diagram-waiting.png"), full_page=True)
+            await appliance.shoot(page, "workflow-diagram-waiting")
 
             approval = page.get_by_role("form", name="Approval")
             await approval.get_by_role("button", name="Approve").click()
@@ -166,20 +166,7 @@ async def test_a_workflow_is_drawn_lit_up_live_and_explained(dist, tmp_path):
             await step("plan").click()
             await expect(details).to_contain_text("Plan cats")
 
-            await page.screenshot(path=str(ARTIFACTS / "workflow-diagram-light.png"), full_page=True)
-            await page.emulate_media(color_scheme="dark")
-            await page.screenshot(path=str(ARTIFACTS / "workflow-diagram-dark.png"), full_page=True)
-            await page.set_viewport_size({"width": 375, "height": 800})
-            await expect(diagram).to_be_visible()
-            box = await diagram.bounding_box()
-            assert box and box["width"] <= 375, box                         # drawn to fit the phone
-            width = await page.evaluate("() => document.documentElement.scrollWidth")
-            assert width <= 375, width
-            await page.screenshot(path=str(ARTIFACTS / "workflow-diagram-375.png"), full_page=True)
-            await browser.close()
-        assert not errors, errors
-    finally:
-        gate.set()
-        caddy.stop()
-        server.stop()
-        await llm.stop()
+            await appliance.light_dark_phone(page, "workflow-diagram", lambda: fits_a_phone(page, diagram))
+        finally:
+            gate.set()      # before the teardown: the plan step's answer is not held any more
+    assert not errors, errors

@@ -235,7 +235,10 @@ class ChatRuns:
         pass
 
     def stop(self) -> None:
-        self.compactor.stop()
+        pass
+
+    async def drain(self) -> None:
+        await self.compactor.stop(self.tools.settings.shutdown_grace_seconds)
 
     # ---- executing -------------------------------------------------------------
 

@@ -8,13 +8,16 @@ chats' ends: bench/RESULTS.md, Chat, "the last steps"). Deleted together, runs t
 side by side share those pages. So a run's end is written without its compaction, and the
 runs that ended are compacted once no other has ended for QUIET seconds (at most LONGEST
 after the first), PER_WRITE runs a transaction. Until then a replay of a finished run has its
-deltas and then its stored message, as a replay during the run has. A crash or a shutdown
-in the window leaves those deltas to the event log's retention.
+deltas and then its stored message, as a replay during the run has. A graceful stop writes
+the pending batch at once, after the runs' endings (bounded by the shutdown grace: a write
+still unfinished then is given up); a crash in the window leaves those deltas to the event
+log's retention.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from ..store import events as event_store
@@ -32,6 +35,7 @@ class Compactor:
         self.pending: list[str] = []
         self._last = 0.0
         self._task: asyncio.Task | None = None
+        self._now = asyncio.Event()   # stopping: the batch goes without waiting out the window
 
     def ended(self, run_id: str) -> None:
         """A run's end is written: its deltas go with the next batch."""
@@ -44,8 +48,10 @@ class Compactor:
     async def _batch(self) -> None:
         loop = asyncio.get_running_loop()
         first = loop.time()
-        while (wait := min(self._last + QUIET, first + LONGEST) - loop.time()) > 0:
-            await asyncio.sleep(wait)
+        while not self._now.is_set() and (wait := min(self._last + QUIET, first + LONGEST) - loop.time()) > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._now.wait()
         batch, self.pending = self.pending, []
         for i in range(0, len(batch), PER_WRITE):
             try:
@@ -56,6 +62,14 @@ class Compactor:
         if self.pending:        # runs that ended while this batch was written
             self._task = loop.create_task(self._batch(), name="delta-compaction")
 
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, timeout: float) -> None:
+        """A graceful stop, once the runs' endings are written: the pending batch is written now
+        rather than left to retention; after `timeout` seconds whatever is unwritten is given up."""
+        self._now.set()
+        try:
+            async with asyncio.timeout(timeout):
+                while self._task is not None and not self._task.done():
+                    await self._task   # a batch may start the next one (runs that ended meanwhile)
+        except TimeoutError:
+            log.warning("compacting the deltas of finished runs did not finish in time at the stop; "
+                        "retention deletes them later")

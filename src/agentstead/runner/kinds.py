@@ -48,7 +48,11 @@ class RunKind(Protocol):
         """At the runner's start, after recovery (e.g. deadlines of waiting approvals)."""
 
     def stop(self) -> None:
-        """At the runner's stop."""
+        """At the runner's stop, first: take on nothing new (e.g. timers)."""
+
+    async def drain(self) -> None:
+        """At the runner's stop, once the runs' endings are written: what the kind put off
+        (bounded by the shutdown grace)."""
 
     async def execute(self, run: Run, prepared: Prepared, *, resume: Any, resumed: bool) -> bool:
         """The run's work, after its start is written. True when it ended waiting for a person

@@ -128,13 +128,12 @@ class Runner:
             self.siblings.stop()
         for kind in self.kinds.values():
             kind.stop()
-        if self._scheduler is not None:
-            self._scheduler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._scheduler
+        await _cancelled([self._scheduler] if self._scheduler is not None else [])   # first: it launches no more
         await _cancelled(list(self.tasks.values()))
         await self.leases.stop()
         await self.endings.stop()   # endings still unwritten: their rows say running; the next start interrupts them
+        for kind in self.kinds.values():
+            await kind.drain()   # e.g. the finished runs' deltas (compaction.py)
         await model_transport.TRANSPORT.aclose()   # the model clients' pooled connections
 
     # ---- the doors: submit, cancel, resume ------------------------------------------

@@ -113,6 +113,9 @@ class WorkflowRuns:
     def stop(self) -> None:
         self.approvals.stop()
 
+    async def drain(self) -> None:
+        pass
+
     async def execute(self, run: Run, prepared: _Prepared, *, resume: Any, resumed: bool) -> bool:
         definition = Definition.from_dict(prepared.version.definition)
         journal = Journal(run, {name: step.kind for name, step in definition.steps.items()})
