@@ -107,6 +107,8 @@ globalThis.agentsteadLazy = () => {
   lazy ??= fetched(LAZY).then((b) => { lazyBytes = b; lazyIn(); }, (e) => { lazy = null; console.warn(e); });
 };
 
+const stackLimit = Error.stackTraceLimit;
+Error.stackTraceLimit = 0;
 try {
   performance.mark("agentstead:boot");
   early();
@@ -127,4 +129,6 @@ try {
   mp.runPython("app.main()");
 } catch (error) {
   fail(error);
+} finally {
+  Error.stackTraceLimit = stackLimit;
 }
