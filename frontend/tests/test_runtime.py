@@ -129,7 +129,7 @@ def test_events_are_tracked_and_forgotten():
 def _page(n):
     return h("main", {"class": "page", "hidden": False, "title": None}, [
         h("input", {"value": 7, "checked": True, "disabled": True, "oninput": "typed"}),
-        h("svg", {"viewBox": "0 0 2 2"}, [h("g", {"class": "edge"}, [h("text", {}, "s<&>\u00e9")])]),
+        h("svg", {"viewBox": "0 0 2 2"}, [h("g", {"class": "edge"}, [h("text", {}, "s<&>\u00e9\U0001F600\x00\u2028\\")])]),
         h("ul", {}, [h("li", {"key": i, "onclick": ("pick", i)}, ["row ", str(i), h("b", {}, "\"q\"")])
                      for i in range(n)]),
     ])
