@@ -31,12 +31,13 @@ class Program:
         self.update_fn, self.view_fn, self.subs_fn = update, view, subscriptions
         self.on_url, self.on_unauthorized = on_url, on_unauthorized
         self.root = root
-        self.applier = Applier(js.document, root, self._on_event)
+        self.applier = Applier(js.document, root, self._on_event, getattr(js, "agentsteadBuild", None))
         self.vroot = None
         self.frame_pending = False
         self.csrf = None
         self.subs = {}            # subscription key -> its state (a socket's, or a clock's)
         self.first_render = True
+        self.unopened = []        # sockets wanted before the first render: opened after it
         self.focus_main = False   # after an in-app navigation, focus moves to <main> (screen readers follow)
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self.first_frame = getattr(js, "agentsteadFirstFrame", None)
@@ -107,6 +108,9 @@ class Program:
         if self.first_render:
             self.first_render = False
             js.performance.mark("agentstead:first-render")
+            for s in self.unopened:
+                js.setTimeout(jsffi.create_proxy(lambda *_, s=s: self._connect(s)), 0)
+            self.unopened = []
 
     def _on_event(self, handler, event):
         if event.type == "submit":
@@ -273,6 +277,12 @@ class Program:
 
     def _connect(self, s):
         if s["closed_by_us"]:
+            return
+        if self.first_render:
+            # Opening a WebSocket costs the page 1-10 ms (and the server its handshake) while the
+            # first render waits; the socket opens in the task after it instead. Nothing is missed:
+            # topics are followed from their cursors once it is open.
+            self.unopened.append(s)
             return
         scheme = "wss:" if js.location.protocol == "https:" else "ws:"
         ws = js.WebSocket.new(scheme + "//" + js.location.host + s["sub"].url)
