@@ -31,7 +31,7 @@ class Program:
         self.update_fn, self.view_fn, self.subs_fn = update, view, subscriptions
         self.on_url, self.on_unauthorized = on_url, on_unauthorized
         self.root = root
-        self.applier = Applier(js.document, root, self._on_event, getattr(js, "agentsteadBuild", None))
+        self.applier = Applier(js.document, root, self._on_event)
         self.vroot = None
         self.frame_pending = False
         self.csrf = None
