@@ -38,6 +38,9 @@ def test_built_boot_names_its_assets_and_keeps_its_code(tmp_path):
     for name in ("MICROPYTHON_MJS", "MICROPYTHON_WASM", "APP_BUNDLE", "MARKDOWN_JS", "LAZY_BUNDLE"):
         assert names[name] in boot
     assert "agentsteadFirstFrame" in boot and "agentsteadEarly" in boot
+    # the runtime's loader asks V8 to compile it whole while it streams in (first line, as V8 reads it)
+    loader = (tmp_path / "dist" / "assets" / names["MICROPYTHON_MJS"]).read_bytes()
+    assert loader.startswith(b"//# allFunctionsCalledOnLoad\n") and b"loadMicroPython" in loader
     node = shutil.which("node")
     if node is None:
         print("not parsing the built boot.mjs: node is not installed (Node >= 20)")
