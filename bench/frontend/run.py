@@ -487,11 +487,14 @@ def _between(marks, a, b):
 
 def _summary(r):
     """(static KiB median, first meaningful render median, streaming rAF p95, render work p95, idle rAF p95,
-    import of app, main() to first render) of one variant."""
+    import of app, main() to first render, navigation start to boot.mjs, boot.mjs to the runtime) of one
+    variant."""
     kib = statistics.median([sum(x.get("bytes", 0) for x in rows if is_static(x["url"])) / 1024 for rows in r["first"]])
     s = merged(r["stream"])
     return (kib, statistics.median(r["fmr"]), pct(s["busy"][0], 95), pct(s["busy"][2], 95), pct(s["idle"][0], 95),
-            _between(r["marks"], "runtime-ready", "app-ready"), _between(r["marks"], "app-ready", "first-render"))
+            _between(r["marks"], "runtime-ready", "app-ready"), _between(r["marks"], "app-ready", "first-render"),
+            statistics.median([m["boot"] for m in r["marks"] if m.get("boot") is not None] or [0]),
+            _between(r["marks"], "boot", "runtime-ready"))
 
 
 def against(results) -> list[str]:
@@ -502,6 +505,8 @@ def against(results) -> list[str]:
             ("streaming 50 tokens/s into 200 messages: rAF delta p95, ms", 2, "%.1f"),
             ("  render work per frame while streaming p95, ms", 3, "%.1f"),
             ("  idle rAF delta p95, ms (the recordings' own baseline)", 4, "%.1f"),
+            ("first load: navigation start → boot.mjs runs, ms (median)", 7, "%.0f"),
+            ("first load: boot.mjs → runtime ready (MicroPython started, app.bin in), ms (median)", 8, "%.0f"),
             ("first load: `import app` (runtime-ready → app-ready), ms (median)", 5, "%.0f"),
             ("first load: app.main() → first render (incl. the API answers), ms (median)", 6, "%.0f")]
     out = ["## This tree against the one before (same run, same server and browser)\n",

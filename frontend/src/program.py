@@ -31,7 +31,7 @@ class Program:
         self.update_fn, self.view_fn, self.subs_fn = update, view, subscriptions
         self.on_url, self.on_unauthorized = on_url, on_unauthorized
         self.root = root
-        self.applier = Applier(js.document, root, self._on_event, getattr(js, "agentsteadBuild", None))
+        self.applier = Applier(js.document, root, self._on_event)
         self.vroot = None
         self.frame_pending = False
         self.csrf = None
@@ -41,6 +41,7 @@ class Program:
         self.focus_main = False   # after an in-app navigation, focus moves to <main> (screen readers follow)
         self.timings = getattr(js, "agentsteadRenders", None)   # a benchmark's array of render ms, or None
         self.first_frame = getattr(js, "agentsteadFirstFrame", None)
+        self.early = 0            # boot.mjs's early answers taken but not yet handled
         self.effects = {Navigate: self._navigate, Http: lambda fx: self._fetch(fx, retried=False),
                         Delay: self._delay, Remember: self._remember, Recall: self._recall,
                         Copy: self._copy, Focus: self._focus, LoadCode: lambda fx: js.agentsteadLazy()}
@@ -77,7 +78,9 @@ class Program:
         if not self.frame_pending:
             self.frame_pending = True
             if self.vroot is None and self.first_frame is not None:
-                self.first_frame(self._frame)     # boot.mjs: once the page's early answers are in
+                # boot.mjs's timer (its wait for a slow answer is bounded) or, sooner, the last of
+                # the early answers once handled (_early_done): whichever comes first draws
+                self.first_frame(jsffi.create_proxy(lambda *_: self.vroot is None and self._render()))
             else:
                 js.requestAnimationFrame(self._frame)
 
@@ -197,15 +200,27 @@ class Program:
         # boot.mjs starts the first page's GETs while WebAssembly loads; take one if it is ours
         # (a response already read: status and text(), what got() uses)
         promise = js.agentsteadEarly(fx.url) if fx.method == "GET" and not retried else None
-        if promise is None:
+        early = promise is not None
+        if early:
+            self.early += 1
+        else:
             promise = js.fetch(fx.url, jsffi.to_js(opts))
 
         def got(resp):
             status = resp.status
-            resp.text().then(jsffi.create_proxy(lambda body: self._got(fx, retried, status, body, attempt)))
+            resp.text().then(jsffi.create_proxy(lambda body: self._early_done(
+                early, self._got(fx, retried, status, body, attempt))))
         promise.then(jsffi.create_proxy(got), jsffi.create_proxy(
-            lambda err: self._failed_try(fx, retried, attempt,
-                                         ApiError(0, "network_error", "The server could not be reached."))))
+            lambda err: self._early_done(early, self._failed_try(
+                fx, retried, attempt, ApiError(0, "network_error", "The server could not be reached.")))))
+
+    def _early_done(self, early, _=None):
+        """The first render comes as soon as the last early answer is handled (the same task), not
+        in a task after it."""
+        if early:
+            self.early -= 1
+            if self.early == 0 and self.vroot is None and self.frame_pending:
+                self._render()
 
     def _failed_try(self, fx, retried, attempt, err):
         """A keyed POST the server may not have seen (or answered busy) goes again, same key."""

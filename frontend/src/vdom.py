@@ -3,8 +3,6 @@ trees into patch operations (pure, tested under CPython and MicroPython); Applie
 operations against a DOM (the browser's, or tests' fakedom) with one delegated listener per
 event type. The runtime (runtime.py) re-exports what pages use."""
 
-import json
-
 try:
     import jsffi
 except ImportError:  # CPython (unit tests)
@@ -13,14 +11,13 @@ except ImportError:  # CPython (unit tests)
 # ---------------------------------------------------------------- virtual nodes
 
 class VNode:
-    """el: the DOM node once built; until Python needs it, a batch build leaves it None and
-    `made` (the batch's list of nodes, index) says where it is (Applier.el). eid: the id under
-    which its handlers are kept, 0 for none."""
-    __slots__ = ("tag", "attrs", "children", "key", "text", "el", "made", "eid")
+    """el: the DOM node once built. eid: the id under which its handlers are kept (0: none), also
+    the element's `asid`: forgetting a removed subtree's handlers reads no element."""
+    __slots__ = ("tag", "attrs", "children", "key", "text", "el", "eid")
 
     def __init__(self, tag, attrs, children, key=None, text=None):
         self.tag, self.attrs, self.children, self.key, self.text = tag, attrs, children, key, text
-        self.el = self.made = None
+        self.el = None
         self.eid = 0
 
     def __repr__(self):
@@ -125,7 +122,7 @@ def diff(old, new, ops=None, parent=None):
     if old_node.tag != new_node.tag or (old_node.tag is None) != (new_node.tag is None):
         ops.append(("replace", old_node, new_node))
         return ops
-    new_node.el, new_node.made, new_node.eid = old_node.el, old_node.made, old_node.eid
+    new_node.el, new_node.eid = old_node.el, old_node.eid
     if new_node.tag is None:
         if old_node.text != new_node.text:
             ops.append(("text", new_node, new_node.text))
@@ -238,66 +235,23 @@ SVG_NS = "http://www.w3.org/2000/svg"
 
 class Applier:
     """Runs diff operations on a DOM `document`; handlers live in a Python table,
-    one delegated listener per event type on the root (dispatch(handler, event)).
-    builder: dom-build.js's agentsteadBuild (the browser's, or the tests' under MicroPython):
-    a new subtree is then built in one call into JavaScript; without it, one call per element,
-    attribute and child (CPython's tests)."""
+    one delegated listener per event type on the root (dispatch(handler, event))."""
 
-    def __init__(self, document, root, on_event, builder=None):
-        self.doc, self.root, self.on_event, self.builder = document, root, on_event, builder
+    def __init__(self, document, root, on_event):
+        self.doc, self.root, self.on_event = document, root, on_event
         self.handlers = {}        # element id -> {event type: handler}
         self.listening = set()
         self.next_id = 1
 
-    def el(self, node):
-        """The DOM node of a built VNode, taken out of its batch the first time it is asked for."""
-        el = node.el
-        if el is None and node.made is not None:
-            made, i = node.made
-            el = node.el = made[i]
-            node.made = None
-        return el
-
     def build(self, node, svg=False):
-        """The DOM node for a new VNode (and its subtree)."""
         if node.tag is None:
             node.el = self.doc.createTextNode(node.text)
             return node.el
-        if self.builder is None:
-            return self._build(node, svg)
-        nodes = []
-        spec = json.dumps(self._spec(node, svg, nodes))
-        made = self.builder(self.doc, spec, svg)
-        for i in range(1, len(nodes)):
-            nodes[i].made = (made, i)   # the batch stays referenced until its last node is asked for
-        node.el = made[0]
-        return node.el
-
-    def _spec(self, node, svg, nodes):
-        """node's subtree as dom-build.js reads it; nodes gets every VNode in document order."""
-        nodes.append(node)
-        if node.tag is None:
-            return node.text
         svg = svg or node.tag == "svg"   # SVG elements need their namespace to render
-        attrs, props = [], []
-        for name, value in node.attrs.items():
-            if value is None or value is False:    # a new element has nothing to take away
-                continue
-            if name.startswith("on"):
-                self._handle(node, name, value)
-            elif name in PROPS and not svg:
-                props += (name, str(value) if name == "value" else value)
-            else:
-                attrs += (name, "" if value is True else str(value))
-        return [node.tag, attrs, props, node.eid, [self._spec(rendered(c), svg, nodes) for c in node.children]]
-
-    def _build(self, node, svg):
-        if node.tag is None:
-            node.el = self.doc.createTextNode(node.text)
-            return node.el
-        svg = svg or node.tag == "svg"
         el = node.el = self.doc.createElementNS(SVG_NS, node.tag) if svg else self.doc.createElement(node.tag)
         for name, value in node.attrs.items():
+            # A new element has no attribute, property or handler to take away: None and False
+            # cost no call into JavaScript here (each is one; the first render makes hundreds).
             if value is None or value is False:
                 continue
             if name.startswith("on"):
@@ -307,7 +261,7 @@ class Applier:
             else:
                 el.setAttribute(name, "" if value is True else str(value))
         for c in node.children:
-            el.appendChild(self._build(rendered(c), svg))
+            el.appendChild(self.build(rendered(c), svg))
         return el
 
     def _in_svg(self, parent_el):
@@ -324,30 +278,23 @@ class Applier:
         else:
             el.setAttribute(name, "" if value is True else str(value))
 
-    def _handle(self, node, name, handler):
-        """Keeps node's handler for an event (None: drops it); True when node's element has yet
-        to learn its id (the delegated listener finds handlers by the element's asid)."""
-        eid, new = node.eid, False
+    def set_event(self, node, name, handler):
+        eid = node.eid
         if not eid:
             if handler is None:
-                return False
+                return
             eid = node.eid = self.next_id
             self.next_id += 1
-            new = True
+            node.el.asid = eid
         table = self.handlers.setdefault(eid, {})
         etype = name[2:]
         if handler is None:
             table.pop(etype, None)
-            return False
+            return
         table[etype] = handler
         if etype not in self.listening:
             self.listening.add(etype)
             self.root.addEventListener(etype, jsffi.create_proxy(self._fire) if jsffi else self._fire)
-        return new
-
-    def set_event(self, node, name, handler):
-        if self._handle(node, name, handler):
-            self.el(node).asid = node.eid
 
     def _fire(self, event):
         el = event.target
@@ -370,26 +317,24 @@ class Applier:
             self.forget(_node(c))
 
     def apply(self, ops):
-        el = self.el
         for op in ops:
             kind = op[0]
             if kind == "attr":
-                self.set_attr(el(op[1]), op[2], op[3])
+                self.set_attr(op[1].el, op[2], op[3])
             elif kind == "event":
                 self.set_event(op[1], op[2], op[3])
             elif kind == "text":
-                el(op[1]).nodeValue = op[2]
+                op[1].el.nodeValue = op[2]
             elif kind == "create":
-                parent = el(op[1])
-                parent.insertBefore(self.build(op[2], self._in_svg(parent)), el(op[3]) if op[3] is not None else None)
+                op[1].el.insertBefore(self.build(op[2], self._in_svg(op[1].el)),
+                                      op[3].el if op[3] is not None else None)
             elif kind == "move":
-                el(op[1]).insertBefore(el(op[2]), el(op[3]) if op[3] is not None else None)
+                op[1].el.insertBefore(op[2].el, op[3].el if op[3] is not None else None)
             elif kind == "remove":
                 self.forget(op[2])
-                el(op[1]).removeChild(el(op[2]))
+                op[1].el.removeChild(op[2].el)
             elif kind == "replace":
                 old, new = op[1], op[2]
-                old_el = el(old)
-                parent = old_el.parentNode
+                parent = old.el.parentNode
                 self.forget(old)
-                parent.replaceChild(self.build(new, self._in_svg(parent)), old_el)
+                parent.replaceChild(self.build(new, self._in_svg(parent)), old.el)

@@ -72,22 +72,11 @@ class Doc:
         return Node(None, s)
 
 
-def builder():
-    """dom-build.js's batch builder under MicroPython-WebAssembly (frontend/tests/run.mjs loads
-    it, as boot.mjs ships it), else None: CPython's tests build one element at a time."""
-    try:
-        import js
-    except ImportError:
-        return None
-    return getattr(js, "agentsteadBuild", None)
-
-
-def mount(vnode, on_event=None, batch=True):
-    """(applier, root element) with vnode rendered into a <body>; under MicroPython through
-    dom-build.js unless batch=False."""
+def mount(vnode, on_event=None):
+    """(applier, root element) with vnode rendered into a <body>."""
     doc = Doc()
     root = Node("body")
-    applier = runtime.Applier(doc, root, on_event or (lambda handler, event: None), builder() if batch else None)
+    applier = runtime.Applier(doc, root, on_event or (lambda handler, event: None))
     root.appendChild(applier.build(vnode))
     return applier, root
 

@@ -16,8 +16,6 @@ const { loadMicroPython } = await import(pkg);
 // before the app: tests/unit/test_frontend_wasm.py writes it from frontend/build.py.
 const markdown = path.join(here, "..", "node_modules", ".agentstead", "markdown.js");
 if (fs.existsSync(markdown)) vm.runInThisContext(fs.readFileSync(markdown, "utf8"), { filename: "markdown.js" });
-// The batch DOM builder boot.mjs ships (vdom.Applier; fakedom.mount passes it).
-vm.runInThisContext(fs.readFileSync(path.join(src, "dom-build.js"), "utf8"), { filename: "dom-build.js" });
 
 const out = [];
 const mp = await loadMicroPython({

@@ -126,45 +126,16 @@ def test_events_are_tracked_and_forgotten():
     assert applier.handlers == {}
 
 
-def _page(n):
-    return h("main", {"class": "page", "hidden": False, "title": None}, [
-        h("input", {"value": 7, "checked": True, "disabled": True, "oninput": "typed"}),
-        h("svg", {"viewBox": "0 0 2 2"}, [h("g", {"class": "edge"}, [h("text", {}, "s<&>\u00e9\U0001F600\x00\u2028\\")])]),
-        h("ul", {}, [h("li", {"key": i, "onclick": ("pick", i)}, ["row ", str(i), h("b", {}, "\"q\"")])
-                     for i in range(n)]),
-    ])
-
-
-def test_a_batch_build_makes_the_same_dom_in_one_call_and_hands_out_elements_when_asked():
-    if fakedom.builder() is None:
-        print("test_runtime: the batch build (dom-build.js) runs under MicroPython-WebAssembly only")
-        return
-    one, root_one = fakedom.mount(_page(3), batch=False)
-    batch, root = fakedom.mount(_page(3))
-    assert root.html() == root_one.html() and root.text() == root_one.text()
-    built = root.childNodes[0]
-    assert built.childNodes[0].value == "7" and built.childNodes[0].checked is True
-    svg = built.childNodes[1]
-    assert svg.namespaceURI == fakedom.SVG_NS and svg.childNodes[0].childNodes[0].namespaceURI == fakedom.SVG_NS
-    assert built.namespaceURI != fakedom.SVG_NS
-    # handlers: the same table, found from the element's id as the delegated listener does
-    assert len(batch.handlers) == len(one.handlers) == 4
-    li = built.childNodes[2].childNodes[1]
-    assert batch.handlers[li.asid]["click"] == ("pick", 1)
-    # the elements stay in their batch until a patch needs one; the patch then finds the right one
-    old = _page(3)
-    batch, root = fakedom.mount(old)
-    kids = old.children[2].children
-    assert kids[1].el is None and kids[1].made is not None
-    new = _page(3)
-    new.children[2].children[1].children[1] = text("changed")
-    new.children[2].children = new.children[2].children[:2]
-    batch.apply(diff(old, new))
-    assert root.html() == rebuild(new), (root.html(), rebuild(new))
-    assert "row changed\"q\"" in root.text() and "row 2" not in root.text()
-    assert len(batch.handlers) == 3            # the removed row's handler is forgotten
-
-
+def test_handlers_of_a_removed_subtree_are_forgotten_without_reading_its_elements():
+    old = h("ul", {}, [h("li", {"key": i, "onclick": ("pick", i)}, [h("button", {"onclick": ("del", i)}, "x")])
+                       for i in range(3)])
+    applier, root = fakedom.mount(old)
+    assert len(applier.handlers) == 6
+    for li in old.children[1:]:
+        li.el = li.children[0].el = None    # the ids live on the virtual nodes: no element is read
+        applier.forget(li)
+    assert sorted(applier.handlers) == sorted([old.children[0].eid, old.children[0].children[0].eid])
+    assert root.html().count("<li>") == 3            # forgetting handlers touches no element
 def test_big_list_patch_is_small():
     items = list(range(200))
     old = ul(items)

@@ -395,7 +395,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_size", _size, 1024 * 1024,
             "Largest request body accepted (bytes, or with KiB/MiB).", example="1MiB"),
     Setting("shutdown_grace_seconds", _float_range(0, 3600), 10.0,
-            "On SIGTERM, how long in-flight requests may take to finish.", example="10"),
+            "On SIGTERM, how long in-flight requests may take to finish; then, as long again for the "
+            "last finished runs' streamed deltas to be compacted.", example="10"),
     Setting("db_readers", _int_range(1, 64), 4, "Read-only SQLite connections in the pool.",
             example="4"),
     Setting("db_busy_timeout_ms", _int_range(0, 600_000), 5000,
