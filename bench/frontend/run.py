@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.caddy import Caddy  # noqa: E402
 from tests.support.llm_server import LLMServer, Turn  # noqa: E402
-from tests.support.procs import VENV_BIN, Server, clean_env  # noqa: E402
+from tests.support.procs import Server, login_link  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -140,15 +140,6 @@ class Net:
 def is_static(url: str) -> bool:
     path = url.split("://", 1)[-1].split("/", 1)[-1]
     return not (path.startswith("api/") or path.startswith("auth/") or path.startswith("ws"))
-
-
-async def login_link(server: Server, email: str) -> str:
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir))
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email],
-                   env=env, check=True, capture_output=True)
-    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    return "/auth/link/" + out.split()[0].rsplit("/", 1)[1]
 
 
 async def api(page, base, method, path, body=None):
@@ -272,7 +263,7 @@ async def main_async(args) -> str:
     results: dict = {label: {"first": [], "repeat": [], "fmr": [], "marks": [], "stream": []} for label in variants}
     results["fcp_static"] = []
     try:
-        link = await login_link(server, "bench@example.org")
+        link = login_link(server.state_dir, "bench@example.org")
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             # a session to reuse: sign in once

@@ -9,12 +9,12 @@ import dataclasses
 import json
 import os
 import pathlib
-import subprocess
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer
-from ..support.procs import VENV_BIN, Server, clean_env
+from ..support import procs
+from ..support.procs import VENV_BIN, Server
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
@@ -38,12 +38,7 @@ def missing() -> str | None:
 
 def login_link(server: Server, email: str) -> str:
     """A single-use sign-in link (a path) for `email`, a member created for it."""
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir))
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email],
-                   env=env, check=True, capture_output=True)
-    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    return "/auth/link/" + out.split()[0].rsplit("/", 1)[1]
+    return procs.login_link(server.state_dir, email)
 
 
 def start(tmp_path: pathlib.Path, dist: pathlib.Path, llm: LLMServer, models=("gpt-test",),

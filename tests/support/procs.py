@@ -29,6 +29,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def login_link(state_dir: pathlib.Path, email: str, role: str | None = None, **env: str) -> str:
+    """A real single-use sign-in link (its path, /auth/link/<token>) from the CLI, as an admin
+    without an identity provider gets one; the person is created first unless they exist."""
+    env = clean_env(AGENTSTEAD_STATE_DIR=str(state_dir), **env)
+    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email]
+                   + (["--role", role] if role else []), env=env, capture_output=True)
+    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    return "/auth/link/" + out.split()[0].rsplit("/", 1)[1]
+
+
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None, *,
               context=None, detail=lambda: "") -> None:
     """Poll until the URL answers (any status below 500, or any HTTP error page).

