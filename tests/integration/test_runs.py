@@ -293,11 +293,20 @@ async def test_every_cancel_stops_the_stream_at_once(chat, llm):
     for i in range(20):
         run = await send(client, headers, thread["id"], f"talk {i}")
         await settle(client, headers, run["id"], until={"running"})
+        # the stream has begun (a run's first model call can take longer than the pause below on a
+        # loaded box, and a cancel before the request leaves is not a stream stopped)
+        async with asyncio.timeout(5):
+            while len(llm.requests) < i + 1:
+                await asyncio.sleep(0.005)
         await asyncio.sleep(0.05 + 0.01 * i)
         resp = await client.post(f"/api/runs/{run['id']}/cancel", headers=headers)
         assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
         # the reply would run 10 s: 3 s tells a stopped stream from one run to its end on a loaded box
-        await llm.wait_cancelled(i + 1, timeout=3.0)
+        try:
+            await llm.wait_cancelled(i + 1, timeout=3.0)
+        except TimeoutError:
+            raise AssertionError(f"cancel {i} not seen by the model server: requests {len(llm.requests)}, "
+                                 f"cancelled {llm.cancelled}, completed {llm.completed}, active {llm.active}")
 
 
 @pytest.mark.parametrize("fault,code", [
