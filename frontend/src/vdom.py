@@ -256,10 +256,8 @@ class Applier:
                 continue
             if name.startswith("on"):
                 self.set_event(node, name, value)
-            elif name in PROPS and not svg:
-                setattr(el, name, str(value) if name == "value" else value)
             else:
-                el.setAttribute(name, "" if value is True else str(value))
+                self.set_attr(el, name, value, svg, new=True)
         for c in node.children:
             el.appendChild(self.build(rendered(c), svg))
         return el
@@ -267,11 +265,12 @@ class Applier:
     def _in_svg(self, parent_el):
         return parent_el is not None and getattr(parent_el, "namespaceURI", None) == SVG_NS
 
-    def set_attr(self, el, name, value, svg=False):
+    def set_attr(self, el, name, value, svg=False, new=False):
+        """new: a just-built element, whose properties are not read first (nothing to compare)."""
         if name in PROPS and not svg:
             if name == "value":
                 value = "" if value is None else str(value)
-            if getattr(el, name) != value:
+            if new or getattr(el, name) != value:
                 setattr(el, name, value)
         elif value is None or value is False:
             el.removeAttribute(name)
