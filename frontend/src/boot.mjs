@@ -40,10 +40,11 @@ function fail(error) {
 // the app takes it in microtasks, not a task later. The app's first frame waits for them
 // (agentsteadFirstFrame, at most EARLY_WAIT_MS), so the first render shows the page's data
 // instead of a loading note and a second render a frame or more later. A slower answer is not
-// waited for: the page shows its loading state first, as it would without this. That first
-// render runs in a task of its own (every microtask that hands an answer to the app has run by
-// then), not in the next animation frame: the page is painted at the first frame after it, up to
-// a frame (16.7 ms) sooner; later renders wait for animation frames as before.
+// waited for: the page shows its loading state first, as it would without this. The app draws
+// as soon as it has handled the last early answer it took (program.py _early_done); the timer
+// here is for the rest: a slow answer, or guesses the app did not take. That first render runs in
+// a task, not in the next animation frame (painted up to a frame, 16.7 ms, sooner); later renders
+// wait for animation frames as before.
 const EARLY_WAIT_MS = 100;
 let earlyAnswers = [];
 globalThis.agentsteadFirstFrame = (draw) => {

@@ -206,21 +206,27 @@ class Program:
         else:
             promise = js.fetch(fx.url, jsffi.to_js(opts))
 
+        def took(body, status):
+            self._got(fx, retried, status, body, attempt)
+            if early:
+                self._early_done()
+
+        def failed(err):
+            self._failed_try(fx, retried, attempt, ApiError(0, "network_error", "The server could not be reached."))
+            if early:
+                self._early_done()
+
         def got(resp):
             status = resp.status
-            resp.text().then(jsffi.create_proxy(lambda body: self._early_done(
-                early, self._got(fx, retried, status, body, attempt))))
-        promise.then(jsffi.create_proxy(got), jsffi.create_proxy(
-            lambda err: self._early_done(early, self._failed_try(
-                fx, retried, attempt, ApiError(0, "network_error", "The server could not be reached.")))))
+            resp.text().then(jsffi.create_proxy(lambda body: took(body, status)))
+        promise.then(jsffi.create_proxy(got), jsffi.create_proxy(failed))
 
-    def _early_done(self, early, _=None):
-        """The first render comes as soon as the last early answer is handled (the same task), not
-        in a task after it."""
-        if early:
-            self.early -= 1
-            if self.early == 0 and self.vroot is None and self.frame_pending:
-                self._render()
+    def _early_done(self):
+        """An early answer is handled: after the last, the first render comes at once (the same
+        task), not in a task after it."""
+        self.early -= 1
+        if self.early == 0 and self.vroot is None and self.frame_pending:
+            self._render()
 
     def _failed_try(self, fx, retried, attempt, err):
         """A keyed POST the server may not have seen (or answered busy) goes again, same key."""
