@@ -129,13 +129,14 @@ def test_events_are_tracked_and_forgotten():
 def test_handlers_of_a_removed_subtree_are_forgotten_without_reading_its_elements():
     old = h("ul", {}, [h("li", {"key": i, "onclick": ("pick", i)}, [h("button", {"onclick": ("del", i)}, "x")])
                        for i in range(3)])
-    applier, root = fakedom.mount(old)
+    applier, _ = fakedom.mount(old)
     assert len(applier.handlers) == 6
     for li in old.children[1:]:
         li.el = li.children[0].el = None    # the ids live on the virtual nodes: no element is read
         applier.forget(li)
     assert sorted(applier.handlers) == sorted([old.children[0].eid, old.children[0].children[0].eid])
-    assert root.html().count("<li>") == 3            # forgetting handlers touches no element
+
+
 def test_big_list_patch_is_small():
     items = list(range(200))
     old = ul(items)

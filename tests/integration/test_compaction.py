@@ -44,7 +44,7 @@ async def test_a_graceful_stop_compacts_the_runs_that_ended_in_the_window(chat, 
 
 async def test_a_stuck_write_does_not_hold_the_stop_past_its_grace(bus, caplog):  # noqa: F811
     compactor = Compactor(bus.db)
-    held = bus.db.write(lambda conn: time.sleep(3))      # the writer is stuck behind this
+    held = bus.db.write(lambda conn: time.sleep(1))      # the writer is stuck behind this
     compactor.ended("r1")
     with caplog.at_level(logging.WARNING, logger=compaction.__name__):
         await compactor.stop(0.2)
