@@ -10,6 +10,8 @@ dist/index.html (served no-cache) names content-hashed, immutable assets:
   assets/markdown.<hash>.js               markdown-it and Prism (their npm tarballs in frontend/vendor/,
                                           integrity in package-lock.json) + src/markdown-bridge.js
   assets/app.<hash>.css, assets/boot.<hash>.mjs, assets/favicon.<hash>.svg (no /favicon.ico request)
+  ssr/*.py                                every frontend/src/*.py as source, for the app, which draws a
+                                          page's first view into index.html (not served by Caddy)
 (our own JS, boot.mjs and markdown-bridge.js, ships without its whole-line comments: script())
 and every text-like file gets .br and .gz siblings for Caddy's precompressed serving.
 Run through scripts/build-frontend; the Nix build (nixos/frontend.nix) runs this same file with
@@ -200,6 +202,11 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
     asset("FAVICON", "favicon.svg", (SRC / "favicon.svg").read_bytes())
     asset("BOOT_MJS", "boot.mjs", fill(script(SRC / "boot.mjs"), names).encode())
     write(tmp / "index.html", fill((SRC / "index.html").read_text(), names).encode())
+    # The same modules as source, for the app: it draws a page's first view with them into
+    # index.html's first-page slot (src/agentstead/first_page). Caddy does not serve this directory.
+    (tmp / "ssr").mkdir()
+    for p in sorted(SRC.glob("*.py")):
+        shutil.copyfile(p, tmp / "ssr" / p.name)
     (tmp / "manifest.json").write_text(json.dumps(names, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -392,9 +392,11 @@ in
       example = "/srv/agentstead-spa";
       description = ''
         The built single-page app (a directory with index.html) that Caddy
-        serves at /: by default the package's own build (nixos/frontend.nix,
-        the same frontend/build.py as `scripts/build-frontend`), or an absolute
-        path on the host as a string (Caddy must be able to read it).
+        serves at / and the app draws first pages from
+        (`settings.frontend_dir`): by default the package's own build
+        (nixos/frontend.nix, the same frontend/build.py as
+        `scripts/build-frontend`), or an absolute path on the host as a
+        string (Caddy and the app must be able to read it).
       '';
     };
 
@@ -511,6 +513,16 @@ in
             default = if cfg.domain != null then "https://${cfg.domain}" else localAddress;
             defaultText = literalExpression ''if domain != null then "https://''${domain}" else "${localAddress}"'';
             description = "The origin people use to reach Agentstead (through Caddy).";
+          };
+          frontend_dir = mkOption {
+            type = types.str;
+            default = toString cfg.frontendPackage;
+            defaultText = literalExpression "toString config.services.agentstead.frontendPackage";
+            description = ''
+              The built SPA the app draws each page's first view into (its
+              index.html and ssr/): the one Caddy serves. An empty string
+              turns the drawing off; Caddy then serves index.html as it is.
+            '';
           };
           state_dir = mkOption {
             type = directory;

@@ -51,7 +51,30 @@ globalThis.agentsteadFirstFrame = (draw) => {
   Promise.race([Promise.allSettled(earlyAnswers), new Promise((r) => setTimeout(r, EARLY_WAIT_MS))])
     .then(() => setTimeout(draw, 0));
 };
+// When the app drew the page's first view into index.html (src/agentstead/first_page), the answers
+// it drew it from come with it: the same bodies, so the app's first render here shows the same page
+// and takes it over (it replaces the drawn view, which is inert until then). No request is guessed.
+function given() {
+  const el = document.getElementById("agentstead-early");
+  if (!el) return null;
+  try {
+    return new Map(Object.entries(JSON.parse(el.textContent)).map(([url, [status, body]]) =>
+      [url, Promise.resolve({ status, text: () => Promise.resolve(body) })]));
+  } catch (error) {
+    console.warn(error);
+    return null;
+  }
+}
 function early() {
+  const started = given() ?? guessed();
+  earlyAnswers = [...started.values()];
+  globalThis.agentsteadEarly = (url) => {
+    const p = started.get(url);
+    started.delete(url);
+    return p ?? null;
+  };
+}
+function guessed() {
   const path = location.pathname, q = new URLSearchParams(location.search);
   const urls = ["/api/me"];
   const chat = path.match(/^\/chat\/([^/]+)$/);
@@ -63,15 +86,9 @@ function early() {
   else if (path === "/account") urls.push("/api/tokens");
   else if (path === "/workflows") urls.push("/api/agents?limit=200", "/api/workflows?limit=200");
   else if (path === "/signin") urls.push("/auth/providers");
-  const started = new Map(urls.map((u) => [u, fetch(u, {
+  return new Map(urls.map((u) => [u, fetch(u, {
     credentials: "same-origin", headers: { Accept: "application/json" } })
     .then((r) => r.text().then((body) => ({ status: r.status, text: () => Promise.resolve(body) })))]));
-  earlyAnswers = [...started.values()];
-  globalThis.agentsteadEarly = (url) => {
-    const p = started.get(url);
-    started.delete(url);
-    return p ?? null;
-  };
 }
 
 // The bundle's modules (.mpy or .py, see frontend/build.py: bundle) into the runtime's /app.

@@ -244,10 +244,7 @@ class Program:
             if fx.on_ok is not None:
                 self.dispatch(reply_message(fx, status, data))
             return
-        err = (data or {}).get("error") if isinstance(data, dict) else None
-        err = ApiError(status, (err or {}).get("code") or "http_%d" % status,
-                       (err or {}).get("message") or "The request failed (%d)." % status, (err or {}).get("details"),
-                       data)
+        err = ApiError.of(status, data)
         if status == 401 and err.code == "token_expired" and not retried and fx.url != "/auth/refresh":
             self._fetch(Http("POST", "/auth/refresh", None,
                              lambda _: self._fetch(fx, retried=True),

@@ -209,6 +209,14 @@ class ApiError:
         self.status, self.code, self.message, self.details = status, code, message, details or {}
         self.body = body          # the whole parsed body (e.g. /readyz answers 503 with its checks)
 
+    @staticmethod
+    def of(status, data):
+        """The error of a non-2xx answer whose body (parsed) is data."""
+        err = (data or {}).get("error") if isinstance(data, dict) else None
+        return ApiError(status, (err or {}).get("code") or "http_%d" % status,
+                        (err or {}).get("message") or "The request failed (%d)." % status, (err or {}).get("details"),
+                        data)
+
     def field_errors(self):
         """{json pointer: message} from error.details.errors (validation_failed)."""
         out = {}

@@ -18,6 +18,7 @@ from aiohttp import WSCloseCode, web
 from . import buildinfo, contracts, routes
 from .http import cors
 from .http.idempotency import forget_expired
+from .http.first_page import FirstPage
 from .http.middleware import middlewares
 from .http.tracing import server_spans
 from .auth.ratelimit import RateLimiter
@@ -27,9 +28,10 @@ from .bus.retention import retention
 from .bus.topics import Authorizer
 from .logs import AccessLog
 from .agents.mcp_tools import McpTools
-from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, CONVERSATION, DB, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT, IDENTITY,
-                   LANGGRAPH, MCP, MCP_ENDPOINT, METRICS, OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API, RATE_AUTH, RUNNER,
-                   RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS, TRACING, WEBSOCKETS, WORKFLOWS)
+from .keys import (ACCESS_LOG, AGENTS, BUILD, BUS, CONVERSATION, DB, FIRST_PAGE, IDEMPOTENCY, IDEMPOTENCY_IN_FLIGHT,
+                   IDENTITY, LANGGRAPH, MCP, MCP_ENDPOINT, METRICS, OPENAI, OPENAPI, OPENAPI_COMPAT, RATE_API,
+                   RATE_AUTH, RUNNER, RUNS, SEARCH, SETTINGS, STARTED_AT, SYSTEM, THREADS, TOPICS, TRACING,
+                   WEBSOCKETS, WORKFLOWS)
 from .runner.runner import Runner
 from .services.agent_tools import AgentTools
 from .services.agents import AgentService
@@ -186,6 +188,8 @@ def create_app(settings: Settings) -> web.Application:
     app[STARTED_AT] = time.monotonic()
     app[OPENAPI] = load_openapi()
     app[OPENAPI_COMPAT] = load_openapi("openapi-compat.yaml")
+    if settings.frontend_dir:
+        app[FIRST_PAGE] = FirstPage(settings.frontend_dir)
     app[WEBSOCKETS] = weakref.WeakSet()
     app[IDEMPOTENCY_IN_FLIGHT] = set()
     app[TOPICS] = Authorizer()

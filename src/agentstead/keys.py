@@ -38,6 +38,7 @@ METRICS = web.AppKey("metrics", Metrics)
 BUILD = web.AppKey("build", BuildInfo)
 STARTED_AT = web.AppKey("started_at", float)
 OPENAPI = web.AppKey("openapi", dict)
+FIRST_PAGE = web.AppKey("first_page", object)   # http.first_page.FirstPage, when AGENTSTEAD_FRONTEND_DIR is set
 OPENAPI_COMPAT = web.AppKey("openapi_compat", dict)   # contracts/openapi-compat.yaml (/v1, /lg)
 WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet)
 IDENTITY = web.AppKey("identity", Identity)

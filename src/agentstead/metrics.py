@@ -23,6 +23,10 @@ class Metrics:
         self.in_flight = Gauge(
             "agentstead_http_requests_in_flight", "HTTP requests being handled now.",
             registry=self.registry)
+        self.first_pages = Histogram(
+            "agentstead_first_page_duration_seconds", "Page loads the app drew the first view of (GET /page): "
+            "drawn, left to the SPA (an answer that was not a success, an effect for the browser) or failed.",
+            ["outcome"], buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.db_probe = Histogram(
             "agentstead_db_probe_duration_seconds", "Latency of the /readyz database write+read probe.",
             buckets=_LATENCY_BUCKETS, registry=self.registry)

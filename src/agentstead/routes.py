@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .http import (account, admin, agents, auth, compat_langgraph, compat_langgraph_runs, compat_openai,
-                   conversation, health, mcp, mcp_admin, meta, runs, search, sse, threads, workflows, ws)
+                   conversation, first_page, health, mcp, mcp_admin, meta, runs, search, sse, threads, workflows, ws)
 
 
 # (method, path, handler, name): one row per route, grouped by resource.
@@ -13,6 +13,8 @@ ROUTES = [
     ("GET", "/", health.healthz, "root"),
     ("GET", "/healthz", health.healthz, "healthz"),
     ("GET", "/readyz", health.readyz, "readyz"),
+    # A page load, from Caddy: index.html with the page's first view (docs/architecture.md)
+    ("GET", "/page/{path:.*}", first_page.page, "page"),
     ("GET", "/metrics", health.metrics, "metrics"),
     ("GET", "/api/openapi.json", meta.openapi, "openapi"),
     ("GET", "/api/system/schema", meta.schema, "system_schema"),

@@ -394,6 +394,10 @@ SETTINGS: tuple[Setting, ...] = (
             secret=True, example=""),
     Setting("max_body_size", _size, 1024 * 1024,
             "Largest request body accepted (bytes, or with KiB/MiB).", example="1MiB"),
+    Setting("frontend_dir", _path, "",
+            "The built SPA Caddy serves (index.html, ssr/): the app draws each page's first view into its "
+            "index.html with the SPA's own code, so the page shows before WebAssembly starts. Empty: Caddy "
+            "serves index.html as it is.", example="/srv/agentstead/frontend"),
     Setting("shutdown_grace_seconds", _float_range(0, 3600), 10.0,
             "On SIGTERM, how long in-flight requests may take to finish; then, as long again for the "
             "last finished runs' streamed deltas to be compacted.", example="10"),
@@ -606,6 +610,7 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     secret_key: str = dataclasses.field(default="", repr=False)
     max_body_size: int = 1024 * 1024
+    frontend_dir: str = ""
     shutdown_grace_seconds: float = 10.0
     db_readers: int = 4
     db_busy_timeout_ms: int = 5000

@@ -42,6 +42,7 @@ def start(tmp_path: pathlib.Path, dist: pathlib.Path, llm: LLMServer, models=("g
     key = tmp_path / "llm_key"
     key.write_text("sk-test")
     caddy = Caddy(tmp_path / "caddy", upstream="127.0.0.1:0", frontend_root=dist, **(caddy_env or {}))
+    env.setdefault("AGENTSTEAD_FRONTEND_DIR", str(dist))   # the app draws first pages, as scripts/run has it
     server = Server(tmp_path / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
         [{"name": "local", "base_url": llm.base_url, "models": list(models), "api_key_file": str(key)}]), **env)
     caddy.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"

@@ -37,8 +37,9 @@ class Caddy:
     """`caddy run` on the repository's Caddyfile, one site on a free loopback port."""
 
     def __init__(self, workdir: pathlib.Path, *, upstream: str, frontend_root: pathlib.Path,
-                 tls: bool = False, **placeholders: str):
+                 tls: bool = False, caddyfile: pathlib.Path = CADDYFILE, **placeholders: str):
         self.workdir = pathlib.Path(workdir)
+        self.caddyfile = caddyfile     # another tree's (bench/frontend --against) with its own site.caddy
         self.port = free_port()
         self.admin = f"127.0.0.1:{free_port()}"
         self.scheme = "https" if tls else "http"
@@ -73,7 +74,7 @@ class Caddy:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [str(CADDY_BIN), "run", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
+            [str(CADDY_BIN), "run", "--adapter", "caddyfile", "--config", str(self.caddyfile)],
             env=caddy_env(self.workdir, **self.placeholders), cwd=self.workdir,
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -81,13 +82,13 @@ class Caddy:
         return self
 
     def _wait_ready(self, timeout: float) -> None:
-        wait_http(self.url + "/", timeout, self.proc, context=self.ssl_context if self.scheme == "https" else None,
+        wait_http(self.url + "/index.html", timeout, self.proc, context=self.ssl_context if self.scheme == "https" else None,
                   detail=lambda: self.logs()[-3000:])
 
     def reload(self) -> None:
         """`caddy reload --force`: a full config reload, as systemctl reload does."""
         result = subprocess.run(
-            [str(CADDY_BIN), "reload", "--force", "--adapter", "caddyfile", "--config", str(CADDYFILE),
+            [str(CADDY_BIN), "reload", "--force", "--adapter", "caddyfile", "--config", str(self.caddyfile),
              "--address", self.admin],
             env=caddy_env(self.workdir, **self.placeholders), capture_output=True, text=True, timeout=30)
         if result.returncode != 0:

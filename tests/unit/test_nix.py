@@ -309,6 +309,14 @@ def test_a_certificate_from_security_acme(evaluate):
 def test_the_spa_caddy_serves_can_be_a_directory_on_the_host(evaluate, evaluation_error):
     out = evaluate(enabled('frontendPackage = "/srv/agentstead-spa"; settings.max_body_size = "2MiB";'))
     assert _site(out, "http://localhost:47294")[1] == ["/srv/agentstead-spa", "127.0.0.1:47293", "2MiB"]
+    # the app draws first pages from the same SPA (docs/architecture.md, First page); "" turns that off
+    assert out["agentstead"]["environment"]["AGENTSTEAD_FRONTEND_DIR"] == "/srv/agentstead-spa"
+    out = evaluate(enabled(""))      # by default the package's own build, for Caddy and the app alike
+    frontend = _site(out, "http://localhost:47294")[1][0]
+    assert frontend.endswith("-agentstead-frontend-0.1.0")
+    assert out["agentstead"]["environment"]["AGENTSTEAD_FRONTEND_DIR"] == frontend
+    out = evaluate(enabled('settings.frontend_dir = "";'))
+    assert out["agentstead"]["environment"]["AGENTSTEAD_FRONTEND_DIR"] == ""
     assert out["failedAssertions"] == []
     for bad in ('"srv/agentstead-spa"', '"/srv/agentstead spa"'):
         stderr = evaluation_error(enabled(f"frontendPackage = {bad};"))
