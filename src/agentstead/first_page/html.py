@@ -26,38 +26,60 @@ def to_html(node, rendered: Callable) -> str:
     return "".join(out)
 
 
+def _text(s: str) -> str:
+    return s.translate(_TEXT) if "&" in s or "<" in s or ">" in s else s
+
+
+def _quoted(s: str) -> str:
+    return s.translate(_QUOTED) if "&" in s or "<" in s or ">" in s or '"' in s else s
+
+
+_SPECIAL = frozenset(("textarea", "select", "option"))
+# names checked once (views use a few dozen)
+_tags_ok: set[str] = set()
+_attrs_ok: set[str] = set()
+
+
+def _checked(name: str, pattern: re.Pattern, ok: set[str]) -> None:
+    if not pattern.match(name) or (ok is _tags_ok and name.lower() in ("script", "style")):
+        raise Unwritable(f"{'element' if ok is _tags_ok else 'attribute'} {name!r} is not written as HTML")
+    ok.add(name)
+
+
 def _write(node, rendered, out: list[str], svg: bool, select_value) -> None:
-    if node.tag is None:
-        out.append(node.text.translate(_TEXT))
-        return
     tag = node.tag
-    if not _TAG.match(tag) or tag.lower() in ("script", "style"):
-        raise Unwritable(f"<{tag}> is not written as HTML")
+    if tag is None:
+        out.append(_text(node.text))
+        return
+    if tag not in _tags_ok:
+        _checked(tag, _TAG, _tags_ok)
     svg = svg or tag == "svg"
-    attrs = dict(node.attrs)
+    attrs = node.attrs
     content = None
-    if not svg:
+    if not svg and tag in _SPECIAL:
+        attrs = dict(attrs)
         if tag == "textarea":
             content = attrs.pop("value", None)
         elif tag == "select":
             select_value = attrs.pop("value", None)
-        elif tag == "option" and select_value is not None and attrs.get("selected") is None:
+        elif select_value is not None and attrs.get("selected") is None:
             attrs["selected"] = str(attrs.get("value", "")) == str(select_value)
     out.append("<" + tag)
     for name, value in attrs.items():
         if value is None or value is False or name.startswith("on"):
             continue
-        if not _ATTR.match(name):
-            raise Unwritable(f"attribute {name!r} is not written as HTML")
-        out.append(" " + name if value is True else ' %s="%s"' % (name, str(value).translate(_QUOTED)))
+        if name not in _attrs_ok:
+            _checked(name, _ATTR, _attrs_ok)
+        out.append(" " + name if value is True else ' %s="%s"' % (name, _quoted(str(value))))
     out.append(">")
     if tag in VOID and not svg:
         return
     if tag in ("pre", "textarea") and not svg:
         out.append("\n")     # the parser drops a newline right after the start tag: this one, not the text's
     if content is not None:
-        out.append(str(content).translate(_TEXT))
+        out.append(_text(str(content)))
     else:
+        inner = select_value if tag in ("select", "optgroup") else None
         for child in node.children:
-            _write(rendered(child), rendered, out, svg, select_value if tag in ("select", "optgroup") else None)
+            _write(rendered(child), rendered, out, svg, inner)
     out.append("</%s>" % tag)
