@@ -119,6 +119,8 @@ dockerTools.buildLayeredImage {
       # For `caddy run --config /etc/caddy/Caddyfile` (the compose example's caddy
       # service): the SPA it serves, and its certificates under the volume.
       "CADDY_FRONTEND_ROOT=${agentstead.frontend}"
+      # The app draws each page's first view into that SPA's index.html.
+      "AGENTSTEAD_FRONTEND_DIR=${agentstead.frontend}"
       "XDG_DATA_HOME=/data/caddy"
       "XDG_CONFIG_HOME=/data/caddy"
     ];

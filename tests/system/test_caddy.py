@@ -586,6 +586,8 @@ def test_scripts_run_starts_both_and_stops_both(tmp_path, how):
             time.sleep(0.1)
         page = fetch(f"http://localhost:{caddy_port}/")
         assert page.status == 200 and page.headers["Content-Type"].startswith("text/html")
+        # the app draws the page (AGENTSTEAD_FRONTEND_DIR: the SPA Caddy serves): signed out, the sign-in page
+        assert b'<div id="app-root" inert>' in page.body and b'data-page="signin"' in page.body, page.body[-800:]
         assert fetch(f"http://localhost:{caddy_port}/healthz").json()["status"] == "ok"
         children = _children(proc.pid)
         assert len(children) == 3, children  # the app, Caddy and Litestream

@@ -98,6 +98,7 @@ def test_caddy_is_optional(image):
                                                     "passwd", "group"]
     assert set(out["config"]["ExposedPorts"]) == {"47293/tcp"}
     assert "caddy" not in env(out)["PATH"] and "CADDY_FRONTEND_ROOT" not in env(out)
+    assert "AGENTSTEAD_FRONTEND_DIR" not in env(out)     # no SPA in the image: Caddy elsewhere serves its own
 
 
 @needs_lib
@@ -121,6 +122,7 @@ def test_the_environment_is_app_settings_and_the_state_is_the_volume(image):
     assert values["AGENTSTEAD_BACKUP_LITESTREAM"] == f"{STORE}litestream-0.5.15/bin/litestream"
     assert values["SSL_CERT_FILE"].startswith(f"{STORE}nss-cacert-3.117/")
     assert values["CADDY_FRONTEND_ROOT"] == f"{STORE}agentstead-frontend-0.1.0"
+    assert values["AGENTSTEAD_FRONTEND_DIR"] == values["CADDY_FRONTEND_ROOT"]   # the app draws pages into it
     assert values["PATH"].split(":") == [f"{STORE}agentstead-0.1.0/bin", f"{STORE}litestream-0.5.15/bin",
                                          f"{STORE}caddy-2.10.2/bin"]
 
