@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ..support.caddy import Caddy, build_spa
 from ..support.llm_server import Fault, LLMServer
-from ..support.procs import VENV_BIN, Server, clean_env, free_port
+from ..support.procs import VENV_BIN, Server, clean_env, free_port, login_link
 from ..support.prom import MONITORING, Alertmanager, Blackbox, Prometheus, binary, wait_for
 from ..support.promql import EXAMPLE_VALUES, dashboard_queries, metric_names, with_values
 from ..support.s3 import S3Server
@@ -326,13 +326,9 @@ def test_storage_outage_makes_the_backup_lag_alert_pending(stack):
 
 async def _chat_runs(stack: Stack, n: int) -> list[dict]:
     """n chat runs through the API as a signed-in person would, one scrape apart, each to its end."""
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(stack.state), **stack.settings_env)
-    email = f"ops{time.monotonic_ns()}@example.org"
-    subprocess.run([AGENTSTEAD, "admin", "create-user", "--email", email], env=env, check=True, capture_output=True)
-    link = subprocess.run([AGENTSTEAD, "admin", "login-link", "--email", email], env=env,
-                          check=True, capture_output=True, text=True).stdout.split()[0]
+    link = login_link(stack.state, f"ops{time.monotonic_ns()}@example.org", **stack.settings_env)
     async with aiohttp.ClientSession(base_url=stack.app.url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-        assert (await http.get("/auth/link/" + link.rsplit("/", 1)[1], allow_redirects=False)).status == 302
+        assert (await http.get(link, allow_redirects=False)).status == 302
         me = await (await http.get("/api/me")).json()
         unsafe = {"Origin": ORIGIN, "X-CSRF-Token": me["csrf_token"]}
         agent = await (await http.post("/api/agents", json={"name": "A", "tools": []}, headers=unsafe)).json()

@@ -7,27 +7,20 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 
 import aiohttp
 
 from ..support.live import Live
 from ..support.llm_server import LLMServer, ToolCall, Turn
-from ..support.procs import VENV_BIN, Server, clean_env
+from ..support.procs import Server, login_link
 
 ORIGIN = "http://localhost:47294"
 
 
 async def _session(server: Server) -> tuple[aiohttp.ClientSession, dict]:
     """Sign in like a person without an identity provider: CLI user + single-use link."""
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir))
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", "ada@example.org"],
-                   env=env, check=True, capture_output=True)
-    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", "ada@example.org"],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    path = "/auth/link/" + out.split()[0].rsplit("/", 1)[1]
     http = aiohttp.ClientSession(base_url=server.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
-    resp = await http.get(path, allow_redirects=False)
+    resp = await http.get(login_link(server.state_dir, "ada@example.org"), allow_redirects=False)
     assert resp.status == 302
     me = await (await http.get("/api/me")).json()
     return http, {"Origin": ORIGIN, "X-CSRF-Token": me["csrf_token"]}

@@ -8,14 +8,13 @@ import asyncio
 import json
 import signal
 import sqlite3
-import subprocess
 import uuid
 
 import aiohttp
 
 from ..support.faults import WRAPPER, WRITES, Faults, require_fiu
 from ..support.llm_server import LLMServer, Turn
-from ..support.procs import VENV_BIN, Server, clean_env
+from ..support.procs import Server, login_link
 
 ORIGIN = "http://localhost:47294"
 FINAL = {"succeeded", "failed", "cancelled", "interrupted"}
@@ -23,13 +22,9 @@ FINAL = {"succeeded", "failed", "cancelled", "interrupted"}
 
 async def signed_in(server: Server) -> aiohttp.ClientSession:
     """A session that sends an API token (read, write) of a user created with the CLI."""
-    env = clean_env(AGENTSTEAD_STATE_DIR=str(server.state_dir))
-    subprocess.run([str(VENV_BIN / "agentstead"), "admin", "create-user", "--email", "ada@example.org"],
-                   env=env, check=True, capture_output=True)
-    out = subprocess.run([str(VENV_BIN / "agentstead"), "admin", "login-link", "--email", "ada@example.org"],
-                         env=env, check=True, capture_output=True, text=True).stdout
+    link = login_link(server.state_dir, "ada@example.org")
     async with aiohttp.ClientSession(base_url=server.url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
-        resp = await browser.get("/auth/link/" + out.split()[0].rsplit("/", 1)[1], allow_redirects=False)
+        resp = await browser.get(link, allow_redirects=False)
         assert resp.status == 302
         me = await (await browser.get("/api/me")).json()
         resp = await browser.post("/api/tokens", json={"name": "faults", "scopes": ["read", "write"]},
