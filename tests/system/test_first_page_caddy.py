@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import http.client
-import time
 import urllib.parse
 
 import pytest
@@ -87,9 +86,6 @@ def test_the_page_route_and_the_spas_source_are_not_public(site, path):
 def test_an_app_that_is_down_still_gives_the_spa_its_index(spa, tmp_path):
     app = Server(tmp_path / "state", AGENTSTEAD_FRONTEND_DIR=str(spa))   # never started: refused
     with Caddy(tmp_path / "caddy", upstream=f"127.0.0.1:{app.port}", frontend_root=spa) as caddy:
-        started = time.monotonic()
         status, headers, body = get(caddy.url + "/agents")
-        waited = time.monotonic() - started
     assert body == (spa / "index.html").read_bytes(), body[:300]
     assert status == 502 and headers["Cache-Control"] == "no-cache"
-    assert waited < 10, waited    # Caddy's page retries give up after 2 s (an API call's after 10)
