@@ -189,7 +189,11 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
     asset("MICROPYTHON_MJS", "micropython.mjs", COMPILE_HINT + runtime_file("micropython.mjs"))
     asset("MICROPYTHON_WASM", "micropython.wasm", runtime_file("micropython.wasm"))
     files, lazy = {}, {}
+    # The same modules as source, for the app: it draws a page's first view with them into
+    # index.html's first-page slot (src/agentstead/first_page). Caddy does not serve this directory.
+    (tmp / "ssr").mkdir()
     for p in sorted(SRC.glob("*.py")):
+        shutil.copyfile(p, tmp / "ssr" / p.name)
         into = lazy if p.stem in LAZY else files
         if mpy_cross:
             into[p.stem + ".mpy"] = compile_mpy(mpy_cross, p.name, p.read_bytes())
@@ -202,11 +206,6 @@ def build(out: pathlib.Path, mpy_cross: str | None = None) -> dict[str, str]:
     asset("FAVICON", "favicon.svg", (SRC / "favicon.svg").read_bytes())
     asset("BOOT_MJS", "boot.mjs", fill(script(SRC / "boot.mjs"), names).encode())
     write(tmp / "index.html", fill((SRC / "index.html").read_text(), names).encode())
-    # The same modules as source, for the app: it draws a page's first view with them into
-    # index.html's first-page slot (src/agentstead/first_page). Caddy does not serve this directory.
-    (tmp / "ssr").mkdir()
-    for p in sorted(SRC.glob("*.py")):
-        shutil.copyfile(p, tmp / "ssr" / p.name)
     (tmp / "manifest.json").write_text(json.dumps(names, indent=1, sort_keys=True) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

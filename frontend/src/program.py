@@ -12,14 +12,8 @@ except ImportError:  # CPython: the unit tests import every module; nothing here
 import json
 
 from runtime import (Msg, Http, Navigate, Delay, Remember, Recall, Copy, Focus, LoadCode, CodeLoaded, ApiError, Every,
-                     Topics, Applier, h, diff, reply_message, backoff_ms, RETRIES, RETRY_STATUSES)
-
-
-def _json(s):
-    try:
-        return json.loads(s) if s else None
-    except ValueError:
-        return None
+                     Topics, Applier, h, diff, reply_message, failed_messages, json_or_none, backoff_ms, RETRIES,
+                     RETRY_STATUSES)
 
 
 class Program:
@@ -237,7 +231,7 @@ class Program:
         self._fail(fx, err)
 
     def _got(self, fx, retried, status, body, attempt=0):
-        data = _json(body)
+        data = json_or_none(body)
         if 200 <= status < 300:
             if isinstance(data, dict) and data.get("csrf_token") and fx.url in ("/api/me", "/auth/refresh"):
                 self.csrf = data["csrf_token"]   # every later unsafe request carries it
@@ -253,10 +247,8 @@ class Program:
         self._failed_try(fx, retried, attempt, err)
 
     def _fail(self, fx, err):
-        if err.status == 401 and fx.url not in ("/auth/providers",):
-            self.dispatch(self.on_unauthorized())
-        if fx.on_err is not None:
-            self.dispatch(fx.on_err(err))
+        for msg in failed_messages(fx, err, self.on_unauthorized):
+            self.dispatch(msg)
 
     # subscriptions: start what is newly wanted, stop what is not, keep sockets' topics in step
     def _subscribe(self):
@@ -313,7 +305,7 @@ class Program:
             self._sync(s)
 
         def message(event):
-            data = _json(event.data)
+            data = json_or_none(event.data)
             if isinstance(data, dict):
                 self.dispatch(s["sub"].on_message(s["topics"].receive(data)))
 

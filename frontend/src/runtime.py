@@ -12,6 +12,8 @@ try:
 except ImportError:  # CPython (unit tests)
     js = None
 
+import json
+
 from vdom import VNode, h, text, memo, diff, rendered, Applier   # noqa: F401 (pages import them from here)
 
 
@@ -240,6 +242,23 @@ def reply_message(fx, status, data):
     except Exception:
         err = ApiError(status, "bad_response", "The server's answer could not be read. Please try again.")
         return fx.on_err(err) if fx.on_err is not None else None
+
+
+def failed_messages(fx, err, unauthorized):
+    """The messages a request's final failure leads to: `unauthorized` (the app's message, which
+    shows the sign-in page) when the server said 401, but for /auth/providers (the sign-in page
+    asks it signed out); then fx.on_err(err). program.py dispatches them; the app's server, which
+    draws a page's first view with this code (src/agentstead/first_page), feeds them to update."""
+    msgs = [unauthorized()] if err.status == 401 and fx.url != "/auth/providers" else []
+    return msgs + ([fx.on_err(err)] if fx.on_err is not None else [])
+
+
+def json_or_none(s):
+    """The JSON value of an answer's body, or None (empty, or not JSON: a proxy's HTML page)."""
+    try:
+        return json.loads(s) if s else None
+    except ValueError:
+        return None
 
 
 def backoff_ms(attempt, base=500, cap=15000):

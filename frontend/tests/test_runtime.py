@@ -2,7 +2,8 @@
 messages, the update table, and the topics a socket follows."""
 
 import runtime
-from runtime import h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message, key_for, new_key
+from runtime import (h, text, memo, diff, ApiError, backoff_ms, Every, Http, reply_message, failed_messages,
+                     json_or_none, key_for, new_key)
 from kit import raises
 import chat
 import thread_list
@@ -159,6 +160,21 @@ def test_a_reply_on_ok_cannot_read_becomes_an_error_message():
     bad = reply_message(threads, 200, "<html>proxy error</html>")
     assert isinstance(bad, thread_list.ListFailed) and bad.error.code == "bad_response"
     assert reply_message(Http("GET", "/x", None, lambda d: d["nope"]), 200, {}) is None
+
+
+def test_a_failed_answer_leads_to_sign_in_on_401_and_to_the_request_own_error():
+    def unauthorized():
+        return "unauthorized"
+    err = ApiError.of(401, json_or_none('{"error": {"code": "unauthorized", "message": "sign in"}}'))
+    assert (err.code, err.message) == ("unauthorized", "sign in")
+    mine = Http("GET", "/api/me", None, None, lambda e: ("failed", e.code))
+    assert failed_messages(mine, err, unauthorized) == ["unauthorized", ("failed", "unauthorized")]
+    # the sign-in page asks /auth/providers signed out: a 401 there is its own error only
+    providers = Http("GET", "/auth/providers", None, None, lambda e: ("failed", e.code))
+    assert failed_messages(providers, err, unauthorized) == [("failed", "unauthorized")]
+    down = ApiError.of(502, json_or_none("<html>bad gateway</html>"))
+    assert (down.code, down.body) == ("http_502", None)
+    assert failed_messages(Http("GET", "/x", None, None, None), down, unauthorized) == []
 
 
 def test_idempotency_keys_are_new_per_action_and_kept_for_a_resend():

@@ -120,13 +120,15 @@ async def test_the_signin_page_is_drawn_for_anyone(site):
     assert sorted(_early(body)) == ["/api/me", "/auth/providers"]
 
 
-@pytest.mark.parametrize("path", ["/runs", "/chat", "/workflows", "/account", "/nowhere/%3Cb%3E"])
-async def test_other_pages_are_drawn(site, path):
+@pytest.mark.parametrize("path, shown", [
+    ("/runs", 'data-page="runs"'), ("/chat", 'data-page="chat"'), ("/workflows", 'data-page="workflows"'),
+    ("/account", 'data-page="account"'), ("/nowhere/%3Cb%3E", "Nothing lives at <code>/nowhere/%3Cb%3E</code>"),
+])
+async def test_other_pages_are_drawn(site, path, shown):
     client, _ = site
     await browser_session(client, "ada@example.org")
     resp, body = await _page(client, path)
-    assert resp.status == 200 and '<div id="app-root" inert>' in body, (path, body[-1500:])
-    assert "<b>" not in body
+    assert resp.status == 200 and '<div id="app-root" inert>' in body and shown in body, (path, body[-1500:])
 
 
 async def test_a_chat_threads_page_is_left_to_the_browser(site):

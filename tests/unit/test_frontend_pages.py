@@ -3,7 +3,8 @@ their run under the real MicroPython WebAssembly runtime (test_frontend_wasm.py)
 
 The SPA's modules have short top-level names (app, chat, runtime, ...). They are
 imported with frontend/src on sys.path, then moved in sys.modules under `spa.<name>`
-so they never shadow or collide with other modules of the test session."""
+so they never shadow or collide with other modules of the test session: by the loader the
+app draws first pages with (agentstead/first_page/spa.py)."""
 
 from __future__ import annotations
 
@@ -17,34 +18,22 @@ import types
 
 import pytest
 
+from agentstead.first_page import spa as spa_loader
+
 FRONTEND = pathlib.Path(__file__).resolve().parents[2] / "frontend"
 SRC, TESTS = FRONTEND / "src", FRONTEND / "tests"
 
 
 def load_spa() -> types.SimpleNamespace:
-    """Every SPA module and frontend test module, imported once, under unique names."""
+    """Every SPA module and frontend test module, imported once, under unique names (the app's own
+    loader for the SPA it draws first pages with)."""
     cached = sys.modules.get("spa")
     if cached is not None:
         return cached.loaded
-    names = sorted(p.stem for p in SRC.glob("*.py")) + sorted(p.stem for p in TESTS.glob("*.py"))
-    saved = {n: sys.modules.pop(n) for n in names if n in sys.modules}
-    sys.path[:0] = [str(SRC), str(TESTS)]
-    loaded = {}
-    try:
-        for n in names:
-            loaded[n] = __import__(n)
-    finally:
-        del sys.path[:2]
-        for n in names:
-            module = sys.modules.pop(n, None)
-            if module is not None:
-                sys.modules["spa." + n] = module
-        sys.modules.update(saved)
-    # app imports page modules on first use by their short names; hand it the renamed ones
-    loaded["app"]._modules.update({n: loaded[n] for n in loaded["app"].PAGE_NAMES})
-    loaded["markdown"].use_parser(markdown_parser())
+    loaded = spa_loader.load(SRC, TESTS, prefix="spa.")
+    loaded.markdown.use_parser(markdown_parser())
     package = types.ModuleType("spa")
-    package.loaded = types.SimpleNamespace(**loaded)
+    package.loaded = loaded
     sys.modules["spa"] = package
     return package.loaded
 

@@ -7,16 +7,12 @@ page is then left to the SPA, as it was before the app drew any page."""
 from __future__ import annotations
 
 import asyncio
-import json
 import types
 from typing import Awaitable, Callable
 
 from .html import to_html
 
 ROUNDS = 3            # init's GETs, then at most two more rounds the answers lead to
-# Effects that do not change what the first view shows: a timer (the view is drawn before it
-# fires), focus, and fetching modules built apart (the app has them all).
-IGNORED = ("Delay", "Focus", "LoadCode")
 
 Answer = Callable[[str], Awaitable[tuple[int, str]]]
 
@@ -55,39 +51,31 @@ def _carry_out(app, runtime, model, effects) -> tuple[object, list]:
     gets, pending = [], list(effects or ())
     while pending:
         fx = pending.pop(0)
-        kind = type(fx).__name__
         if isinstance(fx, runtime.Http) and fx.method == "GET":
             gets.append(fx)
         elif isinstance(fx, runtime.Navigate) and fx.replace:
             # the SPA replaces the URL (/ -> /agents) and shows that page: so does its first view
             model, more = _update(app, app.UrlChanged(fx.path), model)
             pending += more
-        elif kind not in IGNORED:
-            raise NotHere(f"{kind} is for the browser")
+        elif not isinstance(fx, (runtime.Delay, runtime.Focus, runtime.LoadCode)):
+            # those do not change what the first view shows: a timer (the view is drawn before it
+            # fires), focus, fetching modules built apart (the app has them all)
+            raise NotHere(f"{type(fx).__name__} is for the browser")
     return model, gets
 
 
 def _messages(app, runtime, fx, status: int, body: str) -> list:
-    """What the SPA dispatches for an answer (frontend/src/program.py: _got, _fail)."""
-    data = _json(body)
+    """What the SPA dispatches for an answer (frontend/src/program.py: _got, then _fail)."""
+    data = runtime.json_or_none(body)
     if 200 <= status < 300:
         return [runtime.reply_message(fx, status, data)] if fx.on_ok is not None else []
     err = runtime.ApiError.of(status, data)
     if status == 401 and err.code == "token_expired":
         raise NotHere("the access token expired: the browser refreshes it")
-    # signed out: the SPA shows the sign-in page (Unauthorized navigates there), and so does this
-    msgs = [app.Unauthorized()] if status == 401 and fx.url != "/auth/providers" else []
-    return msgs + ([fx.on_err(err)] if fx.on_err is not None else [])
+    return runtime.failed_messages(fx, err, app.Unauthorized)
 
 
 def _update(app, msg, model):
     if msg is None:
         return model, []
     return app.update(msg, model)
-
-
-def _json(body: str):
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None

@@ -12,27 +12,28 @@ PREFIX = "agentstead_spa."
 _loading = threading.Lock()
 
 
-def load(directory: pathlib.Path) -> types.SimpleNamespace:
-    """Every module of `directory`, imported fresh, as a namespace of modules by their short names.
-    The SPA's modules import each other by short names (`import runtime`): they are imported with
-    the directory first on sys.path, then moved in sys.modules under PREFIX, and whatever held a
-    short name before is put back."""
-    names = sorted(p.stem for p in directory.glob("*.py"))
+def load(*directories: pathlib.Path, prefix: str = PREFIX) -> types.SimpleNamespace:
+    """Every module of `directories` (the SPA's first), imported fresh, as a namespace of modules
+    by their short names. The SPA's modules import each other by short names (`import runtime`):
+    they are imported with the directories first on sys.path, then moved in sys.modules under
+    `prefix`, and whatever held a short name before is put back. (The frontend's CPython tests load
+    the SPA and their own modules together this way: tests/unit/test_frontend_pages.py.)"""
+    names = [p.stem for d in directories for p in sorted(d.glob("*.py"))]
     if "app" not in names:
-        raise FileNotFoundError(f"{directory} holds no app.py: not the built SPA's ssr/ directory")
+        raise FileNotFoundError(f"{directories[0]} holds no app.py: not the built SPA's ssr/ directory")
     with _loading:
         saved = {n: sys.modules.pop(n) for n in names if n in sys.modules}
-        sys.path.insert(0, str(directory))
+        sys.path[:0] = [str(d) for d in directories]
         loaded = {}
         try:
             for n in names:
                 loaded[n] = __import__(n)
         finally:
-            sys.path.remove(str(directory))
+            del sys.path[:len(directories)]
             for n in names:
                 module = sys.modules.pop(n, None)
                 if module is not None:
-                    sys.modules[PREFIX + n] = module
+                    sys.modules[prefix + n] = module
             sys.modules.update(saved)
     app = loaded["app"]
     # app imports a page's module when first shown, by its short name: hand it the loaded ones

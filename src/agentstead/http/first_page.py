@@ -48,33 +48,33 @@ class FirstPage:
                 raise ConfigError("AGENTSTEAD_FRONTEND_DIR", f"{directory} has no {needed}: not a built SPA "
                                   "(scripts/build-frontend makes one)")
         self.spa: types.SimpleNamespace = spa.load(self.dir / "ssr")
-        self._shell: tuple[float, str, str] | None = None
+        self._index: tuple[float, str, int, int] | None = None   # mtime, text, where the slot starts and ends
         try:
-            self.shell()
+            self._read()
         except ValueError as exc:
             raise ConfigError("AGENTSTEAD_FRONTEND_DIR", str(exc)) from None
 
-    def shell(self) -> tuple[str, str]:
-        """index.html before and after its first-page slot."""
+    def _read(self) -> tuple[float, str, int, int]:
         path = self.dir / "index.html"
         mtime = path.stat().st_mtime
-        if self._shell is None or self._shell[0] != mtime:
+        if self._index is None or self._index[0] != mtime:
             text = path.read_text(encoding="utf-8")
             start, end = text.find(SLOT[0]), text.find(SLOT[1])
             if start < 0 or end < start:
                 raise ValueError(f"{path} has no {SLOT[0]}...{SLOT[1]} slot")
-            self._shell = (mtime, text[:start], text[end + len(SLOT[1]):])
-        return self._shell[1], self._shell[2]
+            self._index = (mtime, text, start, end + len(SLOT[1]))
+        return self._index
 
-    def index(self) -> str:
-        """index.html as it is (its loading note in the slot)."""
-        return (self.dir / "index.html").read_text(encoding="utf-8")
+    def index(self, view: str | None = None) -> str:
+        """index.html with `view` in its first-page slot, or as it is (its loading note there)."""
+        _, text, start, end = self._read()
+        return text if view is None else text[:start] + view + text[end:]
 
 
-def page_html(before: str, after: str, view: str, answers: dict[str, tuple[int, str]]) -> str:
+def drawn(view: str, answers: dict[str, tuple[int, str]]) -> str:
+    """The first-page slot's content: the view, then the answers it was drawn from, as JSON."""
     data = json.dumps({url: [status, body] for url, (status, body) in answers.items()}).translate(_SCRIPT_SAFE)
-    return (before + view + '<script type="application/json" id="agentstead-early">' + data + "</script>"
-            + after)
+    return view + '<script type="application/json" id="agentstead-early">' + data + "</script>"
 
 
 @public
@@ -90,8 +90,7 @@ async def page(request: web.Request) -> web.Response:
     try:
         async with asyncio.timeout(DEADLINE):
             view, answers = await render.first_view(first.spa, url, lambda u: _answer(request, u))
-        before, after = first.shell()
-        body = page_html(before, after, view, answers)
+        body = first.index(drawn(view, answers))
     except render.NotHere as exc:
         outcome = "left"
         log.debug("first view of %s left to the SPA: %s", request.rel_url.raw_path, exc)
@@ -112,5 +111,5 @@ async def _answer(request: web.Request, url: str) -> tuple[int, str]:
     sub = request.clone(method="GET", rel_url=url, headers=headers)
     response = await request.app._handle(sub)
     if not isinstance(response, web.Response) or not isinstance(response.body, bytes):
-        return 500, ""
+        raise render.NotHere(f"GET {url} is not answered with a body (a stream): the browser asks it")
     return response.status, response.body.decode("utf-8", "replace")
